@@ -1,0 +1,77 @@
+"""Shared building blocks of the event contracts: the base model, enums and id helpers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+# Fixed namespace of every deterministic id in the system (DESIGN §3). Never change it:
+# lead ids, command ids and event ids of every replay depend on it.
+ID_NAMESPACE = uuid.UUID("6b7c1f0e-3d57-5b2a-9c43-0f1d2e3a4b5c")
+
+
+def _require_tz(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone offset")
+    return value.astimezone(UTC)
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_require_tz)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class LeadState(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    ENGAGED = "engaged"
+    QUALIFIED = "qualified"
+    APPOINTMENT_SET = "appointment_set"
+    COMPLETED = "completed"
+    LOST = "lost"
+
+
+class Event(BaseModel):
+    """Base of every record on a topic: JSON with a `schema_version`, tolerant of new fields."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    #: Topic the model travels on; set by each contract.
+    topic: ClassVar[str] = ""
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> Self:
+        return cls.model_validate_json(raw)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return cls.model_json_schema(mode="serialization")
+
+
+def lead_id_for_order(tenant_id: uuid.UUID, order_id: str) -> uuid.UUID:
+    """Lead id of a Shopmonkey order: the same on every webhook retry, poll and replay."""
+    return uuid.uuid5(ID_NAMESPACE, f"{tenant_id}:shopmonkey-order:{order_id}")
+
+
+def lead_id_for_form(tenant_id: uuid.UUID, submission_id: str) -> uuid.UUID:
+    """Lead id of a website form submission, idempotent on the client's submission id."""
+    return uuid.uuid5(ID_NAMESPACE, f"{tenant_id}:website-form:{submission_id}")
+
+
+def command_id_for(lead_id: uuid.UUID, step_index: int, channel: Channel) -> uuid.UUID:
+    """Touch-point command id (DESIGN §3): a replay reproduces it exactly."""
+    return uuid.uuid5(ID_NAMESPACE, f"{lead_id}:{step_index}:{channel.value}")

@@ -1,0 +1,223 @@
+"""Event contracts between the services (DESIGN §2). One model per topic value."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from schemas.base import AwareDatetime, Channel, Event, LeadState
+
+ORDER_EVENTS = "leads.order-events.v1"
+TOUCHPOINT_COMMANDS = "leads.touchpoint-commands.v1"
+TOUCHPOINT_OUTCOMES = "leads.touchpoint-outcomes.v1"
+CONTACT_SIGNALS = "leads.contact-signals.v1"
+LEAD_CHANGES = "leads.lead-changes.v1"
+ALL_TOPICS = (ORDER_EVENTS, TOUCHPOINT_COMMANDS, TOUCHPOINT_OUTCOMES, CONTACT_SIGNALS, LEAD_CHANGES)
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+class OrderSource(StrEnum):
+    WEBHOOK = "webhook"
+    POLL = "poll"
+    WEBSITE = "website"
+    BACKFILL = "backfill"
+
+
+class Operation(StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Customer(Event):
+    """What we know of the person behind a lead; any field may be missing."""
+
+    customer_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class OrderSnapshot(Event):
+    """The Shopmonkey order as of this event, normalised to what the lifecycle needs."""
+
+    order_id: str
+    number: str | None = None
+    status: str = "Estimate"  # Estimate | RepairOrder | Invoice (Shopmonkey's own words)
+    authorized: bool = False
+    invoiced: bool = False
+    paid: bool = False
+    archived: bool = False
+    deleted: bool = False
+    appointment_at: AwareDatetime | None = None
+    total_cents: int = 0
+    vehicle: str | None = None
+    services: list[str] = Field(default_factory=list)
+    version: int | None = None
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+
+
+class OrderEvent(Event):
+    """A change of a Shopmonkey order or customer, or a website lead (leads.order-events.v1).
+
+    `event_id` is stable for the same change of the same record (table + id + meta.version),
+    never a delivery attempt id. `lead_id` is None only for customer changes, which apply to
+    every lead of that customer.
+    """
+
+    topic: ClassVar[str] = ORDER_EVENTS
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1, max_length=300)
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID | None
+    source: OrderSource
+    entity: Literal["order", "customer", "website_form"]
+    operation: Operation
+    occurred_at: AwareDatetime
+    ingested_at: AwareDatetime
+    order: OrderSnapshot | None = None
+    customer: Customer = Field(default_factory=Customer)
+    service_of_interest: str | None = None
+    plan_touchpoints: bool = True  # False for history too old to nurture (backfill)
+
+
+class Recipient(Event):
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class TouchPointCommand(Event):
+    """Send one step of a lead's nurture plan on one channel (leads.touchpoint-commands.v1)."""
+
+    topic: ClassVar[str] = TOUCHPOINT_COMMANDS
+    schema_version: Literal[1] = 1
+    command_id: uuid.UUID
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    step_index: int = Field(ge=0)
+    channel: Channel
+    template: str = Field(min_length=1)
+    due_at: AwareDatetime
+    issued_at: AwareDatetime
+    recipient: Recipient
+    context: dict[str, Any] = Field(default_factory=dict)
+    record_only: bool = False  # set by replays: decide and record, never call a provider
+
+
+class OutcomeStatus(StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    RECORDED = "recorded"  # record-only mode: the gate allowed it, nothing was sent
+
+
+class TouchPointOutcome(Event):
+    """What outbound decided and did for one command (leads.touchpoint-outcomes.v1)."""
+
+    topic: ClassVar[str] = TOUCHPOINT_OUTCOMES
+    schema_version: Literal[1] = 1
+    command_id: uuid.UUID
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    step_index: int = Field(ge=0)
+    channel: Channel
+    status: OutcomeStatus
+    reason: str
+    decided_at: AwareDatetime
+    provider_message_id: str | None = None
+    deferred_until: AwareDatetime | None = None
+    duplicate: bool = False  # the ledger already held this command: no new effect
+
+
+class SignalKind(StrEnum):
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    SPAM_REPORT = "spam_report"
+    UNSUBSCRIBED = "unsubscribed"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
+    REPLIED = "replied"
+    CHAT_OPENED = "chat_opened"
+    APPOINTMENT_BOOKED = "appointment_booked"
+    QUALIFIED = "qualified"
+    LOST = "lost"
+
+
+class ContactSignal(Event):
+    """Something a customer or a provider told us about a lead (leads.contact-signals.v1)."""
+
+    topic: ClassVar[str] = CONTACT_SIGNALS
+    schema_version: Literal[1] = 1
+    signal_id: str = Field(min_length=1, max_length=300)
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID | None = None
+    kind: SignalKind
+    channel: Channel | None = None
+    command_id: uuid.UUID | None = None
+    contact: str | None = None  # the email address or phone number concerned
+    occurred_at: AwareDatetime
+    source: str = Field(min_length=1)
+    detail: str | None = None
+
+
+class LeadSnapshot(Event):
+    """The whole lead as the sequencer holds it; the read model is a projection of this."""
+
+    lead_id: uuid.UUID
+    tenant_id: uuid.UUID
+    state: LeadState
+    source: OrderSource
+    version: int = Field(ge=0)
+    shopmonkey_order_id: str | None = None
+    order_number: str | None = None
+    customer: Customer = Field(default_factory=Customer)
+    vehicle: str | None = None
+    services: list[str] = Field(default_factory=list)
+    lost_reason: str | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    last_touch_at: AwareDatetime | None = None
+    touches_sent: int = 0
+    email_opted_out: bool = False
+    sms_opted_out: bool = False
+    sequence_stopped: bool = False
+
+
+class LeadChanged(Event):
+    """A lead's transition with its full snapshot (leads.lead-changes.v1)."""
+
+    topic: ClassVar[str] = LEAD_CHANGES
+    schema_version: Literal[1] = 1
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    from_state: LeadState | None
+    to_state: LeadState
+    reason: str
+    changed_at: AwareDatetime
+    lead: LeadSnapshot
+
+
+CONTRACTS: dict[str, type[Event]] = {
+    "OrderEvent": OrderEvent,
+    "TouchPointCommand": TouchPointCommand,
+    "TouchPointOutcome": TouchPointOutcome,
+    "ContactSignal": ContactSignal,
+    "LeadChanged": LeadChanged,
+}

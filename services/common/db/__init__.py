@@ -1,0 +1,1 @@
+"""PostgreSQL adapters shared by the services: table models, connections, migrations."""

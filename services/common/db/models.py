@@ -1,0 +1,263 @@
+"""PostgreSQL tables: tenants and their configuration, the lead read model, the send ledger.
+
+Constraint names are deterministic (naming convention) so Alembic revisions stay reviewable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LEAD_STATES = ("new", "contacted", "engaged", "qualified", "appointment_set", "completed", "lost")
+JOB_STATUSES = ("claimed", "sent", "skipped", "deferred", "failed", "unknown", "recorded")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Tenant(Base):
+    """One franchise location: its Shopmonkey account, secrets, timezone and address."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    shopmonkey_company_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    shopmonkey_location_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    shopmonkey_api_key: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    signature_scheme: Mapped[str] = mapped_column(String(20), nullable=False,
+                                                  server_default="standard")
+    website_api_key_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False,
+                                          server_default="America/New_York")
+    us_state: Mapped[str | None] = mapped_column(String(2))
+    postal_address: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    nurture_plan: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("shopmonkey_company_id", "shopmonkey_location_id"),
+        CheckConstraint("signature_scheme in ('standard', 'legacy_hmac')", name="signature_scheme"),
+    )
+
+
+class LocationHours(Base):
+    """Opening hours per weekday (0 = Monday), in the tenant's timezone."""
+
+    __tablename__ = "location_hours"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+    weekday: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    opens_at: Mapped[time] = mapped_column(Time, nullable=False)
+    closes_at: Mapped[time] = mapped_column(Time, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "weekday"),
+        CheckConstraint("weekday between 0 and 6", name="weekday"),
+        CheckConstraint("opens_at < closes_at", name="opens_before_closes"),
+    )
+
+
+class ServiceCatalog(Base):
+    """Services a location offers, for templates and the chat service."""
+
+    __tablename__ = "service_catalog"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+    code: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    price_cents: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+
+class Lead(Base):
+    """Read model of a lead, projected from leads.lead-changes.v1 (newest `version` wins)."""
+
+    __tablename__ = "leads"
+
+    lead_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    shopmonkey_order_id: Mapped[str | None] = mapped_column(String(100))
+    order_number: Mapped[str | None] = mapped_column(String(50))
+    customer_id: Mapped[str | None] = mapped_column(String(100))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    vehicle: Mapped[str | None] = mapped_column(String(200))
+    services: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    lost_reason: Mapped[str | None] = mapped_column(Text)
+    touches_sent: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    email_opted_out: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                                  server_default=text("false"))
+    sms_opted_out: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                                server_default=text("false"))
+    sequence_stopped: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                                   server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_touch_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    projected_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint(f"state in {LEAD_STATES!r}", name="state"),
+        Index(None, "tenant_id", "state"),
+        Index(None, "tenant_id", "email"),
+        Index(None, "tenant_id", "phone"),
+    )
+
+
+class JobExecution(Base):
+    """The send ledger: one row per touch-point command, claimed before any provider call."""
+
+    __tablename__ = "job_executions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    command_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, unique=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    lead_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    step_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    channel: Mapped[str] = mapped_column(String(10), nullable=False)
+    template: Mapped[str] = mapped_column(String(100), nullable=False)
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(String(20))
+    provider_message_id: Mapped[str | None] = mapped_column(String(100))
+    delivery_status: Mapped[str | None] = mapped_column(String(30))
+    delivery_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    record_only: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deferred_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime] = _now()
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(f"status in {JOB_STATUSES!r}", name="status"),
+        CheckConstraint("channel in ('email', 'sms')", name="channel"),
+        Index(None, "tenant_id", "lead_id"),
+        Index(None, "tenant_id", "channel", "recipient", "decided_at"),
+        Index(None, "status", "claimed_at"),
+        Index(None, "provider_message_id"),
+    )
+
+
+class Suppression(Base):
+    """Who must not be contacted on a channel (STOP, unsubscribe, bounce, spam report).
+
+    `tenant_id` NULL means every location; uniqueness treats NULL as one value.
+    """
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(10), nullable=False)
+    contact: Mapped[str] = mapped_column(String(320), nullable=False)
+    reason: Mapped[str] = mapped_column(String(50), nullable=False)
+    source: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "contact", postgresql_nulls_not_distinct=True),
+        CheckConstraint("channel in ('email', 'sms')", name="channel"),
+        Index(None, "channel", "contact"),
+    )
+
+
+class PollerCursor(Base):
+    """How far the poller (or a backfill) has read a tenant's Shopmonkey orders."""
+
+    __tablename__ = "poller_cursors"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True, server_default="poll")
+    cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cursor_skip: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+
+
+class ChatSession(Base):
+    __tablename__ = "chat_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+    lead_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="open")
+    started_at: Mapped[datetime] = _now()
+    last_activity_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index(None, "tenant_id", "lead_id"),)
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("role in ('customer', 'assistant', 'agent', 'system')", name="role"),
+        Index(None, "session_id", "created_at"),
+    )
+
+
+metadata = Base.metadata

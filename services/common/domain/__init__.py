@@ -1,0 +1,1 @@
+"""Pure domain rules shared by more than one service (no I/O)."""

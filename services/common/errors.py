@@ -1,0 +1,28 @@
+"""The exception tree shared by every service; each service extends it in its own `errors.py`.
+
+LeadOrchestratorError
+├── ConfigError            invalid or missing setting: the process stops at start, naming it
+├── ContractError          a record that does not parse as its contract: goes to the DLQ
+└── InfrastructureError    Kafka or PostgreSQL unreachable or refusing: retry, then fail loudly
+    └── DeliveryError      Kafka did not acknowledge a produced record
+"""
+
+
+class LeadOrchestratorError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(LeadOrchestratorError):
+    """A setting is invalid; the message names the environment variable."""
+
+
+class ContractError(LeadOrchestratorError):
+    """A record does not match its event contract."""
+
+
+class InfrastructureError(LeadOrchestratorError):
+    """Kafka or PostgreSQL is unreachable or refused an operation."""
+
+
+class DeliveryError(InfrastructureError):
+    """Kafka did not acknowledge a record (timeout, broker down, fatal producer error)."""

@@ -1,0 +1,59 @@
+"""Logging set-up shared by the services: JSON lines (or readable text on a terminal), context
+ids (tenant, lead, command) from `extra=`, LOG_LEVEL honoured, secrets never formatted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+CONTEXT_FIELDS = ("service", "tenant_id", "lead_id", "command_id", "event_id")
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self._service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for field in CONTEXT_FIELDS[1:]:
+            value = getattr(record, field, None)
+            if value is not None:
+                payload[field] = str(value)
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__("%(asctime)s %(levelname)-5s " + f"[{service}] " + "%(name)s: %(message)s",
+                         datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        ids = " ".join(f"{f}={getattr(record, f)}" for f in CONTEXT_FIELDS[1:]
+                       if getattr(record, f, None) is not None)
+        return f"{base} ({ids})" if ids else base
+
+
+def setup_logging(service: str, level: str = "info", *, json_output: bool | None = None) -> None:
+    """Configure the root logger once per process."""
+    if json_output is None:
+        json_output = not sys.stderr.isatty()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service) if json_output else TextFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "urllib3", "aiohttp.access",
+                  "sqlalchemy.engine", "twilio.http_client"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

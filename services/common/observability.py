@@ -1,0 +1,32 @@
+"""Health and metrics endpoints every service exposes (`/healthz`, `/readyz`, `/metrics`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def add_observability_routes(app: web.Application, *, service: str, ready: ReadyCheck,
+                             registry: CollectorRegistry = REGISTRY) -> None:
+    """`/healthz`: the process serves. `/readyz`: its dependencies answer (503 if not)."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": service})
+
+    async def readyz(_: web.Request) -> web.Response:
+        checks = await ready()
+        ok = all(checks.values())
+        return web.json_response({"status": "ok" if ok else "unavailable", "service": service,
+                                  "checks": checks}, status=200 if ok else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

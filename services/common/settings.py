@@ -1,0 +1,110 @@
+"""Settings shared by every service; each service subclasses `CommonSettings` in its own module.
+
+Loaded once at start from the environment and `.env`; a bad value raises `ConfigError` naming
+the variable, and secrets are `SecretStr` so they never reach a log or a repr.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.errors import ConfigError
+from services.common.topics import Topics
+from services.common.whitelist import parse_whitelist
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: where Kafka and PostgreSQL are, logging, and the safety list."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = Field(
+        default="postgresql://postgres:postgres@localhost:5432/lead_orchestrator",
+        description="PostgreSQL URL (tenants, read model, send ledger).",
+    )
+    kafka_bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    kafka_partitions: int = Field(default=12, ge=1, le=1000)
+    kafka_topic_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prepended to every topic name (isolated environments, tests).",
+    )
+    log_level: LogLevel = "info"
+    tenant_id: uuid.UUID | None = Field(
+        default=None, description="Default tenant for the single-location seed endpoint."
+    )
+    lead_email_whitelist: str = Field(
+        default="", description="Comma-separated recipient emails; empty = nothing is sent."
+    )
+    demo_mode: bool = False
+    chat_base_url: str = Field(default="https://chat.tintworld.com", min_length=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("chat_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def whitelist(self) -> frozenset[str]:
+        return parse_whitelist(self.lead_email_whitelist)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.kafka_topic_prefix)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The same database for SQLAlchemy/Alembic, with the psycopg 3 driver named."""
+        scheme, _, rest = self.database_url.partition("://")
+        return f"postgresql+psycopg://{rest}" if scheme != "postgresql+psycopg" else self.database_url
+
+    @property
+    def libpq_url(self) -> str:
+        """The database URL as libpq/psycopg understands it."""
+        _, _, rest = self.database_url.partition("://")
+        return f"postgresql://{rest}"
+
+
+class ShopmonkeySettings(BaseSettings):
+    """Shopmonkey API access (ingest and poller; replay's backfill)."""
+
+    shopmonkey_api_key: SecretStr | None = None
+    shopmonkey_company_id: str | None = None
+    shopmonkey_api_base_url: str = "https://api.shopmonkey.cloud/v3"
+    shopmonkey_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: object) -> S:
+    """Build a settings object or raise `ConfigError` naming each offending variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "<settings>"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
