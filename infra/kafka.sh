@@ -98,10 +98,13 @@ cmd_install() {
   local tmp="$STATE/libs.tmp.$$"
   rm -rf "$tmp"
   # Into a temp dir, then swap: an interrupted run never leaves a half-filled libs/.
+  # mvn -q still emits ANSI resets; keep its output in a file and show it only on failure.
   if ! mvn -q -B -Dstyle.color=never -f "$POM" -Dkafka.version="$KAFKA_VERSION" \
-      dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime; then
+      dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime \
+      </dev/null >"$STATE/mvn.log" 2>&1; then
     rm -rf "$tmp"
-    say "maven failed to resolve the jars"; exit 1
+    sed 's/\x1b\[[0-9;]*m//g' "$STATE/mvn.log" | tail -n 30 | sed 's/^/    /' >&2
+    say "maven failed to resolve the jars (full output: ${STATE#"$REPO_ROOT"/}/mvn.log)"; exit 1
   fi
   [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || { rm -rf "$tmp"; say "kafka_2.13 jar missing after resolve"; exit 1; }
   stamp_text >"$tmp/.stamp"
@@ -204,7 +207,7 @@ format_once() {
   say "formatting storage (cluster id $cid, --standalone) in ${DATA#"$REPO_ROOT"/}"
   # shellcheck disable=SC2046
   "$JAVA" $(log_opts storage-tool) -cp "$LIBS/*" kafka.tools.StorageTool format \
-    --standalone -t "$cid" -c "$PROPS" | sed 's/^/    /'
+    --standalone -t "$cid" -c "$PROPS" | grep -v '^Bootstrap metadata' | sed 's/^/    /'
   [[ -f "$DATA/meta.properties" ]] || { say "format did not write meta.properties"; exit 1; }
 }
 
@@ -246,7 +249,7 @@ cmd_up() {
   # setsid + nohup: own session, survives the calling shell. bash -c writes its own pid and
   # then execs java, so the pid file holds the JVM's pid. fd 9 (our lock) is closed for it.
   # shellcheck disable=SC2016,SC2046
-  nohup setsid bash -c 'echo $$ >"$0"; shift; exec "$@"' "$PIDFILE" \
+  nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
     "$JAVA" $KAFKA_HEAP_OPTS "${JVM_PERF_OPTS[@]}" $(log_opts server) \
     -cp "$LIBS/*" kafka.Kafka "$PROPS" \
     </dev/null >>"$OUTFILE" 2>&1 9>&- &

@@ -77,7 +77,7 @@ def infra() -> None:
 
 
 def _infra(script: str) -> None:
-    code = subprocess.call(["bash", str(ROOT / "infra" / script)])  # noqa: S603, S607
+    code = subprocess.call(["bash", str(ROOT / "infra" / script)])
     if code:
         sys.exit(code)
 
@@ -114,8 +114,9 @@ def topics_create(partitions: int | None) -> None:
 
     settings = common_settings()
     count = partitions or settings.kafka_partitions
-    reports = ensure_topics(settings.kafka_bootstrap_servers, partitions=count,
-                            names=settings.topics.with_dlqs())
+    reports = ensure_topics(
+        settings.kafka_bootstrap_servers, partitions=count, names=settings.topics.with_dlqs()
+    )
     bad = []
     for r in reports:
         click.echo(f"{r.action:8} {r.name} ({r.partitions} partitions)")
@@ -124,7 +125,8 @@ def topics_create(partitions: int | None) -> None:
     if bad:
         raise click.ClickException(
             f"partition count differs from {count} on: {', '.join(bad)} "
-            "(Faust needs co-partitioned topics; recreate them or set KAFKA_PARTITIONS)")
+            "(Faust needs co-partitioned topics; recreate them or set KAFKA_PARTITIONS)"
+        )
 
 
 @topics.command("list")
@@ -176,8 +178,11 @@ def migrate_down(revision: str) -> None:
 
 @migrate.command("new")
 @click.argument("message")
-@click.option("--autogenerate/--empty", default=True,
-              help="Diff the models against the database (review the result!).")
+@click.option(
+    "--autogenerate/--empty",
+    default=True,
+    help="Diff the models against the database (review the result!).",
+)
 def migrate_new(message: str, autogenerate: bool) -> None:
     """Create a new revision file under migrations/versions."""
     from alembic import command
@@ -204,17 +209,33 @@ def tenants() -> None:
 @click.option("--company-id", required=True, help="Shopmonkey company id.")
 @click.option("--location-id", required=True, help="Shopmonkey location id.")
 @click.option("--api-key", default=None, help="This location's Shopmonkey API key.")
-@click.option("--webhook-secret", default=None,
-              help="Webhook signing secret (whsec_…); generated when omitted.")
-@click.option("--signature-scheme", type=click.Choice(["standard", "legacy_hmac"]),
-              default="standard", show_default=True)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="Webhook signing secret (whsec_…); generated when omitted.",
+)
+@click.option(
+    "--signature-scheme",
+    type=click.Choice(["standard", "legacy_hmac"]),
+    default="standard",
+    show_default=True,
+)
 @click.option("--timezone", "tz", default="America/New_York", show_default=True)
 @click.option("--state", "us_state", default=None, help="US state code (stricter SMS hours).")
 @click.option("--address", default=None, help="Postal address (CAN-SPAM footer).")
 @click.option("--id", "tenant_id", default=None, help="Use this UUID instead of a new one.")
-def tenants_add(name: str, company_id: str, location_id: str, api_key: str | None,
-                webhook_secret: str | None, signature_scheme: str, tz: str,
-                us_state: str | None, address: str | None, tenant_id: str | None) -> None:
+def tenants_add(
+    name: str,
+    company_id: str,
+    location_id: str,
+    api_key: str | None,
+    webhook_secret: str | None,
+    signature_scheme: str,
+    tz: str,
+    us_state: str | None,
+    address: str | None,
+    tenant_id: str | None,
+) -> None:
     """Add a location; prints its id and website API key (shown once)."""
     import uuid
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -233,11 +254,18 @@ def tenants_add(name: str, company_id: str, location_id: str, api_key: str | Non
         try:
             async with engine.begin() as conn:
                 tenant, key = await add_tenant(
-                    conn, name=name, company_id=company_id, location_id=location_id,
-                    timezone=tz, api_key=api_key, webhook_secret=webhook_secret,
+                    conn,
+                    name=name,
+                    company_id=company_id,
+                    location_id=location_id,
+                    timezone=tz,
+                    api_key=api_key,
+                    webhook_secret=webhook_secret,
                     signature_scheme=signature_scheme,
-                    us_state=us_state.upper() if us_state else None, postal_address=address,
-                    tenant_id=uuid.UUID(tenant_id) if tenant_id else None)
+                    us_state=us_state.upper() if us_state else None,
+                    postal_address=address,
+                    tenant_id=uuid.UUID(tenant_id) if tenant_id else None,
+                )
         finally:
             await engine.dispose()
         click.echo(f"tenant {tenant.id} ({tenant.name}, {tenant.timezone})")
@@ -252,7 +280,8 @@ def tenants_add(name: str, company_id: str, location_id: str, api_key: str | Non
     except IntegrityError as exc:
         raise click.ClickException(
             f"a tenant with company {company_id} / location {location_id} (or that id) "
-            "already exists") from exc
+            "already exists"
+        ) from exc
 
 
 @tenants.command("list")
@@ -273,12 +302,36 @@ def tenants_list() -> None:
         if not rows:
             click.echo("no tenants; add one with `leadctl tenants add`")
         for t in rows:
-            click.echo(f"{t.id}  {t.name:30}  company={t.shopmonkey_company_id} "
-                       f"location={t.shopmonkey_location_id}  tz={t.timezone}  "
-                       f"{'active' if t.active else 'inactive'}  "
-                       f"api_key={'set' if t.shopmonkey_api_key else 'none'}")
+            click.echo(
+                f"{t.id}  {t.name:30}  company={t.shopmonkey_company_id} "
+                f"location={t.shopmonkey_location_id}  tz={t.timezone}  "
+                f"{'active' if t.active else 'inactive'}  "
+                f"api_key={'set' if t.shopmonkey_api_key else 'none'}"
+            )
 
     run_async(go)
+
+
+# run ---------------------------------------------------------------------------------------------
+@cli.command("run")
+def run_all() -> None:
+    """Run every service that is built, in one log stream (what `make run` calls)."""
+    from leadctl.supervisor import Process, leadctl, supervise
+
+    settings = common_settings()
+    click.echo(f"Kafka:      {settings.kafka_bootstrap_servers}")
+    click.echo(f"PostgreSQL: {settings.database_url.split('@')[-1]}")
+    click.echo(f"Topics:     {', '.join(settings.topics.main())} (+ .dlq)")
+    ctx = click.get_current_context()
+    wanted = [
+        n
+        for n in ("ingest", "poller", "sequencer", "outbound")
+        if cli.get_command(ctx, n) is not None
+    ]
+    if not wanted:
+        click.echo("No service is built yet: infrastructure is up, migrated and provisioned.")
+        return
+    sys.exit(supervise([Process(name, leadctl(name)) for name in wanted]))
 
 
 if __name__ == "__main__":

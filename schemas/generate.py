@@ -1,4 +1,4 @@
-"""Write (or check) the JSON Schema file of every contract: `python -m schemas.generate [--check]`."""
+"""Write or check the JSON Schema file of every contract: `python -m schemas.generate [--check]`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ SCHEMA_DIR = Path(__file__).parent / "json"
 
 def rendered() -> dict[Path, str]:
     return {
-        SCHEMA_DIR / f"{name}.schema.json": json.dumps(model.json_schema(), indent=2, sort_keys=True)
+        SCHEMA_DIR / f"{name}.schema.json": json.dumps(
+            model.json_schema(), indent=2, sort_keys=True
+        )
         + "\n"
         for name, model in CONTRACTS.items()
     }

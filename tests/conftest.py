@@ -14,9 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 BASE_DB_URL = os.environ.get(
-    "DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/lead_orchestrator")
+    "DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/lead_orchestrator"
+)
 TEST_DB_URL = os.environ.get("TEST_DATABASE_URL") or BASE_DB_URL.rsplit("/", 1)[0] + "/" + (
-    BASE_DB_URL.rsplit("/", 1)[1].split("?")[0] + "_test")
+    BASE_DB_URL.rsplit("/", 1)[1].split("?")[0] + "_test"
+)
 
 
 def _answers(hostport: str) -> bool:
@@ -54,7 +56,7 @@ def db_url() -> str:
         config.attributes["configure_logger"] = False
         command.downgrade(config, "base")
         command.upgrade(config, "head")
-    except Exception as exc:  # noqa: BLE001 - turn any connection failure into one clear line
+    except Exception as exc:
         pytest.fail(f"PostgreSQL test database {TEST_DB_URL} unusable ({exc}): run `make up`")
     return TEST_DB_URL
 
@@ -83,8 +85,9 @@ def topics(kafka_bootstrap: str, topic_prefix: str) -> Iterator[object]:
 
 
 @pytest.fixture
-def service_env(monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, db_url: str,
-                topic_prefix: str) -> dict[str, str]:
+def service_env(
+    monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, db_url: str, topic_prefix: str
+) -> dict[str, str]:
     """Environment for a service under test: real Kafka, the test DB, this test's topics."""
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,

@@ -35,13 +35,18 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
-        super().__init__("%(asctime)s %(levelname)-5s " + f"[{service}] " + "%(name)s: %(message)s",
-                         datefmt="%H:%M:%S")
+        super().__init__(
+            "%(asctime)s %(levelname)-5s " + f"[{service}] " + "%(name)s: %(message)s",
+            datefmt="%H:%M:%S",
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
-        ids = " ".join(f"{f}={getattr(record, f)}" for f in CONTEXT_FIELDS[1:]
-                       if getattr(record, f, None) is not None)
+        ids = " ".join(
+            f"{f}={getattr(record, f)}"
+            for f in CONTEXT_FIELDS[1:]
+            if getattr(record, f, None) is not None
+        )
         return f"{base} ({ids})" if ids else base
 
 
@@ -54,6 +59,14 @@ def setup_logging(service: str, level: str = "info", *, json_output: bool | None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "urllib3", "aiohttp.access",
-                  "sqlalchemy.engine", "twilio.http_client"):
+    for noisy in (
+        "aiokafka",
+        "kafka",
+        "faust",
+        "mode",
+        "urllib3",
+        "aiohttp.access",
+        "sqlalchemy.engine",
+        "twilio.http_client",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

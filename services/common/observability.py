@@ -10,8 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def add_observability_routes(app: web.Application, *, service: str, ready: ReadyCheck,
-                             registry: CollectorRegistry = REGISTRY) -> None:
+def add_observability_routes(
+    app: web.Application, *, service: str, ready: ReadyCheck, registry: CollectorRegistry = REGISTRY
+) -> None:
     """`/healthz`: the process serves. `/readyz`: its dependencies answer (503 if not)."""
 
     async def healthz(_: web.Request) -> web.Response:
@@ -20,8 +21,10 @@ def add_observability_routes(app: web.Application, *, service: str, ready: Ready
     async def readyz(_: web.Request) -> web.Response:
         checks = await ready()
         ok = all(checks.values())
-        return web.json_response({"status": "ok" if ok else "unavailable", "service": service,
-                                  "checks": checks}, status=200 if ok else 503)
+        return web.json_response(
+            {"status": "ok" if ok else "unavailable", "service": service, "checks": checks},
+            status=200 if ok else 503,
+        )
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)

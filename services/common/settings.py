@@ -7,7 +7,7 @@ the variable, and secrets are `SecretStr` so they never reach a log or a repr.
 from __future__ import annotations
 
 import uuid
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +33,8 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
     kafka_partitions: int = Field(default=12, ge=1, le=1000)
     kafka_topic_prefix: str = Field(
-        default="", pattern=r"^[A-Za-z0-9._-]*$",
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
         description="Prepended to every topic name (isolated environments, tests).",
     )
     log_level: LogLevel = "info"
@@ -77,7 +78,9 @@ class CommonSettings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The same database for SQLAlchemy/Alembic, with the psycopg 3 driver named."""
         scheme, _, rest = self.database_url.partition("://")
-        return f"postgresql+psycopg://{rest}" if scheme != "postgresql+psycopg" else self.database_url
+        return (
+            f"postgresql+psycopg://{rest}" if scheme != "postgresql+psycopg" else self.database_url
+        )
 
     @property
     def libpq_url(self) -> str:
@@ -98,7 +101,7 @@ class ShopmonkeySettings(BaseSettings):
 S = TypeVar("S", bound=BaseSettings)
 
 
-def load_settings(cls: type[S], **overrides: object) -> S:
+def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build a settings object or raise `ConfigError` naming each offending variable."""
     try:
         return cls(**overrides)

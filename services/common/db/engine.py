@@ -8,10 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 def sync_engine(url: str, **kwargs: object) -> Engine:
     """For the CLI and migrations (`url` in SQLAlchemy form, psycopg 3 driver)."""
-    return create_engine(url, pool_pre_ping=True, future=True, **kwargs)  # type: ignore[arg-type]
+    return create_engine(url, pool_pre_ping=True, future=True, **kwargs)
 
 
 def async_engine(url: str, *, pool_size: int = 10, max_overflow: int = 5) -> AsyncEngine:
     """For the services' asyncio paths (psycopg 3 async), a small pool per process."""
-    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow,
-                               pool_pre_ping=True, pool_recycle=1800)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800
+    )

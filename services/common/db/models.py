@@ -59,11 +59,13 @@ class Tenant(Base):
     shopmonkey_location_id: Mapped[str] = mapped_column(String(100), nullable=False)
     shopmonkey_api_key: Mapped[str | None] = mapped_column(Text)
     webhook_secret: Mapped[str | None] = mapped_column(Text)
-    signature_scheme: Mapped[str] = mapped_column(String(20), nullable=False,
-                                                  server_default="standard")
+    signature_scheme: Mapped[str] = mapped_column(
+        String(20), nullable=False, server_default="standard"
+    )
     website_api_key_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
-    timezone: Mapped[str] = mapped_column(String(64), nullable=False,
-                                          server_default="America/New_York")
+    timezone: Mapped[str] = mapped_column(
+        String(64), nullable=False, server_default="America/New_York"
+    )
     us_state: Mapped[str | None] = mapped_column(String(2))
     postal_address: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(32))
@@ -85,7 +87,8 @@ class LocationHours(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     weekday: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     opens_at: Mapped[time] = mapped_column(Time, nullable=False)
     closes_at: Mapped[time] = mapped_column(Time, nullable=False)
@@ -104,7 +107,8 @@ class ServiceCatalog(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     code: Mapped[str] = mapped_column(String(64), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
@@ -120,7 +124,8 @@ class Lead(Base):
 
     lead_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     state: Mapped[str] = mapped_column(String(20), nullable=False)
     source: Mapped[str] = mapped_column(String(20), nullable=False)
     version: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -135,12 +140,15 @@ class Lead(Base):
     services: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default="[]")
     lost_reason: Mapped[str | None] = mapped_column(Text)
     touches_sent: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    email_opted_out: Mapped[bool] = mapped_column(Boolean, nullable=False,
-                                                  server_default=text("false"))
-    sms_opted_out: Mapped[bool] = mapped_column(Boolean, nullable=False,
-                                                server_default=text("false"))
-    sequence_stopped: Mapped[bool] = mapped_column(Boolean, nullable=False,
-                                                   server_default=text("false"))
+    email_opted_out: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
+    sms_opted_out: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
+    sequence_stopped: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_touch_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -200,7 +208,8 @@ class Suppression(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE")
+    )
     channel: Mapped[str] = mapped_column(String(10), nullable=False)
     contact: Mapped[str] = mapped_column(String(320), nullable=False)
     reason: Mapped[str] = mapped_column(String(50), nullable=False)
@@ -220,7 +229,8 @@ class PollerCursor(Base):
     __tablename__ = "poller_cursors"
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
     kind: Mapped[str] = mapped_column(String(20), primary_key=True, server_default="poll")
     cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cursor_skip: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -235,7 +245,8 @@ class ChatSession(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     lead_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="open")
     started_at: Mapped[datetime] = _now()
@@ -249,7 +260,8 @@ class ChatMessage(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False)
+        UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False
+    )
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _now()

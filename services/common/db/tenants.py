@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db.models import LocationHours, ServiceCatalog, Tenant
@@ -50,29 +50,51 @@ def new_webhook_secret() -> str:
 
 def _record(row: Any) -> TenantRecord:
     return TenantRecord(
-        id=row.id, name=row.name, shopmonkey_company_id=row.shopmonkey_company_id,
-        shopmonkey_location_id=row.shopmonkey_location_id, timezone=row.timezone,
-        signature_scheme=row.signature_scheme, active=row.active, us_state=row.us_state,
-        postal_address=row.postal_address, phone=row.phone, nurture_plan=row.nurture_plan,
-        shopmonkey_api_key=row.shopmonkey_api_key, webhook_secret=row.webhook_secret,
+        id=row.id,
+        name=row.name,
+        shopmonkey_company_id=row.shopmonkey_company_id,
+        shopmonkey_location_id=row.shopmonkey_location_id,
+        timezone=row.timezone,
+        signature_scheme=row.signature_scheme,
+        active=row.active,
+        us_state=row.us_state,
+        postal_address=row.postal_address,
+        phone=row.phone,
+        nurture_plan=row.nurture_plan,
+        shopmonkey_api_key=row.shopmonkey_api_key,
+        webhook_secret=row.webhook_secret,
     )
 
 
 async def add_tenant(
-    conn: AsyncConnection, *, name: str, company_id: str, location_id: str,
-    timezone: str = "America/New_York", api_key: str | None = None,
-    webhook_secret: str | None = None, signature_scheme: str = "standard",
-    us_state: str | None = None, postal_address: str | None = None, phone: str | None = None,
+    conn: AsyncConnection,
+    *,
+    name: str,
+    company_id: str,
+    location_id: str,
+    timezone: str = "America/New_York",
+    api_key: str | None = None,
+    webhook_secret: str | None = None,
+    signature_scheme: str = "standard",
+    us_state: str | None = None,
+    postal_address: str | None = None,
+    phone: str | None = None,
     tenant_id: uuid.UUID | None = None,
 ) -> tuple[TenantRecord, str]:
     """Create a location; returns it and its website API key (shown once, stored hashed)."""
     website_key = "lk_" + secrets.token_urlsafe(24)
     values = {
-        "id": tenant_id or uuid.uuid4(), "name": name, "shopmonkey_company_id": company_id,
-        "shopmonkey_location_id": location_id, "timezone": timezone,
-        "shopmonkey_api_key": api_key, "webhook_secret": webhook_secret or new_webhook_secret(),
-        "signature_scheme": signature_scheme, "us_state": us_state,
-        "postal_address": postal_address, "phone": phone,
+        "id": tenant_id or uuid.uuid4(),
+        "name": name,
+        "shopmonkey_company_id": company_id,
+        "shopmonkey_location_id": location_id,
+        "timezone": timezone,
+        "shopmonkey_api_key": api_key,
+        "webhook_secret": webhook_secret or new_webhook_secret(),
+        "signature_scheme": signature_scheme,
+        "us_state": us_state,
+        "postal_address": postal_address,
+        "phone": phone,
         "website_api_key_sha256": hash_api_key(website_key),
     }
     row = (await conn.execute(insert(Tenant).values(**values).returning(Tenant))).one()
@@ -92,8 +114,9 @@ async def get_tenant(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> TenantRe
 
 
 async def tenant_for_api_key(conn: AsyncConnection, *, api_key: str) -> TenantRecord | None:
-    stmt = select(Tenant).where(Tenant.website_api_key_sha256 == hash_api_key(api_key),
-                                Tenant.active.is_(True))
+    stmt = select(Tenant).where(
+        Tenant.website_api_key_sha256 == hash_api_key(api_key), Tenant.active.is_(True)
+    )
     row = (await conn.execute(stmt)).one_or_none()
     return _record(row) if row else None
 
@@ -102,15 +125,19 @@ async def set_active(conn: AsyncConnection, *, tenant_id: uuid.UUID, active: boo
     await conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(active=active))
 
 
-async def set_hours(conn: AsyncConnection, *, tenant_id: uuid.UUID,
-                    hours: dict[int, tuple[time, time]]) -> None:
+async def set_hours(
+    conn: AsyncConnection, *, tenant_id: uuid.UUID, hours: dict[int, tuple[time, time]]
+) -> None:
     """Replace a location's weekly hours (weekday 0 = Monday)."""
-    await conn.execute(LocationHours.__table__.delete().where(LocationHours.tenant_id == tenant_id))
+    await conn.execute(delete(LocationHours).where(LocationHours.tenant_id == tenant_id))
     if hours:
-        await conn.execute(insert(LocationHours), [
-            {"tenant_id": tenant_id, "weekday": d, "opens_at": o, "closes_at": c}
-            for d, (o, c) in sorted(hours.items())
-        ])
+        await conn.execute(
+            insert(LocationHours),
+            [
+                {"tenant_id": tenant_id, "weekday": d, "opens_at": o, "closes_at": c}
+                for d, (o, c) in sorted(hours.items())
+            ],
+        )
 
 
 async def get_hours(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> dict[int, tuple[time, time]]:
@@ -118,11 +145,15 @@ async def get_hours(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> dict[int,
     return {r.weekday: (r.opens_at, r.closes_at) for r in rows}
 
 
-async def add_services(conn: AsyncConnection, *, tenant_id: uuid.UUID,
-                       services: list[tuple[str, str, int | None]]) -> None:
+async def add_services(
+    conn: AsyncConnection, *, tenant_id: uuid.UUID, services: list[tuple[str, str, int | None]]
+) -> None:
     """Add (code, name, price_cents) entries to a location's service catalog."""
     if services:
-        await conn.execute(insert(ServiceCatalog), [
-            {"tenant_id": tenant_id, "code": c, "name": n, "price_cents": p}
-            for c, n, p in services
-        ])
+        await conn.execute(
+            insert(ServiceCatalog),
+            [
+                {"tenant_id": tenant_id, "code": c, "name": n, "price_cents": p}
+                for c, n, p in services
+            ],
+        )

@@ -57,16 +57,25 @@ class SendWindowPolicy:
     timezone: str
     sms_hours: WeeklyHours = field(default_factory=lambda: _week(TCPA_START, TCPA_END))
     email_hours: WeeklyHours = field(
-        default_factory=lambda: _week(DEFAULT_EMAIL_START, DEFAULT_EMAIL_END))
+        default_factory=lambda: _week(DEFAULT_EMAIL_START, DEFAULT_EMAIL_END)
+    )
 
     @classmethod
-    def for_location(cls, *, timezone: str, us_state: str | None = None,
-                     location_hours: WeeklyHours | None = None) -> SendWindowPolicy:
+    def for_location(
+        cls,
+        *,
+        timezone: str,
+        us_state: str | None = None,
+        location_hours: WeeklyHours | None = None,
+    ) -> SendWindowPolicy:
         sms = _week(TCPA_START, TCPA_END)
         if us_state and us_state.upper() in STATE_SMS_HOURS:
             sms = _intersect(sms, STATE_SMS_HOURS[us_state.upper()])
-        email = dict(location_hours) if location_hours else _week(DEFAULT_EMAIL_START,
-                                                                  DEFAULT_EMAIL_END)
+        email = (
+            dict(location_hours)
+            if location_hours
+            else _week(DEFAULT_EMAIL_START, DEFAULT_EMAIL_END)
+        )
         return cls(timezone=timezone, sms_hours=sms, email_hours=email)
 
     def hours(self, channel: Channel) -> WeeklyHours:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from services.common.errors import InfrastructureError
 from services.common.topics import Topics
@@ -34,8 +34,14 @@ def admin_client(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
 
 
-def ensure_topics(bootstrap: str, *, partitions: int, replication: int = 1,
-                  names: list[str] | None = None, timeout: float = 30.0) -> list[TopicReport]:
+def ensure_topics(
+    bootstrap: str,
+    *,
+    partitions: int,
+    replication: int = 1,
+    names: list[str] | None = None,
+    timeout: float = 30.0,
+) -> list[TopicReport]:
     """Create the missing topics; report existing ones, flagging a partition-count mismatch
     (Faust needs co-partitioned topics, so a mismatch is an error to fix by hand)."""
     admin = admin_client(bootstrap)
@@ -49,11 +55,16 @@ def ensure_topics(bootstrap: str, *, partitions: int, replication: int = 1,
     for name in names:
         if name in existing:
             count = len(existing[name].partitions)
-            reports.append(TopicReport(name, count, "exists" if count == partitions else "mismatch"))
+            reports.append(
+                TopicReport(name, count, "exists" if count == partitions else "mismatch")
+            )
         else:
             config = DLQ_TOPIC_CONFIG if name.endswith(".dlq") else MAIN_TOPIC_CONFIG
-            to_create.append(NewTopic(name, num_partitions=partitions,
-                                      replication_factor=replication, config=config))
+            to_create.append(
+                NewTopic(
+                    name, num_partitions=partitions, replication_factor=replication, config=config
+                )
+            )
     if to_create:
         for name, future in admin.create_topics(to_create, operation_timeout=timeout).items():
             try:

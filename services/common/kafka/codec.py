@@ -21,4 +21,5 @@ def decode(model: type[E], raw: bytes | str | None) -> E:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"
         raise ContractError(
-            f"{model.__name__}: {where}: {first['msg']} ({exc.error_count()} error(s))") from None
+            f"{model.__name__}: {where}: {first['msg']} ({exc.error_count()} error(s))"
+        ) from None

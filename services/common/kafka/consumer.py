@@ -18,8 +18,15 @@ log = logging.getLogger(__name__)
 
 
 class AtLeastOnceConsumer:
-    def __init__(self, bootstrap: str, *, group_id: str, topics: Iterable[str],
-                 client_id: str, **overrides: Any) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        group_id: str,
+        topics: Iterable[str],
+        client_id: str,
+        **overrides: Any,
+    ) -> None:
         self._consumer = Consumer(
             consumer_config(bootstrap, group_id=group_id, client_id=client_id) | overrides
         )
@@ -84,8 +91,14 @@ def process(msg: Message, handler: Handler, dead_letters: DeadLetters) -> None:
         dead_letters.publish(DeadLetter.of(msg, str(exc)))
 
 
-def run(consumer: AtLeastOnceConsumer, handler: Handler, dead_letters: DeadLetters,
-        stop: threading.Event, *, batch: int = 100) -> None:
+def run(
+    consumer: AtLeastOnceConsumer,
+    handler: Handler,
+    dead_letters: DeadLetters,
+    stop: threading.Event,
+    *,
+    batch: int = 100,
+) -> None:
     """The consume loop: poll, process each record, store its offset; until `stop` is set."""
     while not stop.is_set():
         for msg in consumer.poll_batch(batch):

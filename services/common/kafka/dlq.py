@@ -9,7 +9,7 @@ from confluent_kafka import Message
 
 from schemas.base import utcnow
 from schemas.events import dlq_topic
-from services.common.kafka.producer import Delivered, KafkaProducer
+from services.common.kafka.producer import Delivered, Headers, KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,16 @@ class DeadLetter:
 
     @classmethod
     def of(cls, msg: Message, reason: str) -> DeadLetter:
-        return cls(str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0),
-                   msg.key(), msg.value(), reason)
+        return cls(
+            str(msg.topic()),
+            int(msg.partition() or 0),
+            int(msg.offset() or 0),
+            msg.key(),
+            msg.value(),
+            reason,
+        )
 
-    def headers(self, service: str) -> list[tuple[str, bytes]]:
+    def headers(self, service: str) -> Headers:
         return [
             ("dlq.reason", self.reason[:2000].encode()),
             ("dlq.source.topic", self.topic.encode()),
@@ -49,14 +55,31 @@ class DeadLetters:
         self._service = service
 
     def publish(self, letter: DeadLetter) -> Delivered:
-        log.warning("dead-lettering %s[%d]@%d: %s", letter.topic, letter.partition,
-                    letter.offset, letter.reason)
-        return self._producer.send_sync(dlq_topic(letter.topic), key=letter.key,
-                                        value=letter.value, headers=letter.headers(self._service))
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s",
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            letter.reason,
+        )
+        return self._producer.send_sync(
+            dlq_topic(letter.topic),
+            key=letter.key,
+            value=letter.value,
+            headers=letter.headers(self._service),
+        )
 
     async def publish_async(self, letter: DeadLetter) -> Delivered:
-        log.warning("dead-lettering %s[%d]@%d: %s", letter.topic, letter.partition,
-                    letter.offset, letter.reason)
-        return await self._producer.send_raw(dlq_topic(letter.topic), key=letter.key,
-                                             value=letter.value,
-                                             headers=letter.headers(self._service))
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s",
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            letter.reason,
+        )
+        return await self._producer.send_raw(
+            dlq_topic(letter.topic),
+            key=letter.key,
+            value=letter.value,
+            headers=letter.headers(self._service),
+        )

@@ -22,7 +22,7 @@ from services.common.kafka.config import producer_config
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +52,9 @@ class KafkaProducer:
         if self._producer is None:
             self._producer = Producer(self._config)
             self._running.set()
-            self._thread = threading.Thread(target=self._serve, name="kafka-producer-poll",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._serve, name="kafka-producer-poll", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -89,8 +90,14 @@ class KafkaProducer:
         return self._producer
 
     # sending -------------------------------------------------------------------------------
-    def _enqueue(self, topic: str, key: bytes | None, value: bytes | None,
-                 headers: Headers | None, callback: Any) -> None:
+    def _enqueue(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        callback: Any,
+    ) -> None:
         deadline = time.monotonic() + 5.0
         while True:
             try:
@@ -103,8 +110,14 @@ class KafkaProducer:
             except KafkaException as exc:
                 raise DeliveryError(str(exc)) from exc
 
-    async def send_raw(self, topic: str, *, key: str | bytes | None, value: bytes | None,
-                       headers: Headers | None = None) -> Delivered:
+    async def send_raw(
+        self,
+        topic: str,
+        *,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+    ) -> Delivered:
         """Produce one record and wait until the broker acknowledged it (acks=all)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Delivered] = loop.create_future()
@@ -113,17 +126,26 @@ class KafkaProducer:
             result = _delivered(err, msg)
             loop.call_soon_threadsafe(_settle, future, result)
 
-        self._enqueue(topic, key.encode() if isinstance(key, str) else key, value, headers,
-                      on_delivery)
+        self._enqueue(
+            topic, key.encode() if isinstance(key, str) else key, value, headers, on_delivery
+        )
         return await future
 
-    async def send(self, topic: str, event: Event, *, key: str,
-                   headers: Headers | None = None) -> Delivered:
+    async def send(
+        self, topic: str, event: Event, *, key: str, headers: Headers | None = None
+    ) -> Delivered:
         """Send a contract model as JSON, keyed (by tenant) and acknowledged."""
         return await self.send_raw(topic, key=key, value=event.to_bytes(), headers=headers)
 
-    def send_sync(self, topic: str, *, key: str | bytes | None, value: bytes | None,
-                  headers: Headers | None = None, timeout: float = 30.0) -> Delivered:
+    def send_sync(
+        self,
+        topic: str,
+        *,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        timeout: float = 30.0,
+    ) -> Delivered:
         """Blocking form for threads and CLIs: produce, then wait for this record's report."""
         done = threading.Event()
         box: list[Delivered | DeliveryError] = []
@@ -132,8 +154,9 @@ class KafkaProducer:
             box.append(_delivered(err, msg))
             done.set()
 
-        self._enqueue(topic, key.encode() if isinstance(key, str) else key, value, headers,
-                      on_delivery)
+        self._enqueue(
+            topic, key.encode() if isinstance(key, str) else key, value, headers, on_delivery
+        )
         if not done.wait(timeout):
             raise DeliveryError(f"{topic}: no acknowledgement within {timeout:.0f} s")
         result = box[0]
@@ -141,8 +164,9 @@ class KafkaProducer:
             raise result
         return result
 
-    def send_many_sync(self, records: list[tuple[str, str | bytes | None, bytes]],
-                       timeout: float = 60.0) -> list[Delivered]:
+    def send_many_sync(
+        self, records: list[tuple[str, str | bytes | None, bytes]], timeout: float = 60.0
+    ) -> list[Delivered]:
         """Produce a batch (topic, key, value) and wait for all acknowledgements, in order."""
         results: list[Delivered | DeliveryError | None] = [None] * len(records)
         remaining = [len(records)]
@@ -156,13 +180,15 @@ class KafkaProducer:
                     remaining[0] -= 1
                     if remaining[0] == 0:
                         done.set()
+
             return on_delivery
 
         if not records:
             return []
         for i, (topic, key, value) in enumerate(records):
-            self._enqueue(topic, key.encode() if isinstance(key, str) else key, value, None,
-                          make_cb(i))
+            self._enqueue(
+                topic, key.encode() if isinstance(key, str) else key, value, None, make_cb(i)
+            )
         if not done.wait(timeout):
             raise DeliveryError(f"{remaining[0]} records unacknowledged after {timeout:.0f} s")
         out: list[Delivered] = []

@@ -1,0 +1,65 @@
+# Lead orchestrator. `make help` lists every target; README.md explains the two that matter:
+#   make run   — set everything up and run the whole system
+#   make test  — set everything up and run the whole test suite against real Kafka/PostgreSQL
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+PY := $(UV) run --frozen
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+.PHONY: help install up down status migrate topics run test test-unit test-integration lint \
+        format bench clean schemas
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
+
+install: ## Install uv (if missing) and the locked Python dependencies into .venv
+	@bash infra/python.sh
+
+up: install ## Start (or reuse) Kafka and PostgreSQL, migrate, create topics
+	@bash infra/up.sh
+	@$(PY) leadctl migrate up 2>&1 | grep -v '^INFO' || true
+	@$(PY) leadctl topics create | sed 's/^/  /' | grep -v '^  exists' || true
+
+down: ## Stop the Kafka and PostgreSQL that `make up` started
+	@bash infra/down.sh
+
+status: ## Say what runs
+	@bash infra/status.sh
+
+migrate: install ## Apply database migrations (leadctl migrate up)
+	@$(PY) leadctl migrate up
+
+topics: install ## Create every topic and its DLQ (idempotent)
+	@$(PY) leadctl topics create
+
+run: up ## Set up and run the whole system (Ctrl-C stops it)
+	@$(PY) leadctl run
+
+test: up ## Set up, then run the whole test suite (unit, integration, e2e) on real Kafka/PostgreSQL
+	@$(PY) python -m schemas.generate --check
+	@$(PY) pytest -q -p no:cacheprovider --durations=15 tests
+
+test-unit: install ## Unit tests only (no Kafka or PostgreSQL needed)
+	@$(PY) pytest -q tests/unit
+
+test-integration: up ## Integration and e2e tests only
+	@$(PY) pytest -q tests/integration tests/e2e
+
+lint: install ## ruff (lint + format check) and mypy (strict on services/ and schemas/)
+	@$(PY) ruff check .
+	@$(PY) ruff format --check .
+	@$(PY) mypy
+
+format: install ## Apply ruff's fixes and formatting
+	@$(PY) ruff check --fix .
+	@$(PY) ruff format .
+
+schemas: install ## Regenerate the JSON Schema files from the contracts
+	@$(PY) python -m schemas.generate
+
+bench: up ## Run every benchmark (bench/*/run.py); figures in .local/bench/
+	@set -e; for b in bench/*/run.py; do echo "== $$b"; $(PY) python $$b; done
+
+clean: down ## Stop infrastructure and remove local state (.local/, caches; keeps .venv)
+	rm -rf .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,93 @@
+"""`leadctl run`: start every service as its own process, one readable log stream, Ctrl-C
+stops everything it started."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+COLOURS = itertools.cycle(["36", "33", "35", "32", "34", "31"])
+
+
+@dataclass
+class Process:
+    name: str
+    argv: Sequence[str]
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen[bytes] | None = None
+    colour: str = field(default_factory=lambda: next(COLOURS))
+
+    def start(self) -> None:
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            env=os.environ | self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def label(self, tty: bool) -> str:
+        tag = f"{self.name:>10} |"
+        return f"\033[{self.colour}m{tag}\033[0m" if tty else tag
+
+
+def leadctl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "leadctl.main", *args]
+
+
+def supervise(processes: list[Process], *, grace: float = 10.0) -> int:
+    """Run until Ctrl-C or until a process dies; then stop the others. Returns an exit code."""
+    tty = sys.stdout.isatty()
+    selector = selectors.DefaultSelector()
+    for p in processes:
+        p.start()
+        assert p.popen is not None and p.popen.stdout is not None
+        selector.register(p.popen.stdout, selectors.EVENT_READ, p)
+        print(f"started {p.name} (pid {p.popen.pid})", flush=True)
+    stopping = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        while not stopping:
+            for key, _ in selector.select(timeout=0.5):
+                proc: Process = key.data
+                line = key.fileobj.readline()  # type: ignore[union-attr]
+                if line:
+                    sys.stdout.write(f"{proc.label(tty)} {line.decode(errors='replace')}")
+                    sys.stdout.flush()
+            for p in processes:
+                if p.popen is not None and p.popen.poll() is not None:
+                    print(
+                        f"{p.name} exited with {p.popen.returncode}; stopping the others",
+                        flush=True,
+                    )
+                    code = p.popen.returncode or 1
+                    stopping = True
+    finally:
+        print("stopping…", flush=True)
+        for p in processes:
+            if p.popen is not None and p.popen.poll() is None:
+                os.killpg(p.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in processes:
+            if p.popen is None:
+                continue
+            try:
+                p.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.popen.pid, signal.SIGKILL)
+        print("all stopped", flush=True)
+    return code

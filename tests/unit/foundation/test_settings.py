@@ -1,0 +1,124 @@
+"""Settings: every seed variable is read; bad values stop the service naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.errors import ConfigError
+from services.common.settings import CommonSettings, load_settings
+from services.ingest.settings import IngestSettings
+from services.outbound.settings import OutboundSettings
+
+SEED_VARIABLES = {
+    "DATABASE_URL": "postgresql://u:p@db:5432/x",
+    "SHOPMONKEY_API_KEY": "sm-secret-key",
+    "SHOPMONKEY_COMPANY_ID": "co_1",
+    "SENDGRID_API_KEY": "SG.super-secret",
+    "SENDGRID_FROM_EMAIL": "noreply@shop.example",
+    "TWILIO_ACCOUNT_SID": "AC123",
+    "TWILIO_AUTH_TOKEN": "twilio-secret-token",
+    "TWILIO_PHONE_NUMBER": "+15550001111",
+    "TENANT_ID": "6f1c3a52-8e0b-4c8e-9d0a-111111111111",
+    "LEAD_EMAIL_WHITELIST": '"sam@example.com, Test@test.com"',
+    "DEMO_MODE": "true",
+    "POLL_INTERVAL_SECONDS": "15",
+    "WEBHOOK_PORT": "3100",
+    "LOG_LEVEL": "DEBUG",
+    "KAFKA_BOOTSTRAP_SERVERS": "broker:9092",
+    "KAFKA_PARTITIONS": "6",
+    "SHOPMONKEY_API_BASE_URL": "http://127.0.0.1:9999/v3",
+    "SENDGRID_API_BASE_URL": "http://127.0.0.1:9998",
+    "TWILIO_API_BASE_URL": "http://127.0.0.1:9997",
+    "CHAT_BASE_URL": "https://chat.example.com/",
+}
+
+
+@pytest.fixture
+def seed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in SEED_VARIABLES.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.usefixtures("seed_env")
+def test_every_seed_variable_is_read() -> None:
+    ingest = load_settings(IngestSettings)
+    outbound = load_settings(OutboundSettings)
+    assert ingest.database_url == "postgresql://u:p@db:5432/x"
+    assert ingest.shopmonkey_api_key is not None
+    assert ingest.shopmonkey_api_key.get_secret_value() == "sm-secret-key"
+    assert ingest.shopmonkey_company_id == "co_1"
+    assert ingest.poll_interval_seconds == 15
+    assert ingest.webhook_port == 3100
+    assert ingest.log_level == "debug"
+    assert ingest.demo_mode is True
+    assert str(ingest.tenant_id) == SEED_VARIABLES["TENANT_ID"]
+    assert ingest.kafka_bootstrap_servers == "broker:9092"
+    assert ingest.kafka_partitions == 6
+    assert ingest.shopmonkey_api_base_url == "http://127.0.0.1:9999/v3"
+    assert ingest.chat_base_url == "https://chat.example.com"
+    assert ingest.whitelist == frozenset({"sam@example.com", "test@test.com"})
+    assert outbound.sendgrid_api_key is not None
+    assert outbound.sendgrid_api_key.get_secret_value() == "SG.super-secret"
+    assert outbound.sendgrid_from_email == "noreply@shop.example"
+    assert outbound.twilio_account_sid == "AC123"
+    assert outbound.twilio_auth_token is not None
+    assert outbound.twilio_phone_number == "+15550001111"
+    assert outbound.sendgrid_api_base_url == "http://127.0.0.1:9998"
+    assert outbound.twilio_api_base_url == "http://127.0.0.1:9997"
+
+
+@pytest.mark.usefixtures("seed_env")
+def test_secrets_never_appear_in_repr_or_str() -> None:
+    text = repr(load_settings(OutboundSettings)) + str(load_settings(IngestSettings))
+    for secret in ("SG.super-secret", "twilio-secret-token", "sm-secret-key"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KAFKA_PARTITIONS", "twelve"),
+        ("KAFKA_PARTITIONS", "0"),
+        ("WEBHOOK_PORT", "70000"),
+        ("POLL_INTERVAL_SECONDS", "-5"),
+        ("DATABASE_URL", "mysql://x/y"),
+        ("LOG_LEVEL", "loud"),
+        ("DEMO_MODE", "perhaps"),
+        ("TENANT_ID", "not-a-uuid"),
+        ("CHAT_BASE_URL", "chat.example.com"),
+    ],
+)
+def test_bad_value_fails_at_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(IngestSettings)
+    assert variable in str(err.value)
+    assert value not in ("SG.super-secret",)  # config errors never echo secrets
+
+
+def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]  # no .env here
+    for key in SEED_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    settings = load_settings(CommonSettings)
+    assert settings.whitelist == frozenset()  # empty whitelist: nothing is ever sent
+    assert settings.demo_mode is False
+    assert settings.kafka_partitions == 12
+    outbound = load_settings(OutboundSettings)
+    assert outbound.sendgrid_api_key is None
+    assert outbound.twilio_auth_token is None
+
+
+def test_sqlalchemy_url_names_the_psycopg_driver() -> None:
+    s = CommonSettings(database_url="postgresql://a:b@h:1/d")
+    assert s.sqlalchemy_url == "postgresql+psycopg://a:b@h:1/d"
+    assert s.libpq_url == "postgresql://a:b@h:1/d"
+
+
+def test_topic_prefix_applies_to_every_topic() -> None:
+    topics = CommonSettings(kafka_topic_prefix="staging.").topics
+    assert topics.order_events == "staging.leads.order-events.v1"
+    assert all(t.startswith("staging.") for t in topics.with_dlqs())
+    assert len(topics.with_dlqs()) == 10
