@@ -59,7 +59,7 @@ schemas: install ## Regenerate the JSON Schema files from the contracts
 	@$(PY) python -m schemas.generate
 
 bench: up ## Run every benchmark (bench/*/run.py); figures in .local/bench/
-	@set -e; for b in bench/*/run.py; do echo "== $$b"; $(PY) python $$b; done
+	@set -e; shopt -s nullglob; for b in bench/*/run.py; do echo "== $$b"; $(PY) python $$b; done
 
 clean: down ## Stop infrastructure and remove local state (.local/, caches; keeps .venv)
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
