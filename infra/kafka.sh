@@ -165,7 +165,7 @@ wait_ready() {  # wait_ready <pid>
   start=$(date +%s)
   while :; do
     if broker_answers; then
-      say "ready at $KAFKA_BOOTSTRAP_SERVERS after ${waited}s"
+      say "ready at $KAFKA_BOOTSTRAP_SERVERS after $(( $(date +%s) - start ))s"
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then
