@@ -33,6 +33,10 @@ LAZY_COMMANDS = {
     "sequencer": "services.sequencer.entrypoints.cli:sequencer",
     "outbound": "services.outbound.entrypoints.cli:outbound",
     "simulate": "fakes.cli:simulate",
+    "status": "leadctl.status_cmd:status",
+    "leads": "leadctl.leads_cmd:leads",
+    "replay": "leadctl.replay_cmd:replay",
+    "backfill": "leadctl.backfill_cmd:backfill",
 }
 
 
