@@ -37,6 +37,7 @@ run: up ## Set up and run the whole system (Ctrl-C stops it)
 	@$(PY) leadctl run
 
 test: up ## Set up, then run the whole test suite (unit, integration, e2e) on real Kafka/PostgreSQL
+	@bash infra/browser.sh
 	@$(PY) python -m schemas.generate --check
 	@$(PY) pytest -q -p no:cacheprovider --durations=15 tests
 
@@ -44,6 +45,7 @@ test-unit: install ## Unit tests only (no Kafka or PostgreSQL needed)
 	@$(PY) pytest -q tests/unit
 
 test-integration: up ## Integration and e2e tests only
+	@bash infra/browser.sh
 	@$(PY) pytest -q tests/integration tests/e2e
 
 lint: install ## ruff (lint + format check) and mypy (strict on services/ and schemas/)

@@ -246,6 +246,9 @@ cmd_up() {
 
   say "starting kafka.Kafka $KAFKA_VERSION (client $KAFKA_HOST:$KAFKA_PORT, controller :$KAFKA_CONTROLLER_PORT)"
   : >"$OUTFILE"
+  # A broker keeps ~3 files open per partition (log, index, time index); test suites create
+  # thousands of short-lived partitions. Raise the open-file limit as far as we may.
+  ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   # setsid + nohup: own session, survives the calling shell. bash -c writes its own pid and
   # then execs java, so the pid file holds the JVM's pid. fd 9 (our lock) is closed for it.
   # shellcheck disable=SC2016,SC2046

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -241,7 +242,6 @@ def tenants_add(
     tenant_id: str | None,
 ) -> None:
     """Add a location; prints its id and website API key (shown once)."""
-    import uuid
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from services.common.db.engine import async_engine
@@ -316,26 +316,71 @@ def tenants_list() -> None:
     run_async(go)
 
 
-# run ---------------------------------------------------------------------------------------------
-@cli.command("run")
-def run_all() -> None:
-    """Run every service that is built, in one log stream (what `make run` calls)."""
-    from leadctl.supervisor import Process, leadctl, supervise
+@tenants.command("lead-api-key")
+@click.argument("tenant_id", type=click.UUID)
+def tenants_lead_api_key(tenant_id: uuid.UUID) -> None:
+    """Issue a new lead API token for the chat service (shown once; replaces the old one)."""
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import get_tenant
+    from services.ingest.service_layer.provider_signals_leads import issue_lead_api_key
 
     settings = common_settings()
-    click.echo(f"Kafka:      {settings.kafka_bootstrap_servers}")
-    click.echo(f"PostgreSQL: {settings.database_url.split('@')[-1]}")
-    click.echo(f"Topics:     {', '.join(settings.topics.main())} (+ .dlq)")
+
+    async def go() -> str:
+        engine = async_engine(settings.sqlalchemy_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                if await get_tenant(conn, tenant_id=tenant_id) is None:
+                    raise click.ClickException(f"no tenant {tenant_id}")
+                return await issue_lead_api_key(conn, tenant_id=tenant_id)
+        finally:
+            await engine.dispose()
+
+    token = run_async(go)
+    click.echo(f"lead API token for {tenant_id} (shown once; stored hashed):")
+    click.echo(token)
+
+
+# run ---------------------------------------------------------------------------------------------
+@cli.command("run")
+@click.option("--no-demo", is_flag=True, help="Do not create demo locations when none exist.")
+def run_all(no_demo: bool) -> None:
+    """Run every service in one log stream (what `make run` calls); Ctrl-C stops them all.
+
+    Without SHOPMONKEY_API_KEY the Shopmonkey simulator feeds it; without SendGrid/Twilio keys
+    the fake providers stand in and one demo address is whitelisted (see leadctl/demo.py)."""
+    import os
+    import threading
+    import time
+
+    from leadctl.demo import plan, provision_demo_locations, watch_first_touch
+    from leadctl.supervisor import supervise
+
+    settings = common_settings()
+    started = time.monotonic()
     ctx = click.get_current_context()
-    wanted = [
-        n
-        for n in ("ingest", "poller", "sequencer", "outbound")
-        if cli.get_command(ctx, n) is not None
-    ]
-    if not wanted:
-        click.echo("No service is built yet: infrastructure is up, migrated and provisioned.")
-        return
-    sys.exit(supervise([Process(name, leadctl(name)) for name in wanted]))
+    the_plan = plan(dict(os.environ), available=lambda n: cli.get_command(ctx, n) is not None)
+    click.echo(f"Kafka           {settings.kafka_bootstrap_servers}")
+    click.echo(f"PostgreSQL      {settings.database_url.split('@')[-1]}")
+    click.echo(f"topics          {', '.join(settings.topics.main())} (+ .dlq)")
+    if "SHOPMONKEY_API_BASE_URL" in the_plan.env and not no_demo:
+        for line in run_async(lambda: provision_demo_locations(settings.sqlalchemy_url)):
+            click.echo(line)
+    for note in the_plan.notes:
+        click.echo(note)
+    stop = threading.Event()
+    if the_plan.demo_email:
+        watch_first_touch(
+            settings.libpq_url,
+            started=started,
+            stop=stop,
+            say=lambda msg: click.secho(f"==> {msg}", bold=True),
+        )
+    try:
+        code = supervise(the_plan.processes)
+    finally:
+        stop.set()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,12 @@ class Process:
     popen: subprocess.Popen[bytes] | None = None
     colour: str = field(default_factory=lambda: next(COLOURS))
 
-    def start(self) -> None:
+    def start(self, tty: bool = False) -> None:
+        # the children write to a pipe; ask for readable text when we print to a terminal
+        fmt = {"LOG_FORMAT": "text"} if tty and not os.environ.get("LOG_FORMAT") else {}
         self.popen = subprocess.Popen(
             list(self.argv),
-            env=os.environ | self.env,
+            env=os.environ | fmt | self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -47,7 +49,7 @@ def supervise(processes: list[Process], *, grace: float = 10.0) -> int:
     tty = sys.stdout.isatty()
     selector = selectors.DefaultSelector()
     for p in processes:
-        p.start()
+        p.start(tty)
         assert p.popen is not None and p.popen.stdout is not None
         selector.register(p.popen.stdout, selectors.EVENT_READ, p)
         print(f"started {p.name} (pid {p.popen.pid})", flush=True)

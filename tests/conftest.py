@@ -3,10 +3,12 @@ PostgreSQL that `make test` starts; if they do not answer, those tests FAIL (nev
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,19 @@ def kafka_bootstrap() -> str:
     return KAFKA
 
 
+def _ensure_database(url: str) -> None:
+    """Create the test database when missing (TEST_DATABASE_URL may name a private one)."""
+    import psycopg
+    from psycopg import sql
+
+    base, _, tail = url.rpartition("/")
+    name = tail.split("?")[0]
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def db_url() -> str:
     """libpq URL of the test database, migrated to head once per session."""
@@ -52,6 +67,7 @@ def db_url() -> str:
 
     sa_url = "postgresql+psycopg://" + TEST_DB_URL.split("://", 1)[1]
     try:
+        _ensure_database(TEST_DB_URL)
         config = alembic_config(sa_url)
         config.attributes["configure_logger"] = False
         command.downgrade(config, "base")
@@ -66,22 +82,59 @@ def sa_url(db_url: str) -> str:
     return "postgresql+psycopg://" + db_url.split("://", 1)[1]
 
 
-@pytest.fixture
-def topic_prefix() -> str:
-    """A fresh topic namespace per test: tests never see each other's records."""
-    return f"t{uuid.uuid4().hex[:10]}."
+TEST_PREFIX = re.compile(r"^[a-z]+[0-9a-f]{6,}\.")
+
+
+def delete_topics_where(bootstrap: str, keep: Callable[[str], bool]) -> None:
+    """Delete every topic `keep` refuses. A broker keeps ~3 open files per partition, so a
+    suite that leaves its topics behind ends with the broker out of file descriptors."""
+    from services.common.kafka.admin import admin_client
+
+    admin = admin_client(bootstrap)
+    try:
+        names = [n for n in admin.list_topics(timeout=10).topics if not keep(n)]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=30).values():
+                with contextlib.suppress(Exception):
+                    future.result()
+    except Exception as exc:  # cleanup must never fail a test
+        print(f"topic cleanup skipped: {exc}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_topics_swept() -> Iterator[None]:
+    """At the end of the session, delete the test-namespaced topics this session created
+    (Faust changelogs, benchmark-style prefixes, tests that built their own names)."""
+    if not _answers(KAFKA):
+        yield
+        return
+    from services.common.kafka.admin import admin_client
+
+    before = set(admin_client(KAFKA).list_topics(timeout=10).topics)
+    yield
+    delete_topics_where(KAFKA, lambda n: n in before or not TEST_PREFIX.match(n))
 
 
 @pytest.fixture
-def topics(kafka_bootstrap: str, topic_prefix: str) -> Iterator[object]:
-    """Every topic of DESIGN §2 (and DLQs) under a fresh prefix, 4 partitions each."""
-    from services.common.kafka.admin import admin_client, ensure_topics
+def topic_prefix() -> Iterator[str]:
+    """A fresh topic namespace per test: tests never see each other's records. Every topic
+    under it (including Faust's changelogs) is deleted after the test."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield prefix
+    if _answers(KAFKA):
+        delete_topics_where(KAFKA, lambda n: not n.startswith(prefix))
+
+
+@pytest.fixture
+def topics(kafka_bootstrap: str, topic_prefix: str) -> object:
+    """Every topic of DESIGN §2 (and DLQs) under a fresh prefix, 4 partitions each (deleted
+    with the prefix after the test)."""
+    from services.common.kafka.admin import ensure_topics
     from services.common.topics import Topics
 
     names = Topics(topic_prefix)
     ensure_topics(kafka_bootstrap, partitions=4, names=names.with_dlqs())
-    yield names
-    admin_client(kafka_bootstrap).delete_topics(names.with_dlqs(), operation_timeout=10)
+    return names
 
 
 @pytest.fixture

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
+
+from services.common.errors import ConfigError
 
 CONTEXT_FIELDS = ("service", "tenant_id", "lead_id", "command_id", "event_id")
 
@@ -51,9 +54,14 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(service: str, level: str = "info", *, json_output: bool | None = None) -> None:
-    """Configure the root logger once per process."""
+    """Configure the root logger once per process. Without `json_output`, LOG_FORMAT decides
+    (`json`, `text`, or `auto`: text on a terminal, JSON lines otherwise; `leadctl run` asks
+    its children for text when it prints to a terminal)."""
     if json_output is None:
-        json_output = not sys.stderr.isatty()
+        fmt = os.environ.get("LOG_FORMAT", "auto").strip().lower() or "auto"
+        if fmt not in ("auto", "json", "text"):
+            raise ConfigError("LOG_FORMAT: must be auto, json or text")
+        json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if json_output else TextFormatter(service))
     root = logging.getLogger()

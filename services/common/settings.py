@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
         description="Prepended to every topic name (isolated environments, tests).",
     )
     log_level: LogLevel = "info"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto = readable text on a terminal, JSON lines otherwise."
+    )
     tenant_id: uuid.UUID | None = Field(
         default=None, description="Default tenant for the single-location seed endpoint."
     )

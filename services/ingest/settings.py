@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from services.common.settings import CommonSettings, ShopmonkeySettings
 
@@ -13,3 +13,30 @@ class IngestSettings(CommonSettings, ShopmonkeySettings):
     poll_interval_seconds: float = Field(default=30.0, gt=0)
     poll_overlap_seconds: float = Field(default=120.0, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: Health/metrics port of the poller process (`leadctl poller`).
+    poller_port: int = Field(default=3001, ge=1, le=65535)
+    #: Standard Webhooks timestamp tolerance (the reference library uses ±5 minutes).
+    webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    #: A webhook waits this long for Kafka's acknowledgement before answering 503.
+    kafka_publish_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    #: Tenants (secrets, API keys) are cached this long; a rotated secret applies after it.
+    tenant_cache_seconds: float = Field(default=30.0, ge=0)
+    #: Shopmonkey customers fetched for their email/phone are cached this long.
+    customer_cache_seconds: float = Field(default=300.0, ge=0)
+    #: A tenant the poller has never read starts this far back (history: `leadctl backfill`).
+    poll_initial_lookback_seconds: float = Field(default=3600.0, ge=0)
+    #: Tenants polled at the same time (each with its own API key and rate limit).
+    poll_concurrency: int = Field(default=8, ge=1, le=200)
+    # provider webhooks and the lead API (signals) --------------------------------------------
+    #: SendGrid Signed Event Webhook verification key (base64 body of the ECDSA public key, as
+    #: `GET /v3/user/webhooks/event/settings/signed` returns it); unset → every event refused.
+    sendgrid_webhook_public_key: str | None = None
+    #: A signed SendGrid event batch older (or newer) than this is refused as stale.
+    sendgrid_webhook_tolerance_seconds: int = Field(default=600, ge=1, le=86400)
+    #: Twilio Auth Token (the key of X-Twilio-Signature); unset → every Twilio webhook refused.
+    twilio_auth_token: SecretStr | None = None
+    #: Public base URL Twilio calls (e.g. https://hooks.example.com) when a proxy changes the
+    #: URL this process sees; the signature covers the URL exactly as Twilio called it.
+    twilio_webhook_public_url: str | None = None
+    #: The answer to an SMS "HELP" (TwiML <Message>).
+    sms_help_text: str = "Reply STOP to unsubscribe. Msg&data rates may apply."

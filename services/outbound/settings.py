@@ -2,19 +2,103 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
 
 from services.common.settings import CommonSettings
 
 
+def _present(value: str | SecretStr | None) -> bool:
+    """A credential counts only when it is non-blank (`SENDGRID_API_KEY=` in .env is unset)."""
+    if value is None:
+        return False
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return bool(raw.strip())
+
+
 class OutboundSettings(CommonSettings):
+    # providers -------------------------------------------------------------------------------
     sendgrid_api_key: SecretStr | None = None
     sendgrid_from_email: str = "noreply@example.com"
+    sendgrid_from_name: str | None = None
     sendgrid_api_base_url: str = "https://api.sendgrid.com"
+    #: How an ambiguous SendGrid send (timeout after the request left) is reconciled:
+    #: "activity" asks the Email Activity API (paid add-on) for the message by its
+    #: custom_args command_id; "none" marks it `unknown` for an operator.
+    sendgrid_reconcile: Literal["none", "activity"] = "none"
+    #: Email Activity lags the send; "not found" is trusted only this long after the attempt.
+    sendgrid_activity_settle_seconds: float = Field(default=120.0, ge=0)
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_phone_number: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
+    #: Delivery status callbacks (ingest's `/webhooks/twilio/status`); empty disables.
+    twilio_status_callback_url: str | None = "http://localhost:3000/webhooks/twilio/status"
+    #: Upper bound of an SMS's ValidityPeriod (also never past the end of the send window).
+    sms_validity_max_seconds: int = Field(default=3600, ge=1, le=36000)
+    #: One-click unsubscribe endpoint (RFC 8058) put in List-Unsubscribe:
+    #: `<base>/<tenant_id>/<lead_id>`.
+    unsubscribe_base_url: str = "http://localhost:3000/unsubscribe"
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # pacing and retries ----------------------------------------------------------------------
+    twilio_rate_per_second: float = Field(default=1.0, gt=0)
+    twilio_rate_burst: int = Field(default=1, ge=1)
+    sendgrid_rate_per_second: float = Field(default=50.0, gt=0)
+    sendgrid_rate_burst: int = Field(default=50, ge=1)
+    #: At most this many messages per contact, tenant and channel per window (0 = none).
+    frequency_cap_email: int = Field(default=1, ge=0)
+    frequency_cap_sms: int = Field(default=1, ge=0)
+    frequency_window_hours: float = Field(default=24.0, gt=0)
+    retry_base_seconds: float = Field(default=0.5, gt=0)
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+
+    # ledger ----------------------------------------------------------------------------------
+    #: A 'claimed' row whose heartbeat is older than this was left by a dead process.
+    claim_stale_seconds: float = Field(default=60.0, gt=0)
+    #: How often the sweeper looks for stale claims (also once at start).
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    tenant_cache_seconds: float = Field(default=60.0, ge=0)
+
+    # consumer and process --------------------------------------------------------------------
+    outbound_group_id: str = Field(default="outbound", min_length=1)
+    outbound_batch_size: int = Field(default=200, ge=1, le=10000)
+    #: Commands of different tenants handled at the same time (one tenant stays in order).
+    outbound_concurrency: int = Field(default=32, ge=1, le=1000)
+    outbound_host: str = "0.0.0.0"
     outbound_port: int = Field(default=3003, ge=1, le=65535)
+    #: Record-only commands (replays) go through the gate and the ledger and are recorded,
+    #: never sent. True lets a record-only command the gate allows reach the provider (a
+    #: command_id the ledger already holds is still never sent again).
+    outbound_replay_send: bool = False
+
+    @model_validator(mode="after")
+    def _stale_after_timeout(self) -> Self:
+        # The owner heartbeats before every provider attempt; a claim may look stale only
+        # after a request could not possibly still be in flight.
+        if self.claim_stale_seconds <= 2 * self.provider_timeout_seconds:
+            raise ValueError(
+                "CLAIM_STALE_SECONDS must exceed twice PROVIDER_TIMEOUT_SECONDS "
+                f"({self.claim_stale_seconds} <= 2 x {self.provider_timeout_seconds})"
+            )
+        return self
+
+    @property
+    def email_configured(self) -> bool:
+        return _present(self.sendgrid_api_key)
+
+    @property
+    def sms_configured(self) -> bool:
+        return (
+            _present(self.twilio_account_sid)
+            and _present(self.twilio_auth_token)
+            and (_present(self.twilio_phone_number) or _present(self.twilio_messaging_service_sid))
+        )
+
+    @property
+    def status_callback(self) -> str | None:
+        url = self.twilio_status_callback_url
+        return url if _present(url) else None

@@ -25,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -63,6 +63,8 @@ class Tenant(Base):
         String(20), nullable=False, server_default="standard"
     )
     website_api_key_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: Lead API (chat service) bearer token of this location, stored hashed (0005_signals).
+    lead_api_key_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     timezone: Mapped[str] = mapped_column(
         String(64), nullable=False, server_default="America/New_York"
     )
@@ -181,6 +183,7 @@ class JobExecution(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(100))
     delivery_status: Mapped[str | None] = mapped_column(String(30))
     delivery_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_error: Mapped[str | None] = mapped_column(String(200))
     record_only: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -221,6 +224,19 @@ class Suppression(Base):
         CheckConstraint("channel in ('email', 'sms')", name="channel"),
         Index(None, "channel", "contact"),
     )
+
+
+class ProviderEvent(Base):
+    """A provider webhook event already turned into a signal (dedupe of retries, 0005)."""
+
+    __tablename__ = "provider_events"
+
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    received_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index(None, "received_at"),)
 
 
 class PollerCursor(Base):
@@ -270,6 +286,59 @@ class ChatMessage(Base):
         CheckConstraint("role in ('customer', 'assistant', 'agent', 'system')", name="role"),
         Index(None, "session_id", "created_at"),
     )
+
+
+REPLAY_STATUSES = ("pending", "running", "done", "aborted")
+
+
+class ReplayRun(Base):
+    """One `leadctl replay --execute`: records of the sequencer's source partitions at offsets
+    below `end_offsets` ("<topic>:<partition>" → high watermark at request time) are replayed,
+    for `tenants` (NULL = every tenant)."""
+
+    __tablename__ = "replay_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    app_group: Mapped[str] = mapped_column(Text, nullable=False)
+    tenants: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_offsets: Mapped[dict[str, int]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    created_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stats: Mapped[dict[str, object]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"status in {REPLAY_STATUSES!r}", name="status"),
+        Index(None, "app_group", "status"),
+    )
+
+
+class BackfillCursor(Base):
+    """How far `leadctl backfill` has paged one tenant's Shopmonkey history from `since`;
+    advanced only after Kafka acked the page, so an interrupted backfill resumes there."""
+
+    __tablename__ = "backfill_cursors"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cursor_skip: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    orders_produced: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    pages: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="running")
+    started_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("status in ('running', 'done')", name="status"),)
 
 
 metadata = Base.metadata

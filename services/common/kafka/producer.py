@@ -46,6 +46,9 @@ class KafkaProducer:
         self._producer: Producer | None = None
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
+        # delivery reports waiting to be handed to their event loops, one hand-off per loop
+        # per poll() batch instead of one thread-safe wake-up per record
+        self._settled: dict[asyncio.AbstractEventLoop, list[_Settlement]] = {}
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> KafkaProducer:
@@ -63,6 +66,18 @@ class KafkaProducer:
         assert producer is not None
         while self._running.is_set():
             producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Called on the poll thread only (where the delivery callbacks run)."""
+        if not self._settled:
+            return
+        batches, self._settled = self._settled, {}
+        for loop, items in batches.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, items)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                log.debug("dropping %d delivery reports for a closed event loop", len(items))
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is in flight, stop the poll thread; returns records left undelivered."""
@@ -72,6 +87,7 @@ class KafkaProducer:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
         left = self._producer.flush(timeout)
+        self._hand_over()
         self._producer = None
         if left:
             log.error("producer closed with %d records undelivered", left)
@@ -123,8 +139,7 @@ class KafkaProducer:
         future: asyncio.Future[Delivered] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            result = _delivered(err, msg)
-            loop.call_soon_threadsafe(_settle, future, result)
+            self._settled.setdefault(loop, []).append((future, _delivered(err, msg)))
 
         self._enqueue(
             topic, key.encode() if isinstance(key, str) else key, value, headers, on_delivery
@@ -199,10 +214,14 @@ class KafkaProducer:
         return out
 
 
-def _settle(future: asyncio.Future[Delivered], result: Delivered | DeliveryError) -> None:
-    if future.done():
-        return
-    if isinstance(result, DeliveryError):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+_Settlement = tuple["asyncio.Future[Delivered]", "Delivered | DeliveryError"]
+
+
+def _settle_all(items: list[_Settlement]) -> None:
+    for future, result in items:
+        if future.done():
+            continue
+        if isinstance(result, DeliveryError):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

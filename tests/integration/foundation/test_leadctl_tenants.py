@@ -95,3 +95,28 @@ def test_bad_configuration_names_the_variable(db_url: str) -> None:
     env_bad = leadctl("mysql://nope", "tenants", "list")
     assert env_bad.returncode == 1
     assert "DATABASE_URL" in env_bad.stderr
+
+
+def test_lead_api_key_is_issued_once_and_only_for_a_known_tenant(db_url: str) -> None:
+    import psycopg
+
+    added = leadctl(
+        db_url, "tenants", "add", "--name", "Chat Co", "--company-id", uuid.uuid4().hex,
+        "--location-id", uuid.uuid4().hex,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    found = re.search(r"tenant ([0-9a-f-]{36})", added.stdout)
+    assert found is not None
+    tenant_id = found.group(1)
+    issued = leadctl(db_url, "tenants", "lead-api-key", tenant_id)
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip().splitlines()[-1]
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT lead_api_key_sha256 FROM tenants WHERE id = %s", (tenant_id,)
+        ).fetchone()
+    import hashlib
+
+    assert row is not None and row[0] == hashlib.sha256(token.encode()).hexdigest()
+    unknown = leadctl(db_url, "tenants", "lead-api-key", str(uuid.uuid4()))
+    assert unknown.returncode != 0 and "no tenant" in unknown.stderr

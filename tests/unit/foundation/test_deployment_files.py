@@ -103,3 +103,55 @@ def test_env_example_documents_every_setting() -> None:
     for cls in (IngestSettings, OutboundSettings, SequencerSettings):
         for name in cls.model_fields:
             assert name.upper() in documented, f"{name.upper()} missing from .env.example"
+
+
+def _mounts(service: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    """Container path → repository path of a service's bind mounts."""
+    out = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            out[target] = source[2:]
+    return out
+
+
+def test_compose_wires_prometheus_to_every_service_and_grafana_to_prometheus() -> None:
+    services = compose()["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert prometheus["image"].startswith("prom/prometheus:")
+    assert grafana["image"].startswith("grafana/grafana:")
+    mounts = _mounts(prometheus)
+    config_path = next(a.split("=", 1)[1] for a in prometheus["command"] if "config.file" in a)
+    config = yaml.safe_load((ROOT / mounts[config_path]).read_text())
+    targets = {
+        job["job_name"]: target
+        for job in config["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    assert targets == {
+        "ingest": "ingest:3000",
+        "poller": "poller:3001",
+        "sequencer": "sequencer:3002",
+        "outbound": "outbound:3003",
+    }
+    for job in config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert services["ingest"]["environment"]["WEBHOOK_PORT"] == 3000
+    assert services["sequencer"]["environment"]["SEQUENCER_PORT"] == 3002
+    assert services["outbound"]["environment"]["OUTBOUND_PORT"] == 3003
+    for rule_file in config.get("rule_files", []):
+        assert rule_file in mounts, f"{rule_file} is not mounted into prometheus"
+        assert yaml.safe_load((ROOT / mounts[rule_file]).read_text())["groups"]
+
+    gmounts = _mounts(grafana)
+    provisioning = ROOT / gmounts["/etc/grafana/provisioning"]
+    datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    [prom] = datasource["datasources"]
+    assert prom["type"] == "prometheus" and prom["url"] == "http://prometheus:9090"
+    assert "9090:9090" in prometheus["ports"]
+    provider = yaml.safe_load((provisioning / "dashboards" / "lead-orchestrator.yml").read_text())
+    dashboards_dir = provider["providers"][0]["options"]["path"]
+    assert (ROOT / gmounts[dashboards_dir] / "lead-orchestrator.json").is_file()
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert not any(p.startswith("3000:") for p in grafana["ports"])  # ingest has 3000

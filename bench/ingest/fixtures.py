@@ -1,0 +1,103 @@
+"""Fixtures of the ingest benchmark: its own migrated database, tenants with webhook
+secrets, and distinct, validly signed Shopmonkey order webhooks as raw HTTP/1.1 requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+from fakes.shopmonkey.webhooks import standard_signature
+
+BENCH_DB = "lo_bench_ingest"
+PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
+
+
+def prepare_database() -> str:
+    from alembic import command
+
+    from leadctl.main import alembic_config
+
+    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
+        if exists.fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    url = f"{PG_BASE}/{BENCH_DB}"
+    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    return url
+
+
+def add_tenants(db_url: str, count: int) -> list[tuple[str, str]]:
+    from services.common.db.tenants import new_webhook_secret
+
+    tenants = []
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for i in range(count):
+            tid, secret = str(uuid.uuid4()), new_webhook_secret()
+            conn.execute(
+                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
+                " webhook_secret) VALUES (%s, %s, %s, %s, %s)",
+                (tid, f"Bench location {i}", f"co_b{tid[:8]}", f"loc_b{tid[:8]}", secret),
+            )
+            tenants.append((tid, secret))
+    return tenants
+
+
+def webhook_requests(tenants: list[tuple[str, str]], count: int) -> list[bytes]:
+    """`count` distinct, validly signed order INSERT deliveries, round-robin over tenants."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = int(time.time())
+    out = []
+    for i in range(count):
+        tid, secret = tenants[i % len(tenants)]
+        order_id = str(uuid.uuid4())
+        doc = {
+            "apiVersion": "3",
+            "operation": "INSERT",
+            "table": "order",
+            "data": {
+                "id": order_id,
+                "number": str(1000 + i),
+                "companyId": "co_bench",
+                "locationId": "loc_bench",
+                "customerId": f"cus_{i}",
+                "status": "Estimate",
+                "createdDate": now,
+                "updatedDate": None,
+                "totalCostCents": 42_000,
+                "authorized": False,
+                "invoiced": False,
+                "paid": False,
+                "archived": False,
+                "deleted": False,
+                "generatedCustomerName": "Jane Doe",
+                "generatedVehicleName": "2019 Honda Civic",
+                "customer": {
+                    "id": f"cus_{i}",
+                    "firstName": "Jane",
+                    "lastName": "Doe",
+                    "emails": [{"email": f"jane.{i}@example.net", "primary": True}],
+                    "phoneNumbers": [{"number": "+15550100000", "primary": True}],
+                },
+                "meta": {"userId": "usr_bench", "sessionId": "ses_bench", "version": 1},
+            },
+        }
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        msg_id = f"msg_{secrets.token_hex(12)}"
+        head = (
+            f"POST /webhooks/shopmonkey/{tid}/order HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"User-Agent: Shopmonkey (+https://shopmonkey.io)\r\nX-Attempt: 1\r\n"
+            f"webhook-id: {msg_id}\r\nwebhook-timestamp: {stamp}\r\nwebhook-version: 3\r\n"
+            f"webhook-signature: {standard_signature(secret, msg_id, stamp, body)}\r\n\r\n"
+        )
+        out.append(head.encode() + body)
+    return out

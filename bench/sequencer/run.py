@@ -1,0 +1,418 @@
+"""Benchmark of the sequencer: order events through ONE real `leadctl sequencer` worker
+(RocksDB tables, changelogs, commands and LeadChanged produced and acknowledged), against a
+baseline measured in the same run: a raw confluent-kafka consumer reading the same topic.
+
+Targets (issue 4): >= 5,000 events/s per worker and >= 20 % of the raw consume rate;
+RSS <= 500 MB with every lead (1M in the full run) in state; order event → command p99
+<= 200 ms at 200 events/s.
+
+    uv run python bench/sequencer/run.py            # 1,000,000 events over 200 tenants
+    uv run python bench/sequencer/run.py --quick    # 50,000 events (smoke run)
+
+Phases: (1) produce N order events (one new lead each, 200 tenants, compact JSON, batched
+confluent-kafka producer); (2) baseline: a raw consumer reads them all; (3) the worker starts
+on the backlog: events/s = N / (time from its first processed record to the last), read from
+its /metrics; RSS (VmRSS and peak VmHWM from /proc) with every lead in state; (4) latency:
+200 events/s for a while, each event's produce time → its command's arrival (the first
+second is a warm-up, reported separately). The worker runs
+with the projection off (the `leads` table is not part of these targets). The tenants' zone
+is chosen so that it is midday there: every first step (email, now) is due at once.
+Writes .local/bench/sequencer.json. Own database lo_bench_sequencer, fresh topic prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from schemas.base import lead_id_for_order  # noqa: E402
+from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
+from services.common.kafka.config import producer_config  # noqa: E402
+from services.common.topics import Topics  # noqa: E402
+
+TARGET_RATE = 5000.0
+TARGET_RATIO = 0.20
+TARGET_RSS_MB = 500.0
+TARGET_P99_MS = 200.0
+LATENCY_RATE = 200.0
+#: The first second at 200/s is reported separately (`p99_ms_including_warmup`): it covers
+#: the worker's first records after the idle pause between the phases.
+WARMUP_SECONDS = 1.0
+TENANTS = 200
+PARTITIONS = 12
+BENCH_DB = "lo_bench_sequencer"
+PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+
+
+def free_port() -> int:
+    import socket
+
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare_db() -> str:
+    from alembic import command
+
+    from leadctl.main import alembic_config
+
+    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
+        if exists.fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    url = f"{PG_BASE}/{BENCH_DB}"
+    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    return url
+
+
+def midday_zone() -> str:
+    offset = 12 - datetime.now(UTC).hour
+    offset = offset - 24 if offset > 14 else offset + 24 if offset < -12 else offset
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def event_bytes(tenant: uuid.UUID, n: int, now_iso: str) -> bytes:
+    """A compact, valid OrderEvent (one new lead) without pydantic on the hot path."""
+    order_id = f"b{n}"
+    lead = lead_id_for_order(tenant, order_id)
+    return (
+        f'{{"schema_version":1,"event_id":"order:{order_id}:1","tenant_id":"{tenant}",'
+        f'"lead_id":"{lead}","source":"webhook","entity":"order","operation":"insert",'
+        f'"occurred_at":"{now_iso}","ingested_at":"{now_iso}","order":{{"order_id":"{order_id}",'
+        f'"number":"{n}","version":1}},"customer":{{"customer_id":"c{n}","first_name":"Sam",'
+        f'"email":"sam{n}@example.com","phone":"+15555550100"}}}}'
+    ).encode()
+
+
+def produce_backlog(topic: str, tenants: list[uuid.UUID], count: int) -> float:
+    producer = Producer(
+        producer_config(KAFKA, client_id="bench-seq", linger_ms=20)
+        | {"batch.num.messages": 10000, "queue.buffering.max.messages": 500000}
+    )  # fmt: skip
+    keys = [str(t).encode() for t in tenants]
+    now_iso = datetime.now(UTC).isoformat()
+    started = time.perf_counter()
+    for n in range(count):
+        t = n % len(tenants)
+        while True:
+            try:
+                producer.produce(topic, event_bytes(tenants[t], n, now_iso), keys[t])
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if n % 10000 == 0:
+            producer.poll(0)
+    left = producer.flush(120)
+    if left:
+        raise SystemExit(f"{left} events not acknowledged")
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def raw_consume(topic: str, count: int) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-raw-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    started: float | None = None
+    while seen < count:
+        for msg in consumer.consume(10000, timeout=1.0):
+            if msg.error() is None:
+                if started is None:
+                    started = time.perf_counter()
+                seen += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return count / elapsed
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.port = port
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "leadctl.main", "sequencer", "--no-projection"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def orders_done(self) -> float:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("sequencer_records_total{") and 'topic="orders"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def rss_mb(self) -> tuple[float, float]:
+        values = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+        return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run_worker_backlog(worker: Worker, count: int, timeout: float) -> tuple[float, float]:
+    """(events/s from the first processed record to the last, seconds to first record)."""
+    t0 = time.perf_counter()
+    first: float | None = None
+    deadline = t0 + timeout
+    done = 0.0
+    while time.perf_counter() < deadline:
+        if worker.proc.poll() is not None:
+            raise SystemExit(f"worker died; see {worker.log}")
+        done = worker.orders_done()
+        now = time.perf_counter()
+        if first is None and done > 0:
+            first = now - 0.25  # the poll interval
+            first_done = done
+        if done >= count:
+            assert first is not None
+            return (count - first_done) / max(now - first, 1e-6), first - t0
+        time.sleep(0.5)
+    raise SystemExit(f"worker processed only {done:.0f}/{count} events in {timeout:.0f} s")
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def latency(topics: Topics, tenants: list[uuid.UUID], seconds: float) -> dict[str, Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-lat-{uuid.uuid4().hex}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    parts = [TopicPartition(topics.touchpoint_commands, p) for p in range(PARTITIONS)]
+    ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+    consumer.assign(
+        [TopicPartition(tp.topic, tp.partition, e) for tp, e in zip(parts, ends, strict=True)]
+    )
+    sent: dict[str, float] = {}
+    got: list[float] = []
+    warm_got: list[float] = []
+    warmup: set[str] = set()
+    warm = int(WARMUP_SECONDS * LATENCY_RATE)
+    stop = threading.Event()
+
+    def collect() -> None:
+        while not stop.is_set() or len(got) + len(warm_got) < len(sent):
+            for msg in consumer.consume(1000, timeout=0.05):
+                if msg.error() is not None:
+                    continue
+                arrived = time.perf_counter()
+                body = json.loads(msg.value())
+                at = sent.get(body["lead_id"])
+                if at is not None:
+                    (warm_got if body["lead_id"] in warmup else got).append(arrived - at)
+            if stop.is_set() and time.perf_counter() > stop_at[0]:
+                break
+
+    stop_at = [float("inf")]
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    # the load producer connects (metadata, idempotent producer id) BEFORE the clock runs:
+    # a cold librdkafka producer holds its first records ~0.5 s
+    producer = Producer(producer_config(KAFKA, client_id="bench-lat", linger_ms=0))
+    producer.list_topics(topics.order_events, timeout=10)
+    time.sleep(2.0)  # the reader is positioned, the producer ready
+    total = warm + int(seconds * LATENCY_RATE)
+    base = 10_000_000
+    now_iso = datetime.now(UTC).isoformat()
+    start = time.perf_counter()
+    for i in range(total):
+        target = start + i / LATENCY_RATE
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        t = i % len(tenants)
+        n = base + i
+        lead = str(lead_id_for_order(tenants[t], f"b{n}"))
+        sent[lead] = time.perf_counter()
+        if i < warm:
+            warmup.add(lead)
+        producer.produce(topics.order_events, event_bytes(tenants[t], n, now_iso), str(tenants[t]))
+        producer.poll(0)
+    producer.flush(30)
+    stop_at[0] = time.perf_counter() + 15.0
+    stop.set()
+    reader.join(20)
+    consumer.close()
+    got.sort()
+    everything = sorted(got + warm_got)
+
+    def pct(p: float, values: list[float] = got) -> float:
+        return values[min(len(values) - 1, int(p * len(values)))] * 1000 if values else float("nan")
+
+    return {
+        "sent": total - warm,
+        "received": len(got),
+        "warmup_events_excluded": warm,
+        "p99_ms_including_warmup": pct(0.99, everything),
+        "rate": LATENCY_RATE,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": got[-1] * 1000 if got else float("nan"),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (50,000 events)")
+    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--latency-seconds", type=float, default=None)
+    args = parser.parse_args()
+    count = args.events or (50_000 if args.quick else 1_000_000)
+    lat_seconds = args.latency_seconds or (10.0 if args.quick else 30.0)
+
+    db_url = prepare_db()
+    prefix = f"bseq{uuid.uuid4().hex[:8]}."
+    topics = Topics(prefix)
+    ensure_topics(KAFKA, partitions=PARTITIONS, names=topics.with_dlqs())
+    tenants = [uuid.uuid4() for _ in range(TENANTS)]
+    work = Path(tempfile.mkdtemp(prefix="bench-seq-"))
+    print(f"producing {count:,} order events over {TENANTS} tenants ({prefix}) ...", flush=True)
+    produce_s = produce_backlog(topics.order_events, tenants, count)
+    print(f"  produced in {produce_s:.1f} s ({count / produce_s:,.0f}/s)", flush=True)
+    raw_rate = raw_consume(topics.order_events, count)
+    print(f"  raw consumer: {raw_rate:,.0f} events/s", flush=True)
+
+    port = free_port()
+    env = dict(os.environ) | {
+        "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "KAFKA_PARTITIONS": str(PARTITIONS),
+        "DATABASE_URL": db_url,
+        "SEQUENCER_PORT": str(port),
+        "SEQUENCER_HOST": "127.0.0.1",
+        "SEQUENCER_DATA_DIR": str(work / "data"),
+        "SEQUENCER_STORE": "rocksdb://",
+        "SEQUENCER_DEFAULT_TIMEZONE": midday_zone(),
+        "LOG_LEVEL": "warning",
+    }
+    worker = Worker(env, port, work / "worker.log")
+    try:
+        rate, startup = run_worker_backlog(worker, count, timeout=max(600.0, count / 1000))
+        rss, hwm = worker.rss_mb()
+        print(f"  sequencer: {rate:,.0f} events/s (start-up {startup:.1f} s), "
+              f"RSS {rss:.0f} MB, peak {hwm:.0f} MB", flush=True)  # fmt: skip
+        lat = latency(topics, tenants, lat_seconds)
+        rss_after, hwm_after = worker.rss_mb()
+    finally:
+        worker.stop()
+    admin = admin_client(KAFKA)
+    internal = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    admin.delete_topics(internal, operation_timeout=30)
+
+    ratio = rate / raw_rate
+    rows = [
+        ("events/s per worker", f"{rate:,.0f}", f">= {TARGET_RATE:,.0f}", rate >= TARGET_RATE),
+        ("ratio vs raw consumer", f"{ratio:.1%}", f">= {TARGET_RATIO:.0%}", ratio >= TARGET_RATIO),
+        ("RSS with all leads (MB)", f"{max(rss, rss_after):.0f} (peak {hwm_after:.0f})",
+         f"<= {TARGET_RSS_MB:.0f}", max(rss, rss_after) <= TARGET_RSS_MB),
+        ("p99 order→command (ms)", f"{lat['p99_ms']:.1f} (p50 {lat['p50_ms']:.1f})",
+         f"<= {TARGET_P99_MS:.0f} @ {LATENCY_RATE:.0f}/s",
+         lat["p99_ms"] <= TARGET_P99_MS and lat["received"] == lat["sent"]),
+    ]  # fmt: skip
+    mode = "quick" if args.quick else "full"
+    print(
+        f"\nsequencer benchmark ({mode}): {count:,} events, {TENANTS} tenants, "
+        f"{PARTITIONS} partitions, {os.cpu_count()} cores (shared)"
+    )
+    print(f"baseline raw consumer: {raw_rate:,.0f} events/s")
+    print(f"{'metric':<28}{'measured':<28}{'target':<22}ok")
+    for name, value, target, ok in rows:
+        print(f"{name:<28}{value:<28}{target:<22}{'yes' if ok else 'NO'}")
+    out = {
+        "benchmark": "sequencer",
+        "mode": "quick" if args.quick else ("full" if count == 1_000_000 else "custom"),
+        "at": datetime.now(UTC).isoformat(),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "events": count,
+        "tenants": TENANTS,
+        "partitions": PARTITIONS,
+        "produce_seconds": produce_s,
+        "baseline_raw_consume_per_s": raw_rate,
+        "sequencer_events_per_s": rate,
+        "ratio_vs_raw": ratio,
+        "worker_startup_s": startup,
+        "rss_mb_after_backlog": rss,
+        "rss_mb_after_latency": rss_after,
+        "peak_rss_mb": hwm_after,
+        "latency": lat,
+        "targets": {
+            "events_per_s": TARGET_RATE,
+            "ratio": TARGET_RATIO,
+            "rss_mb": TARGET_RSS_MB,
+            "p99_ms": TARGET_P99_MS,
+        },
+        "ok": {name: ok for name, _, _, ok in rows},
+    }
+    path = ROOT / ".local" / "bench" / "sequencer.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""A Shopmonkey simulator: the v3 API subset ingest uses and signed webhook deliveries."""

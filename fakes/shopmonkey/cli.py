@@ -1,0 +1,234 @@
+"""`leadctl simulate shopmonkey`: the Shopmonkey simulator as a process.
+
+    leadctl simulate shopmonkey --port 3010 --tenants 3 --seed 1 --orders 20 --rate 6 \\
+        --webhook-url http://127.0.0.1:3000 --state-file .local/run/shopmonkey.json
+
+It (a) serves the v3 API subset on --port, (b) seeds --tenants companies with --orders of
+history each and writes their ids, API keys and webhook secrets to --state-file (or inserts
+them as tenants with --provision), and (c) with --rate > 0 changes orders/customers over time
+and sends each change as a signed, retried webhook to --webhook-url. Point ingest/poller at
+it with SHOPMONKEY_API_BASE_URL=<url>/v3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from fakes.shopmonkey.data import World
+from fakes.shopmonkey.server import Simulator
+from fakes.shopmonkey.webhooks import WebhookSender
+
+log = logging.getLogger("fakes.shopmonkey")
+
+
+def delivery_url(url: str) -> str:
+    """A URL template as is; a bare ingest base URL gets the per-tenant webhook path."""
+    if "{" in url:
+        return url
+    return url.rstrip("/") + "/webhooks/shopmonkey/{tenant_id}/order"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers never see a half-written file (they may poll for it to appear)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def seed_history(world: World, orders_per_tenant: int, history: timedelta) -> None:
+    """Orders created over the past `history`, before the simulator started."""
+    now = datetime.now(UTC)
+    for company in world.companies:
+        for _ in range(orders_per_tenant):
+            created = now - history * world.rng.random()
+            world.create_order(company, created_at=created)
+
+
+async def provision_tenants(world: World) -> None:
+    """Insert each simulated company as a tenant (skipped when it already exists)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import add_tenant, get_tenant
+    from services.common.settings import CommonSettings, load_settings
+
+    settings = load_settings(CommonSettings)
+    engine = async_engine(settings.sqlalchemy_url, pool_size=1)
+    try:
+        for company in world.companies:
+            async with engine.begin() as conn:
+                if await get_tenant(conn, tenant_id=company.tenant_id) is not None:
+                    continue
+                try:
+                    await add_tenant(
+                        conn,
+                        tenant_id=company.tenant_id,
+                        name=company.name,
+                        company_id=company.company_id,
+                        location_id=company.location_id,
+                        api_key=company.api_key,
+                        webhook_secret=company.webhook_secret,
+                        signature_scheme=company.signature_scheme,
+                        postal_address="1 Simulated Way, Springfield, IL 62701",
+                    )
+                except IntegrityError:
+                    log.warning("tenant for %s exists under another id", company.company_id)
+                    continue
+            log.info("provisioned tenant %s (%s)", company.tenant_id, company.name)
+    finally:
+        await engine.dispose()
+
+
+async def serve(
+    *,
+    host: str,
+    port: int,
+    world: World,
+    sender: WebhookSender | None,
+    rate: float,
+    seed: int,
+    state_file: Path | None,
+) -> None:
+    sim = await Simulator(world, sender=sender).start(host, port)
+    log.info("Shopmonkey simulator on %s (API base %s)", sim.url, sim.api_base)
+    for company in world.companies:
+        log.info("  tenant %s company %s", company.tenant_id, company.company_id)
+    if state_file is not None:
+        state = {
+            "url": sim.url,
+            "api_base": sim.api_base,
+            "companies": [c.public() for c in world.companies],
+        }
+        await asyncio.to_thread(write_atomically, state_file, json.dumps(state, indent=2))
+    sim.start_activity(rate, seed)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+@click.command("shopmonkey")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address.")
+@click.option(
+    "--port", type=int, default=3010, show_default=True, help="API port (base URL <url>/v3)."
+)
+@click.option(
+    "--tenants",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Simulated companies (one location = one tenant of ours each).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Deterministic data: the same seed gives the same tenant ids, API keys and secrets.",
+)
+@click.option(
+    "--orders", type=int, default=10, show_default=True, help="History: orders per tenant."
+)
+@click.option(
+    "--history-hours",
+    type=float,
+    default=24.0,
+    show_default=True,
+    help="History orders are spread over this many past hours (no webhooks for them: the "
+    "poller finds them).",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Live activity: changes per MINUTE over all tenants (60% new orders, 30% order "
+    "advances, 10% customer phone changes), each sent as a signed webhook.",
+)
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="Where webhooks go: a template with {tenant_id}/{company_id}/{location_id}, or an "
+    "ingest base URL (http://127.0.0.1:3000 → …/webhooks/shopmonkey/{tenant_id}/order). "
+    "Without it no webhook is sent.",
+)
+@click.option(
+    "--drop-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of webhooks never sent (missed deliveries only the poller recovers).",
+)
+@click.option(
+    "--demo-emails",
+    default="",
+    help="Comma-separated emails given to about half the new customers (DEMO_MODE demos).",
+)
+@click.option(
+    "--provision",
+    is_flag=True,
+    help="Insert the companies as tenants (API key, webhook secret) into DATABASE_URL; "
+    "existing ones are kept.",
+)
+@click.option(
+    "--state-file",
+    "--tenants-file",
+    "state_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Once the API serves, write JSON {url, api_base, companies: [{tenant_id, company_id, "
+    "location_id, name, api_key, webhook_secret, signature_scheme, ...}]} here (atomically), "
+    "e.g. for `make run` to register the tenants.",
+)
+def main(
+    host: str,
+    port: int,
+    tenants: int,
+    seed: int,
+    orders: int,
+    history_hours: float,
+    rate: float,
+    webhook_url: str | None,
+    drop_rate: float,
+    demo_emails: str,
+    provision: bool,
+    state_file: Path | None,
+) -> None:
+    """Run a Shopmonkey v3 simulator (API subset + signed webhooks) for tests and demos."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    emails = tuple(e.strip() for e in demo_emails.split(",") if e.strip())
+    world = World(seed=seed, tenants=tenants, demo_emails=emails)
+    seed_history(world, orders, timedelta(hours=history_hours))
+    sender = (
+        WebhookSender(delivery_url(webhook_url), drop_rate=drop_rate, seed=seed)
+        if webhook_url
+        else None
+    )
+
+    async def go() -> None:
+        if provision:
+            await provision_tenants(world)
+        await serve(
+            host=host,
+            port=port,
+            world=world,
+            sender=sender,
+            rate=rate,
+            seed=seed,
+            state_file=state_file,
+        )
+
+    asyncio.run(go())

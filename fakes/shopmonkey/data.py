@@ -1,0 +1,241 @@
+"""The simulated Shopmonkey accounts: companies (one location each), customers and orders,
+shaped like the v3 records of reference/shopmonkey.md §1.6, §2.4, §2.5. Deterministic for a
+seed. Every change bumps `meta.version` and `updatedDate`, like the real rows."""
+
+from __future__ import annotations
+
+import base64
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+SIM_NAMESPACE = uuid.UUID("2f6f1d1e-7d1c-4a57-9a3e-5c0b8c1d2e3f")
+FIRST = ["Jane", "John", "Maria", "Wei", "Aisha", "Carlos", "Olga", "Sam", "Priya", "Tom"]
+LAST = ["Doe", "Smith", "Garcia", "Chen", "Khan", "Lopez", "Ivanova", "Lee", "Patel", "Brown"]
+VEHICLES = ["2019 Honda Civic", "2017 Ford F-150", "2021 Tesla Model 3", "2015 Toyota Camry"]
+SERVICES = ["Window tint", "Paint protection film", "Ceramic coating", "Windshield repair"]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Company:
+    """One simulated Shopmonkey company = one tenant (location) of ours."""
+
+    tenant_id: uuid.UUID
+    company_id: str
+    location_id: str
+    name: str
+    api_key: str
+    webhook_secret: str
+    signature_scheme: str = "standard"
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "tenant_id": str(self.tenant_id),
+            "company_id": self.company_id,
+            "location_id": self.location_id,
+            "name": self.name,
+            "api_key": self.api_key,
+            "webhook_secret": self.webhook_secret,
+            "signature_scheme": self.signature_scheme,
+            "customers": len(self.customers),
+            "orders": len(self.orders),
+        }
+
+
+class World:
+    """All companies of the simulator and the operations that change their records."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        tenants: int = 1,
+        demo_emails: tuple[str, ...] = (),
+        null_updated_on_insert: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.demo_emails = demo_emails
+        self.null_updated_on_insert = null_updated_on_insert
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.companies: list[Company] = []
+        self.by_key: dict[str, Company] = {}
+        self._last = datetime.min.replace(tzinfo=UTC)
+        for index in range(tenants):
+            self.add_company(index)
+
+    # ids and time ---------------------------------------------------------------------------
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def now(self) -> datetime:
+        """Strictly increasing millisecond timestamps (like row updates on one database)."""
+        now = self.clock()
+        moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if moment <= self._last:
+            moment = self._last + timedelta(milliseconds=1)
+        self._last = moment
+        return moment
+
+    def add_company(self, index: int, *, signature_scheme: str = "standard") -> Company:
+        secret = base64.b64encode(self.rng.randbytes(32)).decode()
+        company = Company(
+            tenant_id=uuid.uuid5(SIM_NAMESPACE, f"{self.seed}:{index}"),
+            company_id=f"co_{self.rng.getrandbits(48):012x}",
+            location_id=f"loc_{self.rng.getrandbits(48):012x}",
+            name=f"Simulated location {index + 1}",
+            api_key=f"smk_{self.rng.getrandbits(128):032x}",
+            webhook_secret=(
+                "whsec_" + secret if signature_scheme == "standard" else f"legacy_{secret}"
+            ),
+            signature_scheme=signature_scheme,
+        )
+        self.companies.append(company)
+        self.by_key[company.api_key] = company
+        return company
+
+    def company(self, tenant_id: uuid.UUID | str) -> Company:
+        for company in self.companies:
+            if str(company.tenant_id) == str(tenant_id):
+                return company
+        raise KeyError(f"no simulated company for tenant {tenant_id}")
+
+    # customers ------------------------------------------------------------------------------
+    def add_customer(
+        self, company: Company, *, email: str | None = None, phone: str | None = None
+    ) -> dict[str, Any]:
+        rng = self.rng
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        if email is None:
+            pool = self.demo_emails
+            if pool and rng.random() < 0.5:
+                email = rng.choice(pool)
+            else:
+                email = f"{first}.{last}.{rng.getrandbits(24):06x}@example.net".lower()
+        if phone is None:
+            phone = f"+1555{rng.randrange(10**7):07d}"
+        stamp = iso(self.now())
+        record: dict[str, Any] = {
+            "id": self._uuid(),
+            "companyId": company.company_id,
+            "locationIds": [company.location_id],
+            "customerType": "Customer",
+            "firstName": first,
+            "lastName": last,
+            "email": None,
+            "phone": None,
+            "emails": [{"id": self._uuid(), "email": email, "primary": True, "subscribed": True}],
+            "phoneNumbers": [
+                {"id": self._uuid(), "number": phone, "primary": True, "type": "Mobile"}
+            ],
+            "marketingOptIn": rng.random() < 0.7,
+            "preferredContactMethod": rng.choice(["SMS", "Email", "All"]),
+            "createdDate": stamp,
+            "updatedDate": None if self.null_updated_on_insert else stamp,
+            "meta": {"userId": self._uuid(), "sessionId": self._uuid(), "version": 1},
+        }
+        company.customers[record["id"]] = record
+        return record
+
+    def update_customer(
+        self, company: Company, customer_id: str, changes: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        record = company.customers[customer_id]
+        if "email" in changes:
+            record["emails"] = [
+                {"id": self._uuid(), "email": changes.pop("email"), "primary": True}
+            ]
+            changes["emails"] = record["emails"]
+        if "phone" in changes:
+            record["phoneNumbers"] = [
+                {"id": self._uuid(), "number": changes.pop("phone"), "primary": True}
+            ]
+            changes["phoneNumbers"] = record["phoneNumbers"]
+        return self._touch(record, changes)
+
+    # orders ---------------------------------------------------------------------------------
+    def create_order(
+        self,
+        company: Company,
+        *,
+        customer_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        rng = self.rng
+        if customer_id is None:
+            if company.customers and rng.random() < 0.3:
+                customer_id = rng.choice(list(company.customers))
+            else:
+                customer_id = self.add_customer(company)["id"]
+        customer = company.customers[customer_id]
+        stamp = iso(created_at or self.now())
+        number = str(1000 + len(company.orders) + 1)
+        record: dict[str, Any] = {
+            "id": self._uuid(),
+            "publicId": f"{rng.getrandbits(40):010x}",
+            "number": number,
+            "companyId": company.company_id,
+            "locationId": company.location_id,
+            "customerId": customer_id,
+            "vehicleId": self._uuid(),
+            "status": "Estimate",
+            "workflowStatusId": self._uuid(),
+            "createdDate": stamp,
+            "updatedDate": None if self.null_updated_on_insert else stamp,
+            "orderCreatedDate": stamp,
+            "totalCostCents": rng.randrange(5_000, 250_000),
+            "paidCostCents": 0,
+            "remainingCostCents": 0,
+            "authorized": False,
+            "invoiced": False,
+            "paid": False,
+            "archived": False,
+            "deleted": False,
+            "generatedCustomerName": f"{customer['firstName']} {customer['lastName']}",
+            "generatedVehicleName": rng.choice(VEHICLES),
+            "complaint": rng.choice(SERVICES),
+            "meta": {"userId": self._uuid(), "sessionId": self._uuid(), "version": 1},
+        }
+        record["remainingCostCents"] = record["totalCostCents"]
+        company.orders[record["id"]] = record
+        return record
+
+    def update_order(
+        self, company: Company, order_id: str, changes: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        return self._touch(company.orders[order_id], changes)
+
+    def advance_order(self, company: Company, order_id: str) -> tuple[dict[str, Any], list[str]]:
+        """The next step of an order's life: authorized → RepairOrder → Invoice, paid."""
+        order = company.orders[order_id]
+        if not order["authorized"]:
+            changes: dict[str, Any] = {"authorized": True}
+        elif order["status"] == "Estimate":
+            changes = {"status": "RepairOrder"}
+        elif order["status"] == "RepairOrder":
+            changes = {"status": "Invoice", "invoiced": True}
+        else:
+            changes = {"paid": True, "paidCostCents": order["totalCostCents"]}
+        return self.update_order(company, order_id, changes)
+
+    def delete_order(self, company: Company, order_id: str) -> dict[str, Any]:
+        record, _ = self._touch(company.orders[order_id], {"deleted": True})
+        return record
+
+    def _touch(
+        self, record: dict[str, Any], changes: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        record.update(changes)
+        record["updatedDate"] = iso(self.now())
+        record["meta"]["version"] = int(record["meta"]["version"]) + 1
+        return record, [*changes, "updatedDate"]

@@ -1,0 +1,279 @@
+"""The Shopmonkey v3 API subset on real HTTP, plus an `/_admin` API to drive it.
+
+API (Bearer API key per company; every answer `{success, data, meta?}` or
+`{success: false, code, message}`):
+- `GET /v3/order`, `GET /v3/customer`: `where` (Prisma JSON), `orderby` (JSON object),
+  `limit` (silently capped at 100), `skip`; `meta: {total, hasMore}`. Quirks as probed
+  (reference §2.3): reading "lowercase" (default) honours `orderby` and silently ignores
+  camelCase `orderBy`; reading "camel" honours `orderBy` and answers 400 "Unable to parse
+  orderby" to the lowercase one. `ignore_filter` / `ignore_orderby` drop them silently.
+- `GET /v3/order/{id}`, `GET /v3/customer/{id}`: one record, or 404.
+- Injectable 429s with `Retry-After` (`POST /_admin/rate_limit {"times": 3, "retry_after": 1}`).
+
+Admin (JSON): `GET /_admin/state`, `GET /_admin/requests`, `GET /_admin/deliveries`,
+`POST /_admin/quirks {...}`, `POST /_admin/rate_limit`, `POST /_admin/orders
+{"tenant_id"?, "count"?, "webhook"?}`, `POST /_admin/orders/{id}/advance`,
+`POST /_admin/orders/{id}/delete`, `POST /_admin/customers/{id} {"email"?, "phone"?}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+
+from fakes.shopmonkey.data import Company, World
+from fakes.shopmonkey.query import matches, order_records
+from fakes.shopmonkey.webhooks import WebhookSender, envelope
+
+log = logging.getLogger(__name__)
+MAX_LIMIT = 100
+
+
+@dataclass
+class Quirks:
+    orderby_reading: str = "lowercase"  # or "camel"
+    ignore_filter: bool = False
+    ignore_orderby: bool = False
+    latency: float = 0.0
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    body = {"success": False, "code": code, "message": message}
+    return web.json_response(body, status=status, headers=headers or None)
+
+
+class Simulator:
+    """A running simulator: the world, its HTTP server, the webhook sender and activity."""
+
+    def __init__(self, world: World, *, sender: WebhookSender | None = None) -> None:
+        self.world = world
+        self.sender = sender
+        self.quirks = Quirks()
+        self.rate_limits: deque[float] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+        self._activity: asyncio.Task[None] | None = None
+
+    # lifecycle ------------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
+        self.runner = web.AppRunner(self.app(), access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, host, port).start()
+        bound = self.runner.addresses[0][1]
+        self.url = f"http://{host}:{bound}"
+        return self
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/v3"
+
+    async def stop(self) -> None:
+        if self._activity is not None:
+            self._activity.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._activity
+        if self.sender is not None:
+            await self.sender.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # changes (+ webhooks) ---------------------------------------------------------------------
+    async def notify(
+        self, company: Company, table: str, operation: str, data: dict[str, Any], diff: Any = None
+    ) -> Any:
+        if self.sender is None:
+            return None
+        doc = envelope(table, operation, json.loads(json.dumps(data)), diff)
+        return await self.sender.send(company, doc)
+
+    async def create_order(self, company: Company, *, webhook: bool = True) -> dict[str, Any]:
+        order = self.world.create_order(company)
+        if webhook:
+            await self.notify(company, "order", "INSERT", order)
+        return order
+
+    async def advance_order(self, company: Company, order_id: str, *, webhook: bool = True) -> Any:
+        order, diff = self.world.advance_order(company, order_id)
+        if webhook:
+            await self.notify(company, "order", "UPDATE", order, diff)
+        return order
+
+    def start_activity(self, rate_per_minute: float, seed: int | None = None) -> None:
+        """Create/advance orders and change customers at `rate_per_minute`, with webhooks."""
+        if rate_per_minute > 0:
+            self._activity = asyncio.create_task(self._run_activity(rate_per_minute, seed))
+
+    async def _run_activity(self, rate: float, seed: int | None) -> None:
+        rng = random.Random(seed)
+        while True:
+            await asyncio.sleep(rng.expovariate(rate / 60.0))
+            company = rng.choice(self.world.companies)
+            try:
+                roll = rng.random()
+                if roll < 0.6 or not company.orders:
+                    await self.create_order(company)
+                elif roll < 0.9:
+                    await self.advance_order(company, rng.choice(list(company.orders)))
+                else:
+                    cid = rng.choice(list(company.customers))
+                    record, diff = self.world.update_customer(
+                        company, cid, {"phone": f"+1555{rng.randrange(10**7):07d}"}
+                    )
+                    await self.notify(company, "customer", "UPDATE", record, diff)
+            except Exception:
+                log.exception("simulated activity failed")
+
+    # HTTP -----------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v3/{table:order|customer}", self._list)
+        app.router.add_get("/v3/{table:order|customer}/{id}", self._get)
+        app.router.add_get("/_admin/state", self._state)
+        app.router.add_get("/_admin/requests", self._requests)
+        app.router.add_get("/_admin/deliveries", self._deliveries)
+        app.router.add_post("/_admin/quirks", self._set_quirks)
+        app.router.add_post("/_admin/rate_limit", self._set_rate_limit)
+        app.router.add_post("/_admin/orders", self._admin_create)
+        app.router.add_post("/_admin/orders/{id}/advance", self._admin_advance)
+        app.router.add_post("/_admin/orders/{id}/delete", self._admin_delete)
+        app.router.add_post("/_admin/customers/{id}", self._admin_customer)
+        return app
+
+    async def _gate(self, request: web.Request) -> Company | web.Response:
+        entry = {"method": request.method, "path": request.path, "query": dict(request.query)}
+        self.requests.append(entry)
+        if self.quirks.latency:
+            await asyncio.sleep(self.quirks.latency)
+        header = request.headers.get("Authorization", "")
+        company = self.world.by_key.get(header[7:]) if header.startswith("Bearer ") else None
+        entry["tenant_id"] = str(company.tenant_id) if company else None
+        if company is None:
+            entry["status"] = 401
+            return _error(401, "AUTH-401", "Unauthorized")
+        if self.rate_limits:
+            retry_after = self.rate_limits.popleft()
+            entry["status"] = 429
+            return _error(429, "RATE-429", "Too Many Requests", **{
+                "Retry-After": f"{retry_after:g}",
+                "X-RateLimit-Limit-Minute": "100",
+                "X-RateLimit-Remaining-Minute": "0",
+            })  # fmt: skip
+        entry["status"] = 200
+        return company
+
+    async def _list(self, request: web.Request) -> web.Response:
+        company = await self._gate(request)
+        if isinstance(company, web.Response):
+            return company
+        table = request.match_info["table"]
+        query = request.query
+        try:
+            limit = min(int(query.get("limit", "100")), MAX_LIMIT)
+            skip = int(query.get("skip", "0"))
+        except ValueError:
+            return _error(400, "VAL-400", "querystring/limit must be number")
+        try:
+            where = json.loads(query["where"]) if "where" in query else {}
+        except ValueError:
+            return _error(400, "VAL-400", "Invalid Usage: Unable to parse where")
+        lower, camel = query.get("orderby"), query.get("orderBy")
+        reading = self.quirks.orderby_reading
+        if reading == "camel" and lower is not None:
+            return _error(400, "VAL-400", "Invalid Usage: Unable to parse orderby")
+        raw_order = camel if reading == "camel" else lower  # the other spelling: ignored
+        try:
+            orderby = json.loads(raw_order) if raw_order else None
+        except ValueError:
+            return _error(400, "VAL-400", "Invalid Usage: Unable to parse orderby")
+        records = list((company.orders if table == "order" else company.customers).values())
+        if records and isinstance(where, dict) and not self.quirks.ignore_filter:
+            fields = frozenset(records[0])
+            records = [r for r in records if matches(r, where, fields)]
+        if orderby is not None and not self.quirks.ignore_orderby:
+            records = order_records(records, orderby)
+        page = records[skip : skip + limit]
+        meta = {"total": len(records), "hasMore": skip + len(page) < len(records)}
+        return web.json_response({"success": True, "data": page, "meta": meta})
+
+    async def _get(self, request: web.Request) -> web.Response:
+        company = await self._gate(request)
+        if isinstance(company, web.Response):
+            return company
+        table = request.match_info["table"]
+        records = company.orders if table == "order" else company.customers
+        record = records.get(request.match_info["id"])
+        if record is None:
+            return _error(404, "NF-404", f"{table} not found")
+        return web.json_response({"success": True, "data": record})
+
+    # admin ----------------------------------------------------------------------------------
+    async def _state(self, _: web.Request) -> web.Response:
+        return web.json_response({"companies": [c.public() for c in self.world.companies]})
+
+    async def _requests(self, _: web.Request) -> web.Response:
+        return web.json_response({"requests": self.requests})
+
+    async def _deliveries(self, _: web.Request) -> web.Response:
+        deliveries = [asdict(d) for d in self.sender.deliveries] if self.sender else []
+        return web.json_response({"deliveries": deliveries})
+
+    async def _set_quirks(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        for name, value in body.items():
+            if hasattr(self.quirks, name):
+                setattr(self.quirks, name, value)
+        return web.json_response(asdict(self.quirks))
+
+    async def _set_rate_limit(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        for _ in range(int(body.get("times", 1))):
+            self.rate_limits.append(float(body.get("retry_after", 1)))
+        return web.json_response({"pending": len(self.rate_limits)})
+
+    def _company_for(self, body: dict[str, Any]) -> Company:
+        tid = body.get("tenant_id")
+        return self.world.company(tid) if tid else random.choice(self.world.companies)
+
+    async def _admin_create(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        created = []
+        for _ in range(int(body.get("count", 1))):
+            company = self._company_for(body)
+            order = await self.create_order(company, webhook=bool(body.get("webhook", True)))
+            created.append({"tenant_id": str(company.tenant_id), "order": order})
+        return web.json_response({"created": created})
+
+    def _owner(self, order_id: str) -> Company:
+        for company in self.world.companies:
+            if order_id in company.orders or order_id in company.customers:
+                return company
+        raise web.HTTPNotFound(text=json.dumps({"message": "no such record"}))
+
+    async def _admin_advance(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["id"]
+        order = await self.advance_order(self._owner(order_id), order_id)
+        return web.json_response({"order": order})
+
+    async def _admin_delete(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["id"]
+        company = self._owner(order_id)
+        order = self.world.delete_order(company, order_id)
+        await self.notify(company, "order", "DELETE", order)
+        return web.json_response({"order": order})
+
+    async def _admin_customer(self, request: web.Request) -> web.Response:
+        customer_id = request.match_info["id"]
+        company = self._owner(customer_id)
+        changes = {k: v for k, v in (await request.json()).items() if k in ("email", "phone")}
+        record, diff = self.world.update_customer(company, customer_id, changes)
+        await self.notify(company, "customer", "UPDATE", record, diff)
+        return web.json_response({"customer": record})

@@ -1,0 +1,246 @@
+"""What `leadctl run` (and so `make run`) starts: the four services, plus the outside world's
+stand-ins when no real credentials are set.
+
+- No `SHOPMONKEY_API_KEY`: the Shopmonkey simulator serves the API and sends signed webhooks to
+  ingest; its companies become demo locations (timezones, hours, service catalog) unless real
+  tenants already exist.
+- No SendGrid key / no Twilio credentials: the fake providers (real HTTP servers on loopback
+  that record every request) take their place, with fake credentials, and the whitelist holds
+  one demo address (only when `LEAD_EMAIL_WHITELIST` is empty), so touch points are visibly
+  sent to it and skipped for everyone else. Real credentials are never combined with the demo
+  whitelist: with a real key set, the whitelist is exactly what the operator configured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from datetime import time as clock
+from zoneinfo import ZoneInfo
+
+from leadctl.supervisor import Process, leadctl
+
+DEMO_EMAIL = "demo.lead@example.com"
+SIM_SEED = 1
+SIM_TENANTS = 3
+#: Loopback ports of the stand-ins; override with SHOPMONKEY_SIM_PORT, FAKE_SENDGRID_PORT,
+#: FAKE_TWILIO_PORT (read by `leadctl run` only).
+DEFAULT_PORTS = {"shopmonkey": 3010, "sendgrid": 3011, "twilio": 3012}
+PORT_VARS = {
+    "shopmonkey": "SHOPMONKEY_SIM_PORT",
+    "sendgrid": "FAKE_SENDGRID_PORT",
+    "twilio": "FAKE_TWILIO_PORT",
+}
+
+#: Zones a demo location may take, one per UTC offset from -10 to +12: the first demo location
+#: gets the zone where it is currently mid-day, so a fresh `make run` sees a touch point sent
+#: within minutes at any hour of the day (a real location keeps its own timezone).
+DEMO_ZONES = (
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Halifax",
+    "America/Sao_Paulo",
+    "Atlantic/South_Georgia",
+    "Atlantic/Azores",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Brisbane",
+    "Pacific/Noumea",
+    "Pacific/Auckland",
+)
+DEMO_SERVICES = (
+    ("oil-change", "Synthetic oil change", 8999),
+    ("brakes", "Brake pads and rotors", 38999),
+    ("tires", "Tire rotation and balance", 5999),
+    ("diagnostics", "Check-engine diagnostics", 12999),
+)
+
+
+def midday_zone(now: datetime) -> str:
+    """The demo zone whose local hour is closest to 13:00 at `now`."""
+
+    def distance(zone: str) -> float:
+        local = now.astimezone(ZoneInfo(zone))
+        return abs(local.hour + local.minute / 60 - 13)
+
+    return min(DEMO_ZONES, key=distance)
+
+
+@dataclass
+class Plan:
+    """The processes to start and what to tell the user."""
+
+    processes: list[Process] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    demo_email: str | None = None
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
+    """Decide what to start from the environment (`available(name)`: is that command built)."""
+    out = Plan()
+    env = out.env
+    ports = {k: int(environ.get(PORT_VARS[k]) or v) for k, v in DEFAULT_PORTS.items()}
+    webhook_port = int(environ.get("WEBHOOK_PORT") or 3000)
+    ingest_url = _url(webhook_port)
+    fake_sendgrid = not environ.get("SENDGRID_API_KEY")
+    fake_twilio = not (environ.get("TWILIO_ACCOUNT_SID") and environ.get("TWILIO_AUTH_TOKEN"))
+    simulate = not environ.get("SHOPMONKEY_API_KEY")
+
+    if fake_sendgrid:
+        env |= {
+            "SENDGRID_API_KEY": "SG.fake-demo-key",
+            "SENDGRID_FROM_EMAIL": environ.get("SENDGRID_FROM_EMAIL") or "shop@example.com",
+            "SENDGRID_API_BASE_URL": _url(ports["sendgrid"]),
+        }
+        out.processes.append(
+            Process("sendgrid", leadctl("simulate", "sendgrid", "--port", str(ports["sendgrid"])))
+        )
+        out.notes.append(f"fake SendGrid   {_url(ports['sendgrid'])} (records every request)")
+    if fake_twilio:
+        env |= {
+            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+            "TWILIO_AUTH_TOKEN": "fake-demo-token",
+            "TWILIO_PHONE_NUMBER": environ.get("TWILIO_PHONE_NUMBER") or "+15005550006",
+            "TWILIO_API_BASE_URL": _url(ports["twilio"]),
+        }
+        out.processes.append(
+            Process("twilio", leadctl("simulate", "twilio", "--port", str(ports["twilio"])))
+        )
+        out.notes.append(f"fake Twilio     {_url(ports['twilio'])} (records every request)")
+    if fake_sendgrid and fake_twilio and not environ.get("LEAD_EMAIL_WHITELIST", "").strip():
+        env["LEAD_EMAIL_WHITELIST"] = DEMO_EMAIL
+        out.demo_email = DEMO_EMAIL
+        out.notes.append(
+            f"whitelist       {DEMO_EMAIL} (demo only: every other customer is skipped)"
+        )
+    if simulate:
+        env["SHOPMONKEY_API_BASE_URL"] = _url(ports["shopmonkey"]) + "/v3"
+    for name in ("ingest", "poller", "sequencer", "outbound"):
+        if available(name):
+            out.processes.append(Process(name, leadctl(name)))
+        else:
+            out.notes.append(f"{name:<15} not built yet: not started")
+    if simulate:  # last, so ingest is (nearly) up when the first webhooks go out
+        out.processes.append(
+            Process(
+                "shopmonkey",
+                leadctl(
+                    "simulate",
+                    "shopmonkey",
+                    "--port",
+                    str(ports["shopmonkey"]),
+                    "--tenants",
+                    str(SIM_TENANTS),
+                    "--seed",
+                    str(SIM_SEED),
+                    "--orders",
+                    "5",
+                    "--history-hours",
+                    "2",
+                    "--rate",
+                    "6",
+                    "--demo-emails",
+                    DEMO_EMAIL,
+                    "--webhook-url",
+                    ingest_url + "/webhooks/shopmonkey/{tenant_id}/order",
+                ),
+            )
+        )
+        out.notes.append(f"Shopmonkey sim  {_url(ports['shopmonkey'])}/v3 (orders every ~10 s)")
+    out.notes.append(f"dashboard       {ingest_url}/dashboard")
+    out.notes.append(f"metrics         {ingest_url}/metrics (and each service's /metrics)")
+    for p in out.processes:
+        p.env |= env
+    return out
+
+
+async def provision_demo_locations(database_url: str, *, now: datetime | None = None) -> list[str]:
+    """Demo locations from the simulator's companies, unless any tenant exists already.
+
+    Returns what it did, one line per location (empty when real tenants exist)."""
+    from fakes.shopmonkey.data import World
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import add_services, add_tenant, list_tenants, set_hours
+
+    now = now or datetime.now(UTC)
+    engine = async_engine(database_url, pool_size=1)
+    done: list[str] = []
+    try:
+        async with engine.begin() as conn:
+            if await list_tenants(conn):
+                return done
+            world = World(seed=SIM_SEED, tenants=SIM_TENANTS, demo_emails=(DEMO_EMAIL,))
+            zones = [midday_zone(now), "America/Chicago", "America/Los_Angeles"]
+            for company, zone in zip(world.companies, zones, strict=False):
+                tenant, _ = await add_tenant(
+                    conn,
+                    tenant_id=company.tenant_id,
+                    name=company.name,
+                    company_id=company.company_id,
+                    location_id=company.location_id,
+                    api_key=company.api_key,
+                    webhook_secret=company.webhook_secret,
+                    signature_scheme=company.signature_scheme,
+                    timezone=zone,
+                    postal_address="1 Demo Way, Springfield, IL 62701",
+                    phone="+15005550006",
+                )
+                await set_hours(
+                    conn,
+                    tenant_id=tenant.id,
+                    hours={day: (clock(7), clock(21)) for day in range(7)},
+                )
+                await add_services(conn, tenant_id=tenant.id, services=list(DEMO_SERVICES))
+                done.append(f"demo location {company.name} ({zone}) {tenant.id}")
+    finally:
+        await engine.dispose()
+    return done
+
+
+def watch_first_touch(
+    libpq_url: str, *, started: float, stop: threading.Event, say: Callable[[str], None]
+) -> threading.Thread:
+    """Print one banner when the ledger holds its first sent touch point."""
+    import psycopg
+
+    def loop() -> None:
+        while not stop.wait(1.0):
+            try:
+                with psycopg.connect(libpq_url, connect_timeout=3) as conn:
+                    row = conn.execute(
+                        "SELECT channel, recipient FROM job_executions WHERE status = 'sent'"
+                        " AND record_only = false ORDER BY decided_at LIMIT 1"
+                    ).fetchone()
+            except psycopg.Error:
+                continue
+            if row is not None:
+                channel, recipient = row
+                say(
+                    f"first touch point sent to the demo address ({channel} to {recipient})"
+                    f" after {time.monotonic() - started:.1f} s"
+                )
+                return
+
+    thread = threading.Thread(target=loop, name="first-touch", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,86 @@
+"""The poller's cursors in `poller_cursors` (one row per tenant and kind)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.db.models import PollerCursor
+from services.ingest.errors import Unavailable
+
+MAX_ERROR_CHARS = 2000
+
+
+class PostgresCursors:
+    """`CursorStore`. A cursor only moves forward; errors never move it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None:
+        stmt = select(PollerCursor.cursor_at).where(
+            PollerCursor.tenant_id == tenant_id, PollerCursor.kind == kind
+        )
+        try:
+            async with self._engine.connect() as conn:
+                return (await conn.execute(stmt)).scalar_one_or_none()
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
+
+    async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
+        values: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "cursor_at": cursor_at,
+            "last_success_at": func.now(),
+            "last_error": None,
+            "updated_at": func.now(),
+        }
+        stmt = insert(PollerCursor).values(**values)
+        new_cursor = (
+            func.greatest(PollerCursor.cursor_at, stmt.excluded.cursor_at)
+            if cursor_at is not None
+            else PollerCursor.cursor_at
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[PollerCursor.tenant_id, PollerCursor.kind],
+            set_={
+                "cursor_at": new_cursor,
+                "last_success_at": stmt.excluded.last_success_at,
+                "last_error": None,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        await self._write(stmt)
+
+    async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None:
+        message = error[:MAX_ERROR_CHARS]
+        stmt = insert(PollerCursor).values(
+            tenant_id=tenant_id,
+            kind=kind,
+            last_error=message,
+            last_error_at=func.now(),
+            updated_at=func.now(),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[PollerCursor.tenant_id, PollerCursor.kind],
+            set_={
+                "last_error": stmt.excluded.last_error,
+                "last_error_at": stmt.excluded.last_error_at,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        await self._write(stmt)
+
+    async def _write(self, stmt: Any) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(stmt)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc

@@ -1,0 +1,120 @@
+"""Prometheus instruments of ingest and the poller (seed "Monitoring": webhook processing rate),
+registered once per process on the default registry."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+WEBHOOK_REQUESTS = Counter(
+    "ingest_webhook_requests_total",
+    "Shopmonkey webhook requests by outcome (accepted, duplicate, ignored, demo_dropped, "
+    "unauthorized, unknown_tenant, bad_request, too_large, unsupported_media_type, unavailable).",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "ingest_webhook_processing_seconds",
+    "Time from request received to answer (incl. Kafka acknowledgement), by outcome class.",
+    ["result"],
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5),
+)
+WEBSITE_REQUESTS = Counter(
+    "ingest_website_lead_requests_total", "Website lead form requests by outcome.", ["outcome"]
+)
+LEADS_INGESTED = Counter(
+    "ingest_leads_ingested_total",
+    "OrderEvents acknowledged by Kafka, per tenant, source and entity.",
+    ["tenant_id", "source", "entity"],
+)
+DEMO_DROPPED = Counter(
+    "ingest_demo_mode_dropped_total",
+    "Inbound customers dropped by DEMO_MODE (email not whitelisted), per source.",
+    ["source"],
+)
+SHOPMONKEY_REQUESTS = Counter(
+    "ingest_shopmonkey_requests_total",
+    "Shopmonkey API calls by endpoint and HTTP status (or 'error' for no answer).",
+    ["endpoint", "status"],
+)
+CUSTOMER_CACHE = Counter(
+    "ingest_customer_cache_total", "Customer look-ups by result (hit, miss).", ["result"]
+)
+POLLER_ERRORS = Counter(
+    "poller_errors_total", "Failed tenant polls, per tenant and error kind.", ["tenant_id", "kind"]
+)
+POLLER_EVENTS = Counter(
+    "poller_events_total", "OrderEvents the poller produced, per tenant.", ["tenant_id"]
+)
+POLLER_FILTER_IGNORED = Counter(
+    "poller_filter_ignored_total",
+    "Polls where Shopmonkey ignored the `where` filter (meta.total equals the unfiltered "
+    "total and records outside the window came back); the poller filtered them itself.",
+    ["tenant_id"],
+)
+POLLER_UNSORTED = Counter(
+    "poller_unsorted_pages_total",
+    "Polls where Shopmonkey ignored `orderby` (pages not ascending); the poller scanned.",
+    ["tenant_id"],
+)
+POLLER_CYCLE_SECONDS = Histogram(
+    "poller_cycle_seconds",
+    "Duration of one poll cycle over every tenant.",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Counter | Histogram, *labels: str) -> Any:
+    """`metric.labels(*labels)`, memoised: the hot webhook path skips prometheus' lock and
+    label validation on every request (label sets are few: outcomes, tenants)."""
+    key = (id(metric), labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
+
+
+class CursorAges(Collector):
+    """`poller_cursor_age_seconds{tenant_id}`: seconds since the tenant's cursor was last
+    confirmed up to date (last successful poll), computed at scrape time; and
+    `poller_last_success_timestamp_seconds` for alerting with `time() - x`."""
+
+    def __init__(self) -> None:
+        self._last_success: dict[uuid.UUID, float] = {}
+
+    def success(self, tenant_id: uuid.UUID, at: float | None = None) -> None:
+        self._last_success[tenant_id] = time.time() if at is None else at
+
+    def age(self, tenant_id: uuid.UUID) -> float | None:
+        at = self._last_success.get(tenant_id)
+        return None if at is None else max(0.0, time.time() - at)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        age = GaugeMetricFamily(
+            "poller_cursor_age_seconds",
+            "Seconds since the tenant was last polled successfully up to date.",
+            labels=["tenant_id"],
+        )
+        last = GaugeMetricFamily(
+            "poller_last_success_timestamp_seconds",
+            "Unix time of the tenant's last successful poll.",
+            labels=["tenant_id"],
+        )
+        now = time.time()
+        for tenant_id, at in list(self._last_success.items()):
+            age.add_metric([str(tenant_id)], max(0.0, now - at))
+            last.add_metric([str(tenant_id)], at)
+        yield age
+        yield last
+
+
+CURSOR_AGES = CursorAges()
+REGISTRY.register(CURSOR_AGES)

@@ -1,0 +1,61 @@
+"""OrderEvents to `leads.order-events.v1`, keyed by tenant, acknowledged or `PublishUnavailable`.
+
+The wait for the acknowledgement is bounded per call (KAFKA_PUBLISH_TIMEOUT_SECONDS), so a
+broker that is down turns a webhook into a 503 within seconds instead of librdkafka's message
+timeout. A record given up on may still be delivered later: it carries the same `event_id` as
+the retry Shopmonkey sends after the 503, and consumers dedupe on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from schemas.events import OrderEvent
+from services.common.errors import DeliveryError
+from services.common.kafka.producer import KafkaProducer
+from services.ingest.adapters.metrics import LEADS_INGESTED, child
+from services.ingest.errors import PublishUnavailable
+
+RETRY_AFTER_SECONDS = 5.0
+
+
+class KafkaEventPublisher:
+    """`EventPublisher` over the shared acked producer."""
+
+    def __init__(self, producer: KafkaProducer, *, topic: str, timeout: float) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._timeout = timeout
+        self._ready_at = 0.0
+        self._ready = False
+
+    async def publish(self, event: OrderEvent) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._producer.send(self._topic, event, key=str(event.tenant_id))
+        except TimeoutError:
+            raise PublishUnavailable(
+                f"Kafka did not acknowledge within {self._timeout:g}s",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from None
+        except DeliveryError as exc:
+            raise PublishUnavailable(f"Kafka: {exc}", retry_after=RETRY_AFTER_SECONDS) from exc
+        child(LEADS_INGESTED, str(event.tenant_id), event.source.value, event.entity).inc()
+
+    async def ready(self) -> bool:
+        """The broker answers a metadata request for our topic (cached for 2 s)."""
+        if time.monotonic() - self._ready_at < 2.0:
+            return self._ready
+
+        def probe() -> bool:
+            meta = self._producer.raw.list_topics(topic=self._topic, timeout=2.0)
+            topic = meta.topics.get(self._topic)
+            return bool(meta.brokers) and topic is not None and topic.error is None
+
+        try:
+            self._ready = await asyncio.to_thread(probe)
+        except Exception:
+            self._ready = False
+        self._ready_at = time.monotonic()
+        return self._ready

@@ -1,0 +1,187 @@
+"""Composition root of ingest and the poller: builds every adapter from the settings, once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.db.engine import async_engine
+from services.common.kafka.producer import KafkaProducer
+from services.ingest.adapters.cursors_pg import PostgresCursors
+from services.ingest.adapters.customer_cache import CachedCustomers
+from services.ingest.adapters.publisher_kafka import KafkaEventPublisher
+from services.ingest.adapters.shopmonkey_client import NO_RETRY, RetryPolicy, ShopmonkeyClient
+from services.ingest.adapters.tenants_pg import PostgresTenants
+from services.ingest.ports import TenantDirectory
+from services.ingest.service_layer.poller import Poller, PollerConfig
+from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.record_reader import RecordReader
+from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
+from services.ingest.service_layer.website import WebsiteLeads
+from services.ingest.settings import IngestSettings
+
+SERVICE = "ingest"
+#: A webhook waits at most this long for a customer's contact details before answering 503.
+WEBHOOK_CUSTOMER_DEADLINE = 3.0
+
+ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass
+class Ingest:
+    """The webhook/website side's parts (what the HTTP entrypoint and tests need).
+
+    Stable attribute names, used by route modules of other areas through `request.app[INGEST]`
+    (e.g. the provider-signal routes): `settings`, `tenants`, `producer` (the process's one
+    acked KafkaProducer, already started), `engine` (SQLAlchemy AsyncEngine of DATABASE_URL).
+    The app's cleanup_ctx owns their lifetime: never close them in a handler.
+    """
+
+    settings: IngestSettings
+    tenants: TenantDirectory
+    producer: KafkaProducer
+    engine: AsyncEngine
+    webhooks: WebhookIngest
+    website: WebsiteLeads
+    ready: ReadyCheck
+
+
+@dataclass
+class PollerParts:
+    settings: IngestSettings
+    poller: Poller
+    ready: ReadyCheck
+
+
+def webhook_config(settings: IngestSettings) -> WebhookConfig:
+    return WebhookConfig(
+        demo_mode=settings.demo_mode,
+        whitelist=settings.whitelist,
+        tolerance=settings.webhook_tolerance_seconds,
+    )
+
+
+def _tenants(settings: IngestSettings, engine: AsyncEngine) -> PostgresTenants:
+    key = settings.shopmonkey_api_key
+    return PostgresTenants(
+        engine,
+        ttl=settings.tenant_cache_seconds,
+        default_tenant_id=settings.tenant_id,
+        default_api_key=key.get_secret_value().strip() if key else None,
+    )
+
+
+@asynccontextmanager
+async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
+    engine = async_engine(settings.sqlalchemy_url, pool_size=5, max_overflow=5)
+    message_timeout_ms = int(max(10.0, settings.kafka_publish_timeout_seconds * 3) * 1000)
+    producer = KafkaProducer(
+        settings.kafka_bootstrap_servers,
+        client_id=SERVICE,
+        **{"message.timeout.ms": message_timeout_ms},
+    ).start()
+    client = await ShopmonkeyClient(
+        settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
+    ).start()
+    try:
+        tenants = _tenants(settings, engine)
+        publisher = KafkaEventPublisher(
+            producer,
+            topic=settings.topics.order_events,
+            timeout=settings.kafka_publish_timeout_seconds,
+        )
+        customers = CachedCustomers(
+            client,
+            ttl=settings.customer_cache_seconds,
+            deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
+            retry=NO_RETRY,
+        )
+        recent = RecentEvents()
+        config = webhook_config(settings)
+
+        async def ready() -> dict[str, bool]:
+            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
+            return {"kafka": kafka, "postgres": postgres}
+
+        yield Ingest(
+            settings=settings,
+            tenants=tenants,
+            producer=producer,
+            engine=engine,
+            webhooks=WebhookIngest(
+                customers=customers, publisher=publisher, config=config, recent=recent
+            ),
+            website=WebsiteLeads(
+                tenants=tenants, publisher=publisher, config=config, recent=recent
+            ),
+            ready=ready,
+        )
+    finally:
+        await client.close()
+        await asyncio.to_thread(producer.close)
+        await engine.dispose()
+
+
+def poller_config(
+    settings: IngestSettings, *, only: frozenset[uuid.UUID] | None = None
+) -> PollerConfig:
+    return PollerConfig(
+        only=only,
+        interval=settings.poll_interval_seconds,
+        overlap=settings.poll_overlap_seconds,
+        initial_lookback=settings.poll_initial_lookback_seconds,
+        concurrency=settings.poll_concurrency,
+        demo_mode=settings.demo_mode,
+        whitelist=settings.whitelist,
+    )
+
+
+@asynccontextmanager
+async def build_poller(
+    settings: IngestSettings,
+    *,
+    retry: RetryPolicy | None = None,
+    only: frozenset[uuid.UUID] | None = None,
+) -> AsyncIterator[PollerParts]:
+    engine = async_engine(settings.sqlalchemy_url, pool_size=3, max_overflow=5)
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="poller").start()
+    client = await ShopmonkeyClient(
+        settings.shopmonkey_api_base_url,
+        timeout=settings.shopmonkey_timeout_seconds,
+        retry=retry or RetryPolicy(),
+    ).start()
+    try:
+        tenants = _tenants(settings, engine)
+        publisher = KafkaEventPublisher(
+            producer,
+            topic=settings.topics.order_events,
+            timeout=max(30.0, settings.kafka_publish_timeout_seconds),
+        )
+        poller = Poller(
+            tenants=tenants,
+            reader=RecordReader(client),
+            customers=CachedCustomers(
+                client,
+                ttl=settings.customer_cache_seconds,
+                deadline=None,
+                retry=retry or RetryPolicy(),
+            ),
+            publisher=publisher,
+            cursors=PostgresCursors(engine),
+            config=poller_config(settings, only=only),
+        )
+
+        async def ready() -> dict[str, bool]:
+            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
+            return {"kafka": kafka, "postgres": postgres}
+
+        yield PollerParts(settings=settings, poller=poller, ready=ready)
+    finally:
+        await client.close()
+        await asyncio.to_thread(producer.close)
+        await engine.dispose()

@@ -1,0 +1,67 @@
+"""The Shopmonkey v3 webhook envelope (reference/shopmonkey.md §1.3), validated (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.events import Operation
+from services.ingest.errors import InvalidPayload
+
+#: Tables that become OrderEvents; every other table is acknowledged and ignored.
+INGESTED_TABLES = frozenset({"order", "customer"})
+_OPERATIONS = {"INSERT": Operation.INSERT, "UPDATE": Operation.UPDATE, "DELETE": Operation.DELETE}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    api_version: str
+    operation: Operation
+    table: str
+    data: dict[str, Any]
+    diff: tuple[str, ...] = ()
+
+    @property
+    def record_id(self) -> str:
+        return record_id(self.data)
+
+
+def record_id(data: dict[str, Any]) -> str:
+    """A record's `id` as a string (UUID strings in v3; integers tolerated)."""
+    value = data.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise InvalidPayload("data.id is missing or not a string")
+    return str(value).strip()
+
+
+def parse_envelope(doc: Any) -> Envelope:
+    """Validate the envelope; `data.id` is required only for the tables we ingest."""
+    if not isinstance(doc, dict):
+        raise InvalidPayload("body must be a JSON object")
+    version = doc.get("apiVersion")
+    if isinstance(version, bool) or not isinstance(version, str | int | float):
+        raise InvalidPayload("apiVersion is missing or not a string/number")
+    operation = doc.get("operation")
+    if not isinstance(operation, str) or operation.upper() not in _OPERATIONS:
+        raise InvalidPayload("operation must be INSERT, UPDATE or DELETE")
+    table = doc.get("table")
+    if not isinstance(table, str) or not table.strip():
+        raise InvalidPayload("table is missing")
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise InvalidPayload("data must be an object")
+    diff = doc.get("diff")
+    if diff is None:
+        diff = []
+    if not isinstance(diff, list) or not all(isinstance(d, str) for d in diff):
+        raise InvalidPayload("diff must be a list of field names")
+    envelope = Envelope(
+        api_version=str(version),
+        operation=_OPERATIONS[operation.upper()],
+        table=table.strip().lower(),
+        data=data,
+        diff=tuple(diff),
+    )
+    if envelope.table in INGESTED_TABLES:
+        envelope.record_id  # noqa: B018 (validates data.id)
+    return envelope

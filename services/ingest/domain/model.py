@@ -1,0 +1,36 @@
+"""Values the ingest service works with (no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.ingest.domain.signatures import WebhookKeys
+
+
+@dataclass(frozen=True, slots=True)
+class IngestTenant:
+    """A location as ingest needs it: how to verify its webhooks and how to call its account.
+
+    Secrets never appear in `repr`.
+    """
+
+    id: uuid.UUID
+    name: str
+    active: bool
+    webhook_keys: WebhookKeys = field(repr=False)
+    shopmonkey_api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def can_call_shopmonkey(self) -> bool:
+        return bool(self.shopmonkey_api_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a Shopmonkey list endpoint: `{success, data, meta: {total, hasMore}}`."""
+
+    data: list[dict[str, Any]]
+    total: int | None
+    has_more: bool | None

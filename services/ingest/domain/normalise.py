@@ -1,0 +1,232 @@
+"""Shopmonkey order/customer records → OrderEvent (pure; the same for webhook and poll).
+
+`event_id` = `shopmonkey:{table}:{id}:{version}` where version is `data.meta.version` (the
+row's monotonically increasing version, reference §1.4). When a record carries no version, the
+record's change time stands in for it (`updatedDate`, else `createdDate`, as UTC ISO-8601
+with milliseconds), which both paths also see identically; a DELETE with neither uses
+`deleted`. So a webhook delivery, its retries and the poller's read of the same version all
+yield the same `event_id`, and the same order always yields the same `lead_id` (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.base import lead_id_for_order
+from schemas.events import Customer, Operation, OrderEvent, OrderSnapshot, OrderSource
+from services.common.whitelist import normalize_phone
+from services.ingest.domain.envelope import record_id
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """An ISO-8601 timestamp as an aware UTC datetime; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def iso_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def change_time(data: Mapping[str, Any]) -> datetime | None:
+    """When the record last changed: `updatedDate`, else `createdDate` (new rows may have
+    a null `updatedDate`, reference §1.6)."""
+    return parse_ts(data.get("updatedDate")) or parse_ts(data.get("createdDate"))
+
+
+def version_of(data: Mapping[str, Any]) -> int | None:
+    meta = data.get("meta")
+    value = meta.get("version") if isinstance(meta, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def event_id_for(table: str, data: Mapping[str, Any], operation: Operation) -> str:
+    rid = record_id(dict(data))
+    version = version_of(data)
+    if version is not None:
+        marker = str(version)
+    elif (changed := change_time(data)) is not None:
+        marker = iso_z(changed)
+    elif operation is Operation.DELETE:
+        marker = "deleted"
+    else:  # nothing to tell versions apart: the content itself
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        marker = "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    return f"shopmonkey:{table}:{rid}:{marker}"
+
+
+def _pick(entries: Any, value_key: str, prefer: tuple[str, str] | None = None) -> str | None:
+    """The primary entry of `emails[]`/`phoneNumbers[]`, else a preferred type, else the first."""
+    if not isinstance(entries, list):
+        return None
+    usable = [e for e in entries if isinstance(e, dict) and isinstance(e.get(value_key), str)]
+    usable = [e for e in usable if e[value_key].strip()]
+    if not usable:
+        return None
+    for entry in usable:
+        if entry.get("primary") is True:
+            return str(entry[value_key]).strip()
+    if prefer is not None:
+        for entry in usable:
+            if entry.get(prefer[0]) == prefer[1]:
+                return str(entry[value_key]).strip()
+    return str(usable[0][value_key]).strip()
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def customer_from_record(data: Mapping[str, Any]) -> Customer:
+    """A Shopmonkey customer record (top-level `email`/`phone` are null in v3: the contact
+    details live in `emails[]` and `phoneNumbers[]`, reference §2.5)."""
+    email = _text(data.get("email")) or _pick(data.get("emails"), "email")
+    phone = _text(data.get("phone")) or _pick(
+        data.get("phoneNumbers"), "number", prefer=("type", "Mobile")
+    )
+    cid = data.get("id")
+    return Customer(
+        customer_id=str(cid) if isinstance(cid, str | int) and not isinstance(cid, bool) else None,
+        first_name=_text(data.get("firstName")),
+        last_name=_text(data.get("lastName")),
+        email=email,
+        phone=normalize_phone(phone) if phone else None,
+    )
+
+
+def customer_of_order(data: Mapping[str, Any]) -> Customer:
+    """What the order itself says about its customer (an embedded `customer` if present)."""
+    embedded = data.get("customer")
+    base = customer_from_record(embedded) if isinstance(embedded, dict) else Customer()
+    first = last = None
+    name = _text(data.get("generatedCustomerName"))
+    if name:
+        first, _, rest = name.partition(" ")
+        last = rest.strip() or None
+    cid = data.get("customerId")
+    return Customer(
+        customer_id=base.customer_id or (str(cid) if isinstance(cid, str | int) else None),
+        first_name=base.first_name or first,
+        last_name=base.last_name or last,
+        email=base.email,
+        phone=base.phone,
+    )
+
+
+def lacks_contact(customer: Customer) -> bool:
+    return customer.email is None or customer.phone is None
+
+
+def merge_customer(known: Customer, fetched: Customer | None) -> Customer:
+    """Fetched values (the customer record itself) win over what the order carried."""
+    if fetched is None:
+        return known
+    return Customer(
+        customer_id=known.customer_id or fetched.customer_id,
+        first_name=fetched.first_name or known.first_name,
+        last_name=fetched.last_name or known.last_name,
+        email=fetched.email or known.email,
+        phone=fetched.phone or known.phone,
+    )
+
+
+def order_snapshot(data: Mapping[str, Any], operation: Operation) -> OrderSnapshot:
+    number = data.get("number")
+    services = data.get("services")
+    total = data.get("totalCostCents")
+    return OrderSnapshot(
+        order_id=record_id(dict(data)),
+        number=str(number)
+        if isinstance(number, str | int) and not isinstance(number, bool)
+        else None,
+        status=_text(data.get("status")) or "Estimate",
+        authorized=data.get("authorized") is True,
+        invoiced=data.get("invoiced") is True,
+        paid=data.get("paid") is True,
+        archived=data.get("archived") is True,
+        deleted=operation is Operation.DELETE or data.get("deleted") is True,
+        total_cents=int(total)
+        if isinstance(total, int | float) and not isinstance(total, bool)
+        else 0,
+        vehicle=_text(data.get("generatedVehicleName")),
+        services=[str(s["name"]) for s in services if isinstance(s, dict) and _text(s.get("name"))]
+        if isinstance(services, list)
+        else [],
+        version=version_of(data),
+        created_at=parse_ts(data.get("createdDate")) or parse_ts(data.get("orderCreatedDate")),
+        updated_at=parse_ts(data.get("updatedDate")),
+    )
+
+
+def order_event(
+    tenant_id: uuid.UUID,
+    data: Mapping[str, Any],
+    *,
+    operation: Operation,
+    source: OrderSource,
+    customer: Customer,
+    now: datetime,
+) -> OrderEvent:
+    return OrderEvent(
+        event_id=event_id_for("order", data, operation),
+        tenant_id=tenant_id,
+        lead_id=lead_id_for_order(tenant_id, record_id(dict(data))),
+        source=source,
+        entity="order",
+        operation=operation,
+        occurred_at=change_time(data) or now,
+        ingested_at=now,
+        order=order_snapshot(data, operation),
+        customer=customer,
+    )
+
+
+def customer_event(
+    tenant_id: uuid.UUID,
+    data: Mapping[str, Any],
+    *,
+    operation: Operation,
+    source: OrderSource,
+    customer: Customer,
+    now: datetime,
+) -> OrderEvent:
+    """A customer change: no lead of its own (`lead_id` None), it updates every lead of it."""
+    return OrderEvent(
+        event_id=event_id_for("customer", data, operation),
+        tenant_id=tenant_id,
+        lead_id=None,
+        source=source,
+        entity="customer",
+        operation=operation,
+        occurred_at=change_time(data) or now,
+        ingested_at=now,
+        customer=customer,
+    )
+
+
+def polled_operation(data: Mapping[str, Any]) -> Operation:
+    """The operation a polled record stands for (the REST API tells no operation)."""
+    if data.get("deleted") is True:
+        return Operation.DELETE
+    updated = parse_ts(data.get("updatedDate"))
+    if updated is None or updated == parse_ts(data.get("createdDate")):
+        return Operation.INSERT
+    return Operation.UPDATE

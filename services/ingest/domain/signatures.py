@@ -1,0 +1,149 @@
+"""Webhook signature verification, on the raw body, before anything is parsed (pure).
+
+Standard Webhooks (reference/shopmonkey.md §1.2): `webhook-signature` holds space-separated
+`v1,<base64 HMAC-SHA256>` entries over `"{webhook-id}.{webhook-timestamp}.{body}"`, keyed by the
+base64 part of a `whsec_` secret; the timestamp must be within ±tolerance of now. A tenant may
+hold several secrets (space-separated) while it rotates them; the sender may also sign with
+several keys. The seed's `X-Shopmonkey-Signature` (hex HMAC-SHA256 of the body with the secret
+as is) is accepted for tenants configured with `signature_scheme='legacy_hmac'`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.ingest.errors import Unauthorized
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+STANDARD_SCHEME = "standard"
+LEGACY_SCHEME = "legacy_hmac"
+LEGACY_HEADER = "x-shopmonkey-signature"
+MAX_SIGNATURE_ENTRIES = 16
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (`whsec_` prefix optional, padding lenient)."""
+    raw = secret.strip()
+    if raw.startswith(SECRET_PREFIX):
+        raw = raw[len(SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("webhook secret is not base64 after its whsec_ prefix") from exc
+    if not key:
+        raise ValueError("webhook secret is empty")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookKeys:
+    """What a tenant verifies with, decoded once (cheap per-request path)."""
+
+    scheme: str
+    keys: tuple[bytes, ...]
+
+    @classmethod
+    def from_secret(cls, scheme: str, secret: str | None) -> WebhookKeys:
+        """Parse a tenant's stored secret(s); an unusable secret yields no keys (all 401)."""
+        if not secret or not secret.strip():
+            return cls(scheme, ())
+        if scheme == LEGACY_SCHEME:
+            return cls(scheme, (secret.strip().encode(),))
+        keys = []
+        for part in secret.split():
+            try:
+                keys.append(decode_secret(part))
+            except ValueError:
+                continue
+        return cls(STANDARD_SCHEME, tuple(keys))
+
+    def __repr__(self) -> str:
+        return f"WebhookKeys(scheme={self.scheme}, keys={len(self.keys)})"
+
+
+def sign_standard(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One `v1,<base64>` entry (tests, tools); verification below does not call it."""
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def _candidates(header: str) -> list[bytes]:
+    """Decoded `v1` signatures of the header; other versions and malformed entries skipped."""
+    out: list[bytes] = []
+    for entry in header.split()[:MAX_SIGNATURE_ENTRIES]:
+        version, sep, value = entry.partition(",")
+        if version != "v1" or not sep:
+            continue
+        try:
+            out.append(base64.b64decode(value, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return out
+
+
+def verify_standard(
+    keys: WebhookKeys,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    tolerance: int = 300,
+) -> str:
+    """Return the `webhook-id` of a genuine delivery, else raise `Unauthorized(reason)`.
+
+    `headers` must be case-insensitive (aiohttp's CIMultiDict) or use lower-case names.
+    """
+    msg_id = headers.get("webhook-id")
+    stamp = headers.get("webhook-timestamp")
+    header = headers.get("webhook-signature")
+    if not (msg_id and stamp and header):
+        raise Unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header")
+    if not stamp.isdigit() or len(stamp) > 12:
+        raise Unauthorized("invalid webhook-timestamp")
+    timestamp = int(stamp)
+    if timestamp < now - tolerance:
+        raise Unauthorized("webhook-timestamp too old")
+    if timestamp > now + tolerance:
+        raise Unauthorized("webhook-timestamp too new")
+    candidates = _candidates(header)
+    if not candidates:
+        raise Unauthorized("no v1 signature in webhook-signature")
+    if not keys.keys:
+        raise Unauthorized("no webhook secret configured for this tenant")
+    signed = f"{msg_id}.{stamp}.".encode() + body
+    for key in keys.keys:
+        expected = hmac.new(key, signed, hashlib.sha256).digest()
+        # Check every candidate (no early exit on the first mismatch of length or value).
+        if any(hmac.compare_digest(expected, c) for c in candidates):
+            return msg_id
+    raise Unauthorized("signature mismatch")
+
+
+def verify_legacy(keys: WebhookKeys, headers: Mapping[str, str], body: bytes) -> None:
+    """`X-Shopmonkey-Signature: <hex HMAC-SHA256(body)>` (`sha256=` prefix tolerated)."""
+    provided = (headers.get(LEGACY_HEADER) or "").strip().lower()
+    provided = provided.removeprefix("sha256=")
+    if not provided:
+        raise Unauthorized("missing X-Shopmonkey-Signature header")
+    if not keys.keys:
+        raise Unauthorized("no webhook secret configured for this tenant")
+    for key in keys.keys:
+        expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected.encode(), provided.encode()):
+            return
+    raise Unauthorized("signature mismatch")
+
+
+def verify(
+    keys: WebhookKeys, headers: Mapping[str, str], body: bytes, *, now: float, tolerance: int
+) -> None:
+    """Verify with the tenant's configured scheme; the other scheme is never accepted."""
+    if keys.scheme == LEGACY_SCHEME:
+        verify_legacy(keys, headers, body)
+    else:
+        verify_standard(keys, headers, body, now=now, tolerance=tolerance)

@@ -1,0 +1,156 @@
+"""OpenAPI fragment of the routes `entrypoints.http` serves (see `entrypoints.openapi`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_JSON = "application/json"
+
+
+def _json(schema: str, description: str, **headers: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+_RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+_HEADER = {"in": "header", "required": False, "schema": {"type": "string"}}
+WEBHOOK_HEADERS = [
+    {"name": "webhook-id", **_HEADER, "description": "Standard Webhooks message id"},
+    {"name": "webhook-timestamp", **_HEADER, "description": "Unix seconds (±5 min)"},
+    {
+        "name": "webhook-signature",
+        **_HEADER,
+        "description": "Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`",
+    },
+    {
+        "name": "X-Shopmonkey-Signature",
+        **_HEADER,
+        "description": "Hex HMAC-SHA256 of the body (tenants configured for `legacy_hmac`)",
+    },
+    {"name": "X-Attempt", **_HEADER, "description": "Delivery attempt (informational)"},
+]
+_WEBHOOK_RESPONSES = {
+    "200": _json("IngestAccepted", "In Kafka (acknowledged); the same leadId on every retry"),
+    "202": _json("IngestIgnored", "Acknowledged, nothing produced (other table, DEMO_MODE)"),
+    "400": _json("IngestError", "Not JSON, not the v3 envelope, missing fields"),
+    "401": _json("IngestError", "Missing, wrong or stale signature"),
+    "404": _json("IngestError", "Unknown or inactive tenant"),
+    "413": _json("IngestError", "Body over MAX_BODY_BYTES (1 MiB)"),
+    "415": _json("IngestError", "Not application/json"),
+    "503": _json(
+        "IngestError", "Kafka (or Shopmonkey) unavailable", **{"Retry-After": _RETRY_AFTER}
+    ),
+}
+
+
+def _webhook(summary: str, *, tenant_in_path: bool) -> dict[str, Any]:
+    params = list(WEBHOOK_HEADERS)
+    if tenant_in_path:
+        params.insert(
+            0,
+            {
+                "name": "tenant_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "format": "uuid"},
+            },
+        )
+    return {
+        "post": {
+            "summary": summary,
+            "tags": ["webhooks"],
+            "parameters": params,
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/ShopmonkeyEnvelope"}}},
+            },
+            "responses": _WEBHOOK_RESPONSES,
+        }
+    }
+
+
+OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+    "/webhooks/shopmonkey/{tenant_id}/order": _webhook(
+        "Shopmonkey v3 webhook of one location (order/customer changes)", tenant_in_path=True
+    ),
+    "/webhooks/shopmonkey/order": _webhook(
+        "Shopmonkey webhook of the TENANT_ID location (the seed's endpoint)", tenant_in_path=False
+    ),
+    "/api/leads": {
+        "post": {
+            "summary": "A website lead form; idempotent on submission_id",
+            "tags": ["website"],
+            "parameters": [
+                {
+                    "name": "Authorization",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "`Bearer <the location's website API key>`",
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/WebsiteLeadForm"}}},
+            },
+            "responses": {
+                "200": _json("IngestAccepted", "In Kafka (acknowledged)"),
+                "202": _json("IngestIgnored", "Dropped by DEMO_MODE"),
+                "400": _json("IngestError", "Invalid form"),
+                "401": _json("IngestError", "Missing or unknown API key"),
+                "413": _json("IngestError", "Body too large"),
+                "415": _json("IngestError", "Not application/json"),
+                "503": _json("IngestError", "Kafka unavailable", **{"Retry-After": _RETRY_AFTER}),
+            },
+        }
+    },
+}
+
+OPENAPI_COMPONENTS: dict[str, dict[str, Any]] = {
+    "ShopmonkeyEnvelope": {
+        "type": "object",
+        "required": ["apiVersion", "operation", "table", "data"],
+        "properties": {
+            "apiVersion": {"type": ["string", "integer"]},
+            "operation": {"type": "string", "enum": ["INSERT", "UPDATE", "DELETE"]},
+            "table": {"type": "string", "examples": ["order", "customer"]},
+            "data": {"type": "object", "description": "The record (`id`, `meta.version`, ...)"},
+            "diff": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "WebsiteLeadForm": {
+        "type": "object",
+        "required": ["submission_id"],
+        "properties": {
+            "submission_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "name": {"type": "string", "maxLength": 200},
+            "email": {"type": "string", "format": "email", "maxLength": 320},
+            "phone": {"type": "string", "maxLength": 40},
+            "vehicle": {"type": "string", "maxLength": 200},
+            "service_of_interest": {"type": "string", "maxLength": 200},
+        },
+    },
+    "IngestAccepted": {
+        "type": "object",
+        "required": ["success", "leadId"],
+        "properties": {
+            "success": {"const": True},
+            "leadId": {"type": ["string", "null"], "format": "uuid"},
+            "eventId": {"type": "string"},
+        },
+    },
+    "IngestIgnored": {
+        "type": "object",
+        "properties": {"success": {"const": True}, "ignored": {"type": "string"}},
+    },
+    "IngestError": {
+        "type": "object",
+        "required": ["success", "reason"],
+        "properties": {"success": {"const": False}, "reason": {"type": "string"}},
+    },
+}

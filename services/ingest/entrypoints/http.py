@@ -1,0 +1,185 @@
+"""The ingest HTTP side (aiohttp app factory): Shopmonkey webhooks, website leads, health.
+
+Routes:
+- `POST /webhooks/shopmonkey/{tenant_id}/order`: one URL per location, so the tenant and its
+  secret are known before the body is trusted (unknown tenant → 404, nothing produced).
+- `POST /webhooks/shopmonkey/order`: the seed's endpoint, for the TENANT_ID location.
+- `POST /api/leads`: website lead forms, `Authorization: Bearer <website API key>`.
+- `/healthz`, `/readyz` (Kafka and PostgreSQL answer), `/metrics`, `/openapi.json`.
+
+Other areas mount their routes here, one line each in `create_app` (keep them): the
+provider-signal routes (`add_signal_routes(app, ingest_key=INGEST)`, handlers reach the
+shared parts with `request.app[INGEST]`: `.settings`, `.producer`, `.engine`, `.tenants`) and
+the dashboard sub-app. Each such module documents its routes with a module-level
+`OPENAPI_PATHS` fragment (see `entrypoints.openapi`), merged into `/openapi.json`.
+
+Every answer is JSON. Errors map here, in one place (see errors.py): 4xx with a reason and
+nothing produced; 503 with `Retry-After` when Kafka (or Shopmonkey, for a customer look-up)
+did not answer, so the sender retries; 2xx only once Kafka acknowledged the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import Counter
+
+from services.common.observability import add_observability_routes
+from services.ingest.adapters.metrics import (
+    WEBHOOK_REQUESTS,
+    WEBHOOK_SECONDS,
+    WEBSITE_REQUESTS,
+    child,
+)
+from services.ingest.bootstrap import SERVICE, Ingest, build_ingest
+from services.ingest.dashboard import create_dashboard_app
+from services.ingest.domain.model import IngestTenant
+from services.ingest.entrypoints.api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
+from services.ingest.entrypoints.api_docs import OPENAPI_PATHS as OPENAPI_PATHS
+from services.ingest.entrypoints.openapi import add_openapi_route
+from services.ingest.entrypoints.signal_routes import add_signal_routes
+from services.ingest.errors import (
+    InvalidPayload,
+    PayloadTooLarge,
+    RequestRejected,
+    Unauthorized,
+    Unavailable,
+    UnknownTenant,
+    UnsupportedMediaType,
+)
+from services.ingest.service_layer.webhooks import Accepted, Ignored
+from services.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+INGEST = web.AppKey("ingest", Ingest)
+DEFAULT_RETRY_AFTER = 5.0
+_OUTCOMES = {
+    Unauthorized: "unauthorized",
+    UnknownTenant: "unknown_tenant",
+    PayloadTooLarge: "too_large",
+    UnsupportedMediaType: "unsupported_media_type",
+    InvalidPayload: "bad_request",
+}
+
+
+def _answer(result: Accepted | Ignored) -> web.Response:
+    if isinstance(result, Ignored):
+        return web.json_response({"success": True, "ignored": result.reason}, status=202)
+    lead = str(result.lead_id) if result.lead_id is not None else None
+    return web.json_response({"success": True, "leadId": lead, "eventId": result.event_id})
+
+
+def _rejected(exc: RequestRejected) -> web.Response:
+    return web.json_response({"success": False, "reason": exc.reason}, status=exc.status)
+
+
+def _unavailable(exc: Unavailable) -> web.Response:
+    retry_after = math.ceil(exc.retry_after or DEFAULT_RETRY_AFTER)
+    return web.json_response(
+        {"success": False, "reason": exc.reason},
+        status=503,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def _body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body over {limit} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"body over {limit} bytes") from None
+
+
+async def _observed(
+    counter: Counter, work: Callable[[], Any], *, histogram: bool = True
+) -> web.Response:
+    """Run a handler's work, map its result or error to the answer, count the outcome."""
+    started = time.perf_counter()
+    try:
+        result = await work()
+        response, outcome, kind = _answer(result), result.outcome, "ok"
+    except RequestRejected as exc:
+        response, outcome, kind = _rejected(exc), _OUTCOMES.get(type(exc), "bad_request"), "4xx"
+    except Unavailable as exc:
+        log.warning("answering 503: %s", exc.reason)
+        response, outcome, kind = _unavailable(exc), "unavailable", "503"
+    except Exception:
+        log.exception("unexpected error while ingesting")
+        response = web.json_response({"success": False, "reason": "internal error"}, status=500)
+        outcome, kind = "error", "500"
+    child(counter, outcome).inc()
+    if histogram:
+        child(WEBHOOK_SECONDS, kind).observe(time.perf_counter() - started)
+    return response
+
+
+def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web.Application:
+    """The app; its producer, DB engine and HTTP client live in `cleanup_ctx` unless `ingest`
+    (prebuilt parts, e.g. fakes in unit tests) is given."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    if ingest is None:
+
+        async def resources(app: web.Application) -> AsyncIterator[None]:
+            async with build_ingest(settings) as parts:
+                app[INGEST] = parts
+                yield
+
+        app.cleanup_ctx.append(resources)
+    else:
+        app[INGEST] = ingest
+    limit = settings.max_body_bytes
+
+    async def tenant_of(request: web.Request) -> IngestTenant:
+        parts = request.app[INGEST]
+        raw = request.match_info.get("tenant_id")
+        if raw is None:
+            if parts.settings.tenant_id is None:
+                raise UnknownTenant("no default tenant: set TENANT_ID or use the per-tenant URL")
+            tenant_id = parts.settings.tenant_id
+        else:
+            try:
+                tenant_id = uuid.UUID(raw)
+            except ValueError:
+                raise UnknownTenant("unknown tenant") from None
+        tenant = await parts.tenants.get(tenant_id)
+        if tenant is None:
+            raise UnknownTenant("unknown tenant")
+        return tenant
+
+    async def shopmonkey_order(request: web.Request) -> web.Response:
+        async def work() -> Accepted | Ignored:
+            tenant = await tenant_of(request)
+            body = await _body(request, limit)
+            return await request.app[INGEST].webhooks.handle(
+                tenant, request.headers, body, request.content_type
+            )
+
+        return await _observed(WEBHOOK_REQUESTS, work)
+
+    async def website_lead(request: web.Request) -> web.Response:
+        async def work() -> Accepted | Ignored:
+            body = await _body(request, limit)
+            return await request.app[INGEST].website.handle(
+                request.headers.get("Authorization"), body, request.content_type
+            )
+
+        return await _observed(WEBSITE_REQUESTS, work, histogram=False)
+
+    async def ready() -> dict[str, bool]:
+        return await app[INGEST].ready()
+
+    app.router.add_post("/webhooks/shopmonkey/order", shopmonkey_order)
+    app.router.add_post("/webhooks/shopmonkey/{tenant_id}/order", shopmonkey_order)
+    app.router.add_post("/api/leads", website_lead)
+    add_observability_routes(app, service=SERVICE, ready=ready)
+    add_signal_routes(app, ingest_key=INGEST)
+    app.add_subapp("/dashboard", create_dashboard_app(settings=settings))
+    add_openapi_route(app, title="lead-orchestrator ingest", version="1")
+    return app

@@ -1,0 +1,82 @@
+"""Ingest's exceptions, documented in one place; `entrypoints.http` maps each to one answer.
+
+IngestError
+├── RequestRejected        the caller's fault; nothing is produced (4xx with a JSON reason)
+│   ├── Unauthorized           missing/wrong/stale signature or API key            → 401
+│   ├── UnknownTenant          no such (active) tenant                              → 404
+│   ├── PayloadTooLarge        body over MAX_BODY_BYTES                             → 413
+│   ├── UnsupportedMediaType   not application/json                                 → 415
+│   └── InvalidPayload         not JSON, not the v3 envelope, missing fields        → 400
+├── Unavailable            a dependency failed; the caller should retry (503 + Retry-After)
+│   ├── PublishUnavailable     Kafka did not acknowledge in time
+│   └── ShopmonkeyUnavailable  the Shopmonkey API timed out, failed or throttled us
+│       └── ShopmonkeyRateLimited  429, with the server's Retry-After when it sent one
+└── ShopmonkeyRejected     the Shopmonkey API refused a request (401/403/400): no retry
+    └── OrderByRejected        400 on the `orderby` parameter (the other reading, ref §2.3)
+"""
+
+from __future__ import annotations
+
+from services.common.errors import LeadOrchestratorError
+
+
+class IngestError(LeadOrchestratorError):
+    """Base of the ingest service's own errors."""
+
+
+class RequestRejected(IngestError):
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unauthorized(RequestRejected):
+    status = 401
+
+
+class UnknownTenant(RequestRejected):
+    status = 404
+
+
+class PayloadTooLarge(RequestRejected):
+    status = 413
+
+
+class UnsupportedMediaType(RequestRejected):
+    status = 415
+
+
+class InvalidPayload(RequestRejected):
+    status = 400
+
+
+class Unavailable(IngestError):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class PublishUnavailable(Unavailable):
+    pass
+
+
+class ShopmonkeyUnavailable(Unavailable):
+    pass
+
+
+class ShopmonkeyRateLimited(ShopmonkeyUnavailable):
+    pass
+
+
+class ShopmonkeyRejected(IngestError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Shopmonkey answered {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class OrderByRejected(ShopmonkeyRejected):
+    pass

@@ -1,0 +1,295 @@
+"""Provider webhooks and chat reports → ContactSignals (the service layer of issue 6).
+
+Order of effects for every webhook, so that a "no" takes effect at once and nothing is lost:
+1. the signature is checked by the caller (entrypoint) before anything here runs;
+2. suppressions (STOP, bounce, spam report, unsubscribe) are committed to PostgreSQL first;
+3. in one transaction: the provider's event ids are claimed (dedupe), the touch point's delivery
+   status is updated, the signals are sent to Kafka and acknowledged, then the transaction
+   commits. A failed publish rolls back the claim and raises `PublishUnavailable` (503), so the
+   provider's retry does it again; the suppression is already in place regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from schemas.base import Channel
+from schemas.events import ContactSignal, SignalKind
+from services.common.masking import mask_phone
+from services.common.whitelist import normalize_email, normalize_phone
+from services.ingest.domain import provider_sendgrid, provider_twilio
+from services.ingest.domain.provider_twilio import Keyword
+from services.ingest.service_layer.provider_signals_ports import SignalPublisher, SignalStore
+
+log = logging.getLogger(__name__)
+CHAT_KINDS = frozenset(
+    {
+        SignalKind.CHAT_OPENED,
+        SignalKind.APPOINTMENT_BOOKED,
+        SignalKind.QUALIFIED,
+        SignalKind.LOST,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    received: int
+    new: int
+    signals: int
+    suppressed: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboundResult:
+    keyword: Keyword
+    leads: int
+    signals: int
+    reply: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    status: str
+    matched: bool
+    signals: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SignalService:
+    """What each provider webhook and the chat API do; ports injected, no I/O of its own."""
+
+    def __init__(
+        self,
+        *,
+        store: SignalStore,
+        publisher: SignalPublisher,
+        help_text: str,
+        clock: Callable[[], datetime] = _now,
+        unmatched_wait: tuple[float, ...] = (0.25, 0.5, 1.0),
+    ) -> None:
+        """`unmatched_wait`: pauses before looking again for the touch point of a final status
+        callback that arrived before outbound recorded the message sid (a race, not an error)."""
+        self._store = store
+        self._publisher = publisher
+        self._help_text = help_text
+        self._clock = clock
+        self._unmatched_wait = unmatched_wait
+
+    # SendGrid ----------------------------------------------------------------------------------
+    async def sendgrid_events(self, body: bytes) -> BatchResult:
+        """A verified Event Webhook batch. Raises NotAnEventBatch / PublishUnavailable."""
+        now = self._clock()
+        events = provider_sendgrid.parse_batch(body, now)
+        suppressed = 0
+        for event in events:
+            if event.suppress and event.email:
+                suppressed += await self._store.suppress(
+                    channel=Channel.EMAIL,
+                    contact=event.email,
+                    reason=event.suppress,
+                    source="sendgrid",
+                )
+        signals: list[ContactSignal] = []
+        async with self._store.unit() as unit:
+            fresh = await unit.claim(
+                provider_sendgrid.PROVIDER, [e.event_key for e in events if e.tenant_id]
+            )
+            for event in events:
+                if event.event_key not in fresh or event.tenant_id is None:
+                    continue
+                if event.delivery_status and event.command_id:
+                    await unit.delivery_by_command(
+                        event.command_id,
+                        status=event.delivery_status,
+                        error=event.detail if event.kind is not SignalKind.DELIVERED else None,
+                        at=event.occurred_at,
+                        not_after=_email_not_after(event.delivery_status),
+                    )
+                if event.kind is not None:
+                    signals.append(
+                        ContactSignal(
+                            signal_id=event.signal_id,
+                            tenant_id=event.tenant_id,
+                            lead_id=event.lead_id,
+                            kind=event.kind,
+                            channel=Channel.EMAIL,
+                            command_id=event.command_id,
+                            contact=event.email,
+                            occurred_at=event.occurred_at,
+                            source="sendgrid",
+                            detail=event.detail,
+                        )
+                    )
+            await self._publisher.publish(signals)
+        unmatched = sum(1 for e in events if e.tenant_id is None)
+        if unmatched:
+            log.info("sendgrid: %d event(s) without our custom_args (no signal)", unmatched)
+        return BatchResult(len(events), len(fresh), len(signals), suppressed)
+
+    # Twilio ------------------------------------------------------------------------------------
+    async def twilio_status(
+        self, *, message_sid: str, message_status: str, error_code: str | None, to: str | None
+    ) -> StatusResult | None:
+        """A verified status callback; None when it carries no status we know."""
+        update = provider_twilio.status_update(message_sid, message_status, error_code)
+        if update is None:
+            return None
+        now = self._clock()
+        phone = normalize_phone(to)
+        if update.suppress and phone:
+            await self._store.suppress(
+                channel=Channel.SMS, contact=phone, reason=update.suppress, source="twilio_status"
+            )
+        signals: list[ContactSignal] = []
+        async with self._store.unit() as unit:
+            waits = iter(self._unmatched_wait if update.kind is not None else ())
+            while True:
+                row = await unit.delivery_by_message(
+                    update.message_sid,
+                    status=update.status,
+                    error=update.error_code,
+                    at=now,
+                    not_after=update.not_after,
+                )
+                pause = next(waits, None)
+                if row is not None or pause is None:
+                    break
+                await asyncio.sleep(pause)  # READ COMMITTED: the next look sees new commits
+            if row is None:
+                log.warning("twilio status %s for unknown message %s", update.status, message_sid)
+                return StatusResult(update.status, False, 0)
+            fresh = await unit.claim("twilio_status", [update.event_key], row.tenant_id)
+            if fresh and update.kind is not None:
+                signals.append(
+                    ContactSignal(
+                        signal_id=f"twilio:{update.event_key}",
+                        tenant_id=row.tenant_id,
+                        lead_id=row.lead_id,
+                        kind=update.kind,
+                        channel=Channel.SMS,
+                        command_id=row.command_id,
+                        contact=row.recipient or phone,
+                        occurred_at=now,
+                        source="twilio",
+                        detail=f"error_code={update.error_code}" if update.error_code else None,
+                    )
+                )
+            await self._publisher.publish(signals)
+        return StatusResult(update.status, True, len(signals))
+
+    async def twilio_inbound(
+        self,
+        *,
+        message_sid: str,
+        sender: str | None,
+        body: str | None,
+        opt_out_type: str | None = None,
+    ) -> InboundResult:
+        """A verified inbound SMS: STOP/START/HELP or a reply; returns what to answer."""
+        keyword = provider_twilio.classify(body, opt_out_type)
+        reply = self._help_text if keyword is Keyword.HELP else None
+        phone = normalize_phone(sender)
+        if phone is None:
+            log.warning("twilio inbound without a usable From number; ignored")
+            return InboundResult(keyword, 0, 0, reply)
+        if keyword is Keyword.OPT_OUT:
+            await self._store.suppress(
+                channel=Channel.SMS, contact=phone, reason="sms_stop", source="twilio_inbound"
+            )
+            log.info("SMS opt-out from %s: suppressed on every location", mask_phone(phone))
+        elif keyword is Keyword.OPT_IN:
+            removed = await self._store.unsuppress(
+                channel=Channel.SMS, contact=phone, reasons=provider_twilio.STOP_REASONS
+            )
+            log.info("SMS opt-in from %s: %d suppression(s) removed", mask_phone(phone), removed)
+        kind = provider_twilio.SIGNAL_OF_KEYWORD.get(keyword)
+        signals: list[ContactSignal] = []
+        async with self._store.unit() as unit:
+            leads = await unit.leads_for_contact(Channel.SMS, phone)
+            fresh = await unit.claim("twilio_inbound", [message_sid])
+            if fresh and kind is not None:
+                now = self._clock()
+                signals = [
+                    ContactSignal(
+                        signal_id=f"twilio:{message_sid}:{lead_id}",
+                        tenant_id=tenant_id,
+                        lead_id=lead_id,
+                        kind=kind,
+                        channel=Channel.SMS,
+                        contact=phone,
+                        occurred_at=now,
+                        source="twilio_inbound",
+                        detail=keyword.value if keyword is not Keyword.NONE else None,
+                    )
+                    for tenant_id, lead_id in leads
+                ]
+            await self._publisher.publish(signals)
+        return InboundResult(keyword, len(leads), len(signals), reply)
+
+    # one-click unsubscribe (RFC 8058, the List-Unsubscribe URL of every email) ---------------
+    async def unsubscribe_lead(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> bool:
+        """Suppress the lead's email address and say so; False when no address is known."""
+        email = normalize_email(
+            await self._store.lead_contact(
+                tenant_id=tenant_id, lead_id=lead_id, channel=Channel.EMAIL
+            )
+        )
+        if email is None:
+            return False
+        await self._store.suppress(
+            channel=Channel.EMAIL, contact=email, reason="list_unsubscribe", source="one_click"
+        )
+        signal = ContactSignal(
+            signal_id=f"unsubscribe:{tenant_id}:{lead_id}",
+            tenant_id=tenant_id,
+            lead_id=lead_id,
+            kind=SignalKind.UNSUBSCRIBED,
+            channel=Channel.EMAIL,
+            contact=email,
+            occurred_at=self._clock(),
+            source="one_click_unsubscribe",
+        )
+        await self._publisher.publish([signal])
+        return True
+
+    # chat service / operator -------------------------------------------------------------------
+    async def chat_signal(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        lead_id: uuid.UUID,
+        kind: SignalKind,
+        event_id: str | None,
+        occurred_at: datetime | None,
+        detail: str | None,
+    ) -> ContactSignal:
+        """A report of the chat service or an operator (the lead was checked by the caller)."""
+        if kind not in CHAT_KINDS:
+            raise ValueError(f"kind must be one of {sorted(k.value for k in CHAT_KINDS)}")
+        signal = ContactSignal(
+            signal_id=f"chat:{tenant_id}:{event_id or uuid.uuid4()}",
+            tenant_id=tenant_id,
+            lead_id=lead_id,
+            kind=kind,
+            occurred_at=occurred_at or self._clock(),
+            source="chat_api",
+            detail=detail,
+        )
+        await self._publisher.publish([signal])
+        return signal
+
+
+def _email_not_after(status: str) -> tuple[str, ...]:
+    """Email delivery statuses only move forward (processed < deferred < final)."""
+    rank = {"processed": 0, "deferred": 1, "delivered": 2, "bounced": 2, "dropped": 2}
+    mine = rank.get(status, 2)
+    return tuple(s for s, r in {**rank, "blocked": 2}.items() if r > mine)

@@ -1,0 +1,214 @@
+"""PostgreSQL side of the provider signals: suppressions, webhook dedupe, delivery status.
+
+Suppressions are committed on their own, at once (before the webhook answers and before Kafka
+is asked), so the outbound gate sees them on its very next send. Everything else of a webhook
+runs in one `unit()` transaction that commits only after Kafka acknowledged the signals: a
+failed publish rolls the dedupe keys back, so the provider's retry is processed again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, select, tuple_, union, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from schemas.base import Channel
+from services.common.db.models import JobExecution, Lead, ProviderEvent, Suppression
+
+MAX_LEADS_PER_CONTACT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRow:
+    """The touch point (job_executions row) a provider message belongs to."""
+
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    command_id: uuid.UUID
+    channel: Channel
+    recipient: str | None
+
+
+class PostgresSignalUnit:
+    """One transaction of a webhook (see `PostgresSignalStore.unit`)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def claim(
+        self, provider: str, keys: Sequence[str], tenant_id: uuid.UUID | None = None
+    ) -> set[str]:
+        """Record event keys as processed; returns those not seen before."""
+        if not keys:
+            return set()
+        stmt = (
+            insert(ProviderEvent)
+            .values([{"provider": provider, "event_key": k, "tenant_id": tenant_id} for k in keys])
+            .on_conflict_do_nothing()
+            .returning(ProviderEvent.event_key)
+        )
+        return set((await self._conn.execute(stmt)).scalars())
+
+    async def delivery_by_command(
+        self,
+        command_id: uuid.UUID,
+        *,
+        status: str,
+        error: str | None,
+        at: datetime,
+        not_after: Iterable[str] = (),
+    ) -> TouchRow | None:
+        return await self._delivery(
+            JobExecution.command_id == command_id, status, error, at, not_after
+        )
+
+    async def delivery_by_message(
+        self,
+        message_id: str,
+        *,
+        status: str,
+        error: str | None,
+        at: datetime,
+        not_after: Iterable[str] = (),
+    ) -> TouchRow | None:
+        return await self._delivery(
+            JobExecution.provider_message_id == message_id, status, error, at, not_after
+        )
+
+    async def _delivery(
+        self,
+        where: ColumnElement[bool],
+        status: str,
+        error: str | None,
+        at: datetime,
+        not_after: Iterable[str],
+    ) -> TouchRow | None:
+        """Set the row's delivery status unless it is already further along; the row either way."""
+        blocked = list(not_after)
+        stmt = (
+            update(JobExecution)
+            .where(where)
+            .where(
+                JobExecution.delivery_status.is_(None)
+                | JobExecution.delivery_status.not_in(blocked or [""])
+            )
+            .values(delivery_status=status, delivery_error=error, delivery_updated_at=at)
+            .returning(
+                JobExecution.tenant_id,
+                JobExecution.lead_id,
+                JobExecution.command_id,
+                JobExecution.channel,
+                JobExecution.recipient,
+            )
+        )
+        row = (await self._conn.execute(stmt)).first()
+        if row is None:  # already further along (or unknown): still say whose it is
+            look = select(
+                JobExecution.tenant_id,
+                JobExecution.lead_id,
+                JobExecution.command_id,
+                JobExecution.channel,
+                JobExecution.recipient,
+            ).where(where)
+            row = (await self._conn.execute(look.limit(1))).first()
+        if row is None:
+            return None
+        return TouchRow(row[0], row[1], row[2], Channel(row[3]), row[4])
+
+    async def leads_for_contact(
+        self, channel: Channel, contact: str
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(tenant, lead) pairs this email/phone belongs to: the read model and the ledger."""
+        column = Lead.email if channel is Channel.EMAIL else Lead.phone
+        stmt = union(
+            select(Lead.tenant_id, Lead.lead_id).where(column == contact),
+            select(JobExecution.tenant_id, JobExecution.lead_id).where(
+                JobExecution.channel == channel.value, JobExecution.recipient == contact
+            ),
+        ).limit(MAX_LEADS_PER_CONTACT)
+        return sorted((r[0], r[1]) for r in (await self._conn.execute(stmt)).all())
+
+
+class PostgresSignalStore:
+    """`SignalStore` over the ingest engine. Every `PRUNE_EVERY` units it also forgets dedupe
+    keys older than `KEEP_EVENTS` (SendGrid retries for 24 h; Twilio within minutes)."""
+
+    PRUNE_EVERY = 1000
+    KEEP_EVENTS = timedelta(days=7)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._units = 0
+
+    async def suppress(self, *, channel: Channel, contact: str, reason: str, source: str) -> bool:
+        """Every location (tenant NULL): the provider account and sender are shared. True when
+        the row is new."""
+        stmt = (
+            insert(Suppression)
+            .values(tenant_id=None, channel=channel.value, contact=contact, reason=reason[:50])
+            .values(source=source[:50])
+            .on_conflict_do_nothing()
+            .returning(Suppression.id)
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def lead_contact(
+        self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
+    ) -> str | None:
+        """The lead's email/phone: the read model's, else the newest touch point's recipient."""
+        column = Lead.email if channel is Channel.EMAIL else Lead.phone
+        read_model = select(column).where(Lead.lead_id == lead_id, Lead.tenant_id == tenant_id)
+        ledger = (
+            select(JobExecution.recipient)
+            .where(
+                JobExecution.tenant_id == tenant_id,
+                JobExecution.lead_id == lead_id,
+                JobExecution.channel == channel.value,
+                JobExecution.recipient.is_not(None),
+            )
+            .order_by(JobExecution.claimed_at.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(read_model)).scalar_one_or_none()
+            if not value:
+                value = (await conn.execute(ledger)).scalar_one_or_none()
+        return str(value) if value else None
+
+    async def unsuppress(self, *, channel: Channel, contact: str, reasons: Sequence[str]) -> int:
+        stmt = delete(Suppression).where(
+            Suppression.channel == channel.value,
+            Suppression.contact == contact,
+            Suppression.reason.in_(list(reasons)),
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount or 0
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[PostgresSignalUnit]:
+        async with self._engine.begin() as conn:
+            yield PostgresSignalUnit(conn)
+        self._units += 1
+        if self._units % self.PRUNE_EVERY == 0:
+            await self.prune()
+
+    async def prune(self, *, limit: int = 10_000) -> int:
+        """Delete at most `limit` dedupe keys older than KEEP_EVENTS (bounded work)."""
+        cutoff = datetime.now(UTC) - self.KEEP_EVENTS
+        old = (
+            select(ProviderEvent.provider, ProviderEvent.event_key)
+            .where(ProviderEvent.received_at < cutoff)
+            .limit(limit)
+        )
+        stmt = delete(ProviderEvent).where(
+            tuple_(ProviderEvent.provider, ProviderEvent.event_key).in_(old)
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount or 0

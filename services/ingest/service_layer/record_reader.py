@@ -1,0 +1,245 @@
+"""Read a tenant's Shopmonkey records changed since a time, robust to the API's quirks
+(reference §2.3):
+
+- Two streams: `updatedDate >= since` and, for rows never updated (`updatedDate` null on
+  INSERT, §1.6), `updatedDate = null AND createdDate >= since`.
+- Keyset paging: each page asks `field >= <last value seen>` with `skip` = the records
+  already read at exactly that value, `orderby={"field":"asc"}`, `limit` 100 (capped there
+  anyway). A record updated while we page moves past us instead of shifting a page boundary.
+- Sort parameter, two readings: lowercase `orderby` (Aug 2026 probe) first; a 400 naming
+  orderby switches that tenant to camelCase `orderBy` (Apr 2026 probe).
+- A dropped filter is detected by comparing `meta.total` with an unfiltered call and by
+  records outside the window; an unsorted page (sort ignored) likewise. Either switches the
+  stream to a full `skip` scan with the window applied here: slower, still correct.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.ingest.adapters.metrics import POLLER_FILTER_IGNORED, POLLER_UNSORTED
+from services.ingest.domain.model import IngestTenant, Page
+from services.ingest.domain.normalise import change_time, iso_z, parse_ts
+from services.ingest.errors import OrderByRejected
+from services.ingest.ports import OrderSource
+
+log = logging.getLogger(__name__)
+ORDERBY_STYLES = ("orderby", "orderBy")
+
+
+@dataclass
+class ReadReport:
+    records: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    pages: int = 0
+    filter_ignored: bool = False
+    unsorted: bool = False
+    complete: bool = True
+
+    @property
+    def max_change(self) -> datetime | None:
+        times = [t for r in self.records.values() if (t := change_time(r)) is not None]
+        return max(times) if times else None
+
+
+@dataclass
+class _Stream:
+    field: str
+    base: dict[str, Any]
+    check_total: bool
+
+
+def _key(record: dict[str, Any]) -> tuple[str, str]:
+    meta = record.get("meta")
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return str(record.get("id")), str(version if version is not None else change_time(record))
+
+
+def _matches(record: dict[str, Any], stream: _Stream, since: datetime) -> bool:
+    for name, value in stream.base.items():
+        if record.get(name) != value:
+            return False
+    moment = parse_ts(record.get(stream.field))
+    return moment is not None and moment >= since
+
+
+def _ascending(records: list[dict[str, Any]], name: str) -> bool:
+    times = [parse_ts(r.get(name)) for r in records]
+    present = [t for t in times if t is not None]
+    if len(present) != len(times):
+        return False
+    return all(a <= b for a, b in itertools.pairwise(present))
+
+
+class RecordReader:
+    def __init__(self, source: OrderSource, *, page_limit: int = 100, max_pages: int = 5000):
+        self._source = source
+        self._limit = page_limit
+        self._max_pages = max_pages
+        self._orderby: dict[uuid.UUID, str] = {}
+
+    async def read(self, tenant: IngestTenant, table: str, since: datetime) -> ReadReport:
+        report = ReadReport()
+        streams = (
+            _Stream("updatedDate", {}, check_total=True),
+            _Stream("createdDate", {"updatedDate": None}, check_total=False),
+        )
+        for stream in streams:
+            await self._read_stream(tenant, table, stream, since, report)
+        if report.filter_ignored:
+            POLLER_FILTER_IGNORED.labels(str(tenant.id)).inc()
+        if report.unsorted:
+            POLLER_UNSORTED.labels(str(tenant.id)).inc()
+        return report
+
+    async def _page(
+        self,
+        tenant: IngestTenant,
+        table: str,
+        where: dict[str, Any] | None,
+        order_field: str | None,
+        skip: int,
+        limit: int | None = None,
+    ) -> Page:
+        assert tenant.shopmonkey_api_key
+        style = self._orderby.get(tenant.id, ORDERBY_STYLES[0])
+        while True:
+            try:
+                return await self._source.list_records(
+                    tenant.shopmonkey_api_key,
+                    table,
+                    where=where,
+                    orderby={order_field: "asc"} if order_field else None,
+                    orderby_param=style,
+                    limit=limit or self._limit,
+                    skip=skip,
+                )
+            except OrderByRejected:
+                if style == ORDERBY_STYLES[-1]:
+                    raise
+                style = ORDERBY_STYLES[ORDERBY_STYLES.index(style) + 1]
+                self._orderby[tenant.id] = style
+                log.warning(
+                    "Shopmonkey refused `orderby`; using `%s` for tenant %s", style, tenant.id
+                )
+
+    def _absorb(self, page: Page, report: ReadReport, since: datetime) -> int:
+        """Keep the page's records inside the window; returns how many were new."""
+        new = 0
+        for record in page.data:
+            if record.get("id") is None:
+                continue
+            moment = change_time(record)
+            if moment is None or moment < since:
+                continue
+            key = _key(record)
+            if key not in report.records:
+                report.records[key] = record
+                new += 1
+        return new
+
+    def _finished(self, page: Page, skip: int) -> bool:
+        if not page.data:
+            return True
+        if page.has_more is not None:
+            return not page.has_more
+        if page.total is not None:
+            return skip + len(page.data) >= page.total
+        return len(page.data) < self._limit
+
+    async def _read_stream(
+        self, tenant: IngestTenant, table: str, stream: _Stream, since: datetime, report: ReadReport
+    ) -> None:
+        lower = iso_z(since)
+        where = {**stream.base, stream.field: {"gte": lower}}
+        page = await self._page(tenant, table, where, stream.field, 0)
+        report.pages += 1
+        outside = [r for r in page.data if not _matches(r, stream, since)]
+        # The reference's check: a filtered total equal to the unfiltered one means the filter
+        # was dropped, or matched every record; a full scan is right (and no dearer) for both.
+        suspect_total = False
+        if stream.check_total and page.total and (outside or not self._finished(page, 0)):
+            unfiltered = await self._page(tenant, table, None, None, 0, limit=1)
+            suspect_total = unfiltered.total is not None and page.total >= unfiltered.total
+        if outside:
+            report.filter_ignored = True
+            log.warning(
+                "Shopmonkey ignored the %s filter on /%s for tenant %s (total %s%s): "
+                "scanning and filtering locally",
+                stream.field,
+                table,
+                tenant.id,
+                page.total,
+                ", same as unfiltered" if suspect_total else "",
+            )
+        sorted_ok = _ascending(page.data, stream.field)
+        if not sorted_ok and not outside:
+            report.unsorted = True
+            log.warning(
+                "Shopmonkey ignored orderby on /%s for tenant %s: scanning", table, tenant.id
+            )
+        if outside or suspect_total or not sorted_ok:
+            await self._scan(tenant, table, where, stream, page, since, report)
+        else:
+            await self._keyset(tenant, table, stream, page, since, report)
+
+    async def _scan(
+        self,
+        tenant: IngestTenant,
+        table: str,
+        where: dict[str, Any],
+        stream: _Stream,
+        page: Page,
+        since: datetime,
+        report: ReadReport,
+    ) -> None:
+        skip = 0
+        while True:
+            self._absorb(page, report, since)
+            if self._finished(page, skip):
+                return
+            skip += len(page.data)
+            if report.pages >= self._max_pages:
+                report.complete = False
+                return
+            page = await self._page(tenant, table, where, stream.field, skip)
+            report.pages += 1
+
+    async def _keyset(
+        self,
+        tenant: IngestTenant,
+        table: str,
+        stream: _Stream,
+        page: Page,
+        since: datetime,
+        report: ReadReport,
+    ) -> None:
+        lower_raw, lower, ties = iso_z(since), since, 0
+        while True:
+            new = self._absorb(page, report, since)
+            if self._finished(page, ties):
+                return
+            if new == 0 or report.pages >= self._max_pages:
+                log.warning("paging stalled on /%s for tenant %s", table, tenant.id)
+                report.complete = False
+                return
+            last_raw = page.data[-1][stream.field]
+            last = parse_ts(last_raw)
+            assert last is not None
+            at_last = sum(1 for r in page.data if parse_ts(r.get(stream.field)) == last)
+            if last == lower:
+                ties += len(page.data)
+            else:
+                lower_raw, lower, ties = str(last_raw), last, at_last
+            where = {**stream.base, stream.field: {"gte": lower_raw}}
+            page = await self._page(tenant, table, where, stream.field, ties)
+            report.pages += 1
+            if page.data and not _ascending(page.data, stream.field):
+                report.unsorted = True
+                report.complete = False
+                log.warning("page order changed mid-read on /%s for tenant %s", table, tenant.id)
+                return

@@ -1,0 +1,126 @@
+"""One Shopmonkey webhook delivery: verify the raw body, parse, normalise, produce, answer.
+
+Order of checks: signature (401) on the raw bytes before anything is parsed, then content
+type (415), JSON and envelope (400). Tables other than order/customer are acknowledged and
+ignored (202). The answer is `Accepted` only after Kafka acknowledged the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from schemas.events import OrderSource
+from services.ingest.domain import normalise
+from services.ingest.domain.demo_mode import DROP_REASON
+from services.ingest.domain.envelope import INGESTED_TABLES, parse_envelope
+from services.ingest.domain.model import IngestTenant
+from services.ingest.domain.signatures import verify
+from services.ingest.errors import InvalidPayload, UnsupportedMediaType
+from services.ingest.ports import CustomerSource, EventPublisher
+from services.ingest.service_layer.events import build_event, demo_admits, resolve_customer
+from services.ingest.service_layer.recent import RecentEvents
+
+log = logging.getLogger(__name__)
+JSON_TYPES = frozenset({"application/json"})
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: str
+    lead_id: uuid.UUID | None
+    duplicate: bool = False
+
+    @property
+    def outcome(self) -> str:
+        return "duplicate" if self.duplicate else "accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    reason: str
+    outcome: str = "ignored"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    demo_mode: bool
+    whitelist: frozenset[str]
+    tolerance: int = 300
+
+
+def require_json(content_type: str) -> None:
+    if content_type.lower() not in JSON_TYPES and not content_type.lower().endswith("+json"):
+        raise UnsupportedMediaType(f"content type must be application/json, not {content_type!r}")
+
+
+def load_json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidPayload("body is not valid JSON") from None
+
+
+class WebhookIngest:
+    def __init__(
+        self,
+        *,
+        customers: CustomerSource,
+        publisher: EventPublisher,
+        config: WebhookConfig,
+        recent: RecentEvents,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._customers = customers
+        self._publisher = publisher
+        self._config = config
+        self._recent = recent
+        self._clock = clock
+
+    async def handle(
+        self,
+        tenant: IngestTenant,
+        headers: Mapping[str, str],
+        body: bytes,
+        content_type: str,
+    ) -> Accepted | Ignored:
+        now = self._clock()
+        verify(tenant.webhook_keys, headers, body, now=now, tolerance=self._config.tolerance)
+        require_json(content_type)
+        envelope = parse_envelope(load_json(body))
+        if envelope.table not in INGESTED_TABLES:
+            return Ignored(f"table '{envelope.table}' is not ingested")
+        event_id = normalise.event_id_for(envelope.table, envelope.data, envelope.operation)
+        seen, lead_id = await self._recent.begin(event_id)
+        if seen:
+            return Accepted(event_id, lead_id, duplicate=True)
+        try:
+            customer = await resolve_customer(
+                tenant, envelope.table, envelope.data, self._customers
+            )
+            event = build_event(
+                tenant,
+                envelope.table,
+                envelope.data,
+                operation=envelope.operation,
+                source=OrderSource.WEBHOOK,
+                customer=customer,
+                now=datetime.fromtimestamp(now, UTC),
+            )
+            if not demo_admits(
+                event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
+            ):
+                return Ignored(DROP_REASON, outcome="demo_dropped")
+            await self._publisher.publish(event)
+            self._recent.add(event.event_id, event.lead_id)
+        finally:
+            self._recent.end(event_id)
+        log.debug(
+            "ingested %s", event.event_id, extra={"tenant_id": tenant.id, "lead_id": event.lead_id}
+        )
+        return Accepted(event.event_id, event.lead_id)

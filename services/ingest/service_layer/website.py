@@ -1,0 +1,69 @@
+"""Website lead forms (`POST /api/leads`): a tenant-scoped API key, then the same topic as the
+Shopmonkey orders with source `website`; idempotent on the client's submission id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from schemas.base import utcnow
+from services.ingest.domain.demo_mode import DROP_REASON
+from services.ingest.domain.website_form import WebsiteLeadForm, website_event
+from services.ingest.errors import Unauthorized
+from services.ingest.ports import EventPublisher, TenantDirectory
+from services.ingest.service_layer.events import demo_admits
+from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.webhooks import (
+    Accepted,
+    Ignored,
+    WebhookConfig,
+    load_json,
+    require_json,
+)
+
+
+def bearer_token(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing 'Authorization: Bearer <website API key>' header")
+    return token.strip()
+
+
+class WebsiteLeads:
+    def __init__(
+        self,
+        *,
+        tenants: TenantDirectory,
+        publisher: EventPublisher,
+        config: WebhookConfig,
+        recent: RecentEvents,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._tenants = tenants
+        self._publisher = publisher
+        self._config = config
+        self._recent = recent
+        self._clock = clock
+
+    async def handle(
+        self, authorization: str | None, body: bytes, content_type: str
+    ) -> Accepted | Ignored:
+        tenant = await self._tenants.for_api_key(bearer_token(authorization))
+        if tenant is None:
+            raise Unauthorized("unknown website API key")
+        require_json(content_type)
+        form = WebsiteLeadForm.parse(load_json(body))
+        event = website_event(tenant.id, form, now=self._clock())
+        if not demo_admits(
+            event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
+        ):
+            return Ignored(DROP_REASON, outcome="demo_dropped")
+        seen, lead_id = await self._recent.begin(event.event_id)
+        if seen:
+            return Accepted(event.event_id, lead_id, duplicate=True)
+        try:
+            await self._publisher.publish(event)
+            self._recent.add(event.event_id, event.lead_id)
+        finally:
+            self._recent.end(event.event_id)
+        return Accepted(event.event_id, event.lead_id)

@@ -1,0 +1,1 @@
+"""Outbound adapters: PostgreSQL ledger and tenants, SendGrid and Twilio, templates, Kafka."""

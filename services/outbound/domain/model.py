@@ -1,0 +1,166 @@
+"""Values the outbound core works with: a tenant's profile, ledger rows, messages, receipts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from schemas.base import Channel
+from services.common.domain.send_windows import SendWindowPolicy, WeeklyHours
+
+
+@dataclass(frozen=True, slots=True)
+class TenantProfile:
+    """What outbound needs of a location: windows, address for CAN-SPAM, template data."""
+
+    id: uuid.UUID
+    name: str
+    timezone: str
+    active: bool
+    us_state: str | None = None
+    postal_address: str | None = None
+    phone: str | None = None
+    hours: WeeklyHours = field(default_factory=dict)
+    catalog: tuple[str, ...] = ()
+
+    @property
+    def policy(self) -> SendWindowPolicy:
+        return SendWindowPolicy.for_location(
+            timezone=self.timezone, us_state=self.us_state, location_hours=self.hours or None
+        )
+
+
+class LedgerStatus(StrEnum):
+    CLAIMED = "claimed"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    RECORDED = "recorded"
+
+
+#: Rows that count against the frequency cap: sent, possibly sent, or being sent.
+CAP_STATUSES = (LedgerStatus.SENT, LedgerStatus.CLAIMED, LedgerStatus.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    command_id: uuid.UUID
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    step_index: int
+    channel: Channel
+    status: LedgerStatus
+    claimed_at: datetime
+    recipient: str | None = None
+    reason: str | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    deferred_until: datetime | None = None
+    due_at: datetime | None = None
+    record_only: bool = False
+    attempts: int = 0
+    decided_at: datetime | None = None  # when the row got its final status
+
+
+@dataclass(frozen=True, slots=True)
+class GateFacts:
+    """What the ledger knows about the recipient, read in the claim's round trip."""
+
+    suppressed: bool = False
+    recent_sends: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """This process owns the command now; nothing was sent for it yet (or it was reclaimed)."""
+
+    facts: GateFacts
+    reclaimed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyClaimed:
+    """The ledger holds the command already: never send it again."""
+
+    row: LedgerRow
+
+
+ClaimResult = Claimed | AlreadyClaimed
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    command_id: uuid.UUID
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    to: str
+    from_email: str
+    from_name: str | None
+    subject: str
+    text: str
+    html: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    chat_link: str
+
+    @property
+    def recipient(self) -> str:
+        return self.to
+
+
+@dataclass(frozen=True, slots=True)
+class SmsMessage:
+    command_id: uuid.UUID
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    to: str
+    body: str
+    validity_seconds: int
+    chat_link: str
+
+    @property
+    def recipient(self) -> str:
+        return self.to
+
+
+OutboundMessage = EmailMessage | SmsMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What reconciliation asks a provider about: our id, the address, the lead's chat link."""
+
+    command_id: uuid.UUID
+    recipient: str
+    chat_link: str
+
+    @classmethod
+    def of(cls, message: OutboundMessage) -> Probe:
+        return cls(message.command_id, message.recipient, message.chat_link)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Reconciliation: the provider holds the message (it was sent)."""
+
+    provider_message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    """Reconciliation: the provider certainly holds no such message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unverifiable:
+    """Reconciliation: the provider cannot tell (yet, or at all)."""
+
+    reason: str
+    retry_later: bool = False
+
+
+Lookup = Found | NotFound | Unverifiable

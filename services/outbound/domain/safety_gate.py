@@ -1,0 +1,118 @@
+"""The fail-closed outbound safety gate (DESIGN §6), a pure function of its inputs.
+
+It is applied to every command right before any provider call, record-only replays included.
+There is no input that loosens it: no flag, not DEMO_MODE, not a replay. Checks run in this
+order, and the first that fails decides:
+
+1. whitelist empty                         → skipped `whitelist_empty` (nothing is ever sent)
+2. lead has no email                       → skipped `no_email` (so never an SMS either)
+3. email not whitelisted (exact match after trim, quote removal, lower-case)
+                                           → skipped `not_whitelisted` (SMS included)
+4. channel's provider not configured       → skipped `email_disabled` / `sms_disabled`
+5. tenant unknown or inactive              → skipped `unknown_tenant` / `tenant_inactive`
+6. no phone for SMS / no postal address for email (CAN-SPAM)
+                                           → skipped `no_phone` / `no_postal_address`
+7. lead opted out / contact suppressed     → skipped `lead_opted_out` / `suppressed`
+8. outside the channel's send window       → deferred to the next opening
+9. frequency cap reached for the contact   → skipped `frequency_cap`
+otherwise                                  → send (`whitelisted`)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from schemas.base import Channel
+from services.common.domain.send_windows import SendWindowPolicy, next_opening
+from services.common.whitelist import normalize_email, normalize_phone
+
+
+class Verdict(StrEnum):
+    SEND = "send"
+    SKIP = "skip"
+    DEFER = "defer"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantGateView:
+    """The tenant facts the gate needs (None for the whole view = unknown tenant)."""
+
+    active: bool
+    policy: SendWindowPolicy
+    has_postal_address: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GateInput:
+    channel: Channel
+    email: str | None
+    phone: str | None
+    whitelist: frozenset[str]
+    email_configured: bool
+    sms_configured: bool
+    tenant: TenantGateView | None
+    now: datetime
+    suppressed: bool = False
+    recent_sends: int = 0
+    frequency_cap: int = 1  # 0 = no cap
+    opted_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+    whitelisted: bool = False
+    deferred_until: datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.SEND
+
+
+def _skip(reason: str, *, whitelisted: bool = False) -> Decision:
+    return Decision(Verdict.SKIP, reason, whitelisted=whitelisted)
+
+
+def contact_for(channel: Channel, email: str | None, phone: str | None) -> str | None:
+    """The normalised address a channel delivers to (the ledger's `recipient`)."""
+    return normalize_email(email) if channel is Channel.EMAIL else normalize_phone(phone)
+
+
+def decide(gate: GateInput) -> Decision:
+    """Decide one touch point. Pure: same input, same decision."""
+    if not gate.whitelist:
+        return _skip("whitelist_empty")
+    email = normalize_email(gate.email)
+    if email is None:
+        return _skip("no_email")
+    if email not in gate.whitelist:
+        return _skip("not_whitelisted")
+    # From here on the lead's email is whitelisted.
+    if gate.channel is Channel.EMAIL and not gate.email_configured:
+        return _skip("email_disabled", whitelisted=True)
+    if gate.channel is Channel.SMS and not gate.sms_configured:
+        return _skip("sms_disabled", whitelisted=True)
+    if gate.tenant is None:
+        return _skip("unknown_tenant", whitelisted=True)
+    if not gate.tenant.active:
+        return _skip("tenant_inactive", whitelisted=True)
+    if gate.channel is Channel.SMS and normalize_phone(gate.phone) is None:
+        return _skip("no_phone", whitelisted=True)
+    if gate.channel is Channel.EMAIL and not gate.tenant.has_postal_address:
+        return _skip("no_postal_address", whitelisted=True)
+    if gate.opted_out:
+        return _skip("lead_opted_out", whitelisted=True)
+    if gate.suppressed:
+        return _skip("suppressed", whitelisted=True)
+    try:
+        opening = next_opening(gate.channel, gate.now, gate.tenant.policy)
+    except ValueError:
+        return _skip("no_send_window", whitelisted=True)
+    if opening > gate.now:
+        return Decision(Verdict.DEFER, "outside_send_window", True, opening)
+    if gate.frequency_cap and gate.recent_sends >= gate.frequency_cap:
+        return _skip("frequency_cap", whitelisted=True)
+    return Decision(Verdict.SEND, "whitelisted", whitelisted=True)

@@ -1,0 +1,1 @@
+"""Outbound entrypoints: the `leadctl outbound` command and its HTTP endpoints."""

@@ -1,0 +1,1 @@
+"""Outbound use cases: handle one touch-point command, deliver it, reconcile, consume."""

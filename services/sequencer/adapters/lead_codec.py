@@ -1,0 +1,139 @@
+"""Compact bytes for the lead table: a positional JSON array (~300–500 bytes a lead), times
+as integer microseconds since the epoch. Far smaller and faster than a pydantic model, which
+matters with a million leads in RocksDB and a changelog record per change.
+
+Layout version 1 (`FORMAT`); a record of another version raises `ValueError`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.events import OrderSource
+from services.sequencer.domain.lead import Customer, Lead, Stage, StepRecord, StepStatus
+
+FORMAT = 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.loads
+
+
+def us(at: datetime | None) -> int | None:
+    return None if at is None else (at - EPOCH) // _US
+
+
+def at(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+def _at(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def encode_lead(lead: Lead) -> bytes:
+    c = lead.customer
+    steps = [
+        [i, int(r.status), r.reason, us(r.due), us(r.emitted_at), r.emits, us(r.until),
+         us(r.decided_at)]
+        for i, r in sorted(lead.steps.items())
+    ]  # fmt: skip
+    row: list[Any] = [
+        FORMAT,
+        lead.lead_id.hex,
+        lead.tenant_id.hex,
+        us(lead.created_at),
+        us(lead.updated_at),
+        lead.source.value,
+        list(lead.origin),
+        int(lead.stage),
+        lead.stage_reason,
+        lead.exhausted,
+        lead.email_off,
+        lead.sms_off,
+        lead.nurture,
+        list(lead.order_key) if lead.order_key else None,
+        lead.order_id,
+        lead.order_number,
+        lead.order_status,
+        lead.vehicle,
+        lead.services,
+        list(lead.customer_key) if lead.customer_key else None,
+        [c.customer_id, c.first_name, c.last_name, c.email, c.phone],
+        list(lead.interest_key) if lead.interest_key else None,
+        lead.service_of_interest,
+        steps,
+        lead.version,
+        lead.seen,
+    ]
+    if lead.replay_id is not None:
+        row.append(lead.replay_id)
+    return _dumps(row).encode()
+
+
+def decode_lead(raw: bytes) -> Lead:
+    row = _loads(raw)
+    if not isinstance(row, list) or not row or row[0] != FORMAT:
+        raise ValueError("lead record: unknown format")
+    (
+        _,
+        lead_id,
+        tenant_id,
+        created,
+        updated,
+        source,
+        origin,
+        stage,
+        stage_reason,
+        exhausted,
+        email_off,
+        sms_off,
+        nurture,
+        order_key,
+        order_id,
+        order_number,
+        order_status,
+        vehicle,
+        services,
+        customer_key,
+        customer,
+        interest_key,
+        interest,
+        steps,
+        version,
+        seen,
+    ) = row[:26]
+    return Lead(
+        lead_id=uuid.UUID(hex=lead_id),
+        tenant_id=uuid.UUID(hex=tenant_id),
+        created_at=_at(created),
+        updated_at=_at(updated),
+        source=OrderSource(source),
+        origin=(origin[0], origin[1]),
+        stage=Stage(stage),
+        stage_reason=stage_reason,
+        exhausted=exhausted,
+        email_off=email_off,
+        sms_off=sms_off,
+        nurture=nurture,
+        order_key=(order_key[0], order_key[1], order_key[2]) if order_key else None,
+        order_id=order_id,
+        order_number=order_number,
+        order_status=order_status,
+        vehicle=vehicle,
+        services=services,
+        customer_key=(customer_key[0], customer_key[1]) if customer_key else None,
+        customer=Customer(*customer),
+        interest_key=(interest_key[0], interest_key[1]) if interest_key else None,
+        service_of_interest=interest,
+        steps={
+            s[0]: StepRecord(StepStatus(s[1]), s[2], at(s[3]), at(s[4]), s[5], at(s[6]), at(s[7]))
+            for s in steps
+        },
+        version=version,
+        seen=seen,
+        replay_id=row[26] if len(row) > 26 else None,
+    )

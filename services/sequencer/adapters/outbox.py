@@ -1,0 +1,152 @@
+"""Everything the sequencer writes to Kafka, through one librdkafka producer: commands,
+lead changes, dead letters, table changelog records and timer ticks.
+
+Records are enqueued synchronously (a few µs each, no per-record future) and a batch ends with
+`await flush()`, which returns only when every record enqueued so far was acknowledged by
+the broker (acks=all, idempotent, murmur2 partitioner: DESIGN §2). Agents ack their source
+records only after that, so a crash never loses an output; a record the broker refused is
+produced again until it is accepted (an outage pauses the sequencer, it never drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, Message
+
+from schemas.events import LeadChanged, TouchPointCommand, dlq_topic
+from services.common.kafka.dlq import DeadLetter
+from services.common.kafka.producer import KafkaProducer
+from services.common.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str | bytes | None]]
+Record = tuple[str, int | None, bytes | None, bytes | None, Headers | None]
+
+
+@dataclass(slots=True)
+class _Failure:
+    record: Record
+    error: str
+
+
+class KafkaOutbox:
+    """The production outbox; `FakeOutbox` in tests records the same calls."""
+
+    service = "sequencer"
+
+    def __init__(self, producer: KafkaProducer, topics: Topics) -> None:
+        self._producer = producer
+        self._topics = topics
+        self._lock = threading.Lock()
+        self._failures: list[_Failure] = []
+        self._changelog_offsets: dict[tuple[str, int], int] = {}
+        self._changelog_topics: set[str] = set()
+        self._changelog_buffer: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+
+    # enqueue ---------------------------------------------------------------------------------
+    def _produce(self, record: Record) -> None:
+        topic, partition, key, value, headers = record
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                with self._lock:
+                    self._failures.append(_Failure(record, err.str()))
+            elif topic in self._changelog_topics:
+                tp = (topic, int(msg.partition() or 0))
+                offset = int(msg.offset() or 0)
+                with self._lock:
+                    if offset > self._changelog_offsets.get(tp, -1):
+                        self._changelog_offsets[tp] = offset
+
+        raw = self._producer.raw
+        while True:
+            try:
+                raw.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,
+                    headers=headers,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:
+                raw.poll(0.05)  # local queue full: serve delivery reports, then retry
+
+    def command(self, command: TouchPointCommand) -> None:
+        key = str(command.tenant_id).encode()
+        self._produce((self._topics.touchpoint_commands, None, key, command.to_bytes(), None))
+
+    def lead_changed(self, change: LeadChanged) -> None:
+        key = str(change.tenant_id).encode()
+        self._produce((self._topics.lead_changes, None, key, change.to_bytes(), None))
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s",
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            letter.reason,
+        )
+        headers: Headers = [
+            (k, v if isinstance(v, bytes) else str(v).encode())
+            for k, v in letter.headers(self.service)
+        ]
+        self._produce((dlq_topic(letter.topic), None, letter.key, letter.value, headers))
+
+    def changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        """Buffered until `flush`: only the last record of each changelog partition gets a
+        delivery report (its offset is the partition's highest; the idempotent producer
+        writes a partition in order), which halves the per-record callback cost."""
+        self._changelog_topics.add(topic)
+        self._changelog_buffer.setdefault((topic, partition), []).append((key, value))
+
+    def _produce_changelog(self) -> None:
+        buffer, self._changelog_buffer = self._changelog_buffer, {}
+        raw = self._producer.raw
+        for (topic, partition), records in buffer.items():
+            for key, value in records[:-1]:
+                while True:
+                    try:
+                        raw.produce(topic, value=value, key=key, partition=partition)
+                        break
+                    except BufferError:
+                        raw.poll(0.05)
+            key, value = records[-1]
+            self._produce((topic, partition, key, value, None))
+
+    def tick(self, topic: str, partition: int, value: bytes) -> None:
+        self._produce((topic, partition, None, value, None))
+
+    # flush -------------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Wait until everything enqueued so far is acknowledged; re-produce refused records."""
+        loop = asyncio.get_running_loop()
+        self._produce_changelog()
+        delay = 0.2
+        while True:
+            left = await loop.run_in_executor(None, self._producer.raw.flush, 30.0)
+            with self._lock:
+                failures, self._failures = self._failures, []
+            if not left and not failures:
+                return
+            for failure in failures:
+                log.error("kafka refused a record on %s: %s", failure.record[0], failure.error)
+                self._produce(failure.record)
+            if left:
+                log.error("%d records still unacknowledged after 30 s; waiting", left)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def take_changelog_offsets(self) -> Mapping[tuple[str, int], int]:
+        """Highest acknowledged offset per changelog partition since the last call."""
+        with self._lock:
+            offsets, self._changelog_offsets = self._changelog_offsets, {}
+        return offsets

@@ -1,0 +1,198 @@
+"""The `lead-projection` consumer: leads.lead-changes.v1 → the `leads` table (read model).
+
+Idempotent and monotonic: a row is written only when the incoming snapshot's `version` is
+newer than the row's AND its content differs from the row (everything but `version`,
+`updated_at` and `projected_at`). So a redelivered, replayed or late change never overwrites a
+newer row, and a replay that changes nothing logically leaves the table byte-for-byte as it was
+(no `updated_at`/`projected_at` bump). A lead of a tenant that is not in `tenants` is skipped
+(the read model only holds known locations). Bad records go to the DLQ; the loop keeps going.
+
+Runs in its own thread with a confluent-kafka consumer and a psycopg connection, so the Faust
+event loop never waits on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from confluent_kafka import Message, TopicPartition
+
+from schemas.events import LeadChanged
+from services.common.errors import ContractError
+from services.common.kafka.codec import decode
+from services.common.kafka.consumer import AtLeastOnceConsumer
+from services.common.kafka.dlq import DeadLetter, DeadLetters
+from services.sequencer.adapters import metrics
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "lead_id",
+    "tenant_id",
+    "state",
+    "source",
+    "version",
+    "shopmonkey_order_id",
+    "order_number",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "vehicle",
+    "services",
+    "lost_reason",
+    "touches_sent",
+    "email_opted_out",
+    "sms_opted_out",
+    "sequence_stopped",
+    "created_at",
+    "updated_at",
+    "last_touch_at",
+)
+#: What "the same lead" means for the read model (no version, no timestamps of change).
+CONTENT = tuple(c for c in COLUMNS if c not in ("lead_id", "version", "updated_at"))
+
+_placeholders = ", ".join(f"%({c})s" for c in COLUMNS)
+_set = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "lead_id")
+_old = ", ".join(f"leads.{c}" for c in CONTENT)
+_new = ", ".join(f"EXCLUDED.{c}" for c in CONTENT)
+UPSERT = f"""
+INSERT INTO leads ({", ".join(COLUMNS)}, projected_at)
+SELECT {_placeholders}, now()
+WHERE EXISTS (SELECT 1 FROM tenants WHERE id = %(tenant_id)s)
+ON CONFLICT (lead_id) DO UPDATE SET {_set}, projected_at = now()
+WHERE leads.version < EXCLUDED.version AND ({_old}) IS DISTINCT FROM ({_new})
+"""
+
+
+def row_of(change: LeadChanged) -> dict[str, Any]:
+    lead = change.lead
+    c = lead.customer
+    return {
+        "lead_id": lead.lead_id,
+        "tenant_id": lead.tenant_id,
+        "state": lead.state.value,
+        "source": lead.source.value,
+        "version": lead.version,
+        "shopmonkey_order_id": lead.shopmonkey_order_id,
+        "order_number": lead.order_number,
+        "customer_id": c.customer_id,
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "email": c.email,
+        "phone": c.phone,
+        "vehicle": lead.vehicle,
+        "services": json.dumps(lead.services),
+        "lost_reason": lead.lost_reason,
+        "touches_sent": lead.touches_sent,
+        "email_opted_out": lead.email_opted_out,
+        "sms_opted_out": lead.sms_opted_out,
+        "sequence_stopped": lead.sequence_stopped,
+        "created_at": lead.created_at,
+        "updated_at": lead.updated_at,
+        "last_touch_at": lead.last_touch_at,
+    }
+
+
+def newest_per_lead(changes: list[LeadChanged]) -> list[dict[str, Any]]:
+    """One row per lead: the highest version in the batch (the others can never win)."""
+    best: dict[uuid.UUID, LeadChanged] = {}
+    for change in changes:
+        old = best.get(change.lead_id)
+        if old is None or change.lead.version > old.lead.version:
+            best[change.lead_id] = change
+    return [row_of(c) for c in best.values()]
+
+
+def upsert(conn: psycopg.Connection[Any], changes: list[LeadChanged]) -> int:
+    """Apply a batch in one transaction; returns how many rows were written."""
+    rows = newest_per_lead(changes)
+    if not rows:
+        return 0
+    written = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for row in rows:
+            cur.execute(UPSERT, row)
+            written += max(cur.rowcount, 0)
+    return written
+
+
+class Projection:
+    """The consume → upsert → store-offsets loop; `run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        consumer: AtLeastOnceConsumer,
+        dsn: str,
+        dead_letters: DeadLetters,
+        *,
+        batch: int = 500,
+    ) -> None:
+        self.consumer = consumer
+        self.dsn = dsn
+        self.dead_letters = dead_letters
+        self.batch = batch
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.dsn, autocommit=True)
+        return self._conn
+
+    def process(self, messages: list[Message]) -> None:
+        changes: list[LeadChanged] = []
+        for msg in messages:
+            try:
+                changes.append(decode(LeadChanged, msg.value()))
+            except ContractError as exc:
+                self.dead_letters.publish(DeadLetter.of(msg, str(exc)))
+                metrics.PROJECTED.labels("dead_lettered").inc()
+        started = time.perf_counter()
+        written = upsert(self._connection(), changes)
+        metrics.PROJECTION_BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.PROJECTED.labels("written").inc(written)
+        metrics.PROJECTED.labels("unchanged").inc(len(changes) - written)
+
+    def run(self, stop: threading.Event) -> None:
+        delay = 0.5
+        while not stop.is_set():
+            messages = self.consumer.poll_batch(self.batch, timeout=0.5)
+            if not messages:
+                continue
+            try:
+                self.process(messages)
+            except psycopg.Error:
+                log.exception("projection: PostgreSQL failed; retrying the batch")
+                self._close_db()
+                self._rewind(messages)
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.5
+            for msg in messages:
+                self.consumer.store(msg)
+
+    def _rewind(self, messages: list[Message]) -> None:
+        """Seek each partition back to the first record of the failed batch."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            tp = (str(msg.topic()), int(msg.partition() or 0))
+            first[tp] = min(first.get(tp, int(msg.offset() or 0)), int(msg.offset() or 0))
+        for (topic, partition), offset in first.items():
+            self.consumer.raw.seek(TopicPartition(topic, partition, offset))
+
+    def _close_db(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self._close_db()
+        self.consumer.close()

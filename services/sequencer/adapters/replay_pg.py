@@ -1,0 +1,123 @@
+"""`replay_runs` in PostgreSQL (written by `leadctl replay`) and the group's committed offsets.
+
+The newest 'pending' or 'running' row whose `app_group` is this worker's app id is the current
+replay. Each worker adds its stat deltas to the row (`stats` JSONB, summed); the run is 'done'
+when the group's committed offset of every partition in `end_offsets` reached its end offset
+(i.e. every replayed record was processed, whichever worker owned it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.sequencer.domain.replay import ReplayRun
+
+log = logging.getLogger(__name__)
+
+CURRENT = text(
+    """
+    SELECT id, tenants, since, end_offsets, status FROM replay_runs
+    WHERE app_group = :group AND status IN ('pending', 'running')
+    ORDER BY created_at DESC LIMIT 1
+    """
+)
+RUNNING = text("UPDATE replay_runs SET status = 'running' WHERE id = :id AND status = 'pending'")
+ADD_STATS = text(
+    """
+    UPDATE replay_runs SET stats = (
+        -- keep what is not a counter (e.g. the CLI's summary object), sum the counters
+        SELECT coalesce(
+            (SELECT jsonb_object_agg(key, value) FROM jsonb_each(stats)
+             WHERE jsonb_typeof(value) <> 'number'), '{}'::jsonb
+        ) || coalesce(jsonb_object_agg(k, v), '{}'::jsonb) FROM (
+            SELECT k, sum(v)::bigint AS v FROM (
+                SELECT key AS k, value::bigint AS v FROM jsonb_each_text(stats)
+                WHERE jsonb_typeof(stats -> key) = 'number'
+                UNION ALL
+                SELECT key, value::bigint FROM jsonb_each_text(CAST(:delta AS jsonb))
+            ) parts GROUP BY k
+        ) summed
+    ) WHERE id = :id
+    """
+)
+FINISH = text(
+    """
+    UPDATE replay_runs SET status = 'done', finished_at = now()
+    WHERE id = :id AND status IN ('pending', 'running')
+    """
+)
+
+
+class ReplayRuns(Protocol):
+    async def current(self, app_group: str) -> ReplayRun | None: ...
+    async def mark_running(self, run_id: uuid.UUID) -> None: ...
+    async def add_stats(self, run_id: uuid.UUID, delta: dict[str, int]) -> None: ...
+    async def finish(self, run_id: uuid.UUID) -> None: ...
+    async def passed(self, app_group: str, end_offsets: dict[str, int]) -> bool: ...
+
+
+def parse_end_offsets(raw: Any) -> dict[str, int]:
+    return {str(k): int(v) for k, v in dict(raw or {}).items()}
+
+
+class PostgresReplayRuns:
+    def __init__(self, engine: AsyncEngine, bootstrap: str) -> None:
+        self.engine = engine
+        self.bootstrap = bootstrap
+
+    async def current(self, app_group: str) -> ReplayRun | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(CURRENT, {"group": app_group})).first()
+        if row is None:
+            return None
+        return ReplayRun(
+            id=row.id,
+            since=row.since,
+            end_offsets=parse_end_offsets(row.end_offsets),
+            tenants=None if row.tenants is None else frozenset(row.tenants),
+            status=row.status,
+        )
+
+    async def mark_running(self, run_id: uuid.UUID) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(RUNNING, {"id": run_id})
+
+    async def add_stats(self, run_id: uuid.UUID, delta: dict[str, int]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(ADD_STATS, {"id": run_id, "delta": json.dumps(delta)})
+
+    async def finish(self, run_id: uuid.UUID) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(FINISH, {"id": run_id})
+
+    async def passed(self, app_group: str, end_offsets: dict[str, int]) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, committed_passed, self.bootstrap, app_group, end_offsets
+        )
+
+
+def committed_passed(bootstrap: str, group: str, end_offsets: dict[str, int]) -> bool:
+    """Has `group` committed, on every partition, an offset ≥ its end offset?"""
+    wanted: list[TopicPartition] = []
+    for name, end in end_offsets.items():
+        topic, _, partition = name.rpartition(":")
+        if end > 0:
+            wanted.append(TopicPartition(topic, int(partition)))
+    if not wanted:
+        return True
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        committed = consumer.committed(wanted, timeout=10)
+    finally:
+        consumer.close()
+    return all(tp.offset >= end_offsets[f"{tp.topic}:{tp.partition}"] for tp in committed)

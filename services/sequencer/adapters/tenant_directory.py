@@ -1,0 +1,134 @@
+"""Tenants' timezone, SMS state rules, opening hours and nurture plan, from PostgreSQL.
+
+Held in memory (200+ rows), reloaded every minute; a tenant not seen yet is looked up once
+before its batch is processed, then cached (also when missing, for a minute). A tenant that
+is not in `tenants` gets the default plan in SEQUENCER_DEFAULT_TIMEZONE; an invalid
+`nurture_plan` is logged and replaced by the default plan, never half-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.db.models import LocationHours, Tenant
+from services.common.domain.send_windows import SendWindowPolicy, WeeklyHours
+from services.sequencer.adapters import metrics
+from services.sequencer.domain.plan import DEFAULT_PLAN, PlanError, parse_plan
+from services.sequencer.handlers import TenantConfig
+
+log = logging.getLogger(__name__)
+
+
+def config_for(
+    tenant_id: uuid.UUID,
+    *,
+    timezone: str,
+    us_state: str | None,
+    hours: WeeklyHours | None,
+    nurture_plan: dict[str, Any] | None,
+) -> TenantConfig:
+    try:
+        plan = parse_plan(nurture_plan)
+    except PlanError as exc:
+        metrics.PLAN_ERRORS.inc()
+        log.error("tenant %s: invalid nurture plan, using the default: %s", tenant_id, exc)
+        plan = DEFAULT_PLAN
+    policy = SendWindowPolicy.for_location(
+        timezone=timezone, us_state=us_state, location_hours=hours or None
+    )
+    return TenantConfig(tenant_id, plan, policy, known=True)
+
+
+class StaticDirectory:
+    """Fixed configs (tests, benchmarks); unknown tenants get the default."""
+
+    def __init__(self, default_timezone: str, configs: Iterable[TenantConfig] = ()) -> None:
+        self.default_timezone = default_timezone
+        self.configs = {c.tenant_id: c for c in configs}
+
+    def get(self, tenant_id: uuid.UUID) -> TenantConfig:
+        config = self.configs.get(tenant_id)
+        if config is None:
+            policy = SendWindowPolicy.for_location(timezone=self.default_timezone)
+            config = TenantConfig(tenant_id, DEFAULT_PLAN, policy, known=False)
+            self.configs[tenant_id] = config
+        return config
+
+    async def ensure(self, tenant_ids: Iterable[uuid.UUID]) -> None:
+        return None
+
+    async def refresh(self) -> None:
+        return None
+
+
+class PostgresDirectory(StaticDirectory):
+    def __init__(self, engine: AsyncEngine, default_timezone: str, *, ttl: float = 60.0) -> None:
+        super().__init__(default_timezone)
+        self.engine = engine
+        self.ttl = ttl
+        self._misses: dict[uuid.UUID, float] = {}
+
+    async def _load(self, tenant_ids: list[uuid.UUID] | None) -> dict[uuid.UUID, TenantConfig]:
+        tenants = select(
+            Tenant.id, Tenant.timezone, Tenant.us_state, Tenant.nurture_plan
+        )  # inactive tenants keep their plan: their existing leads still follow it
+        hours = select(
+            LocationHours.tenant_id,
+            LocationHours.weekday,
+            LocationHours.opens_at,
+            LocationHours.closes_at,
+        )
+        if tenant_ids is not None:
+            tenants = tenants.where(Tenant.id.in_(tenant_ids))
+            hours = hours.where(LocationHours.tenant_id.in_(tenant_ids))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(tenants)).all()
+            hour_rows = (await conn.execute(hours)).all()
+        by_tenant: dict[uuid.UUID, WeeklyHours] = {}
+        for h in hour_rows:
+            by_tenant.setdefault(h.tenant_id, {})[h.weekday] = (h.opens_at, h.closes_at)
+        return {
+            r.id: config_for(
+                r.id,
+                timezone=r.timezone,
+                us_state=r.us_state,
+                hours=by_tenant.get(r.id),
+                nurture_plan=r.nurture_plan,
+            )
+            for r in rows
+        }
+
+    async def refresh(self) -> None:
+        """Reload every tenant (plans and hours change while the worker runs)."""
+        loaded = await self._load(None)
+        self.configs = {tid: c for tid, c in self.configs.items() if not c.known} | loaded
+        self._misses.clear()
+        log.debug("tenant directory: %d tenants", len(loaded))
+
+    async def ensure(self, tenant_ids: Iterable[uuid.UUID]) -> None:
+        """Look up tenants never seen (or missing for longer than the TTL) in one query."""
+        now = time.monotonic()
+        wanted = [
+            t
+            for t in set(tenant_ids)
+            if t not in self.configs or (not self.configs[t].known and self._expired(t, now))
+        ]
+        if not wanted:
+            return
+        loaded = await self._load(wanted)
+        self.configs.update(loaded)
+        for t in wanted:
+            if t not in loaded:
+                self._misses[t] = now
+                self.configs.pop(t, None)
+                self.get(t)  # cache the default config for this unknown tenant
+
+    def _expired(self, tenant_id: uuid.UUID, now: float) -> bool:
+        return now - self._misses.get(tenant_id, 0.0) > self.ttl

@@ -1,0 +1,129 @@
+"""Composition root of the sequencer: builds every adapter from the settings, once.
+
+`build(settings)` returns a `Runtime` holding the Faust app (with its librdkafka outbox and the
+PostgreSQL tenant directory), the health/metrics server, the replay coordinator and, unless
+disabled, the `lead-projection` consumer thread. `Runtime.run()` blocks in the Faust worker.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.db.engine import async_engine
+from services.common.kafka.consumer import AtLeastOnceConsumer
+from services.common.kafka.dlq import DeadLetters
+from services.common.kafka.producer import KafkaProducer
+from services.sequencer.adapters.outbox import KafkaOutbox
+from services.sequencer.adapters.projection import Projection
+from services.sequencer.adapters.replay_pg import PostgresReplayRuns
+from services.sequencer.adapters.tenant_directory import PostgresDirectory
+from services.sequencer.adapters.web import HealthServer
+from services.sequencer.app import SequencerApp
+from services.sequencer.settings import SequencerSettings
+
+log = logging.getLogger(__name__)
+SERVICE = "sequencer"
+
+
+def build_projection(settings: SequencerSettings, producer: KafkaProducer) -> Projection:
+    consumer = AtLeastOnceConsumer(
+        settings.kafka_bootstrap_servers,
+        group_id=f"{settings.kafka_topic_prefix}{settings.projection_group_id}",
+        topics=[settings.topics.lead_changes],
+        client_id="lead-projection",
+    )
+    return Projection(
+        consumer, settings.database_url, DeadLetters(producer, service="lead-projection")
+    )
+
+
+@dataclass
+class Runtime:
+    settings: SequencerSettings
+    producer: KafkaProducer
+    engine: AsyncEngine
+    sequencer: SequencerApp
+    health: HealthServer
+    projection: Projection | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def app(self) -> faust.App:
+        return self.sequencer.app
+
+    def start_projection(self) -> None:
+        if self.projection is None:
+            return
+        projection = self.projection
+        self._thread = threading.Thread(
+            target=projection.run, args=(self._stop,), name="lead-projection", daemon=True
+        )
+        self._thread.start()
+        log.info("lead projection consuming %s", self.settings.topics.lead_changes)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.projection is not None:
+            self.projection.close()
+        self.producer.close()
+
+    def run(self) -> None:
+        """The Faust worker (blocks until SIGTERM/SIGINT), then everything is closed."""
+        worker = faust.Worker(
+            self.app,
+            self.health,
+            loglevel=self.settings.log_level.upper(),
+            override_logging=False,
+            redirect_stdouts=False,
+        )
+        self.start_projection()
+        # Everything built so far lives as long as the process: keep it out of the cyclic
+        # GC's generations, and collect less often (fewer full-heap pauses on the hot path).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 50)
+        try:
+            worker.execute_from_commandline()
+        finally:
+            self.close()
+
+
+def build(settings: SequencerSettings, *, projection: bool | None = None) -> Runtime:
+    producer = KafkaProducer(
+        settings.kafka_bootstrap_servers, client_id=SERVICE, **{"linger.ms": 2.0}
+    ).start()
+    engine = async_engine(settings.sqlalchemy_url, pool_size=2)
+    outbox = KafkaOutbox(producer, settings.topics)
+    directory = PostgresDirectory(engine, settings.sequencer_default_timezone)
+    sequencer = SequencerApp(
+        settings,
+        outbox=outbox,
+        directory=directory,
+        replays=PostgresReplayRuns(engine, settings.kafka_bootstrap_servers),
+    )
+
+    async def ready() -> dict[str, Any]:
+        return sequencer.readiness()
+
+    health = HealthServer(
+        host=settings.sequencer_host, port=settings.sequencer_port, ready=ready, loop=None
+    )
+    run_projection = settings.sequencer_projection if projection is None else projection
+    return Runtime(
+        settings=settings,
+        producer=producer,
+        engine=engine,
+        sequencer=sequencer,
+        health=health,
+        projection=build_projection(settings, producer) if run_projection else None,
+    )

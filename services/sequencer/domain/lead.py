@@ -1,0 +1,172 @@
+"""The lead as the sequencer holds it: a small value whose parts only ever grow (a join
+semilattice), so any order or repetition of the same signals ends in the same lead.
+
+- `stage` is the furthest business progress seen (max), with its reason;
+- channel switches only turn off (an opt-out is never undone by the sequencer: fail-closed);
+- order and customer facts are last-writer-wins by the event's own version/time;
+- each touch-point step's status only moves up (`StepStatus` order);
+- `exhausted` (plan ran out without engagement) is sticky.
+
+The visible `LeadState` is derived from those parts (`derive_state`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import IntEnum
+
+from schemas.base import Channel, LeadState
+from schemas.events import OrderSource
+
+
+class Stage(IntEnum):
+    """Business progress; the derived state never ranks lower after any signal."""
+
+    NEW = 0
+    CONTACTED = 1
+    ENGAGED = 3
+    QUALIFIED = 4
+    APPOINTMENT_SET = 5
+    LOST = 6  # the shop says so: order deleted/archived, marked lost
+    COMPLETED = 7
+
+
+#: Rank of each derived state: a lead's rank never decreases (lost without engagement = 2).
+STATE_RANK: dict[LeadState, int] = {
+    LeadState.NEW: 0,
+    LeadState.CONTACTED: 1,
+    LeadState.ENGAGED: 3,
+    LeadState.QUALIFIED: 4,
+    LeadState.APPOINTMENT_SET: 5,
+    LeadState.COMPLETED: 7,
+}
+SOFT_LOST_RANK, HARD_LOST_RANK = 2, 6
+
+_STAGE_STATE = {
+    Stage.NEW: LeadState.NEW,
+    Stage.CONTACTED: LeadState.CONTACTED,
+    Stage.ENGAGED: LeadState.ENGAGED,
+    Stage.QUALIFIED: LeadState.QUALIFIED,
+    Stage.APPOINTMENT_SET: LeadState.APPOINTMENT_SET,
+    Stage.LOST: LeadState.LOST,
+    Stage.COMPLETED: LeadState.COMPLETED,
+}
+
+
+class StepStatus(IntEnum):
+    """Where one step of the plan stands; only moves up."""
+
+    EMITTED = 1  # command published, no outcome yet
+    DEFERRED = 2  # outbound: outside the window, re-emit the same command at `until`
+    UNKNOWN = 3  # outbound crashed mid-send and could not reconcile
+    MISSED = 4  # never emitted: channel off, or too late (worker was down)
+    SKIPPED = 5
+    FAILED = 6
+    RECORDED = 7  # record-only replay: allowed, nothing sent
+    SENT = 8
+
+
+@dataclass(slots=True)
+class StepRecord:
+    status: StepStatus
+    reason: str = ""
+    due: datetime | None = None  # due_at of the last emission of this step's command
+    emitted_at: datetime | None = None  # wall clock of the first emission
+    emits: int = 0
+    until: datetime | None = None  # latest deferred_until seen
+    decided_at: datetime | None = None  # outbound's decision time (sent → last touch)
+
+
+@dataclass(slots=True)
+class Customer:
+    customer_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+#: LWW keys: (order version or -1, occurred epoch ms, event id) / (occurred ms, event id).
+OrderKey = tuple[int, int, str]
+EventKey = tuple[int, str]
+
+
+@dataclass(slots=True)
+class Lead:
+    lead_id: uuid.UUID
+    tenant_id: uuid.UUID
+    created_at: datetime  # earliest creation time seen (event time): steps count from here
+    updated_at: datetime  # latest event time applied
+    source: OrderSource = OrderSource.WEBHOOK
+    origin: EventKey = (0, "")  # the earliest event seen (its source is the lead's)
+    stage: Stage = Stage.NEW
+    stage_reason: str = "created"
+    exhausted: bool = False
+    email_off: str | None = None  # why email is off (opted_out, bounced, …)
+    sms_off: str | None = None
+    nurture: bool = False  # some event asked for touch points (backfill history does not)
+    order_key: OrderKey | None = None
+    order_id: str | None = None
+    order_number: str | None = None
+    order_status: str | None = None
+    vehicle: str | None = None
+    services: list[str] = field(default_factory=list)
+    customer_key: EventKey | None = None
+    customer: Customer = field(default_factory=Customer)
+    interest_key: EventKey | None = None
+    service_of_interest: str | None = None
+    steps: dict[int, StepRecord] = field(default_factory=dict)
+    version: int = 0
+    seen: list[str] = field(default_factory=list)  # recent event ids (bounded dedupe memory)
+    replay_id: str | None = None  # the last replay that touched this lead (hex of its id)
+
+    def copy(self, **changes: object) -> Lead:
+        """A shallow copy (≈10× cheaper than `dataclasses.replace`, which re-runs __init__);
+        containers are shared: copy them before changing them (see `lifecycle.clone`)."""
+        new = object.__new__(Lead)
+        for name in _LEAD_FIELDS:
+            object.__setattr__(new, name, getattr(self, name))
+        for name, value in changes.items():
+            object.__setattr__(new, name, value)
+        return new
+
+    def channel_off(self, channel: Channel) -> str | None:
+        return self.email_off if channel is Channel.EMAIL else self.sms_off
+
+    @property
+    def touches_sent(self) -> int:
+        return sum(1 for s in self.steps.values() if s.status is StepStatus.SENT)
+
+    @property
+    def last_touch_at(self) -> datetime | None:
+        sent = [s.decided_at for s in self.steps.values() if s.status is StepStatus.SENT]
+        return max((d for d in sent if d is not None), default=None)
+
+
+_LEAD_FIELDS = tuple(f.name for f in fields(Lead))
+
+
+def derive_state(lead: Lead) -> tuple[LeadState, str | None]:
+    """The visible state and, for `lost`, why."""
+    if lead.stage >= Stage.ENGAGED:
+        state = _STAGE_STATE[lead.stage]
+        return state, (lead.stage_reason if state is LeadState.LOST else None)
+    if lead.exhausted:
+        return LeadState.LOST, "no_engagement"
+    if lead.email_off and lead.sms_off:
+        return LeadState.LOST, "opted_out"
+    return _STAGE_STATE[lead.stage], None
+
+
+def state_rank(lead: Lead) -> int:
+    state, _ = derive_state(lead)
+    if state is LeadState.LOST:
+        return HARD_LOST_RANK if lead.stage is Stage.LOST else SOFT_LOST_RANK
+    return STATE_RANK[state]
+
+
+def sequence_stopped(lead: Lead) -> bool:
+    """No more touch points: engaged or further, lost, or no channel left."""
+    return lead.stage >= Stage.ENGAGED or lead.exhausted or bool(lead.email_off and lead.sms_off)

@@ -1,0 +1,172 @@
+"""The nurture planner (DESIGN §5): which of a lead's steps are due now, pure.
+
+Rules:
+- step i is due at `created_at + after_i` (event time), no sooner than `min_gap` after the
+  previous touch point went out, moved to the next opening of its channel's send window
+  (SMS 8:00–21:00 local or stricter, email in the location's hours): never dropped for being
+  outside the window;
+- steps go out in order, each at most once; a deferred step (outbound answered `deferred`)
+  is re-emitted as the SAME command at its `deferred_until`, also inside the window;
+- a step whose channel is off, or that is more than `max_late` overdue (the worker was down,
+  or history was replayed), is marked missed instead of sent late;
+- the sequence stops when the lead is engaged or further, lost, or has no channel left;
+  `lost_after` without engagement marks the lead exhausted (→ lost).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from schemas.base import Channel
+from services.common.domain.send_windows import SendWindowPolicy, next_opening
+from services.sequencer.domain.lead import Lead, Stage, StepRecord, StepStatus, sequence_stopped
+from services.sequencer.domain.lifecycle import clone
+from services.sequencer.domain.plan import NurturePlan
+
+#: A deferred step is re-emitted at most this many times (outbound keeps deferring → give up).
+MAX_EMITS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DueCommand:
+    """One touch point to publish now (a re-emission carries the same command id)."""
+
+    step_index: int
+    channel: Channel
+    template: str
+    due_at: datetime
+    reemit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    lead: Lead
+    commands: tuple[DueCommand, ...] = ()
+    exhausted: bool = False  # this evaluation ended the sequence without engagement
+
+
+_DAY = timedelta(days=1)
+
+
+def opening(channel: Channel, at: datetime, policy: SendWindowPolicy) -> datetime:
+    """`next_opening`, with a fast path for the common case: `at` is inside the window of its
+    local day and the zone's UTC offset is the same a day before and after (no DST change
+    near, so local wall-clock comparison is exact). Anything else takes the full search."""
+    window = policy.hours(channel)
+    tz = _zone(policy.timezone)
+    local = at.astimezone(tz)
+    hours = window.get(local.weekday())
+    if hours is not None and hours[0] <= local.time() < hours[1]:
+        offset = local.utcoffset()
+        if (
+            (at - _DAY).astimezone(tz).utcoffset()
+            == offset
+            == (at + _DAY).astimezone(tz).utcoffset()
+        ):
+            return at.astimezone(UTC)
+    return next_opening(channel, at, policy)
+
+
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)  # ZoneInfo caches instances by key
+
+
+def _last_emission(lead: Lead, before: int) -> datetime | None:
+    times = [r.emitted_at for i, r in lead.steps.items() if i < before and r.emitted_at]
+    return max((t for t in times if t is not None), default=None)
+
+
+def _next_index(lead: Lead, plan: NurturePlan) -> int | None:
+    for i in range(len(plan.steps)):
+        if i not in lead.steps:
+            return i
+    return None
+
+
+def step_due(lead: Lead, plan: NurturePlan, index: int, policy: SendWindowPolicy) -> datetime:
+    """When step `index` is due: its offset from creation, the gap, then the window."""
+    step = plan.steps[index]
+    earliest = lead.created_at + step.after
+    previous = _last_emission(lead, index)
+    if previous is not None:
+        earliest = max(earliest, previous + plan.min_gap)
+    return opening(step.channel, earliest, policy)
+
+
+def _reemit_at(index: int, rec: StepRecord, lead: Lead, plan: NurturePlan) -> datetime | None:
+    if index >= len(plan.steps) or lead.channel_off(plan.steps[index].channel):
+        return None
+    if rec.status is not StepStatus.DEFERRED or rec.until is None or rec.emits >= MAX_EMITS:
+        return None
+    if rec.due is not None and rec.until <= rec.due:
+        return None  # already re-emitted for this deferral
+    if rec.until >= lead.created_at + plan.lost_after:
+        return None
+    return rec.until
+
+
+def _active(lead: Lead) -> bool:
+    return lead.nurture and not sequence_stopped(lead)
+
+
+def evaluate(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy, now: datetime) -> Evaluation:
+    """What is due for `lead` at `now`, and the lead with those emissions recorded."""
+    if not _active(lead):
+        return Evaluation(lead)
+    if lead.stage < Stage.ENGAGED and now >= lead.created_at + plan.lost_after:
+        out = clone(lead)
+        out.exhausted = True
+        return Evaluation(out, exhausted=True)
+    out = clone(lead)
+    commands: list[DueCommand] = []
+    for done, rec in sorted(out.steps.items()):
+        at = _reemit_at(done, rec, out, plan)
+        if at is None:
+            continue
+        step = plan.steps[done]
+        due = opening(step.channel, at, policy)
+        if due <= now:
+            out.steps[done] = dataclasses.replace(rec, due=due, emits=rec.emits + 1)
+            commands.append(DueCommand(done, step.channel, step.template, due, reemit=True))
+    changed = bool(commands)
+    while (index := _next_index(out, plan)) is not None:
+        step = plan.steps[index]
+        off = out.channel_off(step.channel)
+        if off:
+            out.steps[index] = StepRecord(StepStatus.MISSED, reason=f"channel_off:{off}")
+            changed = True
+            continue
+        due = step_due(out, plan, index, policy)
+        if due > now:
+            break
+        if now - due > plan.max_late:
+            out.steps[index] = StepRecord(StepStatus.MISSED, reason="too_late")
+        else:
+            out.steps[index] = StepRecord(StepStatus.EMITTED, due=due, emitted_at=now, emits=1)
+            commands.append(DueCommand(index, step.channel, step.template, due))
+        changed = True
+    return Evaluation(out if changed else lead, tuple(commands))
+
+
+def next_due(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy) -> datetime | None:
+    """The next instant at which `evaluate` may act on `lead` (None: never, unless a new
+    signal arrives). Used to index leads by due time."""
+    if not _active(lead):
+        return None
+    candidates: list[datetime] = []
+    if lead.stage < Stage.ENGAGED:
+        candidates.append(lead.created_at + plan.lost_after)
+    for done, rec in lead.steps.items():
+        at = _reemit_at(done, rec, lead, plan)
+        if at is not None:
+            candidates.append(opening(plan.steps[done].channel, at, policy))
+    index = _next_index(lead, plan)
+    if index is not None:
+        if lead.channel_off(plan.steps[index].channel):
+            candidates.append(lead.created_at)  # to be marked missed at once
+        else:
+            candidates.append(step_due(lead, plan, index, policy))
+    return min(candidates, default=None)

@@ -1,0 +1,205 @@
+"""The sequencer's use cases: read the lead, apply the signal, plan, write, publish.
+
+One `Sequencer` per agent, over small ports (the lead table, the customer index, the outbox,
+the due index) so the same code runs in Faust, in unit tests with fakes and in benchmarks.
+Every method is synchronous: a lead is read, changed and written back without an `await` in
+between, so agents sharing the table on one event loop never lose an update.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from schemas.events import ContactSignal, LeadChanged, OrderEvent, TouchPointCommand
+from schemas.events import TouchPointOutcome as Outcome
+from services.common.domain.send_windows import SendWindowPolicy
+from services.sequencer.domain.effects import lead_changed, touchpoint_command, visible
+from services.sequencer.domain.lead import Lead, derive_state
+from services.sequencer.domain.lifecycle import (
+    apply_contact,
+    apply_order,
+    apply_outcome,
+    is_duplicate,
+)
+from services.sequencer.domain.plan import NurturePlan
+from services.sequencer.domain.planner import evaluate, next_due
+from services.sequencer.domain.replay import ReplayContext, ReplayStats
+from services.sequencer.errors import BadRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    tenant_id: uuid.UUID
+    plan: NurturePlan
+    policy: SendWindowPolicy
+    known: bool = True  # False: not in `tenants`, defaults applied
+
+
+class LeadStore(Protocol):
+    def get(self, lead_id: uuid.UUID) -> Lead | None: ...
+    def put(self, lead: Lead, due: datetime | None) -> None:
+        """Store `lead`; `due` is when it may next need the timer (kept for index rebuilds)."""
+
+
+class CustomerIndex(Protocol):
+    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]: ...
+    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None: ...
+
+
+class Outbox(Protocol):
+    def command(self, command: TouchPointCommand) -> None: ...
+    def lead_changed(self, change: LeadChanged) -> None: ...
+
+
+class Schedule(Protocol):
+    def schedule(self, lead_id: uuid.UUID, at: datetime) -> None: ...
+
+
+@dataclass(slots=True)
+class Result:
+    """What one record did (for metrics and tests)."""
+
+    leads_changed: int = 0
+    commands: int = 0
+    duplicate: bool = False
+    ignored: str | None = None  # why nothing happened (unknown lead, no lead id, …)
+    unchanged: bool = False  # the lead was evaluated and nothing changed
+
+
+class Sequencer:
+    def __init__(
+        self, *, leads: LeadStore, customers: CustomerIndex, outbox: Outbox, schedule: Schedule
+    ) -> None:
+        self.leads = leads
+        self.customers = customers
+        self.outbox = outbox
+        self.schedule = schedule
+        #: Set by the app while a replayed record is processed (None: live record).
+        self.replay: ReplayContext | None = None
+        self.replay_stats = ReplayStats()
+
+    # use cases ----------------------------------------------------------------------------
+    def on_order(self, event: OrderEvent, config: TenantConfig, now: datetime) -> Result:
+        if event.entity == "customer":
+            return self._on_customer(event, config, now)
+        if event.lead_id is None:
+            raise BadRecord(f"{event.entity} event {event.event_id} has no lead_id")
+        prior = self._get(event.lead_id, event.tenant_id)
+        before = self._replay_touch(prior, reset=True)
+        if is_duplicate(before, event.event_id):
+            if before is not prior and before is not None:  # stamped only
+                return self._commit(prior, before, "replay", config, now)
+            return Result(duplicate=True)
+        after = apply_order(before, event)
+        if self.replay is not None:
+            after.replay_id = self.replay.stamp
+            if prior is not None and before is None:  # reset: keep the version counter
+                after.version = prior.version
+        cid = after.customer.customer_id
+        if cid and (before is None or before.customer.customer_id != cid):
+            self.customers.add(event.tenant_id, cid, after.lead_id)
+        reason = "website_form" if event.entity == "website_form" else f"order_{event.operation}"
+        return self._commit(prior, after, reason, config, now)
+
+    def _replay_touch(self, lead: Lead | None, *, reset: bool = False) -> Lead | None:
+        """In a replay, the first record touching `lead`: reset it (None) when it was created
+        at or after `since` and `reset` is allowed (order events), else stamp it."""
+        replay = self.replay
+        if replay is None or lead is None or lead.replay_id == replay.stamp:
+            return lead
+        if reset and replay.since <= lead.created_at:
+            self.replay_stats.leads_reset += 1
+            return None
+        return lead.copy(replay_id=replay.stamp)
+
+    def _on_customer(self, event: OrderEvent, config: TenantConfig, now: datetime) -> Result:
+        if event.lead_id is not None:
+            targets = [event.lead_id]
+        elif event.customer.customer_id:
+            targets = self.customers.leads_of(event.tenant_id, event.customer.customer_id)
+        else:
+            raise BadRecord(f"customer event {event.event_id} has neither lead_id nor customer_id")
+        total = Result(ignored=None if targets else "no_leads_for_customer")
+        for lead_id in targets:
+            before = self._get(lead_id, event.tenant_id)
+            if before is None or is_duplicate(before, event.event_id):
+                continue
+            done = self._commit(before, apply_order(before, event), "customer_updated", config, now)
+            total.leads_changed += done.leads_changed
+            total.commands += done.commands
+        return total
+
+    def on_outcome(self, outcome: Outcome, config: TenantConfig, now: datetime) -> Result:
+        prior = self._get(outcome.lead_id, outcome.tenant_id)
+        before = self._replay_touch(prior)
+        if prior is None or before is None:
+            return Result(ignored="unknown_lead")
+        after = apply_outcome(before, outcome)
+        return self._commit(prior, after, f"outcome_{outcome.status.value}", config, now)
+
+    def on_signal(self, signal: ContactSignal, config: TenantConfig, now: datetime) -> Result:
+        if signal.lead_id is None:
+            return Result(ignored="no_lead_id")
+        prior = self._get(signal.lead_id, signal.tenant_id)
+        before = self._replay_touch(prior)
+        if prior is None or before is None:
+            return Result(ignored="unknown_lead")
+        if is_duplicate(before, signal.signal_id):
+            if before is not prior:  # stamped only
+                return self._commit(prior, before, "replay", config, now)
+            return Result(duplicate=True)
+        after = apply_contact(before, signal)
+        return self._commit(prior, after, f"signal_{signal.kind.value}", config, now)
+
+    def on_due(
+        self, lead_id: uuid.UUID, configs: Callable[[uuid.UUID], TenantConfig], now: datetime
+    ) -> Result:
+        """A timer tick found this lead in the due index: emit what is due by now."""
+        before = self.leads.get(lead_id)
+        if before is None:
+            return Result(ignored="unknown_lead")
+        config = configs(before.tenant_id)
+        result = self._commit(before, before, "schedule", config, now)
+        if result.unchanged:
+            # the index is coarse (10 s buckets): not due yet, so put the hint back
+            at = next_due(before, config.plan, config.policy)
+            if at is not None:
+                self.schedule.schedule(lead_id, at)
+        return result
+
+    # the one write path ---------------------------------------------------------------------
+    def _get(self, lead_id: uuid.UUID, tenant_id: uuid.UUID) -> Lead | None:
+        lead = self.leads.get(lead_id)
+        if lead is not None and lead.tenant_id != tenant_id:
+            raise BadRecord(f"lead {lead_id} belongs to another tenant, not {tenant_id}")
+        return lead
+
+    def _commit(
+        self, before: Lead | None, after: Lead, reason: str, config: TenantConfig, now: datetime
+    ) -> Result:
+        ev = evaluate(after, config.plan, config.policy, now)
+        lead = ev.lead
+        if before is not None and lead == before:
+            return Result(unchanged=True)
+        result = Result(commands=len(ev.commands))
+        if before is None or visible(lead) != visible(before):
+            lead = lead.copy(version=(before.version if before else 0) + 1)
+            from_state = derive_state(before)[0] if before is not None else None
+            why = "no_engagement" if ev.exhausted else reason
+            self.outbox.lead_changed(lead_changed(lead, from_state=from_state, reason=why, now=now))
+            result.leads_changed = 1
+        at = next_due(lead, config.plan, config.policy)
+        self.leads.put(lead, at)
+        record_only = self.replay is not None
+        for due in ev.commands:
+            self.outbox.command(touchpoint_command(lead, due, now=now, record_only=record_only))
+        if at is not None:
+            self.schedule.schedule(lead.lead_id, at)
+        if record_only:
+            self.replay_stats.leads_changed += result.leads_changed
+            self.replay_stats.commands_reemitted += result.commands
+        return result

@@ -1,0 +1,225 @@
+"""The outbound service on real Kafka, PostgreSQL and the fake providers (HTTP)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import psycopg
+import pytest
+from aiohttp import web
+
+from schemas.base import Channel
+from schemas.events import OutcomeStatus, dlq_topic
+from services.common.topics import Topics
+from services.outbound.entrypoints.http import create_app
+from tests.integration.outbound.conftest import (
+    dead_letters,
+    outcomes,
+    produce,
+    produce_raw,
+    running_outbound,
+    send_requests,
+    sends_per_command,
+    tz_at_local_hour,
+    wait_final,
+    whitelisted_batch,
+)
+from tests.unit.outbound.support import FakeProviders, command
+
+pytestmark = pytest.mark.integration
+
+
+async def test_whitelisted_sent_once_with_the_right_payload_others_never(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    db_url: str,
+    kafka_bootstrap: str,
+) -> None:
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    lead = uuid.uuid4()
+    ok_email = command(tenant_id=tenant.id, lead_id=lead, at=now, email=' "Sam@Example.com" ')
+    ok_sms = command(tenant_id=tenant.id, lead_id=lead, step=1, channel=Channel.SMS, at=now)
+    no_email = command(tenant_id=tenant.id, at=now, email="jane.doe@gmail.com")
+    no_sms = command(tenant_id=tenant.id, at=now, email="jane.doe@gmail.com", channel=Channel.SMS)
+    no_address = command(tenant_id=uuid.uuid4(), at=now)  # unknown tenant
+    batch = [ok_email, ok_sms, no_email, no_sms, no_address]
+    await produce(kafka_bootstrap, topics, batch)
+
+    async with running_outbound() as outbound:
+        runner = web.AppRunner(create_app(outbound))
+        await runner.setup()
+        port = int(outbound_env["OUTBOUND_PORT"])
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            got = await outcomes(kafka_bootstrap, topics, len(batch))
+            async with aiohttp.ClientSession() as http:
+                health = await (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+                ready = await http.get(f"http://127.0.0.1:{port}/readyz")
+                metrics = await (await http.get(f"http://127.0.0.1:{port}/metrics")).text()
+        finally:
+            await runner.cleanup()
+
+    by_id = {o.command_id: o for o in got}
+    assert by_id[ok_email.command_id].status is OutcomeStatus.SENT
+    assert by_id[ok_sms.command_id].status is OutcomeStatus.SENT
+    for skipped, reason in ((no_email, "not_whitelisted"), (no_sms, "not_whitelisted"),
+                            (no_address, "unknown_tenant")):  # fmt: skip
+        assert (by_id[skipped.command_id].status, by_id[skipped.command_id].reason) == (
+            OutcomeStatus.SKIPPED,
+            reason,
+        )
+    [email_req] = [r for r in send_requests(providers) if r["path"] == "/v3/mail/send"]
+    [sms_req] = [r for r in send_requests(providers) if r["path"].endswith("/Messages.json")]
+    body = email_req["payload"]
+    assert body["personalizations"][0]["to"] == [{"email": "sam@example.com"}]
+    assert body["custom_args"] == {
+        "command_id": str(ok_email.command_id),
+        "lead_id": str(lead),
+        "tenant_id": str(tenant.id),
+    }
+    assert "List-Unsubscribe" in body["headers"]
+    assert all(f"https://chat.example.com/{lead}" in c["value"] for c in body["content"])
+    assert all("1 Main St, Springfield, IL 62701" in c["value"] for c in body["content"])
+    form = sms_req["payload"]
+    assert (form["To"], form["From"]) == ("+15551234567", "+15550009999")
+    assert f"https://chat.example.com/{lead}" in form["Body"]
+    assert 1 <= int(form["ValidityPeriod"]) <= 3600
+    assert form["StatusCallback"] == "http://localhost:3000/webhooks/twilio/status"
+    assert by_id[ok_email.command_id].provider_message_id == email_req["message_id"]
+    assert by_id[ok_sms.command_id].provider_message_id == sms_req["message_id"]
+    rows = await wait_final(db_url, [c.command_id for c in batch])
+    assert rows[ok_email.command_id] == "sent" and rows[no_sms.command_id] == "skipped"
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT command_id, provider, provider_message_id FROM job_executions"
+            " WHERE command_id = ANY(%s) AND status = 'sent'",
+            ([ok_email.command_id, ok_sms.command_id],),
+        )
+        stored = {cid: (prov, pmid) for cid, prov, pmid in await cur.fetchall()}
+    # delivery callbacks (ingest) find the row by the provider's id
+    assert stored == {
+        ok_email.command_id: ("sendgrid", email_req["message_id"]),
+        ok_sms.command_id: ("twilio", sms_req["message_id"]),
+    }
+    assert health["status"] == "ok" and ready.status == 200
+    assert 'outbound_touchpoints_total{channel="email",reason="accepted",status="sent"}' in metrics
+    assert "outbound_ledger_claim_seconds_bucket" in metrics
+
+
+async def test_empty_whitelist_sends_nothing_at_all(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEAD_EMAIL_WHITELIST", "")
+    monkeypatch.setenv("DEMO_MODE", "true")  # never loosens the gate
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    batch = whitelisted_batch([tenant.id], 6).commands
+    await produce(kafka_bootstrap, topics, batch)
+    async with running_outbound():
+        got = await outcomes(kafka_bootstrap, topics, len(batch))
+    assert {(o.status, o.reason) for o in got} == {(OutcomeStatus.SKIPPED, "whitelist_empty")}
+    assert send_requests(providers) == []
+
+
+async def test_outside_the_window_is_deferred_with_the_next_opening(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    kafka_bootstrap: str,
+) -> None:
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(3))
+    batch = whitelisted_batch([tenant.id], 2).commands
+    await produce(kafka_bootstrap, topics, batch)
+    async with running_outbound():
+        got = await outcomes(kafka_bootstrap, topics, len(batch))
+    assert {o.status for o in got} == {OutcomeStatus.DEFERRED}
+    for o in got:
+        assert o.deferred_until is not None
+        assert timedelta(hours=4) <= o.deferred_until - o.decided_at <= timedelta(hours=6)
+    assert send_requests(providers) == []
+
+
+async def test_unparseable_command_goes_to_the_dlq_and_the_stream_moves_on(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    kafka_bootstrap: str,
+) -> None:
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    await produce_raw(kafka_bootstrap, topics.touchpoint_commands, str(tenant.id), b'{"nope": 1}')
+    good = whitelisted_batch([tenant.id], 1).commands
+    await produce(kafka_bootstrap, topics, good)
+    async with running_outbound():
+        got = await outcomes(kafka_bootstrap, topics, 1)
+        letters = await dead_letters(kafka_bootstrap, dlq_topic(topics.touchpoint_commands), 1)
+    assert [o.status for o in got] == [OutcomeStatus.SENT]
+    assert len(letters) == 1 and letters[0].value() == b'{"nope": 1}'
+    reason = dict(letters[0].headers())["dlq.reason"].decode()
+    assert reason.startswith("TouchPointCommand:")
+
+
+async def test_429_and_500_storms_still_send_each_command_exactly_once(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    db_url: str,
+    kafka_bootstrap: str,
+) -> None:
+    tenants = [(await make_tenant(timezone=tz_at_local_hour(12)))[0].id for _ in range(4)]
+    batch = whitelisted_batch(tenants, 40)
+    providers.sendgrid.configure(
+        {
+            "storm": {
+                "rate": 0.5,
+                "seed": 5,
+                "faults": [
+                    {"status": 429, "retry_after": 0.05},
+                    {"status": 500},
+                    {"status": 500, "processed": True},  # queued, then a 500: maybe sent
+                    {"status": 503},
+                    {"status": None, "delay": 1.5},  # processed, answer too late: ambiguous
+                ],
+            }
+        }
+    )
+    providers.twilio.configure(
+        {
+            "storm": {
+                "rate": 0.5,
+                "seed": 6,
+                "faults": [
+                    {"status": 429, "retry_after": 0.05},
+                    {"status": 500},
+                    {"status": 500, "processed": True},  # Twilio's 20500: maybe sent
+                    {"status": None, "delay": 1.5},
+                ],
+            }
+        }
+    )
+    await produce(kafka_bootstrap, topics, batch.commands)
+    async with running_outbound():
+        rows = await wait_final(db_url, batch.ids, timeout=90)
+        got = await outcomes(kafka_bootstrap, topics, len(batch.ids))
+    faulted = [
+        r
+        for r in providers.sendgrid.requests + providers.twilio.requests
+        if r["status"] != 202 and r["status"] != 201
+    ]
+    assert len(faulted) >= 10  # it really was a storm
+    assert set(rows.values()) == {"sent"}
+    sends = sends_per_command(providers, batch.commands)
+    assert sends == {cid: 1 for cid in batch.ids}
+    assert {o.command_id for o in got if o.status is OutcomeStatus.SENT} == set(batch.ids)

@@ -1,0 +1,65 @@
+"""The lead-changes → `leads` projection on the real database: idempotent, a late (older)
+change never overwrites a newer row, a same-content change (replay) touches nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from schemas.base import LeadState
+from schemas.events import LeadChanged
+from services.sequencer.adapters.projection import upsert
+from services.sequencer.domain.effects import lead_changed
+from services.sequencer.domain.lifecycle import apply_order
+from tests.unit.sequencer.support import T0, order
+
+pytestmark = pytest.mark.integration
+
+
+def change(tenant: Any, version: int, *, state_order: str = "Estimate", **kw: Any) -> LeadChanged:
+    lead = apply_order(None, order(tenant=tenant, status=state_order, **kw))
+    lead.version = version
+    c = lead_changed(lead, from_state=None, reason="test", now=T0)
+    return LeadChanged.from_bytes(c.to_bytes())  # through the contract, as consumed
+
+
+def row(db_url: str, lead_id: Any) -> tuple[Any, ...]:
+    with psycopg.connect(db_url) as conn:
+        found = conn.execute(
+            "SELECT state, version, updated_at, projected_at FROM leads WHERE lead_id = %s",
+            (lead_id,),
+        ).fetchone()
+    assert found is not None
+    return found
+
+
+async def test_projection_is_monotonic_and_idempotent(db_url: str, make_tenant: Any) -> None:
+    tenant = (await make_tenant())[0].id
+    v1 = change(tenant, 1)
+    v2 = change(tenant, 2, state_order="RepairOrder", at=T0 + timedelta(minutes=5))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert upsert(conn, [v1]) == 1
+        first = row(db_url, v1.lead_id)
+        assert first[0] == LeadState.NEW.value and first[1] == 1
+        assert upsert(conn, [v1]) == 0  # redelivery
+        assert upsert(conn, [v2, v1]) == 1  # newest in a batch wins
+        second = row(db_url, v1.lead_id)
+        assert second[0] == LeadState.APPOINTMENT_SET.value and second[1] == 2
+        assert upsert(conn, [v1]) == 0  # late, older: never overwrites
+        same = change(tenant, 3, state_order="RepairOrder", at=T0 + timedelta(minutes=5))
+        assert upsert(conn, [same]) == 0  # newer version, same content: nothing moves
+        assert row(db_url, v1.lead_id) == second
+
+
+async def test_projection_skips_leads_of_unknown_tenants(db_url: str) -> None:
+    import uuid
+
+    stray = change(uuid.uuid4(), 1)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert upsert(conn, [stray]) == 0
+        assert conn.execute(
+            "SELECT count(*) FROM leads WHERE lead_id = %s", (stray.lead_id,)
+        ).fetchone() == (0,)

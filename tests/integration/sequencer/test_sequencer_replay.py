@@ -1,0 +1,124 @@
+"""The sequencer's side of the replay agreement, with a `replay_runs` row this test inserts the
+way `leadctl replay` does: group rewound while the worker is stopped, then a 'pending' row.
+Replayed records of the chosen tenant re-emit their commands as record_only, the other
+tenant's are skipped, the run ends 'done' with stats, and the `leads` table is untouched
+(nothing changed logically)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from services.common.topics import Topics
+from tests.integration.sequencer.conftest import (
+    Collector,
+    order_event,
+    produce,
+    tz_at_local_hour,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def rows(db_url: str, tenants: list[uuid.UUID]) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT * FROM leads WHERE tenant_id = ANY(%s) ORDER BY lead_id", (tenants,)
+        ).fetchall()
+
+
+def high_watermarks(bootstrap: str, topics: list[str], partitions: int) -> dict[str, int]:
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hw-{uuid.uuid4().hex}"})
+    try:
+        out = {}
+        for t in topics:
+            for p in range(partitions):
+                out[f"{t}:{p}"] = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+        return out
+    finally:
+        c.close()
+
+
+def replay_run(db_url: str, run_id: uuid.UUID) -> tuple[Any, ...] | None:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT status, stats, finished_at FROM replay_runs WHERE id = %s", (run_id,)
+        ).fetchone()
+
+
+async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_identical(
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    make_tenant: Any,
+    start_worker: Any,
+    commands_of: Collector,
+    topic_prefix: str,
+) -> None:
+    zone = tz_at_local_hour(12)
+    a = (await make_tenant(timezone=zone))[0].id
+    b = (await make_tenant(timezone=zone))[0].id
+    events = [order_event(a, f"o-{uuid.uuid4().hex[:8]}"), order_event(b, "o-b")]
+    worker = start_worker("live")
+    produce(kafka_bootstrap, topics.order_events, events)
+
+    def n_commands(n: int) -> Any:
+        def ready() -> bool:
+            commands_of.poll()
+            return len(commands_of.records) >= n
+
+        return ready
+
+    await wait_until(n_commands(2), 90, "the live commands", worker)
+    await wait_until(lambda: len(rows(db_url, [a, b])) == 2, 30, "both leads rows", worker)
+    before = rows(db_url, [a, b])
+    worker.stop()  # SIGTERM: offsets committed, the group is empty
+
+    # what `leadctl replay --execute` does: high watermarks, group rewound, a pending row
+    group = f"{topic_prefix}lead-sequencer"
+    sources = [topics.order_events, topics.touchpoint_outcomes, topics.contact_signals]
+    ends = high_watermarks(kafka_bootstrap, sources, 4)
+    assert sum(ends.values()) == 2
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    rewind = [TopicPartition(topics.order_events, p, 0) for p in range(4)]
+    for future in admin.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, rewind)]
+    ).values():
+        future.result(timeout=30)
+    run_id = uuid.uuid4()
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO replay_runs (id, app_group, tenants, since, end_offsets, status)"
+            " VALUES (%s, %s, %s, %s, %s, 'pending')",
+            (run_id, group, [a], datetime.now(UTC) - timedelta(days=1), json.dumps(ends)),
+        )
+
+    replayer = start_worker("replay")
+    await wait_until(
+        lambda: (replay_run(db_url, run_id) or ("",))[0] == "done", 90, "replay done", replayer
+    )
+    commands_of.poll(2.0)
+    commands = commands_of.commands()
+    live, replayed = commands[:2], commands[2:]
+    assert all(not c.record_only for c in live)
+    assert [(c.tenant_id, c.command_id, c.record_only) for c in replayed] == [
+        (a, next(c.command_id for c in live if c.tenant_id == a), True)
+    ]
+    run = replay_run(db_url, run_id)
+    assert run is not None and run[2] is not None
+    stats = run[1]
+    assert stats["events_reread"] == 1 and stats["events_skipped"] == 1, stats
+    assert stats["commands_reemitted"] == 1 and stats["leads_reset"] == 1, stats
+    assert stats["leads_changed"] == 0, stats
+    await wait_until(lambda: replayer.applied() >= 1, 10, "metrics", replayer)
+    assert rows(db_url, [a, b]) == before  # byte for byte: no version/updated_at bump

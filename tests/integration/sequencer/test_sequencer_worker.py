@@ -1,0 +1,63 @@
+"""`leadctl sequencer` on the real broker and PostgreSQL: an order event in → the first
+touch-point command out and the `leads` row projected."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from schemas.base import Channel, command_id_for
+from services.common.topics import Topics
+from tests.integration.sequencer.conftest import (
+    Collector,
+    order_event,
+    produce,
+    tz_at_local_hour,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def lead_row(db_url: str, lead_id: uuid.UUID) -> tuple[Any, ...] | None:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT state, version, email, updated_at, projected_at FROM leads WHERE lead_id = %s",
+            (lead_id,),
+        ).fetchone()
+
+
+async def test_order_event_in_first_command_out_and_leads_row(
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    make_tenant: Any,
+    start_worker: Any,
+    commands_of: Collector,
+) -> None:
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    event = order_event(tenant.id, f"o-{uuid.uuid4().hex[:8]}")
+    assert event.lead_id is not None
+    worker = start_worker("single")
+    produce(kafka_bootstrap, topics.order_events, [event])
+
+    def got_command() -> bool:
+        commands_of.poll()
+        return len(commands_of.records) >= 1
+
+    await wait_until(got_command, 90, "the first command", worker)
+    (command,) = commands_of.commands()
+    assert command.command_id == command_id_for(event.lead_id, 0, Channel.EMAIL)
+    assert command.lead_id == event.lead_id and command.tenant_id == tenant.id
+    assert command.step_index == 0 and command.channel is Channel.EMAIL
+    assert command.recipient.email == "sam@example.com"
+    assert command.record_only is False
+
+    await wait_until(lambda: lead_row(db_url, event.lead_id) is not None, 30, "leads row", worker)
+    row = lead_row(db_url, event.lead_id)
+    assert row is not None and row[0] == "new" and row[1] >= 1 and row[2] == "sam@example.com"
+    assert worker.ready()
+    assert "sequencer_records_total" in worker.metrics()

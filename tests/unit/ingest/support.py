@@ -1,0 +1,174 @@
+"""Hand-written fakes of ingest's ports (no Kafka, no PostgreSQL, no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fakes.shopmonkey.data import Company, World
+from fakes.shopmonkey.query import matches, order_records
+from fakes.shopmonkey.webhooks import signed_headers
+from schemas.events import OrderEvent
+from services.ingest.domain.model import IngestTenant, Page
+from services.ingest.domain.signatures import WebhookKeys
+from services.ingest.errors import (
+    OrderByRejected,
+    PublishUnavailable,
+    ShopmonkeyRejected,
+    ShopmonkeyUnavailable,
+)
+
+
+def tenant_of(company: Company, *, api_key: bool = True) -> IngestTenant:
+    return IngestTenant(
+        id=company.tenant_id,
+        name=company.name,
+        active=True,
+        webhook_keys=WebhookKeys.from_secret(company.signature_scheme, company.webhook_secret),
+        shopmonkey_api_key=company.api_key if api_key else None,
+    )
+
+
+def delivery(company: Company, doc: dict[str, Any], **kw: Any) -> tuple[dict[str, str], bytes]:
+    body = json.dumps(doc).encode()
+    headers = {k.lower(): v for k, v in signed_headers(company, body, **kw).items()}
+    return headers, body
+
+
+class FakeTenants:
+    def __init__(self, *tenants: IngestTenant, website_keys: dict[str, uuid.UUID] | None = None):
+        self.tenants = {t.id: t for t in tenants}
+        self.website_keys = website_keys or {}
+        self.fail: Exception | None = None
+
+    async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
+        return self.tenants.get(tenant_id)
+
+    async def for_api_key(self, api_key: str) -> IngestTenant | None:
+        tid = self.website_keys.get(api_key)
+        return self.tenants.get(tid) if tid else None
+
+    async def pollable(self) -> list[IngestTenant]:
+        if self.fail is not None:
+            raise self.fail
+        return [t for t in self.tenants.values() if t.shopmonkey_api_key]
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.events: list[OrderEvent] = []
+        self.fail_next = 0
+        self.fail_tenants: set[uuid.UUID] = set()
+        self.delay = 0.0  # seconds until the "acknowledgement"
+
+    async def publish(self, event: OrderEvent) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_next > 0 or event.tenant_id in self.fail_tenants:
+            self.fail_next = max(0, self.fail_next - 1)
+            raise PublishUnavailable("Kafka did not acknowledge within 3s", retry_after=5)
+        self.events.append(event)
+
+    def ids(self) -> list[str]:
+        return [e.event_id for e in self.events]
+
+
+class FakeCustomers:
+    """Serves the simulator world's customers; records calls; can be made to fail."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.calls: list[tuple[uuid.UUID, str, bool]] = []
+        self.fail: Exception | None = None
+
+    async def customer(
+        self, tenant: IngestTenant, customer_id: str, *, fresh: bool = False
+    ) -> dict[str, Any] | None:
+        self.calls.append((tenant.id, customer_id, fresh))
+        if self.fail is not None:
+            raise self.fail
+        return self.world.company(tenant.id).customers.get(customer_id)
+
+
+class FakeOrderSource:
+    """`OrderSource` over the simulator's world and query grammar, with its quirks."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.calls: list[dict[str, Any]] = []
+        self.ignore_filter = False
+        self.ignore_orderby = False
+        self.camel_only = False  # the April 2026 reading: lowercase orderby → 400
+        self.fail_keys: dict[str, Exception] = {}
+
+    async def list_records(
+        self,
+        api_key: str,
+        table: str,
+        *,
+        where: dict[str, Any] | None,
+        orderby: dict[str, str] | None,
+        orderby_param: str,
+        limit: int,
+        skip: int,
+    ) -> Page:
+        self.calls.append(
+            {
+                "table": table,
+                "where": where,
+                "orderby": orderby,
+                "param": orderby_param,
+                "limit": limit,
+                "skip": skip,
+            }
+        )
+        if api_key in self.fail_keys:
+            raise self.fail_keys[api_key]
+        company = self.world.by_key.get(api_key)
+        if company is None:
+            raise ShopmonkeyRejected(401, "Unauthorized")
+        if self.camel_only and orderby is not None and orderby_param == "orderby":
+            raise OrderByRejected(400, "Invalid Usage: Unable to parse orderby")
+        records = list((company.orders if table == "order" else company.customers).values())
+        if where and records and not self.ignore_filter:
+            records = [r for r in records if matches(r, where, frozenset(records[0]))]
+        if orderby and not self.ignore_orderby:
+            records = order_records(records, orderby)
+        page = records[skip : skip + min(limit, 100)]
+        return Page(
+            data=json.loads(json.dumps(page)),
+            total=len(records),
+            has_more=skip + len(page) < len(records),
+        )
+
+
+class FakeCursors:
+    def __init__(self) -> None:
+        self.cursors: dict[tuple[uuid.UUID, str], datetime | None] = {}
+        self.errors: dict[uuid.UUID, str] = {}
+        self.successes: list[uuid.UUID] = []
+
+    async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None:
+        return self.cursors.get((tenant_id, kind))
+
+    async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
+        old = self.cursors.get((tenant_id, kind))
+        if cursor_at is not None and (old is None or cursor_at > old):
+            self.cursors[(tenant_id, kind)] = cursor_at
+        self.errors.pop(tenant_id, None)
+        self.successes.append(tenant_id)
+
+    async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None:
+        self.errors[tenant_id] = error
+
+
+def unavailable() -> ShopmonkeyUnavailable:
+    return ShopmonkeyUnavailable("Shopmonkey customer: no answer within 3.0s")
+
+
+def now_ts() -> float:
+    return time.time()

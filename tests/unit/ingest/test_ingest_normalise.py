@@ -1,0 +1,247 @@
+"""The envelope parser and the normaliser on realistic v3 payloads (reference §1.3–1.6)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.base import lead_id_for_form, lead_id_for_order
+from schemas.events import Customer, Operation, OrderEvent, OrderSource
+from services.ingest.domain import normalise
+from services.ingest.domain.demo_mode import admits
+from services.ingest.domain.envelope import parse_envelope
+from services.ingest.domain.website_form import WebsiteLeadForm, website_event
+from services.ingest.errors import InvalidPayload
+from tests.unit.ingest.payloads import (
+    CUSTOMER_ID,
+    CUSTOMER_RECORD,
+    CUSTOMER_UPDATE,
+    ORDER_ID,
+    ORDER_INSERT,
+    order,
+)
+
+TENANT = uuid.UUID("11111111-2222-4333-8444-555555555555")
+NOW = datetime(2026, 5, 1, 15, 5, tzinfo=UTC)
+
+
+def order_event(doc: dict, customer: Customer | None = None, **kw) -> OrderEvent:  # type: ignore[no-untyped-def]
+    env = parse_envelope(doc)
+    return normalise.order_event(
+        TENANT,
+        env.data,
+        operation=env.operation,
+        source=kw.get("source", OrderSource.WEBHOOK),
+        customer=customer or normalise.customer_of_order(env.data),
+        now=NOW,
+    )
+
+
+def test_order_insert_becomes_a_new_lead_event() -> None:
+    event = order_event(ORDER_INSERT)
+    assert event.event_id == f"shopmonkey:order:{ORDER_ID}:1"
+    assert event.lead_id == lead_id_for_order(TENANT, ORDER_ID)
+    assert event.entity == "order" and event.operation is Operation.INSERT
+    assert event.occurred_at == datetime(2026, 5, 1, 15, 4, 5, tzinfo=UTC)  # createdDate
+    snap = event.order
+    assert snap is not None
+    assert (snap.order_id, snap.number, snap.status, snap.version) == (
+        ORDER_ID,
+        "1042",
+        "Estimate",
+        1,
+    )
+    assert snap.vehicle == "2019 Honda Civic" and snap.updated_at is None
+    assert event.customer.customer_id == CUSTOMER_ID
+    assert (event.customer.first_name, event.customer.last_name) == ("Jane", "Doe")
+    assert event.customer.email is None  # the order carries no contact details
+    # The contract round-trips (what goes to Kafka is what consumers read).
+    assert OrderEvent.from_bytes(event.to_bytes()) == event
+
+
+def test_same_order_same_lead_across_versions_and_sources() -> None:
+    first = order_event(ORDER_INSERT)
+    later = order_event(
+        order(
+            "UPDATE",
+            status="RepairOrder",
+            authorized=True,
+            updatedDate="2026-05-03T08:00:00Z",
+            meta={"version": 4},
+        ),
+        source=OrderSource.POLL,
+    )
+    assert later.lead_id == first.lead_id
+    assert later.event_id == f"shopmonkey:order:{ORDER_ID}:4" != first.event_id
+    assert (
+        later.order is not None and later.order.authorized and later.order.status == "RepairOrder"
+    )
+    other_tenant = normalise.order_event(
+        uuid.uuid4(),
+        ORDER_INSERT["data"],
+        operation=Operation.INSERT,
+        source=OrderSource.WEBHOOK,
+        customer=Customer(),
+        now=NOW,
+    )
+    assert other_tenant.lead_id != first.lead_id
+
+
+def test_event_id_falls_back_to_the_change_time_without_meta_version() -> None:
+    updated = order("UPDATE", meta={"userId": "u"}, updatedDate="2026-05-02T10:00:00+02:00")
+    event = order_event(updated)
+    assert event.event_id == f"shopmonkey:order:{ORDER_ID}:2026-05-02T08:00:00.000Z"
+    inserted = order("INSERT", meta=None)
+    assert order_event(inserted).event_id.endswith(":2026-05-01T15:04:05.000Z")  # createdDate
+    # Webhook and poll read the same instant in different spellings: same id.
+    spelled = order("UPDATE", meta={}, updatedDate="2026-05-02T08:00:00.000000Z")
+    assert order_event(spelled).event_id == event.event_id
+
+
+def test_delete_and_numeric_fields_of_older_schemas() -> None:
+    doc = {
+        "apiVersion": 3,
+        "operation": "DELETE",
+        "table": "order",
+        "data": {"id": ORDER_ID, "number": 1042},
+    }
+    event = order_event(doc)
+    assert event.operation is Operation.DELETE and event.event_id.endswith(":deleted")
+    assert event.order is not None and event.order.deleted and event.order.number == "1042"
+    assert event.occurred_at == NOW
+
+
+def test_customer_update_has_no_lead_and_carries_the_customer() -> None:
+    env = parse_envelope(CUSTOMER_UPDATE)
+    fetched = normalise.customer_from_record(CUSTOMER_RECORD)
+    customer = normalise.merge_customer(normalise.customer_from_record(env.data), fetched)
+    event = normalise.customer_event(
+        TENANT,
+        env.data,
+        operation=env.operation,
+        source=OrderSource.WEBHOOK,
+        customer=customer,
+        now=NOW,
+    )
+    assert env.diff == ("lastName", "updatedDate")
+    assert event.lead_id is None and event.entity == "customer" and event.order is None
+    assert event.event_id == f"shopmonkey:customer:{CUSTOMER_ID}:7"
+    assert event.customer == Customer(
+        customer_id=CUSTOMER_ID,
+        first_name="Jane",
+        last_name="Smith",
+        email="Jane.Smith@Example.com",
+        phone="+15551234567",
+    )
+
+
+def test_contact_details_prefer_primary_then_mobile() -> None:
+    record = copy.deepcopy(CUSTOMER_RECORD)
+    for entry in record["emails"] + record["phoneNumbers"]:
+        entry["primary"] = False
+    c = normalise.customer_from_record(record)
+    assert c.email == "old.jane@example.com"  # no primary: the first
+    assert c.phone == "+15551234567"  # no primary: the mobile one
+    assert normalise.customer_from_record({"id": "x", "emails": [], "phoneNumbers": None}) == (
+        Customer(customer_id="x")
+    )
+    assert normalise.lacks_contact(normalise.customer_of_order(ORDER_INSERT["data"]))
+
+
+def test_embedded_customer_in_an_order_is_used() -> None:
+    doc = order(customer=CUSTOMER_RECORD)
+    c = normalise.customer_of_order(doc["data"])
+    assert (c.email, c.phone, c.last_name) == ("Jane.Smith@Example.com", "+15551234567", "Smith")
+    assert not normalise.lacks_contact(c)
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ([], "JSON object"),
+        ({**ORDER_INSERT, "apiVersion": None}, "apiVersion"),
+        ({**ORDER_INSERT, "apiVersion": True}, "apiVersion"),
+        ({**ORDER_INSERT, "operation": "UPSERT"}, "operation"),
+        ({**ORDER_INSERT, "table": ""}, "table"),
+        ({**ORDER_INSERT, "data": "x"}, "data"),
+        ({**ORDER_INSERT, "diff": "status"}, "diff"),
+        ({**ORDER_INSERT, "data": {"number": "1"}}, "data.id"),
+        ({**ORDER_INSERT, "data": {"id": ""}}, "data.id"),
+        ({k: v for k, v in ORDER_INSERT.items() if k != "operation"}, "operation"),
+    ],
+)
+def test_bad_envelopes_name_the_problem(doc: object, reason: str) -> None:
+    with pytest.raises(InvalidPayload, match=reason):
+        parse_envelope(doc)
+
+
+def test_other_tables_parse_without_an_id_and_api_version_may_be_a_number() -> None:
+    env = parse_envelope({"apiVersion": 3, "operation": "update", "table": "Vehicle", "data": {}})
+    assert (env.api_version, env.table, env.operation) == ("3", "vehicle", Operation.UPDATE)
+
+
+def test_polled_operation() -> None:
+    data = ORDER_INSERT["data"]
+    assert normalise.polled_operation(data) is Operation.INSERT
+    assert (
+        normalise.polled_operation({**data, "updatedDate": data["createdDate"]}) is Operation.INSERT
+    )
+    assert normalise.polled_operation({**data, "updatedDate": "2026-05-02T00:00:00Z"}) is (
+        Operation.UPDATE
+    )
+    assert normalise.polled_operation({**data, "deleted": True}) is Operation.DELETE
+
+
+def test_demo_mode_admits_only_whitelisted_emails() -> None:
+    wl = frozenset({"sam@example.com"})
+    assert admits(Customer(email=" SAM@example.com "), demo_mode=True, whitelist=wl)
+    assert not admits(Customer(email="jane@gmail.com"), demo_mode=True, whitelist=wl)
+    assert not admits(Customer(), demo_mode=True, whitelist=wl)
+    assert admits(Customer(email="jane@gmail.com"), demo_mode=False, whitelist=wl)
+
+
+def test_website_form_becomes_an_idempotent_website_lead() -> None:
+    form = WebsiteLeadForm.parse(
+        {
+            "submissionId": "web-123",
+            "name": "Sam Lee",
+            "email": "sam@example.com",
+            "phone": "555-123-4567",
+            "vehicle": "2020 Mazda 3",
+            "service": "Window tint",
+        }
+    )
+    event = website_event(TENANT, form, now=NOW)
+    assert event.lead_id == lead_id_for_form(TENANT, "web-123")
+    assert event.event_id == f"website:{TENANT}:web-123"
+    assert (event.source, event.entity, event.operation) == (
+        OrderSource.WEBSITE,
+        "website_form",
+        Operation.INSERT,
+    )
+    assert event.customer == Customer(
+        first_name="Sam", last_name="Lee", email="sam@example.com", phone="+15551234567"
+    )
+    assert event.service_of_interest == "Window tint"
+    again = website_event(TENANT, form, now=datetime(2026, 6, 1, tzinfo=UTC))
+    assert (again.event_id, again.lead_id) == (event.event_id, event.lead_id)
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ({"email": "a@b.co"}, "submission_id"),
+        ({"submission_id": "", "email": "a@b.co"}, "submission_id"),
+        ({"submission_id": "s1"}, "email or phone is required"),
+        ({"submission_id": "s1", "email": "not-an-email"}, "email"),
+        ({"submission_id": "s1", "phone": "12"}, "phone"),
+        ({"submission_id": "x" * 201, "email": "a@b.co"}, "submission_id"),
+        ("a string", "JSON object"),
+    ],
+)
+def test_website_form_validation(doc: object, reason: str) -> None:
+    with pytest.raises(InvalidPayload, match=reason):
+        WebsiteLeadForm.parse(doc)

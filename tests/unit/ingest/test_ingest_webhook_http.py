@@ -1,0 +1,379 @@
+"""The webhook and website endpoints end to end through aiohttp, with fake ports: what a
+sender sees (status, JSON reason, Retry-After) and what reaches the publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from fakes.shopmonkey.data import World
+from fakes.shopmonkey.webhooks import envelope, legacy_signature
+from schemas.base import lead_id_for_order
+from services.common.db.engine import async_engine
+from services.common.kafka.producer import KafkaProducer
+from services.ingest.bootstrap import Ingest
+from services.ingest.entrypoints.http import create_app
+from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
+from services.ingest.service_layer.website import WebsiteLeads
+from services.ingest.settings import IngestSettings
+from tests.unit.ingest.support import (
+    FakeCustomers,
+    FakePublisher,
+    FakeTenants,
+    delivery,
+    tenant_of,
+    unavailable,
+)
+
+WEBSITE_KEY = "lk_test_website_key"
+
+
+class Harness:
+    def __init__(self, *, demo_mode: bool = False, whitelist: frozenset[str] = frozenset()):
+        self.world = World(seed=7, tenants=2, demo_emails=("sam@example.com",))
+        self.company = self.world.companies[0]
+        self.legacy = self.world.add_company(9, signature_scheme="legacy_hmac")
+        self.tenants = FakeTenants(
+            tenant_of(self.company),
+            tenant_of(self.legacy, api_key=False),
+            website_keys={WEBSITE_KEY: self.company.tenant_id},
+        )
+        self.publisher = FakePublisher()
+        self.customers = FakeCustomers(self.world)
+        config = WebhookConfig(demo_mode=demo_mode, whitelist=whitelist)
+        recent = RecentEvents()
+        self.settings = IngestSettings(
+            tenant_id=self.company.tenant_id, max_body_bytes=64 * 1024, demo_mode=demo_mode
+        )
+        self.ingest = Ingest(
+            settings=self.settings,
+            tenants=self.tenants,
+            # Never started or connected: the webhook path only uses the fake ports.
+            producer=KafkaProducer("127.0.0.1:1", client_id="unit"),
+            engine=async_engine("postgresql+psycopg://unit@127.0.0.1:1/unit"),
+            webhooks=WebhookIngest(
+                customers=self.customers, publisher=self.publisher, config=config, recent=recent
+            ),
+            website=WebsiteLeads(
+                tenants=self.tenants, publisher=self.publisher, config=config, recent=recent
+            ),
+            ready=self._ready,
+        )
+
+    async def _ready(self) -> dict[str, bool]:
+        return {"kafka": True, "postgres": True}
+
+    def order_doc(self, operation: str = "INSERT") -> dict:
+        order = self.world.create_order(self.company)
+        return envelope("order", operation, copy.deepcopy(order))
+
+
+@pytest.fixture
+async def harness() -> Harness:
+    return Harness()
+
+
+@pytest.fixture
+async def client(harness: Harness) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(harness.settings, ingest=harness.ingest))) as c:
+        yield c
+
+
+def url(h: Harness) -> str:
+    return f"/webhooks/shopmonkey/{h.company.tenant_id}/order"
+
+
+async def test_signed_order_is_produced_and_answered_with_its_lead(
+    client: TestClient, harness: Harness
+) -> None:
+    doc = harness.order_doc()
+    headers, body = delivery(harness.company, doc)
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    lead = lead_id_for_order(harness.company.tenant_id, doc["data"]["id"])
+    assert answer == {
+        "success": True,
+        "leadId": str(lead),
+        "eventId": f"shopmonkey:order:{doc['data']['id']}:1",
+    }
+    [event] = harness.publisher.events
+    customer = harness.company.customers[doc["data"]["customerId"]]
+    assert event.customer.email == customer["emails"][0]["email"]  # fetched: the order has none
+    assert event.customer.phone == customer["phoneNumbers"][0]["number"]
+    assert harness.customers.calls == [(harness.company.tenant_id, customer["id"], False)]
+
+
+async def test_the_seed_endpoint_uses_tenant_id(client: TestClient, harness: Harness) -> None:
+    headers, body = delivery(harness.company, harness.order_doc())
+    resp = await client.post("/webhooks/shopmonkey/order", data=body, headers=headers)
+    assert resp.status == 200 and len(harness.publisher.events) == 1
+
+
+async def test_same_delivery_n_times_gives_the_same_lead_and_one_record(
+    client: TestClient, harness: Harness
+) -> None:
+    doc = harness.order_doc()
+    answers = []
+    for attempt in range(1, 5):  # retries are re-signed (new timestamp), same webhook-id
+        headers, body = delivery(harness.company, doc, msg_id="msg_same", attempt=attempt)
+        resp = await client.post(url(harness), data=body, headers=headers)
+        answers.append(await resp.json())
+    assert len({a["leadId"] for a in answers}) == 1
+    assert len(harness.publisher.events) == 1
+
+
+async def test_concurrent_copies_of_one_delivery_produce_one_record(
+    client: TestClient, harness: Harness
+) -> None:
+    harness.publisher.delay = 0.05  # a slow acknowledgement: the retry races the first attempt
+    headers, body = delivery(harness.company, harness.order_doc())
+    responses = await asyncio.gather(
+        *(client.post(url(harness), data=body, headers=headers) for _ in range(5))
+    )
+    answers = [await r.json() for r in responses]
+    assert [r.status for r in responses] == [200] * 5
+    assert len({a["leadId"] for a in answers}) == 1
+    assert len(harness.publisher.events) == 1
+
+
+async def test_a_failed_first_attempt_lets_the_concurrent_retry_produce(
+    client: TestClient, harness: Harness
+) -> None:
+    harness.publisher.delay = 0.05
+    harness.publisher.fail_next = 1
+    headers, body = delivery(harness.company, harness.order_doc())
+    first, second = await asyncio.gather(
+        client.post(url(harness), data=body, headers=headers),
+        client.post(url(harness), data=body, headers=headers),
+    )
+    assert sorted([first.status, second.status]) == [200, 503]
+    assert len(harness.publisher.events) == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda h, b: {**h, "webhook-signature": "v1,AAAA"}, "signature mismatch"),
+        (lambda h, b: {k: v for k, v in h.items() if k != "webhook-signature"}, "missing"),
+        (lambda h, b: {**h, "webhook-timestamp": str(int(time.time()) - 600)}, "too old"),
+    ],
+)
+async def test_forged_or_stale_webhooks_get_401_and_nothing_is_produced(
+    client: TestClient,
+    harness: Harness,
+    mutate,
+    reason: str,  # type: ignore[no-untyped-def]
+) -> None:
+    headers, body = delivery(harness.company, harness.order_doc())
+    resp = await client.post(url(harness), data=body, headers=mutate(headers, body))
+    assert resp.status == 401
+    assert reason in (await resp.json())["reason"]
+    assert harness.publisher.events == [] and harness.customers.calls == []
+
+
+async def test_tampered_body_is_refused(client: TestClient, harness: Harness) -> None:
+    doc = harness.order_doc()
+    headers, body = delivery(harness.company, doc)
+    resp = await client.post(
+        url(harness), data=body.replace(b"Estimate", b"Invoice"), headers=headers
+    )
+    assert resp.status == 401 and harness.publisher.events == []
+
+
+async def test_another_tenants_secret_does_not_open_this_tenant(
+    client: TestClient, harness: Harness
+) -> None:
+    other = harness.world.companies[1]  # a real company, signing correctly for itself
+    harness.tenants.tenants[other.tenant_id] = tenant_of(other)
+    headers, body = delivery(other, harness.order_doc())
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 401 and harness.publisher.events == []
+
+
+async def test_legacy_tenant_with_x_shopmonkey_signature(
+    client: TestClient, harness: Harness
+) -> None:
+    doc = envelope("order", "INSERT", harness.world.create_order(harness.legacy))
+    body = json.dumps(doc).encode()
+    path = f"/webhooks/shopmonkey/{harness.legacy.tenant_id}/order"
+    headers = {"Content-Type": "application/json"}
+    bad = await client.post(path, data=body, headers={**headers, "X-Shopmonkey-Signature": "00"})
+    assert bad.status == 401
+    sig = legacy_signature(harness.legacy.webhook_secret, body)
+    ok = await client.post(path, data=body, headers={**headers, "X-Shopmonkey-Signature": sig})
+    assert ok.status == 200
+    [event] = harness.publisher.events
+    assert event.tenant_id == harness.legacy.tenant_id
+    assert harness.customers.calls == []  # no API key for that tenant: nothing to fetch with
+
+
+async def test_unknown_tenant_is_404_before_anything_else(
+    client: TestClient, harness: Harness
+) -> None:
+    headers, body = delivery(harness.company, harness.order_doc())
+    for tenant in (uuid.uuid4(), "not-a-uuid"):
+        resp = await client.post(f"/webhooks/shopmonkey/{tenant}/order", data=body, headers=headers)
+        assert resp.status == 404 and (await resp.json())["success"] is False
+    assert harness.publisher.events == []
+
+
+async def test_other_tables_are_acknowledged_and_ignored(
+    client: TestClient, harness: Harness
+) -> None:
+    doc = {"apiVersion": 3, "operation": "INSERT", "table": "vehicle", "data": {"id": "v1"}}
+    headers, body = delivery(harness.company, doc)
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 202
+    assert await resp.json() == {"success": True, "ignored": "table 'vehicle' is not ingested"}
+    assert harness.publisher.events == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "reason"),
+    [
+        (b"{not json", "application/json", 400, "not valid JSON"),
+        (
+            b'{"apiVersion":"3","operation":"INSERT","table":"order"}',
+            "application/json",
+            400,
+            "data",
+        ),
+        (
+            b'{"apiVersion":"3","operation":"INSERT","table":"order","data":{}}',
+            "application/json",
+            400,
+            "data.id",
+        ),
+        (b"\xff\xfe", "application/json", 400, "not valid JSON"),
+        (b'{"a":1}', "text/plain", 415, "application/json"),
+    ],
+)
+async def test_bad_input_is_4xx_with_a_reason_and_nothing_produced(
+    client: TestClient, harness: Harness, body: bytes, content_type: str, status: int, reason: str
+) -> None:
+    # Sign this exact body: the request is authentic, only its content is wrong.
+    headers, _ = _resign(harness, body)
+    headers["content-type"] = content_type
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == status
+    assert reason in (await resp.json())["reason"]
+    assert harness.publisher.events == []
+
+
+def _resign(harness: Harness, body: bytes) -> tuple[dict[str, str], bytes]:
+    from fakes.shopmonkey.webhooks import signed_headers
+
+    return {k.lower(): v for k, v in signed_headers(harness.company, body).items()}, body
+
+
+async def test_body_over_the_limit_is_413(client: TestClient, harness: Harness) -> None:
+    doc = harness.order_doc()
+    doc["data"]["complaint"] = "x" * (70 * 1024)
+    headers, body = delivery(harness.company, doc)
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 413 and "bytes" in (await resp.json())["reason"]
+    assert harness.publisher.events == []
+
+
+async def test_kafka_not_acknowledging_is_503_with_retry_after_then_success(
+    client: TestClient, harness: Harness
+) -> None:
+    doc = harness.order_doc()
+    harness.publisher.fail_next = 1
+    headers, body = delivery(harness.company, doc)
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+    assert (await resp.json())["success"] is False
+    headers, body = delivery(harness.company, doc, attempt=2)
+    retry = await client.post(url(harness), data=body, headers=headers)
+    assert retry.status == 200 and len(harness.publisher.events) == 1
+
+
+async def test_shopmonkey_down_for_the_customer_lookup_is_503(
+    client: TestClient, harness: Harness
+) -> None:
+    harness.customers.fail = unavailable()
+    headers, body = delivery(harness.company, harness.order_doc())
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 503 and "Retry-After" in resp.headers
+    assert harness.publisher.events == []
+
+
+async def test_customer_change_is_re_read_fresh(client: TestClient, harness: Harness) -> None:
+    order = harness.world.create_order(harness.company)
+    cid = order["customerId"]
+    record, diff = harness.world.update_customer(harness.company, cid, {"email": "new@example.org"})
+    data = {k: v for k, v in record.items() if k not in ("emails", "phoneNumbers")}
+    headers, body = delivery(harness.company, envelope("customer", "UPDATE", data, diff))
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 200 and (await resp.json())["leadId"] is None
+    [event] = harness.publisher.events
+    assert event.entity == "customer" and event.customer.email == "new@example.org"
+    assert harness.customers.calls == [(harness.company.tenant_id, cid, True)]
+
+
+async def test_demo_mode_drops_customers_outside_the_whitelist() -> None:
+    h = Harness(demo_mode=True, whitelist=frozenset({"sam@example.com"}))
+    async with TestClient(TestServer(create_app(h.settings, ingest=h.ingest))) as client:
+        kept = dropped = 0
+        for _ in range(12):
+            doc = h.order_doc()
+            headers, body = delivery(h.company, doc)
+            resp = await client.post(url(h), data=body, headers=headers)
+            answer = await resp.json()
+            email = h.company.customers[doc["data"]["customerId"]]["emails"][0]["email"]
+            if email == "sam@example.com":
+                assert resp.status == 200
+                kept += 1
+            else:
+                assert resp.status == 202 and answer["ignored"].startswith("demo_mode")
+                dropped += 1
+        assert kept and dropped  # the seeded world has both kinds
+        assert len(h.publisher.events) == kept
+        assert {e.customer.email for e in h.publisher.events} == {"sam@example.com"}
+
+
+async def test_website_lead_with_the_tenant_key(client: TestClient, harness: Harness) -> None:
+    form = {
+        "submission_id": "form-1",
+        "name": "Sam Lee",
+        "email": "sam@example.com",
+        "phone": "5551234567",
+        "vehicle": "2020 Mazda 3",
+        "service_of_interest": "Tint",
+    }
+    auth = {"Authorization": f"Bearer {WEBSITE_KEY}"}
+    first = await client.post("/api/leads", json=form, headers=auth)
+    second = await client.post("/api/leads", json=form, headers=auth)
+    assert first.status == second.status == 200
+    assert (await first.json())["leadId"] == (await second.json())["leadId"]
+    [event] = harness.publisher.events
+    assert event.source.value == "website" and event.tenant_id == harness.company.tenant_id
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": WEBSITE_KEY}):
+        resp = await client.post("/api/leads", json=form, headers=headers)
+        assert resp.status == 401
+    bad = await client.post("/api/leads", json={"name": "x"}, headers=auth)
+    assert bad.status == 400 and "submission_id" in (await bad.json())["reason"]
+
+
+async def test_health_ready_and_metrics(client: TestClient, harness: Harness) -> None:
+    headers, body = delivery(harness.company, harness.order_doc())
+    await client.post(url(harness), data=body, headers=headers)
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["checks"] == {
+        "kafka": True,
+        "postgres": True,
+    }
+    metrics = await (await client.get("/metrics")).text()
+    assert 'ingest_webhook_requests_total{outcome="accepted"}' in metrics
+    assert "ingest_webhook_processing_seconds_bucket" in metrics

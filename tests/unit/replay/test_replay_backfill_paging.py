@@ -1,0 +1,154 @@
+"""Backfill paging with hand-written fakes: keyset on createdDate with ties across pages, the
+cursor moves only after every event of a page was acknowledged, old orders plan nothing, and
+a filter the API ignored is refused rather than guessed around."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from leadctl.backfill_run import Backfill, BackfillError, Cursor, RateLimiter
+from schemas.events import OrderEvent
+from services.ingest.domain.model import IngestTenant, Page
+from services.ingest.domain.normalise import iso_z, parse_ts
+from services.ingest.domain.signatures import WebhookKeys
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _order(i: int, created: datetime) -> dict[str, Any]:
+    return {
+        "id": f"order-{i}",
+        "number": str(1000 + i),
+        "status": "Estimate",
+        "customerId": f"c{i}",
+        "createdDate": iso_z(created),
+        "updatedDate": None,
+        "generatedCustomerName": "Jane Doe",
+        "customer": {"id": f"c{i}", "emails": [{"email": f"c{i}@x.io", "primary": True}]},
+        "meta": {"version": 1},
+    }
+
+
+class FakeApi:
+    def __init__(self, orders: list[dict[str, Any]], *, ignore_filter: bool = False) -> None:
+        self.orders = orders
+        self.ignore_filter = ignore_filter
+        self.calls: list[tuple[str, int]] = []
+
+    async def list_records(self, api_key: str, table: str, **kw: Any) -> Page:
+        lower = parse_ts(kw["where"]["createdDate"]["gte"])
+        assert lower is not None
+        self.calls.append((kw["where"]["createdDate"]["gte"], kw["skip"]))
+        rows = sorted(self.orders, key=lambda o: o["createdDate"])
+        if not self.ignore_filter:
+            rows = [o for o in rows if parse_ts(o["createdDate"]) >= lower]  # type: ignore[operator]
+        page = rows[kw["skip"] : kw["skip"] + kw["limit"]]
+        return Page(page, len(rows), kw["skip"] + len(page) < len(rows))
+
+
+class FakeCustomers:
+    async def customer(self, tenant: Any, customer_id: str, *, fresh: bool = False) -> None:
+        return None
+
+
+class FakePublisher:
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.events: list[OrderEvent] = []
+        self.fail_after = fail_after
+
+    async def publish(self, event: OrderEvent) -> None:
+        if self.fail_after is not None and len(self.events) >= self.fail_after:
+            raise RuntimeError("kafka down")
+        self.events.append(event)
+
+
+class FakeCursors:
+    def __init__(self) -> None:
+        self.cursor: Cursor | None = None
+        self.advances: list[Cursor] = []
+
+    async def load(self, tenant_id: uuid.UUID, since: datetime) -> Cursor | None:
+        return self.cursor
+
+    async def start(self, tenant_id: uuid.UUID, since: datetime, *, restart: bool) -> Cursor:
+        if self.cursor is None or restart:
+            self.cursor = Cursor(since, 0, 0, 0, "running")
+        return Cursor(**vars(self.cursor))
+
+    async def advance(
+        self, tenant_id: uuid.UUID, since: datetime, cursor: Cursor, *, done: bool
+    ) -> None:
+        self.cursor = Cursor(**{**vars(cursor), "status": "done" if done else "running"})
+        self.advances.append(self.cursor)
+
+
+def _backfill(api: FakeApi, pub: FakePublisher, cursors: FakeCursors) -> Backfill:
+    tenant = IngestTenant(
+        id=uuid.uuid4(),
+        name="t",
+        active=True,
+        webhook_keys=WebhookKeys("standard", ()),
+        shopmonkey_api_key="k",
+    )
+    return Backfill(
+        tenant=tenant,
+        since=NOW - timedelta(days=90),
+        client=api,  # type: ignore[arg-type]
+        customers=FakeCustomers(),
+        publisher=pub,
+        cursors=cursors,  # type: ignore[arg-type]
+        max_age=timedelta(days=30),
+        clock=lambda: NOW,
+    )
+
+
+async def test_ties_across_pages_and_age_flag() -> None:
+    # 250 orders, 130 of them at the very same instant (ties spanning two pages)
+    same = NOW - timedelta(days=40)
+    orders = [_order(i, same) for i in range(130)]
+    orders += [_order(i, NOW - timedelta(days=20, minutes=i)) for i in range(130, 250)]
+    api, pub, cursors = FakeApi(orders), FakePublisher(), FakeCursors()
+    final = await _backfill(api, pub, cursors).run()
+    assert final.status == "done"
+    assert sorted(e.event_id for e in pub.events) == sorted(
+        f"shopmonkey:order:{o['id']}:1" for o in orders
+    )
+    assert api.calls[1] == (iso_z(same), 100)  # second page: same instant, skip the 100 seen
+    flags = {e.order.order_id: e.plan_touchpoints for e in pub.events if e.order}
+    assert not any(flags[f"order-{i}"] for i in range(130))  # 40 days old: no touch points
+    assert all(flags[f"order-{i}"] for i in range(130, 250))
+    assert all(e.source.value == "backfill" for e in pub.events)
+
+
+async def test_cursor_moves_only_after_a_fully_acknowledged_page_and_resumes() -> None:
+    orders = [_order(i, NOW - timedelta(days=10, minutes=i)) for i in range(250)]
+    api, cursors = FakeApi(orders), FakeCursors()
+    with pytest.raises(RuntimeError):
+        await _backfill(api, FakePublisher(fail_after=150), cursors).run()
+    assert cursors.cursor is not None and cursors.cursor.produced == 100  # page 2 not acked
+    pub = FakePublisher()
+    await _backfill(api, pub, cursors).run()
+    assert len(pub.events) == 150  # resumed at page 2: nothing missing, nothing before it
+    ascending = sorted(orders, key=lambda o: o["createdDate"])
+    assert {e.event_id for e in pub.events} == {
+        f"shopmonkey:order:{o['id']}:1" for o in ascending[100:]
+    }
+
+
+async def test_ignored_filter_is_refused() -> None:
+    orders = [_order(0, NOW - timedelta(days=200)), _order(1, NOW - timedelta(days=1))]
+    with pytest.raises(BackfillError, match="ignored the createdDate filter"):
+        await _backfill(FakeApi(orders, ignore_filter=True), FakePublisher(), FakeCursors()).run()
+
+
+async def test_rate_limiter_spaces_requests() -> None:
+    clock = [0.0]
+    limiter = RateLimiter(600.0, clock=lambda: clock[0])  # one per 0.1 s
+    await limiter.acquire()
+    assert limiter._next == pytest.approx(0.1)
+    await limiter.acquire()  # waits ~0.1 s of real time
+    assert limiter._next == pytest.approx(0.2)

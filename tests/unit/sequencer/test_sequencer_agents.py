@@ -1,0 +1,187 @@
+"""Each Faust agent of the sequencer through `Agent.test_context()` (memory tables, a fake
+outbox, fixed tenant configs; reference/streaming.md §1.8)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.base import Channel, LeadState
+from schemas.events import OutcomeStatus, SignalKind
+from services.sequencer.adapters.tenant_directory import StaticDirectory
+from services.sequencer.app import SequencerApp
+from services.sequencer.settings import SequencerSettings
+from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome, signal
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def seq(tmp_path: Path) -> tuple[SequencerApp, FakeOutbox, Clock]:
+    settings = SequencerSettings(
+        kafka_topic_prefix=f"unit{id(tmp_path)}.",
+        kafka_partitions=4,
+        sequencer_store="memory://",
+        sequencer_data_dir=tmp_path,
+    )
+    outbox = FakeOutbox()
+    clock = Clock(T0)
+    app = SequencerApp(
+        settings,
+        outbox=outbox,
+        directory=StaticDirectory("America/New_York"),
+        clock=clock,
+        batch_size=10,
+        batch_seconds=0.001,
+    )
+    app.app.loop = asyncio.get_running_loop()
+    app.app.finalize()
+    app.app.conf.store = "memory://"
+    app.app.flow_control.resume()
+    return app, outbox, clock
+
+
+async def put(agent: Any, *records: Any) -> None:
+    async with agent.test_context() as ctx:
+        for r in records:
+            await ctx.put(r.to_bytes(), key=str(r.tenant_id).encode(), partition=0)
+            await asyncio.sleep(0.01)  # each record its own batch (as they arrive live)
+
+
+async def put_raw(agent: Any, key: bytes, value: bytes) -> None:
+    async with agent.test_context() as ctx:
+        await ctx.put(value, key=key, partition=0)
+        await asyncio.sleep(0.01)
+
+
+async def test_orders_agent_creates_lead_emits_first_step_and_dedupes(seq: Any) -> None:
+    app, outbox, _ = seq
+    event = order()
+    await put(app.order_agent, event, event)  # a webhook retry: the same event id
+    assert [(c.step_index, c.channel) for c in outbox.commands] == [(0, Channel.EMAIL)]
+    assert len(outbox.changes) == 1
+    change = outbox.changes[0]
+    assert change.to_state is LeadState.NEW and change.from_state is None
+    assert change.lead.version == 1 and change.lead.customer.email == "sam@example.com"
+    lead = app.leads.get(event.lead_id)
+    assert lead is not None and 0 in lead.steps
+    assert outbox.changelog_records, "table writes go to the changelog"
+
+
+async def test_orders_agent_dead_letters_bad_records_and_keeps_going(seq: Any) -> None:
+    app, outbox, _ = seq
+    await put_raw(app.order_agent, str(TENANT).encode(), b"{not json")
+    other = order("o-2")
+    wrong_key = order("o-3")
+    async with app.order_agent.test_context() as ctx:
+        await ctx.put(wrong_key.to_bytes(), key=b"another-tenant", partition=0)
+        await ctx.put(other.to_bytes(), key=str(TENANT).encode(), partition=0)
+        await asyncio.sleep(0.01)
+    assert len(outbox.dead) == 2
+    assert "tenant" in outbox.dead[1].reason
+    assert [c.lead_id for c in outbox.commands] == [other.lead_id]
+
+
+async def test_outcomes_agent_sent_contacts_and_deferred_reemits_same_command(seq: Any) -> None:
+    app, outbox, clock = seq
+    event = order()
+    await put(app.order_agent, event)
+    first = outbox.commands[-1]
+    lead_id = event.lead_id
+    assert lead_id is not None
+    until = T0 + timedelta(hours=1)
+    await put(
+        app.outcome_agent,
+        outcome(lead_id, 0, Channel.EMAIL, OutcomeStatus.DEFERRED, until=until),
+    )
+    assert len(outbox.commands) == 1  # not yet: the re-emission is due at `until`
+    clock.now = until + timedelta(seconds=5)
+    assert app.due.has_due(0, clock.now.timestamp())
+    async with app.tick_agent.test_context() as ctx:
+        await ctx.put(b"tick", partition=0)
+        await asyncio.sleep(0.01)
+    again = outbox.commands[-1]
+    assert len(outbox.commands) == 2
+    assert again.command_id == first.command_id and again.due_at == until
+    await put(app.outcome_agent, outcome(lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT))
+    assert outbox.changes[-1].to_state is LeadState.CONTACTED
+    assert outbox.changes[-1].lead.touches_sent == 1
+
+
+async def test_signals_agent_reply_engages_and_stops_the_sequence(seq: Any) -> None:
+    app, outbox, clock = seq
+    event = order()
+    await put(app.order_agent, event)
+    assert event.lead_id is not None
+    await put(app.signal_agent, signal(event.lead_id, SignalKind.REPLIED, channel=Channel.SMS))
+    assert outbox.changes[-1].to_state is LeadState.ENGAGED
+    assert outbox.changes[-1].lead.sequence_stopped
+    clock.now = T0 + timedelta(days=20)
+    async with app.tick_agent.test_context() as ctx:
+        await ctx.put(b"tick", partition=0)
+        await asyncio.sleep(0.01)
+    assert len(outbox.commands) == 1  # only the welcome email, ever
+
+
+async def test_signals_agent_opt_out_turns_channel_off(seq: Any) -> None:
+    app, outbox, clock = seq
+    event = order()
+    await put(app.order_agent, event)
+    assert event.lead_id is not None
+    await put(app.signal_agent, signal(event.lead_id, SignalKind.OPTED_OUT, channel=Channel.SMS))
+    assert outbox.changes[-1].lead.sms_opted_out
+    clock.now = T0 + timedelta(days=2)
+    async with app.tick_agent.test_context() as ctx:
+        await ctx.put(b"tick", partition=0)
+        await asyncio.sleep(0.01)
+    assert all(c.channel is Channel.EMAIL for c in outbox.commands)
+    assert [c.step_index for c in outbox.commands] == [0, 2]
+
+
+async def test_ticks_agent_emits_due_steps_once(seq: Any) -> None:
+    app, outbox, clock = seq
+    event = order()
+    await put(app.order_agent, event)
+    clock.now = T0 + timedelta(hours=2, minutes=1)  # SMS +2 h (12:01 New York)
+    for _ in range(3):
+        async with app.tick_agent.test_context() as ctx:
+            await ctx.put(b"tick", partition=0)
+            await asyncio.sleep(0.01)
+    assert [(c.step_index, c.channel) for c in outbox.commands] == [
+        (0, Channel.EMAIL),
+        (1, Channel.SMS),
+    ]
+
+
+async def test_a_tick_that_comes_early_keeps_the_lead_in_the_due_index(seq: Any) -> None:
+    app, outbox, clock = seq
+    event = order()
+    assert event.order is not None and event.lead_id is not None
+    created = T0 + timedelta(seconds=5)  # SMS step due at 16:00:05 UTC, mid-bucket
+    event = event.model_copy(
+        update={"order": event.order.model_copy(update={"created_at": created})}
+    )
+    clock.now = created
+    await put(app.order_agent, event)
+    assert len(outbox.commands) == 1  # the welcome email
+    clock.now = created + timedelta(hours=2) - timedelta(seconds=3)  # same 10 s bucket
+    async with app.tick_agent.test_context() as ctx:
+        await ctx.put(b"tick", partition=0)
+        await asyncio.sleep(0.01)
+    assert len(outbox.commands) == 1  # the SMS is not due yet
+    assert app.due.has_due(0, (clock.now + timedelta(seconds=3)).timestamp())
+    clock.now += timedelta(seconds=4)
+    async with app.tick_agent.test_context() as ctx:
+        await ctx.put(b"tick", partition=0)
+        await asyncio.sleep(0.01)
+    assert [(c.step_index, c.channel) for c in outbox.commands][-1] == (1, Channel.SMS)

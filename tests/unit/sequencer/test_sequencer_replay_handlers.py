@@ -1,0 +1,100 @@
+"""The handlers' REPLAY mode (agreement with `leadctl replay`): record_only commands, a lead
+created at/after `since` reset and re-derived on its first replayed order event (version kept),
+an older lead only stamped and re-applied, nothing logical changed → no LeadChanged."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from schemas.base import Channel
+from schemas.events import OutcomeStatus
+from services.sequencer.adapters.tenant_directory import StaticDirectory
+from services.sequencer.domain.lead import Lead
+from services.sequencer.domain.replay import ReplayContext, ReplayRun
+from services.sequencer.handlers import Sequencer
+from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome
+
+
+class Leads:
+    def __init__(self) -> None:
+        self.data: dict[uuid.UUID, Lead] = {}
+
+    def get(self, lead_id: uuid.UUID) -> Lead | None:
+        return self.data.get(lead_id)
+
+    def put(self, lead: Lead, due: datetime | None) -> None:
+        self.data[lead.lead_id] = lead
+
+
+class Customers:
+    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
+        return []
+
+    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None:
+        return None
+
+
+class NoSchedule:
+    def schedule(self, lead_id: uuid.UUID, at: datetime) -> None:
+        return None
+
+
+def build() -> tuple[Sequencer, Leads, FakeOutbox]:
+    leads, outbox = Leads(), FakeOutbox()
+    seq = Sequencer(leads=leads, customers=Customers(), outbox=outbox, schedule=NoSchedule())
+    return seq, leads, outbox
+
+
+CONFIG = StaticDirectory("America/New_York").get(TENANT)
+
+
+def test_replayed_order_resets_a_recent_lead_and_reemits_record_only() -> None:
+    seq, leads, outbox = build()
+    event = order()
+    assert event.lead_id is not None
+    seq.on_order(event, CONFIG, T0)
+    seq.on_outcome(outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT), CONFIG, T0)
+    live = leads.data[event.lead_id]
+    assert live.version == 2 and len(outbox.commands) == 1
+    run = uuid.uuid4()
+    seq.replay = ReplayContext(run, since=T0 - timedelta(days=1))
+    later = T0 + timedelta(hours=1)
+    seq.on_order(event, CONFIG, later)  # the same event again: reset, re-derived
+    seq.replay = None
+    replayed = outbox.commands[-1]
+    assert len(outbox.commands) == 2 and replayed.record_only
+    assert replayed.command_id == outbox.commands[0].command_id
+    lead = leads.data[event.lead_id]
+    assert lead.replay_id == run.hex and lead.version >= live.version  # never goes back
+    assert seq.replay_stats.leads_reset == 1 and seq.replay_stats.commands_reemitted == 1
+    # the replayed outcome brings the lead back to where it was: contacted again
+    seq.replay = ReplayContext(run, since=T0 - timedelta(days=1))
+    seq.on_outcome(outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT), CONFIG, later)
+    seq.replay = None
+    assert outbox.changes[-1].lead.state.value == "contacted"
+    assert outbox.changes[-1].lead.version > live.version
+
+
+def test_replayed_order_of_an_older_lead_is_only_stamped_and_changes_nothing() -> None:
+    seq, leads, outbox = build()
+    event = order()
+    assert event.lead_id is not None
+    seq.on_order(event, CONFIG, T0)
+    before = (len(outbox.commands), len(outbox.changes), leads.data[event.lead_id].version)
+    run = uuid.uuid4()
+    seq.replay = ReplayContext(run, since=T0 + timedelta(days=1))  # lead created before since
+    seq.on_order(event, CONFIG, T0 + timedelta(minutes=5))
+    seq.replay = None
+    lead = leads.data[event.lead_id]
+    assert lead.replay_id == run.hex
+    assert (len(outbox.commands), len(outbox.changes), lead.version) == before
+    assert seq.replay_stats.leads_reset == 0 and seq.replay_stats.leads_changed == 0
+
+
+def test_replay_run_ranges_and_tenants() -> None:
+    run = ReplayRun(uuid.uuid4(), T0, {"orders:0": 10, "orders:1": 0}, frozenset({TENANT}))
+    assert run.in_range("orders", 0, 9) and not run.in_range("orders", 0, 10)
+    assert not run.in_range("orders", 1, 0) and not run.in_range("other", 0, 0)
+    assert run.covers(TENANT) and not run.covers(uuid.uuid4()) and not run.covers(None)
+    assert ReplayRun(uuid.uuid4(), T0, {}).covers(uuid.uuid4())

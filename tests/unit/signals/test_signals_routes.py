@@ -1,0 +1,331 @@
+"""The signal routes over HTTP with fake ports: what is refused, written, emitted, answered."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from schemas.base import Channel
+from schemas.events import SignalKind
+from services.ingest.domain.provider_signatures import SendGridVerifier
+from services.ingest.entrypoints.http import INGEST
+from services.ingest.entrypoints.signal_routes import add_signal_routes
+from services.ingest.service_layer.provider_signals import SignalService
+from services.ingest.service_layer.provider_signals_store import TouchRow
+from services.ingest.service_layer.provider_signals_wiring import SignalParts
+from tests.unit.signals.fakes import FakeLeads, FakePublisher, FakeStore, Touch
+from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
+
+TOKEN = "auth-token-xyz"
+PUBLIC = "https://hooks.example.com"
+PHONE = "+15551230000"
+
+
+@dataclass
+class World:
+    client: TestClient[web.Request, web.Application]
+    store: FakeStore
+    publisher: FakePublisher
+    leads: FakeLeads
+    signer: SendGridSigner
+
+    async def twilio(self, path: str, params: dict[str, str], *, sign: bool = True):  # type: ignore[no-untyped-def]
+        headers = {}
+        if sign:
+            headers["X-Twilio-Signature"] = twilio_signature(TOKEN, PUBLIC + path, params)
+        return await self.client.post(path, data=params, headers=headers)
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    store, leads, signer = FakeStore(), FakeLeads(), SendGridSigner.generate()
+    publisher = FakePublisher(log=store.log)
+    parts = SignalParts(
+        service=SignalService(store=store, publisher=publisher, help_text="Help: call us"),
+        leads=leads,
+        sendgrid=SendGridVerifier(signer.public_key, tolerance_seconds=300),
+        twilio_auth_token=TOKEN,
+        twilio_public_url=PUBLIC,
+    )
+    app = web.Application()
+    add_signal_routes(app, ingest_key=INGEST, parts=parts)
+    async with TestClient(TestServer(app)) as client:
+        yield World(client, store, publisher, leads, signer)
+
+
+def sg_event(event: str, tenant: uuid.UUID, lead: uuid.UUID, command: uuid.UUID, **kw: object):  # type: ignore[no-untyped-def]
+    return {
+        "email": "sam@example.com",
+        "event": event,
+        "timestamp": int(time.time()),
+        "sg_event_id": uuid.uuid4().hex,
+        "tenant_id": str(tenant),
+        "lead_id": str(lead),
+        "command_id": str(command),
+        **kw,
+    }
+
+
+async def test_signed_sendgrid_bounce_suppresses_then_emits_once(world: World) -> None:
+    tenant, lead, command = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    world.store.touches.append(Touch(TouchRow(tenant, lead, command, Channel.EMAIL, "x")))
+    body = sendgrid_body([sg_event("bounce", tenant, lead, command, type="bounce")])
+    for _ in range(2):  # SendGrid retries: the second delivery changes nothing
+        resp = await world.client.post(
+            "/webhooks/sendgrid/events", data=body, headers=world.signer.headers(body)
+        )
+        assert resp.status == 200
+    assert world.store.suppressions == {("email", "sam@example.com"): "bounce"}
+    assert [s.kind for s in world.publisher.published] == [SignalKind.BOUNCED]
+    assert world.store.log.index("suppress email sam@example.com") < world.store.log.index(
+        "publish 1"
+    )
+    assert world.store.touches[0].delivery_status == "bounced"
+
+
+async def test_forged_altered_stale_sendgrid_requests_change_nothing(world: World) -> None:
+    tenant, lead, command = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    body = sendgrid_body([sg_event("unsubscribe", tenant, lead, command)])
+    forged = SendGridSigner.generate().headers(body)
+    altered = world.signer.headers(body)
+    stale = world.signer.headers(body, at=time.time() - 3600)
+    cases = [
+        (body, forged),
+        (body.replace(b"unsubscribe", b"delivered"), altered),
+        (body, stale),
+        (body, {"Content-Type": "application/json"}),
+    ]
+    for data, headers in cases:
+        resp = await world.client.post("/webhooks/sendgrid/events", data=data, headers=headers)
+        assert resp.status == 401, await resp.text()
+    assert world.store.suppressions == {} and world.store.log == []
+    assert world.publisher.published == []
+
+
+async def test_kafka_down_answers_503_but_keeps_the_suppression(world: World) -> None:
+    tenant, lead, command = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    world.publisher.fail = True
+    body = sendgrid_body([sg_event("spamreport", tenant, lead, command)])
+    resp = await world.client.post(
+        "/webhooks/sendgrid/events", data=body, headers=world.signer.headers(body)
+    )
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert ("email", "sam@example.com") in world.store.suppressions
+    assert world.store.claimed == set()  # the retry will emit the signal
+    world.publisher.fail = False
+    resp = await world.client.post(
+        "/webhooks/sendgrid/events", data=body, headers=world.signer.headers(body)
+    )
+    assert resp.status == 200
+    assert [s.kind for s in world.publisher.published] == [SignalKind.SPAM_REPORT]
+
+
+async def test_inbound_stop_suppresses_before_answering_and_opts_out_every_lead(
+    world: World,
+) -> None:
+    t1, l1, t2, l2 = (uuid.uuid4() for _ in range(4))
+    world.store.contacts[PHONE] = [(t1, l1), (t2, l2)]
+    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "(555) 123-0000", "Body": " stop "}
+    resp = await world.twilio("/webhooks/twilio/inbound", params)
+    assert resp.status == 200
+    assert resp.content_type == "application/xml"
+    assert "<Message>" not in await resp.text()
+    assert world.store.suppressions == {("sms", PHONE): "sms_stop"}
+    kinds = {(s.tenant_id, s.lead_id, s.kind) for s in world.publisher.published}
+    assert kinds == {(t1, l1, SignalKind.OPTED_OUT), (t2, l2, SignalKind.OPTED_OUT)}
+    assert world.store.log[0] == f"suppress sms {PHONE}"
+    # Twilio retries the same message: nothing new
+    assert (await world.twilio("/webhooks/twilio/inbound", params)).status == 200
+    assert len(world.publisher.published) == 2
+
+
+async def test_start_removes_the_suppression_and_help_answers_help(world: World) -> None:
+    world.store.suppressions[("sms", PHONE)] = "sms_stop"
+    world.store.contacts[PHONE] = [(uuid.uuid4(), uuid.uuid4())]
+    resp = await world.twilio(
+        "/webhooks/twilio/inbound", {"MessageSid": "SM1", "From": PHONE, "Body": "START"}
+    )
+    assert resp.status == 200 and world.store.suppressions == {}
+    assert [s.kind for s in world.publisher.published] == [SignalKind.OPTED_IN]
+    resp = await world.twilio(
+        "/webhooks/twilio/inbound", {"MessageSid": "SM2", "From": PHONE, "Body": "HELP"}
+    )
+    assert "<Message>Help: call us</Message>" in await resp.text()
+    resp = await world.twilio(
+        "/webhooks/twilio/inbound", {"MessageSid": "SM3", "From": PHONE, "Body": "Tuesday ok?"}
+    )
+    assert [s.kind for s in world.publisher.published][-1] is SignalKind.REPLIED
+
+
+async def test_forged_and_altered_twilio_requests_change_nothing(world: World) -> None:
+    world.store.contacts[PHONE] = [(uuid.uuid4(), uuid.uuid4())]
+    params = {"MessageSid": "SM9", "From": PHONE, "Body": "STOP"}
+    sig = twilio_signature(TOKEN, PUBLIC + "/webhooks/twilio/inbound", params)
+    forged = twilio_signature("not-the-token", PUBLIC + "/webhooks/twilio/inbound", params)
+    for data, headers in [
+        (params, {"X-Twilio-Signature": forged}),
+        ({**params, "From": "+15559999999"}, {"X-Twilio-Signature": sig}),
+        (params, {}),
+    ]:
+        resp = await world.client.post("/webhooks/twilio/inbound", data=data, headers=headers)
+        assert resp.status == 401
+    assert world.store.suppressions == {} and world.store.log == []
+    assert world.publisher.published == []
+
+
+async def test_status_callback_updates_the_touch_and_signals_delivery(world: World) -> None:
+    tenant, lead, command = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    touch = Touch(TouchRow(tenant, lead, command, Channel.SMS, PHONE), provider_message_id="SMa")
+    world.store.touches.append(touch)
+    params = {"MessageSid": "SMa", "MessageStatus": "delivered", "To": PHONE}
+    assert (await world.twilio("/webhooks/twilio/status", params)).status == 200
+    late = {"MessageSid": "SMa", "MessageStatus": "sent", "To": PHONE}
+    assert (await world.twilio("/webhooks/twilio/status", late)).status == 200
+    assert touch.delivery_status == "delivered"  # a late "sent" does not go backwards
+    assert [(s.kind, s.command_id) for s in world.publisher.published] == [
+        (SignalKind.DELIVERED, command)
+    ]
+    bad = {"MessageSid": "SMa", "MessageStatus": "failed", "To": PHONE}
+    resp = await world.twilio("/webhooks/twilio/status", bad, sign=False)
+    assert resp.status == 401 and touch.delivery_status == "delivered"
+
+
+async def test_lead_api_is_tenant_scoped(world: World) -> None:
+    tenant, other, lead = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    world.leads.tokens = {"tok-a": tenant, "tok-b": other}
+    world.leads.views[(tenant, lead)] = json.dumps({"leadId": str(lead)})
+    ok = await world.client.get(f"/api/leads/{lead}", headers={"Authorization": "Bearer tok-a"})
+    assert ok.status == 200 and (await ok.json())["leadId"] == str(lead)
+    theirs = await world.client.get(f"/api/leads/{lead}", headers={"Authorization": "Bearer tok-b"})
+    assert theirs.status == 404
+    missing = await world.client.get(
+        f"/api/leads/{uuid.uuid4()}", headers={"Authorization": "Bearer tok-a"}
+    )
+    assert missing.status == 404 and await missing.json() == await theirs.json()
+    assert (await world.client.get(f"/api/leads/{lead}")).status == 401
+    bad = await world.client.get(f"/api/leads/{lead}", headers={"Authorization": "Bearer nope"})
+    assert bad.status == 401
+    assert (
+        await world.client.get("/api/leads/not-a-uuid", headers={"Authorization": "Bearer tok-a"})
+    ).status == 404
+
+
+async def test_chat_signals(world: World) -> None:
+    tenant, other, lead = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    world.leads.tokens = {"tok-a": tenant, "tok-b": other}
+    world.leads.views[(tenant, lead)] = "{}"
+    auth = {"Authorization": "Bearer tok-a"}
+    path = f"/api/leads/{lead}/signals"
+    resp = await world.client.post(
+        path, json={"kind": "chat_opened", "eventId": "e1"}, headers=auth
+    )
+    assert resp.status == 202
+    (signal,) = world.publisher.published
+    assert (signal.kind, signal.tenant_id, signal.lead_id) == (SignalKind.CHAT_OPENED, tenant, lead)
+    again = await world.client.post(
+        path, json={"kind": "chat_opened", "eventId": "e1"}, headers=auth
+    )
+    assert (await again.json())["signalId"] == signal.signal_id  # same event id, same signal id
+    for body in ({"kind": "opted_out"}, {"kind": "nope"}, {}):
+        assert (await world.client.post(path, json=body, headers=auth)).status == 400
+    other_auth = {"Authorization": "Bearer tok-b"}
+    resp = await world.client.post(path, json={"kind": "lost"}, headers=other_auth)
+    assert resp.status == 404
+    assert len(world.publisher.published) == 2
+
+
+async def test_one_click_unsubscribe(world: World) -> None:
+    tenant, lead = uuid.uuid4(), uuid.uuid4()
+    world.store.contacts["sam@example.com"] = [(tenant, lead)]
+    path = f"/unsubscribe/{tenant}/{lead}"
+    page = await world.client.get(path)
+    assert page.status == 200 and '<form method="post">' in await page.text()
+    assert world.store.log == []  # GET (a link scanner) changes nothing
+    resp = await world.client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert resp.status == 200
+    assert world.store.suppressions == {("email", "sam@example.com"): "list_unsubscribe"}
+    (signal,) = world.publisher.published
+    assert (signal.kind, signal.lead_id, signal.tenant_id) == (
+        SignalKind.UNSUBSCRIBED,
+        lead,
+        tenant,
+    )
+    unknown = await world.client.post(f"/unsubscribe/{tenant}/{uuid.uuid4()}")
+    assert unknown.status == 200 and await unknown.text() == await resp.text()
+    assert (await world.client.post("/unsubscribe/x/y")).status == 200
+    assert len(world.publisher.published) == 1
+
+
+async def test_without_keys_every_webhook_is_refused() -> None:
+    store, publisher = FakeStore(), FakePublisher()
+    parts = SignalParts(
+        service=SignalService(store=store, publisher=publisher, help_text="h"),
+        leads=FakeLeads(),
+        sendgrid=None,
+        twilio_auth_token=None,
+        twilio_public_url=None,
+    )
+    app = web.Application()
+    add_signal_routes(app, ingest_key=INGEST, parts=parts)
+    signer = SendGridSigner.generate()
+    body = sendgrid_body([{"event": "bounce", "email": "a@b.co", "sg_event_id": "1"}])
+    params = {"MessageSid": "SM1", "From": PHONE, "Body": "STOP"}
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post(
+            "/webhooks/sendgrid/events", data=body, headers=signer.headers(body)
+        )
+        assert resp.status == 401
+        for path in ("/webhooks/twilio/inbound", "/webhooks/twilio/status"):
+            sig = twilio_signature("", f"http://127.0.0.1{path}", params)
+            resp = await client.post(path, data=params, headers={"X-Twilio-Signature": sig})
+            assert resp.status == 401
+    assert store.log == [] and publisher.published == []
+
+
+async def test_database_down_answers_503_and_emits_nothing(world: World) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    async def broken(**_: object) -> bool:
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    world.store.suppress = broken  # type: ignore[method-assign]
+    world.store.contacts[PHONE] = [(uuid.uuid4(), uuid.uuid4())]
+    params = {"MessageSid": "SMdb", "From": PHONE, "Body": "STOP"}
+    resp = await world.twilio("/webhooks/twilio/inbound", params)
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert world.publisher.published == []
+
+
+async def test_a_callback_racing_outbound_finds_the_touch_a_moment_later() -> None:
+    import asyncio
+
+    store, publisher = FakeStore(), FakePublisher()
+    service = SignalService(
+        store=store, publisher=publisher, help_text="h", unmatched_wait=(0.05, 0.2)
+    )
+    tenant, lead, command = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    touch = Touch(TouchRow(tenant, lead, command, Channel.SMS, PHONE), provider_message_id="SMr")
+
+    async def outbound_records_the_sid() -> None:
+        await asyncio.sleep(0.1)
+        store.touches.append(touch)
+
+    recorder = asyncio.create_task(outbound_records_the_sid())
+    result = await service.twilio_status(
+        message_sid="SMr", message_status="delivered", error_code=None, to=PHONE
+    )
+    await recorder
+    assert result is not None and result.matched
+    assert touch.delivery_status == "delivered"
+    assert [s.command_id for s in publisher.published] == [command]
+    unknown = await service.twilio_status(
+        message_sid="SMx", message_status="delivered", error_code=None, to=PHONE
+    )
+    assert unknown is not None and not unknown.matched and len(publisher.published) == 1
