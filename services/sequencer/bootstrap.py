@@ -85,6 +85,7 @@ class Runtime:
             loglevel=self.settings.log_level.upper(),
             override_logging=False,
             redirect_stdouts=False,
+            quiet=True,  # no banner or spinner: logs are the only output (one readable stream)
         )
         self.start_projection()
         # Everything built so far lives as long as the process: keep it out of the cyclic

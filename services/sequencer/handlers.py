@@ -30,6 +30,9 @@ from services.sequencer.domain.planner import evaluate, next_due
 from services.sequencer.domain.replay import ReplayContext, ReplayStats
 from services.sequencer.errors import BadRecord
 
+#: Suffix of `Lead.replay_id` once a replay re-derived the lead from its order events.
+RESET_MARK = ":reset"
+
 
 @dataclass(frozen=True, slots=True)
 class TenantConfig:
@@ -96,7 +99,8 @@ class Sequencer:
             return Result(duplicate=True)
         after = apply_order(before, event)
         if self.replay is not None:
-            after.replay_id = self.replay.stamp
+            # re-derived from its first order event in this replay: never reset again
+            after.replay_id = self.replay.stamp + RESET_MARK
             if prior is not None and before is None:  # reset: keep the version counter
                 after.version = prior.version
         cid = after.customer.customer_id
@@ -106,14 +110,19 @@ class Sequencer:
         return self._commit(prior, after, reason, config, now)
 
     def _replay_touch(self, lead: Lead | None, *, reset: bool = False) -> Lead | None:
-        """In a replay, the first record touching `lead`: reset it (None) when it was created
-        at or after `since` and `reset` is allowed (order events), else stamp it."""
+        """In a replay, a record touching `lead`: the first replayed ORDER event resets it
+        (None) when it was created at or after `since`, whether or not a replayed outcome or
+        signal (read from another topic, in no fixed order) touched it first; any other
+        record stamps it. The outcomes and signals it loses come back: its re-emitted
+        record-only commands are answered from the outbound ledger."""
         replay = self.replay
-        if replay is None or lead is None or lead.replay_id == replay.stamp:
+        if replay is None or lead is None or lead.replay_id == replay.stamp + RESET_MARK:
             return lead
         if reset and replay.since <= lead.created_at:
             self.replay_stats.leads_reset += 1
             return None
+        if lead.replay_id == replay.stamp:
+            return lead
         return lead.copy(replay_id=replay.stamp)
 
     def _on_customer(self, event: OrderEvent, config: TenantConfig, now: datetime) -> Result:

@@ -28,7 +28,21 @@ TRAFFIC_SECONDS = 40
 
 
 def _comparable(leads: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {k: {c: v for c, v in r.items() if c != "projected_at"} for k, r in leads.items()}
+    """A lead's content. `version` is a write counter that never goes back (checked apart):
+    a lead re-derived by the replay may pass through its reset state before its replayed
+    outcomes restore it, which costs versions but must end with the same content."""
+    skip = ("projected_at", "version")
+    return {k: {c: v for c, v in r.items() if c not in skip} for k, r in leads.items()}
+
+
+def _versions_went_back(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> list[str]:
+    return sorted(
+        f"{k} version: {r['version']} -> {after[k]['version']}"
+        for k, r in before.items()
+        if k in after and after[k]["version"] < r["version"]
+    )
 
 
 def _diff(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
@@ -152,8 +166,10 @@ def test_full_replay_changes_no_lead_and_sends_nothing(  # type: ignore[no-untyp
     assert run["stats"]["summary"]["sent"] == 0
     assert run["stats"]["summary"]["commands_reemitted"] > 0
     # the read model is as it was
-    changed = _diff(_comparable(before), _comparable(leads()))
+    after = leads()
+    changed = _diff(_comparable(before), _comparable(after))
     assert not changed, f"{len(changed)} differences:\n" + "\n".join(changed[:40])
+    assert not _versions_went_back(before, after)
 
 
 def test_one_tenant_replay_leaves_every_other_tenant_untouched(  # type: ignore[no-untyped-def]

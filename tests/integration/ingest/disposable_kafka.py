@@ -34,7 +34,10 @@ JVM_OPTS = [
 class DisposableKafka:
     def __init__(self, workdir: Path, *, port: int, controller_port: int) -> None:
         if not (LIBS / ".stamp").exists():
-            raise RuntimeError(f"Kafka jars missing in {LIBS}: run `make up` (infra/kafka.sh)")
+            # `make up` reused a broker that answered, so this checkout never resolved the jars
+            subprocess.run(["bash", str(ROOT / "infra" / "kafka.sh"), "install"], check=True)
+        if not (LIBS / ".stamp").exists():
+            raise RuntimeError(f"Kafka jars missing in {LIBS}: run `bash infra/kafka.sh install`")
         self.workdir = workdir
         self.port = port
         self.controller_port = controller_port

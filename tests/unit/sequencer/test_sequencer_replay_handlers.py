@@ -66,7 +66,7 @@ def test_replayed_order_resets_a_recent_lead_and_reemits_record_only() -> None:
     assert len(outbox.commands) == 2 and replayed.record_only
     assert replayed.command_id == outbox.commands[0].command_id
     lead = leads.data[event.lead_id]
-    assert lead.replay_id == run.hex and lead.version >= live.version  # never goes back
+    assert lead.replay_id == run.hex + ":reset" and lead.version >= live.version  # never back
     assert seq.replay_stats.leads_reset == 1 and seq.replay_stats.commands_reemitted == 1
     # the replayed outcome brings the lead back to where it was: contacted again
     seq.replay = ReplayContext(run, since=T0 - timedelta(days=1))
@@ -74,6 +74,26 @@ def test_replayed_order_resets_a_recent_lead_and_reemits_record_only() -> None:
     seq.replay = None
     assert outbox.changes[-1].lead.state.value == "contacted"
     assert outbox.changes[-1].lead.version > live.version
+
+
+def test_a_replayed_outcome_read_before_the_order_event_does_not_prevent_the_reset() -> None:
+    """Outcomes and orders are different topics, read in no fixed order during a replay: the
+    lead is re-derived from its order event either way, and only once."""
+    seq, leads, outbox = build()
+    event = order()
+    assert event.lead_id is not None
+    seq.on_order(event, CONFIG, T0)
+    seq.on_outcome(outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT), CONFIG, T0)
+    run = uuid.uuid4()
+    seq.replay = ReplayContext(run, since=T0 - timedelta(days=1))
+    later = T0 + timedelta(hours=1)
+    seq.on_outcome(outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT), CONFIG, later)
+    seq.on_order(event, CONFIG, later)
+    seq.on_order(event, CONFIG, later)  # a second replayed order record: no second reset
+    seq.replay = None
+    assert seq.replay_stats.leads_reset == 1
+    assert outbox.commands[-1].record_only and len(outbox.commands) == 2
+    assert leads.data[event.lead_id].replay_id == run.hex + ":reset"
 
 
 def test_replayed_order_of_an_older_lead_is_only_stamped_and_changes_nothing() -> None:
