@@ -62,14 +62,12 @@ def supervise(processes: list[Process], *, grace: float = 10.0) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
+    # Read what is there, never a blocking readline: a child that writes half a line (a
+    # prompt, a progress bar) must not keep Ctrl-C from being seen.
+    partial: dict[str, bytes] = {p.name: b"" for p in processes}
     try:
         while not stopping:
-            for key, _ in selector.select(timeout=0.5):
-                proc: Process = key.data
-                line = key.fileobj.readline()  # type: ignore[union-attr]
-                if line:
-                    sys.stdout.write(f"{proc.label(tty)} {line.decode(errors='replace')}")
-                    sys.stdout.flush()
+            _pump(selector, partial, tty, timeout=0.5)
             for p in processes:
                 if p.popen is not None and p.popen.poll() is not None:
                     print(
@@ -91,5 +89,32 @@ def supervise(processes: list[Process], *, grace: float = 10.0) -> int:
                 p.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(p.popen.pid, signal.SIGKILL)
+        drained = time.monotonic() + 2.0  # their last words (shutdown logs), then the end
+        while selector.get_map() and time.monotonic() < drained:
+            _pump(selector, partial, tty, timeout=0.2)
+        for p in processes:
+            if partial[p.name]:
+                _write(p, partial[p.name], tty)
+        sys.stdout.flush()
         print("all stopped", flush=True)
     return code
+
+
+def _pump(
+    selector: selectors.BaseSelector, partial: dict[str, bytes], tty: bool, *, timeout: float
+) -> None:
+    """Copy whatever the children wrote, whole lines only, to our stdout."""
+    for key, _ in selector.select(timeout=timeout):
+        proc: Process = key.data
+        chunk = os.read(key.fd, 65536)
+        if not chunk:  # EOF: the process closed its output (it is exiting)
+            selector.unregister(key.fileobj)
+            chunk = b"\n" if partial[proc.name] else b""
+        *lines, partial[proc.name] = (partial[proc.name] + chunk).split(b"\n")
+        for line in lines:
+            _write(proc, line, tty)
+    sys.stdout.flush()
+
+
+def _write(proc: Process, line: bytes, tty: bool) -> None:
+    sys.stdout.write(f"{proc.label(tty)} {line.decode(errors='replace')}\n")

@@ -156,7 +156,9 @@ class SequencerApp:
             app_id(settings),
             broker=brokers(settings.kafka_bootstrap_servers),
             store=settings.sequencer_store,
-            datadir=str(settings.sequencer_data_dir),
+            # one state directory per app id (topic prefix): the RocksDB of another deployment
+            # on this disk never meets this one's changelogs
+            datadir=str(settings.sequencer_data_dir / "{conf.name}"),
             topic_partitions=partitions,
             topic_replication_factor=1,
             topic_disable_leader=True,

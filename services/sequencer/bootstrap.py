@@ -79,6 +79,7 @@ class Runtime:
 
     def run(self) -> None:
         """The Faust worker (blocks until SIGTERM/SIGINT), then everything is closed."""
+        self.app.conf.datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
         worker = faust.Worker(
             self.app,
             self.health,
