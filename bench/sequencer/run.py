@@ -189,6 +189,20 @@ class Worker:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def stages(self) -> dict[str, float]:
+        """Where a batch's time went, µs per record (the worker's own histograms)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        sums: dict[str, float] = {}
+        records = 0.0
+        for line in text.splitlines():
+            if line.startswith("sequencer_batch_stage_seconds_sum{"):
+                stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                sums[stage] = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("sequencer_batch_records_sum{"):
+                records += float(line.rsplit(" ", 1)[1])
+        return {k: round(v * 1e6 / max(records, 1.0), 1) for k, v in sums.items()}
+
     def rss_mb(self) -> tuple[float, float]:
         values = {}
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -354,8 +368,11 @@ def main() -> None:
     try:
         rate, startup = run_worker_backlog(worker, count, timeout=max(600.0, count / 1000))
         rss, hwm = worker.rss_mb()
+        stages = worker.stages()
         print(f"  sequencer: {rate:,.0f} events/s (start-up {startup:.1f} s), "
               f"RSS {rss:.0f} MB, peak {hwm:.0f} MB", flush=True)  # fmt: skip
+        print("  µs per record by batch stage: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()), flush=True)  # fmt: skip
         lat = latency(topics, tenants, lat_seconds)
         rss_after, hwm_after = worker.rss_mb()
     finally:
@@ -396,6 +413,9 @@ def main() -> None:
         "sequencer_events_per_s": rate,
         "ratio_vs_raw": ratio,
         "worker_startup_s": startup,
+        "batch_stage_us_per_record": stages,
+        "batch_size": int(os.environ.get("SEQUENCER_BATCH_SIZE", "500")),
+        "batch_ms": float(os.environ.get("SEQUENCER_BATCH_MS", "5")),
         "rss_mb_after_backlog": rss,
         "rss_mb_after_latency": rss_after,
         "peak_rss_mb": hwm_after,

@@ -266,9 +266,12 @@ class SequencerApp:
                     finally:
                         self.sequencer.replay = None
                     self._count_record(name, result)
+                handled = time.perf_counter()
                 await self.outbox.flush()
+                outputs_acked = time.perf_counter()
                 self.leads.apply()
                 self.customers.apply()
+                written = time.perf_counter()
                 await self.outbox.flush()
                 persist_changelog_offsets(
                     [self.leads_table, self.customers_table],
@@ -278,7 +281,16 @@ class SequencerApp:
                 self.leads.discard()
                 self.customers.discard()
                 set_current_event(None)
-        metrics.BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)
+        done = time.perf_counter()
+        metrics.BATCH_SECONDS.labels(name).observe(done - started)
+        metrics.BATCH_RECORDS.labels(name).observe(len(events))
+        for stage, seconds in (
+            ("handle", handled - started),
+            ("outputs_ack", outputs_acked - handled),
+            ("tables", written - outputs_acked),
+            ("changelog_ack", done - written),
+        ):
+            metrics.BATCH_STAGE_SECONDS.labels(stage).observe(seconds)
 
     def _count_record(self, agent: str, result: str) -> None:
         counter = self._counters.get((agent, result))

@@ -19,6 +19,19 @@ BATCH_SECONDS = Histogram(
     ["agent"],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
+BATCH_STAGE_SECONDS = Histogram(
+    "sequencer_batch_stage_seconds",
+    "Time per stage of a batch: handle (domain), outputs_ack (commands and lead changes"
+    " acknowledged), tables (state written), changelog_ack (changelog acknowledged).",
+    ["stage"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+BATCH_RECORDS = Histogram(
+    "sequencer_batch_records",
+    "Records per batch, by agent.",
+    ["agent"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
 DUE_ENTRIES = Gauge("sequencer_due_index_entries", "Entries in the due index of this worker.")
 TICKS = Counter("sequencer_ticks_total", "Timer ticks published for active partitions.")
 PLAN_ERRORS = Counter(

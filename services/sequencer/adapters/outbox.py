@@ -6,6 +6,11 @@ Records are enqueued synchronously (a few µs each, no per-record future) and a 
 the broker (acks=all, idempotent, murmur2 partitioner: DESIGN §2). Agents ack their source
 records only after that, so a crash never loses an output; a record the broker refused is
 produced again until it is accepted (an outage pauses the sequencer, it never drops).
+
+`flush()` does not call librdkafka's `flush()`: that one polls in 10 ms slices while the
+producer's own poll thread serves the same delivery reports, so each flush cost ~10-15 ms
+more than the broker's ack. Here the delivery callback that settles the last pending record
+wakes the waiting batch directly.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
@@ -27,6 +33,15 @@ log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str | bytes | None]]
 Record = tuple[str, int | None, bytes | None, bytes | None, Headers | None]
+
+
+#: A flush that waits longer than this logs how many records are still unacknowledged.
+FLUSH_WARN_SECONDS = 30.0
+
+
+def _wake(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.set_result(None)
 
 
 @dataclass(slots=True)
@@ -48,22 +63,41 @@ class KafkaOutbox:
         self._changelog_offsets: dict[tuple[str, int], int] = {}
         self._changelog_topics: set[str] = set()
         self._changelog_buffer: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+        # records with a delivery callback not yet called, and the flush waiting for zero
+        self._pending = 0
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
     # enqueue ---------------------------------------------------------------------------------
-    def _produce(self, record: Record) -> None:
-        topic, partition, key, value, headers = record
+    def _produce(self, record: Record, *, before: list[Record] | None = None) -> None:
+        """Enqueue `record` with a delivery callback. `before`: records of the same partition
+        enqueued just ahead of it without a callback (the idempotent producer acknowledges a
+        partition in order, so their fate is this record's); refused, they all go again."""
+        topic = record[0]
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                with self._lock:
+            with self._lock:
+                if err is not None:
+                    self._failures.extend(_Failure(r, err.str()) for r in (before or ()))
                     self._failures.append(_Failure(record, err.str()))
-            elif topic in self._changelog_topics:
-                tp = (topic, int(msg.partition() or 0))
-                offset = int(msg.offset() or 0)
-                with self._lock:
+                elif topic in self._changelog_topics:
+                    tp = (topic, int(msg.partition() or 0))
+                    offset = int(msg.offset() or 0)
                     if offset > self._changelog_offsets.get(tp, -1):
                         self._changelog_offsets[tp] = offset
+                self._pending -= 1
+                if self._pending == 0 and self._waiter is not None:
+                    loop, waiting = self._waiter
+                    self._waiter = None
+                    loop.call_soon_threadsafe(_wake, waiting)
 
+        for earlier in before or ():
+            self._enqueue(earlier, None)
+        with self._lock:
+            self._pending += 1
+        self._enqueue(record, on_delivery)
+
+    def _enqueue(self, record: Record, on_delivery: Any) -> None:
+        topic, partition, key, value, headers = record
         raw = self._producer.raw
         while True:
             try:
@@ -110,17 +144,9 @@ class KafkaOutbox:
 
     def _produce_changelog(self) -> None:
         buffer, self._changelog_buffer = self._changelog_buffer, {}
-        raw = self._producer.raw
         for (topic, partition), records in buffer.items():
-            for key, value in records[:-1]:
-                while True:
-                    try:
-                        raw.produce(topic, value=value, key=key, partition=partition)
-                        break
-                    except BufferError:
-                        raw.poll(0.05)
-            key, value = records[-1]
-            self._produce((topic, partition, key, value, None))
+            batch: list[Record] = [(topic, partition, k, v, None) for k, v in records]
+            self._produce(batch[-1], before=batch[:-1])
 
     def tick(self, topic: str, partition: int, value: bytes) -> None:
         self._produce((topic, partition, None, value, None))
@@ -132,18 +158,30 @@ class KafkaOutbox:
         self._produce_changelog()
         delay = 0.2
         while True:
-            left = await loop.run_in_executor(None, self._producer.raw.flush, 30.0)
+            with self._lock:
+                left = self._pending
+                waiting: asyncio.Future[None] | None = None
+                if left:
+                    waiting = loop.create_future()
+                    self._waiter = (loop, waiting)
+            if waiting is not None:
+                try:
+                    await asyncio.wait_for(waiting, FLUSH_WARN_SECONDS)
+                except TimeoutError:
+                    with self._lock:
+                        self._waiter, left = None, self._pending
+                    log.error("%d records still unacknowledged after 30 s; waiting", left)
+                    continue
             with self._lock:
                 failures, self._failures = self._failures, []
-            if not left and not failures:
+            if not failures:
                 return
             for failure in failures:
                 log.error("kafka refused a record on %s: %s", failure.record[0], failure.error)
-                self._produce(failure.record)
-            if left:
-                log.error("%d records still unacknowledged after 30 s; waiting", left)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+            for failure in failures:
+                self._produce(failure.record)
 
     def take_changelog_offsets(self) -> Mapping[tuple[str, int], int]:
         """Highest acknowledged offset per changelog partition since the last call."""
