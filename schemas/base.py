@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.fields import FieldInfo
 
 # Fixed namespace of every deterministic id in the system (DESIGN §3). Never change it:
 # lead ids, command ids and event ids of every replay depend on it.
@@ -21,6 +22,10 @@ def _require_tz(value: datetime) -> datetime:
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_require_tz)]
+
+
+M = TypeVar("M", bound=BaseModel)
+_FIELDS: dict[type[BaseModel], tuple[tuple[str, FieldInfo], ...]] = {}
 
 
 def utcnow() -> datetime:
@@ -40,6 +45,31 @@ class LeadState(StrEnum):
     APPOINTMENT_SET = "appointment_set"
     COMPLETED = "completed"
     LOST = "lost"
+
+
+def trusted(cls: type[M], /, **values: Any) -> M:
+    """An instance of the contract `cls` from values that are already valid (taken from a
+    validated domain object): no validation, like `model_construct`, at a fraction of its
+    cost. Fields not given take their defaults; the serialised field order is the model's."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = tuple(cls.model_fields.items())
+    data = {
+        name: values[name] if name in values else _default(cls, name, field)
+        for name, field in fields
+    }
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", data)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
+
+
+def _default(cls: type[BaseModel], name: str, field: FieldInfo) -> Any:
+    if field.is_required():
+        raise TypeError(f"{cls.__name__}.{name} is required")
+    return field.get_default(call_default_factory=True)
 
 
 class Event(BaseModel):

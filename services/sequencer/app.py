@@ -133,8 +133,8 @@ class SequencerApp:
         directory: Directory,
         replays: ReplayRuns | None = None,
         clock: Callable[[], datetime] = utcnow,
-        batch_size: int = 500,
-        batch_seconds: float = 0.005,
+        batch_size: int = 1000,
+        batch_seconds: float = 0.020,
     ) -> None:
         self.settings = settings
         self.outbox = outbox

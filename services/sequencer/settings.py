@@ -32,9 +32,9 @@ class SequencerSettings(CommonSettings):
     #: is 2 GiB of block cache per partition database).
     sequencer_rocksdb_memory_mb: int = Field(default=8, ge=2, le=4096)
     #: Records an agent takes at once: one round of output and changelog acks per batch.
-    sequencer_batch_size: int = Field(default=500, ge=1, le=100_000)
+    sequencer_batch_size: int = Field(default=1000, ge=1, le=100_000)
     #: How long an agent waits to fill a batch before it processes what it has.
-    sequencer_batch_ms: float = Field(default=5.0, gt=0, le=10_000)
+    sequencer_batch_ms: float = Field(default=20.0, gt=0, le=10_000)
 
     @property
     def app_id(self) -> str:

@@ -1,8 +1,9 @@
 """What the sequencer tells the world, built from a lead: touch-point commands and
 `LeadChanged` snapshots (DESIGN §2–4). Pure.
 
-The contract models are filled with `model_construct`: every value here comes from an already
-validated lead (UTC datetimes, enums), and validating again would double the per-event cost.
+The contract models are filled with `trusted` (no validation): every value here comes from an
+already validated lead (UTC datetimes, enums), and validating again would double the per-event
+cost.
 Tests parse the output back with the contracts.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from schemas.base import LeadState, command_id_for
+from schemas.base import LeadState, command_id_for, trusted
 from schemas.events import (
     Customer as CustomerContract,
 )
@@ -52,7 +53,8 @@ def visible(lead: Lead) -> Visible:
 def snapshot(lead: Lead) -> LeadSnapshot:
     c = lead.customer
     state, lost_reason = derive_state(lead)
-    return LeadSnapshot.model_construct(
+    return trusted(
+        LeadSnapshot,
         lead_id=lead.lead_id,
         tenant_id=lead.tenant_id,
         state=state,
@@ -60,7 +62,8 @@ def snapshot(lead: Lead) -> LeadSnapshot:
         version=lead.version,
         shopmonkey_order_id=lead.order_id,
         order_number=lead.order_number,
-        customer=CustomerContract.model_construct(
+        customer=trusted(
+            CustomerContract,
             customer_id=c.customer_id,
             first_name=c.first_name,
             last_name=c.last_name,
@@ -84,7 +87,8 @@ def lead_changed(
     lead: Lead, *, from_state: LeadState | None, reason: str, now: datetime
 ) -> LeadChanged:
     snap = snapshot(lead)
-    return LeadChanged.model_construct(
+    return trusted(
+        LeadChanged,
         schema_version=1,
         tenant_id=lead.tenant_id,
         lead_id=lead.lead_id,
@@ -110,7 +114,8 @@ def touchpoint_command(
     }
     if due.reemit:
         context["reemitted"] = True
-    return TouchPointCommand.model_construct(
+    return trusted(
+        TouchPointCommand,
         schema_version=1,
         command_id=command_id_for(lead.lead_id, due.step_index, due.channel),
         tenant_id=lead.tenant_id,
@@ -120,8 +125,8 @@ def touchpoint_command(
         template=due.template,
         due_at=due.due_at,
         issued_at=now,
-        recipient=Recipient.model_construct(
-            email=c.email, phone=c.phone, first_name=c.first_name, last_name=c.last_name
+        recipient=trusted(
+            Recipient, email=c.email, phone=c.phone, first_name=c.first_name, last_name=c.last_name
         ),
         context=context,
         record_only=record_only,

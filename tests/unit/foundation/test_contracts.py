@@ -124,3 +124,33 @@ def test_command_requires_positive_step_and_known_channel() -> None:
                 }
             ),
         )
+
+
+def test_trusted_builds_what_validation_builds_defaults_included() -> None:
+    """`trusted` skips validation for values taken from validated domain objects: the record
+    it produces must be byte-identical to the validated one, with every default filled."""
+    from schemas.base import trusted
+
+    event = _order_event()
+    fields = {name: getattr(event, name) for name in OrderEvent.model_fields}
+    assert trusted(OrderEvent, **fields).to_bytes() == event.to_bytes()
+    now = datetime(2026, 5, 1, 15, 4, 5, tzinfo=UTC)
+    lead = lead_id_for_order(TENANT, "o1")
+    given = {
+        "command_id": command_id_for(lead, 0, Channel.EMAIL),
+        "tenant_id": TENANT,
+        "lead_id": lead,
+        "step_index": 0,
+        "channel": Channel.EMAIL,
+        "template": "welcome",
+        "due_at": now,
+        "issued_at": now,
+        "recipient": {"email": "jane@example.com"},
+    }
+    validated = TouchPointCommand(**given)
+    fast = trusted(TouchPointCommand, **given | {"recipient": validated.recipient})
+    assert fast.to_bytes() == validated.to_bytes()
+    assert fast == validated
+    assert TouchPointCommand.from_bytes(fast.to_bytes()) == validated
+    with pytest.raises(TypeError, match=r"TouchPointCommand\.lead_id is required"):
+        trusted(TouchPointCommand, **{k: v for k, v in given.items() if k != "lead_id"})
