@@ -33,11 +33,22 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # safe: the supervisor starts no threads
         )
 
     def label(self, tty: bool) -> str:
         tag = f"{self.name:>10} |"
         return f"\033[{self.colour}m{tag}\033[0m" if tty else tag
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies, even by SIGKILL (Linux),
+    so a killed `leadctl run` never leaves services running on their ports."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def leadctl(*args: str) -> list[str]:

@@ -64,3 +64,42 @@ def test_a_child_that_dies_stops_the_others_with_its_exit_code() -> None:
     assert proc.returncode == 3, proc.stdout
     assert "half exited with 3; stopping the others" in proc.stdout, proc.stdout
     assert "      half | half a line" in proc.stdout.splitlines(), proc.stdout
+
+
+def test_children_stop_when_the_supervisor_is_killed() -> None:
+    """SIGKILL cannot be caught: the children still go (they asked for SIGTERM on its death)."""
+    proc = _start()
+    try:
+        deadline = time.monotonic() + 10
+        children: list[int] = []
+        while len(children) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            children = [
+                int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid
+            ]
+        assert len(children) == 2, children
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(c) for c in children), "a service outlived its supervisor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
