@@ -1,6 +1,7 @@
 """Benchmark of the sequencer: order events through ONE real `leadctl sequencer` worker
 (RocksDB tables, changelogs, commands and LeadChanged produced and acknowledged), against a
-baseline measured in the same run: a raw confluent-kafka consumer reading the same topic.
+baseline measured in the same run: a raw confluent-kafka consumer reading the same topic
+(the target's ratio), and for context a do-nothing Faust worker on the same client stack.
 
 Targets (issue 4): >= 5,000 events/s per worker and >= 20 % of the raw consume rate;
 RSS <= 500 MB with every lead (1M in the full run) in state; order event → command p99
@@ -159,6 +160,22 @@ def raw_consume(topic: str, count: int) -> float:
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
     return count / elapsed
+
+
+def faust_noop_consume(topic: str, count: int) -> float:
+    """Events/s of a do-nothing Faust worker on the same topic (bench/sequencer/faust_noop.py)."""
+    script = ROOT / "bench" / "sequencer" / "faust_noop.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), topic, str(count), KAFKA, str(PARTITIONS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=max(600.0, count / 1000),
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return float(line.split()[1])
+    raise SystemExit(f"the Faust baseline failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
 # --------------------------------------------------------------------------- the worker
@@ -350,6 +367,8 @@ def main() -> None:
     print(f"  produced in {produce_s:.1f} s ({count / produce_s:,.0f}/s)", flush=True)
     raw_rate = raw_consume(topics.order_events, count)
     print(f"  raw consumer: {raw_rate:,.0f} events/s", flush=True)
+    faust_rate = faust_noop_consume(topics.order_events, count)
+    print(f"  do-nothing Faust worker: {faust_rate:,.0f} events/s", flush=True)
 
     port = free_port()
     env = dict(os.environ) | {
@@ -397,6 +416,8 @@ def main() -> None:
         f"{PARTITIONS} partitions, {os.cpu_count()} cores (shared)"
     )
     print(f"baseline raw consumer: {raw_rate:,.0f} events/s")
+    print(f"baseline do-nothing Faust worker: {faust_rate:,.0f} events/s "
+          f"(sequencer at {rate / faust_rate:.0%} of it)")  # fmt: skip
     print(f"{'metric':<28}{'measured':<28}{'target':<22}ok")
     for name, value, target, ok in rows:
         print(f"{name:<28}{value:<28}{target:<22}{'yes' if ok else 'NO'}")
@@ -412,6 +433,8 @@ def main() -> None:
         "baseline_raw_consume_per_s": raw_rate,
         "sequencer_events_per_s": rate,
         "ratio_vs_raw": ratio,
+        "baseline_faust_noop_per_s": faust_rate,
+        "ratio_vs_faust_noop": rate / faust_rate,
         "worker_startup_s": startup,
         "batch_stage_us_per_record": stages,
         "batch_size": int(os.environ.get("SEQUENCER_BATCH_SIZE", "1000")),
