@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import free_port as free_port
+from bench.common import tz_at_local_hour as tz_at_local_hour
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 BASE_DB_URL = os.environ.get(
@@ -30,12 +33,6 @@ def _answers(hostport: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -4,35 +4,16 @@ secrets, and distinct, validly signed Shopmonkey order webhooks as raw HTTP/1.1 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import uuid
 from datetime import UTC, datetime
 
 import psycopg
-from psycopg import sql
 
 from fakes.shopmonkey.webhooks import standard_signature
 
 BENCH_DB = "lo_bench_ingest"
-PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
-
-
-def prepare_database() -> str:
-    from alembic import command
-
-    from leadctl.main import alembic_config
-
-    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
-        if exists.fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = f"{PG_BASE}/{BENCH_DB}"
-    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    return url
 
 
 def add_tenants(db_url: str, count: int) -> list[tuple[str, str]]:

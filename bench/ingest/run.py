@@ -28,7 +28,6 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-from bench.ingest.fixtures import add_tenants, prepare_database, webhook_requests  # noqa: E402
+from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
+from bench.ingest.fixtures import BENCH_DB, add_tenants, webhook_requests  # noqa: E402
 from bench.ingest.loadgen import Result, closed_loop, fixed_rate  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
@@ -46,18 +46,11 @@ TARGET_P99_MS = 15.0
 TARGET_RATE = 1000.0
 TARGET_THROUGHPUT = 3000.0
 TARGET_RATIO = 0.40
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 PARTITIONS = 12
 SERVER_CORE, LOAD_CORE = 0, 1
 #: Servers (echo and ingest alike) run at a higher CPU priority, shielding them from the
 #: unrelated processes of this shared machine; `--no-priority` measures without it.
 PRIORITY: list[str] = ["nice", "-n", "-10"]
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(proc: subprocess.Popen[bytes], port: int, path: str, timeout: float = 60.0) -> None:
@@ -197,7 +190,7 @@ def main() -> None:
     (ROOT / ".local" / "bench").mkdir(parents=True, exist_ok=True)
     os.sched_setaffinity(0, {LOAD_CORE})
 
-    db_url = prepare_database()
+    db_url = migrated_database(BENCH_DB)
     tenants = add_tenants(db_url, args.tenants)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topic = Topics(prefix).order_events

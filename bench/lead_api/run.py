@@ -42,40 +42,22 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 
+from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
 from services.ingest.service_layer.provider_signals_leads import hash_token  # noqa: E402
 
 TARGET_P99_MS = 20.0
 BENCH_DB = "lo_bench_lead_api"
-PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 TENANTS = 20
 TOUCHES_PER_LEAD = 5
 CONCURRENCY = 8
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare_database(
     leads: int,
 ) -> tuple[str, dict[uuid.UUID, str], dict[uuid.UUID, list[uuid.UUID]]]:
     """Create/migrate the bench DB and fill it: tenants with hours, services, leads, touches."""
-    from alembic import command
-
-    from leadctl.main import alembic_config
-
-    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = f"{PG_BASE}/{BENCH_DB}"
-    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    url = migrated_database(BENCH_DB)
     tokens: dict[uuid.UUID, str] = {}
     by_tenant: dict[uuid.UUID, list[uuid.UUID]] = {}
     now = datetime.now(UTC)

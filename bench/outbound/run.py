@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 
+from bench.common import KAFKA, free_port, migrated_database, tz_at_local_hour  # noqa: E402
 from fakes._recorder import FakeAdmin  # noqa: E402
 from schemas.base import Channel, command_id_for  # noqa: E402
 from schemas.events import Recipient, TouchPointCommand  # noqa: E402
@@ -58,17 +58,9 @@ from services.outbound.settings import OutboundSettings  # noqa: E402
 TARGET_SENDS = 500.0
 TARGET_CLAIM_P99_MS = 10.0
 BENCH_DB = "lo_bench_outbound"
-PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 PARTITIONS = 12
 TENANTS = 48
 CHAT = "https://chat.example.com"
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -81,26 +73,8 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"fake provider on port {port} did not start")
 
 
-def tz_at_local_hour(hour: int) -> str:
-    """An Etc/GMT zone whose local time is now `hour`:xx, so every send window is open."""
-    offset = (hour - datetime.now(UTC).hour) % 24
-    if offset > 14:
-        offset -= 24
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-
-
 def prepare_database() -> str:
-    from alembic import command
-
-    from leadctl.main import alembic_config
-
-    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = f"{PG_BASE}/{BENCH_DB}"
-    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    url = migrated_database(BENCH_DB)
     with psycopg.connect(url, autocommit=True) as conn:  # every run starts from empty tables
         conn.execute("TRUNCATE job_executions, suppressions")
         conn.execute("DELETE FROM tenants WHERE name LIKE 'bench %'")

@@ -27,13 +27,11 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
-from psycopg import sql  # noqa: E402
 
+from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
 from leadctl.replay_kafka import KafkaView  # noqa: E402
 from schemas.base import lead_id_for_order  # noqa: E402
 from schemas.events import (  # noqa: E402
@@ -60,8 +58,6 @@ from services.common.topics import Topics  # noqa: E402
 
 TARGET_SECONDS_PER_MILLION = 300.0
 BENCH_DB = "lo_bench_replay"
-PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 STEPS = [
     {},
     {"authorized": True},
@@ -69,27 +65,6 @@ STEPS = [
     {"authorized": True, "status": "Invoice", "invoiced": True},
     {"authorized": True, "status": "Invoice", "invoiced": True, "paid": True},
 ]
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def prepare_db() -> str:
-    from alembic import command
-
-    from leadctl.main import alembic_config
-
-    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = f"{PG_BASE}/{BENCH_DB}"
-    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    return url
 
 
 def produce(topic: str, events: int, tenants: int) -> float:
@@ -285,7 +260,7 @@ def main() -> None:
     args = parser.parse_args()
     events = args.events or (50_000 if args.quick else 1_000_000)
     target = TARGET_SECONDS_PER_MILLION * events / 1_000_000
-    db_url = prepare_db()
+    db_url = migrated_database(BENCH_DB)
     prefix = f"benchrp{uuid.uuid4().hex[:8]}."
     topics = Topics(prefix)
     ensure_topics(KAFKA, partitions=args.partitions, names=topics.with_dlqs())

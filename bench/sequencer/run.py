@@ -34,7 +34,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from psycopg import sql  # noqa: E402
 
+from bench.common import KAFKA, free_port, migrated_database, tz_at_local_hour  # noqa: E402
 from schemas.base import lead_id_for_order  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.kafka.config import producer_config  # noqa: E402
@@ -62,38 +60,6 @@ WARMUP_SECONDS = 1.0
 TENANTS = 200
 PARTITIONS = 12
 BENCH_DB = "lo_bench_sequencer"
-PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-
-
-def free_port() -> int:
-    import socket
-
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def prepare_db() -> str:
-    from alembic import command
-
-    from leadctl.main import alembic_config
-
-    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
-        if exists.fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = f"{PG_BASE}/{BENCH_DB}"
-    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    return url
-
-
-def midday_zone() -> str:
-    offset = 12 - datetime.now(UTC).hour
-    offset = offset - 24 if offset > 14 else offset + 24 if offset < -12 else offset
-    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
 
 
 # --------------------------------------------------------------------------- payloads
@@ -356,7 +322,7 @@ def main() -> None:
     count = args.events or (50_000 if args.quick else 1_000_000)
     lat_seconds = args.latency_seconds or (10.0 if args.quick else 30.0)
 
-    db_url = prepare_db()
+    db_url = migrated_database(BENCH_DB)
     prefix = f"bseq{uuid.uuid4().hex[:8]}."
     topics = Topics(prefix)
     ensure_topics(KAFKA, partitions=PARTITIONS, names=topics.with_dlqs())
@@ -380,7 +346,7 @@ def main() -> None:
         "SEQUENCER_HOST": "127.0.0.1",
         "SEQUENCER_DATA_DIR": str(work / "data"),
         "SEQUENCER_STORE": "rocksdb://",
-        "SEQUENCER_DEFAULT_TIMEZONE": midday_zone(),
+        "SEQUENCER_DEFAULT_TIMEZONE": tz_at_local_hour(12),
         "LOG_LEVEL": "warning",
     }
     worker = Worker(env, port, work / "worker.log")

@@ -37,7 +37,7 @@ from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from services.ingest.service_layer.provider_signals_leads import hash_token
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, tz_at_local_hour
 from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -46,14 +46,6 @@ ACCOUNT = "AC" + "e2e0" * 8
 TOKEN = "e2e-twilio-auth-token"
 SENDER = "+15550001234"
 LEADCTL = str(Path(sys.executable).parent / "leadctl")
-
-
-def tz_at_local_hour(hour: int) -> str:
-    """An Etc/GMT zone whose local time is now `hour`:xx, so every send window is open."""
-    offset = (hour - datetime.now(UTC).hour) % 24
-    if offset > 14:
-        offset -= 24
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90.0) -> T:

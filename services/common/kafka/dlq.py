@@ -36,6 +36,12 @@ class DeadLetter:
             reason,
         )
 
+    def warn(self) -> None:
+        """The log line every dead letter gets (the reason, never the record's content)."""
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s", self.topic, self.partition, self.offset, self.reason
+        )
+
     def headers(self, service: str) -> Headers:
         return [
             ("dlq.reason", self.reason[:2000].encode()),
@@ -55,13 +61,7 @@ class DeadLetters:
         self._service = service
 
     def publish(self, letter: DeadLetter) -> Delivered:
-        log.warning(
-            "dead-lettering %s[%d]@%d: %s",
-            letter.topic,
-            letter.partition,
-            letter.offset,
-            letter.reason,
-        )
+        letter.warn()
         return self._producer.send_sync(
             dlq_topic(letter.topic),
             key=letter.key,
@@ -70,13 +70,7 @@ class DeadLetters:
         )
 
     async def publish_async(self, letter: DeadLetter) -> Delivered:
-        log.warning(
-            "dead-lettering %s[%d]@%d: %s",
-            letter.topic,
-            letter.partition,
-            letter.offset,
-            letter.reason,
-        )
+        letter.warn()
         return await self._producer.send_raw(
             dlq_topic(letter.topic),
             key=letter.key,

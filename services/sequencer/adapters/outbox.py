@@ -122,17 +122,8 @@ class KafkaOutbox:
         self._produce((self._topics.lead_changes, None, key, change.to_bytes(), None))
 
     def dead_letter(self, letter: DeadLetter) -> None:
-        log.warning(
-            "dead-lettering %s[%d]@%d: %s",
-            letter.topic,
-            letter.partition,
-            letter.offset,
-            letter.reason,
-        )
-        headers: Headers = [
-            (k, v if isinstance(v, bytes) else str(v).encode())
-            for k, v in letter.headers(self.service)
-        ]
+        letter.warn()
+        headers = letter.headers(self.service)
         self._produce((dlq_topic(letter.topic), None, letter.key, letter.value, headers))
 
     def changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
@@ -170,7 +161,11 @@ class KafkaOutbox:
                 except TimeoutError:
                     with self._lock:
                         self._waiter, left = None, self._pending
-                    log.error("%d records still unacknowledged after 30 s; waiting", left)
+                    log.error(
+                        "%d records still unacknowledged after %.0f s; waiting",
+                        left,
+                        FLUSH_WARN_SECONDS,
+                    )
                     continue
             with self._lock:
                 failures, self._failures = self._failures, []

@@ -30,16 +30,6 @@ from tests.unit.outbound.support import FakeProviders, command, fake_providers
 WHITELIST = "sam@example.com, qa@example.com"
 
 
-def tz_at_local_hour(hour: int, now: datetime | None = None) -> str:
-    """An IANA zone whose local time is now `hour`:xx (Etc/GMT zones have no DST)."""
-    utc_hour = (now or datetime.now(UTC)).hour
-    offset = (hour - utc_hour) % 24
-    if offset > 14:
-        offset -= 24
-    # Etc/GMT-3 is UTC+3: the sign is inverted
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-
-
 @pytest.fixture
 async def providers() -> AsyncIterator[FakeProviders]:
     async with fake_providers() as p:

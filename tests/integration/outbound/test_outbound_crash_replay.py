@@ -18,7 +18,7 @@ import pytest
 
 from schemas.events import OutcomeStatus
 from services.common.topics import Topics
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tz_at_local_hour
 from tests.integration.outbound.conftest import (
     ledger_rows,
     outcomes,
@@ -26,7 +26,6 @@ from tests.integration.outbound.conftest import (
     running_outbound,
     send_requests,
     sends_per_command,
-    tz_at_local_hour,
     wait_final,
     whitelisted_batch,
 )

@@ -15,6 +15,7 @@ from schemas.base import Channel
 from schemas.events import OutcomeStatus, dlq_topic
 from services.common.topics import Topics
 from services.outbound.entrypoints.http import create_app
+from tests.conftest import tz_at_local_hour
 from tests.integration.outbound.conftest import (
     dead_letters,
     outcomes,
@@ -23,7 +24,6 @@ from tests.integration.outbound.conftest import (
     running_outbound,
     send_requests,
     sends_per_command,
-    tz_at_local_hour,
     wait_final,
     whitelisted_batch,
 )

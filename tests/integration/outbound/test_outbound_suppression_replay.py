@@ -15,12 +15,12 @@ from fakes.twilio_server import OPTOUTS
 from schemas.base import Channel
 from schemas.events import OutcomeStatus, TouchPointOutcome
 from services.common.topics import Topics
+from tests.conftest import tz_at_local_hour
 from tests.integration.outbound.conftest import (
     outcomes,
     produce,
     running_outbound,
     send_requests,
-    tz_at_local_hour,
     wait_final,
 )
 from tests.unit.outbound.support import FakeProviders, command

@@ -35,17 +35,6 @@ from services.common.topics import Topics
 from tests.conftest import ROOT, free_port
 
 
-def tz_at_local_hour(hour: int, now: datetime | None = None) -> str:
-    """A fixed-offset zone where it is about `hour`:00 now (inside every send window)."""
-    now = now or datetime.now(UTC)
-    offset = hour - now.hour
-    if offset > 14:
-        offset -= 24
-    if offset < -12:
-        offset += 24
-    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
-
-
 def order_event(
     tenant_id: uuid.UUID, order_id: str, *, version: int = 1, email: str = "sam@example.com"
 ) -> OrderEvent:

@@ -17,11 +17,11 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from services.common.topics import Topics
+from tests.conftest import tz_at_local_hour
 from tests.integration.sequencer.conftest import (
     Collector,
     order_event,
     produce,
-    tz_at_local_hour,
     wait_until,
 )
 

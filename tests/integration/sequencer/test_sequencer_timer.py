@@ -15,11 +15,11 @@ from psycopg.types.json import Jsonb
 from schemas.base import Channel
 from schemas.events import OrderSnapshot
 from services.common.topics import Topics
+from tests.conftest import tz_at_local_hour
 from tests.integration.sequencer.conftest import (
     Collector,
     order_event,
     produce,
-    tz_at_local_hour,
     wait_until,
 )
 

@@ -11,11 +11,11 @@ import pytest
 
 from schemas.base import Channel, command_id_for
 from services.common.topics import Topics
+from tests.conftest import tz_at_local_hour
 from tests.integration.sequencer.conftest import (
     Collector,
     order_event,
     produce,
-    tz_at_local_hour,
     wait_until,
 )
 

@@ -1,0 +1,45 @@
+"""What every benchmark (and the tests, through `tests/conftest.py`) needs from the machine:
+where Kafka and PostgreSQL are, a free loopback port, a migrated database of its own, and a
+timezone where every send window is open now."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime
+
+PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tz_at_local_hour(hour: int, now: datetime | None = None) -> str:
+    """An IANA zone whose local time is now `hour`:xx (Etc/GMT zones have no DST)."""
+    offset = (hour - (now or datetime.now(UTC)).hour) % 24
+    if offset > 14:
+        offset -= 24
+    # Etc/GMT-3 is UTC+3: the sign is inverted
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def migrated_database(name: str) -> str:
+    """The URL of database `name` on PG_BASE, created when missing and migrated to head."""
+    import psycopg
+    from alembic import command
+    from psycopg import sql
+
+    from leadctl.main import alembic_config
+
+    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = f"{PG_BASE}/{name}"
+    config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    return url
