@@ -5,6 +5,7 @@ LeadOrchestratorError
 ├── ContractError          a record that does not parse as its contract: goes to the DLQ
 └── InfrastructureError    Kafka or PostgreSQL unreachable or refusing: retry, then fail loudly
     └── DeliveryError      Kafka did not acknowledge a produced record
+        └── DeliveryTimeout    ... within the time the caller allowed
 """
 
 
@@ -26,3 +27,7 @@ class InfrastructureError(LeadOrchestratorError):
 
 class DeliveryError(InfrastructureError):
     """Kafka did not acknowledge a record (timeout, broker down, fatal producer error)."""
+
+
+class DeliveryTimeout(DeliveryError):
+    """No acknowledgement within the caller's deadline (the record may still arrive later)."""

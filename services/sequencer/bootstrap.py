@@ -102,7 +102,7 @@ class Runtime:
 
 def build(settings: SequencerSettings, *, projection: bool | None = None) -> Runtime:
     producer = KafkaProducer(
-        settings.kafka_bootstrap_servers, client_id=SERVICE, **{"linger.ms": 2.0}
+        settings.kafka_bootstrap_servers, client_id=SERVICE, config={"linger.ms": 2.0}
     ).start()
     engine = async_engine(settings.sqlalchemy_url, pool_size=2)
     outbox = KafkaOutbox(producer, settings.topics)

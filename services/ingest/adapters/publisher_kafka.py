@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from schemas.events import OrderEvent
-from services.common.errors import DeliveryError
+from services.common.errors import DeliveryError, DeliveryTimeout
 from services.common.kafka.producer import KafkaProducer
 from services.ingest.adapters.metrics import LEADS_INGESTED, child
 from services.ingest.errors import PublishUnavailable
@@ -32,9 +32,10 @@ class KafkaEventPublisher:
 
     async def publish(self, event: OrderEvent) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._producer.send(self._topic, event, key=str(event.tenant_id))
-        except TimeoutError:
+            await self._producer.submit(
+                self._topic, key=str(event.tenant_id), value=event.to_bytes(), timeout=self._timeout
+            )
+        except DeliveryTimeout:
             raise PublishUnavailable(
                 f"Kafka did not acknowledge within {self._timeout:g}s",
                 retry_after=RETRY_AFTER_SECONDS,

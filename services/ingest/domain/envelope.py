@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from schemas.events import Operation
 from services.ingest.errors import InvalidPayload
@@ -13,20 +13,21 @@ INGESTED_TABLES = frozenset({"order", "customer"})
 _OPERATIONS = {"INSERT": Operation.INSERT, "UPDATE": Operation.UPDATE, "DELETE": Operation.DELETE}
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     api_version: str
     operation: Operation
     table: str
     data: dict[str, Any]
     diff: tuple[str, ...] = ()
+    #: `data.id`, validated, for the tables we ingest (None for the others)
+    rid: str | None = None
 
     @property
     def record_id(self) -> str:
-        return record_id(self.data)
+        return self.rid if self.rid is not None else record_id(self.data)
 
 
-def record_id(data: dict[str, Any]) -> str:
+def record_id(data: Mapping[str, Any]) -> str:
     """A record's `id` as a string (UUID strings in v3; integers tolerated)."""
     value = data.get("id")
     if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
@@ -52,16 +53,15 @@ def parse_envelope(doc: Any) -> Envelope:
         raise InvalidPayload("data must be an object")
     diff = doc.get("diff")
     if diff is None:
-        diff = []
-    if not isinstance(diff, list) or not all(isinstance(d, str) for d in diff):
+        diff = ()
+    elif not isinstance(diff, list) or not all(isinstance(d, str) for d in diff):
         raise InvalidPayload("diff must be a list of field names")
-    envelope = Envelope(
+    table = table.strip().lower()
+    return Envelope(
         api_version=str(version),
         operation=_OPERATIONS[operation.upper()],
-        table=table.strip().lower(),
+        table=table,
         data=data,
         diff=tuple(diff),
+        rid=record_id(data) if table in INGESTED_TABLES else None,
     )
-    if envelope.table in INGESTED_TABLES:
-        envelope.record_id  # noqa: B018 (validates data.id)
-    return envelope

@@ -58,12 +58,25 @@ def version_of(data: Mapping[str, Any]) -> int | None:
     return None
 
 
-def event_id_for(table: str, data: Mapping[str, Any], operation: Operation) -> str:
-    rid = record_id(dict(data))
-    version = version_of(data)
+def event_id_for(
+    table: str, data: Mapping[str, Any], operation: Operation, *, rid: str | None = None
+) -> str:
+    """`rid`: the record's id when the caller already validated it (`Envelope.rid`)."""
+    rid = record_id(data) if rid is None else rid
+    return _event_id(table, data, operation, rid, version_of(data), change_time(data))
+
+
+def _event_id(
+    table: str,
+    data: Mapping[str, Any],
+    operation: Operation,
+    rid: str,
+    version: int | None,
+    changed: datetime | None,
+) -> str:
     if version is not None:
         marker = str(version)
-    elif (changed := change_time(data)) is not None:
+    elif changed is not None:
         marker = iso_z(changed)
     elif operation is Operation.DELETE:
         marker = "deleted"
@@ -95,27 +108,34 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def customer_from_record(data: Mapping[str, Any]) -> Customer:
-    """A Shopmonkey customer record (top-level `email`/`phone` are null in v3: the contact
-    details live in `emails[]` and `phoneNumbers[]`, reference §2.5)."""
+def _contact(data: Mapping[str, Any]) -> dict[str, str | None]:
+    """A Shopmonkey customer record's fields (top-level `email`/`phone` are null in v3: the
+    contact details live in `emails[]` and `phoneNumbers[]`, reference §2.5)."""
     email = _text(data.get("email")) or _pick(data.get("emails"), "email")
     phone = _text(data.get("phone")) or _pick(
         data.get("phoneNumbers"), "number", prefer=("type", "Mobile")
     )
     cid = data.get("id")
-    return Customer(
-        customer_id=str(cid) if isinstance(cid, str | int) and not isinstance(cid, bool) else None,
-        first_name=_text(data.get("firstName")),
-        last_name=_text(data.get("lastName")),
-        email=email,
-        phone=normalize_phone(phone) if phone else None,
-    )
+    return {
+        "customer_id": str(cid)
+        if isinstance(cid, str | int) and not isinstance(cid, bool)
+        else None,
+        "first_name": _text(data.get("firstName")),
+        "last_name": _text(data.get("lastName")),
+        "email": email,
+        "phone": normalize_phone(phone) if phone else None,
+    }
+
+
+def customer_from_record(data: Mapping[str, Any]) -> Customer:
+    """A Shopmonkey customer record as a Customer."""
+    return Customer(**_contact(data))
 
 
 def customer_of_order(data: Mapping[str, Any]) -> Customer:
     """What the order itself says about its customer (an embedded `customer` if present)."""
     embedded = data.get("customer")
-    base = customer_from_record(embedded) if isinstance(embedded, dict) else Customer()
+    base = _contact(embedded) if isinstance(embedded, dict) else {}
     first = last = None
     name = _text(data.get("generatedCustomerName"))
     if name:
@@ -123,11 +143,11 @@ def customer_of_order(data: Mapping[str, Any]) -> Customer:
         last = rest.strip() or None
     cid = data.get("customerId")
     return Customer(
-        customer_id=base.customer_id or (str(cid) if isinstance(cid, str | int) else None),
-        first_name=base.first_name or first,
-        last_name=base.last_name or last,
-        email=base.email,
-        phone=base.phone,
+        customer_id=base.get("customer_id") or (str(cid) if isinstance(cid, str | int) else None),
+        first_name=base.get("first_name") or first,
+        last_name=base.get("last_name") or last,
+        email=base.get("email"),
+        phone=base.get("phone"),
     )
 
 
@@ -149,31 +169,47 @@ def merge_customer(known: Customer, fetched: Customer | None) -> Customer:
 
 
 def order_snapshot(data: Mapping[str, Any], operation: Operation) -> OrderSnapshot:
+    updated = parse_ts(data.get("updatedDate"))
+    return OrderSnapshot.model_validate(
+        _snapshot(data, operation, record_id(data), version_of(data), updated)
+    )
+
+
+def _snapshot(
+    data: Mapping[str, Any],
+    operation: Operation,
+    rid: str,
+    version: int | None,
+    updated: datetime | None,
+) -> dict[str, Any]:
+    """OrderSnapshot's fields (validated by the caller, with the event in one pass)."""
     number = data.get("number")
     services = data.get("services")
     total = data.get("totalCostCents")
-    return OrderSnapshot(
-        order_id=record_id(dict(data)),
-        number=str(number)
+    return {
+        "order_id": rid,
+        "number": str(number)
         if isinstance(number, str | int) and not isinstance(number, bool)
         else None,
-        status=_text(data.get("status")) or "Estimate",
-        authorized=data.get("authorized") is True,
-        invoiced=data.get("invoiced") is True,
-        paid=data.get("paid") is True,
-        archived=data.get("archived") is True,
-        deleted=operation is Operation.DELETE or data.get("deleted") is True,
-        total_cents=int(total)
+        "status": _text(data.get("status")) or "Estimate",
+        "authorized": data.get("authorized") is True,
+        "invoiced": data.get("invoiced") is True,
+        "paid": data.get("paid") is True,
+        "archived": data.get("archived") is True,
+        "deleted": operation is Operation.DELETE or data.get("deleted") is True,
+        "total_cents": int(total)
         if isinstance(total, int | float) and not isinstance(total, bool)
         else 0,
-        vehicle=_text(data.get("generatedVehicleName")),
-        services=[str(s["name"]) for s in services if isinstance(s, dict) and _text(s.get("name"))]
+        "vehicle": _text(data.get("generatedVehicleName")),
+        "services": [
+            str(s["name"]) for s in services if isinstance(s, dict) and _text(s.get("name"))
+        ]
         if isinstance(services, list)
         else [],
-        version=version_of(data),
-        created_at=parse_ts(data.get("createdDate")) or parse_ts(data.get("orderCreatedDate")),
-        updated_at=parse_ts(data.get("updatedDate")),
-    )
+        "version": version,
+        "created_at": parse_ts(data.get("createdDate")) or parse_ts(data.get("orderCreatedDate")),
+        "updated_at": updated,
+    }
 
 
 def order_event(
@@ -185,17 +221,24 @@ def order_event(
     customer: Customer,
     now: datetime,
 ) -> OrderEvent:
-    return OrderEvent(
-        event_id=event_id_for("order", data, operation),
-        tenant_id=tenant_id,
-        lead_id=lead_id_for_order(tenant_id, record_id(dict(data))),
-        source=source,
-        entity="order",
-        operation=operation,
-        occurred_at=change_time(data) or now,
-        ingested_at=now,
-        order=order_snapshot(data, operation),
-        customer=customer,
+    """Each field of the record is read once; the event and its snapshot validate together."""
+    rid = record_id(data)
+    version = version_of(data)
+    updated = parse_ts(data.get("updatedDate"))
+    changed = updated or parse_ts(data.get("createdDate"))
+    return OrderEvent.model_validate(
+        {
+            "event_id": _event_id("order", data, operation, rid, version, changed),
+            "tenant_id": tenant_id,
+            "lead_id": lead_id_for_order(tenant_id, rid),
+            "source": source,
+            "entity": "order",
+            "operation": operation,
+            "occurred_at": changed or now,
+            "ingested_at": now,
+            "order": _snapshot(data, operation, rid, version, updated),
+            "customer": customer,
+        }
     )
 
 

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
@@ -68,20 +69,26 @@ _OUTCOMES = {
 }
 
 
+def _json(doc: dict[str, Any], status: int = 200, **kwargs: Any) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(doc), status=status, content_type="application/json", **kwargs
+    )
+
+
 def _answer(result: Accepted | Ignored) -> web.Response:
     if isinstance(result, Ignored):
-        return web.json_response({"success": True, "ignored": result.reason}, status=202)
+        return _json({"success": True, "ignored": result.reason}, status=202)
     lead = str(result.lead_id) if result.lead_id is not None else None
-    return web.json_response({"success": True, "leadId": lead, "eventId": result.event_id})
+    return _json({"success": True, "leadId": lead, "eventId": result.event_id})
 
 
 def _rejected(exc: RequestRejected) -> web.Response:
-    return web.json_response({"success": False, "reason": exc.reason}, status=exc.status)
+    return _json({"success": False, "reason": exc.reason}, status=exc.status)
 
 
 def _unavailable(exc: Unavailable) -> web.Response:
     retry_after = math.ceil(exc.retry_after or DEFAULT_RETRY_AFTER)
-    return web.json_response(
+    return _json(
         {"success": False, "reason": exc.reason},
         status=503,
         headers={"Retry-After": str(retry_after)},
@@ -112,7 +119,7 @@ async def _observed(
         response, outcome, kind = _unavailable(exc), "unavailable", "503"
     except Exception:
         log.exception("unexpected error while ingesting")
-        response = web.json_response({"success": False, "reason": "internal error"}, status=500)
+        response = _json({"success": False, "reason": "internal error"}, status=500)
         outcome, kind = "error", "500"
     child(counter, outcome).inc()
     if histogram:

@@ -79,7 +79,7 @@ class LazySignalParts:
             producer = self._producer = KafkaProducer(
                 s.kafka_bootstrap_servers,
                 client_id="ingest-signals",
-                **{"message.timeout.ms": timeout_ms},
+                config={"message.timeout.ms": timeout_ms},
             ).start()
         token = s.twilio_auth_token.get_secret_value().strip() if s.twilio_auth_token else ""
         return SignalParts(

@@ -19,7 +19,7 @@ class RecentEvents:
     def __init__(self, size: int = 50_000) -> None:
         self._size = size
         self._entries: OrderedDict[str, uuid.UUID | None] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[str, asyncio.Future[None] | None] = {}
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._entries
@@ -42,11 +42,14 @@ class RecentEvents:
     async def begin(self, event_id: str) -> tuple[bool, uuid.UUID | None]:
         """Wait until no other task is producing `event_id`; then either (True, lead) when it
         is already acknowledged, or (False, None) and this task owns it until `end`."""
-        while (pending := self._inflight.get(event_id)) is not None:
+        while event_id in self._inflight:
+            pending = self._inflight[event_id]
+            if pending is None:  # the first waiter makes the future the owner's `end` settles
+                pending = self._inflight[event_id] = asyncio.get_running_loop().create_future()
             await asyncio.wait({pending})
         seen, lead_id = self.lead_of(event_id)
         if not seen:
-            self._inflight[event_id] = asyncio.get_running_loop().create_future()
+            self._inflight[event_id] = None
         return seen, lead_id
 
     def end(self, event_id: str) -> None:

@@ -7,13 +7,14 @@ ignored (202). The answer is `Accepted` only after Kafka acknowledged the record
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import orjson
 
 from schemas.events import OrderSource
 from services.ingest.domain import normalise
@@ -55,14 +56,17 @@ class WebhookConfig:
 
 
 def require_json(content_type: str) -> None:
+    if content_type == "application/json":
+        return
     if content_type.lower() not in JSON_TYPES and not content_type.lower().endswith("+json"):
         raise UnsupportedMediaType(f"content type must be application/json, not {content_type!r}")
 
 
 def load_json(body: bytes) -> object:
+    """Strict JSON (UTF-8, no NaN, integers within 64 bits), ~3x faster than `json.loads`."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise InvalidPayload("body is not valid JSON") from None
 
 
@@ -95,7 +99,9 @@ class WebhookIngest:
         envelope = parse_envelope(load_json(body))
         if envelope.table not in INGESTED_TABLES:
             return Ignored(f"table '{envelope.table}' is not ingested")
-        event_id = normalise.event_id_for(envelope.table, envelope.data, envelope.operation)
+        event_id = normalise.event_id_for(
+            envelope.table, envelope.data, envelope.operation, rid=envelope.rid
+        )
         seen, lead_id = await self._recent.begin(event_id)
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)

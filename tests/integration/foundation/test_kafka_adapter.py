@@ -231,7 +231,7 @@ def test_unprocessed_records_are_read_again_after_a_crash(
 def test_send_fails_cleanly_when_no_broker_answers() -> None:
     from services.common.errors import DeliveryError
 
-    producer = KafkaProducer("127.0.0.1:1", client_id="nobody", **{"message.timeout.ms": 1500})
+    producer = KafkaProducer("127.0.0.1:1", client_id="nobody", config={"message.timeout.ms": 1500})
     producer.start()
     try:
         with pytest.raises(DeliveryError):

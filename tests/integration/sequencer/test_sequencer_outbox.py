@@ -39,7 +39,7 @@ def _end_offsets(bootstrap: str, topic: str, partitions: int) -> list[int]:
 
 
 def _outbox(bootstrap: str, prefix: str) -> tuple[KafkaProducer, KafkaOutbox]:
-    producer = KafkaProducer(bootstrap, client_id="test-outbox", **{"linger.ms": 2.0}).start()
+    producer = KafkaProducer(bootstrap, client_id="test-outbox", config={"linger.ms": 2.0}).start()
     return producer, KafkaOutbox(producer, Topics(prefix))
 
 
