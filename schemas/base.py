@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
-from pydantic.fields import FieldInfo
 
 # Fixed namespace of every deterministic id in the system (DESIGN §3). Never change it:
 # lead ids, command ids and event ids of every replay depend on it.
@@ -25,7 +24,6 @@ AwareDatetime = Annotated[datetime, AfterValidator(_require_tz)]
 
 
 M = TypeVar("M", bound=BaseModel)
-_FIELDS: dict[type[BaseModel], tuple[tuple[str, FieldInfo], ...]] = {}
 
 
 def utcnow() -> datetime:
@@ -51,13 +49,19 @@ def trusted(cls: type[M], /, **values: Any) -> M:
     """An instance of the contract `cls` from values that are already valid (taken from a
     validated domain object): no validation, like `model_construct`, at a fraction of its
     cost. Fields not given take their defaults; the serialised field order is the model's."""
-    fields = _FIELDS.get(cls)
-    if fields is None:
-        fields = _FIELDS[cls] = tuple(cls.model_fields.items())
-    data = {
-        name: values[name] if name in values else _default(cls, name, field)
-        for name, field in fields
-    }
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = _SPECS[cls] = _Spec(cls)
+    data = spec.template.copy()
+    data.update(values)  # keys of the template keep the model's order
+    if len(data) != spec.size:
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(values) - set(spec.template))}")
+    for name in spec.required:
+        if name not in values:
+            raise TypeError(f"{cls.__name__}.{name} is required")
+    for name, factory in spec.factories:
+        if name not in values:
+            data[name] = factory()
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", data)
     object.__setattr__(model, "__pydantic_fields_set__", set(values))
@@ -66,10 +70,26 @@ def trusted(cls: type[M], /, **values: Any) -> M:
     return model
 
 
-def _default(cls: type[BaseModel], name: str, field: FieldInfo) -> Any:
-    if field.is_required():
-        raise TypeError(f"{cls.__name__}.{name} is required")
-    return field.get_default(call_default_factory=True)
+class _Spec:
+    """Per contract: every field in order with its static default (None for required ones and
+    those with a factory, filled per instance)."""
+
+    def __init__(self, cls: type[BaseModel]) -> None:
+        self.template: dict[str, Any] = {}
+        self.required: tuple[str, ...] = ()
+        self.factories: tuple[tuple[str, Any], ...] = ()
+        for name, field in cls.model_fields.items():
+            self.template[name] = None
+            if field.is_required():
+                self.required += (name,)
+            elif field.default_factory is not None:
+                self.factories += ((name, field.default_factory),)
+            else:
+                self.template[name] = field.get_default()
+        self.size = len(self.template)
+
+
+_SPECS: dict[type[BaseModel], _Spec] = {}
 
 
 class Event(BaseModel):

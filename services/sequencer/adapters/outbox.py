@@ -1,11 +1,14 @@
 """Everything the sequencer writes to Kafka, through one librdkafka producer: commands,
 lead changes, dead letters, table changelog records and timer ticks.
 
-Records are enqueued synchronously (a few µs each, no per-record future) and a batch ends with
-`await flush()`, which returns only when every record enqueued so far was acknowledged by
-the broker (acks=all, idempotent, murmur2 partitioner: DESIGN §2). Agents ack their source
-records only after that, so a crash never loses an output; a record the broker refused is
-produced again until it is accepted (an outage pauses the sequencer, it never drops).
+Commands, lead changes and changelog records are buffered per partition while a batch is
+handled (no per-record future or delivery report); `await flush()` produces them, only the
+last record of each partition with a delivery report (the idempotent producer acknowledges a
+partition in order), and returns only when everything was acknowledged by the broker
+(acks=all, idempotent; keyed records on the partition murmur2 gives their tenant: DESIGN §2).
+Agents ack their source records only after that, so a crash never loses an output; a record
+the broker refused is produced again until it is accepted (an outage pauses the sequencer, it
+never drops).
 
 `flush()` does not call librdkafka's `flush()`: that one polls in 10 ms slices while the
 producer's own poll thread serves the same delivery reports, so each flush cost ~10-15 ms
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaError, Message
 
 from schemas.events import LeadChanged, TouchPointCommand, dlq_topic
@@ -54,6 +58,8 @@ class KafkaOutbox:
     """The production outbox; `FakeOutbox` in tests records the same calls."""
 
     service = "sequencer"
+    #: seconds one partition-metadata request may take before it is retried
+    metadata_timeout = 10.0
 
     def __init__(self, producer: KafkaProducer, topics: Topics) -> None:
         self._producer = producer
@@ -62,7 +68,11 @@ class KafkaOutbox:
         self._failures: list[_Failure] = []
         self._changelog_offsets: dict[tuple[str, int], int] = {}
         self._changelog_topics: set[str] = set()
-        self._changelog_buffer: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+        # records buffered until flush, per partition (changelogs, commands, lead changes)
+        self._buffer: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+        self._keyed_buffer: dict[tuple[str, str], list[bytes]] = {}  # (topic, tenant) → values
+        self._partitions: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._counts: dict[str, int] = {}
         # records with a delivery callback not yet called, and the flush waiting for zero
         self._pending = 0
         self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
@@ -114,12 +124,44 @@ class KafkaOutbox:
                 raw.poll(0.05)  # local queue full: serve delivery reports, then retry
 
     def command(self, command: TouchPointCommand) -> None:
-        key = str(command.tenant_id).encode()
-        self._produce((self._topics.touchpoint_commands, None, key, command.to_bytes(), None))
+        self._keyed(self._topics.touchpoint_commands, str(command.tenant_id), command.to_bytes())
 
     def lead_changed(self, change: LeadChanged) -> None:
-        key = str(change.tenant_id).encode()
-        self._produce((self._topics.lead_changes, None, key, change.to_bytes(), None))
+        self._keyed(self._topics.lead_changes, str(change.tenant_id), change.to_bytes())
+
+    def _keyed(self, topic: str, tenant: str, value: bytes) -> None:
+        """Buffered until `flush`, which puts them on the partition the murmur2 partitioner
+        gives the tenant key (as librdkafka's `murmur2_random`, aiokafka and Java would): one
+        delivery report per partition and batch instead of one per record."""
+        self._keyed_buffer.setdefault((topic, tenant), []).append(value)
+
+    async def _partition_counts(self, topics: set[str]) -> None:
+        """Learn the partition count of each topic (once; retried while Kafka does not
+        answer, like any flush: the batch waits, nothing is dropped)."""
+        delay = 0.2
+        for topic in topics - self._counts.keys():
+            while topic not in self._counts:
+                try:
+                    meta = await asyncio.to_thread(
+                        self._producer.raw.list_topics, topic, self.metadata_timeout
+                    )
+                    found = meta.topics.get(topic)
+                    if found is not None and found.error is None and found.partitions:
+                        self._counts[topic] = len(found.partitions)
+                        continue
+                    log.error("no partition metadata for %s (%s); retrying", topic, found)
+                except Exception as exc:
+                    log.error("no partition metadata for %s (%s); retrying", topic, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _partition(self, topic: str, tenant: str) -> tuple[int, bytes]:
+        found = self._partitions.get((topic, tenant))
+        if found is None:
+            key = tenant.encode()
+            partition = (murmur2(key) & 0x7FFFFFFF) % self._counts[topic]
+            found = self._partitions[(topic, tenant)] = (partition, key)
+        return found
 
     def dead_letter(self, letter: DeadLetter) -> None:
         letter.warn()
@@ -131,10 +173,14 @@ class KafkaOutbox:
         delivery report (its offset is the partition's highest; the idempotent producer
         writes a partition in order), which halves the per-record callback cost."""
         self._changelog_topics.add(topic)
-        self._changelog_buffer.setdefault((topic, partition), []).append((key, value))
+        self._buffer.setdefault((topic, partition), []).append((key, value))
 
-    def _produce_changelog(self) -> None:
-        buffer, self._changelog_buffer = self._changelog_buffer, {}
+    def _produce_buffered(self) -> None:
+        keyed, self._keyed_buffer = self._keyed_buffer, {}
+        for (topic, tenant), values in keyed.items():
+            partition, key = self._partition(topic, tenant)
+            self._buffer.setdefault((topic, partition), []).extend((key, v) for v in values)
+        buffer, self._buffer = self._buffer, {}
         for (topic, partition), records in buffer.items():
             batch: list[Record] = [(topic, partition, k, v, None) for k, v in records]
             self._produce(batch[-1], before=batch[:-1])
@@ -146,7 +192,9 @@ class KafkaOutbox:
     async def flush(self) -> None:
         """Wait until everything enqueued so far is acknowledged; re-produce refused records."""
         loop = asyncio.get_running_loop()
-        self._produce_changelog()
+        if self._keyed_buffer:
+            await self._partition_counts({topic for topic, _ in self._keyed_buffer})
+        self._produce_buffered()
         delay = 0.2
         while True:
             with self._lock:

@@ -13,9 +13,11 @@ The visible `LeadState` is derived from those parts (`derive_state`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import IntEnum
+from typing import Any
 
 from schemas.base import Channel, LeadState
 from schemas.events import OrderSource
@@ -123,13 +125,11 @@ class Lead:
     replay_id: str | None = None  # the last replay that touched this lead (hex of its id)
 
     def copy(self, **changes: object) -> Lead:
-        """A shallow copy (≈10× cheaper than `dataclasses.replace`, which re-runs __init__);
+        """A shallow copy (≈20× cheaper than `dataclasses.replace`, which re-runs __init__);
         containers are shared: copy them before changing them (see `lifecycle.clone`)."""
-        new = object.__new__(Lead)
-        for name in _LEAD_FIELDS:
-            object.__setattr__(new, name, getattr(self, name))
+        new = _copy_fields(self)
         for name, value in changes.items():
-            object.__setattr__(new, name, value)
+            setattr(new, name, value)
         return new
 
     def channel_off(self, channel: Channel) -> str | None:
@@ -146,6 +146,20 @@ class Lead:
 
 
 _LEAD_FIELDS = tuple(f.name for f in fields(Lead))
+
+
+def _field_copier() -> Callable[[Lead], Lead]:
+    """`copy`'s body, one plain slot assignment per field, generated from the dataclass's own
+    field list (as `dataclasses` builds `__init__`): a loop of getattr/setattr costs 3×."""
+    lines = [f"    new.{name} = lead.{name}" for name in _LEAD_FIELDS]
+    source = "def copy_fields(lead):\n    new = new_lead(Lead)\n" + "\n".join(lines)
+    namespace: dict[str, Any] = {"Lead": Lead, "new_lead": object.__new__}
+    exec(source + "\n    return new\n", namespace)  # noqa: S102 (our own field names)
+    copier: Callable[[Lead], Lead] = namespace["copy_fields"]
+    return copier
+
+
+_copy_fields = _field_copier()
 
 
 def derive_state(lead: Lead) -> tuple[LeadState, str | None]:

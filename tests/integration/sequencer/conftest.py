@@ -70,6 +70,7 @@ class Collector:
     bootstrap: str
     topic: str
     records: list[bytes] = field(default_factory=list)
+    placed: list[tuple[str, int]] = field(default_factory=list)  # (key, partition) of each
 
     def __post_init__(self) -> None:
         self.consumer = Consumer(
@@ -86,6 +87,7 @@ class Collector:
         for msg in self.consumer.consume(1000, timeout=seconds):
             if msg.error() is None and msg.value() is not None:
                 self.records.append(msg.value())
+                self.placed.append(((msg.key() or b"").decode(), msg.partition()))
 
     def commands(self) -> list[TouchPointCommand]:
         return [TouchPointCommand.from_bytes(r) for r in self.records]

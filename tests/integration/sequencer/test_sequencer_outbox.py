@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
+from schemas import Channel, TouchPointCommand, command_id_for, lead_id_for_order
 from services.common.kafka.admin import admin_client
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
@@ -121,3 +124,79 @@ def test_a_refused_record_is_produced_again_until_the_broker_takes_it(
         assert {len(k) for k in keys} == {1, 4000}, "a refused record was dropped"
     finally:
         producer.close()
+
+
+def _command(tenant: uuid.UUID, n: int) -> TouchPointCommand:
+    lead = lead_id_for_order(tenant, f"o{n}")
+    now = datetime.now(UTC)
+    return TouchPointCommand(
+        command_id=command_id_for(lead, 0, Channel.EMAIL),
+        tenant_id=tenant,
+        lead_id=lead,
+        step_index=0,
+        channel=Channel.EMAIL,
+        template="welcome",
+        due_at=now,
+        issued_at=now,
+        recipient={"email": "jane@example.com"},
+    )
+
+
+def test_commands_land_where_librdkafka_puts_their_tenant_key(
+    kafka_bootstrap: str, topics: Any
+) -> None:
+    """The outbox picks the partition of buffered commands itself (murmur2 of the tenant key,
+    one delivery report per partition); it must be the partition every other producer of
+    the system uses for that tenant."""
+    tenants = [uuid.uuid4() for _ in range(40)]
+    producer, outbox = _outbox(kafka_bootstrap, topics.prefix)
+    try:
+
+        async def batch() -> None:
+            for n, tenant in enumerate(tenants * 3):
+                outbox.command(_command(tenant, n))
+            await outbox.flush()
+
+        asyncio.run(batch())
+        expected = {
+            str(t): producer.send_sync(topics.lead_changes, key=str(t), value=b"probe").partition
+            for t in tenants
+        }
+    finally:
+        producer.close()
+    collector = Collector(kafka_bootstrap, topics.touchpoint_commands)
+    try:
+        deadline = time.monotonic() + 20
+        while len(collector.placed) < 120 and time.monotonic() < deadline:
+            collector.poll()
+        placed = list(collector.placed)
+    finally:
+        collector.close()
+    assert len(placed) == 120
+    assert {(key, partition) for key, partition in placed} == set(expected.items())
+
+
+def test_flush_waits_while_partition_metadata_cannot_be_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No partition metadata for the commands topic (no broker answers): the batch waits and
+    says so; nothing is raised (which would dead-letter or lose the batch) or dropped."""
+    producer = KafkaProducer("127.0.0.1:1", client_id="nobody").start()
+    outbox = KafkaOutbox(producer, Topics("nowhere."))
+    outbox.metadata_timeout = 0.5
+    caplog.set_level(logging.ERROR, logger="services.sequencer.adapters.outbox")
+    try:
+
+        async def scenario() -> None:
+            outbox.command(_command(uuid.uuid4(), 1))
+            flushing = asyncio.ensure_future(outbox.flush())
+            deadline = time.monotonic() + 15
+            while caplog.text.count("no partition metadata") < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert caplog.text.count("no partition metadata") >= 2, "not retried"
+            assert not flushing.done(), "flush gave up (or raised) without metadata"
+            flushing.cancel()
+
+        asyncio.run(scenario())
+    finally:
+        producer.close(timeout=0.5)

@@ -18,6 +18,7 @@ from schemas import (
     lead_id_for_form,
     lead_id_for_order,
 )
+from schemas.events import OrderSnapshot
 from schemas.generate import rendered
 from services.common.errors import ContractError
 from services.common.kafka.codec import decode
@@ -154,3 +155,9 @@ def test_trusted_builds_what_validation_builds_defaults_included() -> None:
     assert TouchPointCommand.from_bytes(fast.to_bytes()) == validated
     with pytest.raises(TypeError, match=r"TouchPointCommand\.lead_id is required"):
         trusted(TouchPointCommand, **{k: v for k, v in given.items() if k != "lead_id"})
+    with pytest.raises(TypeError, match="has no field"):
+        trusted(TouchPointCommand, **given | {"no_such_field": 1})
+    # fields with a default factory get their own value per instance, never a shared one
+    snapshot = {k: v for k, v in fields["order"].__dict__.items() if k != "services"}
+    one, two = trusted(OrderSnapshot, **snapshot), trusted(OrderSnapshot, **snapshot)
+    assert one.services == [] and one.services is not two.services
