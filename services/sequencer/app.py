@@ -353,10 +353,10 @@ class SequencerApp:
 
     async def _ensure_tenants(self, events: list[EventT[Any]]) -> None:
         ids = set()
-        for event in events:
+        for key in {event.message.key for event in events}:  # a batch has few tenants
             try:
-                ids.add(uuid.UUID(bytes(event.message.key or b"").decode()))
-            except (ValueError, UnicodeDecodeError):
+                ids.add(uuid.UUID(bytes(key or b"").decode()))
+            except (ValueError, UnicodeDecodeError, TypeError):
                 continue
         if ids:
             try:

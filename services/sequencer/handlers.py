@@ -201,7 +201,7 @@ class Sequencer:
             why = "no_engagement" if ev.exhausted else reason
             self.outbox.lead_changed(lead_changed(lead, from_state=from_state, reason=why, now=now))
             result.leads_changed = 1
-        at = next_due(lead, config.plan, config.policy)
+        at = next_due(lead, config.plan, config.policy, ev.upcoming)
         self.leads.put(lead, at)
         record_only = self.replay is not None
         for due in ev.commands:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import faust
 from faust.streams import _current_event, current_event
 from faust.types import TP, EventT
+from rocksdict import WriteBatch
 
 from services.sequencer.adapters.lead_codec import decode_lead, encode_lead
 from services.sequencer.domain.lead import Lead
@@ -88,18 +89,29 @@ class FastTable(faust.Table[bytes, bytes]):
         value = db_for(event.message.partition).get(key)
         return None if value is None else bytes(value)
 
-    def write(self, key: bytes, value: bytes) -> None:
-        """Set `key` on the current event's partition: one RocksDB `put` and its changelog
-        record, what `table[key] = value` does through Faust's layers."""
+    def write_all(self, items: list[tuple[EventT[Any] | None, bytes, bytes]]) -> None:
+        """Set each `key` to `value` on its event's partition, as `table[key] = value` under
+        that event would; on RocksDB one write batch per partition (one WAL append, a third
+        of the cost of separate puts) and a changelog record per key."""
         db_for = getattr(self.data, "_db_for_partition", None)
-        if db_for is None:
-            self[key] = value
+        if db_for is None:  # memory store (tests): Faust's own path
+            for event, key, value in items:
+                set_current_event(event)
+                self[key] = value
             return
-        event = current_event()
-        assert event is not None and self.sink is not None
-        partition = event.message.partition
-        db_for(partition).put(key, value)
-        self.sink.changelog(self.changelog_topic.get_topic_name(), partition, key, value)
+        assert self.sink is not None
+        topic = self.changelog_topic.get_topic_name()
+        batches: dict[int, WriteBatch] = {}
+        for event, key, value in items:
+            assert event is not None
+            partition = event.message.partition
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = WriteBatch(raw_mode=True)
+            batch.put(key, value)
+            self.sink.changelog(topic, partition, key, value)
+        for partition, batch in batches.items():
+            db_for(partition).write(batch)
 
     def partition_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) this worker holds for `partition` (for index rebuilds)."""
@@ -139,10 +151,17 @@ class LeadTable:
     def apply(self) -> int:
         """Write the buffered leads to the table (each under the event that changed it)."""
         count = len(self._pending)
-        for key, (event, lead, due) in self._pending.items():
-            set_current_event(event)
-            prefix = b"%012d:" % int(due.timestamp()) if due is not None else NO_DUE
-            self.table.write(key, prefix + encode_lead(lead))
+        self.table.write_all(
+            [
+                (
+                    event,
+                    key,
+                    (b"%012d:" % int(due.timestamp()) if due is not None else NO_DUE)
+                    + encode_lead(lead),
+                )
+                for key, (event, lead, due) in self._pending.items()
+            ]
+        )
         self._pending.clear()
         return count
 
@@ -182,9 +201,7 @@ class CustomerTable:
 
     def apply(self) -> int:
         count = len(self._pending)
-        for key, (event, ids) in self._pending.items():
-            set_current_event(event)
-            self.table.write(key, ids)
+        self.table.write_all([(event, key, ids) for key, (event, ids) in self._pending.items()])
         self._pending.clear()
         return count
 

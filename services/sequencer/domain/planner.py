@@ -46,9 +46,12 @@ class Evaluation:
     lead: Lead
     commands: tuple[DueCommand, ...] = ()
     exhausted: bool = False  # this evaluation ended the sequence without engagement
+    #: (index, due) of the first step found not due yet: `next_due` need not compute it again
+    upcoming: tuple[int, datetime] | None = None
 
 
 _DAY = timedelta(days=1)
+_ONE_HOUR = timedelta(hours=1)
 
 
 def opening(channel: Channel, at: datetime, policy: SendWindowPolicy) -> datetime:
@@ -59,15 +62,33 @@ def opening(channel: Channel, at: datetime, policy: SendWindowPolicy) -> datetim
     tz = _zone(policy.timezone)
     local = at.astimezone(tz)
     hours = window.get(local.weekday())
-    if hours is not None and hours[0] <= local.time() < hours[1]:
-        offset = local.utcoffset()
-        if (
-            (at - _DAY).astimezone(tz).utcoffset()
-            == offset
-            == (at + _DAY).astimezone(tz).utcoffset()
-        ):
-            return at.astimezone(UTC)
+    if hours is not None and hours[0] <= local.time() < hours[1] and _steady(tz, at):
+        return at.astimezone(UTC)
     return next_opening(channel, at, policy)
+
+
+_HOUR = 3600
+_STEADY: dict[tuple[str, int], bool] = {}
+
+
+def _steady(tz: ZoneInfo, at: datetime) -> bool:
+    """No UTC offset change within a day of `at`: the same offset a day before the start of
+    `at`'s UTC hour, at its start, at its end and a day after (transitions are months apart,
+    so equal offsets at those points mean none in between). Cached per zone and hour."""
+    hour = int(at.timestamp()) // _HOUR
+    key = (tz.key, hour)
+    steady = _STEADY.get(key)
+    if steady is None:
+        start = datetime.fromtimestamp(hour * _HOUR, UTC)
+        offsets = {
+            moment.astimezone(tz).utcoffset()
+            for moment in (start - _DAY, start, start + _ONE_HOUR, start + _ONE_HOUR + _DAY)
+        }
+        steady = len(offsets) == 1
+        if len(_STEADY) >= 100_000:
+            _STEADY.clear()
+        _STEADY[key] = steady
+    return steady
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -132,6 +153,7 @@ def evaluate(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy, now: datet
             out.steps[done] = dataclasses.replace(rec, due=due, emits=rec.emits + 1)
             commands.append(DueCommand(done, step.channel, step.template, due, reemit=True))
     changed = bool(commands)
+    upcoming: tuple[int, datetime] | None = None
     while (index := _next_index(out, plan)) is not None:
         step = plan.steps[index]
         off = out.channel_off(step.channel)
@@ -141,6 +163,7 @@ def evaluate(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy, now: datet
             continue
         due = step_due(out, plan, index, policy)
         if due > now:
+            upcoming = (index, due)
             break
         if now - due > plan.max_late:
             out.steps[index] = StepRecord(StepStatus.MISSED, reason="too_late")
@@ -148,12 +171,18 @@ def evaluate(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy, now: datet
             out.steps[index] = StepRecord(StepStatus.EMITTED, due=due, emitted_at=now, emits=1)
             commands.append(DueCommand(index, step.channel, step.template, due))
         changed = True
-    return Evaluation(out if changed else lead, tuple(commands))
+    return Evaluation(out if changed else lead, tuple(commands), upcoming=upcoming)
 
 
-def next_due(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy) -> datetime | None:
+def next_due(
+    lead: Lead,
+    plan: NurturePlan,
+    policy: SendWindowPolicy,
+    upcoming: tuple[int, datetime] | None = None,
+) -> datetime | None:
     """The next instant at which `evaluate` may act on `lead` (None: never, unless a new
-    signal arrives). Used to index leads by due time."""
+    signal arrives). Used to index leads by due time. `upcoming`: `Evaluation.upcoming` of
+    this very lead (its steps unchanged since), which saves computing that step's due time."""
     if not _active(lead):
         return None
     candidates: list[datetime] = []
@@ -167,6 +196,8 @@ def next_due(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy) -> datetim
     if index is not None:
         if lead.channel_off(plan.steps[index].channel):
             candidates.append(lead.created_at)  # to be marked missed at once
+        elif upcoming is not None and upcoming[0] == index:
+            candidates.append(upcoming[1])
         else:
             candidates.append(step_due(lead, plan, index, policy))
     return min(candidates, default=None)

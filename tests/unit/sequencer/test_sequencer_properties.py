@@ -140,6 +140,10 @@ def test_no_step_is_planned_twice_over_any_sequence_of_ticks(
         now += timedelta(seconds=gap)
         ev = evaluate(lead, DEFAULT_PLAN, policy, now)
         lead = ev.lead
+        # the step evaluate found not yet due is what next_due would compute again
+        assert next_due(lead, DEFAULT_PLAN, policy, ev.upcoming) == next_due(
+            lead, DEFAULT_PLAN, policy
+        )
         for cmd in ev.commands:
             assert cmd.due_at <= now
             if cmd.reemit:
