@@ -48,6 +48,13 @@ from schemas.base import lead_id_for_order  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.kafka.config import producer_config  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
+from services.sequencer.settings import SequencerSettings  # noqa: E402
+
+#: The worker's batch settings when the environment does not set them (the settings' defaults)
+BATCH_DEFAULTS = {
+    "size": SequencerSettings.model_fields["sequencer_batch_size"].default,
+    "ms": SequencerSettings.model_fields["sequencer_batch_ms"].default,
+}
 
 TARGET_RATE = 5000.0
 TARGET_RATIO = 0.20
@@ -403,8 +410,8 @@ def main() -> None:
         "ratio_vs_faust_noop": rate / faust_rate,
         "worker_startup_s": startup,
         "batch_stage_us_per_record": stages,
-        "batch_size": int(os.environ.get("SEQUENCER_BATCH_SIZE", "1000")),
-        "batch_ms": float(os.environ.get("SEQUENCER_BATCH_MS", "20")),
+        "batch_size": int(os.environ.get("SEQUENCER_BATCH_SIZE", BATCH_DEFAULTS["size"])),
+        "batch_ms": float(os.environ.get("SEQUENCER_BATCH_MS", BATCH_DEFAULTS["ms"])),
         "rss_mb_after_backlog": rss,
         "rss_mb_after_latency": rss_after,
         "peak_rss_mb": hwm_after,
