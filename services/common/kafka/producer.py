@@ -55,9 +55,10 @@ class KafkaProducer:
     ) -> None:
         """`config`: librdkafka settings over our defaults (`producer_config`).
 
-        `poll_in_loop`: serve delivery reports from the event loop of `submit`/`send` (a
-        1 ms tick while records are in flight) instead of a poll thread: no thread hand-off,
-        GIL switch or wake-up per batch, at most 1 ms more per acknowledgement. For processes
+        `poll_in_loop`: serve delivery reports from the event loop of `submit`/`send` (on
+        each send, and on a 1 ms tick while records are in flight) instead of a poll thread:
+        no thread hand-off, GIL switch or wake-up per batch, at most 1 ms more per
+        acknowledgement. For processes
         whose sends all come from one event loop (ingest); blocking sends poll for themselves.
         """
         self._config = producer_config(bootstrap, client_id=client_id) | dict(config or {})
@@ -181,8 +182,11 @@ class KafkaProducer:
         self._enqueue(
             topic, key.encode() if isinstance(key, str) else key, value, headers, on_delivery
         )
-        if self._poll_in_loop and loop not in self._pumps:
-            self._pumps[loop] = loop.create_task(self._pump(loop))
+        if self._poll_in_loop:
+            if loop not in self._pumps:
+                self._pumps[loop] = loop.create_task(self._pump(loop))
+            else:  # under load, serve the reports that are in now rather than at the next tick
+                self.raw.poll(0)
         if timeout is not None:
             deadlines = self._deadlines.get(loop)
             if deadlines is None:
