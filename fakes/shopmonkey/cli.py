@@ -51,7 +51,7 @@ def seed_history(world: World, orders_per_tenant: int, history: timedelta) -> No
             world.create_order(company, created_at=created)
 
 
-async def provision_tenants(world: World) -> None:
+async def provision_tenants(world: World, timezone: str = "America/New_York") -> None:
     """Insert each simulated company as a tenant (skipped when it already exists)."""
     from sqlalchemy.exc import IntegrityError
 
@@ -77,6 +77,7 @@ async def provision_tenants(world: World) -> None:
                         webhook_secret=company.webhook_secret,
                         signature_scheme=company.signature_scheme,
                         postal_address="1 Simulated Way, Springfield, IL 62701",
+                        timezone=timezone,
                     )
                 except IntegrityError:
                     log.warning("tenant for %s exists under another id", company.company_id)
@@ -182,6 +183,12 @@ async def serve(
     "existing ones are kept.",
 )
 @click.option(
+    "--timezone",
+    default="America/New_York",
+    show_default=True,
+    help="IANA zone of the --provision'ed tenants (their send windows are local to it).",
+)
+@click.option(
     "--state-file",
     "--tenants-file",
     "state_file",
@@ -203,6 +210,7 @@ def main(
     drop_rate: float,
     demo_emails: str,
     provision: bool,
+    timezone: str,
     state_file: Path | None,
 ) -> None:
     """Run a Shopmonkey v3 simulator (API subset + signed webhooks) for tests and demos."""
@@ -220,7 +228,7 @@ def main(
 
     async def go() -> None:
         if provision:
-            await provision_tenants(world)
+            await provision_tenants(world, timezone)
         await serve(
             host=host,
             port=port,

@@ -102,7 +102,12 @@ class Runtime:
 
 def build(settings: SequencerSettings, *, projection: bool | None = None) -> Runtime:
     producer = KafkaProducer(
-        settings.kafka_bootstrap_servers, client_id=SERVICE, config={"linger.ms": 2.0}
+        settings.kafka_bootstrap_servers,
+        client_id=SERVICE,
+        # never expire a record locally: the outbox acknowledges a partition's run of records
+        # by its last one, so an earlier one timing out alone would go unnoticed; an outage
+        # pauses the sequencer instead (message.timeout.ms 0 = retry until delivered)
+        config={"linger.ms": 2.0, "message.timeout.ms": 0},
     ).start()
     engine = async_engine(settings.sqlalchemy_url, pool_size=2)
     outbox = KafkaOutbox(producer, settings.topics)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import tz_at_local_hour
 from tests.e2e.replay_stack import Stack, new_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -110,6 +111,10 @@ def _simulated_day(stack: Stack, tmp_path: Path) -> list[str]:
         "--webhook-url",
         f"http://127.0.0.1:{stack.ports['ingest']}/webhooks/shopmonkey/{{tenant_id}}/order",
         "--provision",
+        # where it is midday now: the day's touch points are inside their send windows
+        # whatever the hour CI runs at (the default zone's evening defers every email)
+        "--timezone",
+        tz_at_local_hour(12),
         "--state-file",
         str(state),
     )

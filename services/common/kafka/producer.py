@@ -8,6 +8,7 @@ where `AIOProducer` defaults take ~2 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -148,7 +149,10 @@ class KafkaProducer:
                     deadline = time.monotonic() + 5.0
                 elif time.monotonic() > deadline:
                     raise DeliveryError("producer queue full for 5 s") from None
-                time.sleep(0.005)
+                if self._poll_in_loop:  # no poll thread: serve reports to make room
+                    self.raw.poll(0.005)
+                else:
+                    time.sleep(0.005)
             except KafkaException as exc:
                 raise DeliveryError(str(exc)) from exc
 
@@ -169,9 +173,14 @@ class KafkaProducer:
             owner = threading.get_ident()
 
             def on_delivery(err: KafkaError | None, msg: Message) -> None:
-                if threading.get_ident() == owner:  # served by this loop's own poll
-                    _settle(future, _delivered(err, msg))
-                else:  # served by a blocking send or close() on another thread
+                if loop.is_closed():  # nobody waits any more (and must not break a poll)
+                    return
+                if threading.get_ident() == owner and _running_loop() is loop:
+                    _settle(future, _delivered(err, msg))  # served by this loop's own poll
+                    return
+                # served by a blocking send, close() or another loop's poll (the loop may
+                # close meanwhile: then nobody waits)
+                with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, future, _delivered(err, msg))
 
         else:
@@ -199,10 +208,10 @@ class KafkaProducer:
     async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve delivery reports every LOOP_POLL_SECONDS while any record is unacknowledged."""
         try:
-            while self._producer is not None and len(self._producer) > 0:
+            while (producer := self._producer) is not None and len(producer) > 0:
                 await asyncio.sleep(LOOP_POLL_SECONDS)
-                if self._producer is not None:
-                    self._producer.poll(0)
+                if (producer := self._producer) is not None:  # close() may run meanwhile
+                    producer.poll(0)
         finally:
             self._pumps.pop(loop, None)
 
@@ -298,6 +307,13 @@ class KafkaProducer:
 
 
 _Settlement = tuple["asyncio.Future[Delivered]", "Delivered | DeliveryError"]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _settle(future: asyncio.Future[Delivered], result: Delivered | DeliveryError) -> None:

@@ -71,7 +71,11 @@ _OUTCOMES = {
 
 def _json(doc: dict[str, Any], status: int = 200, **kwargs: Any) -> web.Response:
     return web.Response(
-        body=orjson.dumps(doc), status=status, content_type="application/json", **kwargs
+        body=orjson.dumps(doc),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        **kwargs,
     )
 
 

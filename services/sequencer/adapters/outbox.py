@@ -226,6 +226,12 @@ class KafkaOutbox:
             for failure in failures:
                 self._produce(failure.record)
 
+    def discard(self) -> None:
+        """Drop what a failed batch buffered and did not produce (its records are read again
+        and processed anew; stale outputs must not go out with the next batch)."""
+        self._keyed_buffer.clear()
+        self._buffer.clear()
+
     def take_changelog_offsets(self) -> Mapping[tuple[str, int], int]:
         """Highest acknowledged offset per changelog partition since the last call."""
         with self._lock:

@@ -122,3 +122,26 @@ async def test_submit_deadline_fails_the_record_without_a_timer_per_record(in_lo
         assert issubclass(DeliveryTimeout, DeliveryError)
     finally:
         await asyncio.to_thread(producer.close, 0.5)
+
+
+def test_loop_mode_survives_reports_for_a_loop_that_has_ended(
+    kafka_bootstrap: str, topics: Any
+) -> None:
+    """Records sent from an event loop that ended before their acknowledgements: a later loop
+    on the same thread, and close(), serve those reports without breaking (nobody waits)."""
+    producer = KafkaProducer(kafka_bootstrap, client_id="test-ended", poll_in_loop=True).start()
+
+    async def fire(n: int) -> None:
+        for i in range(n):
+            producer.submit(topics.order_events, key="k", value=f"v{i}".encode())
+
+    async def send_and_wait() -> Any:
+        await asyncio.sleep(0.5)  # the first loop's reports are in by now
+        return await producer.send_raw(topics.order_events, key="k", value=b"second")
+
+    asyncio.run(fire(50))  # closed before any acknowledgement
+    delivered = asyncio.run(send_and_wait())
+    asyncio.run(fire(50))
+    assert delivered.offset >= 0
+    assert producer.close(timeout=10) == 0
+    assert len(records_in(kafka_bootstrap, topics.order_events)) == 101

@@ -200,3 +200,24 @@ def test_flush_waits_while_partition_metadata_cannot_be_read(
         asyncio.run(scenario())
     finally:
         producer.close(timeout=0.5)
+
+
+def test_a_discarded_batch_produces_nothing(kafka_bootstrap: str, topics: Any) -> None:
+    """A batch that failed before its flush: what it buffered never reaches Kafka (the
+    records are processed again), and the next batch's flush sends only its own."""
+    producer, outbox = _outbox(kafka_bootstrap, topics.prefix)
+    tenant = uuid.uuid4()
+    try:
+
+        async def batches() -> None:
+            outbox.command(_command(tenant, 1))
+            outbox.changelog(topics.lead_changes, 0, b"k", b"stale")
+            outbox.discard()
+            outbox.command(_command(tenant, 2))
+            await outbox.flush()
+
+        asyncio.run(batches())
+    finally:
+        producer.close()
+    assert sum(_end_offsets(kafka_bootstrap, topics.touchpoint_commands, 4)) == 1
+    assert sum(_end_offsets(kafka_bootstrap, topics.lead_changes, 4)) == 0

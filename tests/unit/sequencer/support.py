@@ -37,6 +37,7 @@ class FakeOutbox:
     changelog_records: list[tuple[str, int, bytes, bytes | None]] = field(default_factory=list)
     ticks: list[tuple[str, int, bytes]] = field(default_factory=list)
     flushes: int = 0
+    discards: int = 0
 
     def command(self, command: TouchPointCommand) -> None:
         self.commands.append(command)
@@ -55,6 +56,9 @@ class FakeOutbox:
 
     async def flush(self) -> None:
         self.flushes += 1
+
+    def discard(self) -> None:
+        self.discards += 1
 
     def take_changelog_offsets(self) -> Mapping[tuple[str, int], int]:
         return {}
