@@ -134,8 +134,6 @@ class SequencerApp:
         directory: Directory,
         replays: ReplayRuns | None = None,
         clock: Callable[[], datetime] = utcnow,
-        batch_size: int = 1000,
-        batch_seconds: float = 0.020,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
@@ -144,8 +142,8 @@ class SequencerApp:
         self.replay_run: ReplayRun | None = None
         self._replay_loaded = replays is None
         self.clock = clock
-        self.batch_size = batch_size
-        self.batch_seconds = batch_seconds
+        self.batch_size = settings.sequencer_batch_size
+        self.batch_seconds = settings.sequencer_batch_ms / 1000
         self.due = DueIndex()
         self._indexed: set[int] = set()
         self._tick_sent: dict[int, float] = {}
@@ -169,7 +167,7 @@ class SequencerApp:
             broker_session_timeout=settings.sequencer_session_timeout_seconds,
             broker_heartbeat_interval=min(3.0, settings.sequencer_session_timeout_seconds / 3),
             consumer_auto_offset_reset="earliest",
-            stream_buffer_maxsize=max(4096, 4 * batch_size),
+            stream_buffer_maxsize=max(4096, 4 * self.batch_size),
             processing_guarantee="at_least_once",
         )
         app = self.app

@@ -117,8 +117,6 @@ def build(settings: SequencerSettings, *, projection: bool | None = None) -> Run
         outbox=outbox,
         directory=directory,
         replays=PostgresReplayRuns(engine, settings.kafka_bootstrap_servers),
-        batch_size=settings.sequencer_batch_size,
-        batch_seconds=settings.sequencer_batch_ms / 1000,
     )
 
     async def ready() -> dict[str, Any]:

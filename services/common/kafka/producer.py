@@ -1,8 +1,8 @@
 """A typed confluent-kafka producer whose `send` returns only once the broker acknowledged.
 
-One librdkafka producer per process, a daemon thread serving its delivery reports with
-`poll()`, and asyncio futures resolved from the callbacks (DESIGN §9: ~2 ms per lone message,
-where `AIOProducer` defaults take ~2 s).
+One librdkafka producer per process, its delivery reports served with `poll()` by a daemon
+thread (or by the sending event loop itself, `poll_in_loop`), and asyncio futures resolved
+from the callbacks (DESIGN §9: ~2 ms per lone message, where `AIOProducer` defaults take ~2 s).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class KafkaProducer:
         `poll_in_loop`: serve delivery reports from the event loop of `submit`/`send` (on
         each send, and on a 1 ms tick while records are in flight) instead of a poll thread:
         no thread hand-off, GIL switch or wake-up per batch, at most 1 ms more per
-        acknowledgement. For processes
-        whose sends all come from one event loop (ingest); blocking sends poll for themselves.
+        acknowledgement. For processes whose sends all come from one event loop (ingest);
+        blocking sends poll for themselves.
         """
         self._config = producer_config(bootstrap, client_id=client_id) | dict(config or {})
         self._poll_in_loop = poll_in_loop
@@ -134,11 +134,13 @@ class KafkaProducer:
     def _enqueue(
         self,
         topic: str,
-        key: bytes | None,
+        key: str | bytes | None,
         value: bytes | None,
         headers: Headers | None,
         callback: Any,
     ) -> None:
+        if isinstance(key, str):
+            key = key.encode()
         deadline = None
         while True:
             try:
@@ -188,9 +190,7 @@ class KafkaProducer:
             def on_delivery(err: KafkaError | None, msg: Message) -> None:
                 self._settled.setdefault(loop, []).append((future, _delivered(err, msg)))
 
-        self._enqueue(
-            topic, key.encode() if isinstance(key, str) else key, value, headers, on_delivery
-        )
+        self._enqueue(topic, key, value, headers, on_delivery)
         if self._poll_in_loop:
             if loop not in self._pumps:
                 self._pumps[loop] = loop.create_task(self._pump(loop))
@@ -261,9 +261,7 @@ class KafkaProducer:
             box.append(_delivered(err, msg))
             done.set()
 
-        self._enqueue(
-            topic, key.encode() if isinstance(key, str) else key, value, headers, on_delivery
-        )
+        self._enqueue(topic, key, value, headers, on_delivery)
         if not self._wait(done, timeout):
             raise DeliveryError(f"{topic}: no acknowledgement within {timeout:.0f} s")
         result = box[0]
@@ -293,9 +291,7 @@ class KafkaProducer:
         if not records:
             return []
         for i, (topic, key, value) in enumerate(records):
-            self._enqueue(
-                topic, key.encode() if isinstance(key, str) else key, value, None, make_cb(i)
-            )
+            self._enqueue(topic, key, value, None, make_cb(i))
         if not self._wait(done, timeout):
             raise DeliveryError(f"{remaining[0]} records unacknowledged after {timeout:.0f} s")
         out: list[Delivered] = []
@@ -353,9 +349,6 @@ class _Deadlines:
         queue.append((loop.time() + timeout, future))
         if self._task is None:
             self._task = loop.create_task(self._sweep())
-
-    def pending(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
 
     async def _sweep(self) -> None:
         try:

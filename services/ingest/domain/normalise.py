@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.base import lead_id_for_order
-from schemas.events import Customer, Operation, OrderEvent, OrderSnapshot, OrderSource
+from schemas.events import Customer, Operation, OrderEvent, OrderSource
 from services.common.whitelist import normalize_phone
 from services.ingest.domain.envelope import record_id
 
@@ -165,13 +165,6 @@ def merge_customer(known: Customer, fetched: Customer | None) -> Customer:
         last_name=fetched.last_name or known.last_name,
         email=fetched.email or known.email,
         phone=fetched.phone or known.phone,
-    )
-
-
-def order_snapshot(data: Mapping[str, Any], operation: Operation) -> OrderSnapshot:
-    updated = parse_ts(data.get("updatedDate"))
-    return OrderSnapshot.model_validate(
-        _snapshot(data, operation, record_id(data), version_of(data), updated)
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -75,12 +75,16 @@ class FastTable(faust.Table[bytes, bytes]):
         assert partition is not None and self.sink is not None
         self.sink.changelog(self.changelog_topic.get_topic_name(), partition, key, value)
 
+    def _partition_db(self) -> Callable[[int], Any] | None:
+        """The RocksDB store's `partition → database` look-up; None for the memory store."""
+        return getattr(self.data, "_db_for_partition", None)
+
     def read(self, key: bytes) -> bytes | None:
         """`key`'s value on the current event's partition.
 
         On RocksDB one `get` of that partition's database: `table.get` goes through Faust's
         dict layers and asks RocksDB twice (`key in table`, then `table[key]`)."""
-        db_for = getattr(self.data, "_db_for_partition", None)
+        db_for = self._partition_db()
         if db_for is None:  # memory store (tests): Faust's own path
             value = self.get(key)
             return None if value is None else bytes(value)
@@ -93,7 +97,7 @@ class FastTable(faust.Table[bytes, bytes]):
         """Set each `key` to `value` on its event's partition, as `table[key] = value` under
         that event would; on RocksDB one write batch per partition (one WAL append, a third
         of the cost of separate puts) and a changelog record per key."""
-        db_for = getattr(self.data, "_db_for_partition", None)
+        db_for = self._partition_db()
         if db_for is None:  # memory store (tests): Faust's own path
             for event, key, value in items:
                 set_current_event(event)
@@ -116,8 +120,9 @@ class FastTable(faust.Table[bytes, bytes]):
     def partition_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) this worker holds for `partition` (for index rebuilds)."""
         store: Any = self.data
-        if hasattr(store, "_db_for_partition"):  # RocksDB
-            yield from store._visible_items(store._db_for_partition(partition))
+        db_for = self._partition_db()
+        if db_for is not None:  # RocksDB
+            yield from store._visible_items(db_for(partition))
         else:  # memory: only keys recovered from the changelog carry their partition
             for key, part in list(store._key_partition.items()):
                 if part == partition and key in store.data:

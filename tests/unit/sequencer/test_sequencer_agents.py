@@ -33,6 +33,8 @@ async def seq(tmp_path: Path) -> tuple[SequencerApp, FakeOutbox, Clock]:
         kafka_partitions=4,
         sequencer_store="memory://",
         sequencer_data_dir=tmp_path,
+        sequencer_batch_size=10,
+        sequencer_batch_ms=1.0,
     )
     outbox = FakeOutbox()
     clock = Clock(T0)
@@ -41,8 +43,6 @@ async def seq(tmp_path: Path) -> tuple[SequencerApp, FakeOutbox, Clock]:
         outbox=outbox,
         directory=StaticDirectory("America/New_York"),
         clock=clock,
-        batch_size=10,
-        batch_seconds=0.001,
     )
     app.app.loop = asyncio.get_running_loop()
     app.app.finalize()
