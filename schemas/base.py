@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -112,16 +113,33 @@ class Event(BaseModel):
         return cls.model_json_schema(mode="serialization")
 
 
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
+_V5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # version and variant bits
+_V5_SET = (5 << 76) | (0x8000 << 48)  # version 5, RFC 4122 variant
+_new_uuid = object.__new__
+_set_attr = object.__setattr__
+
+
+def id_for(name: str) -> uuid.UUID:
+    """`uuid.uuid5(ID_NAMESPACE, name)`, equal to it for every name (tested), at ~40 % of its
+    cost: one id per event on the ingest and sequencer hot paths."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    value = _new_uuid(uuid.UUID)
+    _set_attr(value, "int", (int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
+    _set_attr(value, "is_safe", uuid.SafeUUID.unknown)
+    return value
+
+
 def lead_id_for_order(tenant_id: uuid.UUID, order_id: str) -> uuid.UUID:
     """Lead id of a Shopmonkey order: the same on every webhook retry, poll and replay."""
-    return uuid.uuid5(ID_NAMESPACE, f"{tenant_id}:shopmonkey-order:{order_id}")
+    return id_for(f"{tenant_id}:shopmonkey-order:{order_id}")
 
 
 def lead_id_for_form(tenant_id: uuid.UUID, submission_id: str) -> uuid.UUID:
     """Lead id of a website form submission, idempotent on the client's submission id."""
-    return uuid.uuid5(ID_NAMESPACE, f"{tenant_id}:website-form:{submission_id}")
+    return id_for(f"{tenant_id}:website-form:{submission_id}")
 
 
 def command_id_for(lead_id: uuid.UUID, step_index: int, channel: Channel) -> uuid.UUID:
     """Touch-point command id (DESIGN §3): a replay reproduces it exactly."""
-    return uuid.uuid5(ID_NAMESPACE, f"{lead_id}:{step_index}:{channel.value}")
+    return id_for(f"{lead_id}:{step_index}:{channel.value}")

@@ -27,12 +27,19 @@ class Envelope(NamedTuple):
         return self.rid if self.rid is not None else record_id(self.data)
 
 
+#: Longest record id accepted: ids are UUIDs in v3, and an event id holds one (≤ 300 chars).
+MAX_ID_LENGTH = 200
+
+
 def record_id(data: Mapping[str, Any]) -> str:
     """A record's `id` as a string (UUID strings in v3; integers tolerated)."""
     value = data.get("id")
     if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
         raise InvalidPayload("data.id is missing or not a string")
-    return str(value).strip()
+    rid = str(value).strip()
+    if len(rid) > MAX_ID_LENGTH:
+        raise InvalidPayload(f"data.id is longer than {MAX_ID_LENGTH} characters")
+    return rid
 
 
 def parse_envelope(doc: Any) -> Envelope:

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.ingest.errors import Unauthorized
 
@@ -40,12 +40,44 @@ def decode_secret(secret: str) -> bytes:
     return key
 
 
+class _Mac:
+    """HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once: each message
+    then costs two hash copies instead of setting up a keyed HMAC (half the cost, tested
+    equal to `hmac`)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        block = hashlib.sha256().block_size
+        if len(key) > block:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, *parts: bytes) -> bytes:
+        inner = self._inner.copy()
+        for part in parts:
+            inner.update(part)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookKeys:
     """What a tenant verifies with, decoded once (cheap per-request path)."""
 
     scheme: str
     keys: tuple[bytes, ...]
+    macs: tuple[_Mac, ...] = field(default=(), init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "macs", tuple(_Mac(key) for key in self.keys))
 
     @classmethod
     def from_secret(cls, scheme: str, secret: str | None) -> WebhookKeys:
@@ -80,7 +112,7 @@ def _candidates(header: str) -> list[bytes]:
         if version != "v1" or not sep:
             continue
         try:
-            out.append(base64.b64decode(value, validate=True))
+            out.append(binascii.a2b_base64(value, strict_mode=True))
         except (binascii.Error, ValueError):
             continue
     return out
@@ -115,9 +147,9 @@ def verify_standard(
         raise Unauthorized("no v1 signature in webhook-signature")
     if not keys.keys:
         raise Unauthorized("no webhook secret configured for this tenant")
-    signed = f"{msg_id}.{stamp}.".encode() + body
-    for key in keys.keys:
-        expected = hmac.new(key, signed, hashlib.sha256).digest()
+    prefix = f"{msg_id}.{stamp}.".encode()
+    for mac in keys.macs:
+        expected = mac.digest(prefix, body)
         # Check every candidate (no early exit on the first mismatch of length or value).
         if any(hmac.compare_digest(expected, c) for c in candidates):
             return msg_id
@@ -132,8 +164,8 @@ def verify_legacy(keys: WebhookKeys, headers: Mapping[str, str], body: bytes) ->
         raise Unauthorized("missing X-Shopmonkey-Signature header")
     if not keys.keys:
         raise Unauthorized("no webhook secret configured for this tenant")
-    for key in keys.keys:
-        expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+    for mac in keys.macs:
+        expected = mac.digest(body).hex()
         if hmac.compare_digest(expected.encode(), provided.encode()):
             return
     raise Unauthorized("signature mismatch")

@@ -102,6 +102,12 @@ def _unavailable(exc: Unavailable) -> web.Response:
 async def _body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
+    content = request.content
+    if content.is_eof():  # the whole body arrived with the request (usual): take it as is
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body over {limit} bytes")
+        return body
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:

@@ -19,20 +19,35 @@ from services.ingest.ports import CustomerSource
 log = logging.getLogger(__name__)
 
 
+def known_customer(table: str, data: dict[str, Any]) -> Customer:
+    """What the record says about its customer."""
+    if table == "customer":
+        return normalise.customer_from_record(data)
+    return normalise.customer_of_order(data)
+
+
+def needs_lookup(tenant: IngestTenant, known: Customer) -> bool:
+    """Whether `complete_customer` would ask Shopmonkey (else `known` is the answer)."""
+    return normalise.lacks_contact(known) and bool(known.customer_id) and tenant.can_call_shopmonkey
+
+
 async def resolve_customer(
     tenant: IngestTenant, table: str, data: dict[str, Any], customers: CustomerSource
 ) -> Customer:
     """The record's customer, completed from `GET /v3/customer/:id` when email or phone is
     missing. A customer change is always re-read (`fresh`). ShopmonkeyUnavailable propagates
     (the caller answers 503 / retries); a refused key only costs the enrichment."""
-    if table == "customer":
-        known = normalise.customer_from_record(data)
-    else:
-        known = normalise.customer_of_order(data)
-    if not normalise.lacks_contact(known) or not known.customer_id:
+    known = known_customer(table, data)
+    if not needs_lookup(tenant, known):
         return known
-    if not tenant.can_call_shopmonkey:
-        return known
+    return await complete_customer(tenant, table, known, customers)
+
+
+async def complete_customer(
+    tenant: IngestTenant, table: str, known: Customer, customers: CustomerSource
+) -> Customer:
+    """`known` completed from Shopmonkey's customer record (see `resolve_customer`)."""
+    assert known.customer_id is not None
     try:
         record = await customers.customer(tenant, known.customer_id, fresh=table == "customer")
     except ShopmonkeyRejected as exc:

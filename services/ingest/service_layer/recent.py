@@ -39,6 +39,16 @@ class RecentEvents:
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
+    def try_begin(self, event_id: str) -> tuple[bool, uuid.UUID | None] | None:
+        """`begin` without waiting: None when another task is producing `event_id` (then
+        await `begin`), else what `begin` would answer (the common case, no suspension)."""
+        if event_id in self._inflight:
+            return None
+        seen, lead_id = self.lead_of(event_id)
+        if not seen:
+            self._inflight[event_id] = None
+        return seen, lead_id
+
     async def begin(self, event_id: str) -> tuple[bool, uuid.UUID | None]:
         """Wait until no other task is producing `event_id`; then either (True, lead) when it
         is already acknowledged, or (False, None) and this task owns it until `end`."""

@@ -24,7 +24,13 @@ from services.ingest.domain.model import IngestTenant
 from services.ingest.domain.signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
 from services.ingest.ports import CustomerSource, EventPublisher
-from services.ingest.service_layer.events import build_event, demo_admits, resolve_customer
+from services.ingest.service_layer.events import (
+    build_event,
+    complete_customer,
+    demo_admits,
+    known_customer,
+    needs_lookup,
+)
 from services.ingest.service_layer.recent import RecentEvents
 
 log = logging.getLogger(__name__)
@@ -102,13 +108,17 @@ class WebhookIngest:
         event_id = normalise.event_id_for(
             envelope.table, envelope.data, envelope.operation, rid=envelope.rid
         )
-        seen, lead_id = await self._recent.begin(event_id)
+        # the awaits below only when needed: most deliveries need neither (no suspension)
+        begun = self._recent.try_begin(event_id)
+        seen, lead_id = await self._recent.begin(event_id) if begun is None else begun
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
-            customer = await resolve_customer(
-                tenant, envelope.table, envelope.data, self._customers
-            )
+            customer = known_customer(envelope.table, envelope.data)
+            if needs_lookup(tenant, customer):
+                customer = await complete_customer(
+                    tenant, envelope.table, customer, self._customers
+                )
             event = build_event(
                 tenant,
                 envelope.table,

@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import (
     CONTRACTS,
@@ -18,7 +20,7 @@ from schemas import (
     lead_id_for_form,
     lead_id_for_order,
 )
-from schemas.events import OrderSnapshot
+from schemas.events import Customer, Operation, OrderSnapshot, OrderSource
 from schemas.generate import rendered
 from services.common.errors import ContractError
 from services.common.kafka.codec import decode
@@ -57,6 +59,61 @@ def test_ids_are_deterministic_and_distinct() -> None:
             uuid.UUID("6b7c1f0e-3d57-5b2a-9c43-0f1d2e3a4b5c"), f"{TENANT}:shopmonkey-order:order-1"
         )
     )
+
+
+@given(st.text(max_size=300))
+def test_fast_id_equals_uuid5_for_every_name(name: str) -> None:
+    """`id_for` reimplements uuid5 for speed: it must agree on every name, and be a UUID like
+    any other (version 5, RFC 4122 variant, equal, hashable, printable)."""
+    from schemas.base import ID_NAMESPACE, id_for
+
+    expected = uuid.uuid5(ID_NAMESPACE, name)
+    got = id_for(name)
+    assert got == expected and hash(got) == hash(expected)
+    assert str(got) == str(expected) and got.bytes == expected.bytes
+    assert got.version == 5 and got.variant == uuid.RFC_4122
+
+
+_texts = st.none() | st.text(max_size=40)
+_moments = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones()
+)
+_order_events = st.builds(
+    OrderEvent,
+    event_id=st.text(min_size=1, max_size=300),
+    tenant_id=st.uuids(),
+    lead_id=st.none() | st.uuids(),
+    source=st.sampled_from(OrderSource),
+    entity=st.sampled_from(["order", "customer", "website_form"]),
+    operation=st.sampled_from(Operation),
+    occurred_at=_moments,
+    ingested_at=_moments,
+    order=st.none()
+    | st.builds(
+        OrderSnapshot,
+        order_id=st.text(max_size=40),
+        number=_texts,
+        status=st.text(max_size=20),
+        authorized=st.booleans(),
+        appointment_at=st.none() | _moments,
+        total_cents=st.integers(min_value=-(2**70), max_value=2**70),
+        vehicle=_texts,
+        services=st.lists(st.text(max_size=20), max_size=3),
+        version=st.none() | st.integers(min_value=0, max_value=2**70),
+        created_at=st.none() | _moments,
+    ),
+    customer=st.builds(Customer, email=_texts, phone=_texts, first_name=_texts),
+    service_of_interest=_texts,
+    plan_touchpoints=st.booleans(),
+)
+
+
+@given(_order_events)
+def test_order_event_bytes_are_what_pydantic_writes(event: OrderEvent) -> None:
+    """OrderEvent serialises with orjson for speed; the bytes must be pydantic's own, for
+    any text (escapes, non-ASCII), zone, id and number, and read back to the same event."""
+    assert event.to_bytes() == event.model_dump_json().encode()
+    assert OrderEvent.from_bytes(event.to_bytes()) == event
 
 
 def _order_event() -> OrderEvent:

@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.base import lead_id_for_form, lead_id_for_order
 from schemas.events import Customer, Operation, OrderEvent, OrderSource
@@ -245,3 +247,95 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
 def test_website_form_validation(doc: object, reason: str) -> None:
     with pytest.raises(InvalidPayload, match=reason):
         WebsiteLeadForm.parse(doc)
+
+
+_any = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=30)
+)
+_stamps = st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(2200, 1, 1),
+    timezones=st.none() | st.timezones(),
+).map(lambda moment: moment.isoformat())
+_entries = st.lists(
+    st.fixed_dictionaries(
+        {}, optional={"email": _any, "number": _any, "primary": _any, "type": _any}
+    ),
+    max_size=3,
+)
+_customers = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _any,
+        "firstName": _any,
+        "lastName": _any,
+        "email": _any,
+        "phone": _any | st.from_regex(r"\+?1? ?\(?5\d\d\)? ?\d{3}-\d{4}", fullmatch=True),
+        "emails": _entries | _any,
+        "phoneNumbers": _entries | _any,
+    },
+)
+_records = st.fixed_dictionaries(
+    {"id": st.uuids().map(str) | st.integers(min_value=1, max_value=2**70)},
+    optional={
+        "number": _any,
+        "status": _any,
+        "createdDate": _stamps | _any,
+        "updatedDate": _stamps | _any,
+        "orderCreatedDate": _stamps | _any,
+        "totalCostCents": _any,
+        "authorized": _any,
+        "invoiced": _any,
+        "paid": _any,
+        "archived": _any,
+        "deleted": _any,
+        "generatedVehicleName": _any,
+        "generatedCustomerName": _any,
+        "customerId": _any,
+        "services": st.lists(st.fixed_dictionaries({}, optional={"name": _any}), max_size=3) | _any,
+        "meta": st.fixed_dictionaries({}, optional={"version": _any}) | _any,
+        "customer": _customers | _any,
+        "firstName": _any,
+        "emails": _entries | _any,
+        "phoneNumbers": _entries | _any,
+    },
+)
+
+
+@given(_records, st.sampled_from(Operation), st.sampled_from(OrderSource))
+def test_what_the_normaliser_builds_is_what_validation_builds(
+    data: dict, operation: Operation, source: OrderSource
+) -> None:
+    """The normaliser assembles events without validating them again (`trusted`): for any
+    record, however odd its fields, validating the event it built must change nothing,
+    neither the values nor a byte of the record on the topic."""
+    customer = normalise.customer_of_order(data)
+    fetched = normalise.merge_customer(customer, normalise.customer_from_record(data))
+    built = [
+        normalise.order_event(
+            TENANT, data, operation=operation, source=source, customer=fetched, now=NOW
+        ),
+        normalise.customer_event(
+            TENANT, data, operation=operation, source=source, customer=fetched, now=NOW
+        ),
+    ]
+    for event in built:
+        validated = OrderEvent.model_validate(event.model_dump())
+        assert validated == event
+        assert validated.to_bytes() == event.to_bytes() == validated.model_dump_json().encode()
+
+
+def test_overlong_record_ids_and_versions_are_refused_or_ignored() -> None:
+    with pytest.raises(InvalidPayload, match="longer than 200"):
+        normalise.event_id_for("order", {"id": "x" * 201}, Operation.INSERT)
+    for version in ("9" * 30, 2**64, -1, "²"):
+        doc = order(meta={"version": version}, createdDate="2026-05-01T15:04:05Z")
+        assert order_event(doc).event_id.endswith(":2026-05-01T15:04:05.000Z")
+    for total in (float("inf"), float("nan"), 1e300, 2**64, True, "1200"):
+        snapshot = order_event(order(totalCostCents=total)).order
+        assert snapshot is not None and snapshot.total_cents == 0
+    assert order_event(order(totalCostCents=1299.9)).order.total_cents == 1299  # type: ignore[union-attr]

@@ -9,6 +9,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.ingest.domain.signatures import (
     LEGACY_SCHEME,
@@ -180,3 +182,14 @@ def test_each_tenant_accepts_only_its_configured_scheme() -> None:
             now=TIMESTAMP,
             tolerance=300,
         )
+
+
+@given(st.binary(max_size=200), st.lists(st.binary(max_size=300), max_size=3))
+def test_precomputed_pads_give_the_hmac_of_the_standard_library(
+    key: bytes, parts: list[bytes]
+) -> None:
+    """Keys shorter, equal to and longer than SHA-256's 64-byte block, any message split."""
+    from services.ingest.domain.signatures import _Mac
+
+    expected = hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+    assert _Mac(key).digest(*parts) == expected

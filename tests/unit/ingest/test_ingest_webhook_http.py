@@ -284,6 +284,31 @@ async def test_body_over_the_limit_is_413(client: TestClient, harness: Harness) 
     assert harness.publisher.events == []
 
 
+async def test_chunked_bodies_are_read_whole_and_limited_too(
+    client: TestClient, harness: Harness
+) -> None:
+    """Without a Content-Length the body streams in; it is read whole, then limited."""
+
+    def chunks(body: bytes) -> AsyncIterator[bytes]:
+        async def gen() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 1000):
+                yield body[start : start + 1000]
+                await asyncio.sleep(0)
+
+        return gen()
+
+    headers, body = delivery(harness.company, harness.order_doc())
+    resp = await client.post(url(harness), data=chunks(body), headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert len(harness.publisher.events) == 1
+    doc = harness.order_doc()
+    doc["data"]["complaint"] = "x" * (70 * 1024)
+    headers, body = delivery(harness.company, doc)
+    resp = await client.post(url(harness), data=chunks(body), headers=headers)
+    assert resp.status == 413
+    assert len(harness.publisher.events) == 1
+
+
 async def test_kafka_not_acknowledging_is_503_with_retry_after_then_success(
     client: TestClient, harness: Harness
 ) -> None:
