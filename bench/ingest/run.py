@@ -9,7 +9,10 @@ Targets (issue 3): p99 <= 15 ms at 1,000 req/s; sustained >= 3,000 req/s per pro
     uv run python bench/ingest/run.py            # full run (a few minutes)
     uv run python bench/ingest/run.py --quick    # smoke run
 
-Servers run on core 0 (`taskset`), the load generator on core 1. Every webhook is unique and
+Both servers run side by side on core 0 (`taskset`), the load generator on core 1; after each
+one's warm-up and fixed-rate phase, their sustained windows alternate (5 rounds of 5 s, echo
+then ingest), and the ratio is the median over rounds of adjacent windows, so host drift over
+minutes does not land on one side only. Every webhook is unique and
 validly signed (no duplicate short-cut), tenants have no Shopmonkey API key and the orders
 embed their customer, so no customer look-up happens (a cache miss would add one Shopmonkey
 round-trip). At the end the topic's record count is checked against the 2xx answers.
