@@ -242,8 +242,8 @@ class SequencerApp:
         started = time.perf_counter()
         async with self.lock:
             try:
-                if not self._replay_loaded:
-                    await self.poll_replay()
+                if not self._replay_loaded:  # which replay applies, before the first record
+                    await self._poll_replay(check_done=False)
                 await self._ensure_tenants(events)
                 now = self.clock()
                 for event in events:
@@ -315,8 +315,14 @@ class SequencerApp:
         return ReplayContext(run.id, run.since)
 
     async def poll_replay(self) -> None:
-        """Every REPLAY_POLL_SECONDS (and before the first batch): the current replay run,
-        its stats, and 'done' once the group committed past every end offset."""
+        """Every REPLAY_POLL_SECONDS (a Faust timer: no arguments)."""
+        await self._poll_replay(check_done=True)
+
+    async def _poll_replay(self, *, check_done: bool) -> None:
+        """The current replay run, its stats, and 'done' once the group committed past every
+        end offset. The first batch only loads the run (`check_done=False`): it holds the
+        batch lock, and asking Kafka for the group's offsets there would stall every agent
+        while Kafka is slow."""
         if self.replays is None:
             return
         self._replay_loaded = True
@@ -334,7 +340,7 @@ class SequencerApp:
                 log.info("replay %s active: records below %s", run.id, run.end_offsets)
             if run.status == "pending":
                 await self.replays.mark_running(run.id)
-            if await self.replays.passed(group, run.end_offsets):
+            if check_done and await self.replays.passed(group, run.end_offsets):
                 if not stats.empty():
                     await self.replays.add_stats(run.id, stats.take())
                 await self.replays.finish(run.id)

@@ -14,7 +14,8 @@ import logging
 import uuid
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -72,6 +73,7 @@ class PostgresReplayRuns:
     def __init__(self, engine: AsyncEngine, bootstrap: str) -> None:
         self.engine = engine
         self.bootstrap = bootstrap
+        self._admin: AdminClient | None = None
 
     async def current(self, app_group: str) -> ReplayRun | None:
         async with self.engine.connect() as conn:
@@ -99,13 +101,23 @@ class PostgresReplayRuns:
             await conn.execute(FINISH, {"id": run_id})
 
     async def passed(self, app_group: str, end_offsets: dict[str, int]) -> bool:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
         return await asyncio.get_running_loop().run_in_executor(
-            None, committed_passed, self.bootstrap, app_group, end_offsets
+            None, committed_passed, self._admin, app_group, end_offsets
         )
 
 
-def committed_passed(bootstrap: str, group: str, end_offsets: dict[str, int]) -> bool:
-    """Has `group` committed, on every partition, an offset ≥ its end offset?"""
+def committed_passed(
+    admin: AdminClient, group: str, end_offsets: dict[str, int], timeout: float = 10.0
+) -> bool:
+    """Has `group` committed, on every partition, an offset ≥ its end offset?
+
+    Asked with the admin API (OffsetFetch, bounded by `timeout`): a consumer with the
+    group's id would hold a group handle whose `close()` can wait without bound while the
+    coordinator is unavailable or loading (seen after a broker restart), and this check runs
+    on the worker's executor. Raises KafkaException when the broker does not answer in time.
+    """
     wanted: list[TopicPartition] = []
     for name, end in end_offsets.items():
         topic, _, partition = name.rpartition(":")
@@ -113,11 +125,10 @@ def committed_passed(bootstrap: str, group: str, end_offsets: dict[str, int]) ->
             wanted.append(TopicPartition(topic, int(partition)))
     if not wanted:
         return True
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    request = [ConsumerGroupTopicPartitions(group, wanted)]
+    futures = admin.list_consumer_group_offsets(request, request_timeout=timeout)
+    committed = futures[group].result(timeout=timeout + 5.0).topic_partitions
+    return all(
+        tp.error is None and tp.offset >= end_offsets[f"{tp.topic}:{tp.partition}"]
+        for tp in committed
     )
-    try:
-        committed = consumer.committed(wanted, timeout=10)
-    finally:
-        consumer.close()
-    return all(tp.offset >= end_offsets[f"{tp.topic}:{tp.partition}"] for tp in committed)

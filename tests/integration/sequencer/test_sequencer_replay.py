@@ -122,3 +122,41 @@ async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_ident
     assert stats["leads_changed"] == 0, stats
     await wait_until(lambda: replayer.applied() >= 1, 10, "metrics", replayer)
     assert rows(db_url, [a, b]) == before  # byte for byte: no version/updated_at bump
+
+
+def test_the_done_check_reads_the_groups_offsets_without_joining_it(
+    topics: Topics, kafka_bootstrap: str
+) -> None:
+    """`committed_passed` asks the broker with the admin API: true only once every partition
+    with records reached its end offset; a broker that does not answer raises within its
+    timeout instead of holding the worker's thread (a group consumer's close() may wait on an
+    unavailable coordinator without bound)."""
+    import time
+
+    from confluent_kafka import Consumer, KafkaException
+
+    from services.sequencer.adapters.replay_pg import committed_passed
+
+    topic = topics.order_events
+    group = f"done-check-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    ends = {f"{topic}:0": 3, f"{topic}:1": 0, f"{topic}:2": 5}
+    assert not committed_passed(admin, group, ends)  # the group has committed nothing
+    assert committed_passed(admin, group, {f"{topic}:1": 0})  # nothing to read: passed
+
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 2, 4)], asynchronous=False
+        )
+        assert not committed_passed(admin, group, ends)  # partition 2 is one short
+        consumer.commit(offsets=[TopicPartition(topic, 2, 5)], asynchronous=False)
+        assert committed_passed(admin, group, ends)
+    finally:
+        consumer.close()
+
+    down = AdminClient({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
+    started = time.monotonic()
+    with pytest.raises(KafkaException):
+        committed_passed(down, group, ends, timeout=2.0)
+    assert time.monotonic() - started < 10.0
