@@ -113,7 +113,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Server:
-    """One server under test and the requests it is fed (each request is sent once)."""
+    """One server under test, the requests it is fed (see `take`) and what it answered."""
 
     def __init__(self, kind: str, env: dict[str, str], reqs: list[bytes]) -> None:
         self.kind = kind

@@ -73,9 +73,10 @@ def version_of(data: Mapping[str, Any]) -> int | None:
         return None
     if isinstance(value, int):
         return value if 0 <= value <= _INT64_MAX else None
-    if isinstance(value, str) and (digits := value.strip()).isascii() and digits.isdigit():
-        number = int(digits) if len(digits) <= 19 else None
-        return number if number is not None and number <= _INT64_MAX else None
+    if isinstance(value, str):  # ASCII digits within 64 bits (int() would take "²", huge)
+        digits = value.strip()
+        if digits.isascii() and digits.isdigit() and len(digits) <= 19:
+            return number if (number := int(digits)) <= _INT64_MAX else None
     return None
 
 

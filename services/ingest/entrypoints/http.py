@@ -20,6 +20,7 @@ did not answer, so the sender retries; 2xx only once Kafka acknowledged the reco
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -100,18 +101,16 @@ def _unavailable(exc: Unavailable) -> web.Response:
 
 
 async def _body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
+    body: bytes | None = None
+    if request.content_length is None or request.content_length <= limit:
+        if request.content.is_eof():  # the whole body came with the request (usual): as is
+            body = request.content.read_nowait()
+        else:
+            with contextlib.suppress(web.HTTPRequestEntityTooLarge):
+                body = await request.read()
+    if body is None or len(body) > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
-    content = request.content
-    if content.is_eof():  # the whole body arrived with the request (usual): take it as is
-        body = content.read_nowait()
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body over {limit} bytes")
-        return body
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"body over {limit} bytes") from None
+    return body
 
 
 async def _observed(

@@ -52,15 +52,12 @@ class RecentEvents:
     async def begin(self, event_id: str) -> tuple[bool, uuid.UUID | None]:
         """Wait until no other task is producing `event_id`; then either (True, lead) when it
         is already acknowledged, or (False, None) and this task owns it until `end`."""
-        while event_id in self._inflight:
+        while (begun := self.try_begin(event_id)) is None:
             pending = self._inflight[event_id]
             if pending is None:  # the first waiter makes the future the owner's `end` settles
                 pending = self._inflight[event_id] = asyncio.get_running_loop().create_future()
             await asyncio.wait({pending})
-        seen, lead_id = self.lead_of(event_id)
-        if not seen:
-            self._inflight[event_id] = None
-        return seen, lead_id
+        return begun
 
     def end(self, event_id: str) -> None:
         """Release `event_id` (produced or failed); waiters re-check."""
