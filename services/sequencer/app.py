@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -85,6 +85,17 @@ class PartitionSchedule:
         event = faust.current_event()
         assert event is not None
         self.index.add(event.message.partition, lead_id.bytes, at.timestamp())
+
+
+def _judged_at(event: EventT[Any], now: datetime) -> datetime:
+    """The instant a replayed record is judged at: when it was first written (its record
+    timestamp), never later than now. A record then gets the decision its first reading got:
+    a step 23 h 59 min late then is not 'too late' because the replay runs a minute later.
+    (Steps a timer emitted are judged by the replay's own timer, at the wall clock.)"""
+    stamp = event.message.timestamp
+    if not stamp or stamp <= 0:  # no timestamp (an old message format): the wall clock
+        return now
+    return min(now, datetime.fromtimestamp(stamp, UTC))
 
 
 def _tenant_of(key: Any) -> uuid.UUID | None:
@@ -252,9 +263,13 @@ class SequencerApp:
                     if replay is False:
                         self._count_record(name, "replay_skipped")
                         continue
-                    self.sequencer.replay = replay if isinstance(replay, ReplayContext) else None
+                    if isinstance(replay, ReplayContext):
+                        self.sequencer.replay = replay
+                        at = _judged_at(event, now)
+                    else:
+                        at = now
                     try:
-                        result = handle(event, now)
+                        result = handle(event, at)
                     except ContractError as exc:
                         result = "dead_lettered"
                         self._dead_letter(event, str(exc))

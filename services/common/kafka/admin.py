@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
 
 from services.common.errors import InfrastructureError
 from services.common.topics import Topics
@@ -75,5 +80,36 @@ def ensure_topics(
                     reports.append(TopicReport(name, partitions, "exists"))
                 else:
                     raise InfrastructureError(f"creating {name}: {exc}") from exc
+        created = [r.name for r in reports if r.action == "created"]
+        _wait_until_served(admin, created, partitions, timeout)
     order = {n: i for i, n in enumerate(names)}
     return sorted(reports, key=lambda r: order[r.name])
+
+
+def _wait_until_served(
+    admin: AdminClient, names: list[str], partitions: int, timeout: float
+) -> None:
+    """Block until the broker answers offset requests for every partition of `names`.
+    CreateTopics returns once the controller has committed the topics; the leader takes a
+    moment more to serve them (a reader that comes at once can get NOT_LEADER_FOR_PARTITION)."""
+    pending = [TopicPartition(n, p) for n in names for p in range(partitions)]
+    deadline = time.monotonic() + timeout
+    while pending:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = admin.list_offsets({tp: latest for tp in pending}, request_timeout=5)
+        failed = []
+        for tp, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                failed.append((tp, exc))
+        if not failed:
+            return
+        if time.monotonic() > deadline:
+            first, why = failed[0]
+            raise InfrastructureError(
+                f"{len(failed)} new partition(s) not served after {timeout:.0f} s, "
+                f"e.g. {first.topic}[{first.partition}]: {why}"
+            )
+        pending = [tp for tp, _ in failed]
+        time.sleep(0.05)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from alembic import command
+from confluent_kafka import Consumer, TopicPartition
 
 from leadctl.main import ROOT, alembic_config
 from services.common.kafka.admin import admin_client, ensure_topics
@@ -88,6 +89,14 @@ def test_topic_provisioning_is_idempotent(kafka_bootstrap: str, topic_prefix: st
     try:
         first = ensure_topics(kafka_bootstrap, partitions=3, names=names)
         assert {r.action for r in first} == {"created"}
+        # created means served: a reader that comes at once gets offsets, not NOT_LEADER
+        reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": topic_prefix})
+        try:
+            for n in names:
+                for p in range(3):
+                    assert reader.get_watermark_offsets(TopicPartition(n, p), timeout=10) == (0, 0)
+        finally:
+            reader.close()
         second = ensure_topics(kafka_bootstrap, partitions=3, names=names)
         assert {r.action for r in second} == {"exists"}
         meta = admin_client(kafka_bootstrap).list_topics(timeout=10).topics

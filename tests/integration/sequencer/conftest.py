@@ -36,7 +36,12 @@ from tests.conftest import ROOT, free_port
 
 
 def order_event(
-    tenant_id: uuid.UUID, order_id: str, *, version: int = 1, email: str = "sam@example.com"
+    tenant_id: uuid.UUID,
+    order_id: str,
+    *,
+    version: int = 1,
+    email: str = "sam@example.com",
+    created_at: datetime | None = None,
 ) -> OrderEvent:
     now = datetime.now(UTC)
     return OrderEvent(
@@ -49,7 +54,7 @@ def order_event(
         occurred_at=now,
         ingested_at=now,
         order=OrderSnapshot(order_id=order_id, number=f"#{order_id[-4:]}", version=version,
-                            created_at=now - timedelta(seconds=1)),
+                            created_at=created_at or now - timedelta(seconds=1)),
         customer=Customer(customer_id=f"c-{order_id}", first_name="Sam", email=email,
                           phone="+15555550100"),
     )  # fmt: skip
@@ -88,6 +93,15 @@ class Collector:
             if msg.error() is None and msg.value() is not None:
                 self.records.append(msg.value())
                 self.placed.append(((msg.key() or b"").decode(), msg.partition()))
+
+    def at_least(self, n: int) -> Callable[[], bool]:
+        """A `wait_until` predicate: `n` records read (polling on each call)."""
+
+        def enough() -> bool:
+            self.poll()
+            return len(self.records) >= n
+
+        return enough
 
     def commands(self) -> list[TouchPointCommand]:
         return [TouchPointCommand.from_bytes(r) for r in self.records]

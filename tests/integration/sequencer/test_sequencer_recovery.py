@@ -47,14 +47,7 @@ async def test_killed_worker_recovers_tables_from_changelog_and_never_repeats_a_
     first = start_worker("a", data_dir=tmp_path / "a1")
     produce(kafka_bootstrap, topics.order_events, events)
 
-    def count(n: int) -> Any:
-        def enough() -> bool:
-            commands_of.poll()
-            return len(commands_of.records) >= n
-
-        return enough
-
-    await wait_until(count(len(events)), 90, f"{len(events)} commands", first)
+    await wait_until(commands_of.at_least(len(events)), 90, f"{len(events)} commands", first)
     first.kill()  # SIGKILL: offsets of the last batch may not be committed
 
     # a new process on an empty data dir: the lead table can only come from the changelog
@@ -87,12 +80,7 @@ async def test_two_workers_split_the_partitions_without_duplicates(
     await asyncio.sleep(2)  # let the second join's rebalance settle
     events = [order_event(t, f"o-{uuid.uuid4().hex[:8]}") for t in ids for _ in range(2)]
     produce(kafka_bootstrap, topics.order_events, events)
-
-    def all_commands() -> bool:
-        commands_of.poll()
-        return len(commands_of.records) >= len(events)
-
-    await wait_until(all_commands, 90, "every first command", a, b)
+    await wait_until(commands_of.at_least(len(events)), 90, "every first command", a, b)
     await asyncio.sleep(3)  # ticks on both workers: nothing more may come
     commands_of.poll(1.0)
     assert duplicates(commands_of) == []

@@ -6,6 +6,7 @@ tenant's are skipped, the run ends 'done' with stats, and the `leads` table is u
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,29 @@ def replay_run(db_url: str, run_id: uuid.UUID) -> tuple[Any, ...] | None:
         ).fetchone()
 
 
+def request_replay(
+    bootstrap: str, db_url: str, topics: Topics, group: str, tenants: list[uuid.UUID]
+) -> tuple[dict[str, int], uuid.UUID]:
+    """What `leadctl replay --execute` does, the worker stopped: high watermarks, the group's
+    order-events offsets rewound to 0, a pending `replay_runs` row."""
+    sources = [topics.order_events, topics.touchpoint_outcomes, topics.contact_signals]
+    ends = high_watermarks(bootstrap, sources, 4)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    rewind = [TopicPartition(topics.order_events, p, 0) for p in range(4)]
+    for future in admin.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, rewind)]
+    ).values():
+        future.result(timeout=30)
+    run_id = uuid.uuid4()
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO replay_runs (id, app_group, tenants, since, end_offsets, status)"
+            " VALUES (%s, %s, %s, %s, %s, 'pending')",
+            (run_id, group, tenants, datetime.now(UTC) - timedelta(days=1), json.dumps(ends)),
+        )
+    return ends, run_id
+
+
 async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_identical(
     topics: Topics,
     kafka_bootstrap: str,
@@ -72,36 +96,14 @@ async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_ident
     worker = start_worker("live")
     produce(kafka_bootstrap, topics.order_events, events)
 
-    def n_commands(n: int) -> Any:
-        def ready() -> bool:
-            commands_of.poll()
-            return len(commands_of.records) >= n
-
-        return ready
-
-    await wait_until(n_commands(2), 90, "the live commands", worker)
+    await wait_until(commands_of.at_least(2), 90, "the live commands", worker)
     await wait_until(lambda: len(rows(db_url, [a, b])) == 2, 30, "both leads rows", worker)
     before = rows(db_url, [a, b])
     worker.stop()  # SIGTERM: offsets committed, the group is empty
 
-    # what `leadctl replay --execute` does: high watermarks, group rewound, a pending row
     group = f"{topic_prefix}lead-sequencer"
-    sources = [topics.order_events, topics.touchpoint_outcomes, topics.contact_signals]
-    ends = high_watermarks(kafka_bootstrap, sources, 4)
+    ends, run_id = request_replay(kafka_bootstrap, db_url, topics, group, [a])
     assert sum(ends.values()) == 2
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    rewind = [TopicPartition(topics.order_events, p, 0) for p in range(4)]
-    for future in admin.alter_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group, rewind)]
-    ).values():
-        future.result(timeout=30)
-    run_id = uuid.uuid4()
-    with psycopg.connect(db_url) as conn:
-        conn.execute(
-            "INSERT INTO replay_runs (id, app_group, tenants, since, end_offsets, status)"
-            " VALUES (%s, %s, %s, %s, %s, 'pending')",
-            (run_id, group, [a], datetime.now(UTC) - timedelta(days=1), json.dumps(ends)),
-        )
 
     replayer = start_worker("replay")
     await wait_until(
@@ -122,6 +124,55 @@ async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_ident
     assert stats["leads_changed"] == 0, stats
     await wait_until(lambda: replayer.applied() >= 1, 10, "metrics", replayer)
     assert rows(db_url, [a, b]) == before  # byte for byte: no version/updated_at bump
+
+
+async def test_a_replay_judges_each_record_when_it_was_first_read_not_at_the_wall_clock(
+    topics: Topics,
+    kafka_bootstrap: str,
+    db_url: str,
+    make_tenant: Any,
+    start_worker: Any,
+    commands_of: Collector,
+    topic_prefix: str,
+) -> None:
+    """The plan sends nothing over `max_late` (1 min here) overdue. The order's first step is
+    ~30 s overdue when it is first read: sent. The replay reads it again at ~75 s: judged at
+    the wall clock it would be 'too late', the lead would go back to no step sent; judged at
+    its record time it re-emits the same command record-only and the lead is unchanged."""
+    tenant = (await make_tenant(timezone=tz_at_local_hour(12)))[0].id
+    plan = {
+        "steps": [{"after_minutes": 0, "channel": "email", "template": "nurture_email_welcome"}],
+        "lost_after_minutes": 20160,
+        "max_late_minutes": 1,
+    }
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE tenants SET nurture_plan = %s WHERE id = %s", (json.dumps(plan), tenant)
+        )
+    worker = start_worker("live")
+    await wait_until(worker.ready, 90, "the live worker", worker)  # read at once, not late
+    created = datetime.now(UTC) - timedelta(seconds=30)
+    produce(kafka_bootstrap, topics.order_events, [order_event(tenant, "o-1", created_at=created)])
+    await wait_until(commands_of.at_least(1), 90, "the live command", worker)
+    await wait_until(lambda: len(rows(db_url, [tenant])) == 1, 30, "the lead's row", worker)
+    before = rows(db_url, [tenant])
+    worker.stop()
+    # the step is now more than max_late overdue by the wall clock
+    await asyncio.sleep(
+        max(0.0, (created + timedelta(seconds=75) - datetime.now(UTC)).total_seconds())
+    )
+
+    _, run_id = request_replay(
+        kafka_bootstrap, db_url, topics, f"{topic_prefix}lead-sequencer", [tenant]
+    )
+    replayer = start_worker("replay")
+    await wait_until(
+        lambda: (replay_run(db_url, run_id) or ("",))[0] == "done", 90, "replay done", replayer
+    )
+    commands_of.poll(2.0)
+    live, *replayed = commands_of.commands()
+    assert [(c.command_id, c.record_only) for c in replayed] == [(live.command_id, True)]
+    assert rows(db_url, [tenant]) == before
 
 
 def test_the_done_check_reads_the_groups_offsets_without_joining_it(

@@ -43,12 +43,7 @@ async def test_order_event_in_first_command_out_and_leads_row(
     assert event.lead_id is not None
     worker = start_worker("single")
     produce(kafka_bootstrap, topics.order_events, [event])
-
-    def got_command() -> bool:
-        commands_of.poll()
-        return len(commands_of.records) >= 1
-
-    await wait_until(got_command, 90, "the first command", worker)
+    await wait_until(commands_of.at_least(1), 90, "the first command", worker)
     (command,) = commands_of.commands()
     assert command.command_id == command_id_for(event.lead_id, 0, Channel.EMAIL)
     assert command.lead_id == event.lead_id and command.tenant_id == tenant.id
