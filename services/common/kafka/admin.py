@@ -81,17 +81,19 @@ def ensure_topics(
                 else:
                     raise InfrastructureError(f"creating {name}: {exc}") from exc
         created = [r.name for r in reports if r.action == "created"]
-        _wait_until_served(admin, created, partitions, timeout)
+        _wait_until_served(bootstrap, admin, created, partitions, timeout)
     order = {n: i for i, n in enumerate(names)}
     return sorted(reports, key=lambda r: order[r.name])
 
 
 def _wait_until_served(
-    admin: AdminClient, names: list[str], partitions: int, timeout: float
+    bootstrap: str, admin: AdminClient, names: list[str], partitions: int, timeout: float
 ) -> None:
     """Block until the broker answers offset requests for every partition of `names`.
     CreateTopics returns once the controller has committed the topics; the leader takes a
-    moment more to serve them (a reader that comes at once can get NOT_LEADER_FOR_PARTITION)."""
+    moment more to serve them (a reader that comes at once can get NOT_LEADER_FOR_PARTITION).
+    Each retry asks through a new client: librdkafka keeps the metadata it first saw (a topic
+    without leaders) for minutes."""
     pending = [TopicPartition(n, p) for n in names for p in range(partitions)]
     deadline = time.monotonic() + timeout
     while pending:
@@ -112,4 +114,6 @@ def _wait_until_served(
                 f"e.g. {first.topic}[{first.partition}]: {why}"
             )
         pending = [tp for tp, _ in failed]
+        log.debug("%d new partition(s) not served yet: %s", len(failed), failed[0][1])
         time.sleep(0.05)
+        admin = admin_client(bootstrap)
