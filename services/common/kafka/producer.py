@@ -72,6 +72,8 @@ class KafkaProducer:
         # per poll() batch instead of one thread-safe wake-up per record
         self._settled: dict[asyncio.AbstractEventLoop, list[_Settlement]] = {}
         self._deadlines: dict[asyncio.AbstractEventLoop, _Deadlines] = {}
+        #: the event loop whose thread is inside `_poll_for` right now (poll_in_loop mode)
+        self._serving: asyncio.AbstractEventLoop | None = None
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> KafkaProducer:
@@ -169,16 +171,16 @@ class KafkaProducer:
     ) -> asyncio.Future[Delivered]:
         """Produce one record; the future resolves once the broker acknowledged it (acks=all),
         or fails with DeliveryError, or with DeliveryTimeout after `timeout` seconds."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         future: asyncio.Future[Delivered] = loop.create_future()
         if self._poll_in_loop:
             owner = threading.get_ident()
 
             def on_delivery(err: KafkaError | None, msg: Message) -> None:
-                if loop.is_closed():  # nobody waits any more (and must not break a poll)
-                    return
-                if threading.get_ident() == owner and _running_loop() is loop:
+                if self._serving is loop and threading.get_ident() == owner:
                     _settle(future, _delivered(err, msg))  # served by this loop's own poll
+                    return
+                if loop.is_closed():  # nobody waits any more (and must not break a poll)
                     return
                 # served by a blocking send, close() or another loop's poll (the loop may
                 # close meanwhile: then nobody waits)
@@ -195,15 +197,24 @@ class KafkaProducer:
             if loop not in self._pumps:
                 self._pumps[loop] = loop.create_task(self._pump(loop))
             else:  # under load, serve the reports that are in now rather than at the next tick
-                self.raw.poll(0)
+                self._poll_for(loop, self.raw)
         if timeout is not None:
             deadlines = self._deadlines.get(loop)
             if deadlines is None:
                 for closed in [other for other in self._deadlines if other.is_closed()]:
                     del self._deadlines[closed]
-                deadlines = self._deadlines[loop] = _Deadlines()
+                deadlines = self._deadlines[loop] = _Deadlines(loop)
             deadlines.watch(future, timeout)
         return future
+
+    def _poll_for(self, loop: asyncio.AbstractEventLoop, producer: Producer) -> None:
+        """Serve delivery reports on `loop`'s own thread: their futures are settled directly
+        (see `submit`), without a thread-safe hand-off."""
+        self._serving = loop
+        try:
+            producer.poll(0)
+        finally:
+            self._serving = None
 
     async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve delivery reports every LOOP_POLL_SECONDS while any record is unacknowledged."""
@@ -211,7 +222,7 @@ class KafkaProducer:
             while (producer := self._producer) is not None and len(producer) > 0:
                 await asyncio.sleep(LOOP_POLL_SECONDS)
                 if (producer := self._producer) is not None:  # close() may run meanwhile
-                    producer.poll(0)
+                    self._poll_for(loop, producer)
         finally:
             self._pumps.pop(loop, None)
 
@@ -305,11 +316,27 @@ class KafkaProducer:
 _Settlement = tuple["asyncio.Future[Delivered]", "Delivered | DeliveryError"]
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+class _LoopOfThread(threading.local):
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+_loop_of_thread = _LoopOfThread()
+
+
+def running_loop() -> asyncio.AbstractEventLoop:
+    """`asyncio.get_running_loop()` without its system call on the hot path.
+
+    Python 3.11 checks `getpid()` on every call (to notice a fork); on a virtual machine that
+    system call cost ~3 us, and a webhook made three such calls. The thread's last running
+    loop is kept and reused while it still runs in this thread (asyncio's own loops record
+    their thread in `_thread_id`; other loops take the standard call every time). Not for
+    code that forks while a loop runs (nothing here does).
+    """
+    loop = _loop_of_thread.loop
+    if loop is not None and getattr(loop, "_thread_id", None) == threading.get_ident():
+        return loop
+    loop = _loop_of_thread.loop = asyncio.get_running_loop()
+    return loop
 
 
 def _settle(future: asyncio.Future[Delivered], result: Delivered | DeliveryError) -> None:
@@ -337,7 +364,8 @@ class _Deadlines:
 
     TICK = 0.05
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._queues: dict[float, deque[tuple[float, asyncio.Future[Delivered]]]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -345,16 +373,15 @@ class _Deadlines:
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
-        loop = asyncio.get_running_loop()
-        queue.append((loop.time() + timeout, future))
+        queue.append((self._loop.time() + timeout, future))
         if self._task is None:
-            self._task = loop.create_task(self._sweep())
+            self._task = self._loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
         try:
             while any(self._queues.values()):
                 await asyncio.sleep(self.TICK)
-                now = asyncio.get_running_loop().time()
+                now = self._loop.time()
                 for timeout, queue in self._queues.items():
                     while queue and (queue[0][1].done() or queue[0][0] <= now):
                         _, future = queue.popleft()
