@@ -33,14 +33,24 @@ def is_whitelisted(email: str | None, whitelist: frozenset[str]) -> bool:
     return normalized is not None and normalized in whitelist
 
 
+_NON_DIGITS = re.compile(r"\D")
+
+
+def _digits(text: str) -> str:
+    """The decimal digits of `text` (`\\d`, any script), in order. A text of digits only is
+    its own answer (`isdecimal` is exactly `\\d`'s class): most stored numbers are."""
+    return text if text.isdecimal() else _NON_DIGITS.sub("", text)
+
+
 def normalize_phone(value: str | None, default_country: str = "1") -> str | None:
     """Best-effort E.164 (`+15551234567`); None when there are not enough digits."""
     if not value:
         return None
     stripped = value.strip()
-    digits = re.sub(r"\D", "", stripped)
     if stripped.startswith("+"):
+        digits = _digits(stripped[1:])
         return f"+{digits}" if len(digits) >= 8 else None
+    digits = _digits(stripped)
     if len(digits) == 10:
         return f"+{default_country}{digits}"
     if len(digits) == 11 and digits.startswith(default_country):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.common.masking import mask_email, mask_phone, show_email
 from services.common.whitelist import (
@@ -49,6 +53,31 @@ def test_normalize_email_and_phone() -> None:
     assert normalize_phone("+44 20 7946 0958") == "+442079460958"
     assert normalize_phone("15551234567") == "+15551234567"
     assert normalize_phone("12") is None
+
+
+def _phone_by_definition(value: str | None, default_country: str = "1") -> str | None:
+    """normalize_phone as first written: every non-`\\d` character dropped by the regex."""
+    if not value:
+        return None
+    stripped = value.strip()
+    digits = re.sub(r"\D", "", stripped)
+    if stripped.startswith("+"):
+        return f"+{digits}" if len(digits) >= 8 else None
+    if len(digits) == 10:
+        return f"+{default_country}{digits}"
+    if len(digits) == 11 and digits.startswith(default_country):
+        return f"+{digits}"
+    return f"+{digits}" if len(digits) >= 8 else None
+
+
+_PHONE_CHARS = st.sampled_from([*"0123456789+-() .x", "\u0663", "\uff11", "\u00b2", "\u2163"])
+
+
+@given(st.one_of(st.text(_PHONE_CHARS, max_size=16), st.text(max_size=16)))
+def test_normalize_phone_fast_path_keeps_the_regex_definition(value: str) -> None:
+    # The digits-only shortcut (str.isdecimal) must keep exactly the `\\d` class: Arabic-Indic
+    # and full-width digits count, superscripts and Roman numerals do not.
+    assert normalize_phone(value) == _phone_by_definition(value)
 
 
 def test_masking_hides_customer_contacts() -> None:
