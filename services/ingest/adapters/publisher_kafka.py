@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from schemas.base import tenant_text
 from schemas.events import OrderEvent
 from services.common.errors import DeliveryError, DeliveryTimeout
 from services.common.kafka.producer import KafkaProducer
@@ -31,9 +32,10 @@ class KafkaEventPublisher:
         self._ready = False
 
     async def publish(self, event: OrderEvent) -> None:
+        tenant = tenant_text(event.tenant_id)
         try:
             await self._producer.submit(
-                self._topic, key=str(event.tenant_id), value=event.to_bytes(), timeout=self._timeout
+                self._topic, key=tenant, value=event.to_bytes(), timeout=self._timeout
             )
         except DeliveryTimeout:
             raise PublishUnavailable(
@@ -42,7 +44,7 @@ class KafkaEventPublisher:
             ) from None
         except DeliveryError as exc:
             raise PublishUnavailable(f"Kafka: {exc}", retry_after=RETRY_AFTER_SECONDS) from exc
-        child(LEADS_INGESTED, str(event.tenant_id), event.source.value, event.entity).inc()
+        child(LEADS_INGESTED, tenant, event.source.value, event.entity).inc()
 
     async def ready(self) -> bool:
         """The broker answers a metadata request for our topic (cached for 2 s)."""

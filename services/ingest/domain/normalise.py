@@ -21,7 +21,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.base import lead_id_for_order, trusted
 from schemas.events import Customer, Operation, OrderEvent, OrderSnapshot, OrderSource
@@ -80,12 +80,33 @@ def version_of(data: Mapping[str, Any]) -> int | None:
     return None
 
 
+class Facts(NamedTuple):
+    """What both the event id and the event's fields need of a record, read once."""
+
+    rid: str
+    version: int | None
+    updated: datetime | None
+    created: datetime | None
+    event_id: str
+
+
+def facts_of(
+    table: str, data: Mapping[str, Any], operation: Operation, *, rid: str | None = None
+) -> Facts:
+    """`rid`: the record's id when the caller already validated it (`Envelope.rid`)."""
+    rid = record_id(data) if rid is None else rid
+    version = version_of(data)
+    updated = parse_ts(data.get("updatedDate"))
+    created = parse_ts(data.get("createdDate"))
+    event_id = _event_id(table, data, operation, rid, version, updated or created)
+    return Facts(rid, version, updated, created, event_id)
+
+
 def event_id_for(
     table: str, data: Mapping[str, Any], operation: Operation, *, rid: str | None = None
 ) -> str:
     """`rid`: the record's id when the caller already validated it (`Envelope.rid`)."""
-    rid = record_id(data) if rid is None else rid
-    return _event_id(table, data, operation, rid, version_of(data), change_time(data))
+    return facts_of(table, data, operation, rid=rid).event_id
 
 
 def _event_id(
@@ -109,44 +130,50 @@ def _event_id(
 
 
 def _pick(entries: Any, value_key: str, prefer: tuple[str, str] | None = None) -> str | None:
-    """The primary entry of `emails[]`/`phoneNumbers[]`, else a preferred type, else the first."""
+    """The primary entry of `emails[]`/`phoneNumbers[]`, else a preferred type, else the first
+    (entries whose value is not a non-blank string do not count)."""
     if not isinstance(entries, list):
         return None
-    usable = [e for e in entries if isinstance(e, dict) and isinstance(e.get(value_key), str)]
-    usable = [e for e in usable if e[value_key].strip()]
-    if not usable:
-        return None
-    for entry in usable:
+    first = preferred = None
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        value = entry.get(value_key)
+        if not isinstance(value, str) or not (value := value.strip()):
+            continue
         if entry.get("primary") is True:
-            return str(entry[value_key]).strip()
-    if prefer is not None:
-        for entry in usable:
-            if entry.get(prefer[0]) == prefer[1]:
-                return str(entry[value_key]).strip()
-    return str(usable[0][value_key]).strip()
+            return value
+        if first is None:
+            first = value
+        if preferred is None and prefer is not None and entry.get(prefer[0]) == prefer[1]:
+            preferred = value
+    return first if preferred is None else preferred
 
 
 def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _id_text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
 def _contact(data: Mapping[str, Any]) -> dict[str, str | None]:
     """A Shopmonkey customer record's fields (top-level `email`/`phone` are null in v3: the
     contact details live in `emails[]` and `phoneNumbers[]`, reference §2.5)."""
-    email = _text(data.get("email")) or _pick(data.get("emails"), "email")
-    phone = _text(data.get("phone")) or _pick(
-        data.get("phoneNumbers"), "number", prefer=("type", "Mobile")
-    )
-    cid = data.get("id")
+    get = data.get
+    email = _text(get("email")) or _pick(get("emails"), "email")
+    phone = _text(get("phone")) or _pick(get("phoneNumbers"), "number", prefer=_MOBILE)
     return {
-        "customer_id": str(cid)
-        if isinstance(cid, str | int) and not isinstance(cid, bool)
-        else None,
-        "first_name": _text(data.get("firstName")),
-        "last_name": _text(data.get("lastName")),
+        "customer_id": _id_text(get("id")),
+        "first_name": _text(get("firstName")),
+        "last_name": _text(get("lastName")),
         "email": email,
         "phone": normalize_phone(phone) if phone else None,
     }
+
+
+_MOBILE = ("type", "Mobile")
 
 
 def customer_from_record(data: Mapping[str, Any]) -> Customer:
@@ -157,22 +184,30 @@ def customer_from_record(data: Mapping[str, Any]) -> Customer:
 def customer_of_order(data: Mapping[str, Any]) -> Customer:
     """What the order itself says about its customer (an embedded `customer` if present)."""
     embedded = data.get("customer")
-    base = _contact(embedded) if isinstance(embedded, dict) else {}
+    if isinstance(embedded, dict):
+        base = _contact(embedded)
+        if base["first_name"] and base["last_name"] and base["customer_id"]:
+            return trusted(Customer, **base)  # the order's own name fields would not count
+    else:
+        base = _NO_CONTACT
     first = last = None
     name = _text(data.get("generatedCustomerName"))
     if name:
         first, _, rest = name.partition(" ")
         last = rest.strip() or None
-    cid = data.get("customerId")
     return trusted(
         Customer,
-        customer_id=base.get("customer_id")
-        or (str(cid) if isinstance(cid, str | int) and not isinstance(cid, bool) else None),
-        first_name=base.get("first_name") or first,
-        last_name=base.get("last_name") or last,
-        email=base.get("email"),
-        phone=base.get("phone"),
+        customer_id=base["customer_id"] or _id_text(data.get("customerId")),
+        first_name=base["first_name"] or first,
+        last_name=base["last_name"] or last,
+        email=base["email"],
+        phone=base["phone"],
     )
+
+
+_NO_CONTACT: dict[str, str | None] = dict.fromkeys(
+    ("customer_id", "first_name", "last_name", "email", "phone")
+)
 
 
 def lacks_contact(customer: Customer) -> bool:
@@ -193,38 +228,31 @@ def merge_customer(known: Customer, fetched: Customer | None) -> Customer:
     )
 
 
-def _snapshot(
-    data: Mapping[str, Any],
-    operation: Operation,
-    rid: str,
-    version: int | None,
-    updated: datetime | None,
-    created: datetime | None,
-) -> dict[str, Any]:
+def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> dict[str, Any]:
     """OrderSnapshot's fields, each of its contract's type."""
-    number = data.get("number")
-    services = data.get("services")
+    get = data.get
+    services = get("services")
     return {
-        "order_id": rid,
-        "number": str(number)
-        if isinstance(number, str | int) and not isinstance(number, bool)
-        else None,
-        "status": _text(data.get("status")) or "Estimate",
-        "authorized": data.get("authorized") is True,
-        "invoiced": data.get("invoiced") is True,
-        "paid": data.get("paid") is True,
-        "archived": data.get("archived") is True,
-        "deleted": operation is Operation.DELETE or data.get("deleted") is True,
-        "total_cents": _cents(data.get("totalCostCents")),
-        "vehicle": _text(data.get("generatedVehicleName")),
+        "order_id": facts.rid,
+        "number": _id_text(get("number")),
+        "status": _text(get("status")) or "Estimate",
+        "authorized": get("authorized") is True,
+        "invoiced": get("invoiced") is True,
+        "paid": get("paid") is True,
+        "archived": get("archived") is True,
+        "deleted": operation is Operation.DELETE or get("deleted") is True,
+        "total_cents": _cents(get("totalCostCents")),
+        "vehicle": _text(get("generatedVehicleName")),
         "services": [
-            str(s["name"]) for s in services if isinstance(s, dict) and _text(s.get("name"))
+            str(name)
+            for s in services
+            if isinstance(s, dict) and isinstance(name := s.get("name"), str) and name.strip()
         ]
         if isinstance(services, list)
         else [],
-        "version": version,
-        "created_at": created or parse_ts(data.get("orderCreatedDate")),
-        "updated_at": updated,
+        "version": facts.version,
+        "created_at": facts.created or parse_ts(get("orderCreatedDate")),
+        "updated_at": facts.updated,
     }
 
 
@@ -236,24 +264,23 @@ def order_event(
     source: OrderSource,
     customer: Customer,
     now: datetime,
+    facts: Facts | None = None,
 ) -> OrderEvent:
-    """Each field of the record is read once. `now` must be aware (UTC)."""
-    rid = record_id(data)
-    version = version_of(data)
-    updated = parse_ts(data.get("updatedDate"))
-    created = parse_ts(data.get("createdDate"))
-    changed = updated or created
+    """Each field of the record is read once. `now` must be aware (UTC). `facts`: the
+    record's `facts_of`, when the caller already has them."""
+    if facts is None:
+        facts = facts_of("order", data, operation)
     return trusted(
         OrderEvent,
-        event_id=_event_id("order", data, operation, rid, version, changed),
+        event_id=facts.event_id,
         tenant_id=tenant_id,
-        lead_id=lead_id_for_order(tenant_id, rid),
+        lead_id=lead_id_for_order(tenant_id, facts.rid),
         source=source,
         entity="order",
         operation=operation,
-        occurred_at=changed or now,
+        occurred_at=facts.updated or facts.created or now,
         ingested_at=now,
-        order=trusted(OrderSnapshot, **_snapshot(data, operation, rid, version, updated, created)),
+        order=trusted(OrderSnapshot, **_snapshot(data, operation, facts)),
         customer=customer,
     )
 
@@ -266,17 +293,20 @@ def customer_event(
     source: OrderSource,
     customer: Customer,
     now: datetime,
+    facts: Facts | None = None,
 ) -> OrderEvent:
     """A customer change: no lead of its own (`lead_id` None), it updates every lead of it."""
+    if facts is None:
+        facts = facts_of("customer", data, operation)
     return trusted(
         OrderEvent,
-        event_id=event_id_for("customer", data, operation),
+        event_id=facts.event_id,
         tenant_id=tenant_id,
         lead_id=None,
         source=source,
         entity="customer",
         operation=operation,
-        occurred_at=change_time(data) or now,
+        occurred_at=facts.updated or facts.created or now,
         ingested_at=now,
         customer=customer,
     )

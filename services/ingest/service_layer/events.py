@@ -67,9 +67,13 @@ def build_event(
     source: OrderSource,
     customer: Customer,
     now: datetime,
+    facts: normalise.Facts | None = None,
 ) -> OrderEvent:
+    """`facts`: the record's `normalise.facts_of`, when the caller already has them."""
     build = normalise.order_event if table == "order" else normalise.customer_event
-    return build(tenant.id, data, operation=operation, source=source, customer=customer, now=now)
+    return build(
+        tenant.id, data, operation=operation, source=source, customer=customer, now=now, facts=facts
+    )
 
 
 def demo_admits(event: OrderEvent, *, demo_mode: bool, whitelist: frozenset[str]) -> bool:

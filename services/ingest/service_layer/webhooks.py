@@ -105,9 +105,10 @@ class WebhookIngest:
         envelope = parse_envelope(load_json(body))
         if envelope.table not in INGESTED_TABLES:
             return Ignored(f"table '{envelope.table}' is not ingested")
-        event_id = normalise.event_id_for(
+        facts = normalise.facts_of(
             envelope.table, envelope.data, envelope.operation, rid=envelope.rid
         )
+        event_id = facts.event_id
         # the awaits below only when needed: most deliveries need neither (no suspension)
         begun = self._recent.try_begin(event_id)
         seen, lead_id = await self._recent.begin(event_id) if begun is None else begun
@@ -127,6 +128,7 @@ class WebhookIngest:
                 source=OrderSource.WEBHOOK,
                 customer=customer,
                 now=datetime.fromtimestamp(now, UTC),
+                facts=facts,
             )
             if not demo_admits(
                 event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
