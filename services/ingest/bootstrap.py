@@ -90,6 +90,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
         settings.kafka_bootstrap_servers,
         client_id=SERVICE,
         poll_in_loop=True,
+        batch_threads=True,
         config={"message.timeout.ms": message_timeout_ms, "linger.ms": WEBHOOK_LINGER_MS},
     ).start()
     client = await ShopmonkeyClient(

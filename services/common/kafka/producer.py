@@ -22,12 +22,17 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from schemas.base import Event
 from services.common.errors import DeliveryError, DeliveryTimeout
 from services.common.kafka.config import producer_config
+from services.common.kafka.threads import batch_librdkafka_threads
 
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str | bytes | None]]
 #: How often a `poll_in_loop` producer serves delivery reports while records are in flight.
 LOOP_POLL_SECONDS = 0.001
+#: How often a `batch_threads` producer looks for new librdkafka threads while it sends:
+#: 1 s after the first send, then twice as long each time up to this (brokers are discovered
+#: shortly after the start, and a thread is created per broker).
+BATCH_THREADS_EVERY_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class KafkaProducer:
         client_id: str,
         config: Mapping[str, Any] | None = None,
         poll_in_loop: bool = False,
+        batch_threads: bool = False,
     ) -> None:
         """`config`: librdkafka settings over our defaults (`producer_config`).
 
@@ -61,9 +67,16 @@ class KafkaProducer:
         no thread hand-off, GIL switch or wake-up per batch, at most 1 ms more per
         acknowledgement. For processes whose sends all come from one event loop (ingest);
         blocking sends poll for themselves.
+
+        `batch_threads` (with `poll_in_loop`): while records are sent, the process's librdkafka
+        threads are kept SCHED_BATCH (`threads.py`): on a saturated core their wake-ups no
+        longer preempt the event loop once per record.
         """
         self._config = producer_config(bootstrap, client_id=client_id) | dict(config or {})
         self._poll_in_loop = poll_in_loop
+        self._batch_threads = batch_threads
+        self._threads_check_at: float | None = None
+        self._threads_check_every = 1.0
         self._pumps: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._producer: Producer | None = None
         self._thread: threading.Thread | None = None
@@ -218,13 +231,30 @@ class KafkaProducer:
 
     async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve delivery reports every LOOP_POLL_SECONDS while any record is unacknowledged."""
+        batch_threads = self._batch_threads
         try:
             while (producer := self._producer) is not None and len(producer) > 0:
+                if batch_threads:
+                    self._check_threads(loop.time())
                 await asyncio.sleep(LOOP_POLL_SECONDS)
                 if (producer := self._producer) is not None:  # close() may run meanwhile
                     self._poll_for(loop, producer)
         finally:
             self._pumps.pop(loop, None)
+
+    def _check_threads(self, now: float) -> None:
+        """At the first send, then after 1, 2, 4 ... BATCH_THREADS_EVERY_SECONDS: threads of
+        brokers discovered since are made SCHED_BATCH too."""
+        due = self._threads_check_at
+        if due is not None and now < due:
+            return
+        if due is not None:
+            self._threads_check_every = min(
+                self._threads_check_every * 2, BATCH_THREADS_EVERY_SECONDS
+            )
+        self._threads_check_at = now + self._threads_check_every
+        if changed := batch_librdkafka_threads():
+            log.debug("%d librdkafka threads made SCHED_BATCH", changed)
 
     async def send_raw(
         self,
