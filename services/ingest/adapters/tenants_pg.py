@@ -76,6 +76,10 @@ class PostgresTenants:
         )
 
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
+        hit = self._by_id.get(tenant_id)
+        if hit is not None and self._clock() < hit[0]:  # fresh (every webhook): answer now
+            return hit[1]
+
         async def load() -> IngestTenant | None:
             async with self._engine.connect() as conn:
                 record = await get_tenant(conn, tenant_id=tenant_id)
