@@ -185,9 +185,8 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
         try:
             parts = request.app[INGEST]
             raw = request.match_info.get("tenant_id")
-            if raw is not None:
-                tenant_id = _tenant_id(raw)
-            elif (tenant_id := parts.settings.tenant_id) is None:
+            tenant_id = parts.settings.tenant_id if raw is None else _tenant_id(raw)
+            if tenant_id is None:
                 raise UnknownTenant("no default tenant: set TENANT_ID or use the per-tenant URL")
             tenant = await parts.tenants.get(tenant_id)
             if tenant is None:

@@ -390,6 +390,30 @@ async def test_website_lead_with_the_tenant_key(client: TestClient, harness: Har
     assert bad.status == 400 and "submission_id" in (await bad.json())["reason"]
 
 
+async def test_an_unexpected_error_is_500_counted_and_logged_and_the_next_request_works(
+    client: TestClient, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(event: object) -> None:
+        raise RuntimeError("bug in a publisher")
+
+    working = harness.publisher.publish
+    harness.publisher.publish = broken  # type: ignore[method-assign]
+    headers, body = delivery(harness.company, harness.order_doc())
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 500
+    assert await resp.json() == {"success": False, "reason": "internal error"}
+    [record] = [r for r in caplog.records if r.message == "unexpected error while ingesting"]
+    assert record.exc_info is not None and "bug in a publisher" in str(record.exc_info[1])
+    metrics = await (await client.get("/metrics")).text()
+    assert 'ingest_webhook_requests_total{outcome="error"}' in metrics
+    assert 'ingest_webhook_processing_seconds_count{result="500"}' in metrics
+
+    harness.publisher.publish = working  # type: ignore[method-assign]
+    headers, body = delivery(harness.company, harness.order_doc())
+    resp = await client.post(url(harness), data=body, headers=headers)
+    assert resp.status == 200 and len(harness.publisher.events) == 1
+
+
 async def test_health_ready_and_metrics(client: TestClient, harness: Harness) -> None:
     headers, body = delivery(harness.company, harness.order_doc())
     await client.post(url(harness), data=body, headers=headers)
