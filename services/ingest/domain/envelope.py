@@ -11,6 +11,8 @@ from services.ingest.errors import InvalidPayload
 #: Tables that become OrderEvents; every other table is acknowledged and ignored.
 INGESTED_TABLES = frozenset({"order", "customer"})
 _OPERATIONS = {"INSERT": Operation.INSERT, "UPDATE": Operation.UPDATE, "DELETE": Operation.DELETE}
+_VERSION_TYPES = (str, int, float)
+_ID_TYPES = (str, int)
 
 
 class Envelope(NamedTuple):
@@ -34,9 +36,12 @@ MAX_ID_LENGTH = 200
 def record_id(data: Mapping[str, Any]) -> str:
     """A record's `id` as a string (UUID strings in v3; integers tolerated)."""
     value = data.get("id")
-    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, _ID_TYPES)
+        or not (rid := str(value).strip())
+    ):
         raise InvalidPayload("data.id is missing or not a string")
-    rid = str(value).strip()
     if len(rid) > MAX_ID_LENGTH:
         raise InvalidPayload(f"data.id is longer than {MAX_ID_LENGTH} characters")
     return rid
@@ -46,29 +51,24 @@ def parse_envelope(doc: Any) -> Envelope:
     """Validate the envelope; `data.id` is required only for the tables we ingest."""
     if not isinstance(doc, dict):
         raise InvalidPayload("body must be a JSON object")
-    version = doc.get("apiVersion")
-    if isinstance(version, bool) or not isinstance(version, str | int | float):
+    get = doc.get
+    version = get("apiVersion")
+    if isinstance(version, bool) or not isinstance(version, _VERSION_TYPES):
         raise InvalidPayload("apiVersion is missing or not a string/number")
-    operation = doc.get("operation")
-    if not isinstance(operation, str) or operation.upper() not in _OPERATIONS:
+    operation = get("operation")
+    op = _OPERATIONS.get(operation.upper()) if isinstance(operation, str) else None
+    if op is None:
         raise InvalidPayload("operation must be INSERT, UPDATE or DELETE")
-    table = doc.get("table")
-    if not isinstance(table, str) or not table.strip():
+    table = get("table")
+    if not isinstance(table, str) or not (table := table.strip().lower()):
         raise InvalidPayload("table is missing")
-    data = doc.get("data")
+    data = get("data")
     if not isinstance(data, dict):
         raise InvalidPayload("data must be an object")
-    diff = doc.get("diff")
+    diff = get("diff")
     if diff is None:
         diff = ()
     elif not isinstance(diff, list) or not all(isinstance(d, str) for d in diff):
         raise InvalidPayload("diff must be a list of field names")
-    table = table.strip().lower()
-    return Envelope(
-        api_version=str(version),
-        operation=_OPERATIONS[operation.upper()],
-        table=table,
-        data=data,
-        diff=tuple(diff),
-        rid=record_id(data) if table in INGESTED_TABLES else None,
-    )
+    rid = record_id(data) if table in INGESTED_TABLES else None
+    return Envelope(str(version), op, table, data, tuple(diff), rid)
