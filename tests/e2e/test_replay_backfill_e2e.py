@@ -108,6 +108,10 @@ def test_backfill_creates_every_lead_and_plans_only_recent_ones(  # type: ignore
     # 12 h instead of 30 days: orders 12–24 h old would still get their first email under the
     # default plan (max 24 h late), so only the age flag keeps them quiet
     stack.env["BACKFILL_PLAN_MAX_AGE_DAYS"] = "0.5"
+    # The backfill judges each order's age at its own clock, read after this: an order older
+    # than 12 h at `started` is older than 12 h for the backfill too. (A cutoff taken after the
+    # backfill counted the orders that turned 12 h old while it ran as old, and failed.)
+    started = datetime.now(UTC)
     backfill = stack.start(
         "backfill", "backfill", "--tenant", str(tenant), "--since", "2020-01-01T00:00:00Z"
     )
@@ -126,7 +130,7 @@ def test_backfill_creates_every_lead_and_plans_only_recent_ones(  # type: ignore
     assert {str(r["lead_id"]) for r in leads} == set(expected)
     assert {r["source"] for r in leads} == {"backfill"}
 
-    cutoff = datetime.now(UTC) - timedelta(hours=12)
+    cutoff = started - timedelta(hours=12)
     planned = {c["lead_id"] for c in _commands(stack) if c["tenant_id"] == str(tenant)}
     old = {
         k
