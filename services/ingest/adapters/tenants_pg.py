@@ -76,8 +76,7 @@ class PostgresTenants:
         )
 
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
-        hit = self._by_id.get(tenant_id)
-        if hit is not None and self._clock() < hit[0]:  # fresh (every webhook): answer now
+        if (hit := self._fresh(self._by_id, tenant_id)) is not None:
             return hit[1]
 
         async def load() -> IngestTenant | None:
@@ -88,12 +87,16 @@ class PostgresTenants:
         return await self._cached(self._by_id, tenant_id, load)
 
     async def for_api_key(self, api_key: str) -> IngestTenant | None:
+        key = hash_api_key(api_key)
+        if (hit := self._fresh(self._by_key, key)) is not None:
+            return hit[1]
+
         async def load() -> IngestTenant | None:
             async with self._engine.connect() as conn:
                 record = await tenant_for_api_key(conn, api_key=api_key)
             return self.to_ingest(record) if record is not None else None
 
-        return await self._cached(self._by_key, hash_api_key(api_key), load)
+        return await self._cached(self._by_key, key, load)
 
     async def pollable(self) -> list[IngestTenant]:
         try:
@@ -112,25 +115,30 @@ class PostgresTenants:
             return False
         return True
 
+    def _fresh(
+        self, cache: dict[K, tuple[float, IngestTenant | None]], key: K
+    ) -> tuple[float, IngestTenant | None] | None:
+        """`key`'s entry while it has not expired: every request but a few an hour, answered
+        without a coroutine of its own."""
+        hit = cache.get(key)
+        return hit if hit is not None and self._clock() < hit[0] else None
+
     async def _cached(
         self,
         cache: dict[K, tuple[float, IngestTenant | None]],
         key: K,
         load: Callable[[], Awaitable[IngestTenant | None]],
     ) -> IngestTenant | None:
+        """`key`'s tenant when its entry is not fresh (callers answer fresh ones with
+        `_fresh`): a stale one at once while it reloads in the background, else loaded under
+        a per-key lock."""
         hit = cache.get(key)
-        if hit is not None:
-            expires, value = hit
-            now = self._clock()
-            if now < expires:
-                return value
-            if value is not None and now < expires + self._max_stale:
-                self._refresh(cache, key, load)
-                return value
+        if hit is not None and hit[1] is not None and self._clock() < hit[0] + self._max_stale:
+            self._refresh(cache, key, load)
+            return hit[1]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            hit = cache.get(key)
-            if hit is not None and self._clock() < hit[0]:
+            if (hit := self._fresh(cache, key)) is not None:
                 return hit[1]
             try:
                 tenant = await load()

@@ -100,24 +100,14 @@ def _unavailable(exc: Unavailable) -> web.Response:
     )
 
 
-def _body_now(request: web.Request, limit: int) -> bytes | None:
-    """The body when it all came with the request (the usual case: no wait), else None."""
-    length = request.content_length
-    if (length is None or length <= limit) and request.content.is_eof():
-        body = request.content.read_nowait()
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body over {limit} bytes")
-        return body
-    return None
-
-
 async def _body(request: web.Request, limit: int) -> bytes:
-    body = _body_now(request, limit)
-    if body is not None:
-        return body
+    body: bytes | None = None
     if request.content_length is None or request.content_length <= limit:
-        with contextlib.suppress(web.HTTPRequestEntityTooLarge):
-            body = await request.read()
+        if request.content.is_eof():  # the whole body came with the request (usual): as is
+            body = request.content.read_nowait()
+        else:
+            with contextlib.suppress(web.HTTPRequestEntityTooLarge):
+                body = await request.read()
     if body is None or len(body) > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
     return body
@@ -179,8 +169,8 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
     limit = settings.max_body_bytes
 
     async def shopmonkey_order(request: web.Request) -> web.Response:
-        # One coroutine per request (the hot path): the tenant comes from the directory's
-        # cache and the body with the request, usually without waiting for either.
+        # The hot path: the tenant comes from the directory's cache and the body with the
+        # request, usually without waiting for either.
         started = time.perf_counter()
         try:
             parts = request.app[INGEST]
@@ -191,7 +181,7 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
             tenant = await parts.tenants.get(tenant_id)
             if tenant is None:
                 raise UnknownTenant("unknown tenant")
-            body = _body_now(request, limit) or await _body(request, limit)
+            body = await _body(request, limit)
             result = await parts.webhooks.handle(
                 tenant, request.headers, body, request.content_type
             )

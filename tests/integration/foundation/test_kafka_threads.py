@@ -14,10 +14,8 @@ import pytest
 from services.common.kafka import KafkaProducer
 from services.common.kafka.threads import batch_librdkafka_threads
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies"),
-]
+# Linux only, like the deployment (the policies and /proc/self/task are Linux's).
+pytestmark = pytest.mark.integration
 
 
 def rdk_threads() -> dict[int, str]:
