@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -56,6 +57,7 @@ E = TypeVar("E", bound=Event)
 REBUILD_CHUNK = 2_000
 TICK_LIMIT = 5_000  # leads evaluated per tick record; more → another tick at once
 TICK_RETRY_SECONDS = 60.0
+REPLAY_PROGRESS_LOG_SECONDS = 15.0  # a run not yet done logs what is left this often
 
 
 class Outputs(Protocol):
@@ -152,6 +154,7 @@ class SequencerApp:
         self.replays = replays
         self.replay_run: ReplayRun | None = None
         self._replay_loaded = replays is None
+        self._replay_logged_at = -math.inf
         self.clock = clock
         self.batch_size = settings.sequencer_batch_size
         self.batch_seconds = settings.sequencer_batch_ms / 1000
@@ -350,19 +353,39 @@ class SequencerApp:
                 await self.replays.add_stats(previous.id, stats.take())
             self.replay_run = run
             if run is None:
+                metrics.REPLAY_BEHIND.set(0)
                 return
             if previous is None or previous.id != run.id:
                 log.info("replay %s active: records below %s", run.id, run.end_offsets)
             if run.status == "pending":
                 await self.replays.mark_running(run.id)
-            if check_done and await self.replays.passed(group, run.end_offsets):
-                if not stats.empty():
-                    await self.replays.add_stats(run.id, stats.take())
-                await self.replays.finish(run.id)
-                log.info("replay %s done", run.id)
-                self.replay_run = None
+            if not check_done:
+                return
+            behind = await self.replays.behind(group, run.end_offsets)
+            metrics.REPLAY_BEHIND.set(sum(behind.values()))
+            if behind:
+                self._replay_progress(run, behind)
+                return
+            if not stats.empty():
+                await self.replays.add_stats(run.id, stats.take())
+            await self.replays.finish(run.id)
+            log.info("replay %s done", run.id)
+            self.replay_run = None
         except Exception:
             log.exception("could not read or update replay_runs; retrying later")
+
+    def _replay_progress(self, run: ReplayRun, behind: dict[str, int]) -> None:
+        """Logged every REPLAY_PROGRESS_LOG_SECONDS while a run is not done: what is left."""
+        now = time.monotonic()
+        if now < self._replay_logged_at + REPLAY_PROGRESS_LOG_SECONDS:
+            return
+        self._replay_logged_at = now
+        log.info(
+            "replay %s: %d records behind (%s)",
+            run.id,
+            sum(behind.values()),
+            ", ".join(f"{name} {left}" for name, left in sorted(behind.items())),
+        )
 
     def readiness(self) -> dict[str, bool]:
         recovery = getattr(self.app.tables, "recovery", None)

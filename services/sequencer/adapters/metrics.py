@@ -33,6 +33,10 @@ BATCH_RECORDS = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
 )
 DUE_ENTRIES = Gauge("sequencer_due_index_entries", "Entries in the due index of this worker.")
+REPLAY_BEHIND = Gauge(
+    "sequencer_replay_records_behind",
+    "Records of the current replay run the group has not committed past yet (0: no run).",
+)
 TICKS = Counter("sequencer_ticks_total", "Timer ticks published for active partitions.")
 PLAN_ERRORS = Counter(
     "sequencer_tenant_plan_errors_total", "Invalid tenant nurture plans replaced by the default."

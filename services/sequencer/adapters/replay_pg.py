@@ -3,7 +3,8 @@
 The newest 'pending' or 'running' row whose `app_group` is this worker's app id is the current
 replay. Each worker adds its stat deltas to the row (`stats` JSONB, summed); the run is 'done'
 when the group's committed offset of every partition in `end_offsets` reached its end offset
-(i.e. every replayed record was processed, whichever worker owned it).
+(i.e. every replayed record was processed, whichever worker owned it); until then the records
+still behind, per partition, are the run's progress.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class ReplayRuns(Protocol):
     async def mark_running(self, run_id: uuid.UUID) -> None: ...
     async def add_stats(self, run_id: uuid.UUID, delta: dict[str, int]) -> None: ...
     async def finish(self, run_id: uuid.UUID) -> None: ...
-    async def passed(self, app_group: str, end_offsets: dict[str, int]) -> bool: ...
+    async def behind(self, app_group: str, end_offsets: dict[str, int]) -> dict[str, int]: ...
 
 
 def parse_end_offsets(raw: Any) -> dict[str, int]:
@@ -100,18 +101,19 @@ class PostgresReplayRuns:
         async with self.engine.begin() as conn:
             await conn.execute(FINISH, {"id": run_id})
 
-    async def passed(self, app_group: str, end_offsets: dict[str, int]) -> bool:
+    async def behind(self, app_group: str, end_offsets: dict[str, int]) -> dict[str, int]:
         if self._admin is None:
             self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
         return await asyncio.get_running_loop().run_in_executor(
-            None, committed_passed, self._admin, app_group, end_offsets
+            None, records_behind, self._admin, app_group, end_offsets
         )
 
 
-def committed_passed(
+def records_behind(
     admin: AdminClient, group: str, end_offsets: dict[str, int], timeout: float = 10.0
-) -> bool:
-    """Has `group` committed, on every partition, an offset ≥ its end offset?
+) -> dict[str, int]:
+    """The partitions (`topic:partition`) where `group` has not yet committed its end offset,
+    with the records left there; empty once the group passed every end offset.
 
     Asked with the admin API (OffsetFetch, bounded by `timeout`): a consumer with the
     group's id would hold a group handle whose `close()` can wait without bound while the
@@ -124,11 +126,14 @@ def committed_passed(
         if end > 0:
             wanted.append(TopicPartition(topic, int(partition)))
     if not wanted:
-        return True
+        return {}
     request = [ConsumerGroupTopicPartitions(group, wanted)]
     futures = admin.list_consumer_group_offsets(request, request_timeout=timeout)
-    committed = futures[group].result(timeout=timeout + 5.0).topic_partitions
-    return all(
-        tp.error is None and tp.offset >= end_offsets[f"{tp.topic}:{tp.partition}"]
-        for tp in committed
-    )
+    left: dict[str, int] = {}
+    for tp in futures[group].result(timeout=timeout + 5.0).topic_partitions:
+        name = f"{tp.topic}:{tp.partition}"
+        end = end_offsets[name]
+        done = max(tp.offset, 0) if tp.error is None else 0  # -1001: nothing committed yet
+        if done < end:
+            left[name] = end - done
+    return left

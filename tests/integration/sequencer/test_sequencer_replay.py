@@ -178,36 +178,38 @@ async def test_a_replay_judges_each_record_when_it_was_first_read_not_at_the_wal
 def test_the_done_check_reads_the_groups_offsets_without_joining_it(
     topics: Topics, kafka_bootstrap: str
 ) -> None:
-    """`committed_passed` asks the broker with the admin API: true only once every partition
-    with records reached its end offset; a broker that does not answer raises within its
-    timeout instead of holding the worker's thread (a group consumer's close() may wait on an
-    unavailable coordinator without bound)."""
+    """`records_behind` asks the broker with the admin API: the records left on each
+    partition until the group's committed offset reaches its end offset, nothing once all
+    did; a broker that does not answer raises within its timeout instead of holding the
+    worker's thread (a group consumer's close() may wait on an unavailable coordinator without
+    bound)."""
     import time
 
     from confluent_kafka import Consumer, KafkaException
 
-    from services.sequencer.adapters.replay_pg import committed_passed
+    from services.sequencer.adapters.replay_pg import records_behind
 
     topic = topics.order_events
     group = f"done-check-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     ends = {f"{topic}:0": 3, f"{topic}:1": 0, f"{topic}:2": 5}
-    assert not committed_passed(admin, group, ends)  # the group has committed nothing
-    assert committed_passed(admin, group, {f"{topic}:1": 0})  # nothing to read: passed
+    # the group has committed nothing; a partition without records is never behind
+    assert records_behind(admin, group, ends) == {f"{topic}:0": 3, f"{topic}:2": 5}
+    assert records_behind(admin, group, {f"{topic}:1": 0}) == {}
 
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
     try:
         consumer.commit(
             offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 2, 4)], asynchronous=False
         )
-        assert not committed_passed(admin, group, ends)  # partition 2 is one short
+        assert records_behind(admin, group, ends) == {f"{topic}:2": 1}
         consumer.commit(offsets=[TopicPartition(topic, 2, 5)], asynchronous=False)
-        assert committed_passed(admin, group, ends)
+        assert records_behind(admin, group, ends) == {}
     finally:
         consumer.close()
 
     down = AdminClient({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
     started = time.monotonic()
     with pytest.raises(KafkaException):
-        committed_passed(down, group, ends, timeout=2.0)
+        records_behind(down, group, ends, timeout=2.0)
     assert time.monotonic() - started < 10.0
