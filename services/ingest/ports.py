@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas.events import OrderEvent
+from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestTenant, Page
 
 
@@ -25,8 +26,9 @@ class TenantDirectory(Protocol):
 
 
 class EventPublisher(Protocol):
-    async def publish(self, event: OrderEvent) -> None:
-        """Return once Kafka acknowledged; raise `PublishUnavailable` otherwise."""
+    async def publish(self, event: OrderEvent | OrderEventDraft) -> None:
+        """Return once Kafka acknowledged `event.to_bytes()`; raise `PublishUnavailable`
+        otherwise."""
         ...
 
 

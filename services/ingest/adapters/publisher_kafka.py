@@ -16,6 +16,7 @@ from schemas.events import OrderEvent
 from services.common.errors import DeliveryError, DeliveryTimeout
 from services.common.kafka.producer import KafkaProducer
 from services.ingest.adapters.metrics import LEADS_INGESTED, child
+from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.errors import PublishUnavailable
 
 RETRY_AFTER_SECONDS = 5.0
@@ -31,7 +32,7 @@ class KafkaEventPublisher:
         self._ready_at = 0.0
         self._ready = False
 
-    async def publish(self, event: OrderEvent) -> None:
+    async def publish(self, event: OrderEvent | OrderEventDraft) -> None:
         tenant = tenant_text(event.tenant_id)
         try:
             await self._producer.submit(

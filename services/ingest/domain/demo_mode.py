@@ -12,4 +12,9 @@ DROP_REASON = "demo_mode: customer email not whitelisted"
 def admits(customer: Customer, *, demo_mode: bool, whitelist: frozenset[str]) -> bool:
     """Outside DEMO_MODE everything is admitted; inside it only whitelisted emails (a customer
     with no email is not whitelisted)."""
-    return not demo_mode or is_whitelisted(customer.email, whitelist)
+    return admits_email(customer.email, demo_mode=demo_mode, whitelist=whitelist)
+
+
+def admits_email(email: str | None, *, demo_mode: bool, whitelist: frozenset[str]) -> bool:
+    """`admits` for a customer's email."""
+    return not demo_mode or is_whitelisted(email, whitelist)

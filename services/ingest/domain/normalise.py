@@ -8,9 +8,10 @@ with milliseconds), which both paths also see identically; a DELETE with neither
 yield the same `event_id`, and the same order always yields the same `lead_id` (DESIGN §3).
 
 Every value is built here with its contract's type (texts are `str`, times aware UTC, ids
-bounded by `record_id`), so events are assembled with `trusted` instead of being validated a
-second time (a third of a webhook's normalising cost); a property test checks, for arbitrary
-records, that validating what this module builds changes nothing.
+bounded by `record_id`), so events are assembled as drafts (`draft.py`: the fields, serialised
+without a model) or with `trusted` instead of being validated a second time; a property test
+checks, for arbitrary records, that validating what this module builds changes nothing, neither
+a value nor a byte on the topic.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas.base import lead_id_for_order, trusted
-from schemas.events import Customer, Operation, OrderEvent, OrderSnapshot, OrderSource
+from schemas.events import Customer, Operation, OrderSource
 from services.common.whitelist import normalize_phone
+from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.envelope import record_id
 
 
@@ -158,7 +160,7 @@ def _id_text(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
-def _contact(data: Mapping[str, Any]) -> dict[str, str | None]:
+def contact_of_record(data: Mapping[str, Any]) -> Contact:
     """A Shopmonkey customer record's fields (top-level `email`/`phone` are null in v3: the
     contact details live in `emails[]` and `phoneNumbers[]`, reference §2.5)."""
     get = data.get
@@ -176,18 +178,13 @@ def _contact(data: Mapping[str, Any]) -> dict[str, str | None]:
 _MOBILE = ("type", "Mobile")
 
 
-def customer_from_record(data: Mapping[str, Any]) -> Customer:
-    """A Shopmonkey customer record as a Customer."""
-    return trusted(Customer, **_contact(data))
-
-
-def customer_of_order(data: Mapping[str, Any]) -> Customer:
+def contact_of_order(data: Mapping[str, Any]) -> Contact:
     """What the order itself says about its customer (an embedded `customer` if present)."""
     embedded = data.get("customer")
     if isinstance(embedded, dict):
-        base = _contact(embedded)
+        base = contact_of_record(embedded)
         if base["first_name"] and base["last_name"] and base["customer_id"]:
-            return trusted(Customer, **base)  # the order's own name fields would not count
+            return base  # the order's own name fields would not count
     else:
         base = _NO_CONTACT
     first = last = None
@@ -195,19 +192,50 @@ def customer_of_order(data: Mapping[str, Any]) -> Customer:
     if name:
         first, _, rest = name.partition(" ")
         last = rest.strip() or None
-    return trusted(
-        Customer,
-        customer_id=base["customer_id"] or _id_text(data.get("customerId")),
-        first_name=base["first_name"] or first,
-        last_name=base["last_name"] or last,
-        email=base["email"],
-        phone=base["phone"],
-    )
+    return {
+        "customer_id": base["customer_id"] or _id_text(data.get("customerId")),
+        "first_name": base["first_name"] or first,
+        "last_name": base["last_name"] or last,
+        "email": base["email"],
+        "phone": base["phone"],
+    }
 
 
-_NO_CONTACT: dict[str, str | None] = dict.fromkeys(
-    ("customer_id", "first_name", "last_name", "email", "phone")
-)
+_NO_CONTACT: Contact = dict.fromkeys(("customer_id", "first_name", "last_name", "email", "phone"))
+
+
+def contact_lacks(contact: Contact) -> bool:
+    """Email or phone missing (a look-up of the customer record may complete it)."""
+    return contact["email"] is None or contact["phone"] is None
+
+
+def merge_contact(known: Contact, fetched: Contact | None) -> Contact:
+    """Fetched values (the customer record itself) win over what the order carried."""
+    if fetched is None:
+        return known
+    return {
+        "customer_id": known["customer_id"] or fetched["customer_id"],
+        "first_name": fetched["first_name"] or known["first_name"],
+        "last_name": fetched["last_name"] or known["last_name"],
+        "email": fetched["email"] or known["email"],
+        "phone": fetched["phone"] or known["phone"],
+    }
+
+
+def contact_of(customer: Customer) -> Contact:
+    """A Customer's fields (its `__dict__` holds exactly them, in order)."""
+    fields: Contact = customer.__dict__
+    return fields
+
+
+def customer_from_record(data: Mapping[str, Any]) -> Customer:
+    """A Shopmonkey customer record as a Customer."""
+    return trusted(Customer, **contact_of_record(data))
+
+
+def customer_of_order(data: Mapping[str, Any]) -> Customer:
+    """What the order itself says about its customer, as a Customer."""
+    return trusted(Customer, **contact_of_order(data))
 
 
 def lacks_contact(customer: Customer) -> bool:
@@ -218,18 +246,11 @@ def merge_customer(known: Customer, fetched: Customer | None) -> Customer:
     """Fetched values (the customer record itself) win over what the order carried."""
     if fetched is None:
         return known
-    return trusted(
-        Customer,
-        customer_id=known.customer_id or fetched.customer_id,
-        first_name=fetched.first_name or known.first_name,
-        last_name=fetched.last_name or known.last_name,
-        email=fetched.email or known.email,
-        phone=fetched.phone or known.phone,
-    )
+    return trusted(Customer, **merge_contact(contact_of(known), contact_of(fetched)))
 
 
 def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> dict[str, Any]:
-    """OrderSnapshot's fields, each of its contract's type."""
+    """Every OrderSnapshot field in its order, each of its contract's type."""
     get = data.get
     services = get("services")
     return {
@@ -241,6 +262,7 @@ def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> di
         "paid": get("paid") is True,
         "archived": get("archived") is True,
         "deleted": operation is Operation.DELETE or get("deleted") is True,
+        "appointment_at": None,
         "total_cents": _cents(get("totalCostCents")),
         "vehicle": _text(get("generatedVehicleName")),
         "services": [
@@ -256,59 +278,77 @@ def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> di
     }
 
 
-def order_event(
+def order_draft(
     tenant_id: uuid.UUID,
     data: Mapping[str, Any],
     *,
     operation: Operation,
     source: OrderSource,
-    customer: Customer,
+    contact: Contact,
     now: datetime,
     facts: Facts | None = None,
-) -> OrderEvent:
+) -> OrderEventDraft:
     """Each field of the record is read once. `now` must be aware (UTC). `facts`: the
     record's `facts_of`, when the caller already has them."""
     if facts is None:
         facts = facts_of("order", data, operation)
-    return trusted(
-        OrderEvent,
-        event_id=facts.event_id,
-        tenant_id=tenant_id,
-        lead_id=lead_id_for_order(tenant_id, facts.rid),
-        source=source,
-        entity="order",
-        operation=operation,
-        occurred_at=facts.updated or facts.created or now,
-        ingested_at=now,
-        order=trusted(OrderSnapshot, **_snapshot(data, operation, facts)),
-        customer=customer,
+    return _draft(
+        facts,
+        tenant_id,
+        lead_id_for_order(tenant_id, facts.rid),
+        source,
+        "order",
+        operation,
+        now,
+        _snapshot(data, operation, facts),
+        contact,
     )
 
 
-def customer_event(
+def customer_draft(
     tenant_id: uuid.UUID,
     data: Mapping[str, Any],
     *,
     operation: Operation,
     source: OrderSource,
-    customer: Customer,
+    contact: Contact,
     now: datetime,
     facts: Facts | None = None,
-) -> OrderEvent:
+) -> OrderEventDraft:
     """A customer change: no lead of its own (`lead_id` None), it updates every lead of it."""
     if facts is None:
         facts = facts_of("customer", data, operation)
-    return trusted(
-        OrderEvent,
-        event_id=facts.event_id,
-        tenant_id=tenant_id,
-        lead_id=None,
-        source=source,
-        entity="customer",
-        operation=operation,
-        occurred_at=facts.updated or facts.created or now,
-        ingested_at=now,
-        customer=customer,
+    return _draft(facts, tenant_id, None, source, "customer", operation, now, None, contact)
+
+
+def _draft(
+    facts: Facts,
+    tenant_id: uuid.UUID,
+    lead_id: uuid.UUID | None,
+    source: OrderSource,
+    entity: str,
+    operation: Operation,
+    now: datetime,
+    order: dict[str, Any] | None,
+    contact: Contact,
+) -> OrderEventDraft:
+    """Every OrderEvent field, in the contract's order (`tests/unit/ingest` checks it)."""
+    return OrderEventDraft(
+        {
+            "schema_version": 1,
+            "event_id": facts.event_id,
+            "tenant_id": tenant_id,
+            "lead_id": lead_id,
+            "source": source,
+            "entity": entity,
+            "operation": operation,
+            "occurred_at": facts.updated or facts.created or now,
+            "ingested_at": now,
+            "order": order,
+            "customer": contact,
+            "service_of_interest": None,
+            "plan_touchpoints": True,
+        }
     )
 
 

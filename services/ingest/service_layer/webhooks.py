@@ -25,10 +25,10 @@ from services.ingest.domain.signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
 from services.ingest.ports import CustomerSource, EventPublisher
 from services.ingest.service_layer.events import (
-    build_event,
-    complete_customer,
+    build_draft,
+    complete_contact,
     demo_admits,
-    known_customer,
+    known_contact,
     needs_lookup,
 )
 from services.ingest.service_layer.recent import RecentEvents
@@ -115,18 +115,16 @@ class WebhookIngest:
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
-            customer = known_customer(envelope.table, envelope.data)
-            if needs_lookup(tenant, customer):
-                customer = await complete_customer(
-                    tenant, envelope.table, customer, self._customers
-                )
-            event = build_event(
+            contact = known_contact(envelope.table, envelope.data)
+            if needs_lookup(tenant, contact):
+                contact = await complete_contact(tenant, envelope.table, contact, self._customers)
+            event = build_draft(
                 tenant,
                 envelope.table,
                 envelope.data,
                 operation=envelope.operation,
                 source=OrderSource.WEBHOOK,
-                customer=customer,
+                contact=contact,
                 now=datetime.fromtimestamp(now, UTC),
                 facts=facts,
             )
@@ -135,10 +133,9 @@ class WebhookIngest:
             ):
                 return Ignored(DROP_REASON, outcome="demo_dropped")
             await self._publisher.publish(event)
-            self._recent.add(event.event_id, event.lead_id)
+            lead_id = event.lead_id
+            self._recent.add(event_id, lead_id)
         finally:
             self._recent.end(event_id)
-        log.debug(
-            "ingested %s", event.event_id, extra={"tenant_id": tenant.id, "lead_id": event.lead_id}
-        )
-        return Accepted(event.event_id, event.lead_id)
+        log.debug("ingested %s", event_id, extra={"tenant_id": tenant.id, "lead_id": lead_id})
+        return Accepted(event_id, lead_id)

@@ -13,6 +13,7 @@ from fakes.shopmonkey.data import Company, World
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import signed_headers
 from schemas.events import OrderEvent
+from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestTenant, Page
 from services.ingest.domain.signatures import WebhookKeys
 from services.ingest.errors import (
@@ -65,13 +66,13 @@ class FakePublisher:
         self.fail_tenants: set[uuid.UUID] = set()
         self.delay = 0.0  # seconds until the "acknowledgement"
 
-    async def publish(self, event: OrderEvent) -> None:
+    async def publish(self, event: OrderEvent | OrderEventDraft) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_next > 0 or event.tenant_id in self.fail_tenants:
             self.fail_next = max(0, self.fail_next - 1)
             raise PublishUnavailable("Kafka did not acknowledge within 3s", retry_after=5)
-        self.events.append(event)
+        self.events.append(OrderEvent.from_bytes(event.to_bytes()))  # what the topic would hold
 
     def ids(self) -> list[str]:
         return [e.event_id for e in self.events]

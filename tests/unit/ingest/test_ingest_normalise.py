@@ -32,14 +32,14 @@ NOW = datetime(2026, 5, 1, 15, 5, tzinfo=UTC)
 
 def order_event(doc: dict, customer: Customer | None = None, **kw) -> OrderEvent:  # type: ignore[no-untyped-def]
     env = parse_envelope(doc)
-    return normalise.order_event(
+    return normalise.order_draft(
         TENANT,
         env.data,
         operation=env.operation,
         source=kw.get("source", OrderSource.WEBHOOK),
-        customer=customer or normalise.customer_of_order(env.data),
+        contact=normalise.contact_of(customer or normalise.customer_of_order(env.data)),
         now=NOW,
-    )
+    ).event()
 
 
 def test_order_insert_becomes_a_new_lead_event() -> None:
@@ -81,14 +81,14 @@ def test_same_order_same_lead_across_versions_and_sources() -> None:
     assert (
         later.order is not None and later.order.authorized and later.order.status == "RepairOrder"
     )
-    other_tenant = normalise.order_event(
+    other_tenant = normalise.order_draft(
         uuid.uuid4(),
         ORDER_INSERT["data"],
         operation=Operation.INSERT,
         source=OrderSource.WEBHOOK,
-        customer=Customer(),
+        contact=normalise.contact_of(Customer()),
         now=NOW,
-    )
+    ).event()
     assert other_tenant.lead_id != first.lead_id
 
 
@@ -120,14 +120,14 @@ def test_customer_update_has_no_lead_and_carries_the_customer() -> None:
     env = parse_envelope(CUSTOMER_UPDATE)
     fetched = normalise.customer_from_record(CUSTOMER_RECORD)
     customer = normalise.merge_customer(normalise.customer_from_record(env.data), fetched)
-    event = normalise.customer_event(
+    event = normalise.customer_draft(
         TENANT,
         env.data,
         operation=env.operation,
         source=OrderSource.WEBHOOK,
-        customer=customer,
+        contact=normalise.contact_of(customer),
         now=NOW,
-    )
+    ).event()
     assert env.diff == ("lastName", "updatedDate")
     assert event.lead_id is None and event.entity == "customer" and event.order is None
     assert event.event_id == f"shopmonkey:customer:{CUSTOMER_ID}:7"
@@ -310,23 +310,34 @@ _records = st.fixed_dictionaries(
 def test_what_the_normaliser_builds_is_what_validation_builds(
     data: dict, operation: Operation, source: OrderSource
 ) -> None:
-    """The normaliser assembles events without validating them again (`trusted`): for any
-    record, however odd its fields, validating the event it built must change nothing,
-    neither the values nor a byte of the record on the topic."""
-    customer = normalise.customer_of_order(data)
-    fetched = normalise.merge_customer(customer, normalise.customer_from_record(data))
-    built = [
-        normalise.order_event(
-            TENANT, data, operation=operation, source=source, customer=fetched, now=NOW
-        ),
-        normalise.customer_event(
-            TENANT, data, operation=operation, source=source, customer=fetched, now=NOW
-        ),
-    ]
-    for event in built:
+    """The normaliser assembles events without validating them again (drafts, `trusted`): for
+    any record, however odd its fields, validating the event it built must change nothing,
+    neither the values nor a byte of the record on the topic, whether it is published as the
+    draft (the webhook path) or as its model (the poller)."""
+    contact = normalise.merge_contact(
+        normalise.contact_of_order(data), normalise.contact_of_record(data)
+    )
+    customer = normalise.merge_customer(
+        normalise.customer_of_order(data), normalise.customer_from_record(data)
+    )
+    assert normalise.contact_of(customer) == contact
+    for build in (normalise.order_draft, normalise.customer_draft):
+        draft = build(TENANT, data, operation=operation, source=source, contact=contact, now=NOW)
+        event = draft.event()
         validated = OrderEvent.model_validate(event.model_dump())
         assert validated == event
-        assert validated.to_bytes() == event.to_bytes() == validated.model_dump_json().encode()
+        wire = validated.model_dump_json().encode()
+        assert validated.to_bytes() == event.to_bytes() == draft.to_bytes() == wire
+        assert (draft.event_id, draft.tenant_id, draft.lead_id) == (
+            event.event_id,
+            event.tenant_id,
+            event.lead_id,
+        )
+        assert (draft.source, draft.entity, draft.customer_email) == (
+            event.source,
+            event.entity,
+            event.customer.email,
+        )
 
 
 def test_overlong_record_ids_and_versions_are_refused_or_ignored() -> None:
