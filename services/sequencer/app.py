@@ -36,6 +36,7 @@ from services.common.kafka.codec import decode
 from services.common.kafka.dlq import DeadLetter
 from services.sequencer.adapters import metrics
 from services.sequencer.adapters.due_index import DueIndex
+from services.sequencer.adapters.faust_transport import Transport
 from services.sequencer.adapters.replay_pg import ReplayRuns
 from services.sequencer.adapters.tables import (
     CustomerTable,
@@ -185,6 +186,8 @@ class SequencerApp:
             processing_guarantee="at_least_once",
         )
         app = self.app
+        # kafka:// whose seek back to committed offsets also seeks to 0 (faust_transport.py)
+        app.transport = Transport(app.conf.broker_consumer, app)
         self.order_topic = app.topic(topics.order_events, schema=raw_schema())
         self.outcome_topic = app.topic(topics.touchpoint_outcomes, schema=raw_schema())
         self.signal_topic = app.topic(topics.contact_signals, schema=raw_schema())

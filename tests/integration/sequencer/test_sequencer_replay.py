@@ -80,6 +80,16 @@ def request_replay(
     return ends, run_id
 
 
+async def replay_done(db_url: str, run_id: uuid.UUID, replayer: Any) -> None:
+    """Wait for the run to end 'done'; a timeout shows its row (stats so far) with the logs."""
+    try:
+        await wait_until(
+            lambda: (replay_run(db_url, run_id) or ("",))[0] == "done", 90, "replay done", replayer
+        )
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc}\nreplay_runs row: {replay_run(db_url, run_id)}")
+
+
 async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_identical(
     topics: Topics,
     kafka_bootstrap: str,
@@ -106,9 +116,7 @@ async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_ident
     assert sum(ends.values()) == 2
 
     replayer = start_worker("replay")
-    await wait_until(
-        lambda: (replay_run(db_url, run_id) or ("",))[0] == "done", 90, "replay done", replayer
-    )
+    await replay_done(db_url, run_id, replayer)
     commands_of.poll(2.0)
     commands = commands_of.commands()
     live, replayed = commands[:2], commands[2:]
@@ -166,9 +174,7 @@ async def test_a_replay_judges_each_record_when_it_was_first_read_not_at_the_wal
         kafka_bootstrap, db_url, topics, f"{topic_prefix}lead-sequencer", [tenant]
     )
     replayer = start_worker("replay")
-    await wait_until(
-        lambda: (replay_run(db_url, run_id) or ("",))[0] == "done", 90, "replay done", replayer
-    )
+    await replay_done(db_url, run_id, replayer)
     commands_of.poll(2.0)
     live, *replayed = commands_of.commands()
     assert [(c.command_id, c.record_only) for c in replayed] == [(live.command_id, True)]

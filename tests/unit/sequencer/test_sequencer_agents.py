@@ -12,6 +12,7 @@ import pytest
 
 from schemas.base import Channel, LeadState
 from schemas.events import OutcomeStatus, SignalKind
+from services.sequencer.adapters import faust_transport
 from services.sequencer.adapters.tenant_directory import StaticDirectory
 from services.sequencer.app import SequencerApp
 from services.sequencer.settings import SequencerSettings
@@ -62,6 +63,17 @@ async def put_raw(agent: Any, key: bytes, value: bytes) -> None:
     async with agent.test_context() as ctx:
         await ctx.put(value, key=key, partition=0)
         await asyncio.sleep(0.01)
+
+
+async def test_the_app_consumes_through_the_transport_that_seeks_back_to_offset_zero(
+    seq: Any,
+) -> None:
+    """faust_transport.py: Faust's own kafka:// transport would leave records it dropped
+    unread where the group committed offset 0 (tested against Kafka in tests/integration)."""
+    app, _, _ = seq
+    assert isinstance(app.app.transport, faust_transport.Transport)
+    assert isinstance(app.app.consumer, faust_transport.Consumer)
+    assert isinstance(app.app.consumer._thread, faust_transport.ConsumerThread)
 
 
 async def test_orders_agent_creates_lead_emits_first_step_and_dedupes(seq: Any) -> None:
