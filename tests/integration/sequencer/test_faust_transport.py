@@ -6,6 +6,8 @@ so ours must bring those partitions back too."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -60,37 +62,39 @@ async def positions(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
     return {p: await consumer.position(TopicPartition(topic, p)) for p in RECORDS}
 
 
-async def test_every_partition_goes_back_to_where_the_group_starts_reading_it(
-    kafka_bootstrap: str, topic_prefix: str
-) -> None:
+@pytest.fixture
+async def read(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[tuple[Any, str]]:
+    """A consumer of the group that has read every record of the prepared topic."""
     topic, group = f"{topic_prefix}seek-back", f"{topic_prefix}group-{uuid.uuid4().hex[:6]}"
     prepare(kafka_bootstrap, topic, group)
     consumer = await read_to_the_end(kafka_bootstrap, topic, group)
     try:
-        assert await positions(consumer, topic) == {0: 2, 1: 1, 2: 2}
-        await consumer.seek_to_committed()  # aiokafka alone: only offsets > 0
-        assert await positions(consumer, topic) == {0: 2, 1: 1, 2: 1}
-
-        committed = await seek_back_to_committed(consumer, reset="earliest")
-        assert {tp.partition: o for tp, o in committed.items()} == {0: 0, 1: None, 2: 1}
-        assert await positions(consumer, topic) == {0: 0, 1: 0, 2: 1}
-
-        await consumer.getmany(timeout_ms=5_000)  # read on: the reset position is "latest"
-        await seek_back_to_committed(consumer, reset="latest")
-        assert (await positions(consumer, topic))[1] == RECORDS[1]
+        yield consumer, topic
     finally:
         await consumer.stop()
+
+
+async def test_every_partition_goes_back_to_where_the_group_starts_reading_it(
+    read: tuple[AIOKafkaConsumer, str],
+) -> None:
+    consumer, topic = read
+    assert await positions(consumer, topic) == {0: 2, 1: 1, 2: 2}
+    await consumer.seek_to_committed()  # aiokafka alone: only offsets > 0
+    assert await positions(consumer, topic) == {0: 2, 1: 1, 2: 1}
+
+    committed = await seek_back_to_committed(consumer, reset="earliest")
+    assert {tp.partition: o for tp, o in committed.items()} == {0: 0, 1: None, 2: 1}
+    assert await positions(consumer, topic) == {0: 0, 1: 0, 2: 1}
+
+    # nothing committed on partition 1: it goes to the reset position, here the end
+    await seek_back_to_committed(consumer, reset="latest")
+    assert await positions(consumer, topic) == {0: 0, 1: 1, 2: 1}
 
 
 async def test_topics_it_is_told_to_skip_stay_where_they_are(
-    kafka_bootstrap: str, topic_prefix: str
+    read: tuple[AIOKafkaConsumer, str],
 ) -> None:
     """Changelog partitions: the group commits nothing there and recovery positions them."""
-    topic, group = f"{topic_prefix}seek-skip", f"{topic_prefix}group-{uuid.uuid4().hex[:6]}"
-    prepare(kafka_bootstrap, topic, group)
-    consumer = await read_to_the_end(kafka_bootstrap, topic, group)
-    try:
-        await seek_back_to_committed(consumer, reset="earliest", skip_topics={topic})
-        assert await positions(consumer, topic) == {0: 2, 1: 1, 2: 1}
-    finally:
-        await consumer.stop()
+    consumer, topic = read
+    await seek_back_to_committed(consumer, reset="earliest", skip_topics={topic})
+    assert await positions(consumer, topic) == {0: 2, 1: 1, 2: 1}
