@@ -346,7 +346,6 @@ class SequencerApp:
         while Kafka is slow."""
         if self.replays is None:
             return
-        self._replay_loaded = True
         group = self.app.conf.id
         try:
             run = await self.replays.current(group)
@@ -354,7 +353,8 @@ class SequencerApp:
             stats = self.sequencer.replay_stats
             if previous is not None and not stats.empty():
                 await self.replays.add_stats(previous.id, stats.take())
-            self.replay_run = run
+            # only now: a batch that comes while this call waits loads the run itself
+            self.replay_run, self._replay_loaded = run, True
             if run is None:
                 metrics.REPLAY_BEHIND.set(0)
                 return
@@ -375,6 +375,7 @@ class SequencerApp:
             log.info("replay %s done", run.id)
             self.replay_run = None
         except Exception:
+            self._replay_loaded = True  # batches do not wait on the database: the timer retries
             log.exception("could not read or update replay_runs; retrying later")
 
     def _replay_progress(self, run: ReplayRun, behind: dict[str, int]) -> None:

@@ -127,7 +127,11 @@ async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_ident
     run = replay_run(db_url, run_id)
     assert run is not None and run[2] is not None
     stats = run[1]
-    assert stats["events_reread"] == 1 and stats["events_skipped"] == 1, stats
+    # Delivery is at least once: a worker that starts may read a record twice (Faust seeks
+    # back to the committed offsets once its tables are recovered, records it already read
+    # included). Each record is read, and a second read changes nothing: one command
+    # re-emitted, one lead reset, no lead changed.
+    assert stats["events_reread"] >= 1 and stats["events_skipped"] >= 1, stats
     assert stats["commands_reemitted"] == 1 and stats["leads_reset"] == 1, stats
     assert stats["leads_changed"] == 0, stats
     await wait_until(lambda: replayer.applied() >= 1, 10, "metrics", replayer)

@@ -4,6 +4,7 @@ outbox, fixed tenant configs; reference/streaming.md §1.8)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from schemas.events import OutcomeStatus, SignalKind
 from services.sequencer.adapters import faust_transport
 from services.sequencer.adapters.tenant_directory import StaticDirectory
 from services.sequencer.app import SequencerApp
+from services.sequencer.domain.replay import ReplayRun
 from services.sequencer.settings import SequencerSettings
 from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome, signal
 
@@ -27,8 +29,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def seq(tmp_path: Path) -> tuple[SequencerApp, FakeOutbox, Clock]:
+def build(tmp_path: Path, outbox: FakeOutbox, clock: Clock, **kw: Any) -> SequencerApp:
     settings = SequencerSettings(
         kafka_topic_prefix=f"unit{id(tmp_path)}.",
         kafka_partitions=4,
@@ -37,19 +38,20 @@ async def seq(tmp_path: Path) -> tuple[SequencerApp, FakeOutbox, Clock]:
         sequencer_batch_size=10,
         sequencer_batch_ms=1.0,
     )
-    outbox = FakeOutbox()
-    clock = Clock(T0)
     app = SequencerApp(
-        settings,
-        outbox=outbox,
-        directory=StaticDirectory("America/New_York"),
-        clock=clock,
+        settings, outbox=outbox, directory=StaticDirectory("America/New_York"), clock=clock, **kw
     )
     app.app.loop = asyncio.get_running_loop()
     app.app.finalize()
     app.app.conf.store = "memory://"
     app.app.flow_control.resume()
-    return app, outbox, clock
+    return app
+
+
+@pytest.fixture
+async def seq(tmp_path: Path) -> tuple[SequencerApp, FakeOutbox, Clock]:
+    outbox, clock = FakeOutbox(), Clock(T0)
+    return build(tmp_path, outbox, clock), outbox, clock
 
 
 async def put(agent: Any, *records: Any) -> None:
@@ -74,6 +76,55 @@ async def test_the_app_consumes_through_the_transport_that_seeks_back_to_offset_
     assert isinstance(app.app.transport, faust_transport.Transport)
     assert isinstance(app.app.consumer, faust_transport.Consumer)
     assert isinstance(app.app.consumer._thread, faust_transport.ConsumerThread)
+
+
+class SlowReplays:
+    """`ReplayRuns` whose first `current()` (the timer's) waits until released."""
+
+    def __init__(self, run: ReplayRun) -> None:
+        self.run = run
+        self.release = asyncio.Event()
+        self.calls = 0
+
+    async def current(self, app_group: str) -> ReplayRun:
+        self.calls += 1
+        if self.calls == 1:
+            await self.release.wait()
+        return self.run
+
+    async def mark_running(self, run_id: uuid.UUID) -> None:
+        pass
+
+    async def add_stats(self, run_id: uuid.UUID, delta: dict[str, int]) -> None:
+        pass
+
+    async def finish(self, run_id: uuid.UUID) -> None:
+        pass
+
+    async def behind(self, app_group: str, end_offsets: dict[str, int]) -> dict[str, int]:
+        return {"pending": 1}
+
+
+async def test_a_batch_that_comes_while_the_timer_loads_the_replay_is_replayed(
+    tmp_path: Path,
+) -> None:
+    """The first batch must know the replay run before it handles a record: when the replay
+    timer's first look-up is still waiting on the database, the batch looks it up itself
+    instead of handling replayed records as live ones (they would be duplicates: nothing
+    re-emitted, and the run would end 'done' without having replayed them)."""
+    outbox = FakeOutbox()
+    run = ReplayRun(uuid.uuid4(), since=T0 - timedelta(days=1), end_offsets={})
+    replays = SlowReplays(run)
+    app = build(tmp_path, outbox, Clock(T0), replays=replays)
+    run.end_offsets[f"{app.order_topic.get_topic_name()}:0"] = 100
+    timer = asyncio.create_task(app.poll_replay())
+    await asyncio.sleep(0.01)
+    assert replays.calls == 1  # the timer waits on the database
+    await put(app.order_agent, order())
+    replays.release.set()
+    await timer
+    assert [c.record_only for c in outbox.commands] == [True]
+    assert replays.calls == 2
 
 
 async def test_orders_agent_creates_lead_emits_first_step_and_dedupes(seq: Any) -> None:
