@@ -239,7 +239,7 @@ def customer_of_order(data: Mapping[str, Any]) -> Customer:
 
 
 def lacks_contact(customer: Customer) -> bool:
-    return customer.email is None or customer.phone is None
+    return contact_lacks(contact_of(customer))
 
 
 def merge_customer(known: Customer, fetched: Customer | None) -> Customer:

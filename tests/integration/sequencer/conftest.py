@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from schemas.base import lead_id_for_order
 from schemas.events import (
@@ -58,6 +58,20 @@ def order_event(
         customer=Customer(customer_id=f"c-{order_id}", first_name="Sam", email=email,
                           phone="+15555550100"),
     )  # fmt: skip
+
+
+def high_watermarks(bootstrap: str, topics: list[str], partitions: int) -> dict[str, int]:
+    """`topic:partition` → its end offset (the form `replay_runs.end_offsets` and
+    `records_behind` take)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hw-{uuid.uuid4().hex}"})
+    try:
+        out = {}
+        for t in topics:
+            for p in range(partitions):
+                out[f"{t}:{p}"] = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+        return out
+    finally:
+        c.close()
 
 
 def produce(bootstrap: str, topic: str, events: list[Any]) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.base import Channel, command_id_for
@@ -19,6 +18,7 @@ from services.sequencer.adapters.replay_pg import records_behind
 from tests.conftest import tz_at_local_hour
 from tests.integration.sequencer.conftest import (
     Collector,
+    high_watermarks,
     order_event,
     produce,
     wait_until,
@@ -35,18 +35,6 @@ async def tenants(make_tenant: Any, n: int) -> list[uuid.UUID]:
 def duplicates(collector: Collector) -> list[uuid.UUID]:
     counts = collections.Counter(c.command_id for c in collector.commands())
     return [cid for cid, n in counts.items() if n > 1]
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[str, int]:
-    """`topic:partition` → its end offset (the form `records_behind` takes)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hw-{uuid.uuid4().hex}"})
-    try:
-        return {
-            f"{topic}:{p}": consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
-            for p in range(4)
-        }
-    finally:
-        consumer.close()
 
 
 async def test_killed_worker_recovers_tables_from_changelog_and_never_repeats_a_command(
@@ -69,7 +57,7 @@ async def test_killed_worker_recovers_tables_from_changelog_and_never_repeats_a_
     # and outbound's ledger refuses the second send. What is tested here is the state: once
     # the group committed the batch (its changelog was written first), nothing repeats.
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    ends = end_offsets(kafka_bootstrap, topics.order_events)
+    ends = high_watermarks(kafka_bootstrap, [topics.order_events], 4)
     group = f"{topic_prefix}lead-sequencer"
     await wait_until(lambda: not records_behind(admin, group, ends), 30, "the commit", first)
     first.kill()  # SIGKILL

@@ -21,6 +21,7 @@ from services.common.topics import Topics
 from tests.conftest import tz_at_local_hour
 from tests.integration.sequencer.conftest import (
     Collector,
+    high_watermarks,
     order_event,
     produce,
     wait_until,
@@ -34,20 +35,6 @@ def rows(db_url: str, tenants: list[uuid.UUID]) -> list[tuple[Any, ...]]:
         return conn.execute(
             "SELECT * FROM leads WHERE tenant_id = ANY(%s) ORDER BY lead_id", (tenants,)
         ).fetchall()
-
-
-def high_watermarks(bootstrap: str, topics: list[str], partitions: int) -> dict[str, int]:
-    from confluent_kafka import Consumer
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hw-{uuid.uuid4().hex}"})
-    try:
-        out = {}
-        for t in topics:
-            for p in range(partitions):
-                out[f"{t}:{p}"] = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
-        return out
-    finally:
-        c.close()
 
 
 def replay_run(db_url: str, run_id: uuid.UUID) -> tuple[Any, ...] | None:
