@@ -48,6 +48,9 @@ class CommonSettings(BaseSettings):
         default="", description="Comma-separated recipient emails; empty = nothing is sent."
     )
     demo_mode: bool = False
+    #: Tenants (configuration, secrets, API keys) are cached this long by every service; a
+    #: changed location or rotated secret applies after it.
+    tenant_cache_seconds: float = Field(default=30.0, ge=0)
     chat_base_url: str = Field(default="https://chat.tintworld.com", min_length=1)
 
     @field_validator("log_level", mode="before")

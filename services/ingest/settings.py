@@ -19,8 +19,6 @@ class IngestSettings(CommonSettings, ShopmonkeySettings):
     webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     #: A webhook waits this long for Kafka's acknowledgement before answering 503.
     kafka_publish_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
-    #: Tenants (secrets, API keys) are cached this long; a rotated secret applies after it.
-    tenant_cache_seconds: float = Field(default=30.0, ge=0)
     #: Shopmonkey customers fetched for their email/phone are cached this long.
     customer_cache_seconds: float = Field(default=300.0, ge=0)
     #: A tenant the poller has never read starts this far back (history: `leadctl backfill`).

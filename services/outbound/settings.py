@@ -61,7 +61,6 @@ class OutboundSettings(CommonSettings):
     #: How often the sweeper looks for stale claims (also once at start).
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1, le=100)
-    tenant_cache_seconds: float = Field(default=60.0, ge=0)
 
     # consumer and process --------------------------------------------------------------------
     outbound_group_id: str = Field(default="outbound", min_length=1)

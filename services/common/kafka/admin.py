@@ -14,6 +14,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from services.common.errors import InfrastructureError
+from services.common.kafka.config import client_config
 from services.common.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def wanted_topics(prefix: str = "") -> list[str]:
 
 
 def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap})
+    return AdminClient(client_config(bootstrap))
 
 
 def ensure_topics(

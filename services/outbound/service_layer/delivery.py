@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from schemas.base import utcnow
+from services.common.domain.pacing import TokenBucket, backoff_delay
 from services.common.errors import InfrastructureError
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import (
@@ -27,7 +28,6 @@ from services.outbound.domain.model import (
     Probe,
     Unverifiable,
 )
-from services.outbound.domain.pacing import TokenBucket, backoff_delay
 from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
 from services.outbound.ports import Ledger, Sender
 
