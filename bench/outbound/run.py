@@ -49,6 +49,7 @@ from schemas.events import Recipient, TouchPointCommand  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.kafka.codec import decode  # noqa: E402
 from services.common.kafka.consumer import AtLeastOnceConsumer  # noqa: E402
+from services.common.kafka.partition_buffer import PartitionBuffer  # noqa: E402
 from services.common.kafka.producer import KafkaProducer  # noqa: E402
 from services.common.settings import load_settings  # noqa: E402
 from services.outbound.adapters.templates import JinjaRenderer  # noqa: E402
@@ -124,11 +125,17 @@ def make_commands(
 
 def produce(topic: str, commands: list[TouchPointCommand]) -> float:
     producer = KafkaProducer(KAFKA, client_id="bench-outbound").start()
+    buffer = PartitionBuffer(producer)
+
+    async def send_all() -> None:
+        for i in range(0, len(commands), 5000):
+            for c in commands[i : i + 5000]:
+                buffer.add_keyed(topic, str(c.tenant_id), c.to_bytes())
+            await buffer.flush()
+
     try:
         started = time.perf_counter()
-        for i in range(0, len(commands), 5000):
-            chunk = commands[i : i + 5000]
-            producer.send_many_sync([(topic, str(c.tenant_id), c.to_bytes()) for c in chunk])
+        asyncio.run(send_all())
         return time.perf_counter() - started
     finally:
         producer.close()

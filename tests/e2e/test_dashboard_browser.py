@@ -112,9 +112,10 @@ def accepted_so_far() -> int:
 def seed_lag(kafka: str, topics: Topics, tenant: uuid.UUID, group: str) -> None:
     """Six commands for the tenant, of which the group has processed two: lag 4."""
     producer = KafkaProducer(kafka, client_id="dashboard-test").start()
-    delivered = producer.send_many_sync(
-        [(topics.touchpoint_commands, str(tenant), b"{}") for _ in range(6)]
-    )
+    delivered = [
+        producer.send_sync(topics.touchpoint_commands, key=str(tenant), value=b"{}")
+        for _ in range(6)
+    ]
     producer.close()
     partition = delivered[0].partition
     first = min(d.offset for d in delivered)

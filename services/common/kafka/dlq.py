@@ -9,7 +9,8 @@ from confluent_kafka import Message
 
 from schemas.base import utcnow
 from schemas.events import dlq_topic
-from services.common.kafka.producer import Delivered, Headers, KafkaProducer
+from services.common.kafka.delivery import Delivered
+from services.common.kafka.producer import Headers, KafkaProducer
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.integration
 def test_lag_counts_what_the_group_has_not_processed(kafka_bootstrap: str, topics: Topics) -> None:
     tenant = str(uuid.uuid4())
     producer = KafkaProducer(kafka_bootstrap, client_id="lag").start()
-    producer.send_many_sync([(topics.touchpoint_commands, tenant, b"c%d" % i) for i in range(5)])
-    producer.send_many_sync([(topics.order_events + ".dlq", tenant, b"bad")] * 2)
+    for i in range(5):
+        producer.send_sync(topics.touchpoint_commands, key=tenant, value=b"c%d" % i)
+    for _ in range(2):
+        producer.send_sync(topics.order_events + ".dlq", key=tenant, value=b"bad")
     producer.close()
     group = f"g-{uuid.uuid4()}"
     consumer = AtLeastOnceConsumer(

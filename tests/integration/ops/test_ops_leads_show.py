@@ -134,9 +134,10 @@ def produce(
     producer = KafkaProducer(kafka, client_id="leads-show-test").start()
     try:
         # newest first: the timeline must come out in event-time order regardless
-        delivered = producer.send_many_sync(
-            [(topic_of[k], str(tenant), e.to_bytes()) for k, e in reversed(records)]  # type: ignore[attr-defined]
-        )
+        delivered = [
+            producer.send_sync(topic_of[k], key=str(tenant), value=e.to_bytes())  # type: ignore[attr-defined]
+            for k, e in reversed(records)
+        ]
     finally:
         producer.close()
     return {d.partition for d in delivered}

@@ -47,10 +47,11 @@ async def fake_service(name: str, checks: dict[str, bool]) -> AsyncIterator[int]
 def seed_kafka(kafka: str, topics: Topics, tenant: uuid.UUID, group: str) -> int:
     """Five commands of which `group` processed three; two records in the order-events DLQ."""
     producer = KafkaProducer(kafka, client_id="status-test").start()
-    delivered = producer.send_many_sync(
-        [(topics.touchpoint_commands, str(tenant), b"{}") for _ in range(5)]
-        + [(topics.order_events + ".dlq", str(tenant), b"bad")] * 2
-    )
+    delivered = [
+        producer.send_sync(topic, key=str(tenant), value=value)
+        for topic, value in [(topics.touchpoint_commands, b"{}")] * 5
+        + [(topics.order_events + ".dlq", b"bad")] * 2
+    ]
     producer.close()
     partition = delivered[0].partition
     consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})

@@ -77,7 +77,8 @@ def high_watermarks(bootstrap: str, topics: list[str], partitions: int) -> dict[
 def produce(bootstrap: str, topic: str, events: list[Any]) -> None:
     producer = KafkaProducer(bootstrap, client_id="test").start()
     try:
-        producer.send_many_sync([(topic, str(e.tenant_id), e.to_bytes()) for e in events])
+        for e in events:
+            producer.send_sync(topic, key=str(e.tenant_id), value=e.to_bytes())
     finally:
         producer.close()
 

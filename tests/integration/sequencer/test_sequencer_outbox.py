@@ -80,7 +80,7 @@ def test_a_refused_record_is_produced_again_until_the_broker_takes_it(
     changelog = f"{topic_prefix}app-leads-changelog"
     _create(kafka_bootstrap, changelog, 1, **{"max.message.bytes": "1024"})
     producer, outbox = _outbox(kafka_bootstrap, topic_prefix)
-    caplog.set_level(logging.ERROR, logger="services.sequencer.adapters.outbox")
+    caplog.set_level(logging.ERROR, logger="services.common.kafka.partition_buffer")
     try:
 
         async def scenario() -> None:
@@ -184,7 +184,7 @@ def test_flush_waits_while_partition_metadata_cannot_be_read(
     producer = KafkaProducer("127.0.0.1:1", client_id="nobody").start()
     outbox = KafkaOutbox(producer, Topics("nowhere."))
     outbox.metadata_timeout = 0.5
-    caplog.set_level(logging.ERROR, logger="services.sequencer.adapters.outbox")
+    caplog.set_level(logging.ERROR, logger="services.common.kafka.partition_buffer")
     try:
 
         async def scenario() -> None:
