@@ -1,7 +1,8 @@
 """Composition root of the sequencer: builds every adapter from the settings, once.
 
-`build(settings)` returns a `Runtime` holding the Faust app (with its librdkafka outbox and the
-PostgreSQL tenant directory), the health/metrics server, the replay coordinator and, unless
+`build(settings)` returns a `Runtime` holding the Faust worker (`build_worker`: its tables, the
+use cases, the batch loop, the timer and the replay coordination, over the librdkafka outbox,
+the PostgreSQL tenant directory and `replay_runs`), the health/metrics server and, unless
 disabled, the `lead-projection` consumer thread. `Runtime.run()` blocks in the Faust worker.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import faust
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from schemas.base import utcnow
 from services.common.db.engine import async_engine
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
@@ -23,13 +27,66 @@ from services.common.kafka.producer import KafkaProducer
 from services.sequencer.adapters.outbox import KafkaOutbox
 from services.sequencer.adapters.projection import Projection
 from services.sequencer.adapters.replay_pg import PostgresReplayRuns
+from services.sequencer.adapters.table_stores import PartitionSchedule, TableStores
 from services.sequencer.adapters.tenant_directory import PostgresDirectory
-from services.sequencer.adapters.web import HealthServer
-from services.sequencer.app import SequencerApp
+from services.sequencer.domain.due_index import DueIndex
+from services.sequencer.entrypoints.faust_app import (
+    FaustAssignment,
+    SequencerApp,
+    faust_app,
+    tick_topic,
+)
+from services.sequencer.entrypoints.web import HealthServer
+from services.sequencer.ports import Directory, Outputs, ReplayRuns
+from services.sequencer.service_layer.batches import BatchProcessor
+from services.sequencer.service_layer.replay import ReplayCoordinator
+from services.sequencer.service_layer.sequencer import Sequencer
+from services.sequencer.service_layer.ticks import Ticks
 from services.sequencer.settings import SequencerSettings
 
 log = logging.getLogger(__name__)
 SERVICE = "sequencer"
+
+
+def build_worker(
+    settings: SequencerSettings,
+    *,
+    outbox: Outputs,
+    directory: Directory,
+    replays: ReplayRuns | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> SequencerApp:
+    """The Faust worker: its tables, the use cases over them, the timer, the replay
+    coordination and the batch loop, under the agents and timers of `SequencerApp`."""
+    app = faust_app(settings)
+    tables = TableStores.create(app, settings, sink=outbox)
+    due = DueIndex()
+    sequencer = Sequencer(
+        leads=tables.leads,
+        customers=tables.customers,
+        outbox=outbox,
+        schedule=PartitionSchedule(due),
+    )
+    replay = ReplayCoordinator(replays, app_group=settings.app_id, stats=sequencer.replay_stats)
+    ticks = Ticks(
+        sequencer=sequencer,
+        directory=directory,
+        outputs=outbox,
+        assignment=FaustAssignment(app, settings.topics.order_events),
+        hints=tables.leads,
+        due=due,
+        topic=tick_topic(settings),
+        clock=clock,
+    )
+    batches = BatchProcessor(
+        sequencer=sequencer,
+        directory=directory,
+        outputs=outbox,
+        tables=tables,
+        replay=replay,
+        clock=clock,
+    )
+    return SequencerApp(app, settings, tables=tables, batches=batches, ticks=ticks, replay=replay)
 
 
 def build_projection(settings: SequencerSettings, producer: KafkaProducer) -> Projection:
@@ -111,8 +168,10 @@ def build(settings: SequencerSettings, *, projection: bool | None = None) -> Run
     ).start()
     engine = async_engine(settings.sqlalchemy_url, pool_size=2)
     outbox = KafkaOutbox(producer, settings.topics)
-    directory = PostgresDirectory(engine, settings.sequencer_default_timezone)
-    sequencer = SequencerApp(
+    directory = PostgresDirectory(
+        engine, settings.sequencer_default_timezone, ttl=settings.tenant_cache_seconds
+    )
+    sequencer = build_worker(
         settings,
         outbox=outbox,
         directory=directory,

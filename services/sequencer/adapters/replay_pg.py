@@ -13,14 +13,14 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import Any, Protocol
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.sequencer.domain.replay import ReplayRun
+from services.common.domain.replay import ReplayRun, parse_tp_key, tp_key
+from services.common.kafka.admin import admin_client
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +58,9 @@ FINISH = text(
 )
 
 
-class ReplayRuns(Protocol):
-    async def current(self, app_group: str) -> ReplayRun | None: ...
-    async def mark_running(self, run_id: uuid.UUID) -> None: ...
-    async def add_stats(self, run_id: uuid.UUID, delta: dict[str, int]) -> None: ...
-    async def finish(self, run_id: uuid.UUID) -> None: ...
-    async def behind(self, app_group: str, end_offsets: dict[str, int]) -> dict[str, int]: ...
-
-
-def parse_end_offsets(raw: Any) -> dict[str, int]:
-    return {str(k): int(v) for k, v in dict(raw or {}).items()}
-
-
 class PostgresReplayRuns:
+    """The `ReplayRuns` port."""
+
     def __init__(self, engine: AsyncEngine, bootstrap: str) -> None:
         self.engine = engine
         self.bootstrap = bootstrap
@@ -79,15 +69,7 @@ class PostgresReplayRuns:
     async def current(self, app_group: str) -> ReplayRun | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(CURRENT, {"group": app_group})).first()
-        if row is None:
-            return None
-        return ReplayRun(
-            id=row.id,
-            since=row.since,
-            end_offsets=parse_end_offsets(row.end_offsets),
-            tenants=None if row.tenants is None else frozenset(row.tenants),
-            status=row.status,
-        )
+        return None if row is None else ReplayRun.from_row(row)
 
     async def mark_running(self, run_id: uuid.UUID) -> None:
         async with self.engine.begin() as conn:
@@ -103,7 +85,7 @@ class PostgresReplayRuns:
 
     async def behind(self, app_group: str, end_offsets: dict[str, int]) -> dict[str, int]:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+            self._admin = admin_client(self.bootstrap)
         return await asyncio.get_running_loop().run_in_executor(
             None, records_behind, self._admin, app_group, end_offsets
         )
@@ -122,16 +104,15 @@ def records_behind(
     """
     wanted: list[TopicPartition] = []
     for name, end in end_offsets.items():
-        topic, _, partition = name.rpartition(":")
         if end > 0:
-            wanted.append(TopicPartition(topic, int(partition)))
+            wanted.append(TopicPartition(*parse_tp_key(name)))
     if not wanted:
         return {}
     request = [ConsumerGroupTopicPartitions(group, wanted)]
     futures = admin.list_consumer_group_offsets(request, request_timeout=timeout)
     left: dict[str, int] = {}
     for tp in futures[group].result(timeout=timeout + 5.0).topic_partitions:
-        name = f"{tp.topic}:{tp.partition}"
+        name = tp_key((tp.topic, tp.partition))
         end = end_offsets[name]
         done = max(tp.offset, 0) if tp.error is None else 0  # -1001: nothing committed yet
         if done < end:

@@ -1,32 +1,25 @@
-"""Faust tables of the sequencer and the write-behind stores the handlers use.
+"""The Faust tables of the sequencer (`leads`, `customers`): RocksDB per partition, their
+changelog records produced through the sequencer's own librdkafka outbox.
 
 Co-partitioning (reference/streaming.md §1.4): every source topic is keyed by tenant and has
 KAFKA_PARTITIONS partitions, and so do the changelogs. Faust writes a table key to the
 partition of the event being processed, so a lead (keyed by lead id) always lives on its
 tenant's partition, whichever topic the event came from. Reads and writes here always run
 with the current event set to a record of the lead's own tenant.
-
-Ordering of effects: within a batch, leads are changed in a write-behind buffer; the outputs
-(commands, LeadChanged, dead letters) are flushed to Kafka first, THEN the buffered leads are
-written to the table (RocksDB + changelog), flushed again, and only then are the source records
-acked. A crash can therefore repeat an output (outbound dedupes by command_id), never lose one.
 """
 
 from __future__ import annotations
 
-import uuid
 import weakref
-from collections.abc import Callable, Iterator
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import faust
 from faust.streams import _current_event, current_event
 from faust.types import TP, EventT
 from rocksdict import WriteBatch
 
-from services.sequencer.adapters.lead_codec import decode_lead, encode_lead
-from services.sequencer.domain.lead import Lead
+from services.sequencer.ports import ChangelogSink, SourceEvent
 
 
 def raw_schema() -> faust.Schema[bytes, bytes]:
@@ -36,30 +29,32 @@ def raw_schema() -> faust.Schema[bytes, bytes]:
     )
 
 
-NO_DUE = b"000000000000:"
-PREFIX = len(NO_DUE)
-MAX_LEADS_PER_CUSTOMER = 200
+def rocksdb_options(memory_mb: int) -> dict[str, int]:
+    """Per table partition: half the budget block cache, half two write buffers."""
+    budget = memory_mb * 1024 * 1024
+    return {
+        "block_cache_size": budget // 2,
+        "block_cache_compressed_size": 0,
+        "write_buffer_size": budget // 4,
+        "max_write_buffer_number": 2,
+        "max_open_files": 64,
+    }
 
 
-class ChangelogSink(Protocol):
-    def changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None: ...
-
-
-def set_current_event(event: EventT[Any] | None) -> None:
+def set_current_event(event: SourceEvent | None) -> None:
     """Make `event` Faust's current event: table writes go to its partition.
 
     Faust sets this while iterating a stream one event at a time; a batch from `noack_take`
     is processed after the fact, so each event is made current again before its writes.
     """
-    _current_event.set(None if event is None else weakref.ref(event))
+    _current_event.set(None if event is None else weakref.ref(event))  # type: ignore[arg-type]
 
 
 class FastTable(faust.Table[bytes, bytes]):
-    """A Faust table whose changelog records go through the sequencer's librdkafka producer.
-
-    Faust's own path costs ~100 µs per write (an asyncio task and future per record); this one
-    a few µs. Everything else (RocksDB store, partition = current event's, recovery and
-    standbys from the changelog topic) is Faust's.
+    """A Faust table whose changelog records go through the sequencer's librdkafka producer
+    (Faust's own path makes an asyncio task and future per record; bench/sequencer/README.md).
+    Everything else (RocksDB store, partition = current event's, recovery and standbys from
+    the changelog topic) is Faust's.
     """
 
     sink: ChangelogSink | None = None
@@ -129,92 +124,28 @@ class FastTable(faust.Table[bytes, bytes]):
                     yield key, store.data[key]
 
 
-def split_record(raw: bytes) -> tuple[float | None, bytes]:
-    """(due epoch second or None, encoded lead) of a lead table value."""
-    due = int(raw[: PREFIX - 1])
-    return (float(due) if due else None), raw[PREFIX:]
+def new_table(
+    app: faust.App, name: str, *, partitions: int, memory_mb: int, sink: ChangelogSink
+) -> FastTable:
+    """A `FastTable` of raw bytes registered with `app`, its changelog records sent to `sink`."""
+    table = FastTable(
+        app,
+        name=name,
+        beacon=app.tables.beacon,
+        partitions=partitions,
+        schema=raw_schema(),
+        key_type=bytes,  # the changelog topic is built from these (recovery decodes with
+        value_type=bytes,  # them): raw bytes, never JSON/utf-8
+        options=rocksdb_options(memory_mb),
+    )
+    table.sink = sink
+    app.tables.add(table)
+    return table
 
 
-class LeadTable:
-    """`LeadStore` over the `leads` table (key: 16-byte lead id, value: due hint + lead)."""
-
-    def __init__(self, table: FastTable) -> None:
-        self.table = table
-        self._pending: dict[bytes, tuple[EventT[Any] | None, Lead, datetime | None]] = {}
-
-    def get(self, lead_id: uuid.UUID) -> Lead | None:
-        key = lead_id.bytes
-        pending = self._pending.get(key)
-        if pending is not None:
-            return pending[1]
-        raw = self.table.read(key)
-        return None if raw is None else decode_lead(split_record(raw)[1])
-
-    def put(self, lead: Lead, due: datetime | None) -> None:
-        self._pending[lead.lead_id.bytes] = (current_event(), lead, due)
-
-    def apply(self) -> int:
-        """Write the buffered leads to the table (each under the event that changed it)."""
-        count = len(self._pending)
-        self.table.write_all(
-            [
-                (
-                    event,
-                    key,
-                    (b"%012d:" % int(due.timestamp()) if due is not None else NO_DUE)
-                    + encode_lead(lead),
-                )
-                for key, (event, lead, due) in self._pending.items()
-            ]
-        )
-        self._pending.clear()
-        return count
-
-    def discard(self) -> None:
-        self._pending.clear()
-
-
-class CustomerTable:
-    """`CustomerIndex` over the `customers` table: (tenant, customer id) → lead ids."""
-
-    def __init__(self, table: FastTable) -> None:
-        self.table = table
-        self._pending: dict[bytes, tuple[EventT[Any] | None, bytes]] = {}
-
-    @staticmethod
-    def _key(tenant_id: uuid.UUID, customer_id: str) -> bytes:
-        return tenant_id.bytes + customer_id.encode()
-
-    def _ids(self, key: bytes) -> bytes:
-        pending = self._pending.get(key)
-        if pending is not None:
-            return pending[1]
-        raw = self.table.read(key)
-        return b"" if raw is None else raw
-
-    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
-        ids = self._ids(self._key(tenant_id, customer_id))
-        return [uuid.UUID(bytes=ids[i : i + 16]) for i in range(0, len(ids), 16)]
-
-    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None:
-        key = self._key(tenant_id, customer_id)
-        ids = self._ids(key)
-        if any(ids[i : i + 16] == lead_id.bytes for i in range(0, len(ids), 16)):
-            return
-        ids = (ids + lead_id.bytes)[-16 * MAX_LEADS_PER_CUSTOMER :]
-        self._pending[key] = (current_event(), ids)
-
-    def apply(self) -> int:
-        count = len(self._pending)
-        self.table.write_all([(event, key, ids) for key, (event, ids) in self._pending.items()])
-        self._pending.clear()
-        return count
-
-    def discard(self) -> None:
-        self._pending.clear()
-
-
-def persist_changelog_offsets(tables: list[FastTable], offsets: dict[tuple[str, int], int]) -> None:
+def persist_changelog_offsets(
+    tables: list[FastTable], offsets: Mapping[tuple[str, int], int]
+) -> None:
     """Tell each RocksDB partition how far the changelog holds its data (fast restarts)."""
     by_topic = {t.changelog_topic.get_topic_name(): t for t in tables}
     for (topic, partition), offset in offsets.items():

@@ -1,15 +1,14 @@
 """Tenants' timezone, SMS state rules, opening hours and nurture plan, from PostgreSQL.
 
 Held in memory (200+ rows), reloaded every minute; a tenant not seen yet is looked up once
-before its batch is processed, then cached (also when missing, for a minute). A tenant that
-is not in `tenants` gets the default plan in SEQUENCER_DEFAULT_TIMEZONE; an invalid
+before its batch is processed, then cached (also when missing, for TENANT_CACHE_SECONDS). A
+tenant that is not in `tenants` gets the default plan in SEQUENCER_DEFAULT_TIMEZONE; an invalid
 `nurture_plan` is logged and replaced by the default plan, never half-applied.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -17,11 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.cache import TtlCache
 from services.common.db.models import LocationHours, Tenant
 from services.common.domain.send_windows import SendWindowPolicy, WeeklyHours
 from services.sequencer.adapters import metrics
-from services.sequencer.domain.plan import DEFAULT_PLAN, PlanError, parse_plan
-from services.sequencer.handlers import TenantConfig
+from services.sequencer.domain.plan import DEFAULT_PLAN, PlanError, TenantConfig, parse_plan
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +68,13 @@ class StaticDirectory:
 
 
 class PostgresDirectory(StaticDirectory):
-    def __init__(self, engine: AsyncEngine, default_timezone: str, *, ttl: float = 60.0) -> None:
+    """The `Directory` port over PostgreSQL; `ttl`: how long a missing tenant stays missing."""
+
+    def __init__(self, engine: AsyncEngine, default_timezone: str, *, ttl: float) -> None:
         super().__init__(default_timezone)
         self.engine = engine
-        self.ttl = ttl
-        self._misses: dict[uuid.UUID, float] = {}
+        #: tenants not in `tenants` (negative entries only): looked up again once expired
+        self._misses: TtlCache[uuid.UUID, TenantConfig] = TtlCache(ttl=ttl)
 
     async def _load(self, tenant_ids: list[uuid.UUID] | None) -> dict[uuid.UUID, TenantConfig]:
         tenants = select(
@@ -114,11 +115,10 @@ class PostgresDirectory(StaticDirectory):
 
     async def ensure(self, tenant_ids: Iterable[uuid.UUID]) -> None:
         """Look up tenants never seen (or missing for longer than the TTL) in one query."""
-        now = time.monotonic()
         wanted = [
             t
             for t in set(tenant_ids)
-            if t not in self.configs or (not self.configs[t].known and self._expired(t, now))
+            if t not in self.configs or (not self.configs[t].known and self._misses.peek(t) is None)
         ]
         if not wanted:
             return
@@ -126,9 +126,6 @@ class PostgresDirectory(StaticDirectory):
         self.configs.update(loaded)
         for t in wanted:
             if t not in loaded:
-                self._misses[t] = now
+                self._misses.put(t, None)
                 self.configs.pop(t, None)
                 self.get(t)  # cache the default config for this unknown tenant
-
-    def _expired(self, tenant_id: uuid.UUID, now: float) -> bool:
-        return now - self._misses.get(tenant_id, 0.0) > self.ttl

@@ -16,6 +16,7 @@ JSON form::
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.base import Channel
+from services.common.domain.send_windows import SendWindowPolicy
 
 MINUTE = timedelta(minutes=1)
 
@@ -46,6 +48,16 @@ class NurturePlan:
     min_gap: timedelta = timedelta(hours=1)
     max_late: timedelta = timedelta(hours=24)
     name: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    """What the sequencer follows for one tenant: its plan and its send windows."""
+
+    tenant_id: uuid.UUID
+    plan: NurturePlan
+    policy: SendWindowPolicy
+    known: bool = True  # False: not in `tenants`, defaults applied
 
 
 DEFAULT_PLAN = NurturePlan(
@@ -105,21 +117,3 @@ def parse_plan(raw: Mapping[str, Any] | None) -> NurturePlan:
         min_gap=spec.min_gap_minutes * MINUTE,
         max_late=spec.max_late_minutes * MINUTE,
     )
-
-
-def plan_to_json(plan: NurturePlan) -> dict[str, Any]:
-    """The JSONB form of a plan (what `parse_plan` reads back)."""
-    return {
-        "name": plan.name,
-        "steps": [
-            {
-                "after_minutes": s.after // MINUTE,
-                "channel": s.channel.value,
-                "template": s.template,
-            }
-            for s in plan.steps
-        ],
-        "lost_after_minutes": plan.lost_after // MINUTE,
-        "min_gap_minutes": plan.min_gap // MINUTE,
-        "max_late_minutes": plan.max_late // MINUTE,
-    }

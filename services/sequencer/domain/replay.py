@@ -1,8 +1,9 @@
-"""A replay run as the sequencer sees it (agreement with `leadctl replay`), pure.
+"""A replayed record as the sequencer handles it (agreement with `leadctl replay`), pure.
 
-The replay tool rewinds the sequencer's consumer group and inserts a `replay_runs` row:
-records of a source partition at offsets below `end_offsets["<topic>:<partition>"]` (the high
-watermark when the replay was requested) are *replayed* records. For such a record:
+The replay tool rewinds the sequencer's consumer group and records a run
+(`services.common.domain.replay.ReplayRun`): records of a source partition at offsets below
+`end_offsets["<topic>:<partition>"]` (the high watermark when the replay was requested) are
+*replayed* records. For such a record:
 - its tenant not in `tenants` (when set) → skipped entirely: no state change, no output;
 - otherwise applied in REPLAY mode: every command emitted carries `record_only=true`; the
   first replayed order event touching a lead created at or after `since` resets it (the lead
@@ -18,24 +19,8 @@ from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
-class ReplayRun:
-    id: uuid.UUID
-    since: datetime
-    end_offsets: dict[str, int]
-    tenants: frozenset[uuid.UUID] | None = None  # None: every tenant
-    status: str = "pending"
-
-    def in_range(self, topic: str, partition: int, offset: int) -> bool:
-        """Was this record already read before the replay was requested?"""
-        return offset < self.end_offsets.get(f"{topic}:{partition}", 0)
-
-    def covers(self, tenant_id: uuid.UUID | None) -> bool:
-        return self.tenants is None or (tenant_id is not None and tenant_id in self.tenants)
-
-
-@dataclass(frozen=True, slots=True)
 class ReplayContext:
-    """Set on the handlers while a replayed record is processed."""
+    """Passed to the use cases with each replayed record (None: a live record)."""
 
     replay_id: uuid.UUID
     since: datetime

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.base import Channel, LeadState
 from schemas.events import OutcomeStatus, SignalKind
+from services.common.domain.replay import ReplayRun
 from services.sequencer.adapters import faust_transport
 from services.sequencer.adapters.tenant_directory import StaticDirectory
-from services.sequencer.app import SequencerApp
-from services.sequencer.domain.replay import ReplayRun
+from services.sequencer.bootstrap import build_worker
+from services.sequencer.entrypoints.faust_app import SequencerApp
 from services.sequencer.settings import SequencerSettings
 from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome, signal
 
@@ -38,7 +40,7 @@ def build(tmp_path: Path, outbox: FakeOutbox, clock: Clock, **kw: Any) -> Sequen
         sequencer_batch_size=10,
         sequencer_batch_ms=1.0,
     )
-    app = SequencerApp(
+    app = build_worker(
         settings, outbox=outbox, directory=StaticDirectory("America/New_York"), clock=clock, **kw
     )
     app.app.loop = asyncio.get_running_loop()
@@ -117,7 +119,7 @@ async def test_a_batch_that_comes_while_the_timer_loads_the_replay_is_replayed(
     replays = SlowReplays(run)
     app = build(tmp_path, outbox, Clock(T0), replays=replays)
     run.end_offsets[f"{app.order_topic.get_topic_name()}:0"] = 100
-    timer = asyncio.create_task(app.poll_replay())
+    timer = asyncio.create_task(app.replay.poll())
     await asyncio.sleep(0.01)
     assert replays.calls == 1  # the timer waits on the database
     await put(app.order_agent, order())
@@ -136,9 +138,29 @@ async def test_orders_agent_creates_lead_emits_first_step_and_dedupes(seq: Any) 
     change = outbox.changes[0]
     assert change.to_state is LeadState.NEW and change.from_state is None
     assert change.lead.version == 1 and change.lead.customer.email == "sam@example.com"
-    lead = app.leads.get(event.lead_id)
+    lead = app.tables.leads.get(event.lead_id)
     assert lead is not None and 0 in lead.steps
     assert outbox.changelog_records, "table writes go to the changelog"
+
+
+def commands_counted(channel: str) -> float:
+    value = REGISTRY.get_sample_value("sequencer_commands_total", {"channel": channel})
+    return value or 0.0
+
+
+async def test_emitted_commands_are_counted_by_channel(seq: Any) -> None:
+    """`sequencer_commands_total` (plotted on the Grafana dashboard) counts the commands."""
+    app, outbox, clock = seq
+    email, sms = commands_counted("email"), commands_counted("sms")
+    await put(app.order_agent, order("o-1"), order("o-2"))
+    assert commands_counted("email") - email == 2
+    assert commands_counted("sms") == sms
+    clock.now = T0 + timedelta(hours=2, minutes=1)  # the SMS step of both leads
+    async with app.tick_agent.test_context() as ctx:
+        await ctx.put(b"tick", partition=0)
+        await asyncio.sleep(0.01)
+    assert commands_counted("sms") - sms == 2
+    assert len(outbox.commands) == 4
 
 
 async def test_orders_agent_dead_letters_bad_records_and_keeps_going(seq: Any) -> None:
@@ -169,7 +191,7 @@ async def test_outcomes_agent_sent_contacts_and_deferred_reemits_same_command(se
     )
     assert len(outbox.commands) == 1  # not yet: the re-emission is due at `until`
     clock.now = until + timedelta(seconds=5)
-    assert app.due.has_due(0, clock.now.timestamp())
+    assert app.ticks.due.has_due(0, clock.now.timestamp())
     async with app.tick_agent.test_context() as ctx:
         await ctx.put(b"tick", partition=0)
         await asyncio.sleep(0.01)
@@ -242,7 +264,7 @@ async def test_a_tick_that_comes_early_keeps_the_lead_in_the_due_index(seq: Any)
         await ctx.put(b"tick", partition=0)
         await asyncio.sleep(0.01)
     assert len(outbox.commands) == 1  # the SMS is not due yet
-    assert app.due.has_due(0, (clock.now + timedelta(seconds=3)).timestamp())
+    assert app.ticks.due.has_due(0, (clock.now + timedelta(seconds=3)).timestamp())
     clock.now += timedelta(seconds=4)
     async with app.tick_agent.test_context() as ctx:
         await ctx.put(b"tick", partition=0)

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 from schemas.base import Channel
 from schemas.events import OutcomeStatus
+from services.common.domain.replay import ReplayRun
 from services.sequencer.adapters.tenant_directory import StaticDirectory
 from services.sequencer.domain.lead import Lead
-from services.sequencer.domain.replay import ReplayContext, ReplayRun
-from services.sequencer.handlers import Sequencer
+from services.sequencer.domain.replay import ReplayContext
+from services.sequencer.service_layer.sequencer import Sequencer
 from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome
 
 
@@ -58,10 +59,9 @@ def test_replayed_order_resets_a_recent_lead_and_reemits_record_only() -> None:
     live = leads.data[event.lead_id]
     assert live.version == 2 and len(outbox.commands) == 1
     run = uuid.uuid4()
-    seq.replay = ReplayContext(run, since=T0 - timedelta(days=1))
+    replay = ReplayContext(run, since=T0 - timedelta(days=1))
     later = T0 + timedelta(hours=1)
-    seq.on_order(event, CONFIG, later)  # the same event again: reset, re-derived
-    seq.replay = None
+    seq.on_order(event, CONFIG, later, replay)  # the same event again: reset, re-derived
     replayed = outbox.commands[-1]
     assert len(outbox.commands) == 2 and replayed.record_only
     assert replayed.command_id == outbox.commands[0].command_id
@@ -69,9 +69,9 @@ def test_replayed_order_resets_a_recent_lead_and_reemits_record_only() -> None:
     assert lead.replay_id == run.hex + ":reset" and lead.version >= live.version  # never back
     assert seq.replay_stats.leads_reset == 1 and seq.replay_stats.commands_reemitted == 1
     # the replayed outcome brings the lead back to where it was: contacted again
-    seq.replay = ReplayContext(run, since=T0 - timedelta(days=1))
-    seq.on_outcome(outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT), CONFIG, later)
-    seq.replay = None
+    replay = ReplayContext(run, since=T0 - timedelta(days=1))
+    sent = outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT)
+    seq.on_outcome(sent, CONFIG, later, replay)
     assert outbox.changes[-1].lead.state.value == "contacted"
     assert outbox.changes[-1].lead.version > live.version
 
@@ -85,12 +85,12 @@ def test_a_replayed_outcome_read_before_the_order_event_does_not_prevent_the_res
     seq.on_order(event, CONFIG, T0)
     seq.on_outcome(outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT), CONFIG, T0)
     run = uuid.uuid4()
-    seq.replay = ReplayContext(run, since=T0 - timedelta(days=1))
+    replay = ReplayContext(run, since=T0 - timedelta(days=1))
     later = T0 + timedelta(hours=1)
-    seq.on_outcome(outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT), CONFIG, later)
-    seq.on_order(event, CONFIG, later)
-    seq.on_order(event, CONFIG, later)  # a second replayed order record: no second reset
-    seq.replay = None
+    sent = outcome(event.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT)
+    seq.on_outcome(sent, CONFIG, later, replay)
+    seq.on_order(event, CONFIG, later, replay)
+    seq.on_order(event, CONFIG, later, replay)  # a second replayed order record: no second reset
     assert seq.replay_stats.leads_reset == 1
     assert outbox.commands[-1].record_only and len(outbox.commands) == 2
     assert leads.data[event.lead_id].replay_id == run.hex + ":reset"
@@ -103,9 +103,8 @@ def test_replayed_order_of_an_older_lead_is_only_stamped_and_changes_nothing() -
     seq.on_order(event, CONFIG, T0)
     before = (len(outbox.commands), len(outbox.changes), leads.data[event.lead_id].version)
     run = uuid.uuid4()
-    seq.replay = ReplayContext(run, since=T0 + timedelta(days=1))  # lead created before since
-    seq.on_order(event, CONFIG, T0 + timedelta(minutes=5))
-    seq.replay = None
+    replay = ReplayContext(run, since=T0 + timedelta(days=1))  # lead created before since
+    seq.on_order(event, CONFIG, T0 + timedelta(minutes=5), replay)
     lead = leads.data[event.lead_id]
     assert lead.replay_id == run.hex
     assert (len(outbox.commands), len(outbox.changes), lead.version) == before

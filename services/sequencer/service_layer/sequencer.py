@@ -1,9 +1,10 @@
 """The sequencer's use cases: read the lead, apply the signal, plan, write, publish.
 
-One `Sequencer` per agent, over small ports (the lead table, the customer index, the outbox,
-the due index) so the same code runs in Faust, in unit tests with fakes and in benchmarks.
-Every method is synchronous: a lead is read, changed and written back without an `await` in
-between, so agents sharing the table on one event loop never lose an update.
+One `Sequencer` for every agent, over small ports (the lead table, the customer index, the
+outbox, the due index) so the same code runs in Faust, in unit tests with fakes and in
+benchmarks. Every method is synchronous: a lead is read, changed and written back without an
+`await` in between, so agents sharing the table on one event loop never lose an update. A
+replayed record comes with its `ReplayContext` (None: a live record).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
-from schemas.events import ContactSignal, LeadChanged, OrderEvent, TouchPointCommand
+from schemas.base import Channel
+from schemas.events import ContactSignal, OrderEvent
 from schemas.events import TouchPointOutcome as Outcome
-from services.common.domain.send_windows import SendWindowPolicy
 from services.sequencer.domain.effects import lead_changed, touchpoint_command, visible
 from services.sequencer.domain.lead import Lead, derive_state
 from services.sequencer.domain.lifecycle import (
@@ -25,41 +25,14 @@ from services.sequencer.domain.lifecycle import (
     apply_outcome,
     is_duplicate,
 )
-from services.sequencer.domain.plan import NurturePlan
+from services.sequencer.domain.plan import TenantConfig
 from services.sequencer.domain.planner import evaluate, next_due
 from services.sequencer.domain.replay import ReplayContext, ReplayStats
 from services.sequencer.errors import BadRecord
+from services.sequencer.ports import CustomerIndex, LeadStore, Outbox, Schedule
 
 #: Suffix of `Lead.replay_id` once a replay re-derived the lead from its order events.
 RESET_MARK = ":reset"
-
-
-@dataclass(frozen=True, slots=True)
-class TenantConfig:
-    tenant_id: uuid.UUID
-    plan: NurturePlan
-    policy: SendWindowPolicy
-    known: bool = True  # False: not in `tenants`, defaults applied
-
-
-class LeadStore(Protocol):
-    def get(self, lead_id: uuid.UUID) -> Lead | None: ...
-    def put(self, lead: Lead, due: datetime | None) -> None:
-        """Store `lead`; `due` is when it may next need the timer (kept for index rebuilds)."""
-
-
-class CustomerIndex(Protocol):
-    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]: ...
-    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None: ...
-
-
-class Outbox(Protocol):
-    def command(self, command: TouchPointCommand) -> None: ...
-    def lead_changed(self, change: LeadChanged) -> None: ...
-
-
-class Schedule(Protocol):
-    def schedule(self, lead_id: uuid.UUID, at: datetime) -> None: ...
 
 
 @dataclass(slots=True)
@@ -81,41 +54,48 @@ class Sequencer:
         self.customers = customers
         self.outbox = outbox
         self.schedule = schedule
-        #: Set by the app while a replayed record is processed (None: live record).
-        self.replay: ReplayContext | None = None
         self.replay_stats = ReplayStats()
+        #: Commands emitted since the last `take_emitted`, by channel (counted once a batch).
+        self.emitted: dict[Channel, int] = {}
 
     # use cases ----------------------------------------------------------------------------
-    def on_order(self, event: OrderEvent, config: TenantConfig, now: datetime) -> Result:
+    def on_order(
+        self,
+        event: OrderEvent,
+        config: TenantConfig,
+        now: datetime,
+        replay: ReplayContext | None = None,
+    ) -> Result:
         if event.entity == "customer":
-            return self._on_customer(event, config, now)
+            return self._on_customer(event, config, now, replay)
         if event.lead_id is None:
             raise BadRecord(f"{event.entity} event {event.event_id} has no lead_id")
         prior = self._get(event.lead_id, event.tenant_id)
-        before = self._replay_touch(prior, reset=True)
+        before = self._replay_touch(prior, replay, reset=True)
         if is_duplicate(before, event.event_id):
             if before is not prior and before is not None:  # stamped only
-                return self._commit(prior, before, "replay", config, now)
+                return self._commit(prior, before, "replay", config, now, replay)
             return Result(duplicate=True)
         after = apply_order(before, event)
-        if self.replay is not None:
+        if replay is not None:
             # re-derived from its first order event in this replay: never reset again
-            after.replay_id = self.replay.stamp + RESET_MARK
+            after.replay_id = replay.stamp + RESET_MARK
             if prior is not None and before is None:  # reset: keep the version counter
                 after.version = prior.version
         cid = after.customer.customer_id
         if cid and (before is None or before.customer.customer_id != cid):
             self.customers.add(event.tenant_id, cid, after.lead_id)
         reason = "website_form" if event.entity == "website_form" else f"order_{event.operation}"
-        return self._commit(prior, after, reason, config, now)
+        return self._commit(prior, after, reason, config, now, replay)
 
-    def _replay_touch(self, lead: Lead | None, *, reset: bool = False) -> Lead | None:
+    def _replay_touch(
+        self, lead: Lead | None, replay: ReplayContext | None, *, reset: bool = False
+    ) -> Lead | None:
         """In a replay, a record touching `lead`: the first replayed ORDER event resets it
         (None) when it was created at or after `since`, whether or not a replayed outcome or
         signal (read from another topic, in no fixed order) touched it first; any other
         record stamps it. The outcomes and signals it loses come back: its re-emitted
         record-only commands are answered from the outbound ledger."""
-        replay = self.replay
         if replay is None or lead is None or lead.replay_id == replay.stamp + RESET_MARK:
             return lead
         if reset and replay.since <= lead.created_at:
@@ -125,7 +105,9 @@ class Sequencer:
             return lead
         return lead.copy(replay_id=replay.stamp)
 
-    def _on_customer(self, event: OrderEvent, config: TenantConfig, now: datetime) -> Result:
+    def _on_customer(
+        self, event: OrderEvent, config: TenantConfig, now: datetime, replay: ReplayContext | None
+    ) -> Result:
         if event.lead_id is not None:
             targets = [event.lead_id]
         elif event.customer.customer_id:
@@ -137,32 +119,45 @@ class Sequencer:
             before = self._get(lead_id, event.tenant_id)
             if before is None or is_duplicate(before, event.event_id):
                 continue
-            done = self._commit(before, apply_order(before, event), "customer_updated", config, now)
+            after = apply_order(before, event)
+            done = self._commit(before, after, "customer_updated", config, now, replay)
             total.leads_changed += done.leads_changed
             total.commands += done.commands
         return total
 
-    def on_outcome(self, outcome: Outcome, config: TenantConfig, now: datetime) -> Result:
+    def on_outcome(
+        self,
+        outcome: Outcome,
+        config: TenantConfig,
+        now: datetime,
+        replay: ReplayContext | None = None,
+    ) -> Result:
         prior = self._get(outcome.lead_id, outcome.tenant_id)
-        before = self._replay_touch(prior)
+        before = self._replay_touch(prior, replay)
         if prior is None or before is None:
             return Result(ignored="unknown_lead")
         after = apply_outcome(before, outcome)
-        return self._commit(prior, after, f"outcome_{outcome.status.value}", config, now)
+        return self._commit(prior, after, f"outcome_{outcome.status.value}", config, now, replay)
 
-    def on_signal(self, signal: ContactSignal, config: TenantConfig, now: datetime) -> Result:
+    def on_signal(
+        self,
+        signal: ContactSignal,
+        config: TenantConfig,
+        now: datetime,
+        replay: ReplayContext | None = None,
+    ) -> Result:
         if signal.lead_id is None:
             return Result(ignored="no_lead_id")
         prior = self._get(signal.lead_id, signal.tenant_id)
-        before = self._replay_touch(prior)
+        before = self._replay_touch(prior, replay)
         if prior is None or before is None:
             return Result(ignored="unknown_lead")
         if is_duplicate(before, signal.signal_id):
             if before is not prior:  # stamped only
-                return self._commit(prior, before, "replay", config, now)
+                return self._commit(prior, before, "replay", config, now, replay)
             return Result(duplicate=True)
         after = apply_contact(before, signal)
-        return self._commit(prior, after, f"signal_{signal.kind.value}", config, now)
+        return self._commit(prior, after, f"signal_{signal.kind.value}", config, now, replay)
 
     def on_due(
         self, lead_id: uuid.UUID, configs: Callable[[uuid.UUID], TenantConfig], now: datetime
@@ -172,7 +167,7 @@ class Sequencer:
         if before is None:
             return Result(ignored="unknown_lead")
         config = configs(before.tenant_id)
-        result = self._commit(before, before, "schedule", config, now)
+        result = self._commit(before, before, "schedule", config, now, None)
         if result.unchanged:
             # the index is coarse (10 s buckets): not due yet, so put the hint back
             at = next_due(before, config.plan, config.policy)
@@ -188,7 +183,13 @@ class Sequencer:
         return lead
 
     def _commit(
-        self, before: Lead | None, after: Lead, reason: str, config: TenantConfig, now: datetime
+        self,
+        before: Lead | None,
+        after: Lead,
+        reason: str,
+        config: TenantConfig,
+        now: datetime,
+        replay: ReplayContext | None,
     ) -> Result:
         ev = evaluate(after, config.plan, config.policy, now)
         lead = ev.lead
@@ -203,12 +204,18 @@ class Sequencer:
             result.leads_changed = 1
         at = next_due(lead, config.plan, config.policy, ev.upcoming)
         self.leads.put(lead, at)
-        record_only = self.replay is not None
+        record_only = replay is not None
         for due in ev.commands:
             self.outbox.command(touchpoint_command(lead, due, now=now, record_only=record_only))
+            self.emitted[due.channel] = self.emitted.get(due.channel, 0) + 1
         if at is not None:
             self.schedule.schedule(lead.lead_id, at)
         if record_only:
             self.replay_stats.leads_changed += result.leads_changed
             self.replay_stats.commands_reemitted += result.commands
         return result
+
+    def take_emitted(self) -> dict[Channel, int]:
+        """Commands emitted since the last call, by channel."""
+        emitted, self.emitted = self.emitted, {}
+        return emitted

@@ -1,0 +1,153 @@
+"""The Faust application `lead-sequencer`: its topics, agents and timers (DESIGN §2–5).
+
+Agents (one per source topic, all keyed by tenant, all with KAFKA_PARTITIONS partitions):
+- `orders`   leads.order-events.v1: create/update leads, plan and emit the first step;
+- `outcomes` leads.touchpoint-outcomes.v1: sent → contacted, skipped/failed per reason,
+             deferred → the same command again at deferred_until;
+- `signals`  leads.contact-signals.v1: engagement, opt-outs, bounces, business progress;
+- `ticks`    an internal topic: the timer's tick records (service_layer/ticks.py).
+
+Each agent takes records in batches (`noack_take`), has the batch loop process them
+(service_layer/batches.py) and acks the batch only after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import faust
+
+from services.sequencer.adapters.faust_transport import Transport
+from services.sequencer.adapters.table_stores import TableStores
+from services.sequencer.adapters.tables import raw_schema
+from services.sequencer.service_layer.batches import BatchProcessor, Handler
+from services.sequencer.service_layer.replay import ReplayCoordinator
+from services.sequencer.service_layer.ticks import Ticks
+from services.sequencer.settings import SequencerSettings
+
+#: How often every tenant's configuration is reloaded.
+TENANT_REFRESH_SECONDS = 60.0
+
+
+def brokers(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def tick_topic(settings: SequencerSettings) -> str:
+    """The internal topic of the timer's tick records."""
+    return f"{settings.app_id}-ticks"
+
+
+def faust_app(settings: SequencerSettings) -> faust.App:
+    """The Faust app, its id (= consumer group) behind the topic prefix so isolated
+    environments share nothing."""
+    app = faust.App(
+        settings.app_id,
+        broker=brokers(settings.kafka_bootstrap_servers),
+        store=settings.sequencer_store,
+        # one state directory per app id (topic prefix): the RocksDB of another deployment
+        # on this disk never meets this one's changelogs
+        datadir=str(settings.sequencer_data_dir / "{conf.name}"),
+        topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        table_standby_replicas=1,
+        web_enabled=False,
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.sequencer_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.sequencer_session_timeout_seconds / 3),
+        consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=max(4096, 4 * settings.sequencer_batch_size),
+        processing_guarantee="at_least_once",
+    )
+    # kafka:// whose seek back to committed offsets also seeks to 0 (faust_transport.py)
+    app.transport = Transport(app.conf.broker_consumer, app)
+    return app
+
+
+class FaustAssignment:
+    """`Assignment` port: the partitions of `topic` the app's consumer owns."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self.app = app
+        self.topic = topic
+
+    def active_partitions(self) -> set[int]:
+        try:
+            actives = self.app.assignor.assigned_actives()
+        except AttributeError:  # no assignment yet
+            return set()
+        return {tp.partition for tp in actives if tp.topic == self.topic}
+
+    def rebalancing(self) -> bool:
+        return bool(self.app.rebalancing)
+
+
+class SequencerApp:
+    """The worker's topology over the service layer; `bootstrap.build_worker` wires it."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: SequencerSettings,
+        *,
+        tables: TableStores,
+        batches: BatchProcessor,
+        ticks: Ticks,
+        replay: ReplayCoordinator,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.tables = tables
+        self.batches = batches
+        self.ticks = ticks
+        self.replay = replay
+        self.batch_size = settings.sequencer_batch_size
+        self.batch_seconds = settings.sequencer_batch_ms / 1000
+        topics = settings.topics
+        self.order_topic = app.topic(topics.order_events, schema=raw_schema())
+        self.outcome_topic = app.topic(topics.touchpoint_outcomes, schema=raw_schema())
+        self.signal_topic = app.topic(topics.contact_signals, schema=raw_schema())
+        self.tick_topic = app.topic(
+            ticks.topic,
+            internal=True,
+            partitions=settings.kafka_partitions,
+            retention=timedelta(hours=1),
+            schema=raw_schema(),
+        )
+        self.order_agent = self._agent("orders", self.order_topic, batches.on_order)
+        self.outcome_agent = self._agent("outcomes", self.outcome_topic, batches.on_outcome)
+        self.signal_agent = self._agent("signals", self.signal_topic, batches.on_signal)
+        self.tick_agent = self._agent("ticks", self.tick_topic, ticks.on_tick)
+        app.timer(settings.touchpoint_tick_seconds, name="publish_ticks")(ticks.publish)
+        app.timer(TENANT_REFRESH_SECONDS, name="refresh_tenants")(batches.refresh_tenants)
+        if replay.runs is not None:
+            app.timer(settings.replay_poll_seconds, name="replay_poll")(replay.poll)
+        tables.leads_table.on_recover(ticks.rebuild)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+
+    def _agent(self, name: str, channel: Any, handle: Handler) -> Any:
+        batches = self.batches
+
+        async def run(stream: Any) -> None:
+            async for events in stream.noack_take(self.batch_size, self.batch_seconds):
+                await batches.process(name, events, handle)
+                for event in events:
+                    await stream.ack(event)
+
+        return self.app.agent(channel, name=name)(run)
+
+    def readiness(self) -> dict[str, bool]:
+        recovery = getattr(self.app.tables, "recovery", None)
+        completed = getattr(recovery, "completed", None)
+        return {
+            "tables_recovered": bool(completed is not None and completed.is_set()),
+            "not_rebalancing": not self.app.rebalancing,
+        }
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: Iterable[Any] = args[0] if args else kwargs.get("revoked", set())
+        name = self.order_topic.get_topic_name()
+        self.ticks.revoked(tp.partition for tp in revoked if tp.topic == name)

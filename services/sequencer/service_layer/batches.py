@@ -1,0 +1,173 @@
+"""The batch loop every agent runs its records through.
+
+A batch is processed under one lock shared by all agents (two agents never interleave on the
+same lead): each record is decoded and handed to its use case (with its replay context, if
+replayed), the outputs are flushed (acknowledged), the leads written to the tables, the
+changelog flushed, and only then does the agent ack the batch. A record that fails is
+dead-lettered and the batch goes on (failures.py decides what happens on a failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from schemas.events import ContactSignal, OrderEvent, TouchPointOutcome
+from services.common.kafka.codec import decode
+from services.common.kafka.partitioning import tenant_key, tenant_of_key
+from services.sequencer.adapters import metrics
+from services.sequencer.domain.replay import ReplayContext
+from services.sequencer.errors import BadRecord
+from services.sequencer.ports import Directory, Outputs, SourceEvent, SourceMessage, Tables
+from services.sequencer.service_layer import failures
+from services.sequencer.service_layer.replay import ReplayCoordinator, judged_at
+from services.sequencer.service_layer.sequencer import Result, Sequencer
+
+#: The records of the source topics.
+E = TypeVar("E", OrderEvent, TouchPointOutcome, ContactSignal)
+
+#: Handles one record at an instant (its replay context, if replayed); returns its result label.
+Handler = Callable[[SourceEvent, datetime, ReplayContext | None], str]
+
+APPLIED = "applied"
+
+
+def counted(result: Result) -> str:
+    """The result label of a record (`sequencer_records_total`); lead changes counted."""
+    if result.leads_changed:
+        metrics.LEAD_CHANGES.inc(result.leads_changed)
+    if result.duplicate:
+        return "duplicate"
+    if result.ignored:
+        return "ignored"
+    return APPLIED
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        sequencer: Sequencer,
+        directory: Directory,
+        outputs: Outputs,
+        tables: Tables,
+        replay: ReplayCoordinator,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sequencer = sequencer
+        self.directory = directory
+        self.outputs = outputs
+        self.tables = tables
+        self.replay = replay
+        self.clock = clock
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def process(self, source: str, events: Sequence[SourceEvent], handle: Handler) -> None:
+        """One batch: handle each record, flush outputs, write tables, flush changelogs."""
+        started = time.perf_counter()
+        outputs, tables = self.outputs, self.tables
+        async with self.lock:
+            try:
+                await self.replay.load()  # which replay applies, before the first record
+                await self._ensure_tenants(events)
+                now = self.clock()
+                make_current, context_for = tables.make_current, self.replay.context_for
+                for event in events:
+                    make_current(event)
+                    replay = context_for(event.message)
+                    if replay is False:
+                        self._count_record(source, "replay_skipped")
+                        continue
+                    at = now if replay is None else judged_at(event.message, now)
+                    try:
+                        result = handle(event, at, replay)
+                    except Exception as exc:  # failures.py decides
+                        result = failures.DEAD_LETTERED
+                        outputs.dead_letter(failures.dead_letter(source, event.message, exc))
+                    self._count_record(source, result)
+                handled = time.perf_counter()
+                await outputs.flush()
+                self._count_commands()
+                outputs_acked = time.perf_counter()
+                tables.write()
+                written = time.perf_counter()
+                await outputs.flush()
+                tables.persist_offsets(outputs.take_changelog_offsets())
+            finally:
+                tables.discard()
+                outputs.discard()
+                tables.make_current(None)
+                self.sequencer.emitted.clear()
+        done = time.perf_counter()
+        metrics.BATCH_SECONDS.labels(source).observe(done - started)
+        metrics.BATCH_RECORDS.labels(source).observe(len(events))
+        for stage, seconds in (
+            ("handle", handled - started),
+            ("outputs_ack", outputs_acked - handled),
+            ("tables", written - outputs_acked),
+            ("changelog_ack", done - written),
+        ):
+            metrics.BATCH_STAGE_SECONDS.labels(stage).observe(seconds)
+
+    def _count_record(self, source: str, result: str) -> None:
+        counter = self._counters.get((source, result))
+        if counter is None:  # label lookups take a lock and a dict walk: once per pair
+            counter = self._counters[(source, result)] = metrics.RECORDS.labels(source, result)
+        counter.inc()
+
+    def _count_commands(self) -> None:
+        """The batch's commands, now that they are acknowledged: one increment per channel."""
+        for channel, count in self.sequencer.take_emitted().items():
+            metrics.COMMANDS.labels(channel.value).inc(count)
+
+    async def _ensure_tenants(self, events: Sequence[SourceEvent]) -> None:
+        keys = {event.message.key for event in events}  # a batch has few tenants
+        ids = {tenant for key in keys if (tenant := tenant_of_key(key)) is not None}
+        if ids:
+            with failures.retried_later(
+                "tenant lookup failed; using cached or default configuration"
+            ):
+                await self.directory.ensure(ids)
+
+    async def refresh_tenants(self) -> None:
+        """Reload every tenant's configuration (a Faust timer)."""
+        with failures.retried_later("could not reload tenants; keeping the cached configuration"):
+            await self.directory.refresh()
+
+    # the record handlers ----------------------------------------------------------------
+    def on_order(self, event: SourceEvent, at: datetime, replay: ReplayContext | None) -> str:
+        order = self._decode(OrderEvent, event.message)
+        config = self.directory.get(order.tenant_id)
+        return counted(self.sequencer.on_order(order, config, at, replay))
+
+    def on_outcome(self, event: SourceEvent, at: datetime, replay: ReplayContext | None) -> str:
+        outcome = self._decode(TouchPointOutcome, event.message)
+        config = self.directory.get(outcome.tenant_id)
+        return counted(self.sequencer.on_outcome(outcome, config, at, replay))
+
+    def on_signal(self, event: SourceEvent, at: datetime, replay: ReplayContext | None) -> str:
+        signal = self._decode(ContactSignal, event.message)
+        config = self.directory.get(signal.tenant_id)
+        return counted(self.sequencer.on_signal(signal, config, at, replay))
+
+    @staticmethod
+    def _decode(model: type[E], message: SourceMessage) -> E:
+        value = message.value
+        decoded = decode(model, value if isinstance(value, bytes) else None)
+        tenant = decoded.tenant_id
+        if message.key != tenant_key(tenant):
+            raise BadRecord(
+                f"record key {message.key!r} is not its tenant_id {tenant}: "
+                "it would live on another tenant's partition"
+            )
+        return decoded
