@@ -3,7 +3,7 @@
 baseline measured in the same run: a raw confluent-kafka consumer reading the same topic
 (the target's ratio), and for context a do-nothing Faust worker on the same client stack.
 
-Targets (issue 4): >= 5,000 events/s per worker and >= 20 % of the raw consume rate;
+Targets: >= 5,000 events/s per worker and >= 20 % of the raw consume rate;
 RSS <= 500 MB with every lead (1M in the full run) in state; order event → command p99
 <= 200 ms at 200 events/s.
 

@@ -32,9 +32,7 @@ class SequencerSettings(CommonSettings):
     #: is 2 GiB of block cache per partition database).
     sequencer_rocksdb_memory_mb: int = Field(default=8, ge=2, le=4096)
     #: Records an agent takes at once: one round of output and changelog acks per batch.
-    #: Faust's stream pauses while a batch is processed: bench/sequencer, 200,000 events,
-    #: 1,000 → ~4,800 events/s, 3,000 → ~5,600, 10,000 → ~4,700 (latency unchanged: at low
-    #: rates a batch closes after SEQUENCER_BATCH_MS).
+    #: Faust's stream pauses while a batch is processed (measured: bench/sequencer/README.md).
     sequencer_batch_size: int = Field(default=3000, ge=1, le=100_000)
     #: How long an agent waits to fill a batch before it processes what it has.
     sequencer_batch_ms: float = Field(default=20.0, gt=0, le=10_000)

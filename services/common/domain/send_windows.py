@@ -92,10 +92,6 @@ def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
     return aware
 
 
-def is_open(channel: Channel, at: datetime, policy: SendWindowPolicy) -> bool:
-    return next_opening(channel, at, policy) == at.astimezone(UTC)
-
-
 def next_opening(channel: Channel, at: datetime, policy: SendWindowPolicy) -> datetime:
     """`at` itself (in UTC) when the window is open then, else the next opening instant.
 

@@ -20,7 +20,7 @@ FORMAT = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 # compact UTF-8 JSON: byte for byte what `json.dumps(separators=(",", ":"),
-# ensure_ascii=False)` wrote before (leads in RocksDB and changelogs stay readable), ~10× faster
+# ensure_ascii=False)` wrote before (leads in RocksDB and changelogs stay readable), faster
 _dumps = orjson.dumps
 _loads = orjson.loads
 

@@ -35,17 +35,6 @@ class Stage(IntEnum):
     COMPLETED = 7
 
 
-#: Rank of each derived state: a lead's rank never decreases (lost without engagement = 2).
-STATE_RANK: dict[LeadState, int] = {
-    LeadState.NEW: 0,
-    LeadState.CONTACTED: 1,
-    LeadState.ENGAGED: 3,
-    LeadState.QUALIFIED: 4,
-    LeadState.APPOINTMENT_SET: 5,
-    LeadState.COMPLETED: 7,
-}
-SOFT_LOST_RANK, HARD_LOST_RANK = 2, 6
-
 _STAGE_STATE = {
     Stage.NEW: LeadState.NEW,
     Stage.CONTACTED: LeadState.CONTACTED,
@@ -125,7 +114,7 @@ class Lead:
     replay_id: str | None = None  # the last replay that touched this lead (hex of its id)
 
     def copy(self, **changes: object) -> Lead:
-        """A shallow copy (≈20× cheaper than `dataclasses.replace`, which re-runs __init__);
+        """A shallow copy, far cheaper than `dataclasses.replace` (which re-runs __init__);
         containers are shared: copy them before changing them (see `lifecycle.clone`)."""
         new = _copy_fields(self)
         for name, value in changes.items():
@@ -150,7 +139,7 @@ _LEAD_FIELDS = tuple(f.name for f in fields(Lead))
 
 def _field_copier() -> Callable[[Lead], Lead]:
     """`copy`'s body, one plain slot assignment per field, generated from the dataclass's own
-    field list (as `dataclasses` builds `__init__`): a loop of getattr/setattr costs 3×."""
+    field list (as `dataclasses` builds `__init__`), cheaper than a loop of getattr/setattr."""
     lines = [f"    new.{name} = lead.{name}" for name in _LEAD_FIELDS]
     source = "def copy_fields(lead):\n    new = new_lead(Lead)\n" + "\n".join(lines)
     namespace: dict[str, Any] = {"Lead": Lead, "new_lead": object.__new__}
@@ -172,13 +161,6 @@ def derive_state(lead: Lead) -> tuple[LeadState, str | None]:
     if lead.email_off and lead.sms_off:
         return LeadState.LOST, "opted_out"
     return _STAGE_STATE[lead.stage], None
-
-
-def state_rank(lead: Lead) -> int:
-    state, _ = derive_state(lead)
-    if state is LeadState.LOST:
-        return HARD_LOST_RANK if lead.stage is Stage.LOST else SOFT_LOST_RANK
-    return STATE_RANK[state]
 
 
 def sequence_stopped(lead: Lead) -> bool:
