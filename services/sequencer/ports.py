@@ -10,12 +10,10 @@ from datetime import datetime
 from typing import Protocol
 
 from schemas.events import LeadChanged, TouchPointCommand
-from services.common.domain.replay import ReplayRun
+from services.common.domain.replay import TP, ReplayRun
 from services.common.kafka.dlq import DeadLetter
 from services.sequencer.domain.lead import Lead
 from services.sequencer.domain.plan import TenantConfig
-
-TopicPartition = tuple[str, int]
 
 
 # the records --------------------------------------------------------------------------------
@@ -85,7 +83,7 @@ class Outputs(Outbox, ChangelogSink, Protocol):
     def tick(self, topic: str, partition: int, value: bytes) -> None: ...
     async def flush(self) -> None: ...
     def discard(self) -> None: ...
-    def take_changelog_offsets(self) -> Mapping[TopicPartition, int]: ...
+    def take_changelog_offsets(self) -> Mapping[TP, int]: ...
 
 
 class Tables(Protocol):
@@ -96,7 +94,7 @@ class Tables(Protocol):
         """Writes of the records handled from now on go to `event`'s partition."""
 
     def write(self) -> None: ...
-    def persist_offsets(self, changelog_offsets: Mapping[TopicPartition, int]) -> None: ...
+    def persist_offsets(self, changelog_offsets: Mapping[TP, int]) -> None: ...
     def discard(self) -> None: ...
 
 
