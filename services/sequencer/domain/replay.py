@@ -14,7 +14,7 @@ The replay tool rewinds the sequencer's consumer group and records a run
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -37,7 +37,6 @@ class ReplayStats:
     leads_reset: int = 0
     leads_changed: int = 0
     commands_reemitted: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {
