@@ -23,8 +23,8 @@ from services.outbound.adapters.sendgrid_sender import SendGridSender
 from services.outbound.adapters.templates import JinjaRenderer
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
 from services.outbound.adapters.twilio_sender import TwilioSender
+from services.outbound.entrypoints.consumer import CommandConsumer
 from services.outbound.ports import OutcomePublisher, Sender
-from services.outbound.service_layer.consumer import CommandConsumer
 from services.outbound.service_layer.delivery import Delivery, Pacer, RetryPolicy
 from services.outbound.service_layer.handler import HandlerConfig, TouchPointHandler
 from services.outbound.service_layer.sweeper import Sweeper
