@@ -247,7 +247,8 @@ async def run_outbound(settings: OutboundSettings, url: str, n: int) -> dict[str
 async def isolated_claims(url: str, tenant: uuid.UUID, n: int) -> dict[str, float]:
     """Claim latency without the pipeline's event-loop queueing: n claims one after the other
     on the same ledger table (already holding the run's rows), then finished as skipped."""
-    from services.outbound.adapters.ledger_pg import PostgresLedger, open_pool
+    from services.outbound.adapters.ledger_pg import PostgresLedger
+    from services.outbound.adapters.pg_pool import open_pool
     from services.outbound.domain.model import LedgerStatus
 
     pool = await open_pool(url, size=2)

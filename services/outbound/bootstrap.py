@@ -17,8 +17,9 @@ from schemas.base import Channel
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.producer import KafkaProducer
-from services.outbound.adapters.ledger_pg import PostgresLedger, open_pool
+from services.outbound.adapters.ledger_pg import PostgresLedger
 from services.outbound.adapters.outcomes_kafka import KafkaOutcomePublisher
+from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.sendgrid_sender import SendGridSender
 from services.outbound.adapters.templates import JinjaRenderer
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory

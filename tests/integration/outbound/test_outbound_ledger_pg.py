@@ -13,7 +13,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from schemas.base import Channel
 from services.common.db.tenants import add_services, set_hours
-from services.outbound.adapters.ledger_pg import PostgresLedger, open_pool
+from services.outbound.adapters.ledger_pg import PostgresLedger
+from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
 from services.outbound.domain.model import AlreadyClaimed, Claimed, LedgerStatus
 from tests.unit.outbound.support import command
