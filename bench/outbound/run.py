@@ -8,7 +8,7 @@ Measured in the same run, on the same topic and fakes:
 - baseline B, "bare POST": the same official libraries posting the same messages straight to
   the fakes, with the same concurrency and no ledger/gate/Kafka, the ceiling of the provider side.
 
-Targets (issue 5): >= 500 sends/s per process, claim p99 <= 10 ms.
+Targets: >= 500 sends/s per process, claim p99 <= 10 ms.
 
     uv run python bench/outbound/run.py            # full run (20,000 commands)
     uv run python bench/outbound/run.py --quick    # smoke run (2,000 commands)
