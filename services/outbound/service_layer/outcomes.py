@@ -102,34 +102,19 @@ class Outcomes:
             if row is not None and row.status is not LedgerStatus.CLAIMED:
                 return await self.duplicate(command, row)
         return await self.announce(
-            command,
-            status,
-            reason,
-            decided_at=now,
-            provider_message_id=provider_message_id,
-            deferred_until=deferred_until,
+            outcome_of(
+                command,
+                status,
+                reason,
+                decided_at=now,
+                provider_message_id=provider_message_id,
+                deferred_until=deferred_until,
+            )
         )
 
-    async def announce(
-        self,
-        subject: TouchPointCommand | LedgerRow,
-        status: LedgerStatus,
-        reason: str,
-        *,
-        decided_at: datetime,
-        provider_message_id: str | None = None,
-        deferred_until: datetime | None = None,
-    ) -> TouchPointOutcome:
+    async def announce(self, outcome: TouchPointOutcome) -> TouchPointOutcome:
         """Count and publish a decision already recorded in the ledger."""
-        metrics.record_decision(subject.channel.value, STATUS_OF[status].value, reason)
-        outcome = outcome_of(
-            subject,
-            status,
-            reason,
-            decided_at=decided_at,
-            provider_message_id=provider_message_id,
-            deferred_until=deferred_until,
-        )
+        metrics.record_decision(outcome.channel.value, outcome.status.value, outcome.reason)
         await self.publish(outcome)
         return outcome
 

@@ -19,7 +19,7 @@ from services.outbound.adapters import metrics
 from services.outbound.domain.model import Found, LedgerRow, LedgerStatus, Probe
 from services.outbound.ports import Ledger, OutcomePublisher, Sender
 from services.outbound.service_layer.delivery import Clock
-from services.outbound.service_layer.outcomes import Outcomes
+from services.outbound.service_layer.outcomes import Outcomes, outcome_of
 from services.outbound.service_layer.takeover import CRASH_LOOKUP_MARGIN
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,12 @@ class Sweeper:
             return True  # its owner or a redelivery decided it meanwhile
         log.warning("claim %s left by a crash: the provider holds it, marked sent", row.command_id)
         await self._outcomes.announce(
-            row,
-            LedgerStatus.SENT,
-            "reconciled_sent",
-            decided_at=now,
-            provider_message_id=found.provider_message_id,
+            outcome_of(
+                row,
+                LedgerStatus.SENT,
+                "reconciled_sent",
+                decided_at=now,
+                provider_message_id=found.provider_message_id,
+            )
         )
         return True
