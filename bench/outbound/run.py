@@ -8,7 +8,7 @@ Measured in the same run, on the same topic and fakes:
 - baseline B, "bare POST": the same official libraries posting the same messages straight to
   the fakes, with the same concurrency and no ledger/gate/Kafka, the ceiling of the provider side.
 
-Targets (issue 5): >= 500 sends/s per process, claim p99 <= 10 ms.
+Targets: >= 500 sends/s per process, claim p99 <= 10 ms.
 
     uv run python bench/outbound/run.py            # full run (20,000 commands)
     uv run python bench/outbound/run.py --quick    # smoke run (2,000 commands)
@@ -254,7 +254,8 @@ async def run_outbound(settings: OutboundSettings, url: str, n: int) -> dict[str
 async def isolated_claims(url: str, tenant: uuid.UUID, n: int) -> dict[str, float]:
     """Claim latency without the pipeline's event-loop queueing: n claims one after the other
     on the same ledger table (already holding the run's rows), then finished as skipped."""
-    from services.outbound.adapters.ledger_pg import PostgresLedger, open_pool
+    from services.outbound.adapters.ledger_pg import PostgresLedger
+    from services.outbound.adapters.pg_pool import open_pool
     from services.outbound.domain.model import LedgerStatus
 
     pool = await open_pool(url, size=2)

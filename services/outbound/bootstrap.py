@@ -17,14 +17,15 @@ from schemas.base import Channel
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.producer import KafkaProducer
-from services.outbound.adapters.ledger_pg import PostgresLedger, open_pool
+from services.outbound.adapters.ledger_pg import PostgresLedger
 from services.outbound.adapters.outcomes_kafka import KafkaOutcomePublisher
+from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.sendgrid_sender import SendGridSender
 from services.outbound.adapters.templates import JinjaRenderer
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
 from services.outbound.adapters.twilio_sender import TwilioSender
+from services.outbound.entrypoints.consumer import CommandConsumer
 from services.outbound.ports import OutcomePublisher, Sender
-from services.outbound.service_layer.consumer import CommandConsumer
 from services.outbound.service_layer.delivery import Delivery, Pacer, RetryPolicy
 from services.outbound.service_layer.handler import HandlerConfig, TouchPointHandler
 from services.outbound.service_layer.sweeper import Sweeper

@@ -128,3 +128,9 @@ class Renderer(Protocol):
     ) -> OutboundMessage:
         """Build the message for a command, or raise `TemplateError`."""
         ...
+
+
+class CommandHandler(Protocol):
+    """Decides and acts on one command (the consumer's use case)."""
+
+    async def handle(self, command: TouchPointCommand) -> TouchPointOutcome: ...

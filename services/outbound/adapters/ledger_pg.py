@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand
 from services.common.errors import InfrastructureError
 from services.outbound.adapters import metrics
+from services.outbound.adapters.pg_pool import connection
 from services.outbound.domain.model import (
     CAP_STATUSES,
     AlreadyClaimed,
@@ -138,16 +137,8 @@ class PostgresLedger:
         #: When a list, every claim's latency (seconds) is appended (the benchmark's p99).
         self.claim_samples: list[float] | None = None
 
-    @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        try:
-            async with self._pool.connection() as conn:
-                yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise InfrastructureError(f"PostgreSQL: {exc}") from exc
-
     async def _one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        async with self._conn() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchone()
 
@@ -228,7 +219,7 @@ class PostgresLedger:
         return _row(got) if got else None
 
     async def heartbeat(self, command_id: uuid.UUID, *, now: datetime) -> None:
-        async with self._conn() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(HEARTBEAT_SQL, {"command_id": command_id, "now": now})
 
     async def take_over(
@@ -267,14 +258,14 @@ class PostgresLedger:
         return got is not None
 
     async def stale_claims(self, *, older_than: datetime, limit: int = 100) -> list[LedgerRow]:
-        async with self._conn() as conn:
+        async with connection(self._pool) as conn:
             cur = await conn.execute(STALE_SQL, {"older_than": older_than, "limit": limit})
             return [_row(r) for r in await cur.fetchall()]
 
     async def suppress(
         self, *, tenant_id: uuid.UUID, channel: Channel, contact: str, reason: str, source: str
     ) -> None:
-        async with self._conn() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 SUPPRESS_SQL,
                 {
@@ -288,27 +279,8 @@ class PostgresLedger:
 
     async def ping(self) -> bool:
         try:
-            async with self._conn() as conn:
+            async with connection(self._pool) as conn:
                 await conn.execute("SELECT 1")
             return True
         except InfrastructureError:
             return False
-
-
-async def open_pool(conninfo: str, *, size: int) -> AsyncConnectionPool[Any]:
-    """An autocommit pool (every ledger statement is its own transaction)."""
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        conninfo,
-        min_size=min(2, size),
-        max_size=size,
-        kwargs={"autocommit": True},
-        open=False,
-        timeout=10.0,
-        name="outbound-ledger",
-    )
-    try:
-        await pool.open(wait=True, timeout=10.0)
-    except PoolTimeout as exc:
-        await pool.close()
-        raise InfrastructureError(f"PostgreSQL unreachable: {exc}") from exc
-    return pool

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
-from services.common.errors import InfrastructureError
+from services.common.cache import TtlCache
+from services.outbound.adapters.pg_pool import connection
 from services.outbound.domain.model import TenantProfile
 
 log = logging.getLogger(__name__)
@@ -50,32 +48,18 @@ def profile_from_row(row: tuple[Any, ...]) -> TenantProfile | None:
 
 
 class PostgresTenantDirectory:
-    """`TenantDirectory` with a TTL cache (hours and addresses change rarely)."""
+    """`TenantDirectory` with a TTL cache (hours and addresses change rarely); unknown tenants
+    are cached too, as misses."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_seconds: float = 60.0) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], *, ttl_seconds: float) -> None:
         self._pool = pool
-        self._ttl = ttl_seconds
-        self._cache: dict[uuid.UUID, tuple[float, TenantProfile | None]] = {}
-        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._cache: TtlCache[uuid.UUID, TenantProfile] = TtlCache(ttl=ttl_seconds)
 
     async def get(self, tenant_id: uuid.UUID) -> TenantProfile | None:
-        hit = self._cache.get(tenant_id)
-        if hit is not None and time.monotonic() - hit[0] < self._ttl:
-            return hit[1]
-        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
-        async with lock:
-            hit = self._cache.get(tenant_id)
-            if hit is not None and time.monotonic() - hit[0] < self._ttl:
-                return hit[1]
-            profile = await self._load(tenant_id)
-            self._cache[tenant_id] = (time.monotonic(), profile)
-            return profile
+        return await self._cache.get(tenant_id, lambda: self._load(tenant_id))
 
     async def _load(self, tenant_id: uuid.UUID) -> TenantProfile | None:
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(PROFILE_SQL, {"tenant_id": tenant_id})
-                row = await cur.fetchone()
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise InfrastructureError(f"PostgreSQL: {exc}") from exc
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(PROFILE_SQL, {"tenant_id": tenant_id})
+            row = await cur.fetchone()
         return profile_from_row(row) if row else None

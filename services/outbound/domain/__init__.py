@@ -1,1 +1,2 @@
-"""Pure core of the outbound service: the safety gate, pacing, and the values they use."""
+"""Pure core of the outbound service: the safety gate and the values it and the use cases
+work with."""

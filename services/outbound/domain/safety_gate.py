@@ -20,13 +20,16 @@ otherwise                                  → send (`whitelisted`)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from schemas.base import Channel
 from services.common.domain.send_windows import SendWindowPolicy, next_opening
 from services.common.whitelist import normalize_email, normalize_phone
+from services.outbound.domain.model import TenantProfile
 
 
 class Verdict(StrEnum):
@@ -79,6 +82,21 @@ def _skip(reason: str, *, whitelisted: bool = False) -> Decision:
 def contact_for(channel: Channel, email: str | None, phone: str | None) -> str | None:
     """The normalised address a channel delivers to (the ledger's `recipient`)."""
     return normalize_email(email) if channel is Channel.EMAIL else normalize_phone(phone)
+
+
+def gate_view(tenant: TenantProfile | None) -> TenantGateView | None:
+    """What the gate reads of a tenant's profile (None: the tenant is unknown)."""
+    if tenant is None:
+        return None
+    return TenantGateView(
+        active=tenant.active, policy=tenant.policy, has_postal_address=bool(tenant.postal_address)
+    )
+
+
+def opted_out(channel: Channel, context: Mapping[str, Any]) -> bool:
+    """The command's context says the lead opted out of everything, or of this channel."""
+    key = "email_opted_out" if channel is Channel.EMAIL else "sms_opted_out"
+    return context.get("opted_out") is True or context.get(key) is True
 
 
 def decide(gate: GateInput) -> Decision:

@@ -1,1 +1,2 @@
-"""Outbound entrypoints: the `leadctl outbound` command and its HTTP endpoints."""
+"""Outbound entrypoints: the `leadctl outbound` command, its consume loop and its HTTP
+endpoints."""

@@ -1,1 +1,2 @@
-"""Outbound use cases: handle one touch-point command, deliver it, reconcile, consume."""
+"""Outbound use cases: handle one touch-point command, deliver it, record and publish its
+outcome, reconcile claims left by dead processes."""

@@ -42,27 +42,35 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class Delivered:
+class Accepted:
+    """The provider took the message (`reconciled`: found there after an ambiguous attempt)."""
+
     provider_message_id: str
     reconciled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
+    """The provider refused the message for good (`suppress`: the contact opted out)."""
+
     reason: str
     suppress: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Unresolved:
+    """Whether the provider took the message cannot be established."""
+
     reason: str
 
 
-DeliveryResult = Delivered | Rejected | Unresolved
+DeliveryResult = Accepted | Rejected | Unresolved
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Backoff of provider retries, and how often a waiting claim's heartbeat is refreshed."""
+
     base: float = 0.5
     cap: float = 60.0
     heartbeat_every: float = 10.0
@@ -106,6 +114,8 @@ class Pacer:
 
 
 class Delivery:
+    """Sends a claimed message through its provider: pacing, retries, reconciliation."""
+
     def __init__(
         self,
         *,
@@ -158,7 +168,7 @@ class Delivery:
                 last_beat = self._clock()
             attempted_at = self._clock()
             try:
-                return Delivered(await sender.send(message))
+                return Accepted(await sender.send(message))
             except ProviderRejected as exc:
                 return Rejected(exc.reason, exc.suppress)
             except ProviderUnavailable as exc:
@@ -189,7 +199,7 @@ class Delivery:
                     Probe.of(message), sender, attempted_at=attempted_at, cid=cid
                 )
                 if isinstance(found, Found):
-                    return Delivered(found.provider_message_id, reconciled=True)
+                    return Accepted(found.provider_message_id, reconciled=True)
                 if isinstance(found, Unverifiable):
                     return Unresolved(f"ambiguous_{exc.reason}: {found.reason}")
                 delay = backoff_delay(attempt, base=self._policy.base, cap=self._policy.cap)

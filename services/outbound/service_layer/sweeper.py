@@ -15,14 +15,14 @@ import logging
 from datetime import timedelta
 
 from schemas.base import Channel, utcnow
-from schemas.events import OutcomeStatus, TouchPointOutcome
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import Found, LedgerRow, LedgerStatus, Probe
 from services.outbound.ports import Ledger, OutcomePublisher, Sender
-from services.outbound.service_layer.delivery import Clock, retrying_infra
+from services.outbound.service_layer.delivery import Clock
+from services.outbound.service_layer.outcomes import Outcomes, outcome_of
+from services.outbound.service_layer.takeover import CRASH_LOOKUP_MARGIN
 
 log = logging.getLogger(__name__)
-MARGIN = timedelta(minutes=10)
 
 
 class Sweeper:
@@ -41,7 +41,7 @@ class Sweeper:
         self._replay_send = replay_send
         self._ledger = ledger
         self._senders = senders
-        self._publisher = publisher
+        self._outcomes = Outcomes(ledger=ledger, publisher=publisher, clock=clock)
         self._chat = chat_base_url.rstrip("/")
         self._stale = stale_after
         self._interval = interval
@@ -73,7 +73,7 @@ class Sweeper:
         if (row.record_only and not self._replay_send) or sender is None or not row.recipient:
             return False
         probe = Probe(row.command_id, row.recipient, f"{self._chat}/{row.lead_id}")
-        since = min(row.due_at or row.claimed_at, row.claimed_at) - MARGIN
+        since = min(row.due_at or row.claimed_at, row.claimed_at) - CRASH_LOOKUP_MARGIN
         found = await sender.lookup(probe, since=since)
         if not isinstance(found, Found):
             return False
@@ -90,17 +90,13 @@ class Sweeper:
         if not done:
             return True  # its owner or a redelivery decided it meanwhile
         log.warning("claim %s left by a crash: the provider holds it, marked sent", row.command_id)
-        metrics.record_decision(row.channel.value, OutcomeStatus.SENT.value, "reconciled_sent")
-        outcome = TouchPointOutcome(
-            command_id=row.command_id,
-            tenant_id=row.tenant_id,
-            lead_id=row.lead_id,
-            step_index=row.step_index,
-            channel=row.channel,
-            status=OutcomeStatus.SENT,
-            reason="reconciled_sent",
-            decided_at=now,
-            provider_message_id=found.provider_message_id,
+        await self._outcomes.announce(
+            outcome_of(
+                row,
+                LedgerStatus.SENT,
+                "reconciled_sent",
+                decided_at=now,
+                provider_message_id=found.provider_message_id,
+            )
         )
-        await retrying_infra("outcomes.publish", lambda: self._publisher.publish(outcome))
         return True

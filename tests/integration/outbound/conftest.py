@@ -19,6 +19,7 @@ from confluent_kafka import Consumer
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand, TouchPointOutcome
+from services.common.kafka.config import client_config
 from services.common.kafka.producer import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
@@ -108,12 +109,14 @@ async def produce_raw(bootstrap: str, topic: str, key: str, value: bytes) -> Non
 
 def _consume(bootstrap: str, topic: str, want: int, timeout: float) -> list[Any]:
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        client_config(
+            bootstrap,
+            **{
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            },
+        )
     )
     consumer.subscribe([topic])
     got: list[Any] = []

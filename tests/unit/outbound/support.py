@@ -120,7 +120,8 @@ class _Entry:
 
 
 class InMemoryLedger:
-    """The `Ledger` contract with the PostgreSQL adapter's semantics, in a dict."""
+    """The `Ledger` contract with the PostgreSQL adapter's semantics, in a dict (both are held
+    to ledger_contract.py)."""
 
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, _Entry] = {}
@@ -188,6 +189,8 @@ class InMemoryLedger:
                 reason=None,
                 deferred_until=None,
                 record_only=command.record_only,
+                recipient=recipient,
+                due_at=command.due_at,
                 attempts=row.attempts + 1,
                 decided_at=None,
             )
@@ -211,15 +214,19 @@ class InMemoryLedger:
         return entry.row if entry else None
 
     async def heartbeat(self, command_id: uuid.UUID, *, now: datetime) -> None:
-        entry = self.rows[command_id]
-        if entry.row.status is LedgerStatus.CLAIMED:
+        entry = self.rows.get(command_id)
+        if entry is not None and entry.row.status is LedgerStatus.CLAIMED:
             entry.row = dataclasses.replace(entry.row, claimed_at=now)
 
     async def take_over(
         self, command_id: uuid.UUID, *, seen_claimed_at: datetime, now: datetime
     ) -> bool:
-        entry = self.rows[command_id]
-        if entry.row.status is not LedgerStatus.CLAIMED or entry.row.claimed_at != seen_claimed_at:
+        entry = self.rows.get(command_id)
+        if (
+            entry is None
+            or entry.row.status is not LedgerStatus.CLAIMED
+            or entry.row.claimed_at != seen_claimed_at
+        ):
             return False
         entry.row = dataclasses.replace(entry.row, claimed_at=now, attempts=entry.row.attempts + 1)
         return True
@@ -236,8 +243,8 @@ class InMemoryLedger:
         deferred_until: datetime | None = None,
         only_if_claimed_at: datetime | None = None,
     ) -> bool:
-        entry = self.rows[command_id]
-        if entry.row.status is not LedgerStatus.CLAIMED:
+        entry = self.rows.get(command_id)
+        if entry is None or entry.row.status is not LedgerStatus.CLAIMED:
             return False
         if only_if_claimed_at is not None and entry.row.claimed_at != only_if_claimed_at:
             return False

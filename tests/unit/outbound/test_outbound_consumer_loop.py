@@ -13,7 +13,7 @@ import pytest
 from schemas.base import Channel
 from schemas.events import OutcomeStatus, TouchPointCommand, TouchPointOutcome
 from services.common.domain.pacing import TokenBucket, backoff_delay
-from services.outbound.service_layer.consumer import CommandConsumer
+from services.outbound.entrypoints.consumer import CommandConsumer
 from tests.unit.outbound.support import command
 
 

@@ -280,7 +280,6 @@ async def test_claim_that_its_owner_finishes_is_reported_as_duplicate() -> None:
     clock = Clock()
     cmd = command()
     await ledger.claim(cmd, recipient=WHITELISTED, now=clock.now, cap_since=clock.now)
-    h = harness(ledger=ledger, clock=clock)
 
     async def owner_finishes(seconds: float) -> None:
         clock.now += timedelta(seconds=seconds)
@@ -288,7 +287,9 @@ async def test_claim_that_its_owner_finishes_is_reported_as_duplicate() -> None:
             cmd.command_id, status=LedgerStatus.SENT, reason="accepted", now=clock.now
         )
 
-    h.handler._sleep = owner_finishes  # the live owner answers while we wait
+    # the live owner answers while we wait
+    clock.sleep = owner_finishes  # type: ignore[method-assign]
+    h = harness(ledger=ledger, clock=clock)
     outcome = await h.handle(cmd)
     assert outcome.duplicate and outcome.status is OutcomeStatus.SENT
     assert _sent(h.senders[Channel.EMAIL]) == 0

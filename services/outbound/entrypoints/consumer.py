@@ -13,23 +13,19 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from confluent_kafka import KafkaException, Message
 
-from schemas.events import TouchPointCommand, TouchPointOutcome
+from schemas.events import TouchPointCommand
 from services.common.errors import ContractError
 from services.common.kafka.codec import decode
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetter, DeadLetters
 from services.outbound.adapters import metrics
+from services.outbound.ports import CommandHandler
 from services.outbound.service_layer.delivery import retrying_infra
 
 log = logging.getLogger(__name__)
-
-
-class CommandHandler(Protocol):
-    async def handle(self, command: TouchPointCommand) -> TouchPointOutcome: ...
 
 
 @dataclass(slots=True)

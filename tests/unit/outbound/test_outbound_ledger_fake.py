@@ -1,0 +1,29 @@
+"""The in-memory ledger the unit tests use, held to the `Ledger` contract that the PostgreSQL
+ledger meets too (tests/integration/outbound/test_outbound_ledger_pg.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from schemas.base import Channel
+from tests.unit.outbound.ledger_contract import LedgerContract, SuppressGlobally
+from tests.unit.outbound.support import InMemoryLedger
+
+
+class TestInMemoryLedger(LedgerContract):
+    @pytest.fixture
+    def ledger(self) -> InMemoryLedger:
+        return InMemoryLedger()
+
+    @pytest.fixture
+    def tenant_id(self) -> uuid.UUID:
+        return uuid.uuid4()
+
+    @pytest.fixture
+    def suppress_globally(self, ledger: InMemoryLedger) -> SuppressGlobally:
+        async def suppress(channel: Channel, contact: str) -> None:
+            ledger.suppressions.add((None, channel, contact))
+
+        return suppress
