@@ -40,7 +40,7 @@ from services.ingest.domain.model import IngestTenant, Page
 from services.ingest.domain.normalise import iso_z, parse_ts, polled_operation
 from services.ingest.errors import OrderByRejected
 from services.ingest.ports import CustomerSource, EventPublisher
-from services.ingest.service_layer.events import build_event, demo_admits, resolve_customer
+from services.ingest.service_layer.order_events import build_event, demo_admits, resolve_customer
 
 PAGE = 100
 FIELD = "createdDate"

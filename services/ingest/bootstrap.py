@@ -19,8 +19,8 @@ from services.ingest.adapters.shopmonkey_client import NO_RETRY, RetryPolicy, Sh
 from services.ingest.adapters.tenants_pg import PostgresTenants
 from services.ingest.ports import TenantDirectory
 from services.ingest.service_layer.poller import Poller, PollerConfig
-from services.ingest.service_layer.recent import RecentEvents
 from services.ingest.service_layer.record_reader import RecordReader
+from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
 from services.ingest.settings import IngestSettings
@@ -109,7 +109,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
             deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
             retry=NO_RETRY,
         )
-        recent = RecentEvents()
+        seen_events = SeenEvents()
         config = webhook_config(settings)
 
         async def ready() -> dict[str, bool]:
@@ -122,10 +122,10 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
             producer=producer,
             engine=engine,
             webhooks=WebhookIngest(
-                customers=customers, publisher=publisher, config=config, recent=recent
+                customers=customers, publisher=publisher, config=config, seen_events=seen_events
             ),
             website=WebsiteLeads(
-                tenants=tenants, publisher=publisher, config=config, recent=recent
+                tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
             ),
             ready=ready,
         )

@@ -40,7 +40,7 @@ class CustomerSource(Protocol):
         ...
 
 
-class OrderSource(Protocol):
+class RecordSource(Protocol):
     async def list_records(
         self,
         api_key: str,

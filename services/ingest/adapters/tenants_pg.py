@@ -28,7 +28,7 @@ from services.common.db.tenants import (
     tenant_for_api_key,
 )
 from services.ingest.domain.model import IngestTenant
-from services.ingest.domain.signatures import WebhookKeys
+from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import Unavailable
 
 K = TypeVar("K")

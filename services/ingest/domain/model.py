@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.ingest.domain.signatures import WebhookKeys
+from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,9 +31,9 @@ from services.ingest.domain.model import IngestTenant
 from services.ingest.domain.normalise import change_time, polled_operation
 from services.ingest.errors import Unavailable
 from services.ingest.ports import CursorStore, CustomerSource, EventPublisher, TenantDirectory
-from services.ingest.service_layer.events import build_event, demo_admits, resolve_customer
-from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.order_events import build_event, demo_admits, resolve_customer
 from services.ingest.service_layer.record_reader import RecordReader
+from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
 CURSOR_KINDS = {"order": "poll", "customer": "poll_customer"}
@@ -71,7 +71,7 @@ class Poller:
         publisher: EventPublisher,
         cursors: CursorStore,
         config: PollerConfig,
-        recent: RecentEvents | None = None,
+        seen_events: SeenEvents | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._tenants = tenants
@@ -80,7 +80,7 @@ class Poller:
         self._publisher = publisher
         self._cursors = cursors
         self._config = config
-        self._recent = recent or RecentEvents()
+        self._seen_events = seen_events or SeenEvents()
         self._clock = clock
         self.cycles = 0
 
@@ -179,7 +179,7 @@ class Poller:
                 customer=Customer(),
                 now=now,
             )
-            if probe.event_id in self._recent:
+            if probe.event_id in self._seen_events:
                 return None
             async with gate:
                 customer = await resolve_customer(tenant, table, data, self._customers)
@@ -205,7 +205,7 @@ class Poller:
                 if isinstance(result, BaseException):
                     raise result
             for event in batch:
-                self._recent.add(event.event_id, event.lead_id)
+                self._seen_events.add(event.event_id, event.lead_id)
 
 
 def _change_key(record: dict[str, Any]) -> datetime:

@@ -26,7 +26,7 @@ from services.ingest.adapters.metrics import POLLER_FILTER_IGNORED, POLLER_UNSOR
 from services.ingest.domain.model import IngestTenant, Page
 from services.ingest.domain.normalise import change_time, iso_z, parse_ts
 from services.ingest.errors import OrderByRejected
-from services.ingest.ports import OrderSource
+from services.ingest.ports import RecordSource
 
 log = logging.getLogger(__name__)
 ORDERBY_STYLES = ("orderby", "orderBy")
@@ -76,7 +76,7 @@ def _ascending(records: list[dict[str, Any]], name: str) -> bool:
 
 
 class RecordReader:
-    def __init__(self, source: OrderSource, *, page_limit: int = 100, max_pages: int = 5000):
+    def __init__(self, source: RecordSource, *, page_limit: int = 100, max_pages: int = 5000):
         self._source = source
         self._limit = page_limit
         self._max_pages = max_pages

@@ -15,7 +15,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services.ingest.domain.signatures import STANDARD_SCHEME, WebhookKeys, verify_standard
+from services.ingest.domain.shopmonkey_signatures import (
+    STANDARD_SCHEME,
+    WebhookKeys,
+    verify_standard,
+)
 from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.integration

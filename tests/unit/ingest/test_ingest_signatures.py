@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.domain.signatures import (
+from services.ingest.domain.shopmonkey_signatures import (
     LEGACY_SCHEME,
     STANDARD_SCHEME,
     WebhookKeys,
@@ -189,7 +189,7 @@ def test_precomputed_pads_give_the_hmac_of_the_standard_library(
     key: bytes, parts: list[bytes]
 ) -> None:
     """Keys shorter, equal to and longer than SHA-256's 64-byte block, any message split."""
-    from services.ingest.domain.signatures import _Mac
+    from services.ingest.domain.shopmonkey_signatures import _Mac
 
     expected = hmac.new(key, b"".join(parts), hashlib.sha256).digest()
     assert _Mac(key).digest(*parts) == expected

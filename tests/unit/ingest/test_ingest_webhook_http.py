@@ -20,7 +20,7 @@ from services.common.db.engine import async_engine
 from services.common.kafka.producer import KafkaProducer
 from services.ingest.bootstrap import Ingest
 from services.ingest.entrypoints.http import create_app
-from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
 from services.ingest.settings import IngestSettings
@@ -49,7 +49,7 @@ class Harness:
         self.publisher = FakePublisher()
         self.customers = FakeCustomers(self.world)
         config = WebhookConfig(demo_mode=demo_mode, whitelist=whitelist)
-        recent = RecentEvents()
+        seen_events = SeenEvents()
         self.settings = IngestSettings(
             tenant_id=self.company.tenant_id, max_body_bytes=64 * 1024, demo_mode=demo_mode
         )
@@ -60,10 +60,16 @@ class Harness:
             producer=KafkaProducer("127.0.0.1:1", client_id="unit"),
             engine=async_engine("postgresql+psycopg://unit@127.0.0.1:1/unit"),
             webhooks=WebhookIngest(
-                customers=self.customers, publisher=self.publisher, config=config, recent=recent
+                customers=self.customers,
+                publisher=self.publisher,
+                config=config,
+                seen_events=seen_events,
             ),
             website=WebsiteLeads(
-                tenants=self.tenants, publisher=self.publisher, config=config, recent=recent
+                tenants=self.tenants,
+                publisher=self.publisher,
+                config=config,
+                seen_events=seen_events,
             ),
             ready=self._ready,
         )

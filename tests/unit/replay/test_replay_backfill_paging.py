@@ -14,7 +14,7 @@ from leadctl.backfill_run import Backfill, BackfillError, Cursor, RateLimiter
 from schemas.events import OrderEvent
 from services.ingest.domain.model import IngestTenant, Page
 from services.ingest.domain.normalise import iso_z, parse_ts
-from services.ingest.domain.signatures import WebhookKeys
+from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
