@@ -44,7 +44,7 @@ import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
-from services.ingest.service_layer.provider_signals_leads import hash_token  # noqa: E402
+from services.ingest.adapters.lead_reader_pg import hash_token  # noqa: E402
 
 TARGET_P99_MS = 20.0
 BENCH_DB = "lo_bench_lead_api"

@@ -14,10 +14,14 @@ from services.common.db.engine import async_engine
 from services.common.kafka.producer import KafkaProducer
 from services.ingest.adapters.cursors_pg import PostgresCursors
 from services.ingest.adapters.customer_cache import CachedCustomers
-from services.ingest.adapters.publisher_kafka import KafkaEventPublisher
+from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
+from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
+from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
 from services.ingest.adapters.shopmonkey_client import NO_RETRY, RetryPolicy, ShopmonkeyClient
+from services.ingest.adapters.signal_store_pg import PostgresSignalStore
 from services.ingest.adapters.tenants_pg import PostgresTenants
-from services.ingest.ports import TenantDirectory
+from services.ingest.ports import LeadReader, TenantDirectory
+from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.poller import Poller, PollerConfig
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
@@ -39,13 +43,23 @@ ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
 @dataclass
-class Ingest:
-    """The webhook/website side's parts (what the HTTP entrypoint and tests need).
+class SignalParts:
+    """What the provider-webhook, lead API and unsubscribe routes need (tests build fakes)."""
 
-    Stable attribute names, used by route modules of other areas through `request.app[INGEST]`
-    (e.g. the provider-signal routes): `settings`, `tenants`, `producer` (the process's one
-    acked KafkaProducer, already started), `engine` (SQLAlchemy AsyncEngine of DATABASE_URL).
-    The app's cleanup_ctx owns their lifetime: never close them in a handler.
+    service: SignalService
+    leads: LeadReader
+    sendgrid: SendGridVerifier | None
+    twilio_auth_token: str | None
+    twilio_public_url: str | None
+
+
+@dataclass
+class Ingest:
+    """The HTTP side's parts: what the routes, the dashboard and tests need.
+
+    `producer` is the process's one acked KafkaProducer (already started) and `engine` its one
+    SQLAlchemy AsyncEngine of DATABASE_URL (the dashboard reads through it too). The app's
+    cleanup_ctx owns their lifetime: never close them in a handler.
     """
 
     settings: IngestSettings
@@ -54,6 +68,7 @@ class Ingest:
     engine: AsyncEngine
     webhooks: WebhookIngest
     website: WebsiteLeads
+    signals: SignalParts
     ready: ReadyCheck
 
 
@@ -82,8 +97,42 @@ def _tenants(settings: IngestSettings, engine: AsyncEngine) -> PostgresTenants:
     )
 
 
+def _sendgrid_verifier(settings: IngestSettings) -> SendGridVerifier | None:
+    """None without a key (every SendGrid event refused); a bad key fails here, at start."""
+    key = (settings.sendgrid_webhook_public_key or "").strip()
+    if not key:
+        return None
+    return SendGridVerifier(key, tolerance_seconds=settings.sendgrid_webhook_tolerance_seconds)
+
+
+def _signal_parts(
+    settings: IngestSettings,
+    engine: AsyncEngine,
+    producer: KafkaProducer,
+    sendgrid: SendGridVerifier | None,
+) -> SignalParts:
+    token = settings.twilio_auth_token
+    twilio_token = token.get_secret_value().strip() if token else ""
+    return SignalParts(
+        service=SignalService(
+            store=PostgresSignalStore(engine),
+            publisher=KafkaSignalPublisher(
+                producer,
+                topic=settings.topics.contact_signals,
+                timeout=settings.kafka_publish_timeout_seconds,
+            ),
+            help_text=settings.sms_help_text,
+        ),
+        leads=PostgresLeadReader(engine, chat_base_url=settings.chat_base_url),
+        sendgrid=sendgrid,
+        twilio_auth_token=twilio_token or None,
+        twilio_public_url=settings.twilio_webhook_public_url or None,
+    )
+
+
 @asynccontextmanager
 async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
+    sendgrid = _sendgrid_verifier(settings)
     engine = async_engine(settings.sqlalchemy_url, pool_size=5, max_overflow=5)
     message_timeout_ms = int(max(10.0, settings.kafka_publish_timeout_seconds * 3) * 1000)
     producer = KafkaProducer(
@@ -127,6 +176,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
             website=WebsiteLeads(
                 tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
             ),
+            signals=_signal_parts(settings, engine, producer, sendgrid),
             ready=ready,
         )
     finally:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.base import Channel
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 
 
@@ -34,3 +35,14 @@ class Page:
     data: list[dict[str, Any]]
     total: int | None
     has_more: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRow:
+    """The touch point (job_executions row) a provider message belongs to."""
+
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    command_id: uuid.UUID
+    channel: Channel
+    recipient: str | None

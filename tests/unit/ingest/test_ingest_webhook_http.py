@@ -18,8 +18,9 @@ from fakes.shopmonkey.webhooks import envelope, legacy_signature
 from schemas.base import lead_id_for_order
 from services.common.db.engine import async_engine
 from services.common.kafka.producer import KafkaProducer
-from services.ingest.bootstrap import Ingest
+from services.ingest.bootstrap import Ingest, SignalParts
 from services.ingest.entrypoints.http import create_app
+from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
@@ -32,6 +33,8 @@ from tests.unit.ingest.support import (
     tenant_of,
     unavailable,
 )
+from tests.unit.signals.fakes import FakeLeads, FakeStore
+from tests.unit.signals.fakes import FakePublisher as FakeSignalPublisher
 
 WEBSITE_KEY = "lk_test_website_key"
 
@@ -70,6 +73,15 @@ class Harness:
                 publisher=self.publisher,
                 config=config,
                 seen_events=seen_events,
+            ),
+            signals=SignalParts(
+                service=SignalService(
+                    store=FakeStore(), publisher=FakeSignalPublisher(), help_text=""
+                ),
+                leads=FakeLeads(),
+                sendgrid=None,
+                twilio_auth_token=None,
+                twilio_public_url=None,
             ),
             ready=self._ready,
         )
