@@ -39,9 +39,6 @@ class CachedCustomers:
         self._cache: dict[Key, tuple[float, dict[str, Any] | None]] = {}
         self._inflight: dict[Key, asyncio.Future[dict[str, Any] | None]] = {}
 
-    def forget(self, tenant_id: uuid.UUID, customer_id: str) -> None:
-        self._cache.pop((tenant_id, customer_id), None)
-
     async def customer(
         self, tenant: IngestTenant, customer_id: str, *, fresh: bool = False
     ) -> dict[str, Any] | None:

@@ -98,12 +98,6 @@ class WebhookKeys:
         return f"WebhookKeys(scheme={self.scheme}, keys={len(self.keys)})"
 
 
-def sign_standard(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """One `v1,<base64>` entry (tests, tools); verification below does not call it."""
-    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
 def _candidates(header: str) -> list[bytes]:
     """Decoded `v1` signatures of the header; other versions and malformed entries skipped."""
     out: list[bytes] = []
