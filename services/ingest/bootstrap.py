@@ -17,7 +17,7 @@ from services.ingest.adapters.customer_cache import CachedCustomers
 from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
 from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
-from services.ingest.adapters.shopmonkey_client import NO_RETRY, RetryPolicy, ShopmonkeyClient
+from services.ingest.adapters.shopmonkey_client import NO_RETRY, Retries, ShopmonkeyClient
 from services.ingest.adapters.signal_store_pg import PostgresSignalStore
 from services.ingest.adapters.tenants_pg import PostgresTenants
 from services.ingest.ports import LeadReader, TenantDirectory
@@ -203,7 +203,7 @@ def poller_config(
 async def build_poller(
     settings: IngestSettings,
     *,
-    retry: RetryPolicy | None = None,
+    retry: Retries | None = None,
     only: frozenset[uuid.UUID] | None = None,
 ) -> AsyncIterator[PollerParts]:
     engine = async_engine(settings.sqlalchemy_url, pool_size=3, max_overflow=5)
@@ -211,7 +211,7 @@ async def build_poller(
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url,
         timeout=settings.shopmonkey_timeout_seconds,
-        retry=retry or RetryPolicy(),
+        retry=retry or Retries(),
     ).start()
     try:
         tenants = _tenants(settings, engine)
@@ -227,7 +227,7 @@ async def build_poller(
                 client,
                 ttl=settings.customer_cache_seconds,
                 deadline=None,
-                retry=retry or RetryPolicy(),
+                retry=retry or Retries(),
             ),
             publisher=publisher,
             cursors=PostgresCursors(engine),
