@@ -7,27 +7,32 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db.engine import async_engine
 from services.common.kafka.producer import KafkaProducer
-from services.ingest.adapters.cursors_pg import PostgresCursors
+from services.common.rate_limiter import RateLimiter
+from services.ingest.adapters.backfill_cursors_pg import PostgresBackfillCursors
 from services.ingest.adapters.customer_cache import CachedCustomers
 from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
+from services.ingest.adapters.poll_cursors_pg import PostgresCursors
 from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
 from services.ingest.adapters.shopmonkey_client import NO_RETRY, Retries, ShopmonkeyClient
 from services.ingest.adapters.signal_store_pg import PostgresSignalStore
 from services.ingest.adapters.tenants_pg import PostgresTenants
+from services.ingest.errors import UnknownTenant
 from services.ingest.ports import LeadReader, TenantDirectory
+from services.ingest.service_layer.backfill import Backfill
 from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.poller import Poller, PollerConfig
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
-from services.ingest.settings import IngestSettings
+from services.ingest.settings import BackfillSettings, IngestSettings
 
 SERVICE = "ingest"
 #: A webhook waits at most this long for a customer's contact details before answering 503.
@@ -239,6 +244,42 @@ async def build_poller(
             return {"kafka": kafka, "postgres": postgres}
 
         yield PollerParts(settings=settings, poller=poller, ready=ready)
+    finally:
+        await client.close()
+        await asyncio.to_thread(producer.close)
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def build_backfill(
+    settings: BackfillSettings, tenant_id: uuid.UUID, since: datetime
+) -> AsyncIterator[Backfill]:
+    """The backfill of one tenant's orders created since `since`, every Shopmonkey request
+    paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no such active tenant."""
+    engine = async_engine(settings.sqlalchemy_url, pool_size=2)
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="backfill").start()
+    client = await ShopmonkeyClient(
+        settings.shopmonkey_api_base_url,
+        timeout=settings.shopmonkey_timeout_seconds,
+        limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
+    ).start()
+    try:
+        tenant = await PostgresTenants(engine, ttl=0).get(tenant_id)
+        if tenant is None:
+            raise UnknownTenant(f"no active tenant {tenant_id}")
+        yield Backfill(
+            tenant=tenant,
+            since=since,
+            reader=RecordReader(client),
+            customers=CachedCustomers(client, ttl=3600.0, deadline=None, retry=Retries()),
+            publisher=KafkaEventPublisher(
+                producer, topic=settings.topics.order_events, timeout=60.0
+            ),
+            cursors=PostgresBackfillCursors(engine),
+            max_age=timedelta(days=settings.backfill_plan_max_age_days),
+            demo_mode=settings.demo_mode,
+            whitelist=settings.whitelist,
+        )
     finally:
         await client.close()
         await asyncio.to_thread(producer.close)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import IngestTenant, Page, TouchRow
+from services.ingest.domain.model import BackfillPosition, IngestTenant, Page, TouchRow
 
 
 class TenantDirectory(Protocol):
@@ -59,7 +59,9 @@ class RecordSource(Protocol):
         ...
 
 
-class CursorStore(Protocol):
+class PollCursors(Protocol):
+    """How far the poller has read each tenant's table (`kind`: poll, poll_customer)."""
+
     async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None: ...
 
     async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
@@ -67,6 +69,22 @@ class CursorStore(Protocol):
         ...
 
     async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None: ...
+
+
+class BackfillCursors(Protocol):
+    """Where each backfill (a tenant and the `since` it started from) stands."""
+
+    async def load(self, tenant_id: uuid.UUID, since: datetime) -> BackfillPosition | None: ...
+
+    async def start(
+        self, tenant_id: uuid.UUID, since: datetime, *, restart: bool
+    ) -> BackfillPosition:
+        """The position to go on from (a new one, or the old one reset when `restart`)."""
+        ...
+
+    async def advance(
+        self, tenant_id: uuid.UUID, since: datetime, position: BackfillPosition, *, done: bool
+    ) -> None: ...
 
 
 # provider signals -------------------------------------------------------------------------------

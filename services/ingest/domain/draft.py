@@ -64,6 +64,10 @@ class OrderEventDraft:
         value: str | None = self.fields["customer"]["email"]
         return value
 
+    def plan_no_touchpoints(self) -> None:
+        """History (`leadctl backfill` of an old order): a lead, but no touch points."""
+        self.fields["plan_touchpoints"] = False
+
     def to_bytes(self) -> bytes:
         """The record's value: byte for byte `self.event().model_dump_json()`."""
         try:

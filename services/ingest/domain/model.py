@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from schemas.base import Channel
@@ -35,6 +36,18 @@ class Page:
     data: list[dict[str, Any]]
     total: int | None
     has_more: bool | None
+
+
+@dataclass
+class BackfillPosition:
+    """How far a backfill of one tenant's orders created since a time has come: orders at or
+    after `at` (`createdDate`), the first `skip` of them done; `status` running or done."""
+
+    at: datetime
+    skip: int
+    produced: int
+    pages: int
+    status: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas.base import lead_id_for_order
-from schemas.events import Customer, Operation, OrderSource
+from schemas.events import Operation, OrderSource
 from services.common.whitelist import normalize_phone
 from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.envelope import record_id
@@ -213,12 +213,6 @@ def merge_contact(known: Contact, fetched: Contact | None) -> Contact:
         "email": fetched["email"] or known["email"],
         "phone": fetched["phone"] or known["phone"],
     }
-
-
-def contact_of(customer: Customer) -> Contact:
-    """A Customer's fields (its `__dict__` holds exactly them, in order)."""
-    fields: Contact = customer.__dict__
-    return fields
 
 
 def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> dict[str, Any]:

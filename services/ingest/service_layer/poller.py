@@ -20,18 +20,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.base import utcnow
-from schemas.events import Customer, OrderEvent, OrderSource
+from schemas.events import OrderSource
 from services.ingest.adapters.metrics import (
     CURSOR_AGES,
     POLLER_CYCLE_SECONDS,
     POLLER_ERRORS,
     POLLER_EVENTS,
 )
+from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestTenant
-from services.ingest.domain.normalise import change_time, polled_operation
+from services.ingest.domain.normalise import change_time, facts_of, polled_operation
 from services.ingest.errors import Unavailable
-from services.ingest.ports import CursorStore, CustomerSource, EventPublisher, TenantDirectory
-from services.ingest.service_layer.order_events import build_event, demo_admits, resolve_customer
+from services.ingest.ports import CustomerSource, EventPublisher, PollCursors, TenantDirectory
+from services.ingest.service_layer.order_events import build_draft, demo_admits, resolve_contact
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -69,7 +70,7 @@ class Poller:
         reader: RecordReader,
         customers: CustomerSource,
         publisher: EventPublisher,
-        cursors: CursorStore,
+        cursors: PollCursors,
         config: PollerConfig,
         seen_events: SeenEvents | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -165,25 +166,26 @@ class Poller:
 
     async def _events(
         self, tenant: IngestTenant, table: str, records: list[dict[str, Any]], now: datetime
-    ) -> list[OrderEvent]:
+    ) -> list[OrderEventDraft]:
         gate = asyncio.Semaphore(self._config.fetch_concurrency)
 
-        async def one(data: dict[str, Any]) -> OrderEvent | None:
+        async def one(data: dict[str, Any]) -> OrderEventDraft | None:
             operation = polled_operation(data)
-            probe = build_event(
+            facts = facts_of(table, data, operation)
+            if facts.event_id in self._seen_events:
+                return None
+            async with gate:
+                contact = await resolve_contact(tenant, table, data, self._customers)
+            event = build_draft(
                 tenant,
                 table,
                 data,
                 operation=operation,
                 source=OrderSource.POLL,
-                customer=Customer(),
+                contact=contact,
                 now=now,
+                facts=facts,
             )
-            if probe.event_id in self._seen_events:
-                return None
-            async with gate:
-                customer = await resolve_customer(tenant, table, data, self._customers)
-            event = probe.model_copy(update={"customer": customer})
             if not demo_admits(
                 event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):
@@ -193,7 +195,7 @@ class Poller:
         built = await asyncio.gather(*(one(r) for r in records))
         return [e for e in built if e is not None]
 
-    async def _publish(self, events: list[OrderEvent]) -> None:
+    async def _publish(self, events: list[OrderEventDraft]) -> None:
         """All acknowledged, in order per tenant (one key, one partition), or raise."""
         size = self._config.publish_batch
         for start in range(0, len(events), size):
