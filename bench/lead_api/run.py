@@ -6,7 +6,7 @@ Measured in the same run, against the same process, interleaved request by reque
 - baseline: `GET /healthz` of the same app (HTTP + aiohttp overhead, no database);
 - lead API: `GET /api/leads/{id}` of random leads of random tenants (each with its token).
 Both sequentially (one client, keep-alive: the answer time a chat request sees) and with 8
-concurrent clients. Target (issue 6): p99 <= 20 ms on a warm database. The app's own handling
+concurrent clients. Target: p99 <= 20 ms on a warm database. The app's own handling
 time histogram (`ingest_signal_request_seconds`, from /metrics) is reported next to the
 client-side figures: on a shared 2-core machine the client and other load distort the latter.
 

@@ -39,9 +39,9 @@ SERVICE = "ingest"
 WEBHOOK_CUSTOMER_DEADLINE = 3.0
 
 #: librdkafka batches a partition's records for this long. Webhooks of 200 locations spread
-#: over every partition; at 1 ms the producer's broker thread cost ~26 us a record (one small
-#: ProduceRequest per partition and wake-up), at 5 ms ~11 us, for ~4 ms more per answer
-#: (bench/ingest: p99 at 1,000 req/s ~8 ms, target 15 ms).
+#: over every partition: a shorter linger costs the producer's broker thread much more per
+#: record (one small ProduceRequest per partition and wake-up) for a few ms less per answer
+#: (figures in bench/ingest/README.md).
 WEBHOOK_LINGER_MS = 5.0
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]

@@ -5,10 +5,9 @@ values (each of its contract's type, in the contract's field order, `order` and 
 their own fields) and writes them straight to JSON: the same bytes as
 `OrderEvent.model_dump_json` (property-tested against validation, tests/unit/ingest), without
 the three models (event, order snapshot, customer) and the copies of their fields that
-serialising them takes. Measured under load (bench/ingest, `/proc/<pid>/task/*/stat`): ~20 us
-of the ~150 us of CPU a webhook cost the ingest process went into those models.
+serialising them takes (their share of a webhook's CPU: bench/ingest/README.md).
 
-`event()` gives the model for whoever needs more than the bytes (the poller, tests).
+`event()` gives the model for whoever needs more than the bytes (tests, consumers).
 """
 
 from __future__ import annotations

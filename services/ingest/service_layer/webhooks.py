@@ -69,7 +69,7 @@ def require_json(content_type: str) -> None:
 
 
 def load_json(body: bytes) -> object:
-    """Strict JSON (UTF-8, no NaN, integers within 64 bits), ~3x faster than `json.loads`."""
+    """Strict JSON (UTF-8, no NaN, integers within 64 bits), with orjson (faster than `json`)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
