@@ -13,6 +13,7 @@ serialising them takes (their share of a webhook's CPU: bench/ingest/README.md).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -52,6 +53,11 @@ class OrderEventDraft:
     @property
     def source(self) -> OrderSource:
         value: OrderSource = self.fields["source"]
+        return value
+
+    @property
+    def occurred_at(self) -> datetime:
+        value: datetime = self.fields["occurred_at"]
         return value
 
     @property

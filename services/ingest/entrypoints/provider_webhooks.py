@@ -12,7 +12,9 @@ signals are in Kafka; 503 + Retry-After when Kafka or PostgreSQL did not answer.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +32,7 @@ from services.ingest.adapters.twilio_webhook import (
 )
 from services.ingest.bootstrap import SignalParts
 from services.ingest.domain.provider_sendgrid import NotAnEventBatch
-from services.ingest.entrypoints.answers import SIGNALS, counted, json_answer, refused
+from services.ingest.entrypoints.answers import SIGNALS, Work, counted, json_answer, refused
 from services.ingest.entrypoints.signal_api_docs import PROVIDER_WEBHOOK_PATHS as OPENAPI_PATHS
 from services.ingest.entrypoints.signal_api_docs import SIGNAL_COMPONENTS as OPENAPI_COMPONENTS
 
@@ -38,6 +40,8 @@ __all__ = ["OPENAPI_COMPONENTS", "OPENAPI_PATHS", "add_provider_webhook_routes"]
 
 log = logging.getLogger(__name__)
 TWIML = "application/xml"
+#: A Twilio webhook's work on the parts and the verified form parameters.
+TwilioWork = Callable[[SignalParts, Any], Awaitable[tuple[web.Response, str]]]
 
 
 async def sendgrid_events(request: web.Request) -> tuple[web.Response, str]:
@@ -100,11 +104,22 @@ def _field(form: Any, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-async def twilio_status(request: web.Request) -> tuple[web.Response, str]:
-    parts = request.app[SIGNALS]
-    form, refusal = await _twilio_form(request, parts)
-    if refusal is not None:
-        return refusal
+def _verified(work: TwilioWork) -> Work:
+    """`work` on the parts and the form of a request whose Twilio signature is verified."""
+
+    @functools.wraps(work)
+    async def verified(request: web.Request) -> tuple[web.Response, str]:
+        parts = request.app[SIGNALS]
+        form, refusal = await _twilio_form(request, parts)
+        if refusal is not None:
+            return refusal
+        return await work(parts, form)
+
+    return verified
+
+
+@_verified
+async def twilio_status(parts: SignalParts, form: Any) -> tuple[web.Response, str]:
     sid = _field(form, "MessageSid") or _field(form, "SmsSid")
     status = _field(form, "MessageStatus") or _field(form, "SmsStatus")
     if not sid or not status:
@@ -119,11 +134,8 @@ async def twilio_status(request: web.Request) -> tuple[web.Response, str]:
     return web.Response(text=twiml(), content_type=TWIML), outcome
 
 
-async def twilio_inbound(request: web.Request) -> tuple[web.Response, str]:
-    parts = request.app[SIGNALS]
-    form, refusal = await _twilio_form(request, parts)
-    if refusal is not None:
-        return refusal
+@_verified
+async def twilio_inbound(parts: SignalParts, form: Any) -> tuple[web.Response, str]:
     sid = _field(form, "MessageSid") or _field(form, "SmsSid")
     if not sid:
         return refused("MessageSid is required", 400), "bad_request"

@@ -29,10 +29,10 @@ from schemas.base import utcnow
 from schemas.events import OrderSource
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import BackfillPosition, IngestTenant, Page
-from services.ingest.domain.normalise import facts_of, parse_ts, polled_operation
+from services.ingest.domain.normalise import parse_ts
 from services.ingest.errors import BackfillError
 from services.ingest.ports import BackfillCursors, CustomerSource, EventPublisher
-from services.ingest.service_layer.order_events import build_draft, demo_admits, resolve_contact
+from services.ingest.service_layer.order_events import demo_admits, polled_draft
 from services.ingest.service_layer.record_reader import Keyset, RecordReader
 
 FIELD = "createdDate"
@@ -89,21 +89,17 @@ class Backfill:
         return (await self._page(Keyset.start(self.since), limit=1)).total
 
     async def _event(self, data: dict[str, Any], now: datetime) -> OrderEventDraft | None:
-        async with self._gate:
-            contact = await resolve_contact(self.tenant, "order", data, self._customers)
-        operation = polled_operation(data)
-        facts = facts_of("order", data, operation)
-        event = build_draft(
+        event = await polled_draft(
             self.tenant,
             "order",
             data,
-            operation=operation,
+            self._customers,
             source=OrderSource.BACKFILL,
-            contact=contact,
             now=now,
-            facts=facts,
+            gate=self._gate,
         )
-        created = facts.created or facts.updated or now  # (the event's occurred_at)
+        assert event is not None  # (nothing is `seen` here)
+        created = parse_ts(data.get(FIELD)) or event.occurred_at
         if created < now - self._max_age:
             event.plan_no_touchpoints()
             self.unplanned += 1

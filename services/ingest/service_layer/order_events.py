@@ -4,6 +4,7 @@ three give equal events."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.model import IngestTenant
 from services.ingest.errors import ShopmonkeyRejected
 from services.ingest.ports import CustomerSource
+from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,37 @@ def build_draft(
     build = normalise.order_draft if table == "order" else normalise.customer_draft
     return build(
         tenant.id, data, operation=operation, source=source, contact=contact, now=now, facts=facts
+    )
+
+
+async def polled_draft(
+    tenant: IngestTenant,
+    table: str,
+    data: dict[str, Any],
+    customers: CustomerSource,
+    *,
+    source: OrderSource,
+    now: datetime,
+    gate: asyncio.Semaphore,
+    seen: SeenEvents | None = None,
+) -> OrderEventDraft | None:
+    """A record read from the REST API (poller, backfill) as its event; None when its
+    `event_id` is in `seen`. The customer look-up, if any, waits for `gate`."""
+    operation = normalise.polled_operation(data)
+    facts = normalise.facts_of(table, data, operation)
+    if seen is not None and facts.event_id in seen:
+        return None
+    async with gate:
+        contact = await resolve_contact(tenant, table, data, customers)
+    return build_draft(
+        tenant,
+        table,
+        data,
+        operation=operation,
+        source=source,
+        contact=contact,
+        now=now,
+        facts=facts,
     )
 
 

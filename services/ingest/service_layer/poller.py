@@ -29,10 +29,10 @@ from services.ingest.adapters.metrics import (
 )
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestTenant
-from services.ingest.domain.normalise import change_time, facts_of, polled_operation
+from services.ingest.domain.normalise import change_time
 from services.ingest.errors import Unavailable
 from services.ingest.ports import CustomerSource, EventPublisher, PollCursors, TenantDirectory
-from services.ingest.service_layer.order_events import build_draft, demo_admits, resolve_contact
+from services.ingest.service_layer.order_events import demo_admits, polled_draft
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -170,23 +170,17 @@ class Poller:
         gate = asyncio.Semaphore(self._config.fetch_concurrency)
 
         async def one(data: dict[str, Any]) -> OrderEventDraft | None:
-            operation = polled_operation(data)
-            facts = facts_of(table, data, operation)
-            if facts.event_id in self._seen_events:
-                return None
-            async with gate:
-                contact = await resolve_contact(tenant, table, data, self._customers)
-            event = build_draft(
+            event = await polled_draft(
                 tenant,
                 table,
                 data,
-                operation=operation,
+                self._customers,
                 source=OrderSource.POLL,
-                contact=contact,
                 now=now,
-                facts=facts,
+                gate=gate,
+                seen=self._seen_events,
             )
-            if not demo_admits(
+            if event is None or not demo_admits(
                 event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):
                 return None
