@@ -3,7 +3,7 @@
 for Kafka's acknowledgement, answer), against a baseline measured in the same run: a bare
 aiohttp JSON echo (`echo_server.py`), pinned to the SAME core.
 
-Targets (issue 3): p99 <= 15 ms at 1,000 req/s; sustained >= 3,000 req/s per process and
+Targets: p99 <= 15 ms at 1,000 req/s; sustained >= 3,000 req/s per process and
 >= 40 % of the echo.
 
     uv run python bench/ingest/run.py            # full run (a few minutes)
@@ -100,7 +100,9 @@ def start_server(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[
 def topic_records(topic: str) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"bench-{uuid.uuid4().hex}"})
+    from services.common.kafka.config import client_config
+
+    consumer = Consumer(client_config(KAFKA, **{"group.id": f"bench-{uuid.uuid4().hex}"}))
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(

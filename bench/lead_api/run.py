@@ -6,7 +6,7 @@ Measured in the same run, against the same process, interleaved request by reque
 - baseline: `GET /healthz` of the same app (HTTP + aiohttp overhead, no database);
 - lead API: `GET /api/leads/{id}` of random leads of random tenants (each with its token).
 Both sequentially (one client, keep-alive: the answer time a chat request sees) and with 8
-concurrent clients. Target (issue 6): p99 <= 20 ms on a warm database. The app's own handling
+concurrent clients. Target: p99 <= 20 ms on a warm database. The app's own handling
 time histogram (`ingest_signal_request_seconds`, from /metrics) is reported next to the
 client-side figures: on a shared 2-core machine the client and other load distort the latter.
 
@@ -44,7 +44,7 @@ import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
-from services.ingest.service_layer.provider_signals_leads import hash_token  # noqa: E402
+from services.ingest.adapters.lead_reader_pg import hash_token  # noqa: E402
 
 TARGET_P99_MS = 20.0
 BENCH_DB = "lo_bench_lead_api"

@@ -7,45 +7,64 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db.engine import async_engine
 from services.common.kafka.producer import KafkaProducer
-from services.ingest.adapters.cursors_pg import PostgresCursors
+from services.common.rate_limiter import RateLimiter
+from services.ingest.adapters.backfill_cursors_pg import PostgresBackfillCursors
 from services.ingest.adapters.customer_cache import CachedCustomers
-from services.ingest.adapters.publisher_kafka import KafkaEventPublisher
-from services.ingest.adapters.shopmonkey_client import NO_RETRY, RetryPolicy, ShopmonkeyClient
+from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
+from services.ingest.adapters.poll_cursors_pg import PostgresCursors
+from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
+from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
+from services.ingest.adapters.shopmonkey_client import NO_RETRY, Retries, ShopmonkeyClient
+from services.ingest.adapters.signal_store_pg import PostgresSignalStore
 from services.ingest.adapters.tenants_pg import PostgresTenants
-from services.ingest.ports import TenantDirectory
+from services.ingest.errors import UnknownTenant
+from services.ingest.ports import LeadReader, TenantDirectory
+from services.ingest.service_layer.backfill import Backfill
+from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.poller import Poller, PollerConfig
-from services.ingest.service_layer.recent import RecentEvents
 from services.ingest.service_layer.record_reader import RecordReader
+from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
-from services.ingest.settings import IngestSettings
+from services.ingest.settings import BackfillSettings, IngestSettings
 
 SERVICE = "ingest"
 #: A webhook waits at most this long for a customer's contact details before answering 503.
 WEBHOOK_CUSTOMER_DEADLINE = 3.0
 
 #: librdkafka batches a partition's records for this long. Webhooks of 200 locations spread
-#: over every partition; at 1 ms the producer's broker thread cost ~26 us a record (one small
-#: ProduceRequest per partition and wake-up), at 5 ms ~11 us, for ~4 ms more per answer
-#: (bench/ingest: p99 at 1,000 req/s ~8 ms, target 15 ms).
+#: over every partition: a shorter linger costs the producer's broker thread much more per
+#: record (one small ProduceRequest per partition and wake-up) for a few ms less per answer
+#: (figures in bench/ingest/README.md).
 WEBHOOK_LINGER_MS = 5.0
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
 @dataclass
-class Ingest:
-    """The webhook/website side's parts (what the HTTP entrypoint and tests need).
+class SignalParts:
+    """What the provider-webhook, lead API and unsubscribe routes need (tests build fakes)."""
 
-    Stable attribute names, used by route modules of other areas through `request.app[INGEST]`
-    (e.g. the provider-signal routes): `settings`, `tenants`, `producer` (the process's one
-    acked KafkaProducer, already started), `engine` (SQLAlchemy AsyncEngine of DATABASE_URL).
-    The app's cleanup_ctx owns their lifetime: never close them in a handler.
+    service: SignalService
+    leads: LeadReader
+    sendgrid: SendGridVerifier | None
+    twilio_auth_token: str | None
+    twilio_public_url: str | None
+
+
+@dataclass
+class Ingest:
+    """The HTTP side's parts: what the routes, the dashboard and tests need.
+
+    `producer` is the process's one acked KafkaProducer (already started) and `engine` its one
+    SQLAlchemy AsyncEngine of DATABASE_URL (the dashboard reads through it too). The app's
+    cleanup_ctx owns their lifetime: never close them in a handler.
     """
 
     settings: IngestSettings
@@ -54,6 +73,7 @@ class Ingest:
     engine: AsyncEngine
     webhooks: WebhookIngest
     website: WebsiteLeads
+    signals: SignalParts
     ready: ReadyCheck
 
 
@@ -82,8 +102,42 @@ def _tenants(settings: IngestSettings, engine: AsyncEngine) -> PostgresTenants:
     )
 
 
+def _sendgrid_verifier(settings: IngestSettings) -> SendGridVerifier | None:
+    """None without a key (every SendGrid event refused); a bad key fails here, at start."""
+    key = (settings.sendgrid_webhook_public_key or "").strip()
+    if not key:
+        return None
+    return SendGridVerifier(key, tolerance_seconds=settings.sendgrid_webhook_tolerance_seconds)
+
+
+def _signal_parts(
+    settings: IngestSettings,
+    engine: AsyncEngine,
+    producer: KafkaProducer,
+    sendgrid: SendGridVerifier | None,
+) -> SignalParts:
+    token = settings.twilio_auth_token
+    twilio_token = token.get_secret_value().strip() if token else ""
+    return SignalParts(
+        service=SignalService(
+            store=PostgresSignalStore(engine),
+            publisher=KafkaSignalPublisher(
+                producer,
+                topic=settings.topics.contact_signals,
+                timeout=settings.kafka_publish_timeout_seconds,
+            ),
+            help_text=settings.sms_help_text,
+        ),
+        leads=PostgresLeadReader(engine, chat_base_url=settings.chat_base_url),
+        sendgrid=sendgrid,
+        twilio_auth_token=twilio_token or None,
+        twilio_public_url=settings.twilio_webhook_public_url or None,
+    )
+
+
 @asynccontextmanager
 async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
+    sendgrid = _sendgrid_verifier(settings)
     engine = async_engine(settings.sqlalchemy_url, pool_size=5, max_overflow=5)
     message_timeout_ms = int(max(10.0, settings.kafka_publish_timeout_seconds * 3) * 1000)
     producer = KafkaProducer(
@@ -109,7 +163,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
             deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
             retry=NO_RETRY,
         )
-        recent = RecentEvents()
+        seen_events = SeenEvents()
         config = webhook_config(settings)
 
         async def ready() -> dict[str, bool]:
@@ -122,11 +176,12 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
             producer=producer,
             engine=engine,
             webhooks=WebhookIngest(
-                customers=customers, publisher=publisher, config=config, recent=recent
+                customers=customers, publisher=publisher, config=config, seen_events=seen_events
             ),
             website=WebsiteLeads(
-                tenants=tenants, publisher=publisher, config=config, recent=recent
+                tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
             ),
+            signals=_signal_parts(settings, engine, producer, sendgrid),
             ready=ready,
         )
     finally:
@@ -153,7 +208,7 @@ def poller_config(
 async def build_poller(
     settings: IngestSettings,
     *,
-    retry: RetryPolicy | None = None,
+    retry: Retries | None = None,
     only: frozenset[uuid.UUID] | None = None,
 ) -> AsyncIterator[PollerParts]:
     engine = async_engine(settings.sqlalchemy_url, pool_size=3, max_overflow=5)
@@ -161,7 +216,7 @@ async def build_poller(
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url,
         timeout=settings.shopmonkey_timeout_seconds,
-        retry=retry or RetryPolicy(),
+        retry=retry or Retries(),
     ).start()
     try:
         tenants = _tenants(settings, engine)
@@ -177,7 +232,7 @@ async def build_poller(
                 client,
                 ttl=settings.customer_cache_seconds,
                 deadline=None,
-                retry=retry or RetryPolicy(),
+                retry=retry or Retries(),
             ),
             publisher=publisher,
             cursors=PostgresCursors(engine),
@@ -189,6 +244,42 @@ async def build_poller(
             return {"kafka": kafka, "postgres": postgres}
 
         yield PollerParts(settings=settings, poller=poller, ready=ready)
+    finally:
+        await client.close()
+        await asyncio.to_thread(producer.close)
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def build_backfill(
+    settings: BackfillSettings, tenant_id: uuid.UUID, since: datetime
+) -> AsyncIterator[Backfill]:
+    """The backfill of one tenant's orders created since `since`, every Shopmonkey request
+    paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no such active tenant."""
+    engine = async_engine(settings.sqlalchemy_url, pool_size=2)
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="backfill").start()
+    client = await ShopmonkeyClient(
+        settings.shopmonkey_api_base_url,
+        timeout=settings.shopmonkey_timeout_seconds,
+        limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
+    ).start()
+    try:
+        tenant = await PostgresTenants(engine, ttl=0).get(tenant_id)
+        if tenant is None:
+            raise UnknownTenant(f"no active tenant {tenant_id}")
+        yield Backfill(
+            tenant=tenant,
+            since=since,
+            reader=RecordReader(client),
+            customers=CachedCustomers(client, ttl=3600.0, deadline=None, retry=Retries()),
+            publisher=KafkaEventPublisher(
+                producer, topic=settings.topics.order_events, timeout=60.0
+            ),
+            cursors=PostgresBackfillCursors(engine),
+            max_age=timedelta(days=settings.backfill_plan_max_age_days),
+            demo_mode=settings.demo_mode,
+            whitelist=settings.whitelist,
+        )
     finally:
         await client.close()
         await asyncio.to_thread(producer.close)

@@ -11,8 +11,10 @@ IngestError
 │   ├── PublishUnavailable     Kafka did not acknowledge in time
 │   └── ShopmonkeyUnavailable  the Shopmonkey API timed out, failed or throttled us
 │       └── ShopmonkeyRateLimited  429, with the server's Retry-After when it sent one
-└── ShopmonkeyRejected     the Shopmonkey API refused a request (401/403/400): no retry
-    └── OrderByRejected        400 on the `orderby` parameter (the other reading, ref §2.3)
+├── ShopmonkeyRejected     the Shopmonkey API refused a request (401/403/400): no retry
+│   └── OrderByRejected        400 on the `orderby` parameter (the other reading, ref §2.3)
+└── BackfillError          `leadctl backfill` cannot go on: the tenant has no API key, or the
+                           API ignored the createdDate filter or sort (no resumable position)
 """
 
 from __future__ import annotations
@@ -79,4 +81,8 @@ class ShopmonkeyRejected(IngestError):
 
 
 class OrderByRejected(ShopmonkeyRejected):
+    pass
+
+
+class BackfillError(IngestError):
     pass

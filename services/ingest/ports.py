@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from schemas.events import OrderEvent
+from schemas.base import Channel
+from schemas.events import ContactSignal, OrderEvent
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import IngestTenant, Page
+from services.ingest.domain.model import BackfillPosition, IngestTenant, Page, TouchRow
 
 
 class TenantDirectory(Protocol):
@@ -40,7 +43,7 @@ class CustomerSource(Protocol):
         ...
 
 
-class OrderSource(Protocol):
+class RecordSource(Protocol):
     async def list_records(
         self,
         api_key: str,
@@ -56,7 +59,9 @@ class OrderSource(Protocol):
         ...
 
 
-class CursorStore(Protocol):
+class PollCursors(Protocol):
+    """How far the poller has read each tenant's table (`kind`: poll, poll_customer)."""
+
     async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None: ...
 
     async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
@@ -64,3 +69,90 @@ class CursorStore(Protocol):
         ...
 
     async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None: ...
+
+
+class BackfillCursors(Protocol):
+    """Where each backfill (a tenant and the `since` it started from) stands."""
+
+    async def load(self, tenant_id: uuid.UUID, since: datetime) -> BackfillPosition | None: ...
+
+    async def start(
+        self, tenant_id: uuid.UUID, since: datetime, *, restart: bool
+    ) -> BackfillPosition:
+        """The position to go on from (a new one, or the old one reset when `restart`)."""
+        ...
+
+    async def advance(
+        self, tenant_id: uuid.UUID, since: datetime, position: BackfillPosition, *, done: bool
+    ) -> None: ...
+
+
+# provider signals -------------------------------------------------------------------------------
+class SignalUnit(Protocol):
+    """One transaction of a provider webhook (see `SignalStore.unit`)."""
+
+    async def claim(
+        self, provider: str, keys: Sequence[str], tenant_id: uuid.UUID | None = None
+    ) -> set[str]:
+        """Record event keys as processed; returns those not seen before."""
+        ...
+
+    async def delivery_by_command(
+        self,
+        command_id: uuid.UUID,
+        *,
+        status: str,
+        error: str | None,
+        at: datetime,
+        not_after: Iterable[str] = (),
+    ) -> TouchRow | None: ...
+
+    async def delivery_by_message(
+        self,
+        message_id: str,
+        *,
+        status: str,
+        error: str | None,
+        at: datetime,
+        not_after: Iterable[str] = (),
+    ) -> TouchRow | None: ...
+
+    async def leads_for_contact(
+        self, channel: Channel, contact: str
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]: ...
+
+
+class SignalStore(Protocol):
+    """Suppressions (committed at once, on their own) and the units of the webhooks."""
+
+    async def suppress(
+        self, *, channel: Channel, contact: str, reason: str, source: str
+    ) -> bool: ...
+
+    async def unsuppress(
+        self, *, channel: Channel, contact: str, reasons: Sequence[str]
+    ) -> int: ...
+
+    async def lead_contact(
+        self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
+    ) -> str | None: ...
+
+    def unit(self) -> AbstractAsyncContextManager[SignalUnit]:
+        """A transaction that commits when the block ends without an error."""
+        ...
+
+
+class SignalPublisher(Protocol):
+    async def publish(self, signals: Sequence[ContactSignal]) -> None:
+        """Return once Kafka acknowledged every signal; raise `PublishUnavailable` otherwise."""
+        ...
+
+
+class LeadReader(Protocol):
+    """The lead API's reads: a bearer token's tenant and a lead's view (JSON text)."""
+
+    async def tenant_for_token(self, token: str) -> uuid.UUID | None: ...
+
+    async def lead_view(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> str | None: ...
+
+    async def lead_exists(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> bool: ...

@@ -1,4 +1,4 @@
-"""Settings of the ingest service (webhooks, website leads) and the poller."""
+"""Settings of the ingest service (webhooks, website leads), the poller and the backfill."""
 
 from __future__ import annotations
 
@@ -38,3 +38,12 @@ class IngestSettings(CommonSettings, ShopmonkeySettings):
     twilio_webhook_public_url: str | None = None
     #: The answer to an SMS "HELP" (TwiML <Message>).
     sms_help_text: str = "Reply STOP to unsubscribe. Msg&data rates may apply."
+
+
+class BackfillSettings(CommonSettings, ShopmonkeySettings):
+    """Settings of `leadctl backfill` (its Shopmonkey pacing and what counts as history)."""
+
+    #: Backfilled orders created longer ago than this get a lead but no touch points.
+    backfill_plan_max_age_days: float = Field(default=30.0, ge=0)
+    #: Shopmonkey requests per minute a backfill makes (its limit is ~100/min per API key).
+    backfill_requests_per_minute: float = Field(default=60.0, ge=0)

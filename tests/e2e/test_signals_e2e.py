@@ -36,7 +36,7 @@ from services.common.db.tenants import hash_api_key
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
-from services.ingest.service_layer.provider_signals_leads import hash_token
+from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, tz_at_local_hour
 from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
 

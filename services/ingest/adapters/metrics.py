@@ -27,6 +27,17 @@ WEBHOOK_SECONDS = Histogram(
 WEBSITE_REQUESTS = Counter(
     "ingest_website_lead_requests_total", "Website lead form requests by outcome.", ["outcome"]
 )
+SIGNAL_REQUESTS = Counter(
+    "ingest_signal_requests_total",
+    "Provider webhook and lead API requests by route and outcome",
+    ["route", "outcome"],
+)
+SIGNAL_SECONDS = Histogram(
+    "ingest_signal_request_seconds",
+    "Provider webhook and lead API handling time by route (server side)",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 LEADS_INGESTED = Counter(
     "ingest_leads_ingested_total",
     "OrderEvents acknowledged by Kafka, per tenant, source and entity.",

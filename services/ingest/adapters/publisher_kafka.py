@@ -1,4 +1,5 @@
-"""OrderEvents to `leads.order-events.v1`, keyed by tenant, acknowledged or `PublishUnavailable`.
+"""OrderEvents to `leads.order-events.v1` and ContactSignals to `leads.contact-signals.v1`,
+keyed by tenant, acknowledged or `PublishUnavailable`.
 
 The wait for the acknowledgement is bounded per call (KAFKA_PUBLISH_TIMEOUT_SECONDS), so a
 broker that is down turns a webhook into a 503 within seconds instead of librdkafka's message
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from schemas.base import tenant_text
-from schemas.events import OrderEvent
+from schemas.events import ContactSignal, OrderEvent
 from services.common.errors import DeliveryError, DeliveryTimeout
 from services.common.kafka.producer import KafkaProducer
 from services.ingest.adapters.metrics import LEADS_INGESTED, child
@@ -20,6 +22,12 @@ from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.errors import PublishUnavailable
 
 RETRY_AFTER_SECONDS = 5.0
+
+
+def _not_acknowledged(timeout: float) -> PublishUnavailable:
+    return PublishUnavailable(
+        f"Kafka did not acknowledge within {timeout:g}s", retry_after=RETRY_AFTER_SECONDS
+    )
 
 
 class KafkaEventPublisher:
@@ -39,10 +47,7 @@ class KafkaEventPublisher:
                 self._topic, key=tenant, value=event.to_bytes(), timeout=self._timeout
             )
         except DeliveryTimeout:
-            raise PublishUnavailable(
-                f"Kafka did not acknowledge within {self._timeout:g}s",
-                retry_after=RETRY_AFTER_SECONDS,
-            ) from None
+            raise _not_acknowledged(self._timeout) from None
         except DeliveryError as exc:
             raise PublishUnavailable(f"Kafka: {exc}", retry_after=RETRY_AFTER_SECONDS) from exc
         child(LEADS_INGESTED, tenant, event.source.value, event.entity).inc()
@@ -63,3 +68,27 @@ class KafkaEventPublisher:
             self._ready = False
         self._ready_at = time.monotonic()
         return self._ready
+
+
+class KafkaSignalPublisher:
+    """`SignalPublisher`: a webhook's signals, all acknowledged within `timeout` or an error."""
+
+    def __init__(self, producer: KafkaProducer, *, topic: str, timeout: float) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._timeout = timeout
+
+    async def publish(self, signals: Sequence[ContactSignal]) -> None:
+        if not signals:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await asyncio.gather(
+                    *(self._producer.send(self._topic, s, key=str(s.tenant_id)) for s in signals)
+                )
+        except TimeoutError:
+            raise _not_acknowledged(self._timeout) from None
+        except DeliveryError as exc:
+            raise PublishUnavailable(
+                f"Kafka refused: {exc}", retry_after=RETRY_AFTER_SECONDS
+            ) from exc

@@ -3,7 +3,8 @@ tenant's own API key (account isolation). Used by the webhook path (customer loo
 poller and `leadctl backfill`.
 
 Public API (stable):
-- `ShopmonkeyClient(base_url, timeout=, retry=RetryPolicy())`, `await start()` / `close()`.
+- `ShopmonkeyClient(base_url, timeout=, retry=Retries(), limiter=None)`, `await start()` /
+  `close()`; a `RateLimiter` paces every request (`leadctl backfill`).
 - `list_records(api_key, "order"|"customer", where=, orderby=, orderby_param=, limit=, skip=)`
   → `Page(data, total, has_more)`: ONE page of `GET /v3/<table>`; `where` is a Prisma filter,
   e.g. `{"updatedDate": {"gte": "2026-05-01T00:00:00.000Z"}}`, `orderby` e.g.
@@ -15,8 +16,9 @@ Public API (stable):
 - `get_customer(api_key, id)`, `get_order(api_key, id)` → the record, or None on 404.
 - Errors: `ShopmonkeyRateLimited` (429, `.retry_after` seconds from `Retry-After`),
   `ShopmonkeyUnavailable` (timeouts, 408/5xx), `ShopmonkeyRejected` (401/403/400, no retry).
-  Transient failures are retried by the `RetryPolicy` first: 429 waits `Retry-After` (capped),
-  others back off exponentially with jitter (reference §2.6); `NO_RETRY` fails fast.
+  Transient failures are retried as `Retries` says first, waiting `backoff_delay` (exponential
+  with jitter, never sooner than a 429's `Retry-After`, capped; reference §2.6); `NO_RETRY`
+  fails fast.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from services.common.domain.pacing import backoff_delay
+from services.common.rate_limiter import RateLimiter
 from services.ingest.adapters.metrics import SHOPMONKEY_REQUESTS
 from services.ingest.domain.model import Page
 from services.ingest.errors import (
@@ -48,21 +51,22 @@ TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """`attempts` total tries; waits honour Retry-After (capped), else base·2^n with jitter."""
+class Retries:
+    """`attempts` total tries of a Shopmonkey request, waiting `backoff_delay(base, cap)`
+    between them (a `Retry-After` counts up to `cap`)."""
 
     attempts: int = 5
     base: float = 0.5
     cap: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before try `attempt + 1` (`attempt` counts from 1)."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.cap)
-        backoff: float = min(self.base * 2.0 ** (attempt - 1), self.cap)
-        return backoff * random.uniform(0.5, 1.0)
+            retry_after = min(retry_after, self.cap)
+        return backoff_delay(attempt - 1, base=self.base, cap=self.cap, retry_after=retry_after)
 
 
-NO_RETRY = RetryPolicy(attempts=1)
+NO_RETRY = Retries(attempts=1)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -98,12 +102,14 @@ class ShopmonkeyClient:
         base_url: str,
         *,
         timeout: float,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: Retries = Retries(),
+        limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry
+        self._limiter = limiter
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
 
@@ -122,13 +128,13 @@ class ShopmonkeyClient:
             self._session = None
 
     async def get_customer(
-        self, api_key: str, customer_id: str, *, retry: RetryPolicy | None = None
+        self, api_key: str, customer_id: str, *, retry: Retries | None = None
     ) -> dict[str, Any] | None:
         doc = await self._get(api_key, f"/customer/{quote(customer_id, safe='')}", None, retry)
         return _data_object(doc)
 
     async def get_order(
-        self, api_key: str, order_id: str, *, retry: RetryPolicy | None = None
+        self, api_key: str, order_id: str, *, retry: Retries | None = None
     ) -> dict[str, Any] | None:
         doc = await self._get(api_key, f"/order/{quote(order_id, safe='')}", None, retry)
         return _data_object(doc)
@@ -168,8 +174,10 @@ class ShopmonkeyClient:
         api_key: str,
         path: str,
         params: dict[str, str] | None,
-        retry: RetryPolicy | None,
+        retry: Retries | None,
     ) -> dict[str, Any] | None:
+        if self._limiter is not None:
+            await self._limiter.acquire()
         if self._session is None:
             raise RuntimeError("ShopmonkeyClient not started")
         policy = retry or self._retry

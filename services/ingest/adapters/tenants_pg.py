@@ -1,5 +1,5 @@
-"""Tenants from PostgreSQL, cached with a short TTL so a webhook costs no query (secrets are
-decoded once per load). Unknown ids and keys are cached briefly too (no DB flood).
+"""Tenants from PostgreSQL, cached (`TtlCache`) with a short TTL so a webhook costs no query
+(secrets are decoded once per load). Unknown ids and keys are cached briefly too (no DB flood).
 
 An expired entry of a known tenant is served while it is refreshed in the background
 (stale-while-revalidate, up to `max_stale` seconds): a slow or unavailable PostgreSQL then
@@ -10,16 +10,16 @@ needs. A deactivated tenant or a rotated secret still applies within about one T
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.cache import TtlCache
 from services.common.db.tenants import (
     TenantRecord,
     get_tenant,
@@ -28,12 +28,11 @@ from services.common.db.tenants import (
     tenant_for_api_key,
 )
 from services.ingest.domain.model import IngestTenant
-from services.ingest.domain.signatures import WebhookKeys
+from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import Unavailable
 
-K = TypeVar("K")
-MAX_ENTRIES = 20_000
-log = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
+Load = Callable[[], Awaitable[IngestTenant | None]]
 
 
 class PostgresTenants:
@@ -52,16 +51,24 @@ class PostgresTenants:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
-        self._ttl = ttl
-        self._negative_ttl = min(negative_ttl, ttl) if ttl > 0 else 0.0
-        self._max_stale = max_stale
-        self._refreshing: dict[object, asyncio.Task[None]] = {}
         self._default_id = default_tenant_id
         self._default_key = default_api_key or None
-        self._clock = clock
-        self._by_id: dict[uuid.UUID, tuple[float, IngestTenant | None]] = {}
-        self._by_key: dict[str, tuple[float, IngestTenant | None]] = {}
-        self._locks: dict[object, asyncio.Lock] = {}
+        self._by_id: TtlCache[uuid.UUID, IngestTenant] = self._cache(
+            ttl, negative_ttl, max_stale, clock
+        )
+        self._by_key: TtlCache[str, IngestTenant] = self._cache(ttl, negative_ttl, max_stale, clock)
+
+    @staticmethod
+    def _cache(
+        ttl: float, negative_ttl: float, max_stale: float, clock: Callable[[], float]
+    ) -> TtlCache[K, IngestTenant]:
+        return TtlCache(
+            ttl=ttl,
+            negative_ttl=negative_ttl,
+            max_stale=max_stale,
+            refresh_errors=(Unavailable,),
+            clock=clock,
+        )
 
     def to_ingest(self, record: TenantRecord) -> IngestTenant:
         api_key = record.shopmonkey_api_key or (
@@ -76,8 +83,10 @@ class PostgresTenants:
         )
 
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
-        if (hit := self._fresh(self._by_id, tenant_id)) is not None:
-            return hit[1]
+        # A fresh entry (every request but a few an hour) is answered here, without a
+        # coroutine of its own.
+        if (hit := self._by_id.peek(tenant_id)) is not None:
+            return hit[0]
 
         async def load() -> IngestTenant | None:
             async with self._engine.connect() as conn:
@@ -88,8 +97,8 @@ class PostgresTenants:
 
     async def for_api_key(self, api_key: str) -> IngestTenant | None:
         key = hash_api_key(api_key)
-        if (hit := self._fresh(self._by_key, key)) is not None:
-            return hit[1]
+        if (hit := self._by_key.peek(key)) is not None:
+            return hit[0]
 
         async def load() -> IngestTenant | None:
             async with self._engine.connect() as conn:
@@ -115,61 +124,17 @@ class PostgresTenants:
             return False
         return True
 
-    def _fresh(
-        self, cache: dict[K, tuple[float, IngestTenant | None]], key: K
-    ) -> tuple[float, IngestTenant | None] | None:
-        """`key`'s entry while it has not expired: every request but a few an hour, answered
-        without a coroutine of its own."""
-        hit = cache.get(key)
-        return hit if hit is not None and self._clock() < hit[0] else None
-
     async def _cached(
-        self,
-        cache: dict[K, tuple[float, IngestTenant | None]],
-        key: K,
-        load: Callable[[], Awaitable[IngestTenant | None]],
+        self, cache: TtlCache[K, IngestTenant], key: K, load: Load
     ) -> IngestTenant | None:
-        """`key`'s tenant when its entry is not fresh (callers answer fresh ones with
-        `_fresh`): a stale one at once while it reloads in the background, else loaded under
-        a per-key lock."""
-        hit = cache.get(key)
-        if hit is not None and hit[1] is not None and self._clock() < hit[0] + self._max_stale:
-            self._refresh(cache, key, load)
-            return hit[1]
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            if (hit := self._fresh(cache, key)) is not None:
-                return hit[1]
+        """`key`'s tenant when its entry is not fresh (callers answer fresh ones with `peek`):
+        a stale one at once while it reloads in the background, else loaded under a per-key
+        lock; a PostgreSQL failure is `Unavailable` (a background one keeps the stale entry)."""
+
+        async def guarded() -> IngestTenant | None:
             try:
-                tenant = await load()
+                return await load()
             except (OperationalError, DBAPIError, OSError) as exc:
                 raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
-            if len(cache) >= MAX_ENTRIES:
-                cache.clear()
-            ttl = self._ttl if tenant is not None else self._negative_ttl
-            cache[key] = (self._clock() + ttl, tenant)
-        self._locks.pop(key, None)
-        return tenant
 
-    def _refresh(
-        self,
-        cache: dict[K, tuple[float, IngestTenant | None]],
-        key: K,
-        load: Callable[[], Awaitable[IngestTenant | None]],
-    ) -> None:
-        """Reload one entry in the background (once at a time); failures keep the stale one."""
-        if key in self._refreshing:
-            return
-
-        async def reload() -> None:
-            try:
-                tenant = await load()
-            except (OperationalError, DBAPIError, OSError) as exc:
-                log.warning("tenant refresh failed, serving the cached entry: %s", exc)
-                return
-            finally:
-                self._refreshing.pop(key, None)
-            ttl = self._ttl if tenant is not None else self._negative_ttl
-            cache[key] = (self._clock() + ttl, tenant)
-
-        self._refreshing[key] = asyncio.get_running_loop().create_task(reload())
+        return await cache.get(key, guarded)

@@ -205,7 +205,7 @@ def _file_handler(name: str, body: bytes) -> Callable[[web.Request], Any]:
 def create_dashboard_app(
     *,
     settings: CommonSettings,
-    engine: AsyncEngine | None = None,
+    engine: AsyncEngine | Callable[[], AsyncEngine] | None = None,
     registry: CollectorRegistry = REGISTRY,
     request_metric: str = WEBHOOK_REQUEST_METRIC,
     latency_metric: str = WEBHOOK_LATENCY_METRIC,
@@ -214,16 +214,16 @@ def create_dashboard_app(
 ) -> web.Application:
     """The `/dashboard` sub-application.
 
-    `engine`: the caller's async engine, or None to give the dashboard its own small pool
-    (opened and closed with the application; it also keeps dashboard reads off the webhook
-    path's connections). `registry` is where ingest's webhook instruments live (the default
-    registry of the process).
+    `engine`: the caller's async engine, or a function giving it once the parent application
+    has started (ingest's, built by `bootstrap.build_ingest`), or None to give the dashboard
+    its own small pool (opened and closed with the application). `registry` is where ingest's
+    webhook instruments live (the default registry of the process).
     """
     read_lag = lag_reader or functools.partial(
         consumer_lag, settings.kafka_bootstrap_servers, settings.topics, timeout=5.0
     )
     dashboard = Dashboard(
-        engine=engine,
+        engine=engine if isinstance(engine, AsyncEngine) else None,
         snapshot=functools.partial(
             WebhookStats.from_registry,
             registry,
@@ -242,8 +242,15 @@ def create_dashboard_app(
         yield
         await own.dispose()
 
+    async def shared_engine(app: web.Application) -> AsyncIterator[None]:
+        assert callable(engine)
+        app[DASHBOARD].engine = engine()
+        yield
+
     if engine is None:
         app.cleanup_ctx.append(own_engine)
+    elif not isinstance(engine, AsyncEngine):
+        app.cleanup_ctx.append(shared_engine)
 
     async def sampler(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:

@@ -3,18 +3,12 @@ door, so a demo environment stores no real customer. It never loosens the outbou
 
 from __future__ import annotations
 
-from schemas.events import Customer
 from services.common.whitelist import is_whitelisted
 
 DROP_REASON = "demo_mode: customer email not whitelisted"
 
 
-def admits(customer: Customer, *, demo_mode: bool, whitelist: frozenset[str]) -> bool:
+def admits_email(email: str | None, *, demo_mode: bool, whitelist: frozenset[str]) -> bool:
     """Outside DEMO_MODE everything is admitted; inside it only whitelisted emails (a customer
     with no email is not whitelisted)."""
-    return admits_email(customer.email, demo_mode=demo_mode, whitelist=whitelist)
-
-
-def admits_email(email: str | None, *, demo_mode: bool, whitelist: frozenset[str]) -> bool:
-    """`admits` for a customer's email."""
     return not demo_mode or is_whitelisted(email, whitelist)

@@ -5,15 +5,15 @@ values (each of its contract's type, in the contract's field order, `order` and 
 their own fields) and writes them straight to JSON: the same bytes as
 `OrderEvent.model_dump_json` (property-tested against validation, tests/unit/ingest), without
 the three models (event, order snapshot, customer) and the copies of their fields that
-serialising them takes. Measured under load (bench/ingest, `/proc/<pid>/task/*/stat`): ~20 us
-of the ~150 us of CPU a webhook cost the ingest process went into those models.
+serialising them takes (their share of a webhook's CPU: bench/ingest/README.md).
 
-`event()` gives the model for whoever needs more than the bytes (the poller, tests).
+`event()` gives the model for whoever needs more than the bytes (tests, consumers).
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -56,6 +56,11 @@ class OrderEventDraft:
         return value
 
     @property
+    def occurred_at(self) -> datetime:
+        value: datetime = self.fields["occurred_at"]
+        return value
+
+    @property
     def entity(self) -> str:
         return str(self.fields["entity"])
 
@@ -63,6 +68,10 @@ class OrderEventDraft:
     def customer_email(self) -> str | None:
         value: str | None = self.fields["customer"]["email"]
         return value
+
+    def plan_no_touchpoints(self) -> None:
+        """History (`leadctl backfill` of an old order): a lead, but no touch points."""
+        self.fields["plan_touchpoints"] = False
 
     def to_bytes(self) -> bytes:
         """The record's value: byte for byte `self.event().model_dump_json()`."""

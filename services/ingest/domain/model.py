@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from services.ingest.domain.signatures import WebhookKeys
+from schemas.base import Channel
+from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +36,26 @@ class Page:
     data: list[dict[str, Any]]
     total: int | None
     has_more: bool | None
+
+
+@dataclass
+class BackfillPosition:
+    """How far a backfill of one tenant's orders created since a time has come: orders at or
+    after `at` (`createdDate`), the first `skip` of them done; `status` running or done."""
+
+    at: datetime
+    skip: int
+    produced: int
+    pages: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRow:
+    """The touch point (job_executions row) a provider message belongs to."""
+
+    tenant_id: uuid.UUID
+    lead_id: uuid.UUID
+    command_id: uuid.UUID
+    channel: Channel
+    recipient: str | None

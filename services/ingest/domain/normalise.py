@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from schemas.base import lead_id_for_order, trusted
-from schemas.events import Customer, Operation, OrderSource
+from schemas.base import lead_id_for_order
+from schemas.events import Operation, OrderSource
 from services.common.whitelist import normalize_phone
 from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.envelope import record_id
@@ -102,13 +102,6 @@ def facts_of(
     created = parse_ts(data.get("createdDate"))
     event_id = _event_id(table, data, operation, rid, version, updated or created)
     return Facts(rid, version, updated, created, event_id)
-
-
-def event_id_for(
-    table: str, data: Mapping[str, Any], operation: Operation, *, rid: str | None = None
-) -> str:
-    """`rid`: the record's id when the caller already validated it (`Envelope.rid`)."""
-    return facts_of(table, data, operation, rid=rid).event_id
 
 
 def _event_id(
@@ -220,33 +213,6 @@ def merge_contact(known: Contact, fetched: Contact | None) -> Contact:
         "email": fetched["email"] or known["email"],
         "phone": fetched["phone"] or known["phone"],
     }
-
-
-def contact_of(customer: Customer) -> Contact:
-    """A Customer's fields (its `__dict__` holds exactly them, in order)."""
-    fields: Contact = customer.__dict__
-    return fields
-
-
-def customer_from_record(data: Mapping[str, Any]) -> Customer:
-    """A Shopmonkey customer record as a Customer."""
-    return trusted(Customer, **contact_of_record(data))
-
-
-def customer_of_order(data: Mapping[str, Any]) -> Customer:
-    """What the order itself says about its customer, as a Customer."""
-    return trusted(Customer, **contact_of_order(data))
-
-
-def lacks_contact(customer: Customer) -> bool:
-    return contact_lacks(contact_of(customer))
-
-
-def merge_customer(known: Customer, fetched: Customer | None) -> Customer:
-    """Fetched values (the customer record itself) win over what the order carried."""
-    if fetched is None:
-        return known
-    return trusted(Customer, **merge_contact(contact_of(known), contact_of(fetched)))
 
 
 def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> dict[str, Any]:

@@ -4,15 +4,12 @@
   and OPTOUT since 2025-04-29), any case, surrounding whitespace and trailing punctuation
   ignored; Advanced Opt-Out's `OptOutType` wins when Twilio sends it. Anything else is a reply.
 - Status callbacks: `MessageStatus` + `ErrorCode` → signal, delivery status, suppression.
-- Answers are TwiML, built with the official `twilio` library.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-
-from twilio.twiml.messaging_response import MessagingResponse
 
 from schemas.events import SignalKind
 
@@ -114,11 +111,3 @@ def status_update(
         error_code=code,
         suppress=SUPPRESSING_ERRORS.get(code or "") if status in _STATUS_SIGNAL else None,
     )
-
-
-def twiml(message: str | None = None) -> str:
-    """A TwiML answer: an empty <Response/>, or one <Message> (HELP)."""
-    response = MessagingResponse()
-    if message:
-        response.message(message)
-    return str(response)

@@ -33,14 +33,14 @@ def _describe(settings: IngestSettings) -> None:
 
 #: Young-generation threshold of the collector. A webhook allocates a few hundred container
 #: objects (parsed JSON, models) that die with it; at the default 700 a collection ran every
-#: request or two, ~6 us per request under load (bench/ingest, `gc.disable()` as comparison).
+#: request or two (cost measured in bench/ingest/README.md).
 GC_GEN0_THRESHOLD = 10_000
 
 
 async def freeze_heap(_: web.Application) -> None:
     """Once started, move every object of the start-up (modules, clients, caches) out of the
-    collector's reach: measured under load, full (gen2) collections of the ingest process
-    then pause it for ~10 ms instead of ~150 ms, straight into webhook p99 latency."""
+    collector's reach, so full (gen2) collections of the ingest process pause it far less:
+    those pauses go straight into webhook tail latency (bench/ingest/README.md)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])

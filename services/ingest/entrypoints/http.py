@@ -7,13 +7,13 @@ Routes:
 - `POST /api/leads`: website lead forms, `Authorization: Bearer <website API key>`.
 - `/healthz`, `/readyz` (Kafka and PostgreSQL answer), `/metrics`, `/openapi.json`.
 
-Other areas mount their routes here, one line each in `create_app` (keep them): the
-provider-signal routes (`add_signal_routes(app, ingest_key=INGEST)`, handlers reach the
-shared parts with `request.app[INGEST]`: `.settings`, `.producer`, `.engine`, `.tenants`) and
-the dashboard sub-app. Each such module documents its routes with a module-level
-`OPENAPI_PATHS` fragment (see `entrypoints.openapi`), merged into `/openapi.json`.
+The other route modules are mounted here, one line each in `create_app`: the provider
+webhooks (`provider_webhooks`), the lead API (`lead_api`), the one-click unsubscribe
+(`unsubscribe`), all reading their parts from `app[SIGNALS]`, and the dashboard sub-app (on
+the same engine). Each documents its routes with a module-level `OPENAPI_PATHS` fragment (see
+`entrypoints.openapi`), merged into `/openapi.json`.
 
-Every answer is JSON. Errors map here, in one place (see errors.py): 4xx with a reason and
+Every answer is JSON; errors map to answers in `answers.error_answer`: 4xx with a reason and
 nothing produced; 503 with `Retry-After` when Kafka (or Shopmonkey, for a customer look-up)
 did not answer, so the sender retries; 2xx only once Kafka acknowledged the record.
 """
@@ -23,13 +23,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
-import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
@@ -42,62 +39,26 @@ from services.ingest.adapters.metrics import (
 )
 from services.ingest.bootstrap import SERVICE, Ingest, build_ingest
 from services.ingest.dashboard import create_dashboard_app
+from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer
 from services.ingest.entrypoints.api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.api_docs import OPENAPI_PATHS as OPENAPI_PATHS
+from services.ingest.entrypoints.lead_api import add_lead_api_routes
 from services.ingest.entrypoints.openapi import add_openapi_route
-from services.ingest.entrypoints.signal_routes import add_signal_routes
-from services.ingest.errors import (
-    InvalidPayload,
-    PayloadTooLarge,
-    RequestRejected,
-    Unauthorized,
-    Unavailable,
-    UnknownTenant,
-    UnsupportedMediaType,
-)
+from services.ingest.entrypoints.provider_webhooks import add_provider_webhook_routes
+from services.ingest.entrypoints.unsubscribe import add_unsubscribe_routes
+from services.ingest.errors import PayloadTooLarge, UnknownTenant
 from services.ingest.service_layer.webhooks import Accepted, Ignored
 from services.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 INGEST = web.AppKey("ingest", Ingest)
-DEFAULT_RETRY_AFTER = 5.0
-_OUTCOMES = {
-    Unauthorized: "unauthorized",
-    UnknownTenant: "unknown_tenant",
-    PayloadTooLarge: "too_large",
-    UnsupportedMediaType: "unsupported_media_type",
-    InvalidPayload: "bad_request",
-}
-
-
-def _json(doc: dict[str, Any], status: int = 200, **kwargs: Any) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(doc),
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-        **kwargs,
-    )
 
 
 def _answer(result: Accepted | Ignored) -> web.Response:
     if isinstance(result, Ignored):
-        return _json({"success": True, "ignored": result.reason}, status=202)
+        return json_answer({"success": True, "ignored": result.reason}, status=202)
     lead = str(result.lead_id) if result.lead_id is not None else None
-    return _json({"success": True, "leadId": lead, "eventId": result.event_id})
-
-
-def _rejected(exc: RequestRejected) -> web.Response:
-    return _json({"success": False, "reason": exc.reason}, status=exc.status)
-
-
-def _unavailable(exc: Unavailable) -> web.Response:
-    retry_after = math.ceil(exc.retry_after or DEFAULT_RETRY_AFTER)
-    return _json(
-        {"success": False, "reason": exc.reason},
-        status=503,
-        headers={"Retry-After": str(retry_after)},
-    )
+    return json_answer({"success": True, "leadId": lead, "eventId": result.event_id})
 
 
 async def _body(request: web.Request, limit: int) -> bytes:
@@ -134,22 +95,21 @@ def _answered(
 
 
 def _failed(
-    counter: Counter, exc: Exception, started: float, *, histogram: bool = True
+    counter: Counter, exc: Exception, started: float, *, route: str, histogram: bool = True
 ) -> web.Response:
     """The answer to a request that raised `exc`, its outcome counted."""
-    if isinstance(exc, RequestRejected):
-        response, outcome, kind = _rejected(exc), _OUTCOMES.get(type(exc), "bad_request"), "4xx"
-    elif isinstance(exc, Unavailable):
-        log.warning("answering 503: %s", exc.reason)
-        response, outcome, kind = _unavailable(exc), "unavailable", "503"
-    else:
-        log.error("unexpected error while ingesting", exc_info=exc)
-        response = _json({"success": False, "reason": "internal error"}, status=500)
-        outcome, kind = "error", "500"
+    response, outcome, kind = error_answer(exc, route)
     child(counter, outcome).inc()
     if histogram:
         child(WEBHOOK_SECONDS, kind).observe(time.perf_counter() - started)
     return response
+
+
+def add_signal_routes(app: web.Application) -> None:
+    """The provider-webhook, unsubscribe and lead API routes; their parts are `app[SIGNALS]`."""
+    add_provider_webhook_routes(app)
+    add_unsubscribe_routes(app)
+    add_lead_api_routes(app)
 
 
 def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web.Application:
@@ -161,11 +121,13 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
         async def resources(app: web.Application) -> AsyncIterator[None]:
             async with build_ingest(settings) as parts:
                 app[INGEST] = parts
+                app[SIGNALS] = parts.signals
                 yield
 
         app.cleanup_ctx.append(resources)
     else:
         app[INGEST] = ingest
+        app[SIGNALS] = ingest.signals
     limit = settings.max_body_bytes
 
     async def shopmonkey_order(request: web.Request) -> web.Response:
@@ -186,7 +148,7 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
                 tenant, request.headers, body, request.content_type
             )
         except Exception as exc:
-            return _failed(WEBHOOK_REQUESTS, exc, started)
+            return _failed(WEBHOOK_REQUESTS, exc, started, route="shopmonkey_webhook")
         return _answered(WEBHOOK_REQUESTS, result, started)
 
     async def website_lead(request: web.Request) -> web.Response:
@@ -197,7 +159,7 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
                 request.headers.get("Authorization"), body, request.content_type
             )
         except Exception as exc:
-            return _failed(WEBSITE_REQUESTS, exc, started, histogram=False)
+            return _failed(WEBSITE_REQUESTS, exc, started, route="website_lead", histogram=False)
         return _answered(WEBSITE_REQUESTS, result, started, histogram=False)
 
     async def ready() -> dict[str, bool]:
@@ -207,7 +169,9 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
     app.router.add_post("/webhooks/shopmonkey/{tenant_id}/order", shopmonkey_order)
     app.router.add_post("/api/leads", website_lead)
     add_observability_routes(app, service=SERVICE, ready=ready)
-    add_signal_routes(app, ingest_key=INGEST)
-    app.add_subapp("/dashboard", create_dashboard_app(settings=settings))
+    add_signal_routes(app)
+    app.add_subapp(
+        "/dashboard", create_dashboard_app(settings=settings, engine=lambda: app[INGEST].engine)
+    )
     add_openapi_route(app, title="lead-orchestrator ingest", version="1")
     return app

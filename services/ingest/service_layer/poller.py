@@ -20,20 +20,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.base import utcnow
-from schemas.events import Customer, OrderEvent, OrderSource
+from schemas.events import OrderSource
 from services.ingest.adapters.metrics import (
     CURSOR_AGES,
     POLLER_CYCLE_SECONDS,
     POLLER_ERRORS,
     POLLER_EVENTS,
 )
+from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestTenant
-from services.ingest.domain.normalise import change_time, polled_operation
+from services.ingest.domain.normalise import change_time
 from services.ingest.errors import Unavailable
-from services.ingest.ports import CursorStore, CustomerSource, EventPublisher, TenantDirectory
-from services.ingest.service_layer.events import build_event, demo_admits, resolve_customer
-from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.ports import CustomerSource, EventPublisher, PollCursors, TenantDirectory
+from services.ingest.service_layer.order_events import demo_admits, polled_draft
 from services.ingest.service_layer.record_reader import RecordReader
+from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
 CURSOR_KINDS = {"order": "poll", "customer": "poll_customer"}
@@ -69,9 +70,9 @@ class Poller:
         reader: RecordReader,
         customers: CustomerSource,
         publisher: EventPublisher,
-        cursors: CursorStore,
+        cursors: PollCursors,
         config: PollerConfig,
-        recent: RecentEvents | None = None,
+        seen_events: SeenEvents | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._tenants = tenants
@@ -80,7 +81,7 @@ class Poller:
         self._publisher = publisher
         self._cursors = cursors
         self._config = config
-        self._recent = recent or RecentEvents()
+        self._seen_events = seen_events or SeenEvents()
         self._clock = clock
         self.cycles = 0
 
@@ -165,26 +166,21 @@ class Poller:
 
     async def _events(
         self, tenant: IngestTenant, table: str, records: list[dict[str, Any]], now: datetime
-    ) -> list[OrderEvent]:
+    ) -> list[OrderEventDraft]:
         gate = asyncio.Semaphore(self._config.fetch_concurrency)
 
-        async def one(data: dict[str, Any]) -> OrderEvent | None:
-            operation = polled_operation(data)
-            probe = build_event(
+        async def one(data: dict[str, Any]) -> OrderEventDraft | None:
+            event = await polled_draft(
                 tenant,
                 table,
                 data,
-                operation=operation,
+                self._customers,
                 source=OrderSource.POLL,
-                customer=Customer(),
                 now=now,
+                gate=gate,
+                seen=self._seen_events,
             )
-            if probe.event_id in self._recent:
-                return None
-            async with gate:
-                customer = await resolve_customer(tenant, table, data, self._customers)
-            event = probe.model_copy(update={"customer": customer})
-            if not demo_admits(
+            if event is None or not demo_admits(
                 event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):
                 return None
@@ -193,7 +189,7 @@ class Poller:
         built = await asyncio.gather(*(one(r) for r in records))
         return [e for e in built if e is not None]
 
-    async def _publish(self, events: list[OrderEvent]) -> None:
+    async def _publish(self, events: list[OrderEventDraft]) -> None:
         """All acknowledged, in order per tenant (one key, one partition), or raise."""
         size = self._config.publish_batch
         for start in range(0, len(events), size):
@@ -205,7 +201,7 @@ class Poller:
                 if isinstance(result, BaseException):
                     raise result
             for event in batch:
-                self._recent.add(event.event_id, event.lead_id)
+                self._seen_events.add(event.event_id, event.lead_id)
 
 
 def _change_key(record: dict[str, Any]) -> datetime:

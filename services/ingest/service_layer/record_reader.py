@@ -1,5 +1,6 @@
 """Read a tenant's Shopmonkey records changed since a time, robust to the API's quirks
-(reference §2.3):
+(reference §2.3). The poller reads with `read`; the backfill pages with `page`, `Keyset` and
+`finished` (one sort-parameter fallback, one keyset step, one end-of-list test for both):
 
 - Two streams: `updatedDate >= since` and, for rows never updated (`updatedDate` null on
   INSERT, §1.6), `updatedDate = null AND createdDate >= since`.
@@ -26,7 +27,7 @@ from services.ingest.adapters.metrics import POLLER_FILTER_IGNORED, POLLER_UNSOR
 from services.ingest.domain.model import IngestTenant, Page
 from services.ingest.domain.normalise import change_time, iso_z, parse_ts
 from services.ingest.errors import OrderByRejected
-from services.ingest.ports import OrderSource
+from services.ingest.ports import RecordSource
 
 log = logging.getLogger(__name__)
 ORDERBY_STYLES = ("orderby", "orderBy")
@@ -44,6 +45,32 @@ class ReadReport:
     def max_change(self) -> datetime | None:
         times = [t for r in self.records.values() if (t := change_time(r)) is not None]
         return max(times) if times else None
+
+
+@dataclass(slots=True)
+class Keyset:
+    """Where keyset paging on a time field stands: the records at or after `at` (spelled
+    `raw` in the next filter, as the API wrote it), of which the first `skip` were read."""
+
+    at: datetime
+    raw: str
+    skip: int = 0
+
+    @classmethod
+    def start(cls, at: datetime, skip: int = 0) -> Keyset:
+        return cls(at, iso_z(at), skip)
+
+    def advance(self, page: Page, field: str) -> None:
+        """Past a non-empty page sorted ascending on `field`: the next one starts at its last
+        instant, skipping the records already read there (ties span pages)."""
+        last_raw = page.data[-1][field]
+        last = parse_ts(last_raw)
+        assert last is not None
+        if last == self.at:
+            self.skip += len(page.data)
+        else:
+            self.at, self.raw = last, str(last_raw)
+            self.skip = sum(1 for r in page.data if parse_ts(r.get(field)) == last)
 
 
 @dataclass
@@ -76,7 +103,7 @@ def _ascending(records: list[dict[str, Any]], name: str) -> bool:
 
 
 class RecordReader:
-    def __init__(self, source: OrderSource, *, page_limit: int = 100, max_pages: int = 5000):
+    def __init__(self, source: RecordSource, *, page_limit: int = 100, max_pages: int = 5000):
         self._source = source
         self._limit = page_limit
         self._max_pages = max_pages
@@ -96,15 +123,18 @@ class RecordReader:
             POLLER_UNSORTED.labels(str(tenant.id)).inc()
         return report
 
-    async def _page(
+    async def page(
         self,
         tenant: IngestTenant,
         table: str,
+        *,
         where: dict[str, Any] | None,
         order_field: str | None,
         skip: int,
         limit: int | None = None,
     ) -> Page:
+        """One page sorted ascending on `order_field`, in the sort parameter's spelling this
+        tenant's API takes (`orderby`, else `orderBy` once the first was refused)."""
         assert tenant.shopmonkey_api_key
         style = self._orderby.get(tenant.id, ORDERBY_STYLES[0])
         while True:
@@ -142,7 +172,8 @@ class RecordReader:
                 new += 1
         return new
 
-    def _finished(self, page: Page, skip: int) -> bool:
+    def finished(self, page: Page, skip: int) -> bool:
+        """Whether `page`, asked for with `skip`, is the last one."""
         if not page.data:
             return True
         if page.has_more is not None:
@@ -156,14 +187,16 @@ class RecordReader:
     ) -> None:
         lower = iso_z(since)
         where = {**stream.base, stream.field: {"gte": lower}}
-        page = await self._page(tenant, table, where, stream.field, 0)
+        page = await self.page(tenant, table, where=where, order_field=stream.field, skip=0)
         report.pages += 1
         outside = [r for r in page.data if not _matches(r, stream, since)]
         # The reference's check: a filtered total equal to the unfiltered one means the filter
         # was dropped, or matched every record; a full scan is right (and no dearer) for both.
         suspect_total = False
-        if stream.check_total and page.total and (outside or not self._finished(page, 0)):
-            unfiltered = await self._page(tenant, table, None, None, 0, limit=1)
+        if stream.check_total and page.total and (outside or not self.finished(page, 0)):
+            unfiltered = await self.page(
+                tenant, table, where=None, order_field=None, skip=0, limit=1
+            )
             suspect_total = unfiltered.total is not None and page.total >= unfiltered.total
         if outside:
             report.filter_ignored = True
@@ -200,13 +233,13 @@ class RecordReader:
         skip = 0
         while True:
             self._absorb(page, report, since)
-            if self._finished(page, skip):
+            if self.finished(page, skip):
                 return
             skip += len(page.data)
             if report.pages >= self._max_pages:
                 report.complete = False
                 return
-            page = await self._page(tenant, table, where, stream.field, skip)
+            page = await self.page(tenant, table, where=where, order_field=stream.field, skip=skip)
             report.pages += 1
 
     async def _keyset(
@@ -218,25 +251,20 @@ class RecordReader:
         since: datetime,
         report: ReadReport,
     ) -> None:
-        lower_raw, lower, ties = iso_z(since), since, 0
+        position = Keyset.start(since)
         while True:
             new = self._absorb(page, report, since)
-            if self._finished(page, ties):
+            if self.finished(page, position.skip):
                 return
             if new == 0 or report.pages >= self._max_pages:
                 log.warning("paging stalled on /%s for tenant %s", table, tenant.id)
                 report.complete = False
                 return
-            last_raw = page.data[-1][stream.field]
-            last = parse_ts(last_raw)
-            assert last is not None
-            at_last = sum(1 for r in page.data if parse_ts(r.get(stream.field)) == last)
-            if last == lower:
-                ties += len(page.data)
-            else:
-                lower_raw, lower, ties = str(last_raw), last, at_last
-            where = {**stream.base, stream.field: {"gte": lower_raw}}
-            page = await self._page(tenant, table, where, stream.field, ties)
+            position.advance(page, stream.field)
+            where = {**stream.base, stream.field: {"gte": position.raw}}
+            page = await self.page(
+                tenant, table, where=where, order_field=stream.field, skip=position.skip
+            )
             report.pages += 1
             if page.data and not _ascending(page.data, stream.field):
                 report.unsorted = True

@@ -21,17 +21,17 @@ from services.ingest.domain import normalise
 from services.ingest.domain.demo_mode import DROP_REASON
 from services.ingest.domain.envelope import INGESTED_TABLES, parse_envelope
 from services.ingest.domain.model import IngestTenant
-from services.ingest.domain.signatures import verify
+from services.ingest.domain.shopmonkey_signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
 from services.ingest.ports import CustomerSource, EventPublisher
-from services.ingest.service_layer.events import (
+from services.ingest.service_layer.order_events import (
     build_draft,
     complete_contact,
     demo_admits,
     known_contact,
     needs_lookup,
 )
-from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
 JSON_TYPES = frozenset({"application/json"})
@@ -69,7 +69,7 @@ def require_json(content_type: str) -> None:
 
 
 def load_json(body: bytes) -> object:
-    """Strict JSON (UTF-8, no NaN, integers within 64 bits), ~3x faster than `json.loads`."""
+    """Strict JSON (UTF-8, no NaN, integers within 64 bits), with orjson (faster than `json`)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -83,13 +83,13 @@ class WebhookIngest:
         customers: CustomerSource,
         publisher: EventPublisher,
         config: WebhookConfig,
-        recent: RecentEvents,
+        seen_events: SeenEvents,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._customers = customers
         self._publisher = publisher
         self._config = config
-        self._recent = recent
+        self._seen_events = seen_events
         self._clock = clock
 
     async def handle(
@@ -110,8 +110,8 @@ class WebhookIngest:
         )
         event_id = facts.event_id
         # the awaits below only when needed: most deliveries need neither (no suspension)
-        begun = self._recent.try_begin(event_id)
-        seen, lead_id = await self._recent.begin(event_id) if begun is None else begun
+        begun = self._seen_events.try_begin(event_id)
+        seen, lead_id = await self._seen_events.begin(event_id) if begun is None else begun
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
@@ -134,8 +134,8 @@ class WebhookIngest:
                 return Ignored(DROP_REASON, outcome="demo_dropped")
             await self._publisher.publish(event)
             lead_id = event.lead_id
-            self._recent.add(event_id, lead_id)
+            self._seen_events.add(event_id, lead_id)
         finally:
-            self._recent.end(event_id)
+            self._seen_events.end(event_id)
         log.debug("ingested %s", event_id, extra={"tenant_id": tenant.id, "lead_id": lead_id})
         return Accepted(event_id, lead_id)

@@ -11,8 +11,8 @@ from services.ingest.domain.demo_mode import DROP_REASON
 from services.ingest.domain.website_form import WebsiteLeadForm, website_event
 from services.ingest.errors import Unauthorized
 from services.ingest.ports import EventPublisher, TenantDirectory
-from services.ingest.service_layer.events import demo_admits
-from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.order_events import demo_admits
+from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import (
     Accepted,
     Ignored,
@@ -36,13 +36,13 @@ class WebsiteLeads:
         tenants: TenantDirectory,
         publisher: EventPublisher,
         config: WebhookConfig,
-        recent: RecentEvents,
+        seen_events: SeenEvents,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._tenants = tenants
         self._publisher = publisher
         self._config = config
-        self._recent = recent
+        self._seen_events = seen_events
         self._clock = clock
 
     async def handle(
@@ -58,12 +58,12 @@ class WebsiteLeads:
             event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
         ):
             return Ignored(DROP_REASON, outcome="demo_dropped")
-        seen, lead_id = await self._recent.begin(event.event_id)
+        seen, lead_id = await self._seen_events.begin(event.event_id)
         if seen:
             return Accepted(event.event_id, lead_id, duplicate=True)
         try:
             await self._publisher.publish(event)
-            self._recent.add(event.event_id, event.lead_id)
+            self._seen_events.add(event.event_id, event.lead_id)
         finally:
-            self._recent.end(event.event_id)
+            self._seen_events.end(event.event_id)
         return Accepted(event.event_id, event.lead_id)

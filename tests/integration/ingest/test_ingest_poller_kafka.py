@@ -18,14 +18,14 @@ from fakes.shopmonkey.server import Simulator
 from schemas.events import OrderEvent
 from services.common.settings import load_settings
 from services.common.topics import Topics
-from services.ingest.adapters.shopmonkey_client import RetryPolicy
+from services.ingest.adapters.shopmonkey_client import Retries
 from services.ingest.bootstrap import build_poller
 from services.ingest.settings import IngestSettings
 from tests.conftest import ROOT
 from tests.integration.ingest.conftest import ProvisionFn, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service_env")]
-FAST_RETRY = RetryPolicy(attempts=6, base=0.05, cap=2.0)
+FAST_RETRY = Retries(attempts=6, base=0.05, cap=2.0)
 
 
 def settings_for(sim: Simulator) -> IngestSettings:

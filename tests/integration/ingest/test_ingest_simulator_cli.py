@@ -15,7 +15,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services.ingest.domain.signatures import STANDARD_SCHEME, WebhookKeys, verify_standard
+from services.ingest.domain.shopmonkey_signatures import (
+    STANDARD_SCHEME,
+    WebhookKeys,
+    verify_standard,
+)
 from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.integration
@@ -79,5 +83,5 @@ async def test_simulator_process_serves_writes_tenants_and_sends_signed_webhooks
     for tenant_id, headers, body in received:
         keys = WebhookKeys.from_secret(STANDARD_SCHEME, secrets[tenant_id])
         lower = {k.lower(): v for k, v in headers.items()}
-        verify_standard(keys, lower, body, now=time.time())
+        assert verify_standard(keys, lower, body, now=time.time()) == lower["webhook-id"]
         assert lower["x-attempt"] == "1" and json.loads(body)["apiVersion"] == "3"

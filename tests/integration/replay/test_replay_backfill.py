@@ -20,10 +20,12 @@ from sqlalchemy import select
 
 from fakes.shopmonkey.data import World
 from fakes.shopmonkey.server import Simulator
-from leadctl.backfill_cmd import BackfillSettings, run_backfill
-from leadctl.backfill_run import RateLimiter, ThrottledClient
 from schemas.base import lead_id_for_order
 from services.common.db.models import BackfillCursor
+from services.common.rate_limiter import RateLimiter
+from services.ingest.adapters.shopmonkey_client import ShopmonkeyClient
+from services.ingest.entrypoints.backfill import run_backfill
+from services.ingest.settings import BackfillSettings
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +167,8 @@ async def test_backfill_survives_429_with_retry_after(  # type: ignore[no-untype
 
 async def test_throttled_client_spaces_every_shopmonkey_request(sim) -> None:  # type: ignore[no-untyped-def]
     company = sim.world.companies[0]
-    client = ThrottledClient(sim.api_base, timeout=5, limiter=RateLimiter(300.0))  # 0.2 s apart
+    limiter = RateLimiter.per_minute(300.0)  # 0.2 s apart
+    client = ShopmonkeyClient(sim.api_base, timeout=5, limiter=limiter)
     await client.start()
     try:
         started = time.monotonic()

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.events import SignalKind
 from services.common.db.tenants import add_services, set_hours
-from services.ingest.service_layer.provider_signals_leads import issue_lead_api_key
+from services.ingest.adapters.lead_reader_pg import issue_lead_api_key
 from tests.integration.signals.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from fakes.shopmonkey.webhooks import signed_headers
 from schemas.events import OrderEvent
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestTenant, Page
-from services.ingest.domain.signatures import WebhookKeys
+from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import (
     OrderByRejected,
     PublishUnavailable,
@@ -96,7 +96,7 @@ class FakeCustomers:
 
 
 class FakeOrderSource:
-    """`OrderSource` over the simulator's world and query grammar, with its quirks."""
+    """`RecordSource` over the simulator's world and query grammar, with its quirks."""
 
     def __init__(self, world: World) -> None:
         self.world = world

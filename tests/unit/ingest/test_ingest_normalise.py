@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from schemas.base import lead_id_for_form, lead_id_for_order
 from schemas.events import Customer, Operation, OrderEvent, OrderSource
 from services.ingest.domain import normalise
-from services.ingest.domain.demo_mode import admits
+from services.ingest.domain.demo_mode import admits_email
 from services.ingest.domain.envelope import parse_envelope
 from services.ingest.domain.website_form import WebsiteLeadForm, website_event
 from services.ingest.errors import InvalidPayload
+from services.ingest.service_layer.order_events import known_contact
 from tests.unit.ingest.payloads import (
     CUSTOMER_ID,
     CUSTOMER_RECORD,
@@ -30,14 +31,14 @@ TENANT = uuid.UUID("11111111-2222-4333-8444-555555555555")
 NOW = datetime(2026, 5, 1, 15, 5, tzinfo=UTC)
 
 
-def order_event(doc: dict, customer: Customer | None = None, **kw) -> OrderEvent:  # type: ignore[no-untyped-def]
+def order_event(doc: dict, **kw) -> OrderEvent:  # type: ignore[no-untyped-def]
     env = parse_envelope(doc)
     return normalise.order_draft(
         TENANT,
         env.data,
         operation=env.operation,
         source=kw.get("source", OrderSource.WEBHOOK),
-        contact=normalise.contact_of(customer or normalise.customer_of_order(env.data)),
+        contact=known_contact("order", env.data),
         now=NOW,
     ).event()
 
@@ -86,7 +87,7 @@ def test_same_order_same_lead_across_versions_and_sources() -> None:
         ORDER_INSERT["data"],
         operation=Operation.INSERT,
         source=OrderSource.WEBHOOK,
-        contact=normalise.contact_of(Customer()),
+        contact=normalise.contact_of_record({}),  # no customer at all
         now=NOW,
     ).event()
     assert other_tenant.lead_id != first.lead_id
@@ -118,14 +119,14 @@ def test_delete_and_numeric_fields_of_older_schemas() -> None:
 
 def test_customer_update_has_no_lead_and_carries_the_customer() -> None:
     env = parse_envelope(CUSTOMER_UPDATE)
-    fetched = normalise.customer_from_record(CUSTOMER_RECORD)
-    customer = normalise.merge_customer(normalise.customer_from_record(env.data), fetched)
+    fetched = normalise.contact_of_record(CUSTOMER_RECORD)  # what complete_contact merges
+    contact = normalise.merge_contact(known_contact("customer", env.data), fetched)
     event = normalise.customer_draft(
         TENANT,
         env.data,
         operation=env.operation,
         source=OrderSource.WEBHOOK,
-        contact=normalise.contact_of(customer),
+        contact=contact,
         now=NOW,
     ).event()
     assert env.diff == ("lastName", "updatedDate")
@@ -144,20 +145,21 @@ def test_contact_details_prefer_primary_then_mobile() -> None:
     record = copy.deepcopy(CUSTOMER_RECORD)
     for entry in record["emails"] + record["phoneNumbers"]:
         entry["primary"] = False
-    c = normalise.customer_from_record(record)
+    c = Customer(**known_contact("customer", record))
     assert c.email == "old.jane@example.com"  # no primary: the first
     assert c.phone == "+15551234567"  # no primary: the mobile one
-    assert normalise.customer_from_record({"id": "x", "emails": [], "phoneNumbers": None}) == (
-        Customer(customer_id="x")
-    )
-    assert normalise.lacks_contact(normalise.customer_of_order(ORDER_INSERT["data"]))
+    assert Customer(
+        **known_contact("customer", {"id": "x", "emails": [], "phoneNumbers": None})
+    ) == Customer(customer_id="x")
+    assert normalise.contact_lacks(known_contact("order", ORDER_INSERT["data"]))
 
 
 def test_embedded_customer_in_an_order_is_used() -> None:
     doc = order(customer=CUSTOMER_RECORD)
-    c = normalise.customer_of_order(doc["data"])
+    contact = known_contact("order", doc["data"])
+    c = Customer(**contact)
     assert (c.email, c.phone, c.last_name) == ("Jane.Smith@Example.com", "+15551234567", "Smith")
-    assert not normalise.lacks_contact(c)
+    assert not normalise.contact_lacks(contact)
 
 
 @pytest.mark.parametrize(
@@ -199,10 +201,10 @@ def test_polled_operation() -> None:
 
 def test_demo_mode_admits_only_whitelisted_emails() -> None:
     wl = frozenset({"sam@example.com"})
-    assert admits(Customer(email=" SAM@example.com "), demo_mode=True, whitelist=wl)
-    assert not admits(Customer(email="jane@gmail.com"), demo_mode=True, whitelist=wl)
-    assert not admits(Customer(), demo_mode=True, whitelist=wl)
-    assert admits(Customer(email="jane@gmail.com"), demo_mode=False, whitelist=wl)
+    assert admits_email(" SAM@example.com ", demo_mode=True, whitelist=wl)
+    assert not admits_email("jane@gmail.com", demo_mode=True, whitelist=wl)
+    assert not admits_email(None, demo_mode=True, whitelist=wl)
+    assert admits_email("jane@gmail.com", demo_mode=False, whitelist=wl)
 
 
 def test_website_form_becomes_an_idempotent_website_lead() -> None:
@@ -317,10 +319,7 @@ def test_what_the_normaliser_builds_is_what_validation_builds(
     contact = normalise.merge_contact(
         normalise.contact_of_order(data), normalise.contact_of_record(data)
     )
-    customer = normalise.merge_customer(
-        normalise.customer_of_order(data), normalise.customer_from_record(data)
-    )
-    assert normalise.contact_of(customer) == contact
+    assert Customer.model_validate(contact).model_dump() == contact
     for build in (normalise.order_draft, normalise.customer_draft):
         draft = build(TENANT, data, operation=operation, source=source, contact=contact, now=NOW)
         event = draft.event()
@@ -342,7 +341,7 @@ def test_what_the_normaliser_builds_is_what_validation_builds(
 
 def test_overlong_record_ids_and_versions_are_refused_or_ignored() -> None:
     with pytest.raises(InvalidPayload, match="longer than 200"):
-        normalise.event_id_for("order", {"id": "x" * 201}, Operation.INSERT)
+        normalise.facts_of("order", {"id": "x" * 201}, Operation.INSERT)
     for version in ("9" * 30, 2**64, -1, "²"):
         doc = order(meta={"version": version}, createdDate="2026-05-01T15:04:05Z")
         assert order_event(doc).event_id.endswith(":2026-05-01T15:04:05.000Z")

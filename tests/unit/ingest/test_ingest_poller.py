@@ -13,8 +13,8 @@ from fakes.shopmonkey.data import World
 from fakes.shopmonkey.webhooks import envelope
 from services.ingest.errors import ShopmonkeyRejected
 from services.ingest.service_layer.poller import Poller, PollerConfig
-from services.ingest.service_layer.recent import RecentEvents
 from services.ingest.service_layer.record_reader import RecordReader
+from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from tests.unit.ingest.support import (
     FakeCursors,
@@ -47,7 +47,7 @@ class Rig:
             publisher=self.publisher,
             cursors=self.cursors,
             config=self.config,
-            recent=RecentEvents(),
+            seen_events=SeenEvents(),
         )
 
     def seed(
@@ -212,7 +212,7 @@ async def test_poll_and_webhook_give_the_same_event_for_the_same_version() -> No
         customers=rig.customers,
         publisher=(hooked := FakePublisher()),
         config=WebhookConfig(demo_mode=False, whitelist=frozenset()),
-        recent=RecentEvents(),
+        seen_events=SeenEvents(),
     )
     headers, body = delivery(company, envelope("order", "UPDATE", copy.deepcopy(order)))
     await webhook.handle(tenant_of(company), headers, body, "application/json")

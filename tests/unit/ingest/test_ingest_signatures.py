@@ -12,12 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.domain.signatures import (
+from fakes.shopmonkey.webhooks import standard_signature
+from services.ingest.domain.shopmonkey_signatures import (
     LEGACY_SCHEME,
     STANDARD_SCHEME,
     WebhookKeys,
-    decode_secret,
-    sign_standard,
     verify,
     verify_legacy,
     verify_standard,
@@ -43,7 +42,7 @@ def keys(*secrets: str) -> WebhookKeys:
 
 
 def test_signer_reproduces_the_published_vector() -> None:
-    assert sign_standard(decode_secret(SECRET), MSG_ID, TIMESTAMP, BODY) == SIGNATURE
+    assert standard_signature(SECRET, MSG_ID, TIMESTAMP, BODY) == SIGNATURE
 
 
 @pytest.mark.parametrize("secret", [SECRET, SECRET.removeprefix("whsec_")])
@@ -90,18 +89,18 @@ def test_several_signatures_one_valid_is_accepted() -> None:
 
 
 def test_key_rotation_sender_signs_with_old_and_new_key() -> None:
-    new = sign_standard(decode_secret(OTHER_SECRET), MSG_ID, TIMESTAMP, BODY)
+    new = standard_signature(OTHER_SECRET, MSG_ID, TIMESTAMP, BODY)
     both = headers(f"{SIGNATURE} {new}")
     # Receiver still on the old secret, or already on the new one: both accept.
-    verify_standard(keys(SECRET), both, BODY, now=TIMESTAMP)
-    verify_standard(keys(OTHER_SECRET), both, BODY, now=TIMESTAMP)
+    assert verify_standard(keys(SECRET), both, BODY, now=TIMESTAMP) == MSG_ID
+    assert verify_standard(keys(OTHER_SECRET), both, BODY, now=TIMESTAMP) == MSG_ID
 
 
 def test_key_rotation_receiver_holds_old_and_new_secret() -> None:
     rotating = keys(OTHER_SECRET, SECRET)
-    verify_standard(rotating, headers(), BODY, now=TIMESTAMP)
-    new = sign_standard(decode_secret(OTHER_SECRET), MSG_ID, TIMESTAMP, BODY)
-    verify_standard(rotating, headers(new), BODY, now=TIMESTAMP)
+    assert verify_standard(rotating, headers(), BODY, now=TIMESTAMP) == MSG_ID
+    new = standard_signature(OTHER_SECRET, MSG_ID, TIMESTAMP, BODY)
+    assert verify_standard(rotating, headers(new), BODY, now=TIMESTAMP) == MSG_ID
     with pytest.raises(Unauthorized):  # after rotation the old key alone no longer works
         verify_standard(keys(OTHER_SECRET), headers(), BODY, now=TIMESTAMP)
 
@@ -113,7 +112,7 @@ def test_key_rotation_receiver_holds_old_and_new_secret() -> None:
 def test_stale_and_future_timestamps_are_refused(offset: int, reason: str) -> None:
     # Signed correctly for that timestamp: only the clock makes it invalid (replay defence).
     ts = TIMESTAMP + offset
-    sig = sign_standard(decode_secret(SECRET), MSG_ID, ts, BODY)
+    sig = standard_signature(SECRET, MSG_ID, ts, BODY)
     with pytest.raises(Unauthorized, match=reason):
         verify_standard(keys(SECRET), headers(sig, ts=ts), BODY, now=TIMESTAMP)
 
@@ -121,8 +120,8 @@ def test_stale_and_future_timestamps_are_refused(offset: int, reason: str) -> No
 @pytest.mark.parametrize("offset", [-300, -299, 0, 299, 300])
 def test_timestamps_within_five_minutes_are_accepted(offset: int) -> None:
     ts = TIMESTAMP + offset
-    sig = sign_standard(decode_secret(SECRET), MSG_ID, ts, BODY)
-    verify_standard(keys(SECRET), headers(sig, ts=ts), BODY, now=TIMESTAMP)
+    sig = standard_signature(SECRET, MSG_ID, ts, BODY)
+    assert verify_standard(keys(SECRET), headers(sig, ts=ts), BODY, now=TIMESTAMP) == MSG_ID
 
 
 def test_tenant_without_usable_secret_refuses_everything() -> None:
@@ -189,7 +188,7 @@ def test_precomputed_pads_give_the_hmac_of_the_standard_library(
     key: bytes, parts: list[bytes]
 ) -> None:
     """Keys shorter, equal to and longer than SHA-256's 64-byte block, any message split."""
-    from services.ingest.domain.signatures import _Mac
+    from services.ingest.domain.shopmonkey_signatures import _Mac
 
     expected = hmac.new(key, b"".join(parts), hashlib.sha256).digest()
     assert _Mac(key).digest(*parts) == expected

@@ -45,7 +45,7 @@ def directory(clock: Clock) -> PostgresTenants:
 async def test_hits_cost_no_query_and_expired_entries_are_served_while_refreshed() -> None:
     clock = Clock()
     tenants = directory(clock)
-    cache: dict[uuid.UUID, tuple[float, IngestTenant | None]] = {}
+    cache = tenants._by_id
     tenant = tenant_of(World(seed=2).companies[0])
     load = Loader(tenant)
     key = tenant.id
@@ -60,13 +60,17 @@ async def test_hits_cost_no_query_and_expired_entries_are_served_while_refreshed
     load.down = False
     assert await tenants._cached(cache, key, load) is tenant
     await asyncio.sleep(0.01)
-    assert load.calls == 3 and cache[key][0] == clock.now + 30  # refreshed
+    assert load.calls == 3 and cache.peek(key) == (tenant,)  # refreshed: fresh for 30 s
+    clock.now += 29.9
+    assert cache.peek(key) == (tenant,)
+    clock.now += 0.2
+    assert cache.peek(key) is None
 
 
 async def test_beyond_max_stale_or_unknown_tenants_need_the_database() -> None:
     clock = Clock()
     tenants = directory(clock)
-    cache: dict[uuid.UUID, tuple[float, IngestTenant | None]] = {}
+    cache = tenants._by_id
     unknown = Loader(None)
     assert await tenants._cached(cache, uuid.uuid4(), unknown) is None
     tenant = tenant_of(World(seed=2).companies[0])

@@ -18,9 +18,10 @@ from fakes.shopmonkey.webhooks import envelope, legacy_signature
 from schemas.base import lead_id_for_order
 from services.common.db.engine import async_engine
 from services.common.kafka.producer import KafkaProducer
-from services.ingest.bootstrap import Ingest
+from services.ingest.bootstrap import Ingest, SignalParts
 from services.ingest.entrypoints.http import create_app
-from services.ingest.service_layer.recent import RecentEvents
+from services.ingest.service_layer.contact_signals import SignalService
+from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
 from services.ingest.settings import IngestSettings
@@ -32,6 +33,8 @@ from tests.unit.ingest.support import (
     tenant_of,
     unavailable,
 )
+from tests.unit.signals.fakes import FakeLeads, FakeStore
+from tests.unit.signals.fakes import FakePublisher as FakeSignalPublisher
 
 WEBSITE_KEY = "lk_test_website_key"
 
@@ -49,7 +52,7 @@ class Harness:
         self.publisher = FakePublisher()
         self.customers = FakeCustomers(self.world)
         config = WebhookConfig(demo_mode=demo_mode, whitelist=whitelist)
-        recent = RecentEvents()
+        seen_events = SeenEvents()
         self.settings = IngestSettings(
             tenant_id=self.company.tenant_id, max_body_bytes=64 * 1024, demo_mode=demo_mode
         )
@@ -60,10 +63,25 @@ class Harness:
             producer=KafkaProducer("127.0.0.1:1", client_id="unit"),
             engine=async_engine("postgresql+psycopg://unit@127.0.0.1:1/unit"),
             webhooks=WebhookIngest(
-                customers=self.customers, publisher=self.publisher, config=config, recent=recent
+                customers=self.customers,
+                publisher=self.publisher,
+                config=config,
+                seen_events=seen_events,
             ),
             website=WebsiteLeads(
-                tenants=self.tenants, publisher=self.publisher, config=config, recent=recent
+                tenants=self.tenants,
+                publisher=self.publisher,
+                config=config,
+                seen_events=seen_events,
+            ),
+            signals=SignalParts(
+                service=SignalService(
+                    store=FakeStore(), publisher=FakeSignalPublisher(), help_text=""
+                ),
+                leads=FakeLeads(),
+                sendgrid=None,
+                twilio_auth_token=None,
+                twilio_public_url=None,
             ),
             ready=self._ready,
         )

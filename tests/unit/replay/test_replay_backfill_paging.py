@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 
-from leadctl.backfill_run import Backfill, BackfillError, Cursor, RateLimiter
 from schemas.events import OrderEvent
-from services.ingest.domain.model import IngestTenant, Page
+from services.common.rate_limiter import RateLimiter
+from services.ingest.domain.draft import OrderEventDraft
+from services.ingest.domain.model import BackfillPosition, IngestTenant, Page
 from services.ingest.domain.normalise import iso_z, parse_ts
-from services.ingest.domain.signatures import WebhookKeys
+from services.ingest.domain.shopmonkey_signatures import WebhookKeys
+from services.ingest.errors import BackfillError
+from services.ingest.service_layer.backfill import Backfill
+from services.ingest.service_layer.record_reader import RecordReader
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -60,29 +64,31 @@ class FakePublisher:
         self.events: list[OrderEvent] = []
         self.fail_after = fail_after
 
-    async def publish(self, event: OrderEvent) -> None:
+    async def publish(self, event: OrderEventDraft) -> None:
         if self.fail_after is not None and len(self.events) >= self.fail_after:
             raise RuntimeError("kafka down")
-        self.events.append(event)
+        self.events.append(OrderEvent.from_bytes(event.to_bytes()))  # what the topic would hold
 
 
 class FakeCursors:
     def __init__(self) -> None:
-        self.cursor: Cursor | None = None
-        self.advances: list[Cursor] = []
+        self.cursor: BackfillPosition | None = None
+        self.advances: list[BackfillPosition] = []
 
-    async def load(self, tenant_id: uuid.UUID, since: datetime) -> Cursor | None:
+    async def load(self, tenant_id: uuid.UUID, since: datetime) -> BackfillPosition | None:
         return self.cursor
 
-    async def start(self, tenant_id: uuid.UUID, since: datetime, *, restart: bool) -> Cursor:
+    async def start(
+        self, tenant_id: uuid.UUID, since: datetime, *, restart: bool
+    ) -> BackfillPosition:
         if self.cursor is None or restart:
-            self.cursor = Cursor(since, 0, 0, 0, "running")
-        return Cursor(**vars(self.cursor))
+            self.cursor = BackfillPosition(since, 0, 0, 0, "running")
+        return BackfillPosition(**vars(self.cursor))
 
     async def advance(
-        self, tenant_id: uuid.UUID, since: datetime, cursor: Cursor, *, done: bool
+        self, tenant_id: uuid.UUID, since: datetime, cursor: BackfillPosition, *, done: bool
     ) -> None:
-        self.cursor = Cursor(**{**vars(cursor), "status": "done" if done else "running"})
+        self.cursor = BackfillPosition(**{**vars(cursor), "status": "done" if done else "running"})
         self.advances.append(self.cursor)
 
 
@@ -97,7 +103,7 @@ def _backfill(api: FakeApi, pub: FakePublisher, cursors: FakeCursors) -> Backfil
     return Backfill(
         tenant=tenant,
         since=NOW - timedelta(days=90),
-        client=api,  # type: ignore[arg-type]
+        reader=RecordReader(api),  # type: ignore[arg-type]
         customers=FakeCustomers(),
         publisher=pub,
         cursors=cursors,  # type: ignore[arg-type]
@@ -147,8 +153,13 @@ async def test_ignored_filter_is_refused() -> None:
 
 async def test_rate_limiter_spaces_requests() -> None:
     clock = [0.0]
-    limiter = RateLimiter(600.0, clock=lambda: clock[0])  # one per 0.1 s
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    limiter = RateLimiter.per_minute(600.0, clock=lambda: clock[0], sleep=sleep)  # one per 0.1 s
     await limiter.acquire()
-    assert limiter._next == pytest.approx(0.1)
-    await limiter.acquire()  # waits ~0.1 s of real time
-    assert limiter._next == pytest.approx(0.2)
+    assert waits == []  # the first goes at once; the next is due 0.1 s later
+    await limiter.acquire()  # waits 0.1 s
+    assert waits == [pytest.approx(0.1)]

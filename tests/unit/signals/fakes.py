@@ -10,8 +10,8 @@ from datetime import datetime
 
 from schemas.base import Channel
 from schemas.events import ContactSignal
+from services.ingest.domain.model import TouchRow
 from services.ingest.errors import PublishUnavailable
-from services.ingest.service_layer.provider_signals_store import TouchRow
 
 
 @dataclass

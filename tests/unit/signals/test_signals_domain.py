@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.events import SignalKind
+from services.ingest.adapters.twilio_webhook import twiml
 from services.ingest.domain.provider_sendgrid import NotAnEventBatch, parse_batch
-from services.ingest.domain.provider_twilio import Keyword, classify, status_update, twiml
+from services.ingest.domain.provider_twilio import Keyword, classify, status_update
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 T, L, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

@@ -14,12 +14,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.base import Channel
 from schemas.events import SignalKind
-from services.ingest.domain.provider_signatures import SendGridVerifier
-from services.ingest.entrypoints.http import INGEST
-from services.ingest.entrypoints.signal_routes import add_signal_routes
-from services.ingest.service_layer.provider_signals import SignalService
-from services.ingest.service_layer.provider_signals_store import TouchRow
-from services.ingest.service_layer.provider_signals_wiring import SignalParts
+from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
+from services.ingest.bootstrap import SignalParts
+from services.ingest.domain.model import TouchRow
+from services.ingest.entrypoints.answers import SIGNALS
+from services.ingest.entrypoints.http import add_signal_routes
+from services.ingest.service_layer.contact_signals import SignalService
 from tests.unit.signals.fakes import FakeLeads, FakePublisher, FakeStore, Touch
 from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
 
@@ -55,7 +55,8 @@ async def world() -> AsyncIterator[World]:
         twilio_public_url=PUBLIC,
     )
     app = web.Application()
-    add_signal_routes(app, ingest_key=INGEST, parts=parts)
+    app[SIGNALS] = parts
+    add_signal_routes(app)
     async with TestClient(TestServer(app)) as client:
         yield World(client, store, publisher, leads, signer)
 
@@ -273,7 +274,8 @@ async def test_without_keys_every_webhook_is_refused() -> None:
         twilio_public_url=None,
     )
     app = web.Application()
-    add_signal_routes(app, ingest_key=INGEST, parts=parts)
+    app[SIGNALS] = parts
+    add_signal_routes(app)
     signer = SendGridSigner.generate()
     body = sendgrid_body([{"event": "bounce", "email": "a@b.co", "sg_event_id": "1"}])
     params = {"MessageSid": "SM1", "From": PHONE, "Body": "STOP"}

@@ -1,4 +1,4 @@
-"""Provider webhooks and chat reports → ContactSignals (the service layer of issue 6).
+"""Provider webhooks, chat reports and one-click unsubscribes → ContactSignals.
 
 Order of effects for every webhook, so that a "no" takes effect at once and nothing is lost:
 1. the signature is checked by the caller (entrypoint) before anything here runs;
@@ -24,7 +24,7 @@ from services.common.masking import mask_phone
 from services.common.whitelist import normalize_email, normalize_phone
 from services.ingest.domain import provider_sendgrid, provider_twilio
 from services.ingest.domain.provider_twilio import Keyword
-from services.ingest.service_layer.provider_signals_ports import SignalPublisher, SignalStore
+from services.ingest.ports import SignalPublisher, SignalStore
 
 log = logging.getLogger(__name__)
 CHAT_KINDS = frozenset(

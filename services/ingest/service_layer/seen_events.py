@@ -15,7 +15,7 @@ from collections import OrderedDict
 _MISSING = object()
 
 
-class RecentEvents:
+class SeenEvents:
     def __init__(self, size: int = 50_000) -> None:
         self._size = size
         self._entries: OrderedDict[str, uuid.UUID | None] = OrderedDict()

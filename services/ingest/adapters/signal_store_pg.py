@@ -1,4 +1,4 @@
-"""PostgreSQL side of the provider signals: suppressions, webhook dedupe, delivery status.
+"""`SignalStore` over PostgreSQL: suppressions, webhook dedupe, delivery status.
 
 Suppressions are committed on their own, at once (before the webhook answers and before Kafka
 is asked), so the outbound gate sees them on its very next send. Everything else of a webhook
@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, select, tuple_, union, update
@@ -20,23 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.base import Channel
 from services.common.db.models import JobExecution, Lead, ProviderEvent, Suppression
+from services.ingest.domain.model import TouchRow
 
 MAX_LEADS_PER_CONTACT = 50
 
 
-@dataclass(frozen=True, slots=True)
-class TouchRow:
-    """The touch point (job_executions row) a provider message belongs to."""
-
-    tenant_id: uuid.UUID
-    lead_id: uuid.UUID
-    command_id: uuid.UUID
-    channel: Channel
-    recipient: str | None
-
-
 class PostgresSignalUnit:
-    """One transaction of a webhook (see `PostgresSignalStore.unit`)."""
+    """`SignalUnit`: one transaction of a webhook (see `PostgresSignalStore.unit`)."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn

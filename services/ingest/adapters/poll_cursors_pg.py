@@ -18,7 +18,7 @@ MAX_ERROR_CHARS = 2000
 
 
 class PostgresCursors:
-    """`CursorStore`. A cursor only moves forward; errors never move it."""
+    """`PollCursors`. A cursor only moves forward; errors never move it."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -1,15 +1,15 @@
-"""Build an OrderEvent (or its draft) from a Shopmonkey record, fetching the customer's contact
-details when the record lacks them; the webhook path and the poller share it, so both give equal
-events."""
+"""Build an OrderEvent draft from a Shopmonkey record, fetching the customer's contact details
+when the record lacks them; the webhook path, the poller and the backfill share it, so all
+three give equal events."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
 
-from schemas.base import trusted
-from schemas.events import Customer, Operation, OrderEvent, OrderSource
+from schemas.events import Operation, OrderEvent, OrderSource
 from services.common.masking import mask_email
 from services.ingest.adapters.metrics import DEMO_DROPPED
 from services.ingest.domain import normalise
@@ -18,6 +18,7 @@ from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.model import IngestTenant
 from services.ingest.errors import ShopmonkeyRejected
 from services.ingest.ports import CustomerSource
+from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +37,23 @@ def needs_lookup(tenant: IngestTenant, known: Contact) -> bool:
     )
 
 
-async def resolve_customer(
+async def resolve_contact(
     tenant: IngestTenant, table: str, data: dict[str, Any], customers: CustomerSource
-) -> Customer:
+) -> Contact:
     """The record's customer, completed from `GET /v3/customer/:id` when email or phone is
     missing. A customer change is always re-read (`fresh`). ShopmonkeyUnavailable propagates
-    (the caller answers 503 / retries); a refused key only costs the enrichment."""
+    (the caller answers 503 / retries); a refused key only costs the enrichment. (The webhook
+    path inlines this: no coroutine when no look-up is needed.)"""
     known = known_contact(table, data)
     if needs_lookup(tenant, known):
         known = await complete_contact(tenant, table, known, customers)
-    return trusted(Customer, **known)
+    return known
 
 
 async def complete_contact(
     tenant: IngestTenant, table: str, known: Contact, customers: CustomerSource
 ) -> Contact:
-    """`known` completed from Shopmonkey's customer record (see `resolve_customer`)."""
+    """`known` completed from Shopmonkey's customer record (see `resolve_contact`)."""
     customer_id = known["customer_id"]
     assert customer_id is not None
     try:
@@ -83,22 +85,35 @@ def build_draft(
     )
 
 
-def build_event(
+async def polled_draft(
     tenant: IngestTenant,
     table: str,
     data: dict[str, Any],
+    customers: CustomerSource,
     *,
-    operation: Operation,
     source: OrderSource,
-    customer: Customer,
     now: datetime,
-) -> OrderEvent:
-    """The record's event as the model (`build_draft` with a Customer)."""
-    contact = normalise.contact_of(customer)
-    draft = build_draft(
-        tenant, table, data, operation=operation, source=source, contact=contact, now=now
+    gate: asyncio.Semaphore,
+    seen: SeenEvents | None = None,
+) -> OrderEventDraft | None:
+    """A record read from the REST API (poller, backfill) as its event; None when its
+    `event_id` is in `seen`. The customer look-up, if any, waits for `gate`."""
+    operation = normalise.polled_operation(data)
+    facts = normalise.facts_of(table, data, operation)
+    if seen is not None and facts.event_id in seen:
+        return None
+    async with gate:
+        contact = await resolve_contact(tenant, table, data, customers)
+    return build_draft(
+        tenant,
+        table,
+        data,
+        operation=operation,
+        source=source,
+        contact=contact,
+        now=now,
+        facts=facts,
     )
-    return draft.event()
 
 
 def demo_admits(

@@ -1,0 +1,109 @@
+"""How every ingest route answers: JSON bodies, and the one mapping of errors to answers.
+
+Errors map here, in one place (the tree is in errors.py): a `RequestRejected` is a 4xx with its
+reason and nothing produced; an `Unavailable` (Kafka, Shopmonkey) or a PostgreSQL failure is a
+503 with `Retry-After`, so the sender retries; anything else is a 500, logged. Every answer is
+JSON. The Shopmonkey webhook and website routes count their outcomes themselves (`http.py`, the
+hot path); the provider-webhook, lead API and unsubscribe routes are wrapped by `counted`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from services.ingest.adapters.metrics import SIGNAL_REQUESTS, SIGNAL_SECONDS
+from services.ingest.bootstrap import SignalParts
+from services.ingest.errors import (
+    InvalidPayload,
+    PayloadTooLarge,
+    RequestRejected,
+    Unauthorized,
+    Unavailable,
+    UnknownTenant,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+#: The parts of the provider-webhook, lead API and unsubscribe routes (set by `create_app`).
+SIGNALS = web.AppKey("signals", SignalParts)
+DEFAULT_RETRY_AFTER = 5.0
+#: What a PostgreSQL outage raises (driver errors, pool timeouts, refused connections).
+DATABASE_ERRORS = (DBAPIError, PoolTimeout, OSError)
+_OUTCOMES = {
+    Unauthorized: "unauthorized",
+    UnknownTenant: "unknown_tenant",
+    PayloadTooLarge: "too_large",
+    UnsupportedMediaType: "unsupported_media_type",
+    InvalidPayload: "bad_request",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+#: A route's work: its answer and the outcome it is counted under.
+Work = Callable[[web.Request], Awaitable[tuple[web.Response, str]]]
+
+
+def json_answer(doc: dict[str, Any], status: int = 200, **kwargs: Any) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(doc),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        **kwargs,
+    )
+
+
+def refused(reason: str, status: int) -> web.Response:
+    """A 4xx with its reason."""
+    return json_answer({"success": False, "reason": reason}, status=status)
+
+
+def _unavailable(reason: str, retry_after: float | None) -> web.Response:
+    return json_answer(
+        {"success": False, "reason": reason},
+        status=503,
+        headers={"Retry-After": str(math.ceil(retry_after or DEFAULT_RETRY_AFTER))},
+    )
+
+
+def error_answer(exc: Exception, route: str) -> tuple[web.Response, str, str]:
+    """(answer, outcome, status class) of a request of `route` that raised `exc`."""
+    if isinstance(exc, RequestRejected):
+        return refused(exc.reason, exc.status), _OUTCOMES.get(type(exc), "bad_request"), "4xx"
+    if isinstance(exc, Unavailable):
+        log.warning("%s: answering 503: %s", route, exc.reason)
+        return _unavailable(exc.reason, exc.retry_after), "unavailable", "503"
+    if isinstance(exc, DATABASE_ERRORS):
+        log.warning("%s: answering 503: PostgreSQL: %s", route, type(exc).__name__)
+        return _unavailable("database unavailable", None), "unavailable", "503"
+    log.error("unexpected error while ingesting", exc_info=exc)
+    return refused("internal error", 500), "error", "500"
+
+
+def counted(route: str, work: Work) -> Handler:
+    """`work` as a route handler: every outcome counted and timed, errors answered by
+    `error_answer`. The handler keeps `work`'s module, whose `OPENAPI_PATHS` documents it."""
+
+    @functools.wraps(work)
+    async def handler(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            response, outcome = await work(request)
+        except web.HTTPException:
+            raise  # aiohttp's own answers (e.g. 413 over client_max_size)
+        except Exception as exc:
+            response, outcome, _ = error_answer(exc, route)
+        SIGNAL_REQUESTS.labels(route, outcome).inc()
+        SIGNAL_SECONDS.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    return handler

@@ -1,0 +1,198 @@
+"""OpenAPI fragments of the provider-webhook, lead API and unsubscribe routes (each route module
+exports its own as `OPENAPI_PATHS`, see `entrypoints.openapi`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.ingest.adapters.sendgrid_webhook import (
+    SENDGRID_SIGNATURE_HEADER,
+    SENDGRID_TIMESTAMP_HEADER,
+)
+from services.ingest.service_layer.contact_signals import CHAT_KINDS
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignalsError"}}},
+    }
+
+
+_FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}
+_TWIML = {"description": "TwiML", "content": {"application/xml": {"schema": {"type": "string"}}}}
+_TWILIO_SIG = {
+    "name": "X-Twilio-Signature",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "HMAC-SHA1 (Auth Token) of the public URL + sorted form parameters",
+}
+_TENANT_ID = {"name": "tenantId", "in": "path", "required": True, "schema": {"type": "string"}}
+_HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+_LEAD_ID = {"name": "leadId", "in": "path", "required": True, "schema": {"type": "string"}}
+
+SIGNAL_COMPONENTS: dict[str, Any] = {
+    "SignalsError": {
+        "type": "object",
+        "required": ["success", "reason"],
+        "properties": {"success": {"const": False}, "reason": {"type": "string"}},
+    }
+}
+
+PROVIDER_WEBHOOK_PATHS: dict[str, Any] = {
+    "/webhooks/sendgrid/events": {
+        "post": {
+            "summary": "SendGrid Signed Event Webhook",
+            "description": (
+                "A JSON array of SendGrid events, verified with the ECDSA public key "
+                "(SENDGRID_WEBHOOK_PUBLIC_KEY) over timestamp + raw body. Events carrying our "
+                "custom_args (command_id, lead_id, tenant_id) become ContactSignals; bounces, "
+                "spam reports and unsubscribes suppress the address before the answer. "
+                "Duplicates (same sg_event_id) are harmless."
+            ),
+            "parameters": [
+                {
+                    "name": SENDGRID_SIGNATURE_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": SENDGRID_TIMESTAMP_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}
+                },
+            },
+            "responses": {
+                "200": {"description": "Processed; signals acknowledged by Kafka"},
+                "400": _error("Not a JSON array of events"),
+                "401": _error("Missing, forged, altered or stale signature, or no key configured"),
+                "503": _error("Kafka/PostgreSQL unavailable; retry"),
+            },
+        }
+    },
+    "/webhooks/twilio/status": {
+        "post": {
+            "summary": "Twilio message status callback",
+            "description": (
+                "MessageStatus/ErrorCode → the touch point's delivery status in job_executions "
+                "and delivered/undelivered/failed signals."
+            ),
+            "parameters": [_TWILIO_SIG],
+            "requestBody": {"required": True, "content": _FORM},
+            "responses": {
+                "200": _TWIML,
+                "400": _error("MessageSid or MessageStatus missing"),
+                "401": _error("Missing or invalid signature, or no Auth Token configured"),
+                "503": _error("Kafka/PostgreSQL unavailable"),
+            },
+        }
+    },
+    "/webhooks/twilio/inbound": {
+        "post": {
+            "summary": "Twilio inbound SMS",
+            "description": (
+                "STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT → suppression "
+                "(before the answer) and opted_out; START, UNSTOP, YES → opted back in; HELP, "
+                "INFO → help text; anything else → replied."
+            ),
+            "parameters": [_TWILIO_SIG],
+            "requestBody": {"required": True, "content": _FORM},
+            "responses": {
+                "200": _TWIML,
+                "400": _error("MessageSid missing"),
+                "401": _error("Missing or invalid signature, or no Auth Token configured"),
+                "503": _error("Kafka/PostgreSQL unavailable"),
+            },
+        }
+    },
+}
+
+UNSUBSCRIBE_PATHS: dict[str, Any] = {
+    "/unsubscribe/{tenantId}/{leadId}": {
+        "get": {
+            "summary": "Unsubscribe page (a button; GET changes nothing)",
+            "parameters": [_TENANT_ID, _LEAD_ID],
+            "responses": {"200": _HTML, "503": _error("PostgreSQL unavailable")},
+        },
+        "post": {
+            "summary": "One-click unsubscribe (RFC 8058 List-Unsubscribe-Post)",
+            "description": (
+                "Suppresses the lead's email address (before the answer) and emits an "
+                "unsubscribed signal. Same answer for an unknown lead."
+            ),
+            "parameters": [_TENANT_ID, _LEAD_ID],
+            "requestBody": {"required": False, "content": _FORM},
+            "responses": {
+                "200": _HTML,
+                "503": _error("Kafka/PostgreSQL unavailable"),
+            },
+        },
+    },
+}
+
+#: The lead API takes `Authorization: Bearer <the tenant's lead API token>`.
+LEAD_API_PATHS: dict[str, Any] = {
+    "/api/leads/{leadId}": {
+        "get": {
+            "summary": "A lead for the chat service (Authorization: Bearer <lead API token>)",
+            "description": (
+                "First name, vehicle, services of interest, lifecycle state, the location with "
+                "its hours and services, and the touch history. Another tenant's lead is 404."
+            ),
+            "parameters": [_LEAD_ID],
+            "responses": {
+                "200": {
+                    "description": "The lead",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "401": _error("Missing or invalid bearer token"),
+                "404": _error("No such lead for this tenant"),
+                "503": _error("PostgreSQL unavailable"),
+            },
+        }
+    },
+    "/api/leads/{leadId}/signals": {
+        "post": {
+            "summary": "Report a chat/operator signal (Authorization: Bearer <lead API token>)",
+            "parameters": [_LEAD_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["kind"],
+                            "properties": {
+                                "kind": {
+                                    "enum": sorted(k.value for k in CHAT_KINDS),
+                                },
+                                "eventId": {
+                                    "type": "string",
+                                    "description": "Idempotency id: same id, same signal_id",
+                                },
+                                "occurredAt": {"type": "string", "format": "date-time"},
+                                "detail": {"type": "string", "maxLength": 500},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "202": {"description": "Signal acknowledged by Kafka"},
+                "400": _error("Invalid body or kind"),
+                "401": _error("Missing or invalid bearer token"),
+                "404": _error("No such lead for this tenant"),
+                "503": _error("Kafka/PostgreSQL unavailable"),
+            },
+        }
+    },
+}
