@@ -10,9 +10,10 @@ import click
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from leadctl.replay_cmd import EPOCH, parse_time
-from leadctl.replay_kafka import parse_tp_key, tp_key
-from leadctl.replay_plan import build_plan, partition_for
+from leadctl.replay.plan import build_plan
+from leadctl.times import EPOCH, parse_time
+from services.common.domain.replay import parse_tp_key, tp_key
+from services.common.kafka.partitioning import partition_for
 
 T = "p.leads.order-events.v1"
 
