@@ -4,6 +4,7 @@ failures) and claims left undecided. An unreachable database becomes one error l
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,8 @@ WHERE status IN ('claimed', 'sent', 'skipped', 'deferred', 'failed', 'unknown', 
 GROUP BY 1, 2, 3
 """
 POLLER_ERRORS_SQL = """
-SELECT t.name, c.tenant_id, c.kind, c.last_error, c.last_error_at, c.last_success_at
+SELECT t.name AS tenant, c.tenant_id, c.kind, c.last_error AS error, c.last_error_at AS at,
+       c.last_success_at
 FROM poller_cursors c JOIN tenants t ON t.id = c.tenant_id
 WHERE c.last_error IS NOT NULL
 ORDER BY c.last_error_at DESC NULLS LAST
@@ -33,7 +35,7 @@ LIMIT :limit
 """
 FAILED_SENDS_SQL = """
 SELECT coalesce(j.decided_at, j.claimed_at) AS at, j.status, j.channel, j.reason,
-       j.lead_id, t.name
+       j.lead_id, t.name AS tenant
 FROM job_executions j LEFT JOIN tenants t ON t.id = j.tenant_id
 WHERE j.status IN ('failed', 'unknown') AND j.claimed_at >= :since
 ORDER BY j.claimed_at DESC
@@ -42,8 +44,8 @@ LIMIT :limit
 #: Delivery reports that say the message did not arrive (SendGrid and Twilio status words).
 DELIVERY_FAILURES = ("bounced", "blocked", "dropped", "undelivered", "failed")
 DELIVERY_FAILURES_SQL = f"""
-SELECT j.delivery_updated_at AS at, j.channel, j.delivery_status, j.delivery_error,
-       j.lead_id, t.name
+SELECT j.delivery_updated_at AS at, j.channel, j.delivery_status, j.delivery_error AS error,
+       j.lead_id, t.name AS tenant
 FROM job_executions j LEFT JOIN tenants t ON t.id = j.tenant_id
 WHERE j.status = 'sent' AND j.delivery_status IN ({", ".join(f"'{d}'" for d in DELIVERY_FAILURES)})
   AND j.delivery_updated_at >= :since
@@ -74,45 +76,11 @@ async def database_facts(settings: CommonSettings, hours: float) -> dict[str, An
                 {"status": s, "reason": r, "channel": c, "count": int(n)} for s, r, c, n in touches
             ]
             poller = await conn.execute(text(POLLER_ERRORS_SQL), {"limit": ERROR_ROWS})
-            out["poller_errors"] = [
-                {
-                    "tenant": name,
-                    "tenant_id": str(tid),
-                    "kind": kind,
-                    "error": err,
-                    "at": _iso(at),
-                    "last_success_at": _iso(ok),
-                }
-                for name, tid, kind, err, at, ok in poller
-            ]
-            failed = await conn.execute(
-                text(FAILED_SENDS_SQL), {"since": now - timedelta(days=7), "limit": ERROR_ROWS}
-            )
-            out["failed_sends"] = [
-                {
-                    "at": _iso(at),
-                    "status": status,
-                    "channel": channel,
-                    "reason": reason,
-                    "lead_id": str(lead),
-                    "tenant": name,
-                }
-                for at, status, channel, reason, lead, name in failed
-            ]
-            undelivered = await conn.execute(
-                text(DELIVERY_FAILURES_SQL), {"since": now - timedelta(days=7), "limit": ERROR_ROWS}
-            )
-            out["delivery_failures"] = [
-                {
-                    "at": _iso(at),
-                    "channel": channel,
-                    "delivery_status": status,
-                    "error": error,
-                    "lead_id": str(lead),
-                    "tenant": name,
-                }
-                for at, channel, status, error, lead, name in undelivered
-            ]
+            out["poller_errors"] = _plain_rows(poller)
+            week = {"since": now - timedelta(days=7), "limit": ERROR_ROWS}
+            out["failed_sends"] = _plain_rows(await conn.execute(text(FAILED_SENDS_SQL), week))
+            undelivered = await conn.execute(text(DELIVERY_FAILURES_SQL), week)
+            out["delivery_failures"] = _plain_rows(undelivered)
             stuck = await conn.execute(text(STUCK_SQL), {"before": now - STUCK_AFTER})
             out["stuck_claims"] = int(stuck.scalar_one())
     except Exception as exc:  # unreachable, auth, missing schema: one line, other sections go on
@@ -122,5 +90,15 @@ async def database_facts(settings: CommonSettings, hours: float) -> dict[str, An
     return out
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _plain_rows(result: Any) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts (column name → value): times as ISO text, ids as text."""
+    return [
+        {k: _plain(v) for k, v in row.items()}  # the SQL names each column for its JSON key
+        for row in result.mappings()
+    ]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if isinstance(value, uuid.UUID) else value

@@ -109,36 +109,27 @@ def print_status(report: dict[str, Any]) -> None:
             )
         )
     if sends:
-        click.echo(
-            format_table(
-                ["SEND", "AT", "CHANNEL", "LEAD", "TENANT", "REASON"],
-                [
-                    [
-                        f["status"],
-                        short_time(f["at"]),
-                        f["channel"],
-                        f["lead_id"],
-                        f["tenant"],
-                        (f["reason"] or "")[:70],
-                    ]
-                    for f in sends
-                ],
-            )
-        )
+        click.echo(_ledger_table(sends, ("SEND", "status"), ("REASON", "reason"), empty=""))
     if undelivered:
-        click.echo(
-            format_table(
-                ["DELIVERY", "AT", "CHANNEL", "LEAD", "TENANT", "ERROR"],
-                [
-                    [
-                        d["delivery_status"],
-                        short_time(d["at"]),
-                        d["channel"],
-                        d["lead_id"],
-                        d["tenant"],
-                        (d["error"] or "-")[:70],
-                    ]
-                    for d in undelivered
-                ],
-            )
-        )
+        what, why = ("DELIVERY", "delivery_status"), ("ERROR", "error")
+        click.echo(_ledger_table(undelivered, what, why, empty="-"))
+
+
+def _ledger_table(
+    rows: list[dict[str, Any]], what: tuple[str, str], why: tuple[str, str], *, empty: str
+) -> str:
+    """Send-ledger rows that went wrong: (header, key) of what happened and of why."""
+    return format_table(
+        [what[0], "AT", "CHANNEL", "LEAD", "TENANT", why[0]],
+        [
+            [
+                r[what[1]],
+                short_time(r["at"]),
+                r["channel"],
+                r["lead_id"],
+                r["tenant"],
+                (r[why[1]] or empty)[:70],
+            ]
+            for r in rows
+        ],
+    )
