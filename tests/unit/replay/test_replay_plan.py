@@ -95,3 +95,11 @@ def test_parse_time_forms() -> None:
     assert parse_time("2026-04-01T00:00:00Z", now=now) == datetime(2026, 4, 1, tzinfo=UTC)
     with pytest.raises(click.BadParameter):
         parse_time("yesterday-ish", now=now)
+
+
+def test_parse_time_takes_the_forms_leads_show_took() -> None:
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert parse_time("30d", now=now) == now - timedelta(days=30)
+    assert parse_time(" 12 H ", now=now) == now - timedelta(hours=12)
+    assert parse_time("2024-05-01T00:00", now=now) == datetime(2024, 5, 1, tzinfo=UTC)
+    assert parse_time("2024-05-01T02:00+02:00", now=now) == datetime(2024, 5, 1, tzinfo=UTC)
