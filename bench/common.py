@@ -33,7 +33,7 @@ def migrated_database(name: str) -> str:
     from alembic import command
     from psycopg import sql
 
-    from leadctl.main import alembic_config
+    from leadctl.provision import alembic_config
 
     with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():

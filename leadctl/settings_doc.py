@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from leadctl import ROOT
+
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 SECTION = re.compile(r"^# ── (?P<title>.+?) ─")
 ASSIGN = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")

@@ -60,7 +60,7 @@ def db_url() -> str:
     """libpq URL of the test database, migrated to head once per session."""
     from alembic import command
 
-    from leadctl.main import alembic_config
+    from leadctl.provision import alembic_config
 
     sa_url = "postgresql+psycopg://" + TEST_DB_URL.split("://", 1)[1]
     try:

@@ -43,7 +43,7 @@ import psycopg  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
 
 from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
-from leadctl.replay_kafka import KafkaView  # noqa: E402
+from leadctl.replay.kafka import KafkaView  # noqa: E402
 from schemas.base import lead_id_for_order  # noqa: E402
 from schemas.events import (  # noqa: E402
     Customer,

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from leadctl.replay_kafka import KafkaView
+from leadctl.replay.kafka import KafkaView
 from services.common.topics import Topics
 from tests.conftest import ROOT, free_port
 

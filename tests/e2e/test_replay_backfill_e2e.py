@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from leadctl.replay_kafka import KafkaView
+from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
 from tests.e2e.replay_stack import Stack, new_stack
 

@@ -1,4 +1,4 @@
-"""Replay end to end on the real stack (issue 7, "Done when"):
+"""Replay end to end on the real stack:
 
 1. a simulated day of traffic for 20 tenants (24 h of order history polled, then live
    webhooks), with outbound sending to the fake SendGrid/Twilio;

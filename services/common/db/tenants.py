@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db.models import LocationHours, ServiceCatalog, Tenant
@@ -121,10 +121,6 @@ async def tenant_for_api_key(conn: AsyncConnection, *, api_key: str) -> TenantRe
     return _record(row) if row else None
 
 
-async def set_active(conn: AsyncConnection, *, tenant_id: uuid.UUID, active: bool) -> None:
-    await conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(active=active))
-
-
 async def set_hours(
     conn: AsyncConnection, *, tenant_id: uuid.UUID, hours: dict[int, tuple[time, time]]
 ) -> None:
@@ -138,11 +134,6 @@ async def set_hours(
                 for d, (o, c) in sorted(hours.items())
             ],
         )
-
-
-async def get_hours(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> dict[int, tuple[time, time]]:
-    rows = await conn.execute(select(LocationHours).where(LocationHours.tenant_id == tenant_id))
-    return {r.weekday: (r.opens_at, r.closes_at) for r in rows}
 
 
 async def add_services(

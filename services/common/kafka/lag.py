@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
 
+from services.common.kafka.admin import admin_client
+from services.common.kafka.config import client_config
 from services.common.topics import Topics
 
 
@@ -27,7 +28,7 @@ def _watermarks(
     bootstrap: str, tps: list[TopicPartition]
 ) -> dict[tuple[str, int], tuple[int, int]]:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "lead-lag-probe", "enable.auto.commit": False}
+        client_config(bootstrap, **{"group.id": "lead-lag-probe", "enable.auto.commit": False})
     )
     try:
         return {
@@ -41,7 +42,7 @@ def consumer_lag(
     bootstrap: str, topics: Topics, *, groups: list[str] | None = None, timeout: float = 10.0
 ) -> list[PartitionLag]:
     """Lag of every consumer group (or `groups`) on this environment's topics."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap)
     if groups is None:
         listed = admin.list_consumer_groups().result(timeout=timeout)
         groups = sorted(g.group_id for g in listed.valid)
@@ -64,7 +65,7 @@ def consumer_lag(
 
 def dlq_counts(bootstrap: str, topics: Topics, *, timeout: float = 10.0) -> dict[str, int]:
     """Records currently held in each dead-letter topic."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap)
     meta = admin.list_topics(timeout=timeout).topics
     tps = [
         TopicPartition(name, p)

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from leadctl.main import ROOT
+from leadctl import ROOT
 
 pytestmark = pytest.mark.integration
 

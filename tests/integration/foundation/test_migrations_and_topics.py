@@ -13,7 +13,8 @@ import pytest
 from alembic import command
 from confluent_kafka import Consumer, TopicPartition
 
-from leadctl.main import ROOT, alembic_config
+from leadctl import ROOT
+from leadctl.provision import alembic_config
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.topics import Topics
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner, Result
 
-from leadctl.leads_cmd import tenant_partition
 from leadctl.main import cli
 from schemas.base import Channel, LeadState, command_id_for
 from schemas.events import (
@@ -28,6 +27,7 @@ from schemas.events import (
     TouchPointOutcome,
 )
 from services.common.kafka import KafkaProducer
+from services.common.kafka.partitioning import partition_for
 from services.common.topics import Topics
 from tests.integration.ops.seed import add_job, add_lead
 
@@ -185,7 +185,7 @@ async def test_leads_show_tells_the_lead_story_in_order(
     noise = events_for(tenant.id, other, t0 - timedelta(minutes=1))
     partitions = await asyncio.to_thread(produce, kafka_bootstrap, topics, tenant.id, mine + noise)
     # the CLI reads exactly the partition the producers chose for this tenant
-    assert partitions == {tenant_partition(tenant.id, 4)}
+    assert partitions == {partition_for(tenant.id, 4)}
 
     text = await invoke("leads", "show", str(lead))
     assert text.exit_code == 0, text.output

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 
 from leadctl.main import cli
-from leadctl.replay_plan import partition_for
 from services.common.db.models import ReplayRun
+from services.common.kafka.partitioning import partition_for
 from tests.integration.replay.replay_helpers import (
     ActiveMember,
     committed,

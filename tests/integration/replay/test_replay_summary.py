@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from leadctl.replay_kafka import KafkaView
-from leadctl.replay_summary import summarise
+from leadctl.replay.kafka import KafkaView
+from leadctl.replay.summary import summarise
 from tests.integration.replay.replay_helpers import consume_all
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""What `leadctl run` starts, decided from the environment alone (leadctl/demo.py), and the
+"""What `leadctl run` starts, decided from the environment alone (leadctl/run/demo.py), and the
 LOG_FORMAT switch the supervisor relies on for one readable stream."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadctl.demo import DEMO_EMAIL, midday_zone, plan
+from leadctl.run.demo import DEMO_EMAIL, midday_zone, plan
 from services.common.errors import ConfigError
 from services.common.logging import JsonFormatter, TextFormatter, setup_logging
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from leadctl.supervisor import Process, supervise
+    from leadctl.run.supervisor import Process, supervise
 
     half = "import sys, time; sys.stdout.write('half a line'); sys.stdout.flush(); HALF_END"
     full = "import time; print('one', flush=True); print('two', flush=True); time.sleep(60)"

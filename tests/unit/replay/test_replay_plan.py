@@ -10,9 +10,10 @@ import click
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from leadctl.replay_cmd import EPOCH, parse_time
-from leadctl.replay_kafka import parse_tp_key, tp_key
-from leadctl.replay_plan import build_plan, partition_for
+from leadctl.replay.plan import build_plan
+from leadctl.times import EPOCH, parse_time
+from services.common.domain.replay import parse_tp_key, tp_key
+from services.common.kafka.partitioning import partition_for
 
 T = "p.leads.order-events.v1"
 
@@ -94,3 +95,11 @@ def test_parse_time_forms() -> None:
     assert parse_time("2026-04-01T00:00:00Z", now=now) == datetime(2026, 4, 1, tzinfo=UTC)
     with pytest.raises(click.BadParameter):
         parse_time("yesterday-ish", now=now)
+
+
+def test_parse_time_takes_the_forms_leads_show_took() -> None:
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert parse_time("30d", now=now) == now - timedelta(days=30)
+    assert parse_time(" 12 H ", now=now) == now - timedelta(hours=12)
+    assert parse_time("2024-05-01T00:00", now=now) == datetime(2024, 5, 1, tzinfo=UTC)
+    assert parse_time("2024-05-01T02:00+02:00", now=now) == datetime(2024, 5, 1, tzinfo=UTC)

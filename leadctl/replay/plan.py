@@ -20,14 +20,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from aiokafka.partitioner import murmur2
-
-TP = tuple[str, int]
-
-
-def partition_for(tenant_id: uuid.UUID, partitions: int) -> int:
-    """The partition a record keyed `str(tenant_id)` lands on (Java/murmur2 partitioner)."""
-    return int(murmur2(str(tenant_id).encode()) & 0x7FFFFFFF) % partitions
+from services.common.domain.replay import TP
+from services.common.kafka.partitioning import partition_for
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from leadctl.replay_kafka import KafkaView
+from leadctl.replay.kafka import KafkaView
 from services.common.topics import Topics
 
 

@@ -17,22 +17,13 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 
+from services.common.domain.replay import TP, tp_key
 from services.common.errors import InfrastructureError
+from services.common.kafka.admin import admin_client
+from services.common.kafka.config import client_config
 
-TP = tuple[str, int]
 TIMEOUT = 15.0
-
-
-def tp_key(tp: TP) -> str:
-    """`"<topic>:<partition>"`, the key of `replay_runs.end_offsets`."""
-    return f"{tp[0]}:{tp[1]}"
-
-
-def parse_tp_key(key: str) -> TP:
-    topic, _, partition = key.rpartition(":")
-    return topic, int(partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +41,19 @@ class KafkaView:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.admin = admin_client(bootstrap)
         # No group: only metadata, watermarks, offsets_for_times and assign()-ed scans.
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"leadctl-replay-probe-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-                "fetch.max.bytes": 50 * 1024 * 1024,
-            }
+            client_config(
+                bootstrap,
+                **{
+                    "group.id": f"leadctl-replay-probe-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "auto.offset.reset": "earliest",
+                    "fetch.max.bytes": 50 * 1024 * 1024,
+                },
+            )
         )
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from datetime import time as clock
 from zoneinfo import ZoneInfo
 
-from leadctl.supervisor import Process, leadctl
+from leadctl.run.supervisor import Process, leadctl
 
 DEMO_EMAIL = "demo.lead@example.com"
 SIM_SEED = 1

@@ -11,28 +11,22 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from leadctl.replay_kafka import KafkaView, tp_key
-from leadctl.replay_plan import ReplayPlan
-from leadctl.replay_runs import (
-    OPEN,
-    RunRow,
-    create_run,
-    get_run,
-    merge_stats,
-    open_runs,
-    set_status,
-)
-from leadctl.replay_summary import Summary, summarise
+from leadctl.replay.kafka import KafkaView
+from leadctl.replay.plan import ReplayPlan
+from leadctl.replay.runs import create_run, get_run, merge_stats, open_runs, set_status
+from leadctl.replay.summary import Summary, summarise
+from services.common.domain.replay import OPEN, ReplayRun, tp_key
 from services.common.settings import CommonSettings
 
 
-def close_finished(view: KafkaView, engine: Engine, runs: list[RunRow]) -> list[RunRow]:
+def close_finished(view: KafkaView, engine: Engine, runs: list[ReplayRun]) -> list[ReplayRun]:
     """Mark earlier runs done when the group has passed their end offsets; return the rest."""
-    still: list[RunRow] = []
+    still: list[ReplayRun] = []
     for run in runs:
-        tps = list(run.end_offsets)
+        ends = run.partitions
+        tps = list(ends)
         done = view.committed(run.app_group, tps) if tps else {}
-        if all((done.get(tp) or 0) >= end for tp, end in run.end_offsets.items()):
+        if all((done.get(tp) or 0) >= end for tp, end in ends.items()):
             set_status(engine, run.id, "done")
         else:
             still.append(run)

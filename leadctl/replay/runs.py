@@ -4,7 +4,6 @@ which records are replayed). Status: pending → running → done, or aborted.""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,37 +11,8 @@ from sqlalchemy import Engine, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import func
 
-from leadctl.replay_kafka import TP, parse_tp_key, tp_key
-from services.common.db.models import ReplayRun
-
-OPEN = ("pending", "running")
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    id: uuid.UUID
-    app_group: str
-    tenants: tuple[uuid.UUID, ...] | None
-    since: datetime
-    until: datetime | None
-    end_offsets: dict[TP, int]
-    status: str
-    created_at: datetime
-    stats: dict[str, Any]
-
-
-def _row(r: Any) -> RunRow:
-    return RunRow(
-        id=r.id,
-        app_group=r.app_group,
-        tenants=tuple(r.tenants) if r.tenants is not None else None,
-        since=r.since,
-        until=r.until,
-        end_offsets={parse_tp_key(k): int(v) for k, v in (r.end_offsets or {}).items()},
-        status=r.status,
-        created_at=r.created_at,
-        stats=dict(r.stats or {}),
-    )
+from services.common.db.models import ReplayRun as RunTable
+from services.common.domain.replay import OPEN, TP, ReplayRun, tp_key
 
 
 def create_run(
@@ -53,11 +23,11 @@ def create_run(
     since: datetime,
     until: datetime | None,
     end_offsets: dict[TP, int],
-) -> RunRow:
+) -> ReplayRun:
     run_id = uuid.uuid4()
     with engine.begin() as conn:
         conn.execute(
-            insert(ReplayRun).values(
+            insert(RunTable).values(
                 id=run_id,
                 app_group=group,
                 tenants=list(tenants) or None,
@@ -72,20 +42,20 @@ def create_run(
     return found
 
 
-def get_run(engine: Engine, run_id: uuid.UUID) -> RunRow | None:
+def get_run(engine: Engine, run_id: uuid.UUID) -> ReplayRun | None:
     with engine.connect() as conn:
-        r = conn.execute(select(ReplayRun).where(ReplayRun.id == run_id)).one_or_none()
-    return _row(r) if r is not None else None
+        r = conn.execute(select(RunTable).where(RunTable.id == run_id)).one_or_none()
+    return ReplayRun.from_row(r) if r is not None else None
 
 
-def open_runs(engine: Engine, group: str) -> list[RunRow]:
+def open_runs(engine: Engine, group: str) -> list[ReplayRun]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(ReplayRun)
-            .where(ReplayRun.app_group == group, ReplayRun.status.in_(OPEN))
-            .order_by(ReplayRun.created_at)
+            select(RunTable)
+            .where(RunTable.app_group == group, RunTable.status.in_(OPEN))
+            .order_by(RunTable.created_at)
         ).all()
-    return [_row(r) for r in rows]
+    return [ReplayRun.from_row(r) for r in rows]
 
 
 def set_status(
@@ -97,8 +67,8 @@ def set_status(
     if status in ("done", "aborted"):
         values["finished_at"] = func.now()
     if stats:
-        values["stats"] = ReplayRun.stats.op("||")(literal(stats, JSONB))
-    stmt = update(ReplayRun).where(ReplayRun.id == run_id, ReplayRun.status.in_(OPEN))
+        values["stats"] = RunTable.stats.op("||")(literal(stats, JSONB))
+    stmt = update(RunTable).where(RunTable.id == run_id, RunTable.status.in_(OPEN))
     with engine.begin() as conn:
         return conn.execute(stmt.values(**values)).rowcount > 0
 
@@ -107,9 +77,9 @@ def merge_stats(engine: Engine, run_id: uuid.UUID, stats: dict[str, Any]) -> Non
     """Add keys to a run's `stats` whatever its status (the sequencer's own counters, summed
     by its workers, are numeric top-level keys; ours go under their own key)."""
     stmt = (
-        update(ReplayRun)
-        .where(ReplayRun.id == run_id)
-        .values(stats=ReplayRun.stats.op("||")(literal(stats, JSONB)))
+        update(RunTable)
+        .where(RunTable.id == run_id)
+        .values(stats=RunTable.stats.op("||")(literal(stats, JSONB)))
     )
     with engine.begin() as conn:
         conn.execute(stmt)

@@ -1,0 +1,1 @@
+"""`leadctl run`: the command (`cli`), what it starts (`demo`) and how (`supervisor`)."""

@@ -1,0 +1,148 @@
+"""`leadctl tenants`: add and list locations (Shopmonkey account, secrets, timezone) and issue
+their lead API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import click
+
+from services.common.settings import CommonSettings, load_settings
+
+
+@click.group()
+def tenants() -> None:
+    """Locations (tenants): Shopmonkey account, secrets, timezone."""
+
+
+@tenants.command("add")
+@click.option("--name", required=True)
+@click.option("--company-id", required=True, help="Shopmonkey company id.")
+@click.option("--location-id", required=True, help="Shopmonkey location id.")
+@click.option("--api-key", default=None, help="This location's Shopmonkey API key.")
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="Webhook signing secret (whsec_…); generated when omitted.",
+)
+@click.option(
+    "--signature-scheme",
+    type=click.Choice(["standard", "legacy_hmac"]),
+    default="standard",
+    show_default=True,
+)
+@click.option("--timezone", "tz", default="America/New_York", show_default=True)
+@click.option("--state", "us_state", default=None, help="US state code (stricter SMS hours).")
+@click.option("--address", default=None, help="Postal address (CAN-SPAM footer).")
+@click.option("--id", "tenant_id", default=None, help="Use this UUID instead of a new one.")
+def tenants_add(
+    name: str,
+    company_id: str,
+    location_id: str,
+    api_key: str | None,
+    webhook_secret: str | None,
+    signature_scheme: str,
+    tz: str,
+    us_state: str | None,
+    address: str | None,
+    tenant_id: str | None,
+) -> None:
+    """Add a location; prints its id and website API key (shown once)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import add_tenant
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown timezone {tz!r}", param_hint="--timezone") from None
+    settings = load_settings(CommonSettings)
+
+    async def go() -> None:
+        engine = async_engine(settings.sqlalchemy_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                tenant, key = await add_tenant(
+                    conn,
+                    name=name,
+                    company_id=company_id,
+                    location_id=location_id,
+                    timezone=tz,
+                    api_key=api_key,
+                    webhook_secret=webhook_secret,
+                    signature_scheme=signature_scheme,
+                    us_state=us_state.upper() if us_state else None,
+                    postal_address=address,
+                    tenant_id=uuid.UUID(tenant_id) if tenant_id else None,
+                )
+        finally:
+            await engine.dispose()
+        click.echo(f"tenant {tenant.id} ({tenant.name}, {tenant.timezone})")
+        click.echo(f"website API key (shown once): {key}")
+        if webhook_secret is None:
+            click.echo(f"webhook secret: {tenant.webhook_secret}")
+
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        asyncio.run(go())
+    except IntegrityError as exc:
+        raise click.ClickException(
+            f"a tenant with company {company_id} / location {location_id} (or that id) "
+            "already exists"
+        ) from exc
+
+
+@tenants.command("list")
+def tenants_list() -> None:
+    """List locations (secrets are never printed)."""
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import list_tenants
+
+    settings = load_settings(CommonSettings)
+
+    async def go() -> None:
+        engine = async_engine(settings.sqlalchemy_url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                rows = await list_tenants(conn)
+        finally:
+            await engine.dispose()
+        if not rows:
+            click.echo("no tenants; add one with `leadctl tenants add`")
+        for t in rows:
+            click.echo(
+                f"{t.id}  {t.name:30}  company={t.shopmonkey_company_id} "
+                f"location={t.shopmonkey_location_id}  tz={t.timezone}  "
+                f"{'active' if t.active else 'inactive'}  "
+                f"api_key={'set' if t.shopmonkey_api_key else 'none'}"
+            )
+
+    asyncio.run(go())
+
+
+@tenants.command("lead-api-key")
+@click.argument("tenant_id", type=click.UUID)
+def tenants_lead_api_key(tenant_id: uuid.UUID) -> None:
+    """Issue a new lead API token for the chat service (shown once; replaces the old one)."""
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import get_tenant
+    from services.ingest.service_layer.provider_signals_leads import issue_lead_api_key
+
+    settings = load_settings(CommonSettings)
+
+    async def go() -> str:
+        engine = async_engine(settings.sqlalchemy_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                if await get_tenant(conn, tenant_id=tenant_id) is None:
+                    raise click.ClickException(f"no tenant {tenant_id}")
+                return await issue_lead_api_key(conn, tenant_id=tenant_id)
+        finally:
+            await engine.dispose()
+
+    token = asyncio.run(go())
+    click.echo(f"lead API token for {tenant_id} (shown once; stored hashed):")
+    click.echo(token)
