@@ -26,7 +26,7 @@ COMMANDS = {
     "status": "leadctl.status.cli:status",
     "leads": "leadctl.leads.cli:leads",
     "replay": "leadctl.replay.cli:replay",
-    "backfill": "leadctl.backfill_cmd:backfill",
+    "backfill": "leadctl.backfill.cli:backfill",
 }
 
 

@@ -129,7 +129,7 @@ def tenants_lead_api_key(tenant_id: uuid.UUID) -> None:
     """Issue a new lead API token for the chat service (shown once; replaces the old one)."""
     from services.common.db.engine import async_engine
     from services.common.db.tenants import get_tenant
-    from services.ingest.service_layer.provider_signals_leads import issue_lead_api_key
+    from services.ingest.adapters.lead_reader_pg import issue_lead_api_key
 
     settings = load_settings(CommonSettings)
 

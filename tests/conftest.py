@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -79,9 +78,6 @@ def sa_url(db_url: str) -> str:
     return "postgresql+psycopg://" + db_url.split("://", 1)[1]
 
 
-TEST_PREFIX = re.compile(r"^[a-z]+[0-9a-f]{6,}\.")
-
-
 def delete_topics_where(bootstrap: str, keep: Callable[[str], bool]) -> None:
     """Delete every topic `keep` refuses. A broker keeps ~3 open files per partition, so a
     suite that leaves its topics behind ends with the broker out of file descriptors."""
@@ -98,25 +94,33 @@ def delete_topics_where(bootstrap: str, keep: Callable[[str], bool]) -> None:
         print(f"topic cleanup skipped: {exc}")
 
 
+#: Topic prefixes this session made (`new_topic_prefix`): the only ones its sweep may delete,
+#: so test sessions sharing one broker (parallel workers, other checkouts) never delete each
+#: other's topics.
+_PREFIXES: set[str] = set()
+
+
+def new_topic_prefix(kind: str = "t") -> str:
+    """A fresh topic namespace (`<kind><hex>.`), deleted at the latest when the session ends."""
+    prefix = f"{kind}{uuid.uuid4().hex[:10]}."
+    _PREFIXES.add(prefix)
+    return prefix
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_topics_swept() -> Iterator[None]:
-    """At the end of the session, delete the test-namespaced topics this session created
-    (Faust changelogs, benchmark-style prefixes, tests that built their own names)."""
-    if not _answers(KAFKA):
-        yield
-        return
-    from services.common.kafka.admin import admin_client
-
-    before = set(admin_client(KAFKA).list_topics(timeout=10).topics)
+    """At the end of the session, delete what is left under this session's prefixes (a test
+    that failed before its own clean-up, Faust changelogs)."""
     yield
-    delete_topics_where(KAFKA, lambda n: n in before or not TEST_PREFIX.match(n))
+    if _PREFIXES and _answers(KAFKA):
+        delete_topics_where(KAFKA, lambda n: not n.startswith(tuple(_PREFIXES)))
 
 
 @pytest.fixture
 def topic_prefix() -> Iterator[str]:
     """A fresh topic namespace per test: tests never see each other's records. Every topic
     under it (including Faust's changelogs) is deleted after the test."""
-    prefix = f"t{uuid.uuid4().hex[:10]}."
+    prefix = new_topic_prefix()
     yield prefix
     if _answers(KAFKA):
         delete_topics_where(KAFKA, lambda n: not n.startswith(prefix))

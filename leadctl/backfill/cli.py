@@ -10,7 +10,7 @@ from datetime import datetime
 
 import click
 
-from leadctl.replay_cmd import parse_time
+from leadctl.times import parse_time
 from services.common.errors import ConfigError
 from services.common.settings import load_settings
 from services.ingest.entrypoints.backfill import run_backfill

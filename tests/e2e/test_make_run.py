@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from fakes._recorder import FakeAdmin
-from tests.conftest import BASE_DB_URL, ROOT, free_port
+from tests.conftest import BASE_DB_URL, ROOT, free_port, new_topic_prefix
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 BANNER = "first touch point sent to the demo address"
@@ -91,7 +91,7 @@ def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     }
     env |= {
         "DATABASE_URL": BASE_DB_URL.rsplit("/", 1)[0] + "/" + db,
-        "KAFKA_TOPIC_PREFIX": f"run{uuid.uuid4().hex[:8]}.",
+        "KAFKA_TOPIC_PREFIX": new_topic_prefix("run"),
         "KAFKA_PARTITIONS": "4",
         "WEBHOOK_PORT": str(free_port()),
         "SHOPMONKEY_SIM_PORT": str(free_port()),

@@ -37,7 +37,7 @@ from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
-from tests.conftest import ROOT, free_port, tz_at_local_hour
+from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
 from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -216,7 +216,7 @@ def stack(
     db_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("signals-e2e")
-    prefix = f"t{uuid.uuid4().hex[:10]}."
+    prefix = new_topic_prefix()
     topics = Topics(prefix)
     ensure_topics(kafka_bootstrap, partitions=4, names=topics.with_dlqs())
     people = [

@@ -1,1 +1,0 @@
-from leadctl.backfill.cli import backfill as backfill
