@@ -86,13 +86,14 @@ class LedgerContract:
             cmd = command(tenant_id=tenant_id, lead_id=uuid.uuid4(), at=NOW)
             await ledger.claim(cmd, recipient=_contact(), now=NOW, cap_since=NOW)
             until = NOW + timedelta(hours=1) if status is LedgerStatus.DEFERRED else None
+            sid = f"SM{status.value}-{uuid.uuid4().hex}"  # unique: the database is shared
             assert await ledger.finish(
                 cmd.command_id,
                 status=status,
                 reason=f"because_{status.value}",
                 now=later,
                 provider="twilio",
-                provider_message_id=f"SM{status.value}",
+                provider_message_id=sid,
                 deferred_until=until,
             )
             row = await ledger.get(cmd.command_id)
@@ -105,7 +106,7 @@ class LedgerContract:
             )
             assert (row.provider, row.provider_message_id, row.deferred_until) == (
                 "twilio",
-                f"SM{status.value}",
+                sid,
                 until,
             )
             assert not await ledger.finish(  # decided once: a late second decision is refused
