@@ -42,6 +42,7 @@
 #   KAFKA_VERSION            override the pom's kafka.version
 #   KAFKA_HEAP_OPTS          default "-Xmx1G -Xms512m" (single node), "-Xmx512m -Xms256m" (each
 #                            cluster node)
+#   KAFKA_OPTS               extra JVM options for the brokers (as in Kafka's own scripts)
 #   KAFKA_READY_TIMEOUT      seconds to wait for the broker(s), default 90
 #
 # State (git-ignored, under KAFKA_STATE_DIR = .local/kafka):
@@ -506,8 +507,9 @@ render_props() {  # render_props <out-file>   (for the selected node)
 }
 
 storage_tool() {  # storage_tool <args>...  (kafka.tools.StorageTool, log in the node's logs/)
+  # a short-lived tool: the C1 compiler only starts faster
   # shellcheck disable=SC2046
-  "$JAVA" $(log_opts storage-tool) -cp "$LIBS/*" kafka.tools.StorageTool "$@"
+  "$JAVA" -XX:TieredStopAtLevel=1 $(log_opts storage-tool) -cp "$LIBS/*" kafka.tools.StorageTool "$@"
 }
 
 format_once() {  # format_once <cluster-id> [--standalone]   (for the selected node)
@@ -535,7 +537,7 @@ launch() {  # launch <heap opts>   start the selected node's JVM in the backgrou
   # then execs java, so the pid file holds the JVM's pid. fd 9 (our lock) is closed for it.
   # shellcheck disable=SC2016,SC2046,SC2086
   nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
-    "$JAVA" $heap "${JVM_PERF_OPTS[@]}" $(log_opts server) \
+    "$JAVA" $heap "${JVM_PERF_OPTS[@]}" ${KAFKA_OPTS:-} $(log_opts server) \
     -cp "$LIBS/*" kafka.Kafka "$PROPS" \
     </dev/null >>"$OUTFILE" 2>&1 9>&- &
   while [[ ! -s "$PIDFILE" ]] && (( i < 50 )); do sleep 0.1; i=$((i + 1)); done
