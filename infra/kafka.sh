@@ -148,6 +148,22 @@ select_node() {  # select_node <n>: sets NODE_* and the paths of that node
   PROPS="$NODE_DIR/server.properties"
   PIDFILE="$NODE_DIR/kafka.pid"
   OUTFILE="$NODE_DIR/kafka.out"
+  # A running node is where it was started, whatever the environment says now: its ports come
+  # from the server.properties it runs with (so a probe or the SCRAM step never reaches
+  # another broker).
+  if [[ -f "$PROPS" && -f "$PIDFILE" ]] && pid_matches "$(tr -dc '0-9' <"$PIDFILE")" "kafka.Kafka $PROPS"; then
+    local p
+    p="$(listener_port PLAINTEXT)" && NODE_PORT=$p
+    p="$(listener_port CONTROLLER)" && NODE_CPORT=$p
+    p="$(listener_port SASL_SSL)" && NODE_SPORT=$p
+  fi
+  return 0
+}
+
+listener_port() {  # listener_port <NAME>: the port of listener NAME in the node's server.properties
+  local port
+  port="$(sed -n "s#^listeners=\(.*,\)\{0,1\}$1://[^,]*:\([0-9][0-9]*\).*#\2#p" "$PROPS" | tail -n1)"
+  [[ -n "$port" ]] && echo "$port"
 }
 
 cluster_nodes() { seq 1 "$CLUSTER_SIZE"; }
@@ -587,15 +603,15 @@ single_up() {
   local pid
   select_node 0
   if pid="$(our_pid)"; then
-    if broker_answers; then
-      say "reused: already running (pid $pid, started by infra/kafka.sh) at $KAFKA_BOOTSTRAP_SERVERS"
+    if [[ -n "$(ready_nodes 0)" ]]; then
+      say "reused: already running (pid $pid, started by infra/kafka.sh) at localhost:$NODE_PORT"
     else
       say "our broker (pid $pid) is running but not answering yet"
       wait_nodes 0 0
-      say "ready at $KAFKA_BOOTSTRAP_SERVERS after ${READY_SECS}s"
+      say "ready at localhost:$NODE_PORT after ${READY_SECS}s"
     fi
     ensure_creds
-    ensure_scram "$KAFKA_HOST:$KAFKA_PORT" "$STATE/.scram" || true
+    ensure_scram "$KAFKA_HOST:$NODE_PORT" "$STATE/.scram" || true
     config_drift
     report_result reused
     return 0
@@ -629,8 +645,8 @@ single_up() {
   launch "$(heap_opts)"
   wait_nodes 0 0
   say "ready at $KAFKA_BOOTSTRAP_SERVERS after ${READY_SECS}s (SASL_SSL at localhost:$KAFKA_SASL_PORT)"
-  ensure_scram "$KAFKA_HOST:$KAFKA_PORT" "$STATE/.scram" || true
-  check_sasl "localhost:$KAFKA_SASL_PORT"
+  ensure_scram "$KAFKA_HOST:$NODE_PORT" "$STATE/.scram" || true
+  check_sasl "localhost:$NODE_SPORT"
   report_result started
 }
 
@@ -648,11 +664,11 @@ single_status() {
   local pid sasl=""
   select_node 0
   if pid="$(our_pid)"; then
-    grep -qs '^listeners=.*SASL_SSL://' "$PROPS" && sasl=", SASL_SSL at localhost:$(sed -n 's|^listeners=.*SASL_SSL://[^,]*:\([0-9]*\).*|\1|p' "$PROPS")"
-    if broker_answers; then
-      echo "kafka: running (pid $pid, started by infra/kafka.sh, $KAFKA_VERSION) at $KAFKA_BOOTSTRAP_SERVERS$sasl"
+    listener_port SASL_SSL >/dev/null && sasl=", SASL_SSL at localhost:$NODE_SPORT"
+    if [[ -n "$(ready_nodes 0)" ]]; then
+      echo "kafka: running (pid $pid, started by infra/kafka.sh, $KAFKA_VERSION) at localhost:$NODE_PORT$sasl"
     else
-      echo "kafka: running (pid $pid, started by infra/kafka.sh) but NOT answering at $KAFKA_BOOTSTRAP_SERVERS"
+      echo "kafka: running (pid $pid, started by infra/kafka.sh) but NOT answering at localhost:$NODE_PORT"
     fi
     return 0
   fi
@@ -878,7 +894,8 @@ cmd_sasl_env() {
     say "no SASL_SSL set-up in $(rel "$STATE") yet: run \`infra/kafka.sh up\` (or \`make up\`) first" >&2
     exit 1
   fi
-  local bootstrap="localhost:$KAFKA_SASL_PORT"
+  select_node 0
+  local bootstrap="localhost:$NODE_SPORT"
   (( LOCAL_KAFKA_BROKERS > 1 )) && bootstrap="$(cluster_bootstrap sasl)"
   printf '%s\n' "KAFKA_BOOTSTRAP_SERVERS=$bootstrap" "KAFKA_SECURITY_PROTOCOL=SASL_SSL" \
     "KAFKA_SASL_MECHANISM=$SCRAM_MECHANISM" "KAFKA_SASL_USERNAME=$SASL_USER" \
