@@ -911,6 +911,17 @@ cmd_start_node() {
     return 0
   fi
   [[ -f "$CLUSTER_ENV" ]] || { say "no cluster in $(rel "$CLUSTER_DIR"): LOCAL_KAFKA_BROKERS=3 infra/kafka.sh up"; exit 1; }
+  local n me=$NODE alive=1
+  for n in $(cluster_nodes); do
+    (( n == me )) && continue
+    select_node "$n"
+    our_pid >/dev/null && alive=$((alive + 1))
+  done
+  if (( alive <= CLUSTER_SIZE / 2 )); then
+    say "note: with $alive of $CLUSTER_SIZE nodes running there is no controller quorum; node $me" \
+        "serves once a majority runs (\`LOCAL_KAFKA_BROKERS=$CLUSTER_SIZE infra/kafka.sh up\` starts them all)"
+  fi
+  node_arg "$me"
   t0=$(now_ms)
   start_nodes 0 "$NODE"
   say "node $NODE serving again after $(fmt_secs $(( $(now_ms) - t0 )))"
