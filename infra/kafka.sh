@@ -563,16 +563,16 @@ launch() {  # launch <heap opts>   start the selected node's JVM in the backgrou
       "log in $(rel "$LOGS")/server.log"
 }
 
-# stop_pid <pid> [TERM|KILL]: SIGTERM (controlled shutdown, SIGKILL after 30 s) or SIGKILL.
+# stop_pid <pid> [seconds] [why]: SIGTERM (controlled shutdown), SIGKILL after <seconds> (30).
 stop_pid() {
-  local pid=$1 sig=${2:-TERM} i=0
+  local pid=$1 secs=${2:-30} why=${3:-} i=0
   kill -CONT "$pid" 2>/dev/null || true   # a SIGSTOPped JVM cannot shut down
-  kill "-$sig" "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && (( i < 300 )); do sleep 0.1; i=$((i + 1)); done
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && (( i < secs * 10 )); do sleep 0.1; i=$((i + 1)); done
   if kill -0 "$pid" 2>/dev/null; then
-    say "$NODE_NAME (pid $pid) still alive after 30s; SIGKILL"
+    say "$NODE_NAME (pid $pid) still shutting down after ${secs}s${why:+ ($why)}; SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   fi
 }
 
@@ -655,7 +655,7 @@ single_down() {  # stops the single node if we started it; prints nothing when t
   select_node 0
   pid="$(our_pid)" || return 1
   say "stopping pid $pid (SIGTERM, controlled shutdown) ..."
-  stop_pid "$pid" TERM
+  stop_pid "$pid"
   rm -f "$PIDFILE"
   say "stopped"
 }
@@ -788,9 +788,12 @@ cluster_down() {  # stops every running cluster node (all at once); returns 1 wh
   done
   (( ${#pids[@]} )) || return 1
   say "stopping cluster node(s) ${names[*]} (pids ${pids[*]}; SIGTERM, controlled shutdown) ..."
+  # All at once: each node's controlled shutdown must be committed by the controller quorum,
+  # so a node left alone cannot finish it; after 15 s it is killed (its logs are recovered at
+  # the next start).
   for i in "${!pids[@]}"; do
     select_node "${names[$i]}"
-    ( stop_pid "${pids[$i]}" TERM ) &
+    ( stop_pid "${pids[$i]}" 15 "no controller quorum left to confirm its shutdown" ) &
   done
   wait
   for n in "${names[@]}"; do select_node "$n"; rm -f "$PIDFILE"; done
@@ -940,7 +943,7 @@ cmd_stop_node() {  # cmd_stop_node <TERM|KILL> <N>
     say "node $NODE killed (SIGKILL, pid $pid)"
   else
     say "stopping node $NODE (pid $pid; SIGTERM, controlled shutdown) ..."
-    stop_pid "$pid" TERM
+    stop_pid "$pid"
     say "node $NODE stopped"
   fi
   rm -f "$PIDFILE"
