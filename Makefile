@@ -6,6 +6,12 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen
 export PATH := $(HOME)/.local/bin:$(PATH)
+# LOCAL_KAFKA_BROKERS=3 (environment or .env): `make up`/`run`/`test` use the local 3-node
+# cluster (infra/kafka.sh); leadctl and the services get its bootstrap list. Empty otherwise.
+LOCAL_KAFKA_CLUSTER := $(shell bash infra/kafka.sh cluster-bootstrap 2>/dev/null)
+ifneq ($(LOCAL_KAFKA_CLUSTER),)
+export KAFKA_BOOTSTRAP_SERVERS := $(LOCAL_KAFKA_CLUSTER)
+endif
 
 .PHONY: help install up down status migrate topics run test test-unit test-integration lint \
         format bench clean schemas
@@ -16,7 +22,7 @@ help: ## List the targets
 install: ## Install uv (if missing) and the locked Python dependencies into .venv
 	@bash infra/python.sh
 
-up: install ## Start (or reuse) Kafka and PostgreSQL, migrate, create topics
+up: install ## Start (or reuse) Kafka and PostgreSQL, migrate, create topics (LOCAL_KAFKA_BROKERS=3: a 3-node Kafka)
 	@bash infra/up.sh
 	@$(PY) leadctl migrate up 2>&1 | grep -v '^INFO' || true
 	@$(PY) leadctl topics create | sed 's/^/  /' | grep -v '^  exists' || true

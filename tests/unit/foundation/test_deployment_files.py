@@ -16,6 +16,12 @@ def compose() -> dict:  # type: ignore[type-arg]
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def default(value: str) -> str:
+    """What compose makes of `${VAR:-default}` when VAR is unset."""
+    m = re.fullmatch(r"\$\{[A-Z_]+:-(.*)\}", value)
+    return m[1] if m else value
+
+
 def test_infrastructure_uses_official_images_with_healthchecks() -> None:
     services = compose()["services"]
     kafka, postgres = services["kafka"], services["postgres"]
@@ -37,13 +43,71 @@ def test_one_service_per_deployable_built_from_the_dockerfile() -> None:
         assert name in targets
         assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         env = svc["environment"]
-        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
+        assert default(env["KAFKA_BOOTSTRAP_SERVERS"]) == "kafka:19092"
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert "@postgres:5432/" in env["DATABASE_URL"]
     migrate = services["migrate"]
     assert migrate["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "migrate" in targets
+
+
+CLUSTER = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def test_cluster_profile_is_a_three_node_kraft_quorum_with_rf3_min_isr2() -> None:
+    services = compose()["services"]
+    single = services["kafka"]
+    assert "profiles" not in single  # the default single broker is untouched
+    assert single["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    envs = [services[name]["environment"] for name in CLUSTER]
+    voters = {
+        f"{env['KAFKA_NODE_ID']}@{name}:9093" for name, env in zip(CLUSTER, envs, strict=True)
+    }
+    host_ports = []
+    for name, env in zip(CLUSTER, envs, strict=True):
+        svc = services[name]
+        assert svc["profiles"] == ["cluster"]
+        assert svc["image"] == single["image"]
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert set(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == voters
+        assert "CONTROLLER://:9093" in env["KAFKA_LISTENERS"]
+        assert f"PLAINTEXT://{name}:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
+        assert svc["healthcheck"]["test"]
+        assert svc["volumes"][0].endswith(":/var/lib/kafka/data")
+        assert int(env["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == 3
+        assert int(env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == 3
+        assert int(env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"]) == 3
+        assert int(env["KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR"]) == 3
+        assert int(env["KAFKA_MIN_INSYNC_REPLICAS"]) == 2
+        assert int(env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) == 2
+        assert int(env["KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"]) == 2
+        [port] = svc["ports"]
+        host_ports.append(int(port.split(":")[0]))
+        assert f"HOST://localhost:{host_ports[-1]}" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert len({env["KAFKA_NODE_ID"] for env in envs}) == 3
+    assert len({env["CLUSTER_ID"] for env in envs}) == 1  # one cluster id for the three
+    assert len({services[name]["volumes"][0] for name in CLUSTER}) == 3
+    # the host ports of the local cluster (infra/kafka.sh, KAFKA_CLUSTER_PORT_BASE=29092)
+    assert host_ports == [29092, 29192, 29292]
+    script = (ROOT / "infra" / "kafka.sh").read_text()
+    assert 'KAFKA_CLUSTER_PORT_BASE="${KAFKA_CLUSTER_PORT_BASE:-29092}"' in script
+    for name in CLUSTER:
+        assert f"{name}-data" in compose()["volumes"]
+
+
+def test_cluster_profile_has_the_settings_of_the_local_cluster() -> None:
+    """Every broker setting infra/kafka/cluster.properties.tmpl gives the local cluster's nodes
+    is set on the compose cluster's nodes too (the image maps KAFKA_X_Y to x.y)."""
+    template = (ROOT / "infra" / "kafka" / "cluster.properties.tmpl").read_text()
+    keys = re.findall(r"^([a-z][a-z0-9.]*)=", template, re.MULTILINE)
+    assert "min.insync.replicas" in keys
+    for name in CLUSTER:
+        env = compose()["services"][name]["environment"]
+        for key in keys:
+            if key == "controller.quorum.bootstrap.servers":  # static voters in both
+                continue
+            assert "KAFKA_" + key.upper().replace(".", "_") in env, (name, key)
 
 
 def test_compose_passes_every_safety_and_provider_variable() -> None:
