@@ -3,7 +3,7 @@ sequencer` process after `leadctl replay --since beginning --execute`, against a
 measured in the same run on the same topic: a raw confluent-kafka consumer that only reads
 the records.
 
-Target (issue 7): the replay of 1M events takes <= 5 minutes on this machine.
+Target: the replay of 1M events takes <= 5 minutes on this machine.
 
     uv run python bench/replay/run.py            # full run: 1,000,000 events
     uv run python bench/replay/run.py --quick    # smoke run: 50,000 events

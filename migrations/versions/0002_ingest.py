@@ -1,4 +1,4 @@
-"""Schema changes owned by the ingest work (issue area 'ingest').
+"""Placeholder revision (no schema change), kept so later revision ids stay stable.
 
 Revision ID: 0002
 Revises: 0001

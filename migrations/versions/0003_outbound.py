@@ -1,4 +1,4 @@
-"""Schema changes owned by the outbound work (issue area 'outbound').
+"""Placeholder revision (no schema change), kept so later revision ids stay stable.
 
 Revision ID: 0003
 Revises: 0002

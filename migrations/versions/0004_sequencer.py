@@ -1,4 +1,4 @@
-"""Schema changes owned by the sequencer work (issue area 'sequencer').
+"""Placeholder revision (no schema change), kept so later revision ids stay stable.
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""Schema changes owned by the signals work (issue area 'signals').
+"""Provider webhooks (SendGrid, Twilio) and the lead API.
 
 - `provider_events`: the webhook deliveries already turned into signals (SendGrid `sg_event_id`,
   Twilio `MessageSid` + status), so provider retries and duplicates are harmless.

@@ -1,4 +1,4 @@
-"""Schema changes owned by the replay work (issue area 'replay').
+"""Replay runs and backfill cursors.
 
 `replay_runs`: one row per `leadctl replay --execute` (the sequencer reads it to know which
 records are replayed: offsets below `end_offsets` on a source partition, for `tenants` or all).

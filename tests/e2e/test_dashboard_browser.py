@@ -34,7 +34,7 @@ from services.ingest.dashboard.app import WEBHOOK_REQUEST_METRIC
 from services.ingest.entrypoints.http import create_app
 from services.ingest.settings import IngestSettings
 from tests.conftest import ROOT, free_port
-from tests.integration.ops.seed import add_job, add_lead
+from tests.support.read_model_rows import add_job, add_lead
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

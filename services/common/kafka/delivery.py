@@ -73,8 +73,8 @@ _loop_of_thread = _LoopOfThread()
 def running_loop() -> asyncio.AbstractEventLoop:
     """`asyncio.get_running_loop()` without its system call on the hot path.
 
-    Python 3.11 checks `getpid()` on every call (to notice a fork); on a virtual machine that
-    system call cost ~3 us, and a webhook made three such calls. The thread's last running
+    Python 3.11 checks `getpid()` on every call (to notice a fork), a system call that is not
+    free on a virtual machine (bench/ingest/README.md). The thread's last running
     loop is kept and reused while it still runs in this thread (asyncio's own loops record
     their thread in `_thread_id`; other loops take the standard call every time). Not for
     code that forks while a loop runs (nothing here does).
@@ -90,7 +90,7 @@ class Deadlines:
     """Fails the futures of one event loop that are not settled by their deadline.
 
     One sweep every TICK seconds while anything is pending, instead of a timer handle created
-    and cancelled per record (`asyncio.timeout` cost ~5 us a record on the ingest hot path).
+    and cancelled per record (`asyncio.timeout` per record: bench/ingest/README.md).
     Records with the same timeout expire in the order they were sent, so each timeout has a
     FIFO queue and a sweep only looks at queue heads.
     """

@@ -27,9 +27,6 @@ from services.sequencer.service_layer.replay import ReplayCoordinator
 from services.sequencer.service_layer.ticks import Ticks
 from services.sequencer.settings import SequencerSettings
 
-#: How often every tenant's configuration is reloaded.
-TENANT_REFRESH_SECONDS = 60.0
-
 
 def brokers(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
@@ -122,7 +119,9 @@ class SequencerApp:
         self.signal_agent = self._agent("signals", self.signal_topic, batches.on_signal)
         self.tick_agent = self._agent("ticks", self.tick_topic, ticks.on_tick)
         app.timer(settings.touchpoint_tick_seconds, name="publish_ticks")(ticks.publish)
-        app.timer(TENANT_REFRESH_SECONDS, name="refresh_tenants")(batches.refresh_tenants)
+        # every tenant's configuration reloaded as often as TENANT_CACHE_SECONDS (0: each minute)
+        refresh = settings.tenant_cache_seconds or 60.0
+        app.timer(refresh, name="refresh_tenants")(batches.refresh_tenants)
         if replay.runs is not None:
             app.timer(settings.replay_poll_seconds, name="replay_poll")(replay.poll)
         tables.leads_table.on_recover(ticks.rebuild)

@@ -28,7 +28,7 @@ from services.common.settings import load_settings
 from services.ingest.entrypoints.http import create_app
 from services.ingest.settings import IngestSettings
 from tests.conftest import free_port
-from tests.integration.ingest.disposable_kafka import DisposableKafka
+from tests.support.disposable_kafka import DisposableKafka
 
 
 @dataclass(frozen=True)

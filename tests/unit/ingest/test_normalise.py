@@ -18,7 +18,7 @@ from services.ingest.domain.envelope import parse_envelope
 from services.ingest.domain.website_form import WebsiteLeadForm, website_event
 from services.ingest.errors import InvalidPayload
 from services.ingest.service_layer.order_events import known_contact
-from tests.unit.ingest.payloads import (
+from tests.support.shopmonkey_payloads import (
     CUSTOMER_ID,
     CUSTOMER_RECORD,
     CUSTOMER_UPDATE,

@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 
 from schemas.events import SignalKind
-from tests.integration.signals.conftest import PUBLIC_URL, TWILIO_TOKEN, Stack, random_phone
-from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
+from tests.integration.ingest.contact_signals.conftest import (
+    PUBLIC_URL,
+    TWILIO_TOKEN,
+    Stack,
+    random_phone,
+)
+from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, select
 from leadctl.main import cli
 from services.common.db.models import ReplayRun
 from services.common.kafka.partitioning import partition_for
-from tests.integration.replay.replay_helpers import (
+from tests.integration.leadctl.support import (
     ActiveMember,
     committed,
     consume_all,

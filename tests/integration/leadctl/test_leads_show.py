@@ -29,7 +29,7 @@ from schemas.events import (
 from services.common.kafka import KafkaProducer
 from services.common.kafka.partitioning import partition_for
 from services.common.topics import Topics
-from tests.integration.ops.seed import add_job, add_lead
+from tests.support.read_model_rows import add_job, add_lead
 
 pytestmark = pytest.mark.integration
 

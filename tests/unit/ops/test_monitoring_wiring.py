@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.unit.ops.test_ops_grafana_dashboard import DASHBOARD, EXPORTED, ROOT, RULES
+from tests.unit.ops.test_grafana_dashboard import DASHBOARD, EXPORTED, ROOT, RULES
 
 COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "ops" / "prometheus.yml"

@@ -11,7 +11,7 @@ import pytest
 from schemas.events import SignalKind
 from services.common.db.tenants import add_services, set_hours
 from services.ingest.adapters.lead_reader_pg import issue_lead_api_key
-from tests.integration.signals.conftest import Stack
+from tests.integration.ingest.contact_signals.conftest import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 
 from leadctl.replay.kafka import KafkaView
 from leadctl.replay.summary import summarise
-from tests.integration.replay.replay_helpers import consume_all
+from tests.integration.leadctl.support import consume_all
 
 pytestmark = pytest.mark.integration
 

@@ -38,7 +38,7 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
-from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
+from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from schemas.base import Channel
-from tests.unit.outbound.ledger_contract import LedgerContract, SuppressGlobally
+from tests.support.ledger_contract import LedgerContract, SuppressGlobally
 from tests.unit.outbound.support import InMemoryLedger
 
 

@@ -20,8 +20,8 @@ from services.ingest.domain.model import TouchRow
 from services.ingest.entrypoints.answers import SIGNALS
 from services.ingest.entrypoints.http import add_signal_routes
 from services.ingest.service_layer.contact_signals import SignalService
-from tests.unit.signals.fakes import FakeLeads, FakePublisher, FakeStore, Touch
-from tests.unit.signals.signing import SendGridSigner, sendgrid_body, twilio_signature
+from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
+from tests.unit.ingest.support_signals import FakeLeads, FakePublisher, FakeStore, Touch
 
 TOKEN = "auth-token-xyz"
 PUBLIC = "https://hooks.example.com"

@@ -19,7 +19,7 @@ from schemas.events import OrderEvent
 from services.common.kafka.admin import ensure_topics
 from services.common.topics import Topics
 from tests.integration.ingest.conftest import ProvisionFn, StartIngest, read_topic
-from tests.integration.ingest.disposable_kafka import DisposableKafka
+from tests.support.disposable_kafka import DisposableKafka
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from services.common.db.tenants import add_services, set_hours
 from services.outbound.adapters.ledger_pg import PostgresLedger
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
-from tests.unit.outbound.ledger_contract import LedgerContract, SuppressGlobally
+from tests.support.ledger_contract import LedgerContract, SuppressGlobally
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from services.common.settings import load_settings
 from services.ingest.settings import IngestSettings
-from tests.integration.ingest.test_ingest_openapi_fuzz import LiveApp
+from tests.integration.ingest.test_openapi_fuzz import LiveApp
 
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = 40

@@ -12,7 +12,7 @@ from sqlalchemy import insert, text
 from schemas.base import Channel
 from services.common.db.models import JobExecution, ProviderEvent
 from services.ingest.adapters.signal_store_pg import PostgresSignalStore
-from tests.integration.signals.conftest import random_phone
+from tests.integration.ingest.contact_signals.conftest import random_phone
 
 pytestmark = pytest.mark.integration
 

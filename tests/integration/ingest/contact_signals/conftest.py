@@ -22,7 +22,7 @@ from services.common.db.models import JobExecution, Lead
 from services.common.settings import load_settings
 from services.ingest.entrypoints.http import create_app
 from services.ingest.settings import IngestSettings
-from tests.unit.signals.signing import SendGridSigner
+from tests.support.provider_signing import SendGridSigner
 
 TWILIO_TOKEN = "integration-twilio-token"
 PUBLIC_URL = "https://hooks.example.test/ingest"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import tz_at_local_hour
-from tests.e2e.replay_stack import Stack, new_stack
+from tests.e2e.support import Stack, new_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1200)]
 

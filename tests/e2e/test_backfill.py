@@ -16,7 +16,7 @@ import pytest
 
 from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
-from tests.e2e.replay_stack import Stack, new_stack
+from tests.e2e.support import Stack, new_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -33,8 +33,8 @@ from tests.unit.ingest.support import (
     tenant_of,
     unavailable,
 )
-from tests.unit.signals.fakes import FakeLeads, FakeStore
-from tests.unit.signals.fakes import FakePublisher as FakeSignalPublisher
+from tests.unit.ingest.support_signals import FakeLeads, FakeStore
+from tests.unit.ingest.support_signals import FakePublisher as FakeSignalPublisher
 
 WEBSITE_KEY = "lk_test_website_key"
 

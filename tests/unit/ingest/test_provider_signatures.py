@@ -9,7 +9,7 @@ import pytest
 
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
 from services.ingest.adapters.twilio_webhook import twilio_refusal, twilio_url
-from tests.unit.signals.signing import SendGridSigner, twilio_signature
+from tests.support.provider_signing import SendGridSigner, twilio_signature
 
 BODY = b'[{"email":"a@b.co","event":"delivered","sg_event_id":"e1","timestamp":1}]'
 

@@ -20,7 +20,7 @@ from services.common.kafka import KafkaProducer
 from services.common.observability import add_observability_routes
 from services.common.topics import Topics
 from tests.conftest import free_port
-from tests.integration.ops.seed import add_job, add_lead, ago
+from tests.support.read_model_rows import add_job, add_lead, ago
 
 pytestmark = pytest.mark.integration
 
