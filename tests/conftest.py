@@ -20,9 +20,14 @@ KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 BASE_DB_URL = os.environ.get(
     "DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/lead_orchestrator"
 )
-TEST_DB_URL = os.environ.get("TEST_DATABASE_URL") or BASE_DB_URL.rsplit("/", 1)[0] + "/" + (
+_TEST_DB = os.environ.get("TEST_DATABASE_URL") or BASE_DB_URL.rsplit("/", 1)[0] + "/" + (
     BASE_DB_URL.rsplit("/", 1)[1].split("?")[0] + "_test"
 )
+#: The test database of this process: each pytest-xdist worker (`gw0`, `gw1`, …) has its own,
+#: since every session downgrades and upgrades its database.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_base, _query = _TEST_DB.split("?", 1) if "?" in _TEST_DB else (_TEST_DB, "")
+TEST_DB_URL = (_base + (f"_{_WORKER}" if _WORKER else "")) + (f"?{_query}" if _query else "")
 
 
 def _answers(hostport: str) -> bool:
