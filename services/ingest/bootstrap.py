@@ -109,6 +109,27 @@ def _tenants(settings: IngestSettings, engine: AsyncEngine) -> PostgresTenants:
     )
 
 
+def _ready(publisher: KafkaEventPublisher, tenants: PostgresTenants) -> ReadyCheck:
+    async def ready() -> dict[str, bool]:
+        kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
+        return {"kafka": kafka, "postgres": postgres}
+
+    return ready
+
+
+@asynccontextmanager
+async def _closing(
+    engine: AsyncEngine, producer: KafkaProducer, client: ShopmonkeyClient
+) -> AsyncIterator[None]:
+    """Close what a builder opened, the newest first, however its block ends."""
+    try:
+        yield
+    finally:
+        await client.close()
+        await asyncio.to_thread(producer.close)
+        await engine.dispose()
+
+
 def _sendgrid_verifier(settings: IngestSettings) -> SendGridVerifier | None:
     """None without a key (every SendGrid event refused); a bad key fails here, at start."""
     key = (settings.sendgrid_webhook_public_key or "").strip()
@@ -178,7 +199,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
-    try:
+    async with _closing(engine, producer, client):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -193,11 +214,6 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
         )
         seen_events = SeenEvents()
         config = webhook_config(settings)
-
-        async def ready() -> dict[str, bool]:
-            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
-            return {"kafka": kafka, "postgres": postgres}
-
         yield Ingest(
             settings=settings,
             tenants=tenants,
@@ -209,12 +225,8 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
             ),
             signals=_signal_parts(settings, engine, producer, sendgrid),
             dashboard=build_dashboard(settings, engine),
-            ready=ready,
+            ready=_ready(publisher, tenants),
         )
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()
 
 
 def poller_config(
@@ -245,7 +257,7 @@ async def build_poller(
         timeout=settings.shopmonkey_timeout_seconds,
         retry=retry or Retries(),
     ).start()
-    try:
+    async with _closing(engine, producer, client):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -265,16 +277,7 @@ async def build_poller(
             cursors=PostgresCursors(engine),
             config=poller_config(settings, only=only),
         )
-
-        async def ready() -> dict[str, bool]:
-            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
-            return {"kafka": kafka, "postgres": postgres}
-
-        yield PollerParts(settings=settings, poller=poller, ready=ready)
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()
+        yield PollerParts(settings=settings, poller=poller, ready=_ready(publisher, tenants))
 
 
 @asynccontextmanager
@@ -290,7 +293,7 @@ async def build_backfill(
         timeout=settings.shopmonkey_timeout_seconds,
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
-    try:
+    async with _closing(engine, producer, client):
         tenant = await PostgresTenants(engine, ttl=0).get(tenant_id)
         if tenant is None:
             raise UnknownTenant(f"no active tenant {tenant_id}")
@@ -307,7 +310,3 @@ async def build_backfill(
             demo_mode=settings.demo_mode,
             whitelist=settings.whitelist,
         )
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()
