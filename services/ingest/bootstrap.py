@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db.engine import async_engine
+from services.common.kafka.lag import consumer_lag
 from services.common.kafka.producer import KafkaProducer
 from services.common.rate_limiter import RateLimiter
+from services.common.settings import CommonSettings
 from services.ingest.adapters.backfill_cursors_pg import PostgresBackfillCursors
 from services.ingest.adapters.customer_cache import CachedCustomers
+from services.ingest.adapters.dashboard_pg import PostgresDashboardReads
+from services.ingest.adapters.lag_probe import LagProbe, LagReader
 from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
+from services.ingest.adapters.metrics import WEBHOOK_LATENCY_METRIC, WEBHOOK_REQUEST_METRIC
 from services.ingest.adapters.poll_cursors_pg import PostgresCursors
 from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
 from services.ingest.adapters.shopmonkey_client import NO_RETRY, Retries, ShopmonkeyClient
 from services.ingest.adapters.signal_store_pg import PostgresSignalStore
 from services.ingest.adapters.tenants_pg import PostgresTenants
+from services.ingest.adapters.webhook_stats_prometheus import RegistryWebhookMeter
 from services.ingest.errors import UnknownTenant
 from services.ingest.ports import LeadReader, TenantDirectory
 from services.ingest.service_layer.backfill import Backfill
 from services.ingest.service_layer.contact_signals import SignalService
+from services.ingest.service_layer.dashboard import Dashboard
 from services.ingest.service_layer.poller import Poller, PollerConfig
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
@@ -62,18 +71,16 @@ class SignalParts:
 class Ingest:
     """The HTTP side's parts: what the routes, the dashboard and tests need.
 
-    `producer` is the process's one acked KafkaProducer (already started) and `engine` its one
-    SQLAlchemy AsyncEngine of DATABASE_URL (the dashboard reads through it too). The app's
-    cleanup_ctx owns their lifetime: never close them in a handler.
+    They share the process's one acked KafkaProducer and one AsyncEngine of DATABASE_URL, which
+    `build_ingest` opens and closes (in the app's cleanup_ctx): never close them in a handler.
     """
 
     settings: IngestSettings
     tenants: TenantDirectory
-    producer: KafkaProducer
-    engine: AsyncEngine
     webhooks: WebhookIngest
     website: WebsiteLeads
     signals: SignalParts
+    dashboard: Dashboard
     ready: ReadyCheck
 
 
@@ -100,6 +107,27 @@ def _tenants(settings: IngestSettings, engine: AsyncEngine) -> PostgresTenants:
         default_tenant_id=settings.tenant_id,
         default_api_key=key.get_secret_value().strip() if key else None,
     )
+
+
+def _ready(publisher: KafkaEventPublisher, tenants: PostgresTenants) -> ReadyCheck:
+    async def ready() -> dict[str, bool]:
+        kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
+        return {"kafka": kafka, "postgres": postgres}
+
+    return ready
+
+
+@asynccontextmanager
+async def _closing(
+    engine: AsyncEngine, producer: KafkaProducer, client: ShopmonkeyClient
+) -> AsyncIterator[None]:
+    """Close what a builder opened, the newest first, however its block ends."""
+    try:
+        yield
+    finally:
+        await client.close()
+        await asyncio.to_thread(producer.close)
+        await engine.dispose()
 
 
 def _sendgrid_verifier(settings: IngestSettings) -> SendGridVerifier | None:
@@ -135,6 +163,27 @@ def _signal_parts(
     )
 
 
+def build_dashboard(
+    settings: CommonSettings,
+    engine: AsyncEngine,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+    lag_reader: LagReader | None = None,
+) -> Dashboard:
+    """The dashboard on `engine`, ingest's webhook instruments in `registry`; `lag_reader`
+    defaults to every consumer group's lag on this environment's topics."""
+    read_lag = lag_reader or functools.partial(
+        consumer_lag, settings.kafka_bootstrap_servers, settings.topics, timeout=5.0
+    )
+    return Dashboard(
+        reads=PostgresDashboardReads(engine),
+        lag=LagProbe(read_lag, ttl=5.0),
+        webhooks=RegistryWebhookMeter(
+            registry, request_metric=WEBHOOK_REQUEST_METRIC, latency_metric=WEBHOOK_LATENCY_METRIC
+        ),
+    )
+
+
 @asynccontextmanager
 async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     sendgrid = _sendgrid_verifier(settings)
@@ -150,7 +199,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
-    try:
+    async with _closing(engine, producer, client):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -165,16 +214,9 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
         )
         seen_events = SeenEvents()
         config = webhook_config(settings)
-
-        async def ready() -> dict[str, bool]:
-            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
-            return {"kafka": kafka, "postgres": postgres}
-
         yield Ingest(
             settings=settings,
             tenants=tenants,
-            producer=producer,
-            engine=engine,
             webhooks=WebhookIngest(
                 customers=customers, publisher=publisher, config=config, seen_events=seen_events
             ),
@@ -182,12 +224,9 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
             ),
             signals=_signal_parts(settings, engine, producer, sendgrid),
-            ready=ready,
+            dashboard=build_dashboard(settings, engine),
+            ready=_ready(publisher, tenants),
         )
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()
 
 
 def poller_config(
@@ -218,7 +257,7 @@ async def build_poller(
         timeout=settings.shopmonkey_timeout_seconds,
         retry=retry or Retries(),
     ).start()
-    try:
+    async with _closing(engine, producer, client):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -238,16 +277,7 @@ async def build_poller(
             cursors=PostgresCursors(engine),
             config=poller_config(settings, only=only),
         )
-
-        async def ready() -> dict[str, bool]:
-            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
-            return {"kafka": kafka, "postgres": postgres}
-
-        yield PollerParts(settings=settings, poller=poller, ready=ready)
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()
+        yield PollerParts(settings=settings, poller=poller, ready=_ready(publisher, tenants))
 
 
 @asynccontextmanager
@@ -263,7 +293,7 @@ async def build_backfill(
         timeout=settings.shopmonkey_timeout_seconds,
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
-    try:
+    async with _closing(engine, producer, client):
         tenant = await PostgresTenants(engine, ttl=0).get(tenant_id)
         if tenant is None:
             raise UnknownTenant(f"no active tenant {tenant_id}")
@@ -280,7 +310,3 @@ async def build_backfill(
             demo_mode=settings.demo_mode,
             whitelist=settings.whitelist,
         )
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()

@@ -9,8 +9,9 @@ IngestError
 │   └── InvalidPayload         not JSON, not the v3 envelope, missing fields        → 400
 ├── Unavailable            a dependency failed; the caller should retry (503 + Retry-After)
 │   ├── PublishUnavailable     Kafka did not acknowledge in time
-│   └── ShopmonkeyUnavailable  the Shopmonkey API timed out, failed or throttled us
-│       └── ShopmonkeyRateLimited  429, with the server's Retry-After when it sent one
+│   ├── ShopmonkeyUnavailable  the Shopmonkey API timed out, failed or throttled us
+│   │   └── ShopmonkeyRateLimited  429, with the server's Retry-After when it sent one
+│   └── ReadModelUnavailable   PostgreSQL did not answer a dashboard read (503, no Retry-After)
 ├── ShopmonkeyRejected     the Shopmonkey API refused a request (401/403/400): no retry
 │   └── OrderByRejected        400 on the `orderby` parameter (the other reading, ref §2.3)
 └── BackfillError          `leadctl backfill` cannot go on: the tenant has no API key, or the
@@ -70,6 +71,10 @@ class ShopmonkeyUnavailable(Unavailable):
 
 
 class ShopmonkeyRateLimited(ShopmonkeyUnavailable):
+    pass
+
+
+class ReadModelUnavailable(Unavailable):
     pass
 
 

@@ -10,8 +10,10 @@ from typing import Any, Protocol
 
 from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
+from services.ingest.domain.dashboard import LagReport, ReadModelCounts
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import BackfillPosition, IngestTenant, Page, TouchRow
+from services.ingest.domain.webhook_stats import WebhookStats
 
 
 class TenantDirectory(Protocol):
@@ -156,3 +158,28 @@ class LeadReader(Protocol):
     async def lead_view(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> str | None: ...
 
     async def lead_exists(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> bool: ...
+
+
+# dashboard --------------------------------------------------------------------------------------
+class DashboardReads(Protocol):
+    async def counts(
+        self, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+    ) -> ReadModelCounts:
+        """Leads and touch points of one location (or all) since `since`, per time bucket;
+        raises `ReadModelUnavailable` when PostgreSQL does not answer."""
+        ...
+
+
+class ConsumerLag(Protocol):
+    async def report(self) -> LagReport:
+        """The latest consumer-lag reading (a failure is in its `error`, never raised)."""
+        ...
+
+
+class WebhookMeter(Protocol):
+    """The webhook instruments of this process."""
+
+    @property
+    def request_metric(self) -> str: ...
+
+    def snapshot(self) -> WebhookStats: ...

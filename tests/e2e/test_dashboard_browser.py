@@ -30,7 +30,7 @@ from fakes.shopmonkey.webhooks import envelope, signed_headers
 from services.common.kafka import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
-from services.ingest.dashboard.app import WEBHOOK_REQUEST_METRIC
+from services.ingest.adapters.metrics import WEBHOOK_REQUEST_METRIC
 from services.ingest.entrypoints.http import create_app
 from services.ingest.settings import IngestSettings
 from tests.conftest import ROOT, free_port

@@ -28,6 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.domain.read_model import JOB_STATUSES as JOB_STATUSES
+from services.common.domain.read_model import LEAD_STATES as LEAD_STATES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -35,9 +38,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-LEAD_STATES = ("new", "contacted", "engaged", "qualified", "appointment_set", "completed", "lost")
-JOB_STATUSES = ("claimed", "sent", "skipped", "deferred", "failed", "unknown", "recorded")
 
 
 class Base(DeclarativeBase):

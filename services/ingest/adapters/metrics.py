@@ -24,6 +24,9 @@ WEBHOOK_SECONDS = Histogram(
     ["result"],
     buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5),
 )
+#: The webhook instruments' names as the dashboard reads them back (`RegistryWebhookMeter`).
+WEBHOOK_REQUEST_METRIC = "ingest_webhook_requests_total"
+WEBHOOK_LATENCY_METRIC = "ingest_webhook_processing_seconds"
 WEBSITE_REQUESTS = Counter(
     "ingest_website_lead_requests_total", "Website lead form requests by outcome.", ["outcome"]
 )

@@ -9,9 +9,10 @@ Routes:
 
 The other route modules are mounted here, one line each in `create_app`: the provider
 webhooks (`provider_webhooks`), the lead API (`lead_api`), the one-click unsubscribe
-(`unsubscribe`), all reading their parts from `app[SIGNALS]`, and the dashboard sub-app (on
-the same engine). Each documents its routes with a module-level `OPENAPI_PATHS` fragment (see
-`entrypoints.openapi`), merged into `/openapi.json`.
+(`unsubscribe`), all reading their parts from `app[SIGNALS]`, and the dashboard sub-app
+(`dashboard`, given `app[INGEST].dashboard`, on the same engine). Each documents its routes
+with a module-level `OPENAPI_PATHS` fragment (see `entrypoints.openapi`), merged into
+`/openapi.json`.
 
 Every answer is JSON; errors map to answers in `answers.error_answer`: 4xx with a reason and
 nothing produced; 503 with `Retry-After` when Kafka (or Shopmonkey, for a customer look-up)
@@ -38,10 +39,10 @@ from services.ingest.adapters.metrics import (
     child,
 )
 from services.ingest.bootstrap import SERVICE, Ingest, build_ingest
-from services.ingest.dashboard import create_dashboard_app
 from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer
 from services.ingest.entrypoints.api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.api_docs import OPENAPI_PATHS as OPENAPI_PATHS
+from services.ingest.entrypoints.dashboard import create_dashboard_app
 from services.ingest.entrypoints.lead_api import add_lead_api_routes
 from services.ingest.entrypoints.openapi import add_openapi_route
 from services.ingest.entrypoints.provider_webhooks import add_provider_webhook_routes
@@ -170,8 +171,6 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
     app.router.add_post("/api/leads", website_lead)
     add_observability_routes(app, service=SERVICE, ready=ready)
     add_signal_routes(app)
-    app.add_subapp(
-        "/dashboard", create_dashboard_app(settings=settings, engine=lambda: app[INGEST].engine)
-    )
+    app.add_subapp("/dashboard", create_dashboard_app(lambda: app[INGEST].dashboard))
     add_openapi_route(app, title="lead-orchestrator ingest", version="1")
     return app

@@ -17,8 +17,7 @@ from fakes.shopmonkey.data import World
 from fakes.shopmonkey.webhooks import envelope, legacy_signature
 from schemas.base import lead_id_for_order
 from services.common.db.engine import async_engine
-from services.common.kafka.producer import KafkaProducer
-from services.ingest.bootstrap import Ingest, SignalParts
+from services.ingest.bootstrap import Ingest, SignalParts, build_dashboard
 from services.ingest.entrypoints.http import create_app
 from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.seen_events import SeenEvents
@@ -59,9 +58,6 @@ class Harness:
         self.ingest = Ingest(
             settings=self.settings,
             tenants=self.tenants,
-            # Never started or connected: the webhook path only uses the fake ports.
-            producer=KafkaProducer("127.0.0.1:1", client_id="unit"),
-            engine=async_engine("postgresql+psycopg://unit@127.0.0.1:1/unit"),
             webhooks=WebhookIngest(
                 customers=self.customers,
                 publisher=self.publisher,
@@ -82,6 +78,10 @@ class Harness:
                 sendgrid=None,
                 twilio_auth_token=None,
                 twilio_public_url=None,
+            ),
+            # Never connected: the webhook path only uses the fake ports.
+            dashboard=build_dashboard(
+                self.settings, async_engine("postgresql+psycopg://unit@127.0.0.1:1/unit")
             ),
             ready=self._ready,
         )
