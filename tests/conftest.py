@@ -11,11 +11,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from bench.common import free_port as free_port
 from bench.common import tz_at_local_hour as tz_at_local_hour
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests judge what the code does, not how fast a loaded CI core runs it: no per-example
+# deadline (its 200 ms default fails examples at random when several test processes share a
+# core), the same number of examples everywhere.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 BASE_DB_URL = os.environ.get(
     "DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/lead_orchestrator"
