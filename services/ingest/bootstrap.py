@@ -156,7 +156,9 @@ def _signal_parts(
             ),
             help_text=settings.sms_help_text,
         ),
-        leads=PostgresLeadReader(engine, chat_base_url=settings.chat_base_url),
+        leads=PostgresLeadReader(
+            engine, chat_base_url=settings.chat_base_url, ttl=settings.tenant_cache_seconds
+        ),
         sendgrid=sendgrid,
         twilio_auth_token=twilio_token or None,
         twilio_public_url=settings.twilio_webhook_public_url or None,

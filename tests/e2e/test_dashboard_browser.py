@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fakes.shopmonkey.data import Company, World
 from fakes.shopmonkey.server import Simulator
 from fakes.shopmonkey.webhooks import envelope, signed_headers
-from services.common.kafka import KafkaProducer
+from services.common.kafka.producer import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
 from services.ingest.adapters.metrics import WEBHOOK_REQUEST_METRIC

@@ -36,9 +36,8 @@ class CachedCustomers:
         self._client = client
         self._deadline = deadline
         self._retry = retry
-        self._max = max_entries
         self._cache: TtlCache[Key, dict[str, Any]] = TtlCache(
-            ttl=ttl, max_negative=max_entries, clock=clock
+            ttl=ttl, max_negative=max_entries, max_known=max_entries, clock=clock
         )
 
     async def customer(
@@ -54,19 +53,18 @@ class CachedCustomers:
             return None
         if fresh:
             self._cache.discard(key)  # a fetch already under way answers this call too
-        load = functools.partial(self._fetch, api_key, customer_id)
+        return await self._cache.get(key, functools.partial(self._fetch, api_key, customer_id))
+
+    async def _fetch(self, api_key: str, customer_id: str) -> dict[str, Any] | None:
+        """One look-up, shared by every caller of the customer meanwhile (its answer or its
+        error), bounded by the deadline."""
+        CUSTOMER_CACHE.labels("miss").inc()
         if self._deadline is None:
-            return await self._cache.get(key, load)
+            return await self._client.get_customer(api_key, customer_id, retry=self._retry)
         try:
             async with asyncio.timeout(self._deadline):
-                return await self._cache.get(key, load)
+                return await self._client.get_customer(api_key, customer_id, retry=self._retry)
         except TimeoutError:
             raise ShopmonkeyUnavailable(
                 f"Shopmonkey customer: no answer within {self._deadline:.1f}s"
             ) from None
-
-    async def _fetch(self, api_key: str, customer_id: str) -> dict[str, Any] | None:
-        CUSTOMER_CACHE.labels("miss").inc()
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        return await self._client.get_customer(api_key, customer_id, retry=self._retry)

@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from services.common.domain.dead_letter import DeadLetter
 from services.common.errors import ContractError
-from services.common.kafka.dlq import DeadLetter
 from services.sequencer.ports import SourceMessage
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,16 @@ def lead_not_evaluated(lead_id: uuid.UUID) -> None:
     log.exception("tick: could not evaluate lead %s", lead_id)
 
 
+def retry_later(what: str) -> None:
+    """Timer and database work that failed (called while handling the error): logged as
+    `what` with its traceback, not raised; the timer tries again at its next turn."""
+    log.exception(what)
+
+
 @contextmanager
 def retried_later(what: str) -> Iterator[None]:
-    """Timer and database work: a failure is logged as `what` (with its traceback) and not
-    raised; the caller goes on, and the timer tries again at its next turn."""
+    """`retry_later` around a block: a failure is logged and the caller goes on."""
     try:
         yield
     except Exception:
-        log.exception(what)
+        retry_later(what)

@@ -26,8 +26,8 @@ from schemas.events import (
     TouchPointCommand,
     TouchPointOutcome,
 )
-from services.common.kafka import KafkaProducer
 from services.common.kafka.partitioning import partition_for
+from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from tests.support.read_model_rows import add_job, add_lead
 

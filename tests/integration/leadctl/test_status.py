@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from leadctl.main import cli
 from services.common.db.models import PollerCursor
-from services.common.kafka import KafkaProducer
+from services.common.kafka.producer import KafkaProducer
 from services.common.observability import add_observability_routes
 from services.common.topics import Topics
 from tests.conftest import free_port
