@@ -174,7 +174,8 @@ class Simulator:
             await asyncio.sleep(self.quirks.latency)
         header = request.headers.get("Authorization", "")
         company = self.world.by_key.get(header[7:]) if header.startswith("Bearer ") else None
-        entry["tenant_id"] = str(company.tenant_id) if company else None
+        entry["tenant_id"] = str(company.tenant_id) if company else None  # its first location
+        entry["company_id"] = company.company_id if company else None
         if company is None:
             entry["status"] = 401
             return _error(401, "AUTH-401", "Unauthorized")
