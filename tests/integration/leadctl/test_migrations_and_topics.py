@@ -1,5 +1,6 @@
-"""Migrations up → down → up on a scratch database, the ledger's unique command_id, and
-topic provisioning run twice."""
+"""Migrations up → down → up on a scratch database (and the companies migration's data), the
+ledger's unique command_id, topic provisioning run twice, and the `make run` demo's companies
+and locations provisioned on a fresh database."""
 
 from __future__ import annotations
 
@@ -201,3 +202,31 @@ def test_leadctl_topics_create_twice(kafka_bootstrap: str, topic_prefix: str) ->
         admin_client(kafka_bootstrap).delete_topics(
             Topics(topic_prefix).with_dlqs(), operation_timeout=10
         )
+
+
+async def test_the_demo_provisions_the_simulators_companies_and_locations(scratch_db: str) -> None:
+    """`leadctl run` on a fresh database: the simulator's demo companies (one of two locations,
+    one of one) with their key and secret, and a tenant per location, so its company-global
+    webhooks verify and route; a second run adds nothing."""
+    from fakes.shopmonkey.data import World
+    from leadctl.run.demo import SIM_COMPANIES, SIM_SEED, provision_demo_locations
+
+    sa_url = "postgresql+psycopg://" + scratch_db.split("://", 1)[1]
+    config = alembic_config(sa_url)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    done = await provision_demo_locations(sa_url)
+    assert len(done) == 3 and SIM_COMPANIES == (2, 1)
+    world = World(seed=SIM_SEED, layout=SIM_COMPANIES)
+    with psycopg.connect(scratch_db) as conn:
+        companies = set(
+            conn.execute("SELECT id, shopmonkey_api_key, webhook_secret FROM shopmonkey_companies")
+        )
+        tenants = set(
+            conn.execute("SELECT id, shopmonkey_company_id, shopmonkey_location_id FROM tenants")
+        )
+    assert companies == {(c.company_id, c.api_key, c.webhook_secret) for c in world.companies}
+    assert tenants == {
+        (loc.tenant_id, loc.company.company_id, loc.location_id) for loc in world.locations
+    }
+    assert await provision_demo_locations(sa_url) == []
