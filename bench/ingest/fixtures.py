@@ -4,14 +4,13 @@ of their locations as raw HTTP/1.1 requests, to each company's URL or each locat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import psycopg
 
 from fakes.shopmonkey.webhooks import standard_signature
 
@@ -27,27 +26,41 @@ class BenchTenant:
 
 
 def add_tenants(db_url: str, count: int, *, per_company: int = 5) -> list[BenchTenant]:
-    """`count` tenants, `per_company` locations of each company (one webhook secret each)."""
-    from services.common.db.companies import new_webhook_secret
+    """`count` tenants, `per_company` locations of each company (one webhook secret each),
+    written through the services' own functions (the secrets' one adapter)."""
+    return asyncio.run(_add_tenants(db_url, count, per_company))
+
+
+async def _add_tenants(db_url: str, count: int, per_company: int) -> list[BenchTenant]:
+    from services.common.db.companies import add_company
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import add_tenant
 
     tenants: list[BenchTenant] = []
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for i in range(count):
-            if i % per_company == 0:
-                company, secret = f"co_b{uuid.uuid4().hex[:10]}", new_webhook_secret()
-                conn.execute(
-                    "INSERT INTO shopmonkey_companies (id, name, webhook_secret)"
-                    " VALUES (%s, %s, %s)",
-                    (company, f"Bench company {i // per_company}", secret),
+    engine = async_engine("postgresql+psycopg://" + db_url.split("://", 1)[1], pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            for i in range(count):
+                if i % per_company == 0:
+                    company = await add_company(
+                        conn,
+                        company_id=f"co_b{uuid.uuid4().hex[:10]}",
+                        name=f"Bench company {i // per_company}",
+                    )
+                tid = uuid.uuid4()
+                await add_tenant(
+                    conn,
+                    tenant_id=tid,
+                    name=f"Bench location {i}",
+                    company_id=company.id,
+                    location_id=f"loc_b{tid.hex[:8]}",
                 )
-            tid = str(uuid.uuid4())
-            location = f"loc_b{tid[:8]}"
-            conn.execute(
-                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
-                " VALUES (%s, %s, %s, %s)",
-                (tid, f"Bench location {i}", company, location),
-            )
-            tenants.append(BenchTenant(tid, company, location, secret))
+                assert company.webhook_secret
+                tenants.append(
+                    BenchTenant(str(tid), company.id, f"loc_b{tid.hex[:8]}", company.webhook_secret)
+                )
+    finally:
+        await engine.dispose()
     return tenants
 
 

@@ -21,12 +21,18 @@ import logging
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fakes.shopmonkey.data import World
+from fakes.shopmonkey.data import Location, World
 from fakes.shopmonkey.server import Simulator
 from fakes.shopmonkey.webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.common.db.tenants import TenantRecord
 
 log = logging.getLogger("fakes.shopmonkey")
 
@@ -54,48 +60,60 @@ def seed_history(world: World, orders_per_tenant: int, history: timedelta) -> No
             world.create_order(location.company, created_at=created, location=location)
 
 
+async def add_simulated(conn: AsyncConnection, location: Location, **tenant: Any) -> TenantRecord:
+    """`location` as a tenant (`tenant`: its other columns), its company (API key, webhook
+    secret) added first when it is not there yet."""
+    from services.common.db.companies import add_company, get_company
+    from services.common.db.tenants import add_tenant
+
+    company = location.company
+    if await get_company(conn, company_id=company.company_id) is None:
+        await add_company(
+            conn,
+            company_id=company.company_id,
+            name=company.company_name,
+            api_key=company.api_key,
+            webhook_secret=company.webhook_secret,
+            signature_scheme=company.signature_scheme,
+        )
+    record, _ = await add_tenant(
+        conn,
+        tenant_id=location.tenant_id,
+        name=location.name,
+        company_id=company.company_id,
+        location_id=location.location_id,
+        **tenant,
+    )
+    return record
+
+
 async def provision_tenants(world: World, timezone: str = "America/New_York") -> None:
     """Insert each simulated company (key, secret) and its locations as tenants; what already
     exists is kept."""
     from sqlalchemy.exc import IntegrityError
 
-    from services.common.db.companies import add_company, get_company
     from services.common.db.engine import async_engine
-    from services.common.db.tenants import add_tenant, get_tenant
+    from services.common.db.tenants import get_tenant
     from services.common.settings import CommonSettings, load_settings
 
     settings = load_settings(CommonSettings)
     engine = async_engine(settings.sqlalchemy_url, pool_size=1)
     try:
-        for company in world.companies:
+        for location in world.locations:
             async with engine.begin() as conn:
-                if await get_company(conn, company_id=company.company_id) is None:
-                    await add_company(
+                if await get_tenant(conn, tenant_id=location.tenant_id) is not None:
+                    continue
+                try:
+                    await add_simulated(
                         conn,
-                        company_id=company.company_id,
-                        name=company.company_name,
-                        api_key=company.api_key,
-                        webhook_secret=company.webhook_secret,
-                        signature_scheme=company.signature_scheme,
+                        location,
+                        postal_address=f"{location.name}, 1 Simulated Way, Springfield, IL",
+                        timezone=timezone,
                     )
-            for location in company.locations:
-                async with engine.begin() as conn:
-                    if await get_tenant(conn, tenant_id=location.tenant_id) is not None:
-                        continue
-                    try:
-                        await add_tenant(
-                            conn,
-                            tenant_id=location.tenant_id,
-                            name=location.name,
-                            company_id=company.company_id,
-                            location_id=location.location_id,
-                            postal_address=f"{location.name}, 1 Simulated Way, Springfield, IL",
-                            timezone=timezone,
-                        )
-                    except IntegrityError:
-                        log.warning("tenant for %s exists under another id", location.location_id)
-                        continue
-                log.info("provisioned tenant %s (%s)", location.tenant_id, location.name)
+                except IntegrityError:
+                    log.warning("tenant for %s exists under another id", location.location_id)
+                    continue
+            log.info("provisioned tenant %s (%s)", location.tenant_id, location.name)
     finally:
         await engine.dispose()
 

@@ -17,9 +17,10 @@ API (Bearer API key per company; every answer `{success, data, meta?}` or
 
 Admin (JSON): `GET /_admin/state`, `GET /_admin/requests`, `GET /_admin/deliveries`,
 `POST /_admin/quirks {...}`, `POST /_admin/rate_limit`, `POST /_admin/orders
-{"tenant_id"?, "count"?, "webhook"?, "email"?}` (at that location, else a random one; `email`:
-each order for a new customer with that address), `POST /_admin/orders/{id}/advance`,
-`POST /_admin/orders/{id}/delete`, `POST /_admin/customers/{id} {"email"?, "phone"?}`.
+{"tenant_id"?, "count"?, "webhook"?, "email"?, "customer_id"?}` (at that location, else a random
+one; for that customer of the company, or with `email` a new customer with that address),
+`POST /_admin/orders/{id}/advance`, `POST /_admin/orders/{id}/delete`,
+`POST /_admin/customers/{id} {"email"?, "phone"?}`.
 """
 
 from __future__ import annotations
@@ -114,8 +115,11 @@ class Simulator:
         webhook: bool = True,
         location: Location | None = None,
         email: str | None = None,
+        customer_id: str | None = None,
     ) -> dict[str, Any]:
-        order = self.world.create_order(company, location=location, email=email)
+        order = self.world.create_order(
+            company, location=location, email=email, customer_id=customer_id
+        )
         if webhook:
             await self.notify(company, "order", "INSERT", order)
         return order
@@ -278,6 +282,7 @@ class Simulator:
                 webhook=bool(body.get("webhook", True)),
                 location=location,
                 email=body.get("email"),
+                customer_id=body.get("customer_id"),
             )
             created.append({"tenant_id": str(location.tenant_id), "order": order})
         return web.json_response({"created": created})

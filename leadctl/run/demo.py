@@ -181,10 +181,10 @@ async def provision_demo_locations(database_url: str, *, now: datetime | None = 
     """Demo companies and locations from the simulator's, unless any tenant exists already.
 
     Returns what it did, one line per location (empty when real tenants exist)."""
+    from fakes.shopmonkey.cli import add_simulated
     from fakes.shopmonkey.data import World
-    from services.common.db.companies import add_company, get_company
     from services.common.db.engine import async_engine
-    from services.common.db.tenants import add_services, add_tenant, list_tenants, set_hours
+    from services.common.db.tenants import add_services, list_tenants, set_hours
 
     now = now or datetime.now(UTC)
     engine = async_engine(database_url, pool_size=1)
@@ -195,23 +195,10 @@ async def provision_demo_locations(database_url: str, *, now: datetime | None = 
                 return done
             world = World(seed=SIM_SEED, layout=SIM_COMPANIES, demo_emails=(DEMO_EMAIL,))
             zones = [midday_zone(now), "America/Chicago", "America/Los_Angeles"]
-            for company in world.companies:
-                if await get_company(conn, company_id=company.company_id) is None:
-                    await add_company(
-                        conn,
-                        company_id=company.company_id,
-                        name=company.company_name,
-                        api_key=company.api_key,
-                        webhook_secret=company.webhook_secret,
-                        signature_scheme=company.signature_scheme,
-                    )
             for location, zone in zip(world.locations, zones, strict=False):
-                tenant, _ = await add_tenant(
+                tenant = await add_simulated(
                     conn,
-                    tenant_id=location.tenant_id,
-                    name=location.name,
-                    company_id=location.company.company_id,
-                    location_id=location.location_id,
+                    location,
                     timezone=zone,
                     postal_address=f"{len(done) + 1} Demo Way, Springfield, IL 62701",
                     phone="+15005550006",

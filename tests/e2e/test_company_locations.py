@@ -10,7 +10,10 @@ fake SendGrid and Twilio):
 - every order is exactly one lead, at the tenant of its own location; one first touch point
   per order, sent in that location's name (the fake SendGrid's request: the location's name as
   sender, its postal address in the body); the fourth location's orders are ignored and
-  counted, by the webhook path and by the poller, and are nobody's lead.
+  counted, by the webhook path and by the poller, and are nobody's lead;
+- one customer at two locations is one customer of one business: the second location's first
+  email is skipped by the frequency cap, and a change of the customer's email reaches the
+  leads at both locations.
 """
 
 from __future__ import annotations
@@ -29,21 +32,12 @@ import pytest
 from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
 from tests.conftest import ROOT, tz_at_local_hour
-from tests.e2e.support import Stack, new_stack
+from tests.e2e.support import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(900)]
 
 ORDERS_PER_LOCATION = 3  # with a webhook; plus one the webhook misses (the poller's)
 NAMES = ("Tint World North", "Tint World South", "Tint World East")
-
-
-@pytest.fixture
-def stack(tmp_path: Path, service_env, topics, db_url, kafka_bootstrap):  # type: ignore[no-untyped-def]
-    s = new_stack(tmp_path, service_env, topics, db_url, kafka_bootstrap)
-    yield s
-    for p in reversed(list(s.procs.values())):
-        p.stop(10)
-    s.delete_topics()
 
 
 def leadctl(stack: Stack, *args: str) -> str:
@@ -106,7 +100,8 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
 ) -> None:
     run = uuid.uuid4().hex[:8]
     emails = [f"e2e-{run}-{n}@example.com" for n in range(3 * (ORDERS_PER_LOCATION + 1))]
-    stack.env["LEAD_EMAIL_WHITELIST"] = ",".join(emails)  # each order its own customer
+    shared = f"e2e-{run}-shared@example.com"  # the customer of two locations (the end)
+    stack.env["LEAD_EMAIL_WHITELIST"] = ",".join([*emails, shared])  # each order its customer
     stack.env["POLL_INTERVAL_SECONDS"] = "2"
     state = tmp_path / "sim-state.json"
     stack.start(
@@ -233,3 +228,49 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
         source="webhook",
     ) >= len(strays)  # fmt: skip
     assert not stack.rows("SELECT 1 FROM leads WHERE shopmonkey_order_id = ANY(%s)", stray_ids)
+
+    # one customer, two locations, one business
+    [first] = sim(stack, "/_admin/orders", {"tenant_id": mapped[0]["tenant_id"], "email": shared})[
+        "created"
+    ]
+    customer = first["order"]["customerId"]
+    lead_a = lead_id_for_order(uuid.UUID(mapped[0]["tenant_id"]), first["order"]["id"])
+
+    def touch(lead: uuid.UUID) -> list[dict[str, Any]]:
+        return stack.rows(
+            "SELECT status, reason FROM job_executions WHERE lead_id = %s AND step_index = 0"
+            " AND status <> 'claimed'",
+            lead,
+        )
+
+    stack.wait(lambda: bool(touch(lead_a)), 120, "the first location's email")
+    assert [r["status"] for r in touch(lead_a)] == ["sent"]
+    [second] = sim(
+        stack, "/_admin/orders", {"tenant_id": mapped[1]["tenant_id"], "customer_id": customer}
+    )["created"]
+    lead_b = lead_id_for_order(uuid.UUID(mapped[1]["tenant_id"]), second["order"]["id"])
+    stack.wait(lambda: bool(touch(lead_b)), 120, "the second location's decision")
+    [decision] = touch(lead_b)
+    assert decision["status"] == "skipped" and decision["reason"].startswith("frequency_cap")
+    to_shared = [
+        r
+        for r in stack.requests_to("sendgrid")
+        if r["payload"] and r["payload"]["personalizations"][0]["to"][0]["email"] == shared
+    ]
+    assert len(to_shared) == 1  # one business: one email to its customer today
+
+    moved = f"e2e-{run}-moved@example.com"
+    sim(stack, f"/_admin/customers/{customer}", {"email": moved})
+    stack.wait(
+        lambda: (
+            {
+                r["email"]
+                for r in stack.rows(
+                    "SELECT email FROM leads WHERE lead_id = ANY(%s)", [lead_a, lead_b]
+                )
+            }
+            == {moved}
+        ),
+        120,
+        "the customer's new email at both locations' leads",
+    )

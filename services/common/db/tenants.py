@@ -18,7 +18,7 @@ from services.common.db.models import LocationHours, ServiceCatalog, Tenant
 
 @dataclass(frozen=True, slots=True)
 class TenantRecord:
-    """A tenant as the services use it. Secrets stay out of `repr`."""
+    """A tenant as the services use it (its company's secrets: `db.companies`)."""
 
     id: uuid.UUID
     name: str
