@@ -8,10 +8,11 @@ Routes:
   company's secret); an order of another location of the company goes to that location's
   tenant, never to this one.
 - `POST /webhooks/shopmonkey/order`: the seed's endpoint, for the TENANT_ID location.
-In each case the company and its secret are known before the body is trusted (nothing is
-produced for an unknown one).
 - `POST /api/leads`: website lead forms, `Authorization: Bearer <website API key>`.
 - `/healthz`, `/readyz` (Kafka and PostgreSQL answer), `/metrics`, `/openapi.json`.
+
+On each Shopmonkey route the company and its secret are known, from the directory's cache,
+before the body is trusted (nothing is produced for an unknown one).
 
 The other route modules are mounted here, one line each in `create_app`: the provider
 webhooks (`provider_webhooks`), the lead API (`lead_api`), the one-click unsubscribe
