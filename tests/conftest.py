@@ -176,9 +176,16 @@ async def db_engine(sa_url: str) -> AsyncIterator[object]:
     await engine.dispose()
 
 
+#: `make_tenant` arguments that belong to the company (Shopmonkey issues them per company).
+COMPANY_FIELDS = ("api_key", "webhook_secret", "signature_scheme")
+
+
 @pytest.fixture
 def make_tenant(db_engine: object):  # type: ignore[no-untyped-def]
-    """Factory: `await make_tenant(timezone=…)` inserts a location with random ids."""
+    """Factory: `await make_tenant(timezone=…)` inserts a location with random ids, and its
+    company when that does not exist yet (`api_key`, `webhook_secret`, `signature_scheme`:
+    the company's, used only then)."""
+    from services.common.db.companies import add_company, get_company
     from services.common.db.tenants import add_tenant
 
     async def factory(**overrides: object):  # type: ignore[no-untyped-def]
@@ -190,7 +197,15 @@ def make_tenant(db_engine: object):  # type: ignore[no-untyped-def]
             "postal_address": "1 Main St, Springfield, IL 62701",
         }
         values.update(overrides)
+        company = {k: values.pop(k) for k in COMPANY_FIELDS if k in values}
         async with db_engine.begin() as conn:  # type: ignore[attr-defined]
+            if await get_company(conn, company_id=values["company_id"]) is None:
+                await add_company(
+                    conn,
+                    company_id=values["company_id"],  # type: ignore[arg-type]
+                    name=f"Test company {values['company_id']}",
+                    **company,  # type: ignore[arg-type]
+                )
             tenant, key = await add_tenant(conn, **values)  # type: ignore[arg-type]
         return tenant, key
 

@@ -41,7 +41,12 @@ sys.path.insert(0, str(ROOT))
 
 
 from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
-from bench.ingest.fixtures import BENCH_DB, add_tenants, webhook_requests  # noqa: E402
+from bench.ingest.fixtures import (  # noqa: E402
+    BENCH_DB,
+    BenchTenant,
+    add_tenants,
+    webhook_requests,
+)
 from bench.ingest.loadgen import Result, closed_loop, fixed_rate  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
@@ -253,13 +258,13 @@ async def kafka_ack_latency(topic: str, seconds: float) -> dict[str, Any]:
     return result.summary()
 
 
-def run_servers(env: dict[str, str], tenants: list[tuple[str, str]], args: Any) -> list[Any]:
+def run_servers(env: dict[str, str], tenants: list[BenchTenant], args: Any) -> list[Any]:
     rate_n = int(TARGET_RATE * args.rate_seconds)
     count = 2000 + rate_n + int(args.rounds * args.window * WINDOW_SUPPLY_PER_S["ingest"])
     servers: list[Server] = []
     try:
         for kind, size in (("echo", ECHO_POOL), ("ingest", count)):
-            servers.append(Server(kind, env, webhook_requests(tenants, size)))
+            servers.append(Server(kind, env, webhook_requests(tenants, size, route=args.route)))
         for server in servers:
             path = "/readyz" if server.kind == "ingest" else "/healthz"
             wait_http(server.proc, server.port, path)
@@ -278,6 +283,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--tenants", type=int, default=50)
+    parser.add_argument(
+        "--per-company", type=int, default=5, help="locations (tenants) of each company"
+    )
+    parser.add_argument(
+        "--route",
+        choices=("location", "company"),
+        default="location",
+        help="post each webhook to its location's URL or its company's",
+    )
     parser.add_argument("--no-priority", action="store_true", help="servers at normal priority")
     args = parser.parse_args()
     if args.no_priority:
@@ -288,7 +302,7 @@ def main() -> None:
     os.sched_setaffinity(0, {LOAD_CORE})
 
     db_url = migrated_database(BENCH_DB)
-    tenants = add_tenants(db_url, args.tenants)
+    tenants = add_tenants(db_url, args.tenants, per_company=args.per_company)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topic = Topics(prefix).order_events
     ensure_topics(KAFKA, partitions=PARTITIONS, names=[topic])
@@ -363,6 +377,8 @@ def report(
     out = {
         "benchmark": "ingest",
         "mode": "quick" if args.quick else "full",
+        "route": args.route,
+        "tenants": {"count": args.tenants, "per_company": args.per_company},
         "at": datetime.now(UTC).isoformat(),
         "host": {
             "cpus": os.cpu_count(),

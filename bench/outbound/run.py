@@ -88,10 +88,15 @@ def add_tenants(url: str, n: int) -> list[uuid.UUID]:
     with psycopg.connect(url, autocommit=True) as conn:
         for i, tid in enumerate(ids):
             conn.execute(
+                "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (f"co_{i}", f"bench company {i}"),
+            )
+            conn.execute(
                 "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
-                " timezone, postal_address, webhook_secret, signature_scheme, active)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'standard', true)",
-                (tid, f"bench {i}", f"co_{i}", f"loc_{tid.hex[:8]}", tz, "1 Main St", "x"),
+                " timezone, postal_address, active)"
+                " VALUES (%s, %s, %s, %s, %s, %s, true)",
+                (tid, f"bench {i}", f"co_{i}", f"loc_{tid.hex[:8]}", tz, "1 Main St"),
             )
     return ids
 

@@ -286,8 +286,9 @@ async def build_poller(
 async def build_backfill(
     settings: BackfillSettings, tenant_id: uuid.UUID, since: datetime
 ) -> AsyncIterator[Backfill]:
-    """The backfill of one tenant's orders created since `since`, every Shopmonkey request
-    paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no such active tenant."""
+    """The backfill of one tenant's orders created since `since` (read with its company's key),
+    every Shopmonkey request paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no
+    such active tenant."""
     engine = async_engine(settings.sqlalchemy_url, pool_size=2)
     producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="backfill").start()
     client = await ShopmonkeyClient(
@@ -296,11 +297,12 @@ async def build_backfill(
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
     async with _closing(engine, producer, client):
-        tenant = await PostgresTenants(engine, ttl=0).get(tenant_id)
-        if tenant is None:
+        company = await PostgresTenants(engine, ttl=0).company_of(tenant_id)
+        if company is None:
             raise UnknownTenant(f"no active tenant {tenant_id}")
         yield Backfill(
-            tenant=tenant,
+            company=company,
+            tenant=company.by_id[tenant_id],
             since=since,
             reader=RecordReader(client),
             customers=CachedCustomers(client, ttl=3600.0, deadline=None, retry=Retries()),

@@ -4,6 +4,7 @@ IngestError
 ├── RequestRejected        the caller's fault; nothing is produced (4xx with a JSON reason)
 │   ├── Unauthorized           missing/wrong/stale signature or API key            → 401
 │   ├── UnknownTenant          no such (active) tenant                              → 404
+│   │   └── UnknownCompany     no such (active) Shopmonkey company (company URL)    → 404
 │   ├── PayloadTooLarge        body over MAX_BODY_BYTES                             → 413
 │   ├── UnsupportedMediaType   not application/json                                 → 415
 │   └── InvalidPayload         not JSON, not the v3 envelope, missing fields        → 400
@@ -14,8 +15,12 @@ IngestError
 │   └── ReadModelUnavailable   PostgreSQL did not answer a dashboard read (503, no Retry-After)
 ├── ShopmonkeyRejected     the Shopmonkey API refused a request (401/403/400): no retry
 │   └── OrderByRejected        400 on the `orderby` parameter (the other reading, ref §2.3)
-└── BackfillError          `leadctl backfill` cannot go on: the tenant has no API key, or the
-                           API ignored the createdDate filter or sort (no resumable position)
+└── BackfillError          `leadctl backfill` cannot go on: the tenant's company has no API
+                           key, or the API ignored the createdDate filter or sort (no
+                           resumable position)
+
+A signed record that belongs to no tenant (another company, a location no tenant is mapped
+to) is no error: the webhook answers 202 "ignored" with the reason (`domain.routing`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class Unauthorized(RequestRejected):
 
 class UnknownTenant(RequestRejected):
     status = 404
+
+
+class UnknownCompany(UnknownTenant):
+    pass
 
 
 class PayloadTooLarge(RequestRejected):

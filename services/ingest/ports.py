@@ -12,11 +12,27 @@ from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
 from services.ingest.domain.dashboard import LagReport, ReadModelCounts
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import BackfillPosition, IngestTenant, Page, TouchRow
+from services.ingest.domain.model import (
+    BackfillPosition,
+    IngestCompany,
+    IngestTenant,
+    Page,
+    TouchRow,
+)
 from services.ingest.domain.webhook_stats import WebhookStats
 
 
 class TenantDirectory(Protocol):
+    """Active Shopmonkey companies with their active locations (tenants)."""
+
+    async def company(self, company_id: str) -> IngestCompany | None:
+        """An active company by its Shopmonkey id (None: unknown or inactive)."""
+        ...
+
+    async def company_of(self, tenant_id: uuid.UUID) -> IngestCompany | None:
+        """The active company of an active tenant (None: unknown or inactive)."""
+        ...
+
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
         """An active tenant by id (None: unknown or inactive)."""
         ...
@@ -25,8 +41,8 @@ class TenantDirectory(Protocol):
         """The active tenant owning this website API key."""
         ...
 
-    async def pollable(self) -> list[IngestTenant]:
-        """Active tenants with their own Shopmonkey API key."""
+    async def pollable(self) -> list[IngestCompany]:
+        """Active companies with a Shopmonkey API key and at least one active tenant."""
         ...
 
 
@@ -39,9 +55,10 @@ class EventPublisher(Protocol):
 
 class CustomerSource(Protocol):
     async def customer(
-        self, tenant: IngestTenant, customer_id: str, *, fresh: bool = False
+        self, company: IngestCompany, customer_id: str, *, fresh: bool = False
     ) -> dict[str, Any] | None:
-        """The Shopmonkey customer record (None: not found); raises ShopmonkeyUnavailable."""
+        """The company's Shopmonkey customer record (None: not found, or the company has no
+        API key); raises ShopmonkeyUnavailable."""
         ...
 
 
@@ -62,15 +79,16 @@ class RecordSource(Protocol):
 
 
 class PollCursors(Protocol):
-    """How far the poller has read each tenant's table (`kind`: poll, poll_customer)."""
+    """How far the poller has read each Shopmonkey company's table (`kind`: poll,
+    poll_customer)."""
 
-    async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None: ...
+    async def load(self, company_id: str, kind: str) -> datetime | None: ...
 
-    async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
+    async def advance(self, company_id: str, kind: str, cursor_at: datetime | None) -> None:
         """Record a successful poll (and the new cursor when it moved)."""
         ...
 
-    async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None: ...
+    async def record_error(self, company_id: str, kind: str, error: str) -> None: ...
 
 
 class BackfillCursors(Protocol):

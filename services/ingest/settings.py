@@ -21,9 +21,9 @@ class IngestSettings(CommonSettings, ShopmonkeySettings):
     kafka_publish_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     #: Shopmonkey customers fetched for their email/phone are cached this long.
     customer_cache_seconds: float = Field(default=300.0, ge=0)
-    #: A tenant the poller has never read starts this far back (history: `leadctl backfill`).
+    #: A company the poller has never read starts this far back (history: `leadctl backfill`).
     poll_initial_lookback_seconds: float = Field(default=3600.0, ge=0)
-    #: Tenants polled at the same time (each with its own API key and rate limit).
+    #: Shopmonkey companies polled at the same time (each with its own API key and rate limit).
     poll_concurrency: int = Field(default=8, ge=1, le=200)
     # provider webhooks and the lead API (signals) --------------------------------------------
     #: SendGrid Signed Event Webhook verification key (base64 body of the ECDSA public key, as

@@ -48,7 +48,8 @@ class OutboundSettings(CommonSettings):
     twilio_rate_burst: int = Field(default=1, ge=1)
     sendgrid_rate_per_second: float = Field(default=50.0, gt=0)
     sendgrid_rate_burst: int = Field(default=50, ge=1)
-    #: At most this many messages per contact, tenant and channel per window (0 = none).
+    #: At most this many messages per contact and channel per window, across the locations of
+    #: one Shopmonkey company (0 = none).
     frequency_cap_email: int = Field(default=1, ge=0)
     frequency_cap_sms: int = Field(default=1, ge=0)
     frequency_window_hours: float = Field(default=24.0, gt=0)

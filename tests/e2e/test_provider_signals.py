@@ -93,6 +93,11 @@ class Stack:
         tid, key, token = uuid.uuid4(), f"lk_{uuid.uuid4().hex}", f"lak_{uuid.uuid4().hex}"
         plan = {"name": "e2e", "steps": steps, "lost_after_minutes": 600, "min_gap_minutes": 0}
         self.sql(
+            "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, %s)",
+            f"co_{tid.hex[:8]}",
+            f"e2e company {tid.hex[:6]}",
+        )
+        self.sql(
             "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
             " timezone, postal_address, website_api_key_sha256, lead_api_key_sha256,"
             " nurture_plan) VALUES (%s, %s, %s, %s, %s, '1 Main St, Springfield', %s, %s, %s)",

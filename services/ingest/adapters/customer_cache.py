@@ -1,23 +1,22 @@
-"""Shopmonkey customers by id, cached with a TTL (`TtlCache`: fetched once per key at a time,
-a missing customer remembered too), under a deadline so a slow API never holds a webhook for
-long."""
+"""Shopmonkey customers by company and id, cached with a TTL (`TtlCache`: fetched once per key
+at a time, a missing customer remembered too), under a deadline so a slow API never holds a
+webhook for long. Customers are company-level: every location of a company shares its entry."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from services.common.cache import TtlCache
 from services.ingest.adapters.metrics import CUSTOMER_CACHE
 from services.ingest.adapters.shopmonkey_client import Retries, ShopmonkeyClient
-from services.ingest.domain.model import IngestTenant
+from services.ingest.domain.model import IngestCompany
 from services.ingest.errors import ShopmonkeyUnavailable
 
-Key = tuple[uuid.UUID, str]
+Key = tuple[str, str]
 
 
 class CachedCustomers:
@@ -41,13 +40,13 @@ class CachedCustomers:
         )
 
     async def customer(
-        self, tenant: IngestTenant, customer_id: str, *, fresh: bool = False
+        self, company: IngestCompany, customer_id: str, *, fresh: bool = False
     ) -> dict[str, Any] | None:
-        key = (tenant.id, customer_id)
+        key = (company.id, customer_id)
         if not fresh and (hit := self._cache.peek(key)) is not None:
             CUSTOMER_CACHE.labels("hit").inc()
             return hit[0]
-        api_key = tenant.shopmonkey_api_key
+        api_key = company.shopmonkey_api_key
         if not api_key:
             CUSTOMER_CACHE.labels("miss").inc()
             return None

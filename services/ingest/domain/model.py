@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,16 +14,32 @@ from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 
 @dataclass(frozen=True, slots=True)
 class IngestTenant:
-    """A location as ingest needs it: how to verify its webhooks and how to call its account.
-
-    Secrets never appear in `repr`.
-    """
+    """A location as ingest needs it: its id and which Shopmonkey company and location it is."""
 
     id: uuid.UUID
     name: str
     active: bool
+    company_id: str
+    location_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCompany:
+    """A Shopmonkey company as ingest needs it: how to verify its webhooks, how to call its
+    account, and its active locations by Shopmonkey location id and by tenant id (routing is a
+    dict look-up). Secrets never appear in `repr`."""
+
+    id: str
+    name: str
     webhook_keys: WebhookKeys = field(repr=False)
     shopmonkey_api_key: str | None = field(default=None, repr=False)
+    tenants: tuple[IngestTenant, ...] = ()
+    by_location: Mapping[str, IngestTenant] = field(init=False, repr=False, compare=False)
+    by_id: Mapping[uuid.UUID, IngestTenant] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_location", {t.location_id: t for t in self.tenants})
+        object.__setattr__(self, "by_id", {t.id: t for t in self.tenants})
 
     @property
     def can_call_shopmonkey(self) -> bool:

@@ -29,6 +29,7 @@ from services.ingest.errors import (
     RequestRejected,
     Unauthorized,
     Unavailable,
+    UnknownCompany,
     UnknownTenant,
     UnsupportedMediaType,
 )
@@ -42,6 +43,7 @@ DATABASE_ERRORS = (DBAPIError, PoolTimeout, OSError)
 _OUTCOMES = {
     Unauthorized: "unauthorized",
     UnknownTenant: "unknown_tenant",
+    UnknownCompany: "unknown_company",
     PayloadTooLarge: "too_large",
     UnsupportedMediaType: "unsupported_media_type",
     InvalidPayload: "bad_request",

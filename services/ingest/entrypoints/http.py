@@ -1,11 +1,18 @@
 """The ingest HTTP side (aiohttp app factory): Shopmonkey webhooks, website leads, health.
 
 Routes:
-- `POST /webhooks/shopmonkey/{tenant_id}/order`: one URL per location, so the tenant and its
-  secret are known before the body is trusted (unknown tenant → 404, nothing produced).
+- `POST /webhooks/shopmonkey/companies/{company_id}/order`: one URL (and secret) per Shopmonkey
+  company, for its company-global webhook: each order is routed to its own location's tenant
+  (unknown company → 404; an order of a location with no tenant → 202 "ignored").
+- `POST /webhooks/shopmonkey/{tenant_id}/order`: one URL per location (verified with its
+  company's secret); an order of another location of the company goes to that location's
+  tenant, never to this one.
 - `POST /webhooks/shopmonkey/order`: the seed's endpoint, for the TENANT_ID location.
 - `POST /api/leads`: website lead forms, `Authorization: Bearer <website API key>`.
 - `/healthz`, `/readyz` (Kafka and PostgreSQL answer), `/metrics`, `/openapi.json`.
+
+On each Shopmonkey route the company and its secret are known, from the directory's cache,
+before the body is trusted (nothing is produced for an unknown one).
 
 The other route modules are mounted here, one line each in `create_app`: the provider
 webhooks (`provider_webhooks`), the lead API (`lead_api`), the one-click unsubscribe
@@ -39,6 +46,8 @@ from services.ingest.adapters.metrics import (
     child,
 )
 from services.ingest.bootstrap import SERVICE, Ingest, build_ingest
+from services.ingest.domain.model import IngestTenant
+from services.ingest.domain.routing import MAX_ID_LENGTH
 from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer
 from services.ingest.entrypoints.api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.api_docs import OPENAPI_PATHS as OPENAPI_PATHS
@@ -47,7 +56,7 @@ from services.ingest.entrypoints.lead_api import add_lead_api_routes
 from services.ingest.entrypoints.openapi import add_openapi_route
 from services.ingest.entrypoints.provider_webhooks import add_provider_webhook_routes
 from services.ingest.entrypoints.unsubscribe import add_unsubscribe_routes
-from services.ingest.errors import PayloadTooLarge, UnknownTenant
+from services.ingest.errors import PayloadTooLarge, UnknownCompany, UnknownTenant
 from services.ingest.service_layer.webhooks import Accepted, Ignored
 from services.ingest.settings import IngestSettings
 
@@ -132,21 +141,33 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
     limit = settings.max_body_bytes
 
     async def shopmonkey_order(request: web.Request) -> web.Response:
-        # The hot path: the tenant comes from the directory's cache and the body with the
+        # The hot path: the company comes from the directory's cache and the body with the
         # request, usually without waiting for either.
         started = time.perf_counter()
         try:
             parts = request.app[INGEST]
-            raw = request.match_info.get("tenant_id")
-            tenant_id = parts.settings.tenant_id if raw is None else _tenant_id(raw)
-            if tenant_id is None:
-                raise UnknownTenant("no default tenant: set TENANT_ID or use the per-tenant URL")
-            tenant = await parts.tenants.get(tenant_id)
-            if tenant is None:
-                raise UnknownTenant("unknown tenant")
+            match = request.match_info
+            tenant: IngestTenant | None = None
+            company_id = match.get("company_id")
+            if company_id is not None:
+                ok = len(company_id) <= MAX_ID_LENGTH
+                company = await parts.tenants.company(company_id) if ok else None
+                if company is None:
+                    raise UnknownCompany("unknown company")
+            else:
+                raw = match.get("tenant_id")
+                tenant_id = parts.settings.tenant_id if raw is None else _tenant_id(raw)
+                if tenant_id is None:
+                    raise UnknownTenant(
+                        "no default tenant: set TENANT_ID or use the per-tenant URL"
+                    )
+                company = await parts.tenants.company_of(tenant_id)
+                tenant = company.by_id.get(tenant_id) if company is not None else None
+                if company is None or tenant is None:
+                    raise UnknownTenant("unknown tenant")
             body = await _body(request, limit)
             result = await parts.webhooks.handle(
-                tenant, request.headers, body, request.content_type
+                company, request.headers, body, request.content_type, tenant=tenant
             )
         except Exception as exc:
             return _failed(WEBHOOK_REQUESTS, exc, started, route="shopmonkey_webhook")
@@ -168,6 +189,7 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
 
     app.router.add_post("/webhooks/shopmonkey/order", shopmonkey_order)
     app.router.add_post("/webhooks/shopmonkey/{tenant_id}/order", shopmonkey_order)
+    app.router.add_post("/webhooks/shopmonkey/companies/{company_id}/order", shopmonkey_order)
     app.router.add_post("/api/leads", website_lead)
     add_observability_routes(app, service=SERVICE, ready=ready)
     add_signal_routes(app)

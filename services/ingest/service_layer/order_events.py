@@ -1,6 +1,7 @@
 """Build an OrderEvent draft from a Shopmonkey record, fetching the customer's contact details
-when the record lacks them; the webhook path, the poller and the backfill share it, so all
-three give equal events."""
+(with its company's key) when the record lacks them; the webhook path, the poller and the
+backfill share it, so all three give equal events. Which tenant a record belongs to is
+`domain.routing`'s answer; `unrouted` counts and logs a record that belongs to none."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 
 from schemas.events import Operation, OrderEvent, OrderSource
 from services.common.masking import mask_email
-from services.ingest.adapters.metrics import DEMO_DROPPED
+from services.ingest.adapters.metrics import DEMO_DROPPED, UNROUTED
 from services.ingest.domain import normalise
 from services.ingest.domain.demo_mode import admits_email
 from services.ingest.domain.draft import Contact, OrderEventDraft
-from services.ingest.domain.model import IngestTenant
+from services.ingest.domain.model import IngestCompany, IngestTenant
+from services.ingest.domain.routing import Unrouted
 from services.ingest.errors import ShopmonkeyRejected
 from services.ingest.ports import CustomerSource
 from services.ingest.service_layer.seen_events import SeenEvents
@@ -30,36 +32,38 @@ def known_contact(table: str, data: dict[str, Any]) -> Contact:
     return normalise.contact_of_order(data)
 
 
-def needs_lookup(tenant: IngestTenant, known: Contact) -> bool:
+def needs_lookup(company: IngestCompany, known: Contact) -> bool:
     """Whether `complete_contact` would ask Shopmonkey (else `known` is the answer)."""
     return (
-        normalise.contact_lacks(known) and bool(known["customer_id"]) and tenant.can_call_shopmonkey
+        normalise.contact_lacks(known)
+        and bool(known["customer_id"])
+        and company.can_call_shopmonkey
     )
 
 
 async def resolve_contact(
-    tenant: IngestTenant, table: str, data: dict[str, Any], customers: CustomerSource
+    company: IngestCompany, table: str, data: dict[str, Any], customers: CustomerSource
 ) -> Contact:
     """The record's customer, completed from `GET /v3/customer/:id` when email or phone is
     missing. A customer change is always re-read (`fresh`). ShopmonkeyUnavailable propagates
     (the caller answers 503 / retries); a refused key only costs the enrichment. (The webhook
     path inlines this: no coroutine when no look-up is needed.)"""
     known = known_contact(table, data)
-    if needs_lookup(tenant, known):
-        known = await complete_contact(tenant, table, known, customers)
+    if needs_lookup(company, known):
+        known = await complete_contact(company, table, known, customers)
     return known
 
 
 async def complete_contact(
-    tenant: IngestTenant, table: str, known: Contact, customers: CustomerSource
+    company: IngestCompany, table: str, known: Contact, customers: CustomerSource
 ) -> Contact:
     """`known` completed from Shopmonkey's customer record (see `resolve_contact`)."""
     customer_id = known["customer_id"]
     assert customer_id is not None
     try:
-        record = await customers.customer(tenant, customer_id, fresh=table == "customer")
+        record = await customers.customer(company, customer_id, fresh=table == "customer")
     except ShopmonkeyRejected as exc:
-        log.warning("customer of %s not enriched: %s", table, exc, extra={"tenant_id": tenant.id})
+        log.warning("customer of %s not enriched: %s (company %s)", table, exc, company.id)
         return known
     if record is None:
         return known
@@ -85,35 +89,46 @@ def build_draft(
     )
 
 
-async def polled_draft(
-    tenant: IngestTenant,
+async def polled_drafts(
+    company: IngestCompany,
     table: str,
     data: dict[str, Any],
     customers: CustomerSource,
     *,
+    targets: tuple[IngestTenant, ...],
     source: OrderSource,
     now: datetime,
     gate: asyncio.Semaphore,
     seen: SeenEvents | None = None,
-) -> OrderEventDraft | None:
-    """A record read from the REST API (poller, backfill) as its event; None when its
-    `event_id` is in `seen`. The customer look-up, if any, waits for `gate`."""
+) -> list[OrderEventDraft]:
+    """A record read from the REST API (poller, backfill) as the event of each of `targets`
+    (its tenants, see `domain.routing`); none when its `event_id` is in `seen`. The customer
+    look-up, if any, waits for `gate`."""
     operation = normalise.polled_operation(data)
     facts = normalise.facts_of(table, data, operation)
     if seen is not None and facts.event_id in seen:
-        return None
+        return []
     async with gate:
-        contact = await resolve_contact(tenant, table, data, customers)
-    return build_draft(
-        tenant,
-        table,
-        data,
-        operation=operation,
-        source=source,
-        contact=contact,
-        now=now,
-        facts=facts,
-    )
+        contact = await resolve_contact(company, table, data, customers)
+    return [
+        build_draft(
+            tenant,
+            table,
+            data,
+            operation=operation,
+            source=source,
+            contact=contact,
+            now=now,
+            facts=facts,
+        )
+        for tenant in targets
+    ]
+
+
+def unrouted(company: IngestCompany, table: str, why: Unrouted, *, source: OrderSource) -> None:
+    """Count (and log) a record of `company` attributed to no tenant."""
+    UNROUTED.labels(source.value, why.code).inc()
+    log.info("%s of company %s ignored (%s): %s", table, company.id, source.value, why)
 
 
 def demo_admits(

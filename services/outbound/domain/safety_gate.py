@@ -12,9 +12,11 @@ order, and the first that fails decides:
 5. tenant unknown or inactive              → skipped `unknown_tenant` / `tenant_inactive`
 6. no phone for SMS / no postal address for email (CAN-SPAM)
                                            → skipped `no_phone` / `no_postal_address`
-7. lead opted out / contact suppressed     → skipped `lead_opted_out` / `suppressed`
+7. lead opted out / contact suppressed     → skipped `lead_opted_out` / `suppressed` (at any
+                                             location of the tenant's company, or globally)
 8. outside the channel's send window       → deferred to the next opening
-9. frequency cap reached for the contact   → skipped `frequency_cap`
+9. frequency cap reached for the contact   → skipped `frequency_cap` (sends of every location
+                                             of the tenant's company count, ledger_pg)
 otherwise                                  → send (`whitelisted`)
 """
 

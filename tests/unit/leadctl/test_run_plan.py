@@ -36,6 +36,14 @@ def test_no_credentials_starts_every_stand_in_and_whitelists_only_the_demo_addre
         assert proc.env["TWILIO_API_BASE_URL"].startswith("http://127.0.0.1:")
 
 
+def test_the_simulated_shopmonkey_has_a_multi_location_company_and_company_webhooks() -> None:
+    [sim] = [p for p in plan({}, available=lambda _: True).processes if p.name == "shopmonkey"]
+    argv = list(sim.argv)
+    assert argv[argv.index("--companies") + 1] == "2,1"
+    url = argv[argv.index("--webhook-url") + 1]
+    assert url.endswith("/webhooks/shopmonkey/companies/{company_id}/order")
+
+
 def test_real_credentials_are_never_combined_with_the_demo_whitelist() -> None:
     env = {"SENDGRID_API_KEY": "SG.real", "SHOPMONKEY_API_KEY": "sm"}
     p = plan(env, available=lambda _: True)
