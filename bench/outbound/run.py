@@ -342,7 +342,7 @@ def main() -> None:
         sendgrid_api_base_url=f"http://127.0.0.1:{sg_port}",
         twilio_account_sid="AC" + "0" * 32,
         twilio_auth_token="bench",  # noqa: S106 (the fake accepts any token)
-        twilio_phone_number="+15550009999",
+        twilio_phone_number="+12025550199",
         twilio_api_base_url=f"http://127.0.0.1:{tw_port}",
         twilio_rate_per_second=1e6,
         twilio_rate_burst=1_000_000,

@@ -23,6 +23,16 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Area codes of real US/Canadian regions: with 555-0100..0199 (reserved for fiction) each gives
+#: numbers that are valid to libphonenumber yet belong to nobody.
+AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 702, 713, 206, 416, 604)
+
+
+def fictional_phone(rng: random.Random) -> str:
+    """A valid (E.164) number in the NANP range reserved for fiction: +1 NPA 555-01xx."""
+    return f"+1{rng.choice(AREA_CODES)}55501{rng.randrange(100):02d}"
+
+
 @dataclass
 class Company:
     """One simulated Shopmonkey company = one tenant (location) of ours."""
@@ -123,7 +133,7 @@ class World:
             else:
                 email = f"{first}.{last}.{rng.getrandbits(24):06x}@example.net".lower()
         if phone is None:
-            phone = f"+1555{rng.randrange(10**7):07d}"
+            phone = fictional_phone(rng)
         stamp = iso(self.now())
         record: dict[str, Any] = {
             "id": self._uuid(),

@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 T = TypeVar("T")
 ACCOUNT = "AC" + "e2e0" * 8
 TOKEN = "e2e-twilio-auth-token"
-SENDER = "+15550001234"
+SENDER = "+12025550134"
 LEADCTL = str(Path(sys.executable).parent / "leadctl")
 
 

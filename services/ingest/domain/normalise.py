@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from schemas.base import lead_id_for_order
 from schemas.events import Operation, OrderSource
-from services.common.whitelist import normalize_phone
+from services.common.phones import normalize_phone
 from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.envelope import record_id
 

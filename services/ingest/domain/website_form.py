@@ -11,7 +11,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.base import lead_id_for_form
 from schemas.events import Customer, Operation, OrderEvent, OrderSource
-from services.common.whitelist import normalize_phone
+from services.common.phones import normalize_phone
 from services.ingest.errors import InvalidPayload
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

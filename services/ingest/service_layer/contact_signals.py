@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from schemas.base import Channel
 from schemas.events import ContactSignal, SignalKind
 from services.common.masking import mask_phone
-from services.common.whitelist import normalize_email, normalize_phone
+from services.common.phones import normalize_phone
+from services.common.whitelist import normalize_email
 from services.ingest.domain import provider_sendgrid, provider_twilio
 from services.ingest.domain.provider_twilio import Keyword
 from services.ingest.ports import SignalPublisher, SignalStore

@@ -18,7 +18,8 @@ import markupsafe
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand
-from services.common.whitelist import normalize_email, normalize_phone
+from services.common.phones import normalize_phone
+from services.common.whitelist import normalize_email
 from services.outbound.domain.model import EmailMessage, OutboundMessage, SmsMessage, TenantProfile
 from services.outbound.errors import TemplateError
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from schemas.base import Channel
 from services.common.domain.send_windows import SendWindowPolicy, next_opening
-from services.common.whitelist import normalize_email, normalize_phone
+from services.common.phones import normalize_phone
+from services.common.whitelist import normalize_email
 from services.outbound.domain.model import TenantProfile
 
 

@@ -51,7 +51,7 @@ def outbound_env(
         "SENDGRID_ACTIVITY_SETTLE_SECONDS": "0",
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": "token",
-        "TWILIO_PHONE_NUMBER": "+15550009999",
+        "TWILIO_PHONE_NUMBER": "+12025550199",
         "TWILIO_API_BASE_URL": providers.twilio_url,
         "TWILIO_RATE_PER_SECOND": "1000",
         "TWILIO_RATE_BURST": "1000",
@@ -209,7 +209,7 @@ def whitelisted_batch(tenants: list[uuid.UUID], n: int) -> Batch:
                 channel=channel,
                 tenant_id=tenants[i % len(tenants)],
                 email="sam@example.com" if i % 3 else " QA@Example.com ",
-                phone=f"+1555{i:07d}",
+                phone=f"+1312555{i:04d}",
                 step=i,
                 at=now,
             )

@@ -87,7 +87,7 @@ async def test_whitelisted_sent_once_with_the_right_payload_others_never(
     assert all(f"https://chat.example.com/{lead}" in c["value"] for c in body["content"])
     assert all("1 Main St, Springfield, IL 62701" in c["value"] for c in body["content"])
     form = sms_req["payload"]
-    assert (form["To"], form["From"]) == ("+15551234567", "+15550009999")
+    assert (form["To"], form["From"]) == ("+12025550123", "+12025550199")
     assert f"https://chat.example.com/{lead}" in form["Body"]
     assert 1 <= int(form["ValidityPeriod"]) <= 3600
     assert form["StatusCallback"] == "http://localhost:3000/webhooks/twilio/status"

@@ -23,6 +23,7 @@ from tests.integration.outbound.conftest import (
     send_requests,
     wait_final,
 )
+from tests.support.phones import random_phone
 from tests.unit.outbound.support import FakeProviders, command
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ async def test_a_suppression_written_by_ingest_applies_to_the_very_next_command(
 ) -> None:
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
     now = datetime.now(UTC) - timedelta(seconds=1)
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    phone = random_phone()
     first = command(tenant_id=tenant.id, channel=Channel.SMS, phone=phone, at=now)
     # the customer writes it differently on another estimate; the ledger compares normalised
     second = command(
@@ -86,7 +87,7 @@ async def test_twilio_21610_fails_the_command_and_writes_a_suppression(
     kafka_bootstrap: str,
 ) -> None:
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    phone = random_phone()
     providers.twilio_app[OPTOUTS].add(phone)  # Twilio knows the STOP: it answers 400 21610
     cmd = command(tenant_id=tenant.id, channel=Channel.SMS, phone=phone, at=datetime.now(UTC))
     await produce(kafka_bootstrap, topics, [cmd])

@@ -137,7 +137,7 @@ def test_customer_update_has_no_lead_and_carries_the_customer() -> None:
         first_name="Jane",
         last_name="Smith",
         email="Jane.Smith@Example.com",
-        phone="+15551234567",
+        phone="+12025550123",
     )
 
 
@@ -147,7 +147,7 @@ def test_contact_details_prefer_primary_then_mobile() -> None:
         entry["primary"] = False
     c = Customer(**known_contact("customer", record))
     assert c.email == "old.jane@example.com"  # no primary: the first
-    assert c.phone == "+15551234567"  # no primary: the mobile one
+    assert c.phone == "+12025550123"  # no primary: the mobile one
     assert Customer(
         **known_contact("customer", {"id": "x", "emails": [], "phoneNumbers": None})
     ) == Customer(customer_id="x")
@@ -158,7 +158,7 @@ def test_embedded_customer_in_an_order_is_used() -> None:
     doc = order(customer=CUSTOMER_RECORD)
     contact = known_contact("order", doc["data"])
     c = Customer(**contact)
-    assert (c.email, c.phone, c.last_name) == ("Jane.Smith@Example.com", "+15551234567", "Smith")
+    assert (c.email, c.phone, c.last_name) == ("Jane.Smith@Example.com", "+12025550123", "Smith")
     assert not normalise.contact_lacks(contact)
 
 
@@ -213,7 +213,7 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
             "submissionId": "web-123",
             "name": "Sam Lee",
             "email": "sam@example.com",
-            "phone": "555-123-4567",
+            "phone": "202-555-0123",
             "vehicle": "2020 Mazda 3",
             "service": "Window tint",
         }
@@ -227,7 +227,7 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
         Operation.INSERT,
     )
     assert event.customer == Customer(
-        first_name="Sam", last_name="Lee", email="sam@example.com", phone="+15551234567"
+        first_name="Sam", last_name="Lee", email="sam@example.com", phone="+12025550123"
     )
     assert event.service_of_interest == "Window tint"
     again = website_event(TENANT, form, now=datetime(2026, 6, 1, tzinfo=UTC))

@@ -25,7 +25,7 @@ from tests.unit.ingest.support_signals import FakeLeads, FakePublisher, FakeStor
 
 TOKEN = "auth-token-xyz"
 PUBLIC = "https://hooks.example.com"
-PHONE = "+15551230000"
+PHONE = "+12025550130"
 
 
 @dataclass
@@ -133,7 +133,7 @@ async def test_inbound_stop_suppresses_before_answering_and_opts_out_every_lead(
 ) -> None:
     t1, l1, t2, l2 = (uuid.uuid4() for _ in range(4))
     world.store.contacts[PHONE] = [(t1, l1), (t2, l2)]
-    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "(555) 123-0000", "Body": " stop "}
+    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "(202) 555-0130", "Body": " stop "}
     resp = await world.twilio("/webhooks/twilio/inbound", params)
     assert resp.status == 200
     assert resp.content_type == "application/xml"
@@ -172,7 +172,7 @@ async def test_forged_and_altered_twilio_requests_change_nothing(world: World) -
     forged = twilio_signature("not-the-token", PUBLIC + "/webhooks/twilio/inbound", params)
     for data, headers in [
         (params, {"X-Twilio-Signature": forged}),
-        ({**params, "From": "+15559999999"}, {"X-Twilio-Signature": sig}),
+        ({**params, "From": "+12025550187"}, {"X-Twilio-Signature": sig}),
         (params, {}),
     ]:
         resp = await world.client.post("/webhooks/twilio/inbound", data=data, headers=headers)

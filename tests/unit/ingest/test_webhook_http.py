@@ -390,7 +390,7 @@ async def test_website_lead_with_the_tenant_key(client: TestClient, harness: Har
         "submission_id": "form-1",
         "name": "Sam Lee",
         "email": "sam@example.com",
-        "phone": "5551234567",
+        "phone": "2025550123",
         "vehicle": "2020 Mazda 3",
         "service_of_interest": "Tint",
     }

@@ -46,7 +46,7 @@ OPEN_NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 NIGHT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 TENANT_ID = uuid.UUID("11111111-2222-3333-4444-555555555555")
 WHITELISTED = "sam@example.com"
-PHONE = "+15551234567"
+PHONE = "+12025550123"
 
 
 def tenant_profile(**overrides: Any) -> TenantProfile:
@@ -57,7 +57,7 @@ def tenant_profile(**overrides: Any) -> TenantProfile:
         "active": True,
         "us_state": "IL",
         "postal_address": "1 Main St, Springfield, IL 62701",
-        "phone": "+15550001111",
+        "phone": "+12025550111",
         "hours": {d: (time(8), time(18)) for d in range(6)},
         "catalog": ("Window tint", "Ceramic coating"),
     }
@@ -454,7 +454,7 @@ def real_senders(
         account_sid="AC" + "0" * 32,
         auth_token="token",
         base_url=providers.twilio_url,
-        from_number=None if messaging_service else "+15550009999",
+        from_number=None if messaging_service else "+12025550199",
         messaging_service_sid=messaging_service,
         status_callback="http://localhost:3000/webhooks/twilio/status",
         timeout=timeout,

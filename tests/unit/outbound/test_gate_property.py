@@ -50,8 +50,8 @@ PER_EXAMPLE = 50
 NS = uuid.UUID("0b7b8f3c-43d1-4c54-9d44-3b0f6f0c7f11")
 CANON = ["sam@example.com", "test@test.com", "qa+1@shop.example", "owner@tintworld.test"]
 OTHERS = ["jane.doe@gmail.com", "customer@real.com", "sam@example.org"]
-PHONES = {"+15551234567": "+15551234567", "(555) 123-4567": "+15551234567",
-          "555.987.6543": "+15559876543", "+1 (555) 987-6543": "+15559876543",
+PHONES = {"+12025550123": "+12025550123", "(202) 555-0123": "+12025550123",
+          "202.555.0176": "+12025550176", "+1 (202) 555-0176": "+12025550176",
           "12": None, None: None}  # fmt: skip
 # (instant, email window open, SMS window open) for a New York shop open Mon–Sat 8–18
 INSTANTS = [
@@ -171,7 +171,7 @@ scenarios = st.builds(
     st.just(frozenset()),
     st.booleans() | st.just(True),
     st.booleans() | st.just(True),
-    st.frozensets(st.sampled_from([*CANON, "+15551234567", "+15559876543"]), max_size=2),
+    st.frozensets(st.sampled_from([*CANON, "+12025550123", "+12025550176"]), max_size=2),
     st.lists(spec(), min_size=PER_EXAMPLE, max_size=PER_EXAMPLE),
     st.sampled_from([0, 0, 1, 2]),
 )

@@ -13,6 +13,7 @@ from schemas.base import Channel
 from schemas.events import OutcomeStatus
 from services.outbound.domain.model import Found, LedgerStatus, NotFound, Unverifiable
 from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+from tests.support.phones import random_phone
 from tests.unit.outbound.support import (
     NIGHT,
     WHITELISTED,
@@ -154,11 +155,11 @@ async def test_suppressed_contact_is_skipped() -> None:
     await h.ledger.suppress(
         tenant_id=tenant_profile().id,
         channel=Channel.SMS,
-        contact="+15551234567",
+        contact="+12025550123",
         reason="stop",
         source="test",
     )
-    outcome = await h.handle(command(channel=Channel.SMS, phone="(555) 123-4567"))
+    outcome = await h.handle(command(channel=Channel.SMS, phone="(202) 555-0123"))
     assert (outcome.status, outcome.reason) == (OutcomeStatus.SKIPPED, "suppressed")
 
 
@@ -186,7 +187,7 @@ async def test_opted_out_rejection_adds_a_suppression_and_fails_without_retry() 
     outcome = await h.handle(cmd)
     assert (outcome.status, outcome.reason) == (OutcomeStatus.FAILED, "twilio_21610_opted_out")
     assert sender.attempts == 1
-    assert (tenant_profile().id, Channel.SMS, "+15551234567") in h.ledger.suppressions
+    assert (tenant_profile().id, Channel.SMS, "+12025550123") in h.ledger.suppressions
     # the next SMS to that contact is skipped before any provider call
     again = await h.handle(command(channel=Channel.SMS, step=3))
     assert again.reason == "suppressed" and sender.attempts == 1
@@ -253,7 +254,7 @@ async def test_claim_left_by_a_dead_process_is_reconciled_not_blindly_resent() -
     clock = Clock()
     cmd = command(channel=Channel.SMS)
     # a previous process claimed it and died
-    await ledger.claim(cmd, recipient="+15551234567", now=clock.now, cap_since=clock.now)
+    await ledger.claim(cmd, recipient="+12025550123", now=clock.now, cap_since=clock.now)
     found = ScriptedSender("twilio", lookups=[Found("SM-before-crash")])
     h = harness(sms=found, ledger=ledger, clock=clock, stale=timedelta(seconds=30))
     outcome = await h.handle(cmd)
@@ -267,7 +268,7 @@ async def test_claim_left_by_a_dead_process_not_found_is_sent() -> None:
     ledger = InMemoryLedger()
     clock = Clock()
     cmd = command(channel=Channel.SMS)
-    await ledger.claim(cmd, recipient="+15551234567", now=clock.now, cap_since=clock.now)
+    await ledger.claim(cmd, recipient="+12025550123", now=clock.now, cap_since=clock.now)
     sender = ScriptedSender("twilio", lookups=[NotFound()])
     h = harness(sms=sender, ledger=ledger, clock=clock)
     outcome = await h.handle(cmd)
@@ -309,9 +310,7 @@ async def test_seed_log_lines(caplog: pytest.LogCaptureFixture) -> None:
 async def test_pacing_spaces_sends_per_sender() -> None:
     h = harness(rates={"twilio": (1.0, 1)})
     for _ in range(3):
-        await h.handle(
-            command(channel=Channel.SMS, phone=f"+1555000{uuid.uuid4().int % 10000:04d}")
-        )
+        await h.handle(command(channel=Channel.SMS, phone=random_phone()))
     assert h.clock.slept == [1.0, 1.0]  # 1 message/s: the 2nd and 3rd wait a second each
 
 

@@ -55,7 +55,7 @@ def email_message() -> EmailMessage:
     return msg
 
 
-def sms_message(phone: str = "+15551234567") -> SmsMessage:
+def sms_message(phone: str = "+12025550123") -> SmsMessage:
     cmd = command(channel=Channel.SMS, phone=phone)
     msg = renderer().render(cmd, tenant_profile(), now=OPEN_NOW, validity_seconds=900)
     assert isinstance(msg, SmsMessage)
@@ -185,7 +185,7 @@ async def test_twilio_payload(providers: FakeProviders, executor: ThreadPoolExec
     assert req["path"] == f"/2010-04-01/Accounts/AC{'0' * 32}/Messages.json"
     assert req["status"] == 201 and req["message_id"] == sid and sid.startswith("SM")
     form = req["payload"]
-    assert form["To"] == "+15551234567" and form["From"] == "+15550009999"
+    assert form["To"] == "+12025550123" and form["From"] == "+12025550199"
     assert "MessagingServiceSid" not in form
     assert form["StatusCallback"] == "http://localhost:3000/webhooks/twilio/status"
     assert form["ValidityPeriod"] == "900"
@@ -240,7 +240,7 @@ async def test_twilio_fault_classes(
 @pytest.mark.parametrize(
     ("phone", "reason", "suppress"),
     [
-        ("+15557654321", "twilio_21610_opted_out", True),
+        ("+13125550143", "twilio_21610_opted_out", True),
         ("+1555", "twilio_21211_invalid_number", False),
     ],
 )
@@ -249,7 +249,7 @@ async def test_twilio_permanent_rejections(
 ) -> None:
     from fakes.twilio_server import OPTOUTS
 
-    providers.twilio_app[OPTOUTS].add("+15557654321")
+    providers.twilio_app[OPTOUTS].add("+13125550143")
     _, sms = real_senders(providers, executor)
     msg = sms_message()
     bad = SmsMessage(msg.command_id, msg.tenant_id, msg.lead_id, phone, msg.body, 60, msg.chat_link)
@@ -278,7 +278,7 @@ async def test_twilio_wrong_credentials_and_refused_connection_are_retryable(
             account_sid="AC" + "1" * 32,
             auth_token="wrong",
             base_url=base,
-            from_number="+15550009999",
+            from_number="+12025550199",
             messaging_service_sid=None,
             status_callback=None,
             timeout=1,
@@ -309,17 +309,17 @@ async def test_twilio_list_filters_by_to_and_date_sent(providers: FakeProviders)
     http = RoutedAsyncHttpClient(base_url=providers.twilio_url, connect_timeout=1, read_timeout=2)
     client = Client("AC" + "0" * 32, "t", http_client=http, environment={"X": ""})
     try:
-        for to in ("+15550000001", "+15550000002", "+15550000001"):
-            await client.messages.create_async(to=to, from_="+15550009999", body="hi")
+        for to in ("+12025550101", "+12025550102", "+12025550101"):
+            await client.messages.create_async(to=to, from_="+12025550199", body="hi")
         today = await client.messages.list_async(
-            to="+15550000001", date_sent_after=datetime.now(UTC) - timedelta(hours=1)
+            to="+12025550101", date_sent_after=datetime.now(UTC) - timedelta(hours=1)
         )
         tomorrow = await client.messages.list_async(
-            to="+15550000001", date_sent_after=datetime.now(UTC) + timedelta(days=1)
+            to="+12025550101", date_sent_after=datetime.now(UTC) + timedelta(days=1)
         )
     finally:
         await http.close()
-    assert len(today) == 2 and all(m.to == "+15550000001" for m in today)
+    assert len(today) == 2 and all(m.to == "+12025550101" for m in today)
     assert tomorrow == []
     assert "DateSent>" in providers.twilio.requests[-1]["query"]
 
@@ -333,7 +333,7 @@ def test_region_and_edge_in_the_environment_cannot_redirect_our_requests(
         account_sid="AC" + "0" * 32,
         auth_token="t",
         base_url="http://127.0.0.1:9",
-        from_number="+15550009999",
+        from_number="+12025550199",
         messaging_service_sid=None,
         status_callback=None,
         timeout=1,

@@ -227,7 +227,7 @@ def test_quoted_comma_list_allows_exactly_those_two() -> None:
         ({"sendgrid_api_key": "  "}, False, False),  # `SENDGRID_API_KEY=` in .env is unset
         ({"sendgrid_api_key": "SG.x"}, True, False),
         ({"twilio_account_sid": "AC1", "twilio_auth_token": "t"}, False, False),  # no sender
-        ({"twilio_account_sid": "AC1", "twilio_phone_number": "+15550001111"}, False, False),
+        ({"twilio_account_sid": "AC1", "twilio_phone_number": "+12025550111"}, False, False),
         (
             {"twilio_account_sid": "AC1", "twilio_auth_token": "t", "twilio_phone_number": "+1555"},
             False,

@@ -58,11 +58,11 @@ def test_default_email_templates(name: str) -> None:
 
 @pytest.mark.parametrize("name", SMS_TEMPLATES)
 def test_default_sms_templates(name: str) -> None:
-    cmd = command(channel=Channel.SMS, template=name, phone="(555) 123-4567")
+    cmd = command(channel=Channel.SMS, template=name, phone="(202) 555-0123")
     msg = renderer().render(cmd, tenant_profile(), now=OPEN_NOW, validity_seconds=600)
     assert isinstance(msg, SmsMessage)
     assert f"https://chat.example.com/{cmd.lead_id}" in msg.body
-    assert msg.to == "+15551234567" and msg.validity_seconds == 600
+    assert msg.to == "+12025550123" and msg.validity_seconds == 600
     assert len(msg.body) <= 320 and "STOP" in msg.body
 
 

@@ -118,7 +118,7 @@ async def test_sms_stop_start_help_and_reply(stack: Stack, make_tenant: Any) -> 
     stop = {
         "MessageSid": "SM" + uuid.uuid4().hex,
         "From": local,
-        "To": "+15550000000",
+        "To": "+12025550100",
         "Body": " Stop ",
     }
     resp = await post_twilio(stack, "/webhooks/twilio/inbound", stop)
@@ -172,7 +172,7 @@ async def test_twilio_status_callback_marks_the_touch_delivered(
     )
     path = "/webhooks/twilio/status"
     for status in ("sent", "delivered", "sent"):  # the late "sent" must not undo "delivered"
-        params = {"MessageSid": sid, "MessageStatus": status, "To": phone, "From": "+15550000000"}
+        params = {"MessageSid": sid, "MessageStatus": status, "To": phone, "From": "+12025550100"}
         assert (await post_twilio(stack, path, params)).status == 200
     row = "SELECT delivery_status FROM job_executions WHERE command_id = :c"
     assert await stack.scalar(row, c=command) == "delivered"

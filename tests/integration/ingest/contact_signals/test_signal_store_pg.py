@@ -58,7 +58,7 @@ async def test_delivery_status_only_moves_forward(db_engine: Any) -> None:
         await conn.execute(
             insert(JobExecution).values(
                 command_id=command, tenant_id=tenant, lead_id=lead, step_index=0, channel="sms",
-                template="t", status="sent", provider_message_id=sid, recipient="+15550000001",
+                template="t", status="sent", provider_message_id=sid, recipient="+12025550101",
             )
         )  # fmt: skip
     now = datetime.now(UTC)
