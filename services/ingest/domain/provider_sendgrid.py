@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas import bounds
 from schemas.events import SignalKind
 from services.common.whitelist import normalize_email
 
@@ -108,7 +109,7 @@ def _detail(name: str, raw: dict[str, Any]) -> str | None:
     if name == "click" and isinstance(raw.get("url"), str):
         parts.append(f"url={raw['url']}")
     text = "; ".join(parts)
-    return text[:500] or None
+    return text[: bounds.SIGNAL_DETAIL] or None
 
 
 def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
@@ -126,6 +127,8 @@ def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
         # sequencer should not turn email off for it.
         kind, suppress, delivery = SignalKind.UNDELIVERED, None, "blocked"
     email = normalize_email(raw["email"]) if isinstance(raw.get("email"), str) else None
+    if email is not None and (len(email) > bounds.EMAIL or "\x00" in email):
+        email = None  # not an address anybody can have: nothing to suppress or report
     return EmailEvent(
         event_key=_key(raw),
         event=name,

@@ -13,6 +13,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schemas import bounds
 from schemas.events import SignalKind
 from services.ingest.bootstrap import SignalParts
 from services.ingest.entrypoints.answers import SIGNALS, counted, json_answer, refused
@@ -30,7 +31,7 @@ class ChatSignalRequest(BaseModel):
     kind: SignalKind
     event_id: str | None = Field(default=None, alias="eventId", max_length=200)
     occurred_at: datetime | None = Field(default=None, alias="occurredAt")
-    detail: str | None = Field(default=None, max_length=500)
+    detail: str | None = Field(default=None, max_length=bounds.SIGNAL_DETAIL)
 
 
 async def _caller(

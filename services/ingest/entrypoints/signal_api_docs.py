@@ -180,7 +180,7 @@ LEAD_API_PATHS: dict[str, Any] = {
                                     "description": "Idempotency id: same id, same signal_id",
                                 },
                                 "occurredAt": {"type": "string", "format": "date-time"},
-                                "detail": {"type": "string", "maxLength": 500},
+                                "detail": {"type": "string", "maxLength": 200},
                             },
                         }
                     }

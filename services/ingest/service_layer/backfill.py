@@ -30,9 +30,9 @@ from schemas.events import OrderSource
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import BackfillPosition, IngestTenant, Page
 from services.ingest.domain.normalise import parse_ts
-from services.ingest.errors import BackfillError
+from services.ingest.errors import BackfillError, InvalidPayload
 from services.ingest.ports import BackfillCursors, CustomerSource, EventPublisher
-from services.ingest.service_layer.order_events import demo_admits, polled_draft
+from services.ingest.service_layer.order_events import demo_admits, polled_draft, refused
 from services.ingest.service_layer.record_reader import Keyset, RecordReader
 
 FIELD = "createdDate"
@@ -89,15 +89,19 @@ class Backfill:
         return (await self._page(Keyset.start(self.since), limit=1)).total
 
     async def _event(self, data: dict[str, Any], now: datetime) -> OrderEventDraft | None:
-        event = await polled_draft(
-            self.tenant,
-            "order",
-            data,
-            self._customers,
-            source=OrderSource.BACKFILL,
-            now=now,
-            gate=self._gate,
-        )
+        try:
+            event = await polled_draft(
+                self.tenant,
+                "order",
+                data,
+                self._customers,
+                source=OrderSource.BACKFILL,
+                now=now,
+                gate=self._gate,
+            )
+        except InvalidPayload as exc:  # one record refused; the page goes on
+            refused(OrderSource.BACKFILL, "order", exc, self.tenant.id)
+            return None
         assert event is not None  # (nothing is `seen` here)
         created = parse_ts(data.get(FIELD)) or event.occurred_at
         if created < now - self._max_age:

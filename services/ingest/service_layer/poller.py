@@ -30,9 +30,9 @@ from services.ingest.adapters.metrics import (
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestTenant
 from services.ingest.domain.normalise import change_time
-from services.ingest.errors import Unavailable
+from services.ingest.errors import InvalidPayload, Unavailable
 from services.ingest.ports import CustomerSource, EventPublisher, PollCursors, TenantDirectory
-from services.ingest.service_layer.order_events import demo_admits, polled_draft
+from services.ingest.service_layer.order_events import demo_admits, polled_draft, refused
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -170,16 +170,20 @@ class Poller:
         gate = asyncio.Semaphore(self._config.fetch_concurrency)
 
         async def one(data: dict[str, Any]) -> OrderEventDraft | None:
-            event = await polled_draft(
-                tenant,
-                table,
-                data,
-                self._customers,
-                source=OrderSource.POLL,
-                now=now,
-                gate=gate,
-                seen=self._seen_events,
-            )
+            try:
+                event = await polled_draft(
+                    tenant,
+                    table,
+                    data,
+                    self._customers,
+                    source=OrderSource.POLL,
+                    now=now,
+                    gate=gate,
+                    seen=self._seen_events,
+                )
+            except InvalidPayload as exc:  # one record refused; the others go on
+                refused(OrderSource.POLL, table, exc, tenant.id)
+                return None
             if event is None or not demo_admits(
                 event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):

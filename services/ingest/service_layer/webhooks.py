@@ -30,6 +30,7 @@ from services.ingest.service_layer.order_events import (
     demo_admits,
     known_contact,
     needs_lookup,
+    note_adjusted,
 )
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -115,9 +116,12 @@ class WebhookIngest:
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
-            contact = known_contact(envelope.table, envelope.data)
+            adjusted: normalise.Adjusted = []
+            contact = known_contact(envelope.table, envelope.data, adjusted)
             if needs_lookup(tenant, contact):
-                contact = await complete_contact(tenant, envelope.table, contact, self._customers)
+                contact = await complete_contact(
+                    tenant, envelope.table, contact, self._customers, adjusted
+                )
             event = build_draft(
                 tenant,
                 envelope.table,
@@ -127,7 +131,12 @@ class WebhookIngest:
                 contact=contact,
                 now=datetime.fromtimestamp(now, UTC),
                 facts=facts,
+                adjusted=adjusted,
             )
+            if adjusted:
+                note_adjusted(
+                    adjusted, source=OrderSource.WEBHOOK, event_id=event_id, tenant_id=tenant.id
+                )
             if not demo_admits(
                 event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from schemas.base import utcnow
+from schemas.events import OrderSource
 from services.ingest.domain.demo_mode import DROP_REASON
+from services.ingest.domain.normalise import Adjusted
 from services.ingest.domain.website_form import WebsiteLeadForm, website_event
 from services.ingest.errors import Unauthorized
 from services.ingest.ports import EventPublisher, TenantDirectory
-from services.ingest.service_layer.order_events import demo_admits
+from services.ingest.service_layer.order_events import demo_admits, note_adjusted
 from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import (
     Accepted,
@@ -53,7 +55,12 @@ class WebsiteLeads:
             raise Unauthorized("unknown website API key")
         require_json(content_type)
         form = WebsiteLeadForm.parse(load_json(body))
-        event = website_event(tenant.id, form, now=self._clock())
+        adjusted: Adjusted = []
+        event = website_event(tenant.id, form, now=self._clock(), adjusted=adjusted)
+        if adjusted:
+            note_adjusted(
+                adjusted, source=OrderSource.WEBSITE, event_id=event.event_id, tenant_id=tenant.id
+            )
         if not demo_admits(
             event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
         ):

@@ -91,7 +91,7 @@ _order_events = st.builds(
     order=st.none()
     | st.builds(
         OrderSnapshot,
-        order_id=st.text(max_size=40),
+        order_id=st.text(min_size=1, max_size=40),
         number=_texts,
         status=st.text(max_size=20),
         authorized=st.booleans(),
