@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from schemas import bounds
 from schemas.events import SignalKind
 from services.common.whitelist import normalize_email
@@ -117,6 +119,10 @@ def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
     name = raw.get("event")
     if not isinstance(name, str) or name not in _EVENTS:
         return None
+    try:
+        key = _key(raw)
+    except (RecursionError, ValueError):  # nested too deep to name: no event of SendGrid's
+        return None
     kind, delivery = _EVENTS[name]
     suppress = _SUPPRESS.get(name)
     if name == "dropped":
@@ -130,7 +136,7 @@ def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
     if email is not None and (len(email) > bounds.EMAIL or "\x00" in email):
         email = None  # not an address anybody can have: nothing to suppress or report
     return EmailEvent(
-        event_key=_key(raw),
+        event_key=key,
         event=name,
         kind=kind,
         tenant_id=_uuid(raw.get("tenant_id")),
@@ -146,9 +152,9 @@ def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
 
 def parse_batch(body: bytes, now: datetime) -> list[EmailEvent]:
     """The events of one webhook POST, duplicates (same sg_event_id) removed, order kept."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # orjson: strict UTF-8, and nesting beyond 1024 levels is an error, not a recursion
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise NotAnEventBatch(f"not JSON: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise NotAnEventBatch("expected a JSON array of event objects")

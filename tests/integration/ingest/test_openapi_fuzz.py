@@ -1,5 +1,7 @@
 """Schemathesis against the LIVE ingest app (real Kafka, the test database, a free loopback
-port): every operation of `/openapi.json`, positive and negative cases, never a 5xx.
+port): every operation of `/openapi.json`, positive and negative cases, never a 5xx. Headers
+are fuzzed too: the documented ones (signatures, timestamps, ids, bearer tokens) as generated,
+alone or next to otherwise genuine credentials, so each header's own check is what answers.
 
 Bounded: a few dozen examples per operation, so the whole run stays well under a minute."""
 
@@ -89,14 +91,20 @@ def live_ingest(
         IngestSettings,
         tenant_id=default_tenant[0].id,
         shopmonkey_api_base_url="http://127.0.0.1:9/v3",
+        auth_failure_burst=100_000,  # the fuzzer fails on purpose: never throttle it
     )
     with LiveApp(app_settings) as app:
         yield app.base
 
 
-def authorized(kwargs: dict[str, Any], path: str, tenant: Any, website_key: str) -> dict[str, Any]:
+def authorized(
+    kwargs: dict[str, Any], path: str, tenant: Any, website_key: str, *, keep: bool = False
+) -> dict[str, Any]:
     """Sign the seed endpoint's generated body with the tenant's secret and give /api/leads
-    its key, so the fuzzer reaches the parsers and Kafka instead of stopping at 401."""
+    its key, so the fuzzer reaches the parsers and Kafka instead of stopping at 401. `keep`:
+    a generated header value stays in place of the genuine one (one header fuzzed, the
+    others genuine)."""
+    generated = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
     doc = kwargs.pop("json", None)
     if path == "/webhooks/shopmonkey/order" and isinstance(doc, dict):
         # Most generated envelopes name a random table (202); steer them to the order path.
@@ -117,6 +125,11 @@ def authorized(kwargs: dict[str, Any], path: str, tenant: Any, website_key: str)
         )
     elif path == "/api/leads":
         headers["Authorization"] = f"Bearer {website_key}"
+    if keep:
+        for name in list(headers):
+            if name.lower() in generated:
+                headers[name] = generated[name.lower()]
+                break  # one generated header, the others genuine
     return kwargs
 
 
@@ -136,6 +149,7 @@ def test_no_generated_request_gets_a_server_error(
     failures: list[str] = []
     statuses: dict[str, set[int]] = {}
     calls = 0
+    headers_seen: set[str] = set()
     for operation in operations:
         if time.monotonic() > deadline:
             pytest.fail(f"fuzzing budget of {BUDGET_SECONDS:.0f}s exhausted at {operation.label}")
@@ -150,9 +164,12 @@ def test_no_generated_request_gets_a_server_error(
         def check(case: Any) -> None:
             nonlocal calls
             calls += 1
+            headers_seen.update(k.lower() for k in case.headers or {})  # as generated
             kwargs = case.as_transport_kwargs(base_url=live_ingest)
-            if calls % 4:  # three in four authorized, the rest as generated
-                kwargs = authorized(kwargs, case.operation.path, tenant, website_key)
+            if calls % 4:  # three in four authorized (one of them with a generated header)
+                kwargs = authorized(
+                    kwargs, case.operation.path, tenant, website_key, keep=calls % 4 == 3
+                )
             try:
                 response = requests.request(**kwargs, timeout=10)
             except requests.RequestException as exc:
@@ -171,4 +188,6 @@ def test_no_generated_request_gets_a_server_error(
     assert 404 in statuses["/webhooks/shopmonkey/{tenant_id}/order"]
     assert {200, 401} <= statuses["/webhooks/shopmonkey/order"]  # 200: in Kafka
     assert {200, 400, 401} <= statuses["/api/leads"]
+    # headers were generated too (signatures, timestamps, tokens), not only bodies
+    assert {"webhook-timestamp", "x-twilio-signature", "authorization"} <= headers_seen
     assert not failures, "\n".join(failures[:20])
