@@ -117,6 +117,8 @@ class JinjaRenderer:
             raise TemplateError(f"unknown_template:{path}") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template_error:{path}: {exc}") from None
+        except Exception as exc:  # a filter or an expression failed: the template's fault too
+            raise TemplateError(f"template_error:{path}: {type(exc).__name__}: {exc}") from None
 
     def render(
         self,

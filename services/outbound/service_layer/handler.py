@@ -27,7 +27,7 @@ from services.outbound.domain.safety_gate import (
     gate_view,
     opted_out,
 )
-from services.outbound.errors import TemplateError
+from services.outbound.errors import TemplateError, UnsendableCommand
 from services.outbound.ports import Ledger, OutcomePublisher, Renderer, Sender, TenantDirectory
 from services.outbound.service_layer.decision_log import log_decision
 from services.outbound.service_layer.delivery import (
@@ -94,7 +94,9 @@ class TouchPointHandler:
         )
 
     async def handle(self, command: TouchPointCommand) -> TouchPointOutcome:
-        """Decide and act on one command; returns the outcome it published."""
+        """Decide and act on one command; returns the outcome it published. Raises
+        UnsendableCommand, after its `failed` outcome is published, for a command that can
+        never be sent (the consumer dead-letters it)."""
         now = self._clock()
         contact = contact_for(command.channel, command.recipient.email, command.recipient.phone)
         tenant = await retrying_infra(
@@ -171,9 +173,10 @@ class TouchPointHandler:
             message = self._renderer.render(
                 command, tenant, now=self._clock(), validity_seconds=self._validity(tenant)
             )
-        except TemplateError as exc:
+        except TemplateError as exc:  # never sendable: the lead learns it, the DLQ keeps it
             log.error("[TouchPoint] %s: %s", command.command_id, exc.reason)
-            return await finish(command, LedgerStatus.FAILED, exc.reason)
+            await finish(command, LedgerStatus.FAILED, exc.reason)
+            raise UnsendableCommand(exc.reason) from exc
         result = await self._delivery.deliver(message, sender, claimed_at=claimed_at)
         if isinstance(result, Accepted):
             reason = "reconciled_sent" if result.reconciled else "accepted"

@@ -167,7 +167,36 @@ async def test_unparseable_command_goes_to_the_dlq_and_the_stream_moves_on(
     assert [o.status for o in got] == [OutcomeStatus.SENT]
     assert len(letters) == 1 and letters[0].value() == b'{"nope": 1}'
     reason = dict(letters[0].headers())["dlq.reason"].decode()
-    assert reason.startswith("TouchPointCommand:")
+    assert reason.startswith("poison: ContractError: TouchPointCommand:")
+
+
+async def test_a_command_whose_template_fails_is_recorded_failed_dead_lettered_and_passed(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    db_url: str,
+    kafka_bootstrap: str,
+) -> None:
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    broken = command(tenant_id=tenant.id, at=now, template="no_such_template")
+    good = command(tenant_id=tenant.id, at=now)
+    await produce(kafka_bootstrap, topics, [broken, good])
+    async with running_outbound():
+        got = await outcomes(kafka_bootstrap, topics, 2)
+        letters = await dead_letters(kafka_bootstrap, dlq_topic(topics.touchpoint_commands), 1)
+    by_id = {o.command_id: o for o in got}
+    assert by_id[broken.command_id].status is OutcomeStatus.FAILED  # the lead learns it
+    assert by_id[broken.command_id].reason.startswith("unknown_template:")
+    assert by_id[good.command_id].status is OutcomeStatus.SENT  # the stream went on
+    [letter] = letters
+    assert letter.value() == broken.to_bytes()
+    reason = dict(letter.headers())["dlq.reason"].decode()
+    assert reason.startswith("poison: UnsendableCommand: unknown_template:email/no_such_template")
+    rows = await wait_final(db_url, [broken.command_id, good.command_id])
+    assert rows == {broken.command_id: "failed", good.command_id: "sent"}
+    assert sends_per_command(providers, [broken, good]) == {good.command_id: 1}
 
 
 async def test_429_and_500_storms_still_send_each_command_exactly_once(

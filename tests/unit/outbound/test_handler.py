@@ -12,7 +12,12 @@ import pytest
 from schemas.base import Channel
 from schemas.events import OutcomeStatus
 from services.outbound.domain.model import Found, LedgerStatus, NotFound, Unverifiable
-from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+from services.outbound.errors import (
+    ProviderAmbiguous,
+    ProviderRejected,
+    ProviderUnavailable,
+    UnsendableCommand,
+)
 from tests.support.phones import random_phone
 from tests.unit.outbound.support import (
     NIGHT,
@@ -241,11 +246,16 @@ async def test_unverifiable_ambiguous_send_is_marked_unknown_never_resent() -> N
     assert (await h.handle(cmd)).duplicate
 
 
-async def test_unknown_template_fails_with_reason() -> None:
+async def test_a_template_that_cannot_render_fails_with_reason_then_raises_for_the_dlq() -> None:
     h = harness()
-    outcome = await h.handle(command(template="no_such_template"))
+    cmd = command(template="no_such_template")
+    with pytest.raises(UnsendableCommand, match="unknown_template"):
+        await h.handle(cmd)
+    [outcome] = h.publisher.outcomes
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.reason.startswith("unknown_template")
+    row = await h.ledger.get(cmd.command_id)
+    assert row is not None and row.status is LedgerStatus.FAILED  # no claim left dangling
     assert _sent(h.senders[Channel.EMAIL]) == 0
 
 

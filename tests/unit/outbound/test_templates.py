@@ -141,3 +141,23 @@ def test_hours_lines() -> None:
     assert hours_lines({}) == []
     lines = hours_lines({0: (time(9, 30), time(17))})
     assert lines[0] == "Mon 9:30 AM–5:00 PM" and lines[6] == "Sun closed"
+
+
+def test_any_failure_while_rendering_is_a_template_error() -> None:
+    """A filter or an expression that raises (not a jinja2 error) is the template's fault too:
+    a TemplateError, so the command is recorded failed and dead-lettered, never a crash."""
+    loader = jinja2.DictLoader({"sms/broken.txt.j2": "{{ (lead.first_name | length) / 0 }}"})
+    broken = JinjaRenderer(
+        chat_base_url="https://chat.example.com",
+        from_email="shop@example.com",
+        from_name=None,
+        unsubscribe_base_url="https://shop.example/unsubscribe",
+        loader=loader,
+    )
+    with pytest.raises(TemplateError, match="ZeroDivisionError"):
+        broken.render(
+            command(channel=Channel.SMS, template="broken"),
+            tenant_profile(),
+            now=OPEN_NOW,
+            validity_seconds=600,
+        )
