@@ -177,6 +177,11 @@ async def serve(
     help="Comma-separated emails given to about half the new customers (DEMO_MODE demos).",
 )
 @click.option(
+    "--demo-phone",
+    default="",
+    help="The phone of every customer given a demo email (listed in LEAD_PHONE_WHITELIST).",
+)
+@click.option(
     "--provision",
     is_flag=True,
     help="Insert the companies as tenants (API key, webhook secret) into DATABASE_URL; "
@@ -209,6 +214,7 @@ def main(
     webhook_url: str | None,
     drop_rate: float,
     demo_emails: str,
+    demo_phone: str,
     provision: bool,
     timezone: str,
     state_file: Path | None,
@@ -218,7 +224,9 @@ def main(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     emails = tuple(e.strip() for e in demo_emails.split(",") if e.strip())
-    world = World(seed=seed, tenants=tenants, demo_emails=emails)
+    world = World(
+        seed=seed, tenants=tenants, demo_emails=emails, demo_phone=demo_phone.strip() or None
+    )
     seed_history(world, orders, timedelta(hours=history_hours))
     sender = (
         WebhookSender(delivery_url(webhook_url), drop_rate=drop_rate, seed=seed)

@@ -70,12 +70,15 @@ class World:
         seed: int = 1,
         tenants: int = 1,
         demo_emails: tuple[str, ...] = (),
+        demo_phone: str | None = None,
         null_updated_on_insert: bool = True,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
         self.demo_emails = demo_emails
+        #: the phone of every customer given a demo email (a demo lists it for SMS)
+        self.demo_phone = demo_phone
         self.null_updated_on_insert = null_updated_on_insert
         self.clock = clock or (lambda: datetime.now(UTC))
         self.companies: list[Company] = []
@@ -130,6 +133,7 @@ class World:
             pool = self.demo_emails
             if pool and rng.random() < 0.5:
                 email = rng.choice(pool)
+                phone = phone or self.demo_phone
             else:
                 email = f"{first}.{last}.{rng.getrandbits(24):06x}@example.net".lower()
         if phone is None:

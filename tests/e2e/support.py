@@ -190,7 +190,9 @@ def stack_env(tmp: Path, service_env: dict[str, str], ports: dict[str, int]) -> 
     base = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "DEMO_MODE"))
+        if not k.startswith(
+            ("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "LEAD_PHONE", "DEMO_MODE")
+        )
     }
     return (
         base

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
+from tests.support.phones import random_phone
 from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -219,13 +219,7 @@ def stack(
     prefix = new_topic_prefix()
     topics = Topics(prefix)
     ensure_topics(kafka_bootstrap, partitions=4, names=topics.with_dlqs())
-    people = [
-        Person(
-            f"e2e.{uuid.uuid4().hex[:8]}@example.com",
-            f"+1555{random.randrange(10**7):07d}",
-        )
-        for _ in range(6)
-    ]
+    people = [Person(f"e2e.{uuid.uuid4().hex[:8]}@example.com", random_phone()) for _ in range(6)]
     signer = SendGridSigner.generate()
     ports = {name: free_port() for name in ("ingest", "seq", "out", "sg", "tw")}
     env = {
@@ -236,6 +230,7 @@ def stack(
         "KAFKA_PARTITIONS": "4",
         "LOG_LEVEL": "info",
         "LEAD_EMAIL_WHITELIST": ",".join(p.email for p in people),
+        "LEAD_PHONE_WHITELIST": ",".join(p.phone for p in people),
         "SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public_key,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": ACCOUNT,

@@ -26,7 +26,7 @@ from services.common.topics import Topics
 from services.outbound.bootstrap import Outbound, build
 from services.outbound.settings import OutboundSettings
 from tests.conftest import free_port
-from tests.unit.outbound.support import FakeProviders, command, fake_providers
+from tests.unit.outbound.support import PHONE, FakeProviders, command, fake_providers
 
 WHITELIST = "sam@example.com, qa@example.com"
 
@@ -52,6 +52,8 @@ def outbound_env(
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": "token",
         "TWILIO_PHONE_NUMBER": "+12025550199",
+        # the test phone and those of `whitelisted_batch`; others are listed per test
+        "LEAD_PHONE_WHITELIST": ",".join([PHONE, *BATCH_PHONES]),
         "TWILIO_API_BASE_URL": providers.twilio_url,
         "TWILIO_RATE_PER_SECOND": "1000",
         "TWILIO_RATE_BURST": "1000",
@@ -189,6 +191,10 @@ def sends_per_command(
     return count
 
 
+#: The SMS recipients of `whitelisted_batch` (distinct per command up to this many).
+BATCH_PHONES = [f"+1312555{i:04d}" for i in range(300)]
+
+
 @dataclass
 class Batch:
     commands: list[TouchPointCommand]
@@ -209,7 +215,7 @@ def whitelisted_batch(tenants: list[uuid.UUID], n: int) -> Batch:
                 channel=channel,
                 tenant_id=tenants[i % len(tenants)],
                 email="sam@example.com" if i % 3 else " QA@Example.com ",
-                phone=f"+1312555{i:04d}",
+                phone=BATCH_PHONES[i % len(BATCH_PHONES)],
                 step=i,
                 at=now,
             )

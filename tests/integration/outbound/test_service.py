@@ -252,3 +252,35 @@ async def test_429_and_500_storms_still_send_each_command_exactly_once(
     sends = sends_per_command(providers, batch.commands)
     assert sends == {cid: 1 for cid in batch.ids}
     assert {o.command_id for o in got if o.status is OutcomeStatus.SENT} == set(batch.ids)
+
+
+async def test_an_sms_goes_only_to_a_listed_number_of_an_allowed_region(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    kafka_bootstrap: str,
+) -> None:
+    """The lead's email is whitelisted in every case: the phone decides (DESIGN §6 4a)."""
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    now = datetime.now(UTC) - timedelta(seconds=1)
+
+    def sms(phone: str) -> Any:
+        return command(tenant_id=tenant.id, at=now, channel=Channel.SMS, phone=phone)
+
+    listed = sms("+12025550123")
+    refused = [
+        (sms("+12025550124"), "phone_not_whitelisted"),  # a stranger's number
+        (sms("+19005550123"), "phone_not_whitelisted"),  # premium rate
+        (sms("+442079460958"), "phone_region"),  # foreign (even were it listed)
+        (sms("+15551234567"), "invalid_phone"),
+    ]
+    cases = {cmd.command_id: reason for cmd, reason in refused}
+    batch = [listed, *(cmd for cmd, _ in refused)]
+    await produce(kafka_bootstrap, topics, batch)
+    async with running_outbound(lead_phone_whitelist="+12025550123, +442079460958"):
+        got = {o.command_id: o for o in await outcomes(kafka_bootstrap, topics, len(batch))}
+    assert got[listed.command_id].status is OutcomeStatus.SENT
+    for command_id, reason in cases.items():
+        assert (got[command_id].status, got[command_id].reason) == (OutcomeStatus.SKIPPED, reason)
+    assert [r["payload"]["To"] for r in send_requests(providers)] == ["+12025550123"]

@@ -358,7 +358,9 @@ def harness(
     stale: timedelta = timedelta(seconds=30),
     rates: dict[str, tuple[float, int]] | None = None,
     replay_send: bool = False,
+    phones: frozenset[str] = frozenset({PHONE}),
 ) -> Harness:
+    """`phones`: LEAD_PHONE_WHITELIST (the default test phone by default)."""
     clock = clock or Clock()
     ledger = ledger or InMemoryLedger()
     publisher = RecordingPublisher()
@@ -383,6 +385,7 @@ def harness(
             frequency_caps=caps or {Channel.EMAIL: 1, Channel.SMS: 1},
             claim_stale=stale,
             replay_send=replay_send,
+            phone_whitelist=phones,
         ),
         ledger=ledger,
         tenants=tenants,

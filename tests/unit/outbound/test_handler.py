@@ -318,9 +318,10 @@ async def test_seed_log_lines(caplog: pytest.LogCaptureFixture) -> None:
 
 
 async def test_pacing_spaces_sends_per_sender() -> None:
-    h = harness(rates={"twilio": (1.0, 1)})
-    for _ in range(3):
-        await h.handle(command(channel=Channel.SMS, phone=random_phone()))
+    phones = [random_phone() for _ in range(3)]
+    h = harness(rates={"twilio": (1.0, 1)}, phones=frozenset(phones))
+    for phone in phones:
+        await h.handle(command(channel=Channel.SMS, phone=phone))
     assert h.clock.slept == [1.0, 1.0]  # 1 message/s: the 2nd and 3rd wait a second each
 
 

@@ -3,6 +3,7 @@ and how every failure is classified (retry / reconcile / reject)."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -56,10 +57,11 @@ def email_message() -> EmailMessage:
 
 
 def sms_message(phone: str = "+12025550123") -> SmsMessage:
+    """A rendered SMS, approved by the gate for the number it goes to (as the handler does)."""
     cmd = command(channel=Channel.SMS, phone=phone)
     msg = renderer().render(cmd, tenant_profile(), now=OPEN_NOW, validity_seconds=900)
     assert isinstance(msg, SmsMessage)
-    return msg
+    return dataclasses.replace(msg, approved_to=msg.to)
 
 
 def closed_port() -> str:
@@ -252,7 +254,7 @@ async def test_twilio_permanent_rejections(
     providers.twilio_app[OPTOUTS].add("+13125550143")
     _, sms = real_senders(providers, executor)
     msg = sms_message()
-    bad = SmsMessage(msg.command_id, msg.tenant_id, msg.lead_id, phone, msg.body, 60, msg.chat_link)
+    bad = dataclasses.replace(msg, to=phone, approved_to=phone, validity_seconds=60)
     try:
         with pytest.raises(ProviderRejected) as info:
             await sms.send(bad)
@@ -339,3 +341,18 @@ def test_region_and_edge_in_the_environment_cannot_redirect_our_requests(
         timeout=1,
     )
     assert sms._client.get_hostname("https://api.twilio.com/x") == "https://api.twilio.com/x"
+
+
+@pytest.mark.parametrize("approved", [None, "+12025550176"])
+async def test_twilio_sends_only_to_the_number_the_gate_approved(
+    providers: FakeProviders, executor: ThreadPoolExecutor, approved: str | None
+) -> None:
+    _, sms = real_senders(providers, executor)
+    msg = dataclasses.replace(sms_message(), approved_to=approved)
+    try:
+        with pytest.raises(ProviderRejected) as info:
+            await sms.send(msg)
+    finally:
+        await sms.close()
+    assert info.value.reason == "recipient_not_approved" and not info.value.suppress
+    assert providers.twilio.requests == []  # nothing left the process
