@@ -20,6 +20,7 @@ import orjson
 
 from schemas import bounds
 from schemas.events import SignalKind
+from services.common.masking import mask_contacts
 from services.common.whitelist import normalize_email
 
 PROVIDER = "sendgrid"
@@ -110,7 +111,7 @@ def _detail(name: str, raw: dict[str, Any]) -> str | None:
             parts.append(f"{field}={value}")
     if name == "click" and isinstance(raw.get("url"), str):
         parts.append(f"url={raw['url']}")
-    text = "; ".join(parts)
+    text = mask_contacts("; ".join(parts))  # a bounce's reason quotes the address
     return text[: bounds.SIGNAL_DETAIL] or None
 
 

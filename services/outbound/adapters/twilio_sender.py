@@ -27,7 +27,7 @@ import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from services.common.masking import mask_phone
+from services.common.masking import mask_contacts, mask_phone
 from services.outbound.adapters import metrics
 from services.outbound.adapters.sendgrid_sender import retry_after
 from services.outbound.adapters.twilio_http import LAST_HEADERS, RoutedAsyncHttpClient
@@ -119,10 +119,12 @@ class TwilioSender:
             raise error from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             result = "unavailable"
-            raise ProviderUnavailable(NAME, f"connection failed: {exc}") from None
+            raise ProviderUnavailable(
+                NAME, f"connection failed: {mask_contacts(str(exc))}"
+            ) from None
         except (aiohttp.ClientError, TimeoutError, TwilioException) as exc:
             result = "ambiguous"
-            raise ProviderAmbiguous(NAME, f"no response: {exc!r}") from None
+            raise ProviderAmbiguous(NAME, f"no response: {mask_contacts(repr(exc))}") from None
         finally:
             metrics.PROVIDER_SECONDS.labels(NAME, result).observe(time.perf_counter() - started)
 
@@ -176,4 +178,5 @@ def _classify(exc: TwilioRestException) -> Exception:
         return ProviderAmbiguous(NAME, f"twilio_{status}_{code}")
     if code in PERMANENT_REASONS:
         return ProviderRejected(NAME, PERMANENT_REASONS[code], suppress=code == 21610)
-    return ProviderRejected(NAME, f"twilio_{code or status}: {str(exc.msg)[:200]}")
+    # Twilio's message quotes the number it refused: masked like every contact in our texts
+    return ProviderRejected(NAME, f"twilio_{code or status}: {mask_contacts(str(exc.msg))[:200]}")

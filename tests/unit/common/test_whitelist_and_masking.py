@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.masking import mask_email, mask_phone, show_email
+from services.common.masking import mask_contacts, mask_email, mask_phone, show_email
 from services.common.phones import (
     Phone,
     normalize_phone,
@@ -125,3 +125,23 @@ def test_masking_hides_customer_contacts() -> None:
     wl = parse_whitelist("sam@example.com")
     assert show_email("sam@example.com", wl) == "sam@example.com"
     assert show_email("jane.doe@gmail.com", wl) == "j***@gmail.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "The 'To' number +12025550123 is not a valid phone number.",
+            "The 'To' number ***23 is not a valid phone number.",
+        ),
+        (
+            "550 5.1.1 <jane.doe@gmail.com>: no such user",
+            "550 5.1.1 <j***@gmail.com>: no such user",
+        ),
+        ("recipient (202) 555-0176 opted out", "recipient ***76 opted out"),
+        ("error 21610 after 3 tries", "error 21610 after 3 tries"),  # codes are no numbers
+        ("status=5.1.1; type=bounce", "status=5.1.1; type=bounce"),
+    ],
+)
+def test_provider_texts_are_masked(text: str, masked: str) -> None:
+    assert mask_contacts(text) == masked

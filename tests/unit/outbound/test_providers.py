@@ -356,3 +356,24 @@ async def test_twilio_sends_only_to_the_number_the_gate_approved(
         await sms.close()
     assert info.value.reason == "recipient_not_approved" and not info.value.suppress
     assert providers.twilio.requests == []  # nothing left the process
+
+
+async def test_twilio_error_texts_are_masked_before_anyone_sees_them(
+    providers: FakeProviders, executor: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twilio's refusal quotes the recipient's number; the reason we store (ledger), publish
+    (outcome) and log is the one the sender raises: masked like every contact."""
+    _, sms = real_senders(providers, executor)
+    providers.twilio.configure({"scripted": [{"status": 400, "code": 21408}]})
+    msg = sms_message("+12025550123")
+    try:
+        with pytest.raises(ProviderRejected) as info:
+            await sms.send(msg)
+    finally:
+        await sms.close()
+    reason = info.value.reason
+    assert reason.startswith("twilio_21408: ") and "Permission to send an SMS" in reason
+    assert "***23" in reason
+    assert "2025550123" not in reason and "2025550123" not in caplog.text
+    [request] = providers.twilio.requests  # the fake did quote it
+    assert request["payload"]["To"] == "+12025550123"

@@ -102,7 +102,9 @@ _order_events = st.builds(
         version=st.none() | st.integers(min_value=0, max_value=2**70),
         created_at=st.none() | _moments,
     ),
-    customer=st.builds(Customer, email=_texts, phone=_texts, first_name=_texts),
+    customer=st.builds(
+        Customer, email=_texts, phone=st.none() | st.text(max_size=32), first_name=_texts
+    ),
     service_of_interest=_texts,
     plan_touchpoints=st.booleans(),
 )
