@@ -194,7 +194,17 @@ class PostgresSignalStore:
     async def consent(self, change: ConsentChange) -> ConsentResult:
         async with self._engine.begin() as conn:
             if not await _claim(conn, change.provider, change.event_key, change.tenant_id):
-                return ConsentResult(Consent.DUPLICATE)
+                # seen before: a duplicate if it is still the recorded change, else stale
+                recorded = select(ContactConsent.event_key).where(
+                    ContactConsent.tenant_id.is_(None)
+                    if change.tenant_id is None
+                    else ContactConsent.tenant_id == change.tenant_id,
+                    ContactConsent.channel == change.channel.value,
+                    ContactConsent.contact == change.contact,
+                )
+                latest = (await conn.execute(recorded)).scalar_one_or_none()
+                same = latest == change.event_key
+                return ConsentResult(Consent.DUPLICATE if same else Consent.STALE)
             values = {
                 "tenant_id": change.tenant_id,
                 "channel": change.channel.value,

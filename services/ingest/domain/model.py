@@ -88,7 +88,7 @@ class Consent(StrEnum):
     """What recording a ConsentChange did."""
 
     APPLIED = "applied"  # recorded; the suppressions changed accordingly
-    DUPLICATE = "duplicate"  # its provider event was claimed before: nothing changed now
+    DUPLICATE = "duplicate"  # recorded before (still the latest): nothing changed now
     STALE = "stale"  # older than the change recorded for the contact: nothing changed
 
 

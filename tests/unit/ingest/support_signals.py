@@ -30,7 +30,7 @@ class FakeStore:
     claimed: set[tuple[str, str]] = field(default_factory=set)
     touches: list[Touch] = field(default_factory=list)
     contacts: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=dict)
-    consents: dict[tuple[uuid.UUID | None, str, str], tuple[bool, datetime]] = field(
+    consents: dict[tuple[uuid.UUID | None, str, str], tuple[bool, datetime, str]] = field(
         default_factory=dict
     )
     log: list[str] = field(default_factory=list)
@@ -55,14 +55,15 @@ class FakeStore:
 
     async def consent(self, change: ConsentChange) -> ConsentResult:
         claim = (change.provider, change.event_key)
-        if claim in self.claimed:
-            return ConsentResult(Consent.DUPLICATE)
-        self.claimed.add(claim)
         key = (change.tenant_id, change.channel.value, change.contact)
         recorded = self.consents.get(key)
+        if claim in self.claimed:
+            latest = recorded is not None and recorded[2] == change.event_key
+            return ConsentResult(Consent.DUPLICATE if latest else Consent.STALE)
+        self.claimed.add(claim)
         if recorded is not None and recorded[1] > change.at:
             return ConsentResult(Consent.STALE)
-        self.consents[key] = (change.opted_out, change.at)
+        self.consents[key] = (change.opted_out, change.at, change.event_key)
         if change.opted_out:
             return ConsentResult(
                 Consent.APPLIED,

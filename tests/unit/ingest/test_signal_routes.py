@@ -332,3 +332,21 @@ async def test_a_callback_racing_outbound_finds_the_touch_a_moment_later() -> No
         message_sid="SMx", message_status="delivered", error_code=None, to=PHONE
     )
     assert unknown is not None and not unknown.matched and len(publisher.published) == 1
+
+
+async def test_an_older_start_than_the_recorded_stop_changes_nothing() -> None:
+    """Two ingest processes, their clocks a little apart: the START one received (by its clock)
+    before the STOP another recorded neither lifts that STOP nor says opted-in."""
+    from datetime import UTC, datetime, timedelta
+
+    store, publisher = FakeStore(), FakePublisher()
+    lead = (uuid.uuid4(), uuid.uuid4())
+    store.contacts[PHONE] = [lead]
+    now = [datetime(2026, 12, 1, 12, 0, tzinfo=UTC)]
+    service = SignalService(store=store, publisher=publisher, help_text="", clock=lambda: now[0])
+    await service.twilio_inbound(message_sid="SM-stop", sender=PHONE, body="STOP")
+    now[0] -= timedelta(seconds=2)
+    result = await service.twilio_inbound(message_sid="SM-start", sender=PHONE, body="START")
+    assert store.suppressions == {("sms", PHONE): "sms_stop"}
+    assert result.signals == 0
+    assert [s.kind for s in publisher.published] == [SignalKind.OPTED_OUT]

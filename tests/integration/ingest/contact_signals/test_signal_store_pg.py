@@ -106,8 +106,8 @@ async def test_opt_outs_and_opt_ins_apply_in_the_order_they_happened(
         assert kept.scalars().all() == ["bounce"]  # an opt-in never lifts what is no opt-out
     # the same START again (a replayed webhook): claimed already, nothing changes
     assert (await store.consent(start)).consent is Consent.DUPLICATE
-    # a replayed STOP after that START: claimed already, the number stays opted in
-    assert (await store.consent(stop)).consent is Consent.DUPLICATE
+    # a replayed STOP after that START: claimed already, superseded, the number stays opted in
+    assert (await store.consent(stop)).consent is Consent.STALE
     assert await sms_reasons(db_engine, phone) == set()
 
 
