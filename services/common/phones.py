@@ -4,7 +4,9 @@ service stores, matches and sends to is the E.164 form of a VALID number, or not
 A number written without a country code is read as a US/Canada (NANP) number. Texts longer
 than `MAX_PHONE_INPUT` characters are no phone number (libphonenumber's own limit is 250).
 Parsing costs ~35 µs, so results are remembered per input text (bounded LRU): a location's
-customers come back with every change of their orders.
+customers come back with every change of their orders. The usual form, a US or Canadian number
+already in E.164 (`+1` and ten digits), skips the parser and the search over the 25 regions
+that share +1 (a third of the cost; tested equal to the general path).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 from typing import NamedTuple
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
 
 DEFAULT_REGION = "US"
 MAX_PHONE_INPUT = 64
@@ -33,6 +35,11 @@ def parse_phone(value: str | None) -> Phone | None:
     """The valid number `value` writes, or None (empty, too long, unparsable, not valid)."""
     if not value or len(value) > MAX_PHONE_INPUT:
         return None
+    if len(value) == 12 and value.startswith("+1") and value.isascii() and value[1:].isdigit():
+        number = PhoneNumber(country_code=1, national_number=int(value[2:]))
+        for region in _NANP_USUAL:
+            if phonenumbers.is_valid_number_for_region(number, region):
+                return Phone(value, region)
     try:
         number = phonenumbers.parse(value, DEFAULT_REGION)
     except NumberParseException:
@@ -41,6 +48,10 @@ def parse_phone(value: str | None) -> Phone | None:
         return None
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     return Phone(e164, phonenumbers.region_code_for_number(number))
+
+
+#: The +1 regions nearly every number of ours is in, tried first.
+_NANP_USUAL = ("US", "CA")
 
 
 def normalize_phone(value: str | None) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.masking import mask_contacts, mask_email, mask_phone, show_email
@@ -145,3 +145,27 @@ def test_masking_hides_customer_contacts() -> None:
 )
 def test_provider_texts_are_masked(text: str, masked: str) -> None:
     assert mask_contacts(text) == masked
+
+
+_plausible = st.tuples(st.integers(200, 999), st.integers(200, 999), st.integers(0, 9999)).map(
+    lambda t: t[0] * 10**7 + t[1] * 10**4 + t[2]
+)
+
+
+@settings(max_examples=500)
+@given(st.integers(min_value=0, max_value=10**10 - 1) | _plausible)
+def test_the_e164_nanp_shortcut_agrees_with_the_parser(national: int) -> None:
+    """`+1` and ten digits skips libphonenumber's parser: same answer as the general path."""
+    import phonenumbers
+
+    from services.common.phones import DEFAULT_REGION
+
+    text = f"+1{national:010d}"
+    number = phonenumbers.parse(text, DEFAULT_REGION)
+    expected = (
+        Phone(text, phonenumbers.region_code_for_number(number))
+        if phonenumbers.is_valid_number(number)
+        else None
+    )
+    parse_phone.cache_clear()
+    assert parse_phone(text) == expected
