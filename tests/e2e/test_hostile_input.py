@@ -34,15 +34,21 @@ import psycopg
 import pytest
 
 from fakes._recorder import FakeAdmin
-from fakes.shopmonkey.webhooks import standard_signature
 from services.common.db.tenants import hash_api_key
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
-from tests.support.absurd import ABSURD_BODIES, ABSURD_HEADERS, ABSURD_VALUES, raw_request
+from tests.e2e.support import wait_http
+from tests.support.absurd import (
+    ABSURD_BODIES,
+    ABSURD_HEADERS,
+    ABSURD_VALUES,
+    public_routes,
+    raw_request,
+)
 from tests.support.phones import random_phone
-from tests.support.provider_signing import SendGridSigner, twilio_signature
+from tests.support.provider_signing import Callers, SendGridSigner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 TOKEN = "hostile-e2e-twilio-token"
@@ -90,35 +96,14 @@ class Stack:
 
     def signed(self, path: str, body: bytes) -> list[tuple[bytes, bytes]]:
         """What a genuine caller of `path` sends with `body`."""
-        if path.startswith("/webhooks/shopmonkey/"):
-            stamp, msg = int(time.time()), f"msg_{uuid.uuid4().hex}"
-            return [
-                (b"webhook-id", msg.encode()),
-                (b"webhook-timestamp", str(stamp).encode()),
-                (b"webhook-signature", standard_signature(self.secret, msg, stamp, body).encode()),
-                (b"Content-Type", b"application/json"),
-            ]
-        if path == "/api/leads":
-            auth = f"Bearer {self.website_key}".encode()
-            return [(b"Authorization", auth), (b"Content-Type", b"application/json")]
-        if path.startswith("/api/leads/"):
-            auth = f"Bearer {self.lead_token}".encode()
-            return [(b"Authorization", auth), (b"Content-Type", b"application/json")]
-        if path == "/webhooks/sendgrid/events":
-            return [(k.encode(), v.encode()) for k, v in self.signer.headers(body).items()]
-        if path.startswith("/webhooks/twilio/"):
-            from urllib.parse import parse_qsl
-
-            try:
-                params = dict(parse_qsl(body.decode(), keep_blank_values=True))
-            except UnicodeDecodeError:
-                params = {}
-            url = f"http://127.0.0.1:{self.port}{path}"
-            return [
-                (b"X-Twilio-Signature", twilio_signature(TOKEN, url, params).encode()),
-                (b"Content-Type", b"application/x-www-form-urlencoded"),
-            ]
-        return []
+        return Callers(
+            port=self.port,
+            webhook_secret=self.secret,
+            website_key=self.website_key,
+            lead_token=self.lead_token,
+            sendgrid=self.signer,
+            twilio_token=TOKEN,
+        ).headers(path, body)
 
     def post_json(self, path: str, doc: Any) -> tuple[int, dict[str, Any]]:
         body = json.dumps(doc).encode()
@@ -153,19 +138,6 @@ class Stack:
             time.sleep(0.25)
         tails = "\n".join(f"--- {n} ---\n{self.tail(n)}" for n in self.procs)
         raise AssertionError(f"timed out waiting for {what}\n{tails}")
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url} died:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310
-                return
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +191,7 @@ def stack(
                 procs[name] = subprocess.Popen(
                     [LEADCTL, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
                 )
-            _wait_http(f"http://127.0.0.1:{ports[name]}{health}", procs[name], log)
+            wait_http(f"http://127.0.0.1:{ports[name]}{health}", procs[name], log)
         s = Stack(
             db_url=db_url,
             port=ports["ingest"],
@@ -317,24 +289,7 @@ def absurd_forms() -> Iterator[dict[str, Any]]:
 
 
 def test_absurd_inputs_to_every_public_route_get_no_5xx_and_stop_nothing(stack: Stack) -> None:
-    lead = uuid.uuid4()
-    t = stack.tenant
-    routes = [
-        ("POST", f"/webhooks/shopmonkey/{t}/order"),
-        ("POST", f"/webhooks/shopmonkey/{uuid.uuid4()}/order"),
-        ("POST", "/webhooks/shopmonkey/%C2%B2/order"),
-        ("POST", "/webhooks/shopmonkey/order"),
-        ("POST", "/api/leads"),
-        ("POST", "/webhooks/sendgrid/events"),
-        ("POST", "/webhooks/twilio/status"),
-        ("POST", "/webhooks/twilio/inbound"),
-        ("GET", f"/unsubscribe/{t}/{lead}"),
-        ("POST", f"/unsubscribe/{t}/{lead}"),
-        ("GET", f"/api/leads/{lead}"),
-        ("POST", f"/api/leads/{lead}/signals"),
-        ("GET", "/healthz"),
-        ("GET", "/readyz"),
-    ]
+    routes = public_routes(stack.tenant, uuid.uuid4())
     failures: list[str] = []
     seen: dict[str, set[int]] = {}
     sent = 0

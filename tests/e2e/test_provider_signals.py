@@ -37,6 +37,7 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
+from tests.e2e.support import wait_http
 from tests.support.phones import random_phone
 from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
 
@@ -198,19 +199,6 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url} died:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310
-                return
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def stack(
     db_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
@@ -269,7 +257,7 @@ def stack(
             log = logs / f"{name}.log"
             proc = _start([LEADCTL, *args], env, log)
             procs.append(proc)
-            _wait_http(f"http://127.0.0.1:{ports[name]}{health}", proc, log)
+            wait_http(f"http://127.0.0.1:{ports[name]}{health}", proc, log)
         yield Stack(
             db_url=db_url,
             topics=topics,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from typing import Any
 
 #: Values for any JSON field: huge, non-ASCII digits, negative, float, empty, NUL bytes,
@@ -94,6 +95,33 @@ ABSURD_BODIES: list[bytes] = [
         for value in ABSURD_VALUES[:16]
     ),
 ]
+
+
+def public_routes(tenant: uuid.UUID, lead: uuid.UUID) -> list[tuple[str, str]]:
+    """(method, path) of every route of ingest's public port, for a known tenant and lead,
+    an unknown tenant and paths that are no ids at all. The first eight are the ones whose
+    callers authenticate (Shopmonkey's, the website's, SendGrid's, Twilio's), in this order:
+    the known tenant's webhook, an unknown one, a mangled one, the seed's, the website form,
+    SendGrid events, Twilio status, Twilio inbound."""
+    return [
+        ("POST", f"/webhooks/shopmonkey/{tenant}/order"),
+        ("POST", f"/webhooks/shopmonkey/{uuid.uuid4()}/order"),
+        ("POST", "/webhooks/shopmonkey/%C2%B2/order"),
+        ("POST", "/webhooks/shopmonkey/order"),
+        ("POST", "/api/leads"),
+        ("POST", "/webhooks/sendgrid/events"),
+        ("POST", "/webhooks/twilio/status"),
+        ("POST", "/webhooks/twilio/inbound"),
+        ("GET", f"/unsubscribe/{tenant}/{lead}"),
+        ("POST", f"/unsubscribe/{tenant}/{lead}"),
+        ("POST", "/unsubscribe/%00/%FF"),
+        ("GET", f"/api/leads/{lead}"),
+        ("GET", "/api/leads/%C2%B2"),
+        ("POST", f"/api/leads/{lead}/signals"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/openapi.json"),
+    ]
 
 
 async def raw_request(

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-from confluent_kafka import Consumer
 
 from schemas.events import LeadChanged
 from services.common.kafka.producer import KafkaProducer
@@ -22,6 +21,7 @@ from services.sequencer.adapters.projection import project
 from services.sequencer.bootstrap import build_projection
 from services.sequencer.settings import SequencerSettings
 from tests.integration.sequencer.test_projection import change
+from tests.support.kafka_read import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -48,28 +48,6 @@ def leads_present(db_url: str, ids: list[uuid.UUID]) -> set[uuid.UUID]:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("SELECT lead_id FROM leads WHERE lead_id = ANY(%s)", (ids,)).fetchall()
     return {r[0] for r in rows}
-
-
-def dead_letters(bootstrap: str, topic: str, want: int, timeout: float) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"dlq-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < want and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                got.append(msg)
-    finally:
-        consumer.close()
-    return got
 
 
 async def test_refused_rows_are_left_out_one_savepoint_each(db_url: str, make_tenant: Any) -> None:
@@ -131,9 +109,7 @@ async def test_the_projection_dead_letters_poison_and_keeps_moving(
         while leads_present(db_url, list(want)) != want:
             assert time.monotonic() - started < 30, "the projection stopped at a poison record"
             time.sleep(0.2)
-        letters = dead_letters(
-            settings.kafka_bootstrap_servers, topics.lead_changes + ".dlq", 2, 30
-        )
+        letters = read_topic(settings.kafka_bootstrap_servers, topics.lead_changes + ".dlq", 2, 30)
     finally:
         stop.set()
         runner.join(10)

@@ -9,26 +9,28 @@ import asyncio
 import dataclasses
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakes.shopmonkey.webhooks import standard_signature
 from services.common.logging import malformed_requests_at_info
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
 from services.ingest.bootstrap import SignalParts
 from services.ingest.entrypoints.http import create_app
 from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.settings import IngestSettings
-from tests.support.absurd import ABSURD_BODIES, ABSURD_HEADERS, ABSURD_VALUES, raw_request
-from tests.support.provider_signing import SG_SIGNATURE, SG_TIMESTAMP, SendGridSigner
-from tests.support.provider_signing import twilio_signature as twilio_sig
+from tests.support.absurd import (
+    ABSURD_BODIES,
+    ABSURD_HEADERS,
+    ABSURD_VALUES,
+    public_routes,
+    raw_request,
+)
+from tests.support.provider_signing import SG_SIGNATURE, SG_TIMESTAMP, Callers, SendGridSigner
 from tests.unit.ingest.support_signals import FakeLeads, FakePublisher, FakeStore
 from tests.unit.ingest.test_webhook_http import WEBSITE_KEY, Harness
 
@@ -75,61 +77,6 @@ _body = st.one_of(
 )
 
 
-def routes(h: Harness) -> list[tuple[str, str]]:
-    tenant = h.company.tenant_id
-    return [
-        ("POST", f"/webhooks/shopmonkey/{tenant}/order"),
-        ("POST", f"/webhooks/shopmonkey/{uuid.uuid4()}/order"),
-        ("POST", "/webhooks/shopmonkey/%C2%B2/order"),
-        ("POST", "/webhooks/shopmonkey/order"),
-        ("POST", "/api/leads"),
-        ("POST", "/webhooks/sendgrid/events"),
-        ("POST", "/webhooks/twilio/status"),
-        ("POST", "/webhooks/twilio/inbound"),
-        ("GET", f"/unsubscribe/{tenant}/{LEAD}"),
-        ("POST", f"/unsubscribe/{tenant}/{LEAD}"),
-        ("POST", "/unsubscribe/%00/%FF"),
-        ("GET", f"/api/leads/{LEAD}"),
-        ("GET", "/api/leads/%C2%B2"),
-        ("POST", f"/api/leads/{LEAD}/signals"),
-        ("GET", "/healthz"),
-        ("GET", "/readyz"),
-        ("GET", "/openapi.json"),
-    ]
-
-
-def signed(
-    h: Harness, signer: SendGridSigner, port: int, path: str, body: bytes
-) -> list[tuple[bytes, bytes]]:
-    """The credentials a genuine caller of `path` would send with `body`."""
-    if path.startswith("/webhooks/shopmonkey/"):
-        stamp, msg = int(time.time()), f"msg_{uuid.uuid4().hex}"
-        sig = standard_signature(h.company.webhook_secret, msg, stamp, body)
-        return [
-            (b"webhook-id", msg.encode()),
-            (b"webhook-timestamp", str(stamp).encode()),
-            (b"webhook-signature", sig.encode()),
-            (b"Content-Type", b"application/json"),
-        ]
-    if path == "/api/leads":
-        return [(b"Authorization", f"Bearer {WEBSITE_KEY}".encode())]
-    if path.startswith("/api/leads/"):
-        return [(b"Authorization", f"Bearer {LEAD_TOKEN}".encode())]
-    if path == "/webhooks/sendgrid/events":
-        return [(name.encode(), v.encode()) for name, v in signer.headers(body).items()]
-    if path.startswith("/webhooks/twilio/"):
-        try:
-            params = dict(parse_qsl(body.decode(), keep_blank_values=True))
-        except UnicodeDecodeError:
-            params = {}
-        url = f"http://127.0.0.1:{port}{path}"
-        return [
-            (b"X-Twilio-Signature", twilio_sig(TWILIO_TOKEN, url, params).encode()),
-            (b"Content-Type", b"application/x-www-form-urlencoded"),
-        ]
-    return []
-
-
 class Live:
     """The real app over fake ports, everything configured (SendGrid key, Twilio token, lead
     API and website keys), served on a loop of its own so hypothesis can drive it."""
@@ -163,7 +110,7 @@ class Live:
         self.loop.run_until_complete(self.server.start_server())
         assert self.server.port is not None
         self.port: int = self.server.port
-        self.targets = routes(harness)
+        self.targets = public_routes(harness.company.tenant_id, LEAD)
         self.failures: list[str] = []
         self.seen: dict[str, set[int]] = {}
 
@@ -176,7 +123,14 @@ class Live:
         return status
 
     def credentials(self, path: str, body: bytes) -> list[tuple[bytes, bytes]]:
-        return signed(self.harness, self.signer, self.port, path, body)
+        return Callers(
+            port=self.port,
+            webhook_secret=self.harness.company.webhook_secret,
+            website_key=WEBSITE_KEY,
+            lead_token=LEAD_TOKEN,
+            sendgrid=self.signer,
+            twilio_token=TWILIO_TOKEN,
+        ).headers(path, body)
 
     def close(self) -> None:
         self.loop.run_until_complete(self.server.close())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import jinja2
 from aiohttp import web
 
 from fakes._recorder import FakeState
@@ -322,12 +323,16 @@ class ScriptedSender:
         return self.lookups.pop(0) if self.lookups else NotFound()
 
 
-def renderer(chat: str = "https://chat.example.com") -> JinjaRenderer:
+def renderer(
+    chat: str = "https://chat.example.com", loader: jinja2.BaseLoader | None = None
+) -> JinjaRenderer:
+    """The renderer of the packaged templates (or of `loader`'s)."""
     return JinjaRenderer(
         chat_base_url=chat,
         from_email="noreply@shop.example",
         from_name=None,
         unsubscribe_base_url="https://shop.example/unsubscribe",
+        loader=loader,
     )
 
 

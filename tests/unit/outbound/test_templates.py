@@ -147,13 +147,7 @@ def test_any_failure_while_rendering_is_a_template_error() -> None:
     """A filter or an expression that raises (not a jinja2 error) is the template's fault too:
     a TemplateError, so the command is recorded failed and dead-lettered, never a crash."""
     loader = jinja2.DictLoader({"sms/broken.txt.j2": "{{ (lead.first_name | length) / 0 }}"})
-    broken = JinjaRenderer(
-        chat_base_url="https://chat.example.com",
-        from_email="shop@example.com",
-        from_name=None,
-        unsubscribe_base_url="https://shop.example/unsubscribe",
-        loader=loader,
-    )
+    broken = renderer(loader=loader)
     with pytest.raises(TemplateError, match="ZeroDivisionError"):
         broken.render(
             command(channel=Channel.SMS, template="broken"),
