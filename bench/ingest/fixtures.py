@@ -101,7 +101,7 @@ def webhook_requests(
                     "firstName": "Jane",
                     "lastName": "Doe",
                     "emails": [{"email": f"jane.{i}@example.net", "primary": True}],
-                    "phoneNumbers": [{"number": "+15550100000", "primary": True}],
+                    "phoneNumbers": [{"number": "+12025550140", "primary": True}],
                 },
                 "meta": {"userId": "usr_bench", "sessionId": "ses_bench", "version": 1},
             },

@@ -101,6 +101,15 @@ def add_tenants(url: str, n: int) -> list[uuid.UUID]:
     return ids
 
 
+#: Area codes of the leads' numbers (+1 NPA 555 XXXX: valid to libphonenumber, all listed).
+AREA_CODES = (202, 206, 212, 303, 305, 312, 404, 415, 512, 617)
+
+
+def bench_phone(i: int) -> str:
+    """Lead i's number, distinct for the first 100,000 leads."""
+    return f"+1{AREA_CODES[(i // 10_000) % len(AREA_CODES)]}555{i % 10_000:04d}"
+
+
 def make_commands(
     n: int, tenants: list[uuid.UUID], channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS)
 ) -> list[TouchPointCommand]:
@@ -120,7 +129,7 @@ def make_commands(
                 due_at=now,
                 issued_at=now,
                 recipient=Recipient(
-                    email=f"lead{i}@bench.example", phone=f"+1555{i:07d}", first_name="Pat"
+                    email=f"lead{i}@bench.example", phone=bench_phone(i), first_name="Pat"
                 ),
                 context={"vehicle": "2020 Ford F-150"},
             )
@@ -342,12 +351,13 @@ def main() -> None:
         kafka_partitions=PARTITIONS,
         log_level="warning",
         lead_email_whitelist=",".join(f"lead{i}@bench.example" for i in range(n)),
+        lead_phone_whitelist=",".join(bench_phone(i) for i in range(n)),
         chat_base_url=CHAT,
         sendgrid_api_key="SG.bench",
         sendgrid_api_base_url=f"http://127.0.0.1:{sg_port}",
         twilio_account_sid="AC" + "0" * 32,
         twilio_auth_token="bench",  # noqa: S106 (the fake accepts any token)
-        twilio_phone_number="+15550009999",
+        twilio_phone_number="+12025550199",
         twilio_api_base_url=f"http://127.0.0.1:{tw_port}",
         twilio_rate_per_second=1e6,
         twilio_rate_burst=1_000_000,

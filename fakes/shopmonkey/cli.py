@@ -222,6 +222,11 @@ async def serve(
     help="Comma-separated emails given to about half the new customers (DEMO_MODE demos).",
 )
 @click.option(
+    "--demo-phone",
+    default="",
+    help="The phone of every customer given a demo email (listed in LEAD_PHONE_WHITELIST).",
+)
+@click.option(
     "--provision",
     is_flag=True,
     help="Insert the companies (API key, webhook secret) and their locations as tenants into "
@@ -256,6 +261,7 @@ def main(
     webhook_url: str | None,
     drop_rate: float,
     demo_emails: str,
+    demo_phone: str,
     provision: bool,
     timezone: str,
     state_file: Path | None,
@@ -275,7 +281,13 @@ def main(
         raise click.BadParameter(
             "every company has at least one location", param_hint="--companies"
         )
-    world = World(seed=seed, tenants=tenants, layout=counts, demo_emails=emails)
+    world = World(
+        seed=seed,
+        tenants=tenants,
+        layout=counts,
+        demo_emails=emails,
+        demo_phone=demo_phone.strip() or None,
+    )
     seed_history(world, orders, timedelta(hours=history_hours))
     sender = (
         WebhookSender(delivery_url(webhook_url), drop_rate=drop_rate, seed=seed)

@@ -29,6 +29,16 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Area codes of real US/Canadian regions: with 555-0100..0199 (reserved for fiction) each gives
+#: numbers that are valid to libphonenumber yet belong to nobody.
+AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 702, 713, 206, 416, 604)
+
+
+def fictional_phone(rng: random.Random) -> str:
+    """A valid (E.164) number in the NANP range reserved for fiction: +1 NPA 555-01xx."""
+    return f"+1{rng.choice(AREA_CODES)}55501{rng.randrange(100):02d}"
+
+
 @dataclass
 class Location:
     """One location of a simulated company = one tenant (location) of ours."""
@@ -110,6 +120,7 @@ class World:
         tenants: int = 1,
         layout: tuple[int, ...] | None = None,
         demo_emails: tuple[str, ...] = (),
+        demo_phone: str | None = None,
         null_updated_on_insert: bool = True,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -118,6 +129,8 @@ class World:
         self.rng = random.Random(seed)
         self.seed = seed
         self.demo_emails = demo_emails
+        #: the phone of every customer given a demo email (a demo lists it for SMS)
+        self.demo_phone = demo_phone
         self.null_updated_on_insert = null_updated_on_insert
         self.clock = clock or (lambda: datetime.now(UTC))
         self.companies: list[Company] = []
@@ -202,10 +215,11 @@ class World:
             pool = self.demo_emails
             if pool and rng.random() < 0.5:
                 email = rng.choice(pool)
+                phone = phone or self.demo_phone
             else:
                 email = f"{first}.{last}.{rng.getrandbits(24):06x}@example.net".lower()
         if phone is None:
-            phone = f"+1555{rng.randrange(10**7):07d}"
+            phone = fictional_phone(rng)
         stamp = iso(self.now())
         record: dict[str, Any] = {
             "id": self._uuid(),

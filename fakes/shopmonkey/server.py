@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.shopmonkey.data import Company, Location, World
+from fakes.shopmonkey.data import Company, Location, World, fictional_phone
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import WebhookSender, envelope
 
@@ -149,7 +149,7 @@ class Simulator:
                 else:
                     cid = rng.choice(list(company.customers))
                     record, diff = self.world.update_customer(
-                        company, cid, {"phone": f"+1555{rng.randrange(10**7):07d}"}
+                        company, cid, {"phone": fictional_phone(rng)}
                     )
                     await self.notify(company, "customer", "UPDATE", record, diff)
             except Exception:

@@ -7,9 +7,11 @@ stand-ins when no real credentials are set.
   real tenants already exist.
 - No SendGrid key / no Twilio credentials: the fake providers (real HTTP servers on loopback
   that record every request) take their place, with fake credentials, and the whitelist holds
-  one demo address (only when `LEAD_EMAIL_WHITELIST` is empty), so touch points are visibly
-  sent to it and skipped for everyone else. Real credentials are never combined with the demo
-  whitelist: with a real key set, the whitelist is exactly what the operator configured.
+  one demo address (only when `LEAD_EMAIL_WHITELIST` is empty) and the phone list one demo
+  number (only when `LEAD_PHONE_WHITELIST` is empty too), the simulator's customers with that
+  address have that number, so touch points are visibly sent to them (SMS included) and
+  skipped for everyone else. Real credentials are never combined with the demo whitelists:
+  with a real key set, the whitelists are exactly what the operator configured.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from leadctl.companies import COMPANY_WEBHOOK_PATH
 from leadctl.run.supervisor import Process, leadctl
 
 DEMO_EMAIL = "demo.lead@example.com"
+#: The demo customers' phone (a number of the range NANP keeps for fiction, +1 202 555-01xx).
+DEMO_PHONE = "+12025550100"
 SIM_SEED = 1
 #: The demo's companies by number of locations: one company with two, one with one.
 SIM_COMPANIES = (2, 1)
@@ -92,6 +96,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     demo_email: str | None = None
+    demo_phone: str | None = None
 
 
 def _url(port: int) -> str:
@@ -136,6 +141,10 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
         out.notes.append(
             f"whitelist       {DEMO_EMAIL} (demo only: every other customer is skipped)"
         )
+        if not environ.get("LEAD_PHONE_WHITELIST", "").strip():
+            env["LEAD_PHONE_WHITELIST"] = DEMO_PHONE
+            out.demo_phone = DEMO_PHONE
+            out.notes.append(f"phone whitelist {DEMO_PHONE} (the demo customers' SMS number)")
     if simulate:
         env["SHOPMONKEY_API_BASE_URL"] = _url(ports["shopmonkey"]) + "/v3"
     for name in ("ingest", "poller", "sequencer", "outbound"):
@@ -164,6 +173,8 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
                     "6",
                     "--demo-emails",
                     DEMO_EMAIL,
+                    "--demo-phone",
+                    DEMO_PHONE,
                     "--webhook-url",
                     ingest_url + COMPANY_WEBHOOK_PATH,
                 ),
@@ -193,7 +204,12 @@ async def provision_demo_locations(database_url: str, *, now: datetime | None = 
         async with engine.begin() as conn:
             if await list_tenants(conn):
                 return done
-            world = World(seed=SIM_SEED, layout=SIM_COMPANIES, demo_emails=(DEMO_EMAIL,))
+            world = World(
+                seed=SIM_SEED,
+                layout=SIM_COMPANIES,
+                demo_emails=(DEMO_EMAIL,),
+                demo_phone=DEMO_PHONE,
+            )
             zones = [midday_zone(now), "America/Chicago", "America/Los_Angeles"]
             for location, zone in zip(world.locations, zones, strict=False):
                 tenant = await add_simulated(

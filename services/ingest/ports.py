@@ -14,6 +14,8 @@ from services.ingest.domain.dashboard import LagReport, ReadModelCounts
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import (
     BackfillPosition,
+    ConsentChange,
+    ConsentResult,
     IngestCompany,
     IngestTenant,
     Page,
@@ -143,15 +145,26 @@ class SignalUnit(Protocol):
 
 
 class SignalStore(Protocol):
-    """Suppressions (committed at once, on their own) and the units of the webhooks."""
+    """Suppressions and consents (each committed at once, on its own) and the units of the
+    webhooks."""
 
     async def suppress(
-        self, *, channel: Channel, contact: str, reason: str, source: str
-    ) -> bool: ...
+        self,
+        *,
+        channel: Channel,
+        contact: str,
+        reason: str,
+        source: str,
+        claim: tuple[str, str] | None = None,
+    ) -> bool:
+        """Suppress `contact` on every location. `claim` (provider, event key): claimed first,
+        in the same transaction; a claimed event changes nothing. True when the row is new."""
+        ...
 
-    async def unsuppress(
-        self, *, channel: Channel, contact: str, reasons: Sequence[str]
-    ) -> int: ...
+    async def consent(self, change: ConsentChange) -> ConsentResult:
+        """Claim the change's provider event, then record it unless an older one than the
+        recorded change, then add or lift the suppressions: one transaction."""
+        ...
 
     async def lead_contact(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel

@@ -247,6 +247,28 @@ class Suppression(Base):
     )
 
 
+class ContactConsent(Base):
+    """The last opt-out / opt-in recorded for a contact on a channel (0008), per tenant (NULL:
+    every location). An older STOP or START than this one changes nothing."""
+
+    __tablename__ = "contact_consent"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    channel: Mapped[str] = mapped_column(String(10), nullable=False)
+    contact: Mapped[str] = mapped_column(String(320), nullable=False)
+    opted_out: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    provider: Mapped[str] = mapped_column(String(20), nullable=False)
+    event_key: Mapped[str] = mapped_column(String(300), nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "contact", postgresql_nulls_not_distinct=True),
+        CheckConstraint("channel in ('email', 'sms')", name="channel"),
+    )
+
+
 class ProviderEvent(Base):
     """A provider webhook event already turned into a signal (dedupe of retries, 0005)."""
 

@@ -58,6 +58,18 @@ DEMO_DROPPED = Counter(
     "Inbound customers dropped by DEMO_MODE (email not whitelisted), per source.",
     ["source"],
 )
+FIELDS_ADJUSTED = Counter(
+    "ingest_fields_adjusted_total",
+    "Values of inbound records cut to their bound or dropped, per source, field and reason "
+    "(cut, nul_removed, invalid_email, invalid_phone): the record itself was taken.",
+    ["source", "field", "reason"],
+)
+RECORDS_REFUSED = Counter(
+    "ingest_records_refused_total",
+    "Polled or backfilled Shopmonkey records refused (an id over its bound), per source; the "
+    "poll goes on without them.",
+    ["source"],
+)
 SHOPMONKEY_REQUESTS = Counter(
     "ingest_shopmonkey_requests_total",
     "Shopmonkey API calls by endpoint and HTTP status (or 'error' for no answer).",

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from schemas.base import Channel
@@ -76,3 +77,39 @@ class TouchRow:
     command_id: uuid.UUID
     channel: Channel
     recipient: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """A customer's opt-out or opt-in on a channel, as a provider event told it.
+
+    `tenant_id` None: every location (an SMS STOP to the shared sender). `at`: when it
+    happened; an older change than the one recorded for the contact changes nothing. The
+    provider event (`provider`, `event_key`) is claimed in the same transaction, so a replayed
+    webhook changes nothing either. An opt-out adds the suppression `reason`; an opt-in removes
+    every suppression of the contact whose reason is in `lifts`."""
+
+    channel: Channel
+    contact: str
+    opted_out: bool
+    at: datetime
+    provider: str
+    event_key: str
+    source: str
+    tenant_id: uuid.UUID | None = None
+    reason: str = "sms_stop"
+    lifts: tuple[str, ...] = ()
+
+
+class Consent(StrEnum):
+    """What recording a ConsentChange did."""
+
+    APPLIED = "applied"  # recorded; the suppressions changed accordingly
+    DUPLICATE = "duplicate"  # recorded before (still the latest): nothing changed now
+    STALE = "stale"  # older than the change recorded for the contact: nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentResult:
+    consent: Consent
+    suppressions_changed: int = 0

@@ -17,6 +17,8 @@ def _json(schema: str, description: str, **headers: Any) -> dict[str, Any]:
     return answer
 
 
+#: What a client address that keeps failing authentication is answered.
+_THROTTLED = "Too many failed authentications from this address; retry after Retry-After"
 _RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 _HEADER = {"in": "header", "required": False, "schema": {"type": "string"}}
 WEBHOOK_HEADERS = [
@@ -42,7 +44,8 @@ _WEBHOOK_RESPONSES = {
         "(`unknown_location`, `other_company`, `no_location`, `invalid_location`: the reason)",
     ),
     "400": _json("IngestError", "Not JSON, not the v3 envelope, missing fields"),
-    "401": _json("IngestError", "Missing, wrong or stale signature"),
+    "401": _json("IngestError", "Missing, wrong or stale signature (one generic reason)"),
+    "429": _json("IngestError", _THROTTLED, **{"Retry-After": _RETRY_AFTER}),
     "404": _json("IngestError", "Unknown or inactive tenant (company)"),
     "413": _json("IngestError", "Body over MAX_BODY_BYTES (1 MiB)"),
     "415": _json("IngestError", "Not application/json"),
@@ -106,6 +109,7 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                 "202": _json("IngestIgnored", "Dropped by DEMO_MODE"),
                 "400": _json("IngestError", "Invalid form"),
                 "401": _json("IngestError", "Missing or unknown API key"),
+                "429": _json("IngestError", _THROTTLED, **{"Retry-After": _RETRY_AFTER}),
                 "413": _json("IngestError", "Body too large"),
                 "415": _json("IngestError", "Not application/json"),
                 "503": _json("IngestError", "Kafka unavailable", **{"Retry-After": _RETRY_AFTER}),

@@ -46,15 +46,17 @@ from services.ingest.adapters.metrics import (
     child,
 )
 from services.ingest.bootstrap import SERVICE, Ingest, build_ingest
+from services.ingest.domain.failure_throttle import FailureThrottle
 from services.ingest.domain.model import IngestTenant
 from services.ingest.domain.routing import MAX_ID_LENGTH
-from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer
+from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer, too_many
 from services.ingest.entrypoints.api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.api_docs import OPENAPI_PATHS as OPENAPI_PATHS
 from services.ingest.entrypoints.dashboard import create_dashboard_app
 from services.ingest.entrypoints.lead_api import add_lead_api_routes
 from services.ingest.entrypoints.openapi import add_openapi_route
 from services.ingest.entrypoints.provider_webhooks import add_provider_webhook_routes
+from services.ingest.entrypoints.throttle import THROTTLE, THROTTLED, ClientThrottle
 from services.ingest.entrypoints.unsubscribe import add_unsubscribe_routes
 from services.ingest.errors import PayloadTooLarge, UnknownCompany, UnknownTenant
 from services.ingest.service_layer.webhooks import Accepted, Ignored
@@ -105,10 +107,19 @@ def _answered(
 
 
 def _failed(
-    counter: Counter, exc: Exception, started: float, *, route: str, histogram: bool = True
+    counter: Counter,
+    exc: Exception,
+    started: float,
+    *,
+    route: str,
+    request: web.Request,
+    throttle: ClientThrottle,
+    histogram: bool = True,
 ) -> web.Response:
-    """The answer to a request that raised `exc`, its outcome counted."""
+    """The answer to a request that raised `exc`, its outcome counted (an authentication
+    failure also against the client's address)."""
     response, outcome, kind = error_answer(exc, route)
+    throttle.note(request, outcome)
     child(counter, outcome).inc()
     if histogram:
         child(WEBHOOK_SECONDS, kind).observe(time.perf_counter() - started)
@@ -139,11 +150,23 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
         app[INGEST] = ingest
         app[SIGNALS] = ingest.signals
     limit = settings.max_body_bytes
+    throttle = app[THROTTLE] = ClientThrottle(
+        FailureThrottle(
+            rate=settings.auth_failures_per_minute / 60.0,
+            burst=settings.auth_failure_burst,
+            max_clients=settings.auth_failure_clients,
+        ),
+        proxy_hops=settings.trusted_proxy_hops,
+    )
 
     async def shopmonkey_order(request: web.Request) -> web.Response:
         # The hot path: the company comes from the directory's cache and the body with the
         # request, usually without waiting for either.
         started = time.perf_counter()
+        wait = throttle.retry_after(request)
+        if wait is not None:
+            child(WEBHOOK_REQUESTS, THROTTLED).inc()
+            return too_many(wait)
         try:
             parts = request.app[INGEST]
             match = request.match_info
@@ -170,18 +193,37 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
                 company, request.headers, body, request.content_type, tenant=tenant
             )
         except Exception as exc:
-            return _failed(WEBHOOK_REQUESTS, exc, started, route="shopmonkey_webhook")
+            return _failed(
+                WEBHOOK_REQUESTS,
+                exc,
+                started,
+                route="shopmonkey_webhook",
+                request=request,
+                throttle=throttle,
+            )
         return _answered(WEBHOOK_REQUESTS, result, started)
 
     async def website_lead(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        wait = throttle.retry_after(request)
+        if wait is not None:
+            child(WEBSITE_REQUESTS, THROTTLED).inc()
+            return too_many(wait)
         try:
             body = await _body(request, limit)
             result = await request.app[INGEST].website.handle(
                 request.headers.get("Authorization"), body, request.content_type
             )
         except Exception as exc:
-            return _failed(WEBSITE_REQUESTS, exc, started, route="website_lead", histogram=False)
+            return _failed(
+                WEBSITE_REQUESTS,
+                exc,
+                started,
+                route="website_lead",
+                request=request,
+                throttle=throttle,
+                histogram=False,
+            )
         return _answered(WEBSITE_REQUESTS, result, started, histogram=False)
 
     async def ready() -> dict[str, bool]:

@@ -36,9 +36,14 @@ from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import BackfillPosition, IngestCompany, IngestTenant, Page
 from services.ingest.domain.normalise import parse_ts
 from services.ingest.domain.routing import Unrouted, route_order
-from services.ingest.errors import BackfillError
+from services.ingest.errors import BackfillError, InvalidPayload
 from services.ingest.ports import BackfillCursors, CustomerSource, EventPublisher
-from services.ingest.service_layer.order_events import demo_admits, polled_drafts, unrouted
+from services.ingest.service_layer.order_events import (
+    demo_admits,
+    polled_drafts,
+    refused,
+    unrouted,
+)
 from services.ingest.service_layer.record_reader import Keyset, RecordReader
 
 FIELD = "createdDate"
@@ -109,16 +114,20 @@ class Backfill:
         return False
 
     async def _event(self, data: dict[str, Any], now: datetime) -> OrderEventDraft | None:
-        [event] = await polled_drafts(
-            self.company,
-            "order",
-            data,
-            self._customers,
-            targets=(self.tenant,),
-            source=OrderSource.BACKFILL,
-            now=now,
-            gate=self._gate,
-        )
+        try:
+            [event] = await polled_drafts(
+                self.company,
+                "order",
+                data,
+                self._customers,
+                targets=(self.tenant,),
+                source=OrderSource.BACKFILL,
+                now=now,
+                gate=self._gate,
+            )
+        except InvalidPayload as exc:  # one record refused; the page goes on
+            refused(OrderSource.BACKFILL, "order", exc, self.company)
+            return None
         created = parse_ts(data.get(FIELD)) or event.occurred_at
         if created < now - self._max_age:
             event.plan_no_touchpoints()

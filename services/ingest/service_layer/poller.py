@@ -37,9 +37,14 @@ from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.normalise import change_time
 from services.ingest.domain.routing import Unrouted, route_customer, route_order
-from services.ingest.errors import Unavailable
+from services.ingest.errors import InvalidPayload, Unavailable
 from services.ingest.ports import CustomerSource, EventPublisher, PollCursors, TenantDirectory
-from services.ingest.service_layer.order_events import demo_admits, polled_drafts, unrouted
+from services.ingest.service_layer.order_events import (
+    demo_admits,
+    polled_drafts,
+    refused,
+    unrouted,
+)
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -196,17 +201,21 @@ class Poller:
             return (routed,) if isinstance(routed, IngestTenant) else routed
 
         async def one(data: dict[str, Any], to: tuple[IngestTenant, ...]) -> list[OrderEventDraft]:
-            events = await polled_drafts(
-                company,
-                table,
-                data,
-                self._customers,
-                targets=to,
-                source=OrderSource.POLL,
-                now=now,
-                gate=gate,
-                seen=self._seen_events,
-            )
+            try:
+                events = await polled_drafts(
+                    company,
+                    table,
+                    data,
+                    self._customers,
+                    targets=to,
+                    source=OrderSource.POLL,
+                    now=now,
+                    gate=gate,
+                    seen=self._seen_events,
+                )
+            except InvalidPayload as exc:  # one record refused; the others go on
+                refused(OrderSource.POLL, table, exc, company)
+                return []
             config = self._config
             if events and not demo_admits(
                 events[0], demo_mode=config.demo_mode, whitelist=config.whitelist

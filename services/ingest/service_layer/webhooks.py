@@ -32,7 +32,7 @@ from services.ingest.domain.shopmonkey_signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
 from services.ingest.ports import CustomerSource, EventPublisher
 from services.ingest.service_layer.order_events import (
-    build_draft,
+    build_drafts,
     complete_contact,
     demo_admits,
     known_contact,
@@ -134,23 +134,21 @@ class WebhookIngest:
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
-            contact = known_contact(table, envelope.data)
+            adjusted: normalise.Adjusted = []
+            contact = known_contact(table, envelope.data, adjusted)
             if needs_lookup(company, contact):
-                contact = await complete_contact(company, table, contact, self._customers)
-            at = datetime.fromtimestamp(now, UTC)
-            events = [
-                build_draft(
-                    target,
-                    table,
-                    envelope.data,
-                    operation=envelope.operation,
-                    source=OrderSource.WEBHOOK,
-                    contact=contact,
-                    now=at,
-                    facts=facts,
-                )
-                for target in targets
-            ]
+                contact = await complete_contact(company, table, contact, self._customers, adjusted)
+            events = build_drafts(
+                targets,
+                table,
+                envelope.data,
+                operation=envelope.operation,
+                source=OrderSource.WEBHOOK,
+                contact=contact,
+                now=datetime.fromtimestamp(now, UTC),
+                facts=facts,
+                adjusted=adjusted,
+            )
             if not demo_admits(
                 events[0], demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):

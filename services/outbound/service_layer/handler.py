@@ -10,6 +10,7 @@ by a dead process, which is reconciled with the provider first (`takeover.py`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +19,13 @@ from schemas.base import Channel, utcnow
 from schemas.events import TouchPointCommand, TouchPointOutcome
 from services.common.domain.send_windows import window_end
 from services.outbound.adapters import metrics
-from services.outbound.domain.model import AlreadyClaimed, GateFacts, LedgerStatus, TenantProfile
+from services.outbound.domain.model import (
+    AlreadyClaimed,
+    GateFacts,
+    LedgerStatus,
+    SmsMessage,
+    TenantProfile,
+)
 from services.outbound.domain.safety_gate import (
     GateInput,
     Verdict,
@@ -27,7 +34,7 @@ from services.outbound.domain.safety_gate import (
     gate_view,
     opted_out,
 )
-from services.outbound.errors import TemplateError
+from services.outbound.errors import TemplateError, UnsendableCommand
 from services.outbound.ports import Ledger, OutcomePublisher, Renderer, Sender, TenantDirectory
 from services.outbound.service_layer.decision_log import log_decision
 from services.outbound.service_layer.delivery import (
@@ -55,6 +62,9 @@ class HandlerConfig:
     sms_validity_max: int = 3600
     #: OUTBOUND_REPLAY_SEND: a record_only command the gate allows is sent (default: recorded).
     replay_send: bool = False
+    #: LEAD_PHONE_WHITELIST (E.164; empty: no SMS) and SMS_ALLOWED_REGIONS.
+    phone_whitelist: frozenset[str] = frozenset()
+    sms_regions: frozenset[str] = frozenset({"US", "CA"})
 
 
 class TouchPointHandler:
@@ -94,7 +104,9 @@ class TouchPointHandler:
         )
 
     async def handle(self, command: TouchPointCommand) -> TouchPointOutcome:
-        """Decide and act on one command; returns the outcome it published."""
+        """Decide and act on one command; returns the outcome it published. Raises
+        UnsendableCommand, after its `failed` outcome is published, for a command that can
+        never be sent (the consumer dead-letters it)."""
         now = self._clock()
         contact = contact_for(command.channel, command.recipient.email, command.recipient.phone)
         tenant = await retrying_infra(
@@ -142,6 +154,8 @@ class TouchPointHandler:
                 recent_sends=facts.recent_sends,
                 frequency_cap=self._cfg.frequency_caps.get(command.channel, 1),
                 opted_out=opted_out(command.channel, command.context),
+                phone_whitelist=self._cfg.phone_whitelist,
+                sms_regions=self._cfg.sms_regions,
             )
         )
         log_decision(command, decision, replay_send=self._cfg.replay_send)
@@ -158,10 +172,15 @@ class TouchPointHandler:
         if command.record_only and not self._cfg.replay_send:
             return await finish(command, LedgerStatus.RECORDED, "record_only")
         assert tenant is not None  # the gate never lets an unknown tenant through
-        return await self._send(command, tenant, claimed_at)
+        return await self._send(command, tenant, claimed_at, approved=decision.recipient)
 
     async def _send(
-        self, command: TouchPointCommand, tenant: TenantProfile, claimed_at: datetime | None
+        self,
+        command: TouchPointCommand,
+        tenant: TenantProfile,
+        claimed_at: datetime | None,
+        *,
+        approved: str | None,
     ) -> TouchPointOutcome:
         finish = self._outcomes.finish
         sender = self._senders.get(command.channel)
@@ -171,9 +190,12 @@ class TouchPointHandler:
             message = self._renderer.render(
                 command, tenant, now=self._clock(), validity_seconds=self._validity(tenant)
             )
-        except TemplateError as exc:
+        except TemplateError as exc:  # never sendable: the lead learns it, the DLQ keeps it
             log.error("[TouchPoint] %s: %s", command.command_id, exc.reason)
-            return await finish(command, LedgerStatus.FAILED, exc.reason)
+            await finish(command, LedgerStatus.FAILED, exc.reason)
+            raise UnsendableCommand(exc.reason) from exc
+        if isinstance(message, SmsMessage):  # the sender checks `to` against it again
+            message = dataclasses.replace(message, approved_to=approved)
         result = await self._delivery.deliver(message, sender, claimed_at=claimed_at)
         if isinstance(result, Accepted):
             reason = "reconciled_sent" if result.reconciled else "accepted"

@@ -1,5 +1,7 @@
 """Schemathesis against the LIVE ingest app (real Kafka, the test database, a free loopback
-port): every operation of `/openapi.json`, positive and negative cases, never a 5xx.
+port): every operation of `/openapi.json`, positive and negative cases, never a 5xx. Headers
+are fuzzed too: the documented ones (signatures, timestamps, ids, bearer tokens) as generated,
+alone or next to otherwise genuine credentials, so each header's own check is what answers.
 
 Bounded: a few dozen examples per operation, so the whole run stays well under a minute."""
 
@@ -93,6 +95,7 @@ def live_ingest(
         IngestSettings,
         tenant_id=default_tenant[0].id,
         shopmonkey_api_base_url="http://127.0.0.1:9/v3",
+        auth_failure_burst=100_000,  # the fuzzer fails on purpose: never throttle it
     )
     with LiveApp(app_settings) as app:
         yield app.base
@@ -108,11 +111,20 @@ def to_company(kwargs: dict[str, Any], tenant: Any) -> None:
 
 
 def authorized(
-    kwargs: dict[str, Any], path: str, tenant: Any, website_key: str, secret: str
+    kwargs: dict[str, Any],
+    path: str,
+    tenant: Any,
+    website_key: str,
+    secret: str,
+    *,
+    keep: bool = False,
 ) -> dict[str, Any]:
     """Sign the seed endpoint's and the company URL's generated body with the company's secret
     (the company URL naming the tenant's company) and give /api/leads its key, so the fuzzer
-    reaches the parsers, the routing and Kafka instead of stopping at 401/404."""
+    reaches the parsers, the routing and Kafka instead of stopping at 401/404. `keep`: a
+    generated header value stays in place of the genuine one (one header fuzzed, the others
+    genuine)."""
+    generated = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
     doc = kwargs.pop("json", None)
     if path in SIGNED and isinstance(doc, dict):
         # Most generated envelopes name a random table (202); steer them to the order path,
@@ -136,6 +148,11 @@ def authorized(
         headers["webhook-signature"] = standard_signature(secret, msg_id, stamp, body)
     elif path == "/api/leads":
         headers["Authorization"] = f"Bearer {website_key}"
+    if keep:
+        for name in list(headers):
+            if name.lower() in generated:
+                headers[name] = generated[name.lower()]
+                break  # one generated header, the others genuine
     return kwargs
 
 
@@ -155,6 +172,7 @@ def test_no_generated_request_gets_a_server_error(
     deadline = time.monotonic() + BUDGET_SECONDS
     failures: list[str] = []
     statuses: dict[str, set[int]] = {}
+    headers_seen: set[str] = set()
     calls = 0
     for operation in operations:
         if time.monotonic() > deadline:
@@ -171,8 +189,16 @@ def test_no_generated_request_gets_a_server_error(
             nonlocal calls
             calls += 1
             kwargs = case.as_transport_kwargs(base_url=live_ingest)
-            if calls % 4:  # three in four authorized, the rest as generated
-                kwargs = authorized(kwargs, case.operation.path, tenant, website_key, secret)
+            headers_seen.update(k.lower() for k in case.headers or {})  # as generated
+            if calls % 4:  # three in four authorized (one of them with a generated header)
+                kwargs = authorized(
+                    kwargs,
+                    case.operation.path,
+                    tenant,
+                    website_key,
+                    secret,
+                    keep=calls % 4 == 3,
+                )
             elif case.operation.path == COMPANY_PATH and calls % 8:  # a real company, unsigned
                 to_company(kwargs, tenant)
             try:
@@ -194,5 +220,7 @@ def test_no_generated_request_gets_a_server_error(
     assert {200, 401} <= statuses["/webhooks/shopmonkey/order"]  # 200: in Kafka
     # the company URL: unknown companies, forged signatures, routed and unrouted orders
     assert {200, 202, 401, 404} <= statuses[COMPANY_PATH]
+    # headers were generated too (signatures, timestamps, tokens), not only bodies
+    assert {"webhook-timestamp", "x-twilio-signature", "authorization"} <= headers_seen
     assert {200, 400, 401} <= statuses["/api/leads"]
     assert not failures, "\n".join(failures[:20])

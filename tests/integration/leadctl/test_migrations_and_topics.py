@@ -18,6 +18,7 @@ from leadctl import ROOT
 from leadctl.provision import alembic_config
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.topics import Topics
+from tests.support.phones import random_phone
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +150,7 @@ def test_suppression_is_unique_per_tenant_channel_contact_even_when_global(db_ur
         "insert into suppressions (tenant_id, channel, contact, reason)"
         " values (NULL, 'sms', %s, 'stop')"
     )
-    contact = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    contact = random_phone()
     with psycopg.connect(db_url) as conn:
         conn.execute(row, (contact,))
         with pytest.raises(psycopg.errors.UniqueViolation):

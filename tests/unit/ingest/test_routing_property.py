@@ -119,7 +119,7 @@ def orders() -> st.SearchStrategy[dict[str, Any]]:
             "customer": {
                 "id": "c1",
                 "emails": [{"email": "a@b.io"}],
-                "phoneNumbers": [{"number": "+15551234567"}],
+                "phoneNumbers": [{"number": "+12125550123"}],
             },
             "meta": {"version": 1},
         },
