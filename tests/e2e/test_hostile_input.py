@@ -76,17 +76,22 @@ class Stack:
 
     def add_tenant(self) -> None:
         """A location whose windows are open now; no Shopmonkey key (nothing to look up)."""
+        company = f"co_{self.tenant.hex[:8]}"
+        self.sql(
+            "INSERT INTO shopmonkey_companies (id, name, webhook_secret) VALUES (%s, %s, %s)",
+            company,
+            f"hostile company {self.tenant.hex[:6]}",
+            self.secret,
+        )
         self.sql(
             "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
-            " timezone, postal_address, webhook_secret, website_api_key_sha256,"
-            " lead_api_key_sha256) VALUES (%s, %s, %s, %s, %s, '1 Main St, Springfield',"
-            " %s, %s, %s)",
+            " timezone, postal_address, website_api_key_sha256, lead_api_key_sha256)"
+            " VALUES (%s, %s, %s, %s, %s, '1 Main St, Springfield', %s, %s)",
             self.tenant,
             f"hostile {self.tenant.hex[:6]}",
-            f"co_{self.tenant.hex[:8]}",
+            company,
             f"loc_{self.tenant.hex[:8]}",
             tz_at_local_hour(12),
-            self.secret,
             hash_api_key(self.website_key),
             hash_token(self.lead_token),
         )
