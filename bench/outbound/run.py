@@ -181,6 +181,7 @@ async def baseline_bare_post(
         from_email=settings.sendgrid_from_email,
         from_name=None,
         unsubscribe_base_url=settings.unsubscribe_base_url,
+        unsubscribe_signer=settings.unsubscribe_signer,
     )
     tenant = TenantProfile(
         id=uuid.uuid4(), name="bench", timezone="UTC", active=True, postal_address="1 Main St"

@@ -19,6 +19,7 @@ from services.ingest.domain.model import (
     Page,
     TouchRow,
 )
+from services.ingest.domain.operators import Operator
 from services.ingest.domain.webhook_stats import WebhookStats
 
 
@@ -146,16 +147,27 @@ class SignalStore(Protocol):
     """Suppressions (committed at once, on their own) and the units of the webhooks."""
 
     async def suppress(
-        self, *, channel: Channel, contact: str, reason: str, source: str
-    ) -> bool: ...
+        self,
+        *,
+        channel: Channel,
+        contact: str,
+        reason: str,
+        source: str,
+        tenant_id: uuid.UUID | None = None,
+    ) -> bool:
+        """Record a suppression at `tenant_id` (the outbound gate applies it to every location
+        of that tenant's company) or, None, at every location; True when it is new."""
+        ...
 
     async def unsuppress(
         self, *, channel: Channel, contact: str, reasons: Sequence[str]
     ) -> int: ...
 
-    async def lead_contact(
+    async def lead_contacts(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
-    ) -> str | None: ...
+    ) -> list[str]:
+        """Every email/phone the lead had: the read model's and its touch points' recipients."""
+        ...
 
     def unit(self) -> AbstractAsyncContextManager[SignalUnit]:
         """A transaction that commits when the block ends without an error."""
@@ -181,10 +193,15 @@ class LeadReader(Protocol):
 # dashboard --------------------------------------------------------------------------------------
 class DashboardReads(Protocol):
     async def counts(
-        self, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+        self, *, tenants: frozenset[uuid.UUID] | None, since: datetime, bucket_seconds: int
     ) -> ReadModelCounts:
-        """Leads and touch points of one location (or all) since `since`, per time bucket;
-        raises `ReadModelUnavailable` when PostgreSQL does not answer."""
+        """Leads and touch points of these locations (None: all) since `since`, per time
+        bucket, and the names of the locations asked for; raises `ReadModelUnavailable` when
+        PostgreSQL does not answer."""
+        ...
+
+    async def tenant_names(self) -> dict[uuid.UUID, str]:
+        """Every location's name by id (cached briefly); raises `ReadModelUnavailable`."""
         ...
 
 
@@ -201,3 +218,20 @@ class WebhookMeter(Protocol):
     def request_metric(self) -> str: ...
 
     def snapshot(self) -> WebhookStats: ...
+
+
+# operators (admin listener) ---------------------------------------------------------------------
+class OperatorStore(Protocol):
+    async def by_email(self, email: str) -> Operator | None: ...
+
+    async def by_id(self, operator_id: uuid.UUID) -> Operator | None:
+        """The account (cached a few seconds: a disabled one ends within that)."""
+        ...
+
+    async def signed_in(self, operator_id: uuid.UUID) -> None: ...
+
+
+class CredentialCheck(Protocol):
+    async def verify(self, stored_hash: str | None, secret: str) -> bool:
+        """Whether `secret` matches (slow on purpose; as slow for no hash at all)."""
+        ...

@@ -33,6 +33,7 @@ from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
 from tests.conftest import ROOT, tz_at_local_hour
 from tests.e2e.support import Stack
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -155,7 +156,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
     stray_ids = [s["order"]["id"] for s in strays]
 
     ours = [uuid.UUID(t) for t in tenants]
-    expected = {str(lead_id_for_order(uuid.UUID(t), oid)): t for oid, t in placed.items()}
+    expected = {str(lead_id_for_order(LEAD_IDS, uuid.UUID(t), oid)): t for oid, t in placed.items()}
 
     def sent() -> list[dict[str, Any]]:
         return stack.rows(
@@ -234,7 +235,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
         "created"
     ]
     customer = first["order"]["customerId"]
-    lead_a = lead_id_for_order(uuid.UUID(mapped[0]["tenant_id"]), first["order"]["id"])
+    lead_a = lead_id_for_order(LEAD_IDS, uuid.UUID(mapped[0]["tenant_id"]), first["order"]["id"])
 
     def touch(lead: uuid.UUID) -> list[dict[str, Any]]:
         return stack.rows(
@@ -248,7 +249,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
     [second] = sim(
         stack, "/_admin/orders", {"tenant_id": mapped[1]["tenant_id"], "customer_id": customer}
     )["created"]
-    lead_b = lead_id_for_order(uuid.UUID(mapped[1]["tenant_id"]), second["order"]["id"])
+    lead_b = lead_id_for_order(LEAD_IDS, uuid.UUID(mapped[1]["tenant_id"]), second["order"]["id"])
     stack.wait(lambda: bool(touch(lead_b)), 120, "the second location's decision")
     [decision] = touch(lead_b)
     assert decision["status"] == "skipped" and decision["reason"].startswith("frequency_cap")

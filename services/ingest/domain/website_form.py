@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.base import lead_id_for_form
+from schemas.base import LeadIdKey, lead_id_for_form
 from schemas.events import Customer, Operation, OrderEvent, OrderSource
 from services.common.whitelist import normalize_phone
 from services.ingest.errors import InvalidPayload
@@ -62,7 +62,9 @@ class WebsiteLeadForm(BaseModel):
             raise InvalidPayload("; ".join(problems)) from None
 
 
-def website_event(tenant_id: uuid.UUID, form: WebsiteLeadForm, *, now: datetime) -> OrderEvent:
+def website_event(
+    tenant_id: uuid.UUID, form: WebsiteLeadForm, *, now: datetime, ids: LeadIdKey
+) -> OrderEvent:
     first = last = None
     if form.name:
         first, _, rest = form.name.partition(" ")
@@ -70,7 +72,7 @@ def website_event(tenant_id: uuid.UUID, form: WebsiteLeadForm, *, now: datetime)
     return OrderEvent(
         event_id=f"website:{tenant_id}:{form.submission_id}",
         tenant_id=tenant_id,
-        lead_id=lead_id_for_form(tenant_id, form.submission_id),
+        lead_id=lead_id_for_form(ids, tenant_id, form.submission_id),
         source=OrderSource.WEBSITE,
         entity="website_form",
         operation=Operation.INSERT,

@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from schemas.base import LeadIdKey
 from schemas.events import Operation, OrderEvent, OrderSource
 from services.common.masking import mask_email
 from services.ingest.adapters.metrics import DEMO_DROPPED, UNROUTED
@@ -79,12 +80,24 @@ def build_draft(
     source: OrderSource,
     contact: Contact,
     now: datetime,
+    ids: LeadIdKey,
     facts: normalise.Facts | None = None,
 ) -> OrderEventDraft:
-    """The record's event as a draft (published as is, see `draft.py`). `facts`: the record's
-    `normalise.facts_of`, when the caller already has them."""
-    build = normalise.order_draft if table == "order" else normalise.customer_draft
-    return build(
+    """The record's event as a draft (published as is, see `draft.py`); an order's lead id is
+    derived under `ids`. `facts`: the record's `normalise.facts_of`, when the caller already
+    has them."""
+    if table == "order":
+        return normalise.order_draft(
+            tenant.id,
+            data,
+            operation=operation,
+            source=source,
+            contact=contact,
+            now=now,
+            ids=ids,
+            facts=facts,
+        )
+    return normalise.customer_draft(
         tenant.id, data, operation=operation, source=source, contact=contact, now=now, facts=facts
     )
 
@@ -99,6 +112,7 @@ async def polled_drafts(
     source: OrderSource,
     now: datetime,
     gate: asyncio.Semaphore,
+    ids: LeadIdKey,
     seen: SeenEvents | None = None,
 ) -> list[OrderEventDraft]:
     """A record read from the REST API (poller, backfill) as the event of each of `targets`
@@ -119,6 +133,7 @@ async def polled_drafts(
             source=source,
             contact=contact,
             now=now,
+            ids=ids,
             facts=facts,
         )
         for tenant in targets

@@ -53,7 +53,7 @@ class WebsiteLeads:
             raise Unauthorized("unknown website API key")
         require_json(content_type)
         form = WebsiteLeadForm.parse(load_json(body))
-        event = website_event(tenant.id, form, now=self._clock())
+        event = website_event(tenant.id, form, now=self._clock(), ids=self._config.lead_ids)
         if not demo_admits(
             event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
         ):

@@ -17,6 +17,7 @@ from schemas.base import lead_id_for_form, lead_id_for_order
 from schemas.events import OrderEvent
 from services.common.topics import Topics
 from tests.integration.ingest.conftest import ProvisionFn, StartIngest, read_topic
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ async def test_signed_webhook_is_exactly_one_record_on_the_tenants_partition(
     )
 
     assert status == 200, answer
-    lead_id = lead_id_for_order(company.tenant_id, order["id"])
+    lead_id = lead_id_for_order(LEAD_IDS, company.tenant_id, order["id"])
     assert answer["success"] is True and answer["leadId"] == str(lead_id)
     [record] = read_topic(kafka_bootstrap, topics.order_events)
     assert record.key == str(company.tenant_id)
@@ -155,7 +156,11 @@ async def test_website_lead_with_its_tenant_key(
                 answers.append((resp.status, await resp.json()))
     (s1, a1), (s2, a2), (s3, _) = answers
     assert (s1, s2, s3) == (200, 200, 401)
-    assert a1["leadId"] == a2["leadId"] == str(lead_id_for_form(tenant.id, form["submission_id"]))
+    assert (
+        a1["leadId"]
+        == a2["leadId"]
+        == str(lead_id_for_form(LEAD_IDS, tenant.id, form["submission_id"]))
+    )
     [record] = read_topic(kafka_bootstrap, topics.order_events)
     event = OrderEvent.from_bytes(record.value)
     assert event.source.value == "website" and event.entity == "website_form"

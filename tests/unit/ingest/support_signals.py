@@ -27,15 +27,26 @@ class FakeStore:
     """Suppressions, dedupe keys and touch rows in memory; `log` records the order of effects."""
 
     suppressions: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: where each suppression holds: a tenant (its company) or None (every location)
+    scopes: dict[tuple[str, str], uuid.UUID | None] = field(default_factory=dict)
     claimed: set[tuple[str, str]] = field(default_factory=set)
     touches: list[Touch] = field(default_factory=list)
     contacts: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
 
-    async def suppress(self, *, channel: Channel, contact: str, reason: str, source: str) -> bool:
+    async def suppress(
+        self,
+        *,
+        channel: Channel,
+        contact: str,
+        reason: str,
+        source: str,
+        tenant_id: uuid.UUID | None = None,
+    ) -> bool:
         self.log.append(f"suppress {channel.value} {contact}")
         new = (channel.value, contact) not in self.suppressions
         self.suppressions.setdefault((channel.value, contact), reason)
+        self.scopes.setdefault((channel.value, contact), tenant_id)
         return new
 
     async def unsuppress(self, *, channel: Channel, contact: str, reasons: Sequence[str]) -> int:
@@ -45,13 +56,15 @@ class FakeStore:
             return 1
         return 0
 
-    async def lead_contact(
+    async def lead_contacts(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
-    ) -> str | None:
-        return next(
-            (c for c, pairs in self.contacts.items() if (tenant_id, lead_id) in pairs and "@" in c),
-            None,
-        )
+    ) -> list[str]:
+        email = channel is Channel.EMAIL
+        return [
+            c
+            for c, pairs in self.contacts.items()
+            if (tenant_id, lead_id) in pairs and ("@" in c) == email
+        ]
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[FakeUnit]:
