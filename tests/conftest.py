@@ -79,6 +79,8 @@ def db_url() -> str:
         _ensure_database(TEST_DB_URL)
         config = alembic_config(sa_url)
         config.attributes["configure_logger"] = False
+        # the session's fixtures come before any test's environment: the key 0010 needs
+        config.attributes["secrets_encryption_keys"] = deployment_secrets.ENCRYPTION_KEY
         command.downgrade(config, "base")
         command.upgrade(config, "head")
     except Exception as exc:

@@ -5,7 +5,8 @@
   locations a `location` operator may see).
 - `shopmonkey_companies.shopmonkey_api_key` and `webhook_secret` become Fernet tokens under
   SECRETS_ENCRYPTION_KEYS (its first key; the variable is read from the environment, then
-  `.env` / `.env.local`). With rows to encrypt and no key the upgrade fails, naming the
+  `.env` / `.env.local`; a caller running Alembic in-process may pass it as the config
+  attribute `secrets_encryption_keys`). With rows to encrypt and no key the upgrade fails, naming the
   variable. A value that already decrypts with the keys is left as it is.
 
 Downgrade: the secrets are decrypted back to plain text (the key is needed again when there
@@ -18,7 +19,7 @@ Revises: 0007
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,7 +39,8 @@ class _Keys(BaseSettings):
 
 
 def _fernet() -> MultiFernet:
-    raw = _Keys().secrets_encryption_keys
+    raw = context.config.attributes.get("secrets_encryption_keys")
+    raw = raw or _Keys().secrets_encryption_keys
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     if not keys:
         raise RuntimeError(

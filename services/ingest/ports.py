@@ -200,8 +200,9 @@ class DashboardReads(Protocol):
         PostgreSQL does not answer."""
         ...
 
-    async def tenant_names(self) -> dict[uuid.UUID, str]:
-        """Every location's name by id (cached briefly); raises `ReadModelUnavailable`."""
+    async def tenant_names(self, *, max_age: float) -> dict[uuid.UUID, str]:
+        """Every location's name by id, read at most `max_age` seconds ago; raises
+        `ReadModelUnavailable`."""
         ...
 
 

@@ -128,8 +128,8 @@ class PostgresDashboardReads:
         self._names_seconds = names_seconds
         self._names: tuple[float, dict[uuid.UUID, str]] = (0.0, {})
 
-    async def tenant_names(self) -> dict[uuid.UUID, str]:
-        if time.monotonic() - self._names[0] <= self._names_seconds and self._names[1]:
+    async def tenant_names(self, *, max_age: float) -> dict[uuid.UUID, str]:
+        if time.monotonic() - self._names[0] <= max_age and self._names[1]:
             return self._names[1]
         try:
             async with self._engine.connect() as conn:

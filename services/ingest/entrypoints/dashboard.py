@@ -49,7 +49,7 @@ SECURITY_HEADERS = {
         "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 STATIC = {
@@ -93,12 +93,16 @@ def _parse_window(raw: str) -> int:
         raise RequestRejected("window must be minutes (an integer)") from None
 
 
-def _same_site(request: web.Request) -> bool:
-    """False when the browser says the request comes from another site (login CSRF)."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
+def _same_site(request: web.Request, *, tls: bool) -> bool:
+    """False when the browser says the request comes from another site (login CSRF): by
+    `Sec-Fetch-Site` (every current browser sends it), else by `Origin` (a client that sends
+    neither, e.g. curl, is no browser an attacker's page can drive)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
     origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
+    scheme = "https" if tls else request.scheme
+    return origin is None or origin == f"{scheme}://{request.host}"
 
 
 class OperatorGate:
@@ -165,7 +169,7 @@ def _sign_in_handlers(
         return _sign_in_page()
 
     async def sign_in(request: web.Request) -> web.StreamResponse:
-        if not _same_site(request):
+        if not _same_site(request, tls=gate.secure(request)):
             return _sign_in_page(
                 "Sign-in refused: the form was sent from another site.", status=403
             )
@@ -179,12 +183,15 @@ def _sign_in_handlers(
             return refused
         except RequestRejected:
             return _sign_in_page("Wrong email or password.", status=401)
+        except Unavailable as exc:
+            log.warning("operator sign-in unavailable: %s", exc.reason)
+            return _sign_in_page("The database does not answer: try again shortly.", status=503)
         response = _see_other("./")
         gate.set_session(response, request, session.token, session.max_age)
         return response
 
     async def sign_out(request: web.Request) -> web.StreamResponse:
-        if not _same_site(request):
+        if not _same_site(request, tls=gate.secure(request)):
             return _error("refused: the request came from another site", 403)
         response = _see_other("sign-in")
         gate.clear_session(response, request)

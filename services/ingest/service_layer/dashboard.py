@@ -32,6 +32,8 @@ from services.ingest.ports import ConsumerLag, DashboardReads, WebhookMeter
 #: The windows (minutes) the page offers; the API takes no other.
 WINDOWS = (15, 60, 360, 1440, 10080)
 HQ_ONLY = "shown to hq operators only"
+#: The locations' names are re-read every NAMES_SECONDS, or NAMES_FRESH when one is missing.
+NAMES_SECONDS, NAMES_FRESH = 30.0, 2.0
 #: (the location asked for, the locations read, window, hq): what one summary depends on
 SummaryKey = tuple[uuid.UUID | None, frozenset[uuid.UUID] | None, int, bool]
 
@@ -74,9 +76,7 @@ class Dashboard:
         when PostgreSQL does not answer."""
         if minutes not in WINDOWS:
             raise InvalidPayload(f"window must be one of {', '.join(map(str, WINDOWS))} (minutes)")
-        if tenant is not None and (
-            not viewer.sees(tenant) or tenant not in await self.reads.tenant_names()
-        ):
+        if tenant is not None and (not viewer.sees(tenant) or not await self._exists(tenant)):
             raise UnknownTenant("unknown tenant")
         tenants = frozenset({tenant}) if tenant is not None else viewer.scope
         hq = viewer.is_hq
@@ -84,6 +84,13 @@ class Dashboard:
         payload = await self._cache.get(key, lambda: self._build(tenants, tenant, minutes, hq))
         assert payload is not None
         return payload
+
+    async def _exists(self, tenant: uuid.UUID) -> bool:
+        """Whether the location exists; a new one is found within NAMES_FRESH seconds (the
+        names are read again at most that often however many unknown ids are asked for)."""
+        if tenant in await self.reads.tenant_names(max_age=NAMES_SECONDS):
+            return True
+        return tenant in await self.reads.tenant_names(max_age=NAMES_FRESH)
 
     async def _build(
         self, tenants: frozenset[uuid.UUID] | None, tenant: uuid.UUID | None, minutes: int, hq: bool

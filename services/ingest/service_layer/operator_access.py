@@ -102,7 +102,8 @@ class OperatorAccess:
         password) / TooManyAttempts."""
         account = email.strip().lower()[:MAX_EMAIL]
         self._throttled(account, address)
-        operator = await self._store.by_email(account) if account else None
+        plausible = "@" in account and account.isprintable()
+        operator = await self._store.by_email(account) if plausible else None
         usable = operator is not None and operator.active and operator.password_hash
         stored = operator.password_hash if usable and operator is not None else None
         ok = await self._credentials.verify(stored, password[:MAX_PASSWORD])

@@ -16,6 +16,7 @@ from fakes.shopmonkey.webhooks import WebhookSender, envelope, signed_headers
 from schemas.base import lead_id_for_form, lead_id_for_order
 from schemas.events import OrderEvent
 from services.common.topics import Topics
+from tests.conftest import free_port
 from tests.integration.ingest.conftest import ProvisionFn, StartIngest, read_topic
 from tests.support.deployment_secrets import LEAD_IDS
 
@@ -171,7 +172,9 @@ async def test_website_lead_with_its_tenant_key(
 async def test_health_readiness_and_metrics(
     topics: Topics, simulator: Simulator, start_ingest: StartIngest
 ) -> None:
-    base = await start_ingest(shopmonkey_api_base_url=simulator.api_base)
+    """Health on the public listener, metrics on the admin listener only."""
+    admin_port = free_port()
+    base = await start_ingest(shopmonkey_api_base_url=simulator.api_base, admin_port=admin_port)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/healthz") as resp:
             assert resp.status == 200
@@ -179,5 +182,7 @@ async def test_health_readiness_and_metrics(
             body = await resp.json()
             assert resp.status == 200 and body["checks"] == {"kafka": True, "postgres": True}
         async with http.get(f"{base}/metrics") as resp:
+            assert resp.status == 404
+        async with http.get(f"http://127.0.0.1:{admin_port}/metrics") as resp:
             text = await resp.text()
     assert "ingest_webhook_requests_total" in text and "poller_cursor_age_seconds" in text
