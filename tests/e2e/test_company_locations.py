@@ -41,11 +41,11 @@ ORDERS_PER_LOCATION = 3  # with a webhook; plus one the webhook misses (the poll
 NAMES = ("Tint World North", "Tint World South", "Tint World East")
 
 
-def leadctl(stack: Stack, *args: str) -> str:
+def leadctl(stack: Stack, *args: str, **env: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "leadctl.main", *args],
         cwd=ROOT,
-        env=stack.env,
+        env=stack.env | env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -120,7 +120,8 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
     # the operator's set-up: the company (its key and webhook secret once), three locations
     leadctl(
         stack, "companies", "add", "--id", company["company_id"], "--name", "Tint World Group",
-        "--api-key", company["api_key"], "--webhook-secret", company["webhook_secret"],
+        "--api-key-env", "SM_KEY", "--webhook-secret-env", "SM_SECRET",
+        SM_KEY=company["api_key"], SM_SECRET=company["webhook_secret"],
     )  # fmt: skip
     zone = tz_at_local_hour(12)
     for n, (location, name) in enumerate(zip(mapped, NAMES, strict=True)):
@@ -225,7 +226,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
             "unknown_location"
         )
     assert metric(
-        stack, "ingest", "ingest_unrouted_records_total", reason="unknown_location",
+        stack, "ingest-admin", "ingest_unrouted_records_total", reason="unknown_location",
         source="webhook",
     ) >= len(strays)  # fmt: skip
     assert not stack.rows("SELECT 1 FROM leads WHERE shopmonkey_order_id = ANY(%s)", stray_ids)
