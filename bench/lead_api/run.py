@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
+from bench.common import KAFKA, SECRETS, free_port, migrated_database  # noqa: E402
 from services.ingest.adapters.lead_reader_pg import hash_token  # noqa: E402
 
 TARGET_P99_MS = 20.0
@@ -132,6 +132,7 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
         "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
         "SHOPMONKEY_API_BASE_URL": "http://127.0.0.1:9/v3",
         "LOG_LEVEL": "warning",
+        **SECRETS,
     }
     env.pop("TENANT_ID", None)
     proc = subprocess.Popen(
