@@ -41,7 +41,7 @@ def _with_conn(work: Callable[[Any], Awaitable[T]]) -> T:
 def _issue(token_account: bool, operator_id: uuid.UUID) -> tuple[str, str, dict[str, str]]:
     """(label, secret, hash columns) of a new credential."""
     from services.common import passwords
-    from services.common.domain.operator_tokens import new_api_token
+    from services.common.domain.operators import new_api_token
 
     if token_account:
         token = new_api_token(operator_id)

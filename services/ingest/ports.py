@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
+from services.common.domain.operators import Operator
 from services.ingest.domain.dashboard import LagReport, ReadModelCounts
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import (
@@ -19,7 +20,6 @@ from services.ingest.domain.model import (
     Page,
     TouchRow,
 )
-from services.ingest.domain.operators import Operator
 from services.ingest.domain.webhook_stats import WebhookStats
 
 

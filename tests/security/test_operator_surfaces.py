@@ -16,11 +16,12 @@ import socket
 import uuid
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.security.conftest import MAX_FAILURES, Server
 from tests.security.support import client
-from tests.support.operators import add_account
+from tests.support.operators import Account, add_account
 
 pytestmark = pytest.mark.integration
 SURFACES = (
@@ -31,6 +32,16 @@ SURFACES = (
     "/dashboard/sign-in",
     "/metrics",
 )
+
+
+async def sign_in(http: aiohttp.ClientSession, server: Server, account: Account) -> str:
+    """Sign in with the form; the session cookie's value."""
+    form = {"email": account.email, "password": account.password}
+    async with http.post(
+        server.admin + "/dashboard/sign-in", data=form, allow_redirects=False
+    ) as resp:
+        assert resp.status == 303, await resp.text()
+        return resp.cookies["lo_operator"].value
 
 
 async def test_the_public_port_serves_no_dashboard_api_or_metrics(
@@ -82,13 +93,7 @@ async def test_anonymous_forged_or_altered_credentials_get_no_figures(
                 assert str(tenant.id) not in body
         # a session cookie that was valid, altered by one character
         http.cookie_jar.clear()
-        async with http.post(
-            server.admin + "/dashboard/sign-in",
-            data={"email": account.email, "password": account.password},
-            allow_redirects=False,
-        ) as resp:
-            assert resp.status == 303
-            value = resp.cookies["lo_operator"].value
+        value = await sign_in(http, server, account)
         altered = value[:20] + ("B" if value[20] != "B" else "C") + value[21:]
         http.cookie_jar.clear()
         http.cookie_jar.update_cookies({"lo_operator": altered})
@@ -103,12 +108,7 @@ async def test_a_location_operator_never_sees_another_location(
     theirs, _ = await make_tenant(name=f"Theirs {uuid.uuid4().hex[:6]}")
     account = await add_account(db_engine, role="location", tenants=[mine.id])
     async with client() as http:
-        async with http.post(
-            server.admin + "/dashboard/sign-in",
-            data={"email": account.email, "password": account.password},
-            allow_redirects=False,
-        ) as resp:
-            assert resp.status == 303
+        await sign_in(http, server, account)
         summary = server.admin + "/dashboard/api/summary"
         async with http.get(summary, params={"tenant": str(mine.id)}) as resp:
             assert resp.status == 200

@@ -10,7 +10,7 @@ from typing import Any
 
 from services.common import passwords
 from services.common.db.operators import add_operator
-from services.common.domain.operator_tokens import new_api_token
+from services.common.domain.operators import new_api_token
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.domain.operators import ROLES as OPERATOR_ROLES
 from services.common.domain.read_model import JOB_STATUSES as JOB_STATUSES
 from services.common.domain.read_model import LEAD_STATES as LEAD_STATES
 
@@ -246,9 +247,6 @@ class Suppression(Base):
         CheckConstraint("channel in ('email', 'sms')", name="channel"),
         Index(None, "channel", "contact"),
     )
-
-
-OPERATOR_ROLES = ("hq", "location")
 
 
 class Operator(Base):

@@ -8,37 +8,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.db.models import Operator, OperatorTenant
-
-
-@dataclass(frozen=True, slots=True)
-class OperatorRecord:
-    """An operator as stored; the hashes stay out of `repr`."""
-
-    id: uuid.UUID
-    email: str
-    role: str
-    active: bool
-    session_epoch: int
-    tenant_ids: frozenset[uuid.UUID] = frozenset()
-    password_hash: str | None = field(default=None, repr=False)
-    token_hash: str | None = field(default=None, repr=False)
-    last_sign_in_at: datetime | None = None
+from services.common.db.models import Operator as OperatorRow
+from services.common.db.models import OperatorTenant
+from services.common.domain.operators import Operator
 
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _record(row: Any, tenants: Iterable[uuid.UUID]) -> OperatorRecord:
-    return OperatorRecord(
+def _record(row: Any, tenants: Iterable[uuid.UUID]) -> Operator:
+    return Operator(
         id=row.id,
         email=row.email,
         role=row.role,
@@ -73,7 +58,7 @@ async def add_operator(
     password_hash: str | None = None,
     token_hash: str | None = None,
     operator_id: uuid.UUID | None = None,
-) -> OperatorRecord:
+) -> Operator:
     """Create an account; a `location` operator sees exactly `tenant_ids` (at least one)."""
     tenants = sorted(set(tenant_ids))
     if role == "location" and not tenants:
@@ -87,7 +72,7 @@ async def add_operator(
         "password_hash": password_hash,
         "token_hash": token_hash,
     }
-    row = (await conn.execute(insert(Operator).values(**values).returning(Operator))).one()
+    row = (await conn.execute(insert(OperatorRow).values(**values).returning(OperatorRow))).one()
     if tenants:
         await conn.execute(
             insert(OperatorTenant),
@@ -96,23 +81,25 @@ async def add_operator(
     return _record(row, tenants)
 
 
-async def get_operator(conn: AsyncConnection, *, operator_id: uuid.UUID) -> OperatorRecord | None:
-    row = (await conn.execute(select(Operator).where(Operator.id == operator_id))).one_or_none()
+async def get_operator(conn: AsyncConnection, *, operator_id: uuid.UUID) -> Operator | None:
+    row = (
+        await conn.execute(select(OperatorRow).where(OperatorRow.id == operator_id))
+    ).one_or_none()
     if row is None:
         return None
     return _record(row, (await _tenants_of(conn, [row.id]))[row.id])
 
 
-async def operator_by_email(conn: AsyncConnection, *, email: str) -> OperatorRecord | None:
-    stmt = select(Operator).where(Operator.email == normalise_email(email))
+async def operator_by_email(conn: AsyncConnection, *, email: str) -> Operator | None:
+    stmt = select(OperatorRow).where(OperatorRow.email == normalise_email(email))
     row = (await conn.execute(stmt)).one_or_none()
     if row is None:
         return None
     return _record(row, (await _tenants_of(conn, [row.id]))[row.id])
 
 
-async def list_operators(conn: AsyncConnection) -> list[OperatorRecord]:
-    rows = (await conn.execute(select(Operator).order_by(Operator.email))).all()
+async def list_operators(conn: AsyncConnection) -> list[Operator]:
+    rows = (await conn.execute(select(OperatorRow).order_by(OperatorRow.email))).all()
     tenants = await _tenants_of(conn, [r.id for r in rows])
     return [_record(r, tenants[r.id]) for r in rows]
 
@@ -123,22 +110,22 @@ async def set_credentials(
     email: str,
     password_hash: str | None = None,
     token_hash: str | None = None,
-) -> OperatorRecord | None:
+) -> Operator | None:
     """Replace the account's credentials (every earlier session ends); None: no such email."""
     return await _change(conn, email, password_hash=password_hash, token_hash=token_hash)
 
 
-async def set_active(conn: AsyncConnection, *, email: str, active: bool) -> OperatorRecord | None:
+async def set_active(conn: AsyncConnection, *, email: str, active: bool) -> Operator | None:
     """Enable or disable the account (every earlier session ends); None: no such email."""
     return await _change(conn, email, active=active)
 
 
-async def _change(conn: AsyncConnection, email: str, **values: Any) -> OperatorRecord | None:
+async def _change(conn: AsyncConnection, email: str, **values: Any) -> Operator | None:
     stmt = (
-        update(Operator)
-        .where(Operator.email == normalise_email(email))
-        .values(**values, session_epoch=Operator.session_epoch + 1, updated_at=func.now())
-        .returning(Operator)
+        update(OperatorRow)
+        .where(OperatorRow.email == normalise_email(email))
+        .values(**values, session_epoch=OperatorRow.session_epoch + 1, updated_at=func.now())
+        .returning(OperatorRow)
     )
     row = (await conn.execute(stmt)).one_or_none()
     if row is None:
@@ -148,5 +135,5 @@ async def _change(conn: AsyncConnection, email: str, **values: Any) -> OperatorR
 
 async def record_sign_in(conn: AsyncConnection, *, operator_id: uuid.UUID) -> None:
     await conn.execute(
-        update(Operator).where(Operator.id == operator_id).values(last_sign_in_at=func.now())
+        update(OperatorRow).where(OperatorRow.id == operator_id).values(last_sign_in_at=func.now())
     )

@@ -16,29 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common import passwords
 from services.common.cache import TtlCache
-from services.common.db.operators import (
-    OperatorRecord,
-    get_operator,
-    operator_by_email,
-    record_sign_in,
-)
-from services.ingest.domain.operators import Operator
+from services.common.db.operators import get_operator, operator_by_email, record_sign_in
+from services.common.domain.operators import Operator
 from services.ingest.errors import Unavailable
-
-
-def _operator(record: OperatorRecord | None) -> Operator | None:
-    if record is None:
-        return None
-    return Operator(
-        id=record.id,
-        email=record.email,
-        role=record.role,
-        active=record.active,
-        session_epoch=record.session_epoch,
-        tenant_ids=record.tenant_ids,
-        password_hash=record.password_hash,
-        token_hash=record.token_hash,
-    )
 
 
 class PostgresOperators:
@@ -49,7 +29,7 @@ class PostgresOperators:
     async def by_email(self, email: str) -> Operator | None:
         try:
             async with self._engine.connect() as conn:
-                return _operator(await operator_by_email(conn, email=email))
+                return await operator_by_email(conn, email=email)
         except (OperationalError, DBAPIError, OSError) as exc:
             raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
 
@@ -57,7 +37,7 @@ class PostgresOperators:
         async def load() -> Operator | None:
             try:
                 async with self._engine.connect() as conn:
-                    return _operator(await get_operator(conn, operator_id=operator_id))
+                    return await get_operator(conn, operator_id=operator_id)
             except (OperationalError, DBAPIError, OSError) as exc:
                 raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
 

@@ -1,7 +1,6 @@
-"""Operators as the admin listener sees them (pure): who is asking, what they may see, their
-session, and how many failed sign-ins an account or an address has had.
+"""Operators' sessions and failed sign-ins, as the admin listener keeps them (pure; the accounts
+themselves are `services.common.domain.operators.Operator`).
 
-- `Operator`: an account; `hq` sees every location, `location` only its `tenant_ids`.
 - Sessions: a signed token (services.common.domain.signed_links, purpose `operator-session`)
   of version (1) | operator id (16) | session epoch (4) | expiry, unix seconds (8). A session
   is valid until it expires or the account's epoch moves on (reset, disable).
@@ -13,38 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from services.common.domain.operators import Operator
 from services.common.domain.signed_links import Signer
 
 _SESSION_VERSION = 1
 _SESSION_BYTES = 1 + 16 + 4 + 8
-
-
-@dataclass(frozen=True, slots=True)
-class Operator:
-    """An operator account; the credential hashes stay out of `repr`."""
-
-    id: uuid.UUID
-    email: str
-    role: str
-    active: bool
-    session_epoch: int
-    tenant_ids: frozenset[uuid.UUID] = frozenset()
-    password_hash: str | None = field(default=None, repr=False)
-    token_hash: str | None = field(default=None, repr=False)
-
-    @property
-    def is_hq(self) -> bool:
-        return self.role == "hq"
-
-    @property
-    def scope(self) -> frozenset[uuid.UUID] | None:
-        """The locations this operator sees (None: every location)."""
-        return None if self.is_hq else self.tenant_ids
-
-    def sees(self, tenant_id: uuid.UUID) -> bool:
-        return self.is_hq or tenant_id in self.tenant_ids
 
 
 @dataclass(frozen=True, slots=True)

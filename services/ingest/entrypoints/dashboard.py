@@ -28,8 +28,8 @@ from importlib import resources
 
 from aiohttp import web
 
+from services.common.domain.operators import Operator
 from services.common.masking import mask_email
-from services.ingest.domain.operators import Operator
 from services.ingest.entrypoints.dashboard_api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.dashboard_api_docs import OPENAPI_PATHS as OPENAPI_PATHS
 from services.ingest.errors import (

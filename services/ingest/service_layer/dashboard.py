@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.common.cache import TtlCache
+from services.common.domain.operators import Operator
 from services.ingest.domain.dashboard import LagReport, Window, build_summary
-from services.ingest.domain.operators import Operator
 from services.ingest.domain.webhook_stats import WebhookHistory
 from services.ingest.errors import InvalidPayload, UnknownTenant
 from services.ingest.ports import ConsumerLag, DashboardReads, WebhookMeter

@@ -18,15 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.common.domain.operator_tokens import token_operator
+from services.common.domain.operators import Operator, token_operator
 from services.common.domain.signed_links import Signer
 from services.common.masking import mask_email
-from services.ingest.domain.operators import (
-    FailureWindow,
-    Operator,
-    read_session,
-    session_token,
-)
+from services.ingest.domain.operators import FailureWindow, read_session, session_token
 from services.ingest.errors import SignInRefused, TooManyAttempts
 from services.ingest.ports import CredentialCheck, OperatorStore
 

@@ -86,20 +86,16 @@ def build_draft(
     """The record's event as a draft (published as is, see `draft.py`); an order's lead id is
     derived under `ids`. `facts`: the record's `normalise.facts_of`, when the caller already
     has them."""
+    fields: dict[str, Any] = {
+        "operation": operation,
+        "source": source,
+        "contact": contact,
+        "now": now,
+        "facts": facts,
+    }
     if table == "order":
-        return normalise.order_draft(
-            tenant.id,
-            data,
-            operation=operation,
-            source=source,
-            contact=contact,
-            now=now,
-            ids=ids,
-            facts=facts,
-        )
-    return normalise.customer_draft(
-        tenant.id, data, operation=operation, source=source, contact=contact, now=now, facts=facts
-    )
+        return normalise.order_draft(tenant.id, data, ids=ids, **fields)
+    return normalise.customer_draft(tenant.id, data, **fields)
 
 
 async def polled_drafts(

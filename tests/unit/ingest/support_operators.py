@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 
+from services.common.domain.operators import Operator
 from services.common.domain.signed_links import OPERATOR_SESSION, Signer
-from services.ingest.domain.operators import Operator
 from services.ingest.service_layer.operator_access import OperatorAccess, SignInLimits
 from tests.support.deployment_secrets import LINK_SIGNING_KEY
 

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -324,24 +325,31 @@ async def test_missing_altered_foreign_or_old_links_change_nothing_and_say_so(wo
     assert world.store.log == [] and world.publisher.published == []
 
 
+def signal_app(store: FakeStore, **parts: Any) -> web.Application:
+    """The signal routes on `store`, without provider keys (`parts`: other SignalParts)."""
+    app = web.Application()
+    app[SIGNALS] = SignalParts(
+        **{
+            "service": SignalService(store=store, publisher=FakePublisher(), help_text="h"),
+            "leads": FakeLeads(),
+            "sendgrid": None,
+            "twilio_auth_token": None,
+            "twilio_public_url": None,
+            "links": UNSUBSCRIBE_SIGNER,
+            "tenants": FakeTenants(),
+            **parts,
+        }
+    )
+    add_signal_routes(app)
+    return app
+
+
 async def test_links_signed_with_a_retired_key_still_work_while_it_is_listed() -> None:
-    store, publisher = FakeStore(), FakePublisher()
+    store = FakeStore()
     tenant, lead = uuid.uuid4(), uuid.uuid4()
     store.contacts["sam@example.com"] = [(tenant, lead)]
     rotated = Signer([b"n" * 40, LINK_KEY], UNSUBSCRIBE)
-    parts = SignalParts(
-        service=SignalService(store=store, publisher=publisher, help_text="h"),
-        leads=FakeLeads(),
-        sendgrid=None,
-        twilio_auth_token=None,
-        twilio_public_url=None,
-        links=rotated,
-        tenants=FakeTenants(),
-        unsubscribe_brand_wide=True,
-    )
-    app = web.Application()
-    app[SIGNALS] = parts
-    add_signal_routes(app)
+    app = signal_app(store, links=rotated, unsubscribe_brand_wide=True)
     async with TestClient(TestServer(app)) as client:
         page = await client.get(unsubscribe_path(tenant, lead))  # signed with the old key
         assert page.status == 200 and "every one of our locations" in await page.text()
@@ -357,18 +365,7 @@ async def test_the_page_names_the_location_and_its_companys_other_locations() ->
     company = company_of(sim.companies[0])
     tenant, lead = company.tenants[0].id, uuid.uuid4()
     store = FakeStore(contacts={"sam@example.com": [(tenant, lead)]})
-    parts = SignalParts(
-        service=SignalService(store=store, publisher=FakePublisher(), help_text="h"),
-        leads=FakeLeads(),
-        sendgrid=None,
-        twilio_auth_token=None,
-        twilio_public_url=None,
-        links=UNSUBSCRIBE_SIGNER,
-        tenants=FakeTenants(company),
-    )
-    app = web.Application()
-    app[SIGNALS] = parts
-    add_signal_routes(app)
+    app = signal_app(store, tenants=FakeTenants(company))
     async with TestClient(TestServer(app)) as client:
         text = await (await client.post(unsubscribe_path(tenant, lead))).text()
     assert company.tenants[0].name in text
@@ -377,18 +374,7 @@ async def test_the_page_names_the_location_and_its_companys_other_locations() ->
 
 async def test_without_keys_every_webhook_is_refused() -> None:
     store, publisher = FakeStore(), FakePublisher()
-    parts = SignalParts(
-        service=SignalService(store=store, publisher=publisher, help_text="h"),
-        leads=FakeLeads(),
-        sendgrid=None,
-        twilio_auth_token=None,
-        twilio_public_url=None,
-        links=UNSUBSCRIBE_SIGNER,
-        tenants=FakeTenants(),
-    )
-    app = web.Application()
-    app[SIGNALS] = parts
-    add_signal_routes(app)
+    app = signal_app(store, service=SignalService(store=store, publisher=publisher, help_text="h"))
     signer = SendGridSigner.generate()
     body = sendgrid_body([{"event": "bounce", "email": "a@b.co", "sg_event_id": "1"}])
     params = {"MessageSid": "SM1", "From": PHONE, "Body": "STOP"}
