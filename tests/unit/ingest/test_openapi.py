@@ -57,6 +57,8 @@ async def test_document_lists_every_route_and_uses_each_modules_fragment() -> No
         "/healthz",
         "/readyz",
         "/openapi.json",
+        "/u/{token}",
+        "/unsubscribe/{tenantId}/{leadId}",
     ):
         assert path in paths, path
         assert "undocumented" not in str(paths[path]), path
