@@ -104,7 +104,8 @@ def ingest(port: int | None, host: str | None, admin_port: int | None) -> None:
 async def run_poller(
     settings: IngestSettings, *, once: bool = False, only: frozenset[uuid.UUID] | None = None
 ) -> None:
-    """Poll until SIGTERM/SIGINT, with /healthz, /readyz and /metrics on POLLER_PORT."""
+    """Poll until SIGTERM/SIGINT, with /healthz, /readyz and /metrics on
+    ADMIN_HOST:POLLER_PORT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -119,7 +120,8 @@ async def run_poller(
         add_observability_routes(app, service="poller", ready=parts.ready)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, settings.webhook_host, settings.poller_port).start()
+        # health and metrics are for operators and Prometheus: the admin host, never the public
+        await web.TCPSite(runner, settings.admin_host, settings.poller_port).start()
         log.info(
             "poller every %.0fs (overlap %.0fs), health on :%d",
             settings.poll_interval_seconds,
