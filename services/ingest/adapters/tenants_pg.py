@@ -1,5 +1,5 @@
 """Shopmonkey companies and their locations (tenants) from PostgreSQL, cached (`TtlCache`) with a
-short TTL so a webhook costs no query: a company is loaded whole (its secrets decoded once, its
+short TTL so a webhook costs no query: a company is loaded whole (its secrets decrypted once, its
 active tenants indexed by location and by id), so routing an order is a dict look-up. Unknown
 ids and keys are cached briefly too (no DB flood).
 
@@ -30,6 +30,7 @@ from services.common.db.companies import (
     company_with_tenants,
 )
 from services.common.db.tenants import TenantRecord, hash_api_key, tenant_for_api_key
+from services.common.secret_box import SecretBox
 from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import Unavailable
@@ -70,6 +71,7 @@ class PostgresTenants:
         self,
         engine: AsyncEngine,
         *,
+        box: SecretBox,
         ttl: float,
         negative_ttl: float = 5.0,
         max_stale: float = 3600.0,
@@ -78,6 +80,7 @@ class PostgresTenants:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._box = box
         self._default_id = default_tenant_id
         self._default_key = default_api_key or None
         self._by_company: TtlCache[str, IngestCompany] = self._cache(
@@ -115,7 +118,9 @@ class PostgresTenants:
         self, *, company_id: str | None = None, tenant_id: uuid.UUID | None = None
     ) -> IngestCompany | None:
         async with self._engine.connect() as conn:
-            found = await company_with_tenants(conn, company_id=company_id, tenant_id=tenant_id)
+            found = await company_with_tenants(
+                conn, box=self._box, company_id=company_id, tenant_id=tenant_id
+            )
         return self._remember(self.to_ingest(*found)) if found is not None else None
 
     async def company(self, company_id: str) -> IngestCompany | None:
@@ -154,7 +159,7 @@ class PostgresTenants:
     async def pollable(self) -> list[IngestCompany]:
         try:
             async with self._engine.connect() as conn:
-                found = await companies_with_tenants(conn)
+                found = await companies_with_tenants(conn, box=self._box)
         except (OperationalError, DBAPIError, OSError) as exc:
             raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
         companies = [self.to_ingest(record, tenants) for record, tenants in found]

@@ -13,6 +13,7 @@ from fakes.shopmonkey.data import World
 from services.ingest.adapters.tenants_pg import PostgresTenants
 from services.ingest.domain.model import IngestCompany
 from services.ingest.errors import Unavailable
+from tests.support.deployment_secrets import BOX
 from tests.unit.ingest.support import company_of
 
 
@@ -39,7 +40,7 @@ class Loader:
 
 
 def directory(clock: Clock) -> PostgresTenants:
-    return PostgresTenants(engine=None, ttl=30.0, max_stale=600.0, clock=clock)  # type: ignore[arg-type]
+    return PostgresTenants(engine=None, box=BOX, ttl=30.0, max_stale=600.0, clock=clock)  # type: ignore[arg-type]
 
 
 async def test_hits_cost_no_query_and_expired_entries_are_served_while_refreshed() -> None:
