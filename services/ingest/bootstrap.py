@@ -110,12 +110,17 @@ def webhook_config(settings: IngestSettings) -> WebhookConfig:
     )
 
 
-def _tenants(settings: IngestSettings, engine: AsyncEngine) -> PostgresTenants:
+def _tenants(
+    settings: IngestSettings, engine: AsyncEngine, *, listen: bool = False
+) -> PostgresTenants:
+    """The directory of companies and locations; `listen`: follow PostgreSQL's change
+    notifications (a process that answers callers; `start()` it)."""
     key = settings.shopmonkey_api_key
     return PostgresTenants(
         engine,
         box=settings.secret_box,
         ttl=settings.tenant_cache_seconds,
+        listen_url=settings.libpq_url if listen else None,
         default_tenant_id=settings.tenant_id,
         default_api_key=key.get_secret_value().strip() if key else None,
     )
@@ -155,7 +160,7 @@ def _signal_parts(
     engine: AsyncEngine,
     producer: KafkaProducer,
     sendgrid: SendGridVerifier | None,
-    tenants: TenantDirectory,
+    tenants: PostgresTenants,
 ) -> SignalParts:
     token = settings.twilio_auth_token
     twilio_token = token.get_secret_value().strip() if token else ""
@@ -170,7 +175,7 @@ def _signal_parts(
             help_text=settings.sms_help_text,
         ),
         leads=PostgresLeadReader(
-            engine, chat_base_url=settings.chat_base_url, ttl=settings.tenant_cache_seconds
+            engine, chat_base_url=settings.chat_base_url, tokens=tenants.for_lead_token
         ),
         sendgrid=sendgrid,
         twilio_auth_token=twilio_token or None,
@@ -233,34 +238,37 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
     async with _closing(engine, producer, client):
-        tenants = _tenants(settings, engine)
-        publisher = KafkaEventPublisher(
-            producer,
-            topic=settings.topics.order_events,
-            timeout=settings.kafka_publish_timeout_seconds,
-        )
-        customers = CachedCustomers(
-            client,
-            ttl=settings.customer_cache_seconds,
-            deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
-            retry=NO_RETRY,
-        )
-        seen_events = SeenEvents()
-        config = webhook_config(settings)
-        yield Ingest(
-            settings=settings,
-            tenants=tenants,
-            webhooks=WebhookIngest(
-                customers=customers, publisher=publisher, config=config, seen_events=seen_events
-            ),
-            website=WebsiteLeads(
-                tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
-            ),
-            signals=_signal_parts(settings, engine, producer, sendgrid, tenants),
-            dashboard=build_dashboard(settings, engine),
-            operators=build_operator_access(settings, engine),
-            ready=_ready(publisher, tenants),
-        )
+        tenants = await _tenants(settings, engine, listen=True).start()
+        try:
+            publisher = KafkaEventPublisher(
+                producer,
+                topic=settings.topics.order_events,
+                timeout=settings.kafka_publish_timeout_seconds,
+            )
+            customers = CachedCustomers(
+                client,
+                ttl=settings.customer_cache_seconds,
+                deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
+                retry=NO_RETRY,
+            )
+            seen_events = SeenEvents()
+            config = webhook_config(settings)
+            yield Ingest(
+                settings=settings,
+                tenants=tenants,
+                webhooks=WebhookIngest(
+                    customers=customers, publisher=publisher, config=config, seen_events=seen_events
+                ),
+                website=WebsiteLeads(
+                    tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
+                ),
+                signals=_signal_parts(settings, engine, producer, sendgrid, tenants),
+                dashboard=build_dashboard(settings, engine),
+                operators=build_operator_access(settings, engine),
+                ready=_ready(publisher, tenants),
+            )
+        finally:
+            await tenants.close()
 
 
 def poller_config(

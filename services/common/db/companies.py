@@ -185,13 +185,14 @@ async def company_with_tenants(
 
 
 async def companies_with_tenants(
-    conn: AsyncConnection, *, box: SecretBox
+    conn: AsyncConnection, *, box: SecretBox, with_empty: bool = False
 ) -> list[tuple[CompanyRecord, list[TenantRecord]]]:
-    """Every active company with its active tenants (companies without one left out)."""
+    """Every active company with its active tenants (companies without one left out, unless
+    `with_empty`)."""
     active = select(ShopmonkeyCompany).where(ShopmonkeyCompany.active.is_(True))
     companies = {r.id: _record(r, box) for r in (await conn.execute(active)).all()}
     stmt = select(Tenant).where(Tenant.active.is_(True)).order_by(Tenant.id)
-    tenants: dict[str, list[TenantRecord]] = {}
+    tenants: dict[str, list[TenantRecord]] = {cid: [] for cid in companies} if with_empty else {}
     for row in (await conn.execute(stmt)).all():
         if row.shopmonkey_company_id in companies:
             tenants.setdefault(row.shopmonkey_company_id, []).append(tenant_record(row))

@@ -78,6 +78,10 @@ SHOPMONKEY_REQUESTS = Counter(
 CUSTOMER_CACHE = Counter(
     "ingest_customer_cache_total", "Customer look-ups by result (hit, miss).", ["result"]
 )
+DIRECTORY_RELOADS = Counter(
+    "ingest_tenant_directory_reloads_total",
+    "Loads of the in-memory directory of companies, locations and caller key hashes",
+)
 POLLER_ERRORS = Counter(
     "poller_errors_total",
     "Failed company polls, per Shopmonkey company and error kind.",
