@@ -29,7 +29,8 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = 60
 COMPANY_PATH = "/webhooks/shopmonkey/companies/{company_id}/order"
-BUDGET_SECONDS = 50.0
+# a guard against a hang, not a speed target: ~15 s on a quiet machine, 60 s seen under load
+BUDGET_SECONDS = 180.0
 
 
 class LiveApp:
