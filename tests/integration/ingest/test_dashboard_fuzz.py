@@ -88,4 +88,4 @@ def test_dashboard_operations_never_answer_a_server_error(
     assert not failures, failures[:10]
     assert {200, 400} <= statuses["/dashboard/api/summary"] <= {200, 400, 404}
     assert statuses["/dashboard"] == {302}
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 300  # a guard against a hang, not a speed target
