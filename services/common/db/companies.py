@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db.models import ShopmonkeyCompany, Tenant
 from services.common.db.tenants import TenantRecord, tenant_record
-from services.common.secret_box import SecretBox
+from services.common.secret_box import SecretBox, SecretUndecryptable
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +185,24 @@ async def company_with_tenants(
 
 
 async def companies_with_tenants(
-    conn: AsyncConnection, *, box: SecretBox, with_empty: bool = False
+    conn: AsyncConnection,
+    *,
+    box: SecretBox,
+    with_empty: bool = False,
+    refused: list[str] | None = None,
 ) -> list[tuple[CompanyRecord, list[TenantRecord]]]:
     """Every active company with its active tenants (companies without one left out, unless
-    `with_empty`)."""
+    `with_empty`). A company whose secrets do not decrypt raises SecretUndecryptable, or, with
+    a `refused` list, is left out and its id appended there."""
     active = select(ShopmonkeyCompany).where(ShopmonkeyCompany.active.is_(True))
-    companies = {r.id: _record(r, box) for r in (await conn.execute(active)).all()}
+    companies: dict[str, CompanyRecord] = {}
+    for company in (await conn.execute(active)).all():
+        try:
+            companies[company.id] = _record(company, box)
+        except SecretUndecryptable:
+            if refused is None:
+                raise
+            refused.append(company.id)
     stmt = select(Tenant).where(Tenant.active.is_(True)).order_by(Tenant.id)
     tenants: dict[str, list[TenantRecord]] = {cid: [] for cid in companies} if with_empty else {}
     for row in (await conn.execute(stmt)).all():

@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.db.companies import CompanyRecord, companies_with_tenants
 from services.common.db.models import Tenant
 from services.common.db.tenants import TenantRecord, hash_api_key
-from services.common.secret_box import SecretBox
+from services.common.secret_box import VARIABLE as SECRETS_VARIABLE
+from services.common.secret_box import SecretBox, SecretUndecryptable
 from services.ingest.adapters.metrics import DIRECTORY_RELOADS
 from services.ingest.domain.directory import Directory
 from services.ingest.domain.model import IngestCompany, IngestTenant
@@ -93,6 +94,7 @@ class PostgresTenants:
         self._default_key = default_api_key or None
         self._clock = clock
         self._directory: Directory | None = None
+        self._refused: set[str] = set()  # companies whose secrets do not decrypt, logged once
         self._missed_at = -math.inf  # when the last reload for a miss began
         self._loading: asyncio.Task[Directory] | None = None
         self._loads_begun = 0  # loads started so far; the one in flight is `_loading_number`
@@ -198,12 +200,16 @@ class PostgresTenants:
 
     async def _load(self) -> Directory:
         keys = select(Tenant.id, Tenant.website_api_key_sha256, Tenant.lead_api_key_sha256)
+        refused: list[str] = []
         try:
             async with self._engine.connect() as conn:
-                found = await companies_with_tenants(conn, box=self._box, with_empty=True)
+                found = await companies_with_tenants(
+                    conn, box=self._box, with_empty=True, refused=refused
+                )
                 hashes = (await conn.execute(keys.where(Tenant.active.is_(True)))).all()
         except (OperationalError, DBAPIError, OSError) as exc:
             raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
+        self._refuse(refused, loaded=len(found))
         directory = Directory.of(
             (self._ingest(record, tenants) for record, tenants in found),
             website_keys={
@@ -215,6 +221,28 @@ class PostgresTenants:
         DIRECTORY_RELOADS.inc()
         log.debug("tenant directory: %d companies, %d tenants", len(found), len(directory))
         return directory
+
+    def _refuse(self, refused: list[str], *, loaded: int) -> None:
+        """Companies whose stored secrets no key of SECRETS_ENCRYPTION_KEYS opens are left
+        out (their webhooks are refused), each named once in the log: one bad row never stops
+        every other location. When none opens at all, the keys are wrong: a config error at
+        start, and later the last directory stays in use."""
+        if refused and not loaded:
+            reason = (
+                f"no company's stored secrets decrypt with any key of {SECRETS_VARIABLE} "
+                f"({len(refused)} companies)"
+            )
+            if self._directory is None:
+                raise SecretUndecryptable(reason)  # at start: the keys are wrong
+            raise Unavailable(reason)  # later (keys changed under it): the last one is served
+        for company_id in refused:
+            if company_id not in self._refused:
+                log.error(
+                    "company %s left out: its stored secrets do not decrypt with any key of %s",
+                    company_id,
+                    SECRETS_VARIABLE,
+                )
+        self._refused = set(refused)
 
     def _ingest(self, record: CompanyRecord, tenants: Sequence[TenantRecord]) -> IngestCompany:
         default = self._default_key if any(t.id == self._default_id for t in tenants) else None

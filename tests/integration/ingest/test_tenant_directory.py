@@ -6,6 +6,7 @@ unreachable the known companies are still served."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,15 +14,20 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from psycopg import sql
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.util import await_only
 
+from services.common.db.companies import add_company
 from services.common.db.engine import async_engine
 from services.common.db.tenants import hash_api_key
+from services.common.secret_box import SecretBox, SecretUndecryptable
 from services.ingest.adapters.tenants_pg import PostgresTenants
 from tests.conftest import TEST_DB_URL, _fresh_database
 from tests.support.deployment_secrets import BOX
+
+FOREIGN = SecretBox.from_setting(Fernet.generate_key().decode())  # another deployment's key
 
 pytestmark = pytest.mark.integration
 
@@ -125,8 +131,15 @@ async def test_known_companies_are_served_while_postgresql_is_unreachable() -> N
         assert statements.count <= 2 * 3  # a reload or two in a burst, not one per call
         await empty.close()
         event.remove(engine.sync_engine, "before_cursor_execute", statements._seen)
+        # only companies whose secrets no configured key opens: the keys are wrong, a config
+        # error at start naming the variable
         async with engine.begin() as conn:
-            from services.common.db.companies import add_company
+            await add_company(conn, box=FOREIGN, company_id="co_foreign", name="Foreign")
+        with pytest.raises(SecretUndecryptable, match="SECRETS_ENCRYPTION_KEYS"):
+            await PostgresTenants(engine, box=BOX, ttl=300.0).start()
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM shopmonkey_companies WHERE id = 'co_foreign'"))
+        async with engine.begin() as conn:
             from services.common.db.tenants import add_tenant
 
             await add_company(conn, box=BOX, company_id="co_outage", name="Outage Co")
@@ -186,4 +199,31 @@ async def test_a_miss_is_never_answered_by_a_load_that_read_before_the_change(
         assert lookups and await lookups[0] is not None
     finally:
         await tenants.close()
+        await engine.dispose()
+
+
+async def test_a_company_whose_secrets_do_not_decrypt_is_left_out_and_named_once(
+    sa_url: str, make_tenant: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One row encrypted under another key (a restore from another deployment, a half-done
+    rotation) never stops every other location: that company is refused, logged once."""
+    engine = async_engine(sa_url, pool_size=2)
+    company_id = f"co_foreign_{uuid.uuid4().hex[:8]}"
+    async with engine.begin() as conn:
+        await add_company(conn, box=FOREIGN, company_id=company_id, name="Foreign Co")
+    tenant, _ = await make_tenant()
+    try:
+        with caplog.at_level(logging.ERROR, logger="services.ingest.adapters.tenants_pg"):
+            tenants = await PostgresTenants(engine, box=BOX, ttl=300.0).start()
+            await tenants.reload()
+        assert await tenants.company_of(tenant.id) is not None  # the others are served
+        assert await tenants.company(company_id) is None
+        named = [r for r in caplog.records if company_id in r.getMessage()]
+        assert len(named) == 1 and "SECRETS_ENCRYPTION_KEYS" in named[0].getMessage()
+        await tenants.close()
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM shopmonkey_companies WHERE id = :id"), {"id": company_id}
+            )
         await engine.dispose()
