@@ -120,6 +120,12 @@ class Sequencer:
             if before is None or is_duplicate(before, event.event_id):
                 continue
             after = apply_order(before, event)
+            if visible(after) == visible(before):
+                # nothing this lead shows changed: its updated_at stays. Else a customer event
+                # read before the lead existed (the customer index then had no such lead) but
+                # applied in a replay (the index knows it now) would move it, and a replay
+                # changes no lead.
+                after.updated_at = before.updated_at
             done = self._commit(before, after, "customer_updated", config, now, replay)
             total.leads_changed += done.leads_changed
             total.commands += done.commands

@@ -117,3 +117,34 @@ def test_replay_run_ranges_and_tenants() -> None:
     assert not run.in_range("orders", 1, 0) and not run.in_range("other", 0, 0)
     assert run.covers(TENANT) and not run.covers(uuid.uuid4()) and not run.covers(None)
     assert ReplayRun(uuid.uuid4(), T0, {}).covers(uuid.uuid4())
+
+
+def test_a_customer_event_that_changes_nothing_a_lead_shows_leaves_its_updated_at() -> None:
+    """So a customer event read before its lead existed (ignored then) and applied in a
+    replay (the customer index knows the lead now) changes no lead; a real change still
+    moves it."""
+    lead_id = order().lead_id
+    assert lead_id is not None
+
+    class Known(Customers):
+        def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
+            return [lead_id]
+
+    leads, outbox = Leads(), FakeOutbox()
+    seq = Sequencer(leads=leads, customers=Known(), outbox=outbox, schedule=NoSchedule())
+    seq.on_order(order(at=T0), CONFIG, T0)
+    created = leads.data[lead_id].updated_at
+    later = T0 + timedelta(hours=20)
+    same = order(at=later, event_id="customer:c-1:1").model_copy(
+        update={"entity": "customer", "lead_id": None, "order": None}
+    )
+    seq.on_order(same, CONFIG, later)
+    assert leads.data[lead_id].updated_at == created
+    moved = order(at=later, email="sam.new@example.com", event_id="customer:c-1:2")
+    seq.on_order(
+        moved.model_copy(update={"entity": "customer", "lead_id": None, "order": None}),
+        CONFIG,
+        later,
+    )
+    assert leads.data[lead_id].updated_at == later
+    assert leads.data[lead_id].customer.email == "sam.new@example.com"
