@@ -104,7 +104,10 @@ async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_ident
 
     replayer = start_worker("replay")
     await replay_done(db_url, run_id, replayer)
-    commands_of.poll(2.0)
+    # the re-emitted command is produced with the batch that finished the replay: wait for it
+    # (a fixed 2 s poll missed it on a loaded machine), then for anything more for a second
+    await wait_until(commands_of.at_least(3), 60, "the re-emitted command", replayer)
+    commands_of.poll(1.0)
     commands = commands_of.commands()
     live, replayed = commands[:2], commands[2:]
     assert all(not c.record_only for c in live)
@@ -166,7 +169,8 @@ async def test_a_replay_judges_each_record_when_it_was_first_read_not_at_the_wal
     )
     replayer = start_worker("replay")
     await replay_done(db_url, run_id, replayer)
-    commands_of.poll(2.0)
+    await wait_until(commands_of.at_least(2), 60, "the re-emitted command", replayer)
+    commands_of.poll(1.0)
     live, *replayed = commands_of.commands()
     assert [(c.command_id, c.record_only) for c in replayed] == [(live.command_id, True)]
     assert rows(db_url, [tenant]) == before
