@@ -305,8 +305,10 @@ async def test_twilio_wrong_credentials_and_refused_connection_are_retryable(
 async def test_twilio_read_timeout_is_ambiguous(
     providers: FakeProviders, executor: ThreadPoolExecutor
 ) -> None:
-    _, sms = real_senders(providers, executor, timeout=0.3)
-    providers.twilio.configure({"scripted": [{"status": None, "delay": 1.0}]})
+    # the timeout must cover the loopback connect even on a loaded machine (0.3 s did not:
+    # a connect timeout is rightly "unavailable"); the answer comes well after it
+    _, sms = real_senders(providers, executor, timeout=1.5)
+    providers.twilio.configure({"scripted": [{"status": None, "delay": 4.0}]})
     try:
         with pytest.raises(ProviderAmbiguous):
             await sms.send(sms_message())
