@@ -19,7 +19,7 @@ from typing import Any
 
 import faust
 
-from services.sequencer.adapters.faust_transport import Transport
+from services.sequencer.adapters.faust_transport import Transport, keep_current_records_on_resume
 from services.sequencer.adapters.table_stores import TableStores
 from services.sequencer.adapters.tables import raw_schema
 from services.sequencer.service_layer.batches import BatchProcessor, Handler
@@ -61,6 +61,8 @@ def faust_app(settings: SequencerSettings) -> faust.App:
     )
     # kafka:// whose seek back to committed offsets also seeks to 0 (faust_transport.py)
     app.transport = Transport(app.conf.broker_consumer, app)
+    # resuming after recovery keeps the records fetched meanwhile (faust_transport.py)
+    keep_current_records_on_resume(app)
     return app
 
 

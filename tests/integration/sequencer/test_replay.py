@@ -106,7 +106,10 @@ async def test_replay_reemits_record_only_for_its_tenants_and_leaves_leads_ident
     await replay_done(db_url, run_id, replayer)
     # the re-emitted command is produced with the batch that finished the replay: wait for it
     # (a fixed 2 s poll missed it on a loaded machine), then for anything more for a second
-    await wait_until(commands_of.at_least(3), 60, "the re-emitted command", replayer)
+    try:
+        await wait_until(commands_of.at_least(3), 60, "the re-emitted command", replayer)
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc}\nreplay_runs row: {replay_run(db_url, run_id)}")
     commands_of.poll(1.0)
     commands = commands_of.commands()
     live, replayed = commands[:2], commands[2:]
