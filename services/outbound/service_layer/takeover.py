@@ -118,6 +118,7 @@ class ClaimTakeover:
             lambda: self._ledger.facts(
                 command_id=command.command_id,
                 tenant_id=command.tenant_id,
+                lead_id=command.lead_id,
                 channel=command.channel,
                 recipient=contact,
                 cap_since=now - self._window,

@@ -17,7 +17,7 @@ from services.common.db.tenants import add_services, set_hours
 from services.outbound.adapters.ledger_pg import PostgresLedger
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
-from tests.support.ledger_contract import LedgerContract, SuppressGlobally
+from tests.support.ledger_contract import LedgerContract, OptOutLead, SuppressGlobally
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,22 @@ class TestPostgresLedger(LedgerContract):
                 )
 
         return suppress
+
+    @pytest.fixture
+    def opt_out_lead(self, pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID) -> OptOutLead:
+        """A `leads` row as the projection writes it for a lead that opted out of `channel`."""
+
+        async def opt_out(lead_id: uuid.UUID, channel: Channel) -> None:
+            column = "email_opted_out" if channel is Channel.EMAIL else "sms_opted_out"
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO leads (lead_id, tenant_id, state, source, version, "
+                    f"created_at, updated_at, {column}) "
+                    "VALUES (%s, %s, 'lost', 'webhook', 1, now(), now(), true)",
+                    (lead_id, tenant_id),
+                )
+
+        return opt_out
 
 
 async def test_tenant_directory_reads_hours_catalog_and_caches(
