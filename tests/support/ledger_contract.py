@@ -6,8 +6,9 @@ so the fake the unit tests use cannot drift from the real ledger.
 A test module subclasses `LedgerContract` and provides the fixtures `ledger` (the ledger under
 test), `tenant_id` (a tenant it may write rows for), `suppress_globally` (suppresses a
 contact for every tenant, as ingest does on a STOP) and `opt_out_lead` (marks a lead of that
-tenant opted out of a channel in the read model, as the projection does). Every test uses fresh command ids and
-contacts, so the PostgreSQL variant may share its database with other tests.
+tenant opted out of a channel in the read model, as the projection does). Every test uses
+fresh command ids and contacts, so the PostgreSQL variant may share its database with other
+tests.
 """
 
 from __future__ import annotations
