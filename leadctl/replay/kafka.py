@@ -22,6 +22,7 @@ from services.common.domain.replay import TP, tp_key
 from services.common.errors import InfrastructureError
 from services.common.kafka.admin import admin_client
 from services.common.kafka.config import client_config
+from services.common.kafka.connection import KafkaConnection, KafkaTarget
 
 TIMEOUT = 15.0
 
@@ -39,13 +40,13 @@ class GroupState:
 class KafkaView:
     """What replay needs to know about (and change in) the cluster."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.admin = admin_client(bootstrap)
+    def __init__(self, kafka: KafkaTarget) -> None:
+        self.kafka = KafkaConnection.of(kafka)
+        self.admin = admin_client(self.kafka)
         # No group: only metadata, watermarks, offsets_for_times and assign()-ed scans.
         self.consumer = Consumer(
             client_config(
-                bootstrap,
+                self.kafka,
                 **{
                     "group.id": f"leadctl-replay-probe-{uuid.uuid4().hex[:8]}",
                     "enable.auto.commit": False,
@@ -64,7 +65,8 @@ class KafkaView:
         try:
             meta = self.admin.list_topics(timeout=TIMEOUT)
         except KafkaException as exc:
-            raise InfrastructureError(f"Kafka at {self.bootstrap} unreachable: {exc}") from exc
+            where = self.kafka.describe()
+            raise InfrastructureError(f"Kafka at {where} unreachable: {exc}") from exc
         found: list[TP] = []
         for topic in topics:
             tmeta = meta.topics.get(topic)

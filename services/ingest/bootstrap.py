@@ -141,7 +141,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     engine = async_engine(settings.sqlalchemy_url, pool_size=5, max_overflow=5)
     message_timeout_ms = int(max(10.0, settings.kafka_publish_timeout_seconds * 3) * 1000)
     producer = KafkaProducer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         client_id=SERVICE,
         poll_in_loop=True,
         batch_threads=True,
@@ -212,7 +212,7 @@ async def build_poller(
     only: frozenset[uuid.UUID] | None = None,
 ) -> AsyncIterator[PollerParts]:
     engine = async_engine(settings.sqlalchemy_url, pool_size=3, max_overflow=5)
-    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="poller").start()
+    producer = KafkaProducer(settings.kafka, client_id="poller").start()
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url,
         timeout=settings.shopmonkey_timeout_seconds,
@@ -257,7 +257,7 @@ async def build_backfill(
     """The backfill of one tenant's orders created since `since`, every Shopmonkey request
     paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no such active tenant."""
     engine = async_engine(settings.sqlalchemy_url, pool_size=2)
-    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="backfill").start()
+    producer = KafkaProducer(settings.kafka, client_id="backfill").start()
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url,
         timeout=settings.shopmonkey_timeout_seconds,

@@ -91,13 +91,13 @@ def build_worker(
 
 def build_projection(settings: SequencerSettings, producer: KafkaProducer) -> Projection:
     consumer = AtLeastOnceConsumer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         group_id=f"{settings.kafka_topic_prefix}{settings.projection_group_id}",
         topics=[settings.topics.lead_changes],
         client_id="lead-projection",
     )
     return Projection(
-        consumer, settings.database_url, DeadLetters(producer, service="lead-projection")
+        consumer, settings.libpq_url, DeadLetters(producer, service="lead-projection")
     )
 
 
@@ -159,7 +159,7 @@ class Runtime:
 
 def build(settings: SequencerSettings, *, projection: bool | None = None) -> Runtime:
     producer = KafkaProducer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         client_id=SERVICE,
         # never expire a record locally: the outbox acknowledges a partition's run of records
         # by its last one, so an earlier one timing out alone would go unnoticed; an outage
@@ -175,7 +175,7 @@ def build(settings: SequencerSettings, *, projection: bool | None = None) -> Run
         settings,
         outbox=outbox,
         directory=directory,
-        replays=PostgresReplayRuns(engine, settings.kafka_bootstrap_servers),
+        replays=PostgresReplayRuns(engine, settings.kafka),
     )
 
     async def ready() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from services.common.errors import ContractError, InfrastructureError
 from services.common.kafka.config import consumer_config
+from services.common.kafka.connection import KafkaTarget
 from services.common.kafka.dlq import DeadLetter, DeadLetters
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 class AtLeastOnceConsumer:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaTarget,
         *,
         group_id: str,
         topics: Iterable[str],
@@ -28,7 +29,7 @@ class AtLeastOnceConsumer:
         **overrides: Any,
     ) -> None:
         self._consumer = Consumer(
-            consumer_config(bootstrap, group_id=group_id, client_id=client_id) | overrides
+            consumer_config(kafka, group_id=group_id, client_id=client_id) | overrides
         )
         self._topics = list(topics)
         self._consumer.subscribe(self._topics)

@@ -220,7 +220,7 @@ def create_dashboard_app(
     webhook instruments live (the default registry of the process).
     """
     read_lag = lag_reader or functools.partial(
-        consumer_lag, settings.kafka_bootstrap_servers, settings.topics, timeout=5.0
+        consumer_lag, settings.kafka, settings.topics, timeout=5.0
     )
     dashboard = Dashboard(
         engine=engine if isinstance(engine, AsyncEngine) else None,

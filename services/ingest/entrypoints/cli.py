@@ -11,6 +11,7 @@ import uuid
 import click
 from aiohttp import web
 
+from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.observability import add_observability_routes
 from services.common.settings import load_settings
@@ -59,6 +60,7 @@ def ingest(port: int | None, host: str | None) -> None:
     settings = load_settings(IngestSettings, **overrides)
     setup_logging("ingest", settings.log_level)
     _describe(settings)
+    check_kafka(settings)
     log.info(
         "ingest listening on %s:%d, producing to %s",
         settings.webhook_host,
@@ -118,4 +120,5 @@ def poller(once: bool, port: int | None, tenants: tuple[uuid.UUID, ...]) -> None
     settings = load_settings(IngestSettings, **({"poller_port": port} if port else {}))
     setup_logging("poller", settings.log_level)
     _describe(settings)
+    check_kafka(settings)
     asyncio.run(run_poller(settings, once=once, only=frozenset(tenants) or None))

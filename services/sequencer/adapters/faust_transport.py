@@ -1,4 +1,5 @@
-"""Faust's aiokafka transport, with a seek back to committed offsets that also seeks to 0.
+"""Faust's aiokafka transport, with a seek back to committed offsets that also seeks to 0, and
+the mapping of our transport settings to Faust's broker credentials.
 
 Faust drops records it fetched but could not hand to a stream (flow stopped by a rebalance,
 a partition paused meanwhile, the generation changed) and relies on `perform_seek` ("seek
@@ -19,9 +20,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.auth import CredentialsT
+
+from services.common.kafka.connection import KafkaConnection
 
 
 async def seek_back_to_committed(
@@ -70,3 +75,17 @@ class Transport(faust_aiokafka.Transport):
     """`kafka://` with the consumer above (`app.transport = Transport(...)`)."""
 
     Consumer = Consumer
+
+
+def broker_credentials(kafka: KafkaConnection) -> CredentialsT | None:
+    """Faust's `broker_credentials` for a connection (aiokafka then gets the same protocol,
+    SASL user and verifying TLS context as every librdkafka client); None for PLAINTEXT."""
+    if kafka.sasl:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            ssl_context=kafka.ssl_context(),
+            mechanism=kafka.sasl_mechanism,
+        )
+    context = kafka.ssl_context()
+    return None if context is None else faust.SSLCredentials(context)

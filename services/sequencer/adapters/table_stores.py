@@ -30,6 +30,8 @@ from services.sequencer.domain.lead import Lead
 from services.sequencer.ports import ChangelogSink
 from services.sequencer.settings import SequencerSettings
 
+#: The Faust tables, in the order `TableStores` takes them (each has its changelog topic).
+TABLE_NAMES = ("leads", "customers")
 NO_DUE = b"000000000000:"
 PREFIX = len(NO_DUE)
 MAX_LEADS_PER_CUSTOMER = 200
@@ -163,11 +165,13 @@ class TableStores:
                 app,
                 name,
                 partitions=settings.kafka_partitions,
+                min_insync=settings.kafka_min_insync,
                 memory_mb=settings.sequencer_rocksdb_memory_mb,
                 sink=sink,
             )
 
-        return cls(table("leads"), table("customers"))
+        leads, customers = (table(name) for name in TABLE_NAMES)
+        return cls(leads, customers)
 
     def write(self) -> None:
         self.leads.apply()

@@ -125,14 +125,22 @@ class FastTable(faust.Table[bytes, bytes]):
 
 
 def new_table(
-    app: faust.App, name: str, *, partitions: int, memory_mb: int, sink: ChangelogSink
+    app: faust.App,
+    name: str,
+    *,
+    partitions: int,
+    min_insync: int,
+    memory_mb: int,
+    sink: ChangelogSink,
 ) -> FastTable:
-    """A `FastTable` of raw bytes registered with `app`, its changelog records sent to `sink`."""
+    """A `FastTable` of raw bytes registered with `app`, its changelog records sent to `sink`
+    (the changelog topic: the app's replication factor and `min_insync`)."""
     table = FastTable(
         app,
         name=name,
         beacon=app.tables.beacon,
         partitions=partitions,
+        extra_topic_configs={"min.insync.replicas": str(min_insync)},
         schema=raw_schema(),
         key_type=bytes,  # the changelog topic is built from these (recovery decodes with
         value_type=bytes,  # them): raw bytes, never JSON/utf-8
