@@ -24,6 +24,7 @@ from services.common.db.engine import async_engine
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.producer import KafkaProducer
+from services.sequencer.adapters.changelog_ends import ChangelogEnds
 from services.sequencer.adapters.outbox import KafkaOutbox
 from services.sequencer.adapters.projection import Projection
 from services.sequencer.adapters.replay_pg import PostgresReplayRuns
@@ -59,7 +60,9 @@ def build_worker(
     """The Faust worker: its tables, the use cases over them, the timer, the replay
     coordination and the batch loop, under the agents and timers of `SequencerApp`."""
     app = faust_app(settings)
-    tables = TableStores.create(app, settings, sink=outbox)
+    tables = TableStores.create(
+        app, settings, sink=outbox, changelog_ends=ChangelogEnds(settings.kafka)
+    )
     due = DueIndex()
     sequencer = Sequencer(
         leads=tables.leads,

@@ -20,6 +20,7 @@ from faust.types import EventT
 
 from services.sequencer.adapters.lead_codec import decode_lead, encode_lead
 from services.sequencer.adapters.tables import (
+    ChangelogEnds,
     FastTable,
     new_table,
     persist_changelog_offsets,
@@ -156,9 +157,15 @@ class TableStores:
 
     @classmethod
     def create(
-        cls, app: faust.App, settings: SequencerSettings, *, sink: ChangelogSink
+        cls,
+        app: faust.App,
+        settings: SequencerSettings,
+        *,
+        sink: ChangelogSink,
+        changelog_ends: ChangelogEnds | None = None,
     ) -> TableStores:
-        """Both tables registered with `app`, their changelog records sent to `sink`."""
+        """Both tables registered with `app`, their changelog records sent to `sink`, their
+        local state checked against `changelog_ends` on every assignment."""
 
         def table(name: str) -> FastTable:
             return new_table(
@@ -168,6 +175,7 @@ class TableStores:
                 min_insync=settings.kafka_min_insync,
                 memory_mb=settings.sequencer_rocksdb_memory_mb,
                 sink=sink,
+                changelog_ends=changelog_ends,
             )
 
         leads, customers = (table(name) for name in TABLE_NAMES)
