@@ -1,5 +1,6 @@
-"""Faust's aiokafka transport, with a seek back to committed offsets that also seeks to 0, and
-the mapping of our transport settings to Faust's broker credentials.
+"""Faust's aiokafka transport, with a seek back to committed offsets that also seeks to 0, a
+guard against records delivered past a gap, and the mapping of our transport settings to
+Faust's broker credentials.
 
 Faust drops records it fetched but could not hand to a stream (flow stopped by a rebalance,
 a partition paused meanwhile, the generation changed) and relies on `perform_seek` ("seek
@@ -13,11 +14,23 @@ partition whose only record was dropped (tests/integration/sequencer, ~1 run in 
 Here those partitions go back to where the group starts reading them: offset 0, or the reset
 position (`consumer_auto_offset_reset`) when nothing is committed. Changelog partitions are
 left alone: the group commits nothing for them, recovery and standbys position them itself.
+
+Records past a gap. Faust takes a record whose offset jumps past the next one it expects for
+a gap in the log (transaction markers, compaction) and counts the offsets in between as
+processed. Our source topics have no gaps, but a fetch made before a seek back to committed
+offsets (recovery's, after a rebalance) can still be handed over after it: its records are
+ahead of the new position, Faust marked the records in between as processed, dropped them
+when they were fetched again (behind its read offset now) and committed past them. Seen as
+records never processed while a broker was SIGKILLed (chaos suite, ~1 run in 5). Here such a
+record is not handed over: the partition is sought back to where it was expected to go on
+(`FetchGuard`), so every record comes, in order; only a gap that is still there after that
+(records deleted by retention) is taken as Faust does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import logging
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
 import faust
@@ -27,6 +40,8 @@ from faust.types import TP
 from faust.types.auth import CredentialsT
 
 from services.common.kafka.connection import KafkaConnection
+
+log = logging.getLogger(__name__)
 
 
 async def seek_back_to_committed(
@@ -66,9 +81,58 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
 
 
+class FetchGuard:
+    """Decides whether a fetched record may be handed over, given where its partition was
+    expected to go on (Faust's read offset: the last offset handed over, or the offset a
+    seek went to)."""
+
+    def __init__(self) -> None:
+        #: partition → the read offset it was last sought back to for a gap
+        self.sought: dict[Any, int] = {}
+
+    def seek_to(self, tp: Any, offset: int, read: int | None) -> int | None:
+        """Where to seek `tp` back to instead of handing over the record at `offset`, or None
+        to hand it over: no gap, or a gap still there after one seek back (really gone)."""
+        if read is None or offset - read <= 1:
+            return None
+        if self.sought.get(tp) == read:
+            return None
+        self.sought[tp] = read
+        return read
+
+
 class Consumer(faust_aiokafka.Consumer):
+    guard: FetchGuard | None = None
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109
+        """Faust's records, except those past a gap of a topic it acks: their partition is
+        sought back to its read offset and its other records of this fetch are dropped (they
+        all come again, in order)."""
+        guard = self.guard = self.guard or FetchGuard()
+        sought: set[TP] = set()
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        async for tp, message in super().getmany(timeout):
+            if tp in sought:
+                continue
+            if acks_enabled_for(message.topic):
+                target = guard.seek_to(tp, message.offset, self._read_offset.get(tp))
+                if target is not None:
+                    log.warning(
+                        "%s[%d]: fetched offset %d where %d was expected next (a fetch from "
+                        "before a seek back?): reading again from %d",
+                        tp.topic,
+                        tp.partition,
+                        message.offset,
+                        target + 1,
+                        target,
+                    )
+                    sought.add(tp)
+                    await self.seek(tp, target)
+                    continue
+            yield tp, message
 
 
 class Transport(faust_aiokafka.Transport):
