@@ -126,7 +126,8 @@ def set_min_insync(kafka: KafkaConnection, topics: Mapping[str, int]) -> None:
         )
         for name, value in topics.items()
     ]
-    for resource, future in admin_client(kafka).incremental_alter_configs(resources).items():
+    admin = admin_client(kafka)  # alive until its futures are done
+    for resource, future in admin.incremental_alter_configs(resources).items():
         try:
             future.result(30)
         except KafkaException as exc:
