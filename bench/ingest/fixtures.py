@@ -8,6 +8,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 
@@ -32,45 +33,53 @@ def add_tenants(db_url: str, count: int) -> list[tuple[str, str]]:
     return tenants
 
 
+def order_document(order_id: str, *, number: int, customer_id: str, email: str) -> dict[str, Any]:
+    """A Shopmonkey v3 order INSERT webhook body: an estimate with its customer embedded (no
+    customer look-up needed), created now."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "apiVersion": "3",
+        "operation": "INSERT",
+        "table": "order",
+        "data": {
+            "id": order_id,
+            "number": str(number),
+            "companyId": "co_bench",
+            "locationId": "loc_bench",
+            "customerId": customer_id,
+            "status": "Estimate",
+            "createdDate": now,
+            "updatedDate": None,
+            "totalCostCents": 42_000,
+            "authorized": False,
+            "invoiced": False,
+            "paid": False,
+            "archived": False,
+            "deleted": False,
+            "generatedCustomerName": "Jane Doe",
+            "generatedVehicleName": "2019 Honda Civic",
+            "customer": {
+                "id": customer_id,
+                "firstName": "Jane",
+                "lastName": "Doe",
+                "emails": [{"email": email, "primary": True}],
+                "phoneNumbers": [{"number": "+15550100000", "primary": True}],
+            },
+            "meta": {"userId": "usr_bench", "sessionId": "ses_bench", "version": 1},
+        },
+    }
+
+
 def webhook_requests(tenants: list[tuple[str, str]], count: int) -> list[bytes]:
     """`count` distinct, validly signed order INSERT deliveries, round-robin over tenants."""
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     stamp = int(time.time())
     out = []
     for i in range(count):
         tid, secret = tenants[i % len(tenants)]
         order_id = str(uuid.uuid4())
-        doc = {
-            "apiVersion": "3",
-            "operation": "INSERT",
-            "table": "order",
-            "data": {
-                "id": order_id,
-                "number": str(1000 + i),
-                "companyId": "co_bench",
-                "locationId": "loc_bench",
-                "customerId": f"cus_{i}",
-                "status": "Estimate",
-                "createdDate": now,
-                "updatedDate": None,
-                "totalCostCents": 42_000,
-                "authorized": False,
-                "invoiced": False,
-                "paid": False,
-                "archived": False,
-                "deleted": False,
-                "generatedCustomerName": "Jane Doe",
-                "generatedVehicleName": "2019 Honda Civic",
-                "customer": {
-                    "id": f"cus_{i}",
-                    "firstName": "Jane",
-                    "lastName": "Doe",
-                    "emails": [{"email": f"jane.{i}@example.net", "primary": True}],
-                    "phoneNumbers": [{"number": "+15550100000", "primary": True}],
-                },
-                "meta": {"userId": "usr_bench", "sessionId": "ses_bench", "version": 1},
-            },
-        }
+        doc = order_document(
+            order_id, number=1000 + i, customer_id=f"cus_{i}", email=f"jane.{i}@example.net"
+        )
         body = json.dumps(doc, separators=(",", ":")).encode()
         msg_id = f"msg_{secrets.token_hex(12)}"
         head = (
