@@ -135,6 +135,29 @@ def test_compose_passes_every_safety_and_provider_variable() -> None:
         assert var in ingest
 
 
+def test_compose_passes_the_kafka_replication_and_security_settings() -> None:
+    """Every service container, and the migrate job, gets the same Kafka settings as the
+    processes `make run` starts: replication of the topics they create, transport security."""
+    services = compose()["services"]
+    wanted = {
+        "KAFKA_REPLICATION_FACTOR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CA_LOCATION",
+        "KAFKA_SSL_CERTIFICATE_LOCATION",
+        "KAFKA_SSL_KEY_LOCATION",
+        "KAFKA_SSL_KEY_PASSWORD",
+    }
+    for name in (*DEPLOYABLES, "migrate"):
+        env = services[name]["environment"]
+        assert wanted <= set(env), (name, wanted - set(env))
+        assert env["KAFKA_SASL_PASSWORD"] == "${KAFKA_SASL_PASSWORD:-}"  # from .env, no default
+    assert default(services["ingest"]["environment"]["KAFKA_REPLICATION_FACTOR"]) == "1"
+
+
 def test_env_example_documents_every_setting() -> None:
     from services.ingest.settings import IngestSettings
     from services.outbound.settings import OutboundSettings
