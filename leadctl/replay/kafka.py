@@ -23,6 +23,7 @@ from services.common.errors import InfrastructureError
 from services.common.kafka.admin import admin_client
 from services.common.kafka.config import client_config
 from services.common.kafka.connection import KafkaConnection, KafkaTarget
+from services.common.topics import Topics
 
 TIMEOUT = 15.0
 
@@ -35,6 +36,17 @@ class GroupState:
     @property
     def active(self) -> bool:
         return bool(self.members)
+
+
+def pipeline_groups(
+    topics: Topics, *, sequencer: str, outbound: str, projection: str
+) -> dict[str, list[str]]:
+    """Each consumer group of the pipeline and the topics it reads."""
+    return {
+        sequencer: [topics.order_events, topics.touchpoint_outcomes, topics.contact_signals],
+        outbound: [topics.touchpoint_commands],
+        projection: [topics.lead_changes],
+    }
 
 
 class KafkaView:
@@ -97,6 +109,15 @@ class KafkaView:
             (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
             for tp in result.topic_partitions
         }
+
+    def caught_up(self, group: str, topics: Iterable[str]) -> bool:
+        """`group` committed the end of every non-empty partition of `topics`."""
+        tps = self.partitions(topics)
+        done = self.committed(group, tps)
+        return all(
+            high == 0 or (done.get(tp) or 0) >= high
+            for tp, (_, high) in self.watermarks(tps).items()
+        )
 
     def group_state(self, group: str) -> GroupState:
         future = self.admin.describe_consumer_groups([group], request_timeout=TIMEOUT)[group]

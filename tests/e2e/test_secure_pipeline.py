@@ -7,7 +7,6 @@ settings and the SASL port alone, so a client that ignored them could not reach 
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +48,10 @@ def test_a_touch_point_goes_from_webhook_to_sendgrid_over_sasl_ssl(
         stack.start(name)
     for name in ("ingest", "sequencer", "outbound"):
         stack.wait(lambda n=name: stack.healthy(n, "/readyz"), 120, f"{name} ready")  # type: ignore[misc]
-    state = tmp_path / "sim-state.json"
-    stack.start(
-        "shopmonkey",
-        "simulate",
-        "shopmonkey",
-        "--port",
-        str(stack.ports["shopmonkey"]),
+    sim = stack.simulate_shopmonkey(
+        tmp_path / "sim-state.json",
         "--tenants",
         "2",
-        "--seed",
-        str(uuid.uuid4().int % 10**6),
         "--orders",
         "0",
         "--rate",
@@ -68,14 +60,10 @@ def test_a_touch_point_goes_from_webhook_to_sendgrid_over_sasl_ssl(
         DEMO,
         "--webhook-url",
         f"http://127.0.0.1:{stack.ports['ingest']}/webhooks/shopmonkey/{{tenant_id}}/order",
-        "--provision",
         "--timezone",
         tz_at_local_hour(12),  # mid-day there: the first email is due and inside its window
-        "--state-file",
-        str(state),
     )
-    stack.wait(state.exists, 60, "the simulator")
-    tenants = [c["tenant_id"] for c in json.loads(state.read_text())["companies"]]
+    tenants = [c["tenant_id"] for c in sim["companies"]]
 
     def emailed() -> list[dict[str, Any]]:
         return [r for r in stack.requests_to("sendgrid") if r.get("accepted")]

@@ -49,7 +49,7 @@ from services.outbound.service_layer.delivery import (
     retrying_infra,
 )
 from services.outbound.service_layer.outcomes import Outcomes
-from services.outbound.service_layer.takeover import ClaimTakeover
+from services.outbound.service_layer.takeover import ClaimTakeover, gate_facts
 
 log = logging.getLogger("services.outbound")
 
@@ -187,21 +187,9 @@ class TouchPointHandler:
         tenant = await retrying_infra(
             "tenants.get", lambda: self._tenants.get(command.tenant_id), sleep=self._sleep
         )
-        now = self._clock()
-        facts = await retrying_infra(
-            "ledger.facts",
-            lambda: self._ledger.facts(
-                command_id=command.command_id,
-                tenant_id=command.tenant_id,
-                lead_id=command.lead_id,
-                channel=command.channel,
-                recipient=contact_for(
-                    command.channel, command.recipient.email, command.recipient.phone
-                ),
-                cap_since=now - self._cfg.frequency_window,
-            ),
-            sleep=self._sleep,
-        )
+        contact = contact_for(command.channel, command.recipient.email, command.recipient.phone)
+        since = self._clock() - self._cfg.frequency_window
+        facts = await gate_facts(self._ledger, command, contact, since=since, sleep=self._sleep)
         decision = self._gate(command, tenant, facts)
         if decision.verdict is not Verdict.SEND:
             log_decision(command, decision, replay_send=self._cfg.replay_send)

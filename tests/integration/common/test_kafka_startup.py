@@ -52,6 +52,19 @@ def env_of(db_url: str, prefix: str, tmp: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def asking_for_rf3(
+    topics: Topics, kafka_bootstrap: str, db_url: str, tmp_path: Path
+) -> dict[str, str]:
+    """The shared broker and the test's topics (RF 1), with settings asking for RF 3."""
+    return env_of(
+        db_url,
+        topics.prefix,
+        tmp_path,
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        KAFKA_REPLICATION_FACTOR="3",
+    )
+
+
 def run(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str, float]:
     started = time.monotonic()
     done = subprocess.run(
@@ -111,13 +124,7 @@ def test_every_service_warns_at_start_about_each_topic_below_the_settings(
 ) -> None:
     """The test's topics have 1 replica and min ISR 1; the settings ask for 3 and 2."""
     log = tmp_path / f"{service}.log"
-    env = env_of(
-        db_url,
-        topics.prefix,
-        tmp_path,
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        KAFKA_REPLICATION_FACTOR="3",
-    )
+    env = asking_for_rf3(topics, kafka_bootstrap, db_url, tmp_path)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "leadctl.main", *argv(service, free_port())],
@@ -153,13 +160,7 @@ def test_every_service_warns_at_start_about_each_topic_below_the_settings(
 def test_leadctl_topics_create_reports_under_replicated_topics_with_the_fix(
     topics: Topics, kafka_bootstrap: str, db_url: str, tmp_path: Path
 ) -> None:
-    env = env_of(
-        db_url,
-        topics.prefix,
-        tmp_path,
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        KAFKA_REPLICATION_FACTOR="3",
-    )
+    env = asking_for_rf3(topics, kafka_bootstrap, db_url, tmp_path)
     code, output, _ = run(["topics", "create"], env)
     assert code != 0, output
     assert output.count("mismatch ") == len(topics.with_dlqs()), output
