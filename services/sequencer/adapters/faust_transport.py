@@ -82,36 +82,72 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class FetchGuard:
-    """Decides whether a fetched record may be handed over, given where its partition was
-    expected to go on (Faust's read offset: the last offset handed over, or the offset a
-    seek went to)."""
+    """Where each partition's next record must be, and what to do with a record that is not
+    there. Faust's read offset is ambiguous: after a record it is that record's offset (the
+    next is one more), after a seek it is the offset sought (the next is that one); here the
+    partitions just sought are known (`moved`) until a record is handed over (`passed`)."""
 
     def __init__(self) -> None:
-        #: partition → the read offset it was last sought back to for a gap
+        #: partition → offset it was sought to, while no record was handed over since
+        self.fresh: dict[Any, int] = {}
+        #: partition → the offset it was last sought back to for a gap
         self.sought: dict[Any, int] = {}
+
+    def moved(self, tp: Any, offset: int | None) -> None:
+        """A seek put `tp` at `offset` (None: somewhere unknown, e.g. the log's start)."""
+        if offset is None:
+            self.fresh.pop(tp, None)
+        else:
+            self.fresh[tp] = offset
+
+    def expected(self, tp: Any, read: int | None) -> int | None:
+        """The offset of `tp`'s next record (None: not known)."""
+        if tp in self.fresh:
+            return self.fresh[tp]
+        return None if read is None else read + 1
 
     def seek_to(self, tp: Any, offset: int, read: int | None) -> int | None:
         """Where to seek `tp` back to instead of handing over the record at `offset`, or None
-        to hand it over: no gap, or a gap still there after one seek back (really gone)."""
-        if read is None or offset - read <= 1:
+        to hand it over: it is the next one (or an older one Faust drops), or the gap is
+        still there after one seek back (records really gone: retention)."""
+        expected = self.expected(tp, read)
+        if expected is None or offset <= expected:
+            if expected is not None and offset == expected:
+                self.fresh.pop(tp, None)  # handed over: from now on read + 1
             return None
-        if self.sought.get(tp) == read:
+        if self.sought.get(tp) == expected:
+            self.fresh.pop(tp, None)
             return None
-        self.sought[tp] = read
-        return read
+        self.sought[tp] = expected
+        self.fresh[tp] = expected
+        return expected
 
 
 class Consumer(faust_aiokafka.Consumer):
     guard: FetchGuard | None = None
 
+    def fetch_guard(self) -> FetchGuard:
+        if self.guard is None:
+            self.guard = FetchGuard()
+        return self.guard
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's seek back (every rebalance and recovery): the guard learns where each
+        partition's next record is."""
+        committed = await super().seek_to_committed()
+        guard = self.fetch_guard()
+        for tp, offset in committed.items():
+            guard.moved(tp, offset)
+        return committed
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109
         """Faust's records, except those past a gap of a topic it acks: their partition is
-        sought back to its read offset and its other records of this fetch are dropped (they
-        all come again, in order)."""
-        guard = self.guard = self.guard or FetchGuard()
+        sought back to where its next record is, and its other records of this fetch are
+        dropped (they all come again, in order)."""
+        guard = self.fetch_guard()
         sought: set[TP] = set()
         acks_enabled_for = self.app.topics.acks_enabled_for
         async for tp, message in super().getmany(timeout):
@@ -126,7 +162,7 @@ class Consumer(faust_aiokafka.Consumer):
                         tp.topic,
                         tp.partition,
                         message.offset,
-                        target + 1,
+                        target,
                         target,
                     )
                     sought.add(tp)
