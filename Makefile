@@ -5,6 +5,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= uv
 PY := $(UV) run --frozen
+# Test processes (pytest-xdist): most integration and e2e time is spent waiting on Kafka,
+# PostgreSQL and child processes, so more workers than cores pay; each has its own test database.
+TEST_WORKERS ?= 4
 export PATH := $(HOME)/.local/bin:$(PATH)
 # LOCAL_KAFKA_BROKERS=3 (environment or .env): `make up`/`run`/`test` use the local 3-node
 # cluster (infra/kafka.sh); leadctl and the services get its bootstrap list. Empty otherwise.
@@ -45,14 +48,14 @@ run: up ## Set up and run the whole system (Ctrl-C stops it)
 test: up ## Set up, then run the whole test suite (unit, integration, e2e) on real Kafka/PostgreSQL
 	@bash infra/browser.sh
 	@$(PY) python -m schemas.generate --check
-	@$(PY) pytest -q -p no:cacheprovider --durations=15 tests
+	@$(PY) pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=15 tests
 
 test-unit: install ## Unit tests only (no Kafka or PostgreSQL needed)
-	@$(PY) pytest -q tests/unit
+	@$(PY) pytest -q -n $(TEST_WORKERS) --dist worksteal tests/unit
 
 test-integration: up ## Integration and e2e tests only
 	@bash infra/browser.sh
-	@$(PY) pytest -q tests/integration tests/e2e
+	@$(PY) pytest -q -n $(TEST_WORKERS) --dist worksteal tests/integration tests/e2e
 
 lint: install ## ruff (lint + format check) and mypy (strict on services/ and schemas/)
 	@$(PY) ruff check .

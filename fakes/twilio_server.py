@@ -136,7 +136,13 @@ async def create_message(request: web.Request) -> web.Response:
     def error(fault: Fault) -> web.Response:
         status = int(fault.status or 500)
         code = fault.code or {429: 20429, 503: 20503}.get(status, 20500)
-        response = _error(status, code, "Too Many Requests" if status == 429 else "Internal error")
+        if status == 429:
+            text = "Too Many Requests"
+        elif status < 500:  # as Twilio words its refusals: quoting the number (e.g. 21408)
+            text = f"Permission to send an SMS has not been enabled for the 'To' number: {to}."
+        else:
+            text = "Internal error"
+        response = _error(status, code, text)
         if fault.retry_after is not None:
             response.headers["Retry-After"] = str(fault.retry_after)
         return response

@@ -16,6 +16,7 @@ COMMANDS = {
     "infra": "leadctl.provision:infra",
     "topics": "leadctl.topics.cli:topics",
     "migrate": "leadctl.provision:migrate",
+    "companies": "leadctl.companies:companies",
     "tenants": "leadctl.tenants:tenants",
     "run": "leadctl.run.cli:run_all",
     "ingest": "services.ingest.entrypoints.cli:ingest",
@@ -52,7 +53,8 @@ class Cli(click.Group):
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Lead orchestrator operations: infrastructure, topics, migrations, tenants, services."""
+    """Lead orchestrator operations: infrastructure, topics, migrations, companies, tenants,
+    services."""
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""`leadctl tenants`: add and list locations (Shopmonkey account, secrets, timezone) and issue
-their lead API tokens."""
+"""`leadctl tenants`: add and list locations (a location of a Shopmonkey company added with
+`leadctl companies add`, which holds the company's key and webhook secret; timezone, address)
+and issue their lead API tokens."""
 
 from __future__ import annotations
 
@@ -8,30 +9,25 @@ import uuid
 
 import click
 
+from leadctl.companies import COMPANY_WEBHOOK_PATH
 from services.common.settings import CommonSettings, load_settings
 
 
 @click.group()
 def tenants() -> None:
-    """Locations (tenants): Shopmonkey account, secrets, timezone."""
+    """Locations (tenants): Shopmonkey company and location, timezone, address."""
 
 
 @tenants.command("add")
 @click.option("--name", required=True)
-@click.option("--company-id", required=True, help="Shopmonkey company id.")
-@click.option("--location-id", required=True, help="Shopmonkey location id.")
-@click.option("--api-key", default=None, help="This location's Shopmonkey API key.")
 @click.option(
-    "--webhook-secret",
-    default=None,
-    help="Webhook signing secret (whsec_…); generated when omitted.",
+    "--company",
+    "--company-id",
+    "company_id",
+    required=True,
+    help="Shopmonkey company id (`leadctl companies add` first).",
 )
-@click.option(
-    "--signature-scheme",
-    type=click.Choice(["standard", "legacy_hmac"]),
-    default="standard",
-    show_default=True,
-)
+@click.option("--location-id", required=True, help="Shopmonkey location id (locationId).")
 @click.option("--timezone", "tz", default="America/New_York", show_default=True)
 @click.option("--state", "us_state", default=None, help="US state code (stricter SMS hours).")
 @click.option("--address", default=None, help="Postal address (CAN-SPAM footer).")
@@ -40,17 +36,15 @@ def tenants_add(
     name: str,
     company_id: str,
     location_id: str,
-    api_key: str | None,
-    webhook_secret: str | None,
-    signature_scheme: str,
     tz: str,
     us_state: str | None,
     address: str | None,
     tenant_id: str | None,
 ) -> None:
-    """Add a location; prints its id and website API key (shown once)."""
+    """Add a location of a company; prints its id and website API key (shown once)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from services.common.db.companies import get_company
     from services.common.db.engine import async_engine
     from services.common.db.tenants import add_tenant
 
@@ -58,21 +52,24 @@ def tenants_add(
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"unknown timezone {tz!r}", param_hint="--timezone") from None
+    if len(location_id) > 100:
+        raise click.BadParameter("at most 100 characters", param_hint="--location-id")
     settings = load_settings(CommonSettings)
 
     async def go() -> None:
         engine = async_engine(settings.sqlalchemy_url, pool_size=1)
         try:
             async with engine.begin() as conn:
+                if await get_company(conn, company_id=company_id) is None:
+                    raise click.ClickException(
+                        f"no company {company_id}: add it first with `leadctl companies add`"
+                    )
                 tenant, key = await add_tenant(
                     conn,
                     name=name,
                     company_id=company_id,
                     location_id=location_id,
                     timezone=tz,
-                    api_key=api_key,
-                    webhook_secret=webhook_secret,
-                    signature_scheme=signature_scheme,
                     us_state=us_state.upper() if us_state else None,
                     postal_address=address,
                     tenant_id=uuid.UUID(tenant_id) if tenant_id else None,
@@ -81,8 +78,11 @@ def tenants_add(
             await engine.dispose()
         click.echo(f"tenant {tenant.id} ({tenant.name}, {tenant.timezone})")
         click.echo(f"website API key (shown once): {key}")
-        if webhook_secret is None:
-            click.echo(f"webhook secret: {tenant.webhook_secret}")
+        company_path = COMPANY_WEBHOOK_PATH.format(company_id=company_id)
+        click.echo(
+            f"Shopmonkey webhook: the company's {company_path} (all its locations), or this "
+            f"location's /webhooks/shopmonkey/{tenant.id}/order"
+        )
 
     from sqlalchemy.exc import IntegrityError
 
@@ -116,8 +116,7 @@ def tenants_list() -> None:
             click.echo(
                 f"{t.id}  {t.name:30}  company={t.shopmonkey_company_id} "
                 f"location={t.shopmonkey_location_id}  tz={t.timezone}  "
-                f"{'active' if t.active else 'inactive'}  "
-                f"api_key={'set' if t.shopmonkey_api_key else 'none'}"
+                f"{'active' if t.active else 'inactive'}"
             )
 
     asyncio.run(go())

@@ -9,7 +9,9 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import Field
 
+from schemas import bounds
 from schemas.base import AwareDatetime, Channel, Event, LeadState
+from schemas.bounds import Email, Name, Phone, RecordId, ServiceName
 
 ORDER_EVENTS = "leads.order-events.v1"
 TOUCHPOINT_COMMANDS = "leads.touchpoint-commands.v1"
@@ -39,19 +41,20 @@ class Operation(StrEnum):
 class Customer(Event):
     """What we know of the person behind a lead; any field may be missing."""
 
-    customer_id: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
+    customer_id: RecordId | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
 
 
 class OrderSnapshot(Event):
     """The Shopmonkey order as of this event, normalised to what the lifecycle needs."""
 
-    order_id: str
-    number: str | None = None
-    status: str = "Estimate"  # Estimate | RepairOrder | Invoice (Shopmonkey's own words)
+    order_id: str = Field(min_length=1, max_length=bounds.RECORD_ID)
+    number: str | None = Field(default=None, max_length=bounds.ORDER_NUMBER)
+    #: Estimate | RepairOrder | Invoice (Shopmonkey's own words)
+    status: str = Field(default="Estimate", max_length=bounds.ORDER_STATUS)
     authorized: bool = False
     invoiced: bool = False
     paid: bool = False
@@ -59,8 +62,8 @@ class OrderSnapshot(Event):
     deleted: bool = False
     appointment_at: AwareDatetime | None = None
     total_cents: int = 0
-    vehicle: str | None = None
-    services: list[str] = Field(default_factory=list)
+    vehicle: str | None = Field(default=None, max_length=bounds.VEHICLE)
+    services: list[ServiceName] = Field(default_factory=list, max_length=bounds.SERVICES)
     version: int | None = None
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
@@ -76,7 +79,7 @@ class OrderEvent(Event):
 
     topic: ClassVar[str] = ORDER_EVENTS
     schema_version: Literal[1] = 1
-    event_id: str = Field(min_length=1, max_length=300)
+    event_id: str = Field(min_length=1, max_length=bounds.EVENT_ID)
     tenant_id: uuid.UUID
     lead_id: uuid.UUID | None
     source: OrderSource
@@ -86,7 +89,7 @@ class OrderEvent(Event):
     ingested_at: AwareDatetime
     order: OrderSnapshot | None = None
     customer: Customer = Field(default_factory=Customer)
-    service_of_interest: str | None = None
+    service_of_interest: str | None = Field(default=None, max_length=bounds.SERVICE_OF_INTEREST)
     plan_touchpoints: bool = True  # False for history too old to nurture (backfill)
 
     def to_bytes(self) -> bytes:
@@ -103,10 +106,10 @@ class OrderEvent(Event):
 
 
 class Recipient(Event):
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
 
 
 class TouchPointCommand(Event):
@@ -119,7 +122,7 @@ class TouchPointCommand(Event):
     lead_id: uuid.UUID
     step_index: int = Field(ge=0)
     channel: Channel
-    template: str = Field(min_length=1)
+    template: str = Field(min_length=1, max_length=bounds.TEMPLATE)
     due_at: AwareDatetime
     issued_at: AwareDatetime
     recipient: Recipient
@@ -147,9 +150,9 @@ class TouchPointOutcome(Event):
     step_index: int = Field(ge=0)
     channel: Channel
     status: OutcomeStatus
-    reason: str
+    reason: str = Field(max_length=bounds.DECISION_REASON)
     decided_at: AwareDatetime
-    provider_message_id: str | None = None
+    provider_message_id: str | None = Field(default=None, max_length=bounds.PROVIDER_MESSAGE_ID)
     deferred_until: AwareDatetime | None = None
     duplicate: bool = False  # the ledger already held this command: no new effect
 
@@ -178,16 +181,17 @@ class ContactSignal(Event):
 
     topic: ClassVar[str] = CONTACT_SIGNALS
     schema_version: Literal[1] = 1
-    signal_id: str = Field(min_length=1, max_length=300)
+    signal_id: str = Field(min_length=1, max_length=bounds.EVENT_ID)
     tenant_id: uuid.UUID
     lead_id: uuid.UUID | None = None
     kind: SignalKind
     channel: Channel | None = None
     command_id: uuid.UUID | None = None
-    contact: str | None = None  # the email address or phone number concerned
+    #: the email address or phone number concerned
+    contact: str | None = Field(default=None, max_length=bounds.EMAIL)
     occurred_at: AwareDatetime
-    source: str = Field(min_length=1)
-    detail: str | None = None
+    source: str = Field(min_length=1, max_length=bounds.SIGNAL_SOURCE)
+    detail: str | None = Field(default=None, max_length=bounds.SIGNAL_DETAIL)
 
 
 class LeadSnapshot(Event):
@@ -198,12 +202,12 @@ class LeadSnapshot(Event):
     state: LeadState
     source: OrderSource
     version: int = Field(ge=0)
-    shopmonkey_order_id: str | None = None
-    order_number: str | None = None
+    shopmonkey_order_id: RecordId | None = None
+    order_number: str | None = Field(default=None, max_length=bounds.ORDER_NUMBER)
     customer: Customer = Field(default_factory=Customer)
-    vehicle: str | None = None
-    services: list[str] = Field(default_factory=list)
-    lost_reason: str | None = None
+    vehicle: str | None = Field(default=None, max_length=bounds.VEHICLE)
+    services: list[ServiceName] = Field(default_factory=list, max_length=bounds.SERVICES)
+    lost_reason: str | None = Field(default=None, max_length=bounds.LEAD_REASON)
     created_at: AwareDatetime
     updated_at: AwareDatetime
     last_touch_at: AwareDatetime | None = None
@@ -222,7 +226,7 @@ class LeadChanged(Event):
     lead_id: uuid.UUID
     from_state: LeadState | None
     to_state: LeadState
-    reason: str
+    reason: str = Field(max_length=bounds.LEAD_REASON)
     changed_at: AwareDatetime
     lead: LeadSnapshot
 

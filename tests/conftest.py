@@ -11,18 +11,30 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from bench.common import free_port as free_port
 from bench.common import tz_at_local_hour as tz_at_local_hour
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests judge what the code does, not how fast a loaded CI core runs it: no per-example
+# deadline (its 200 ms default fails examples at random when several test processes share a
+# core), the same number of examples everywhere.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 BASE_DB_URL = os.environ.get(
     "DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/lead_orchestrator"
 )
-TEST_DB_URL = os.environ.get("TEST_DATABASE_URL") or BASE_DB_URL.rsplit("/", 1)[0] + "/" + (
+_TEST_DB = os.environ.get("TEST_DATABASE_URL") or BASE_DB_URL.rsplit("/", 1)[0] + "/" + (
     BASE_DB_URL.rsplit("/", 1)[1].split("?")[0] + "_test"
 )
+#: The test database of this process: each pytest-xdist worker (`gw0`, `gw1`, …) has its own,
+#: since every session downgrades and upgrades its database.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_base, _query = _TEST_DB.split("?", 1) if "?" in _TEST_DB else (_TEST_DB, "")
+TEST_DB_URL = (_base + (f"_{_WORKER}" if _WORKER else "")) + (f"?{_query}" if _query else "")
 
 
 def _answers(hostport: str) -> bool:
@@ -41,32 +53,32 @@ def kafka_bootstrap() -> str:
     return KAFKA
 
 
-def _ensure_database(url: str) -> None:
-    """Create the test database when missing (TEST_DATABASE_URL may name a private one)."""
+def _fresh_database(url: str) -> None:
+    """Create the test database anew (TEST_DATABASE_URL may name a private one): whatever an
+    interrupted or older run left in it, every session starts from an empty schema."""
     import psycopg
     from psycopg import sql
 
     base, _, tail = url.rpartition("/")
-    name = tail.split("?")[0]
+    name = sql.Identifier(tail.split("?")[0])
     with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
 @pytest.fixture(scope="session")
 def db_url() -> str:
-    """libpq URL of the test database, migrated to head once per session."""
+    """libpq URL of the test database, created anew and migrated to head once per session
+    (the migrations' way down is tested on its own: tests/integration/leadctl)."""
     from alembic import command
 
     from leadctl.provision import alembic_config
 
     sa_url = "postgresql+psycopg://" + TEST_DB_URL.split("://", 1)[1]
     try:
-        _ensure_database(TEST_DB_URL)
+        _fresh_database(TEST_DB_URL)
         config = alembic_config(sa_url)
         config.attributes["configure_logger"] = False
-        command.downgrade(config, "base")
         command.upgrade(config, "head")
     except Exception as exc:
         pytest.fail(f"PostgreSQL test database {TEST_DB_URL} unusable ({exc}): run `make up`")
@@ -164,9 +176,16 @@ async def db_engine(sa_url: str) -> AsyncIterator[object]:
     await engine.dispose()
 
 
+#: `make_tenant` arguments that belong to the company (Shopmonkey issues them per company).
+COMPANY_FIELDS = ("api_key", "webhook_secret", "signature_scheme")
+
+
 @pytest.fixture
 def make_tenant(db_engine: object):  # type: ignore[no-untyped-def]
-    """Factory: `await make_tenant(timezone=…)` inserts a location with random ids."""
+    """Factory: `await make_tenant(timezone=…)` inserts a location with random ids, and its
+    company when that does not exist yet (`api_key`, `webhook_secret`, `signature_scheme`:
+    the company's, used only then)."""
+    from services.common.db.companies import add_company, get_company
     from services.common.db.tenants import add_tenant
 
     async def factory(**overrides: object):  # type: ignore[no-untyped-def]
@@ -178,7 +197,15 @@ def make_tenant(db_engine: object):  # type: ignore[no-untyped-def]
             "postal_address": "1 Main St, Springfield, IL 62701",
         }
         values.update(overrides)
+        company = {k: values.pop(k) for k in COMPANY_FIELDS if k in values}
         async with db_engine.begin() as conn:  # type: ignore[attr-defined]
+            if await get_company(conn, company_id=values["company_id"]) is None:
+                await add_company(
+                    conn,
+                    company_id=values["company_id"],  # type: ignore[arg-type]
+                    name=f"Test company {values['company_id']}",
+                    **company,  # type: ignore[arg-type]
+                )
             tenant, key = await add_tenant(conn, **values)  # type: ignore[arg-type]
         return tenant, key
 

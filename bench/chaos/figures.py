@@ -82,7 +82,7 @@ def count(
     in_kafka = {value["event_id"] for value, _ in events}
     commands = read_topic(pipeline.kafka, pipeline.topics.touchpoint_commands)
     lost_webhooks = [h.event_id for h in ok if h.event_id not in in_kafka]
-    tenants = [t for t, _ in pipeline.tenants]
+    tenants = [t.tenant_id for t in pipeline.tenants]
     with psycopg.connect(pipeline.db_url) as conn:
         leads = {
             str(r[0])

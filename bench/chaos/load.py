@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bench.ingest.fixtures import order_document
+from bench.ingest.fixtures import BenchTenant, order_document
 from fakes.shopmonkey.webhooks import standard_signature
 
 #: A webhook still without a 2xx after this long is given up (counted, never silently lost).
@@ -23,7 +23,7 @@ GIVE_UP_SECONDS = 600.0
 
 @dataclass
 class Webhook:
-    tenant_id: str
+    tenant: BenchTenant
     order_id: str
     first_at: float  # epoch seconds of the first attempt
     statuses: list[int] = field(default_factory=list)  # 0 = no answer (refused, timeout)
@@ -35,21 +35,29 @@ class Webhook:
         return f"shopmonkey:order:{self.order_id}:1"
 
 
-def order_body(order_id: str, number: int, email: str) -> bytes:
-    doc = order_document(order_id, number=number, customer_id=f"cus_{order_id[:12]}", email=email)
+def order_body(tenant: BenchTenant, order_id: str, number: int, email: str) -> bytes:
+    doc = order_document(
+        order_id,
+        number=number,
+        customer_id=f"cus_{order_id[:12]}",
+        email=email,
+        company_id=tenant.company_id,
+        location_id=tenant.location_id,
+    )
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
 @dataclass
 class WebhookLoad:
     base_url: str
-    tenants: list[tuple[str, str]]
+    tenants: list[BenchTenant]
     email: str
     sent: list[Webhook] = field(default_factory=list)
     answered_503: int = 0
 
-    async def _deliver(self, http: aiohttp.ClientSession, hook: Webhook, secret: str) -> None:
-        body = order_body(hook.order_id, len(self.sent), self.email)
+    async def _deliver(self, http: aiohttp.ClientSession, hook: Webhook) -> None:
+        body = order_body(hook.tenant, hook.order_id, len(self.sent), self.email)
+        secret = hook.tenant.secret
         msg_id, stamp = f"msg_{secrets.token_hex(12)}", int(hook.first_at)
         headers = {
             "Content-Type": "application/json",
@@ -57,7 +65,7 @@ class WebhookLoad:
             "webhook-timestamp": str(stamp),
             "webhook-signature": standard_signature(secret, msg_id, stamp, body),
         }
-        url = f"{self.base_url}/webhooks/shopmonkey/{hook.tenant_id}/order"
+        url = f"{self.base_url}/webhooks/shopmonkey/{hook.tenant.tenant_id}/order"
         while time.time() - hook.first_at < GIVE_UP_SECONDS:
             wait = 1.0
             try:
@@ -88,8 +96,7 @@ class WebhookLoad:
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tenant_id, secret = self.tenants[i % len(self.tenants)]
-                hook = Webhook(tenant_id, str(uuid.uuid4()), time.time())
+                hook = Webhook(self.tenants[i % len(self.tenants)], str(uuid.uuid4()), time.time())
                 self.sent.append(hook)
-                tasks.append(asyncio.create_task(self._deliver(http, hook, secret)))
+                tasks.append(asyncio.create_task(self._deliver(http, hook)))
             await asyncio.gather(*tasks)

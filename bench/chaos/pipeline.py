@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import free_port, tz_at_local_hour
+from bench.ingest.fixtures import BenchTenant
 from leadctl.replay.kafka import KafkaView, pipeline_groups
 from services.common.kafka.admin import ensure_topics
 from services.common.topics import Topics
@@ -227,7 +228,9 @@ class Pipeline:
             view.close()
 
 
-async def _add_tenants(db_url: str, count: int) -> list[tuple[str, str]]:
+async def _add_tenants(db_url: str, count: int) -> list[BenchTenant]:
+    """`count` locations, each of its own company (the webhook secret is the company's)."""
+    from services.common.db.companies import add_company
     from services.common.db.engine import async_engine
     from services.common.db.tenants import add_tenant
 
@@ -237,16 +240,22 @@ async def _add_tenants(db_url: str, count: int) -> list[tuple[str, str]]:
     try:
         async with engine.begin() as conn:
             for i in range(count):
+                company = await add_company(
+                    conn, company_id=f"co_chaos_{uuid.uuid4().hex[:8]}", name=f"Chaos {i}"
+                )
+                location_id = f"loc_chaos_{uuid.uuid4().hex[:8]}"
                 tenant, _ = await add_tenant(
                     conn,
                     name=f"Chaos location {i}",
-                    company_id=f"co_chaos_{uuid.uuid4().hex[:8]}",
-                    location_id=f"loc_chaos_{uuid.uuid4().hex[:8]}",
+                    company_id=company.id,
+                    location_id=location_id,
                     timezone=zone,
                     postal_address="1 Main St, Springfield, IL 62701",
                 )
-                assert tenant.webhook_secret is not None
-                out.append((str(tenant.id), tenant.webhook_secret))
+                assert company.webhook_secret is not None
+                out.append(
+                    BenchTenant(str(tenant.id), company.id, location_id, company.webhook_secret)
+                )
     finally:
         await engine.dispose()
     return out

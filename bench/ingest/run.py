@@ -48,7 +48,12 @@ sys.path.insert(0, str(ROOT))
 
 
 from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
-from bench.ingest.fixtures import BENCH_DB, add_tenants, webhook_requests  # noqa: E402
+from bench.ingest.fixtures import (  # noqa: E402
+    BENCH_DB,
+    BenchTenant,
+    add_tenants,
+    webhook_requests,
+)
 from bench.ingest.loadgen import Result, closed_loop, fixed_rate  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
@@ -266,7 +271,7 @@ async def kafka_ack_latency(topic: str, seconds: float) -> dict[str, Any]:
 
 def run_servers(
     env: dict[str, str],
-    tenants: list[tuple[str, str]],
+    tenants: list[BenchTenant],
     args: Any,
     cluster_env: dict[str, str] | None = None,
 ) -> list[Any]:
@@ -276,9 +281,9 @@ def run_servers(
     servers: list[Server] = []
     try:
         for kind, size in (("echo", ECHO_POOL), ("ingest", count)):
-            servers.append(Server(kind, env, webhook_requests(tenants, size)))
+            servers.append(Server(kind, env, webhook_requests(tenants, size, route=args.route)))
         if cluster_env is not None:
-            reqs = webhook_requests(tenants, count)
+            reqs = webhook_requests(tenants, count, route=args.route)
             servers.append(Server("ingest", cluster_env, reqs, label="ingest-cluster"))
         for server in servers:
             path = "/readyz" if server.kind == "ingest" else "/healthz"
@@ -298,6 +303,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--tenants", type=int, default=50)
+    parser.add_argument(
+        "--per-company", type=int, default=5, help="locations (tenants) of each company"
+    )
+    parser.add_argument(
+        "--route",
+        choices=("location", "company"),
+        default="location",
+        help="post each webhook to its location's URL or its company's",
+    )
     parser.add_argument("--no-priority", action="store_true", help="servers at normal priority")
     parser.add_argument(
         "--cluster", action="store_true", help="also on a 3-node cluster (RF 3, min ISR 2)"
@@ -311,7 +325,7 @@ def main() -> None:
     os.sched_setaffinity(0, {LOAD_CORE})
 
     db_url = migrated_database(BENCH_DB)
-    tenants = add_tenants(db_url, args.tenants)
+    tenants = add_tenants(db_url, args.tenants, per_company=args.per_company)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topic = Topics(prefix).order_events
     ensure_topics(KAFKA, partitions=PARTITIONS, names=[topic])
@@ -438,6 +452,8 @@ def report(
     out = {
         "benchmark": "ingest",
         "mode": "quick" if args.quick else "full",
+        "route": args.route,
+        "tenants": {"count": args.tenants, "per_company": args.per_company},
         "at": datetime.now(UTC).isoformat(),
         "host": {
             "cpus": os.cpu_count(),

@@ -69,9 +69,13 @@ def prepare_database(
             tokens[tid] = token
             by_tenant[tid] = []
             conn.execute(
+                "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, %s)",
+                (f"co_bench_{tid.hex[:8]}", f"bench company {i}"),
+            )
+            conn.execute(
                 "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
                 " timezone, postal_address, phone, lead_api_key_sha256)"
-                " VALUES (%s, %s, %s, %s, 'America/Chicago', '1 Main St', '+15550000000', %s)",
+                " VALUES (%s, %s, %s, %s, 'America/Chicago', '1 Main St', '+12025550100', %s)",
                 (tid, f"bench {i}", f"co_bench_{tid.hex[:8]}", f"loc_{i}", hash_token(token)),
             )
             with conn.cursor() as cur:

@@ -95,12 +95,26 @@ def add_tenants(url: str, n: int) -> list[uuid.UUID]:
     with psycopg.connect(url, autocommit=True) as conn:
         for i, tid in enumerate(ids):
             conn.execute(
+                "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (f"co_{i}", f"bench company {i}"),
+            )
+            conn.execute(
                 "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
-                " timezone, postal_address, webhook_secret, signature_scheme, active)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'standard', true)",
-                (tid, f"bench {i}", f"co_{i}", f"loc_{tid.hex[:8]}", tz, "1 Main St", "x"),
+                " timezone, postal_address, active)"
+                " VALUES (%s, %s, %s, %s, %s, %s, true)",
+                (tid, f"bench {i}", f"co_{i}", f"loc_{tid.hex[:8]}", tz, "1 Main St"),
             )
     return ids
+
+
+#: Area codes of the leads' numbers (+1 NPA 555 XXXX: valid to libphonenumber, all listed).
+AREA_CODES = (202, 206, 212, 303, 305, 312, 404, 415, 512, 617)
+
+
+def bench_phone(i: int) -> str:
+    """Lead i's number, distinct for the first 100,000 leads."""
+    return f"+1{AREA_CODES[(i // 10_000) % len(AREA_CODES)]}555{i % 10_000:04d}"
 
 
 def make_commands(
@@ -122,7 +136,7 @@ def make_commands(
                 due_at=now,
                 issued_at=now,
                 recipient=Recipient(
-                    email=f"lead{i}@bench.example", phone=f"+1555{i:07d}", first_name="Pat"
+                    email=f"lead{i}@bench.example", phone=bench_phone(i), first_name="Pat"
                 ),
                 context={"vehicle": "2020 Ford F-150"},
             )
@@ -387,12 +401,13 @@ def main() -> None:
         kafka_partitions=PARTITIONS,
         log_level="warning",
         lead_email_whitelist=",".join(f"lead{i}@bench.example" for i in range(n)),
+        lead_phone_whitelist=",".join(bench_phone(i) for i in range(n)),
         chat_base_url=CHAT,
         sendgrid_api_key="SG.bench",
         sendgrid_api_base_url=f"http://127.0.0.1:{sg_port}",
         twilio_account_sid="AC" + "0" * 32,
         twilio_auth_token="bench",  # noqa: S106 (the fake accepts any token)
-        twilio_phone_number="+15550009999",
+        twilio_phone_number="+12025550199",
         twilio_api_base_url=f"http://127.0.0.1:{tw_port}",
         twilio_rate_per_second=1e6,
         twilio_rate_burst=1_000_000,

@@ -104,7 +104,7 @@ def produce(topic: str, events: int, tenants: int) -> float:
                 first_name="Sam",
                 last_name="Lee",
                 email=f"c{order}@example.net",
-                phone="+15555550100",
+                phone="+13125550150",
             ),
         )
         while True:

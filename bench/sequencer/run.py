@@ -81,7 +81,7 @@ def event_bytes(tenant: uuid.UUID, n: int, now_iso: str) -> bytes:
         f'"lead_id":"{lead}","source":"webhook","entity":"order","operation":"insert",'
         f'"occurred_at":"{now_iso}","ingested_at":"{now_iso}","order":{{"order_id":"{order_id}",'
         f'"number":"{n}","version":1}},"customer":{{"customer_id":"c{n}","first_name":"Sam",'
-        f'"email":"sam{n}@example.com","phone":"+15555550100"}}}}'
+        f'"email":"sam{n}@example.com","phone":"+13125550150"}}}}'
     ).encode()
 
 

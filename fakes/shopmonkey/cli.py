@@ -1,13 +1,16 @@
 """`leadctl simulate shopmonkey`: the Shopmonkey simulator as a process.
 
-    leadctl simulate shopmonkey --port 3010 --tenants 3 --seed 1 --orders 20 --rate 6 \\
-        --webhook-url http://127.0.0.1:3000 --state-file .local/run/shopmonkey.json
+    leadctl simulate shopmonkey --port 3010 --companies 2,1 --seed 1 --orders 20 --rate 6 \\
+        --webhook-url 'http://127.0.0.1:3000/webhooks/shopmonkey/companies/{company_id}/order' \\
+        --state-file .local/run/shopmonkey.json
 
-It (a) serves the v3 API subset on --port, (b) seeds --tenants companies with --orders of
-history each and writes their ids, API keys and webhook secrets to --state-file (or inserts
-them as tenants with --provision), and (c) with --rate > 0 changes orders/customers over time
-and sends each change as a signed, retried webhook to --webhook-url. Point ingest/poller at
-it with SHOPMONKEY_API_BASE_URL=<url>/v3.
+It (a) serves the v3 API subset on --port, (b) seeds companies (--companies: the number of
+locations of each; or --tenants single-location ones) with --orders of history per location
+and writes their ids, API keys and webhook secrets to --state-file (or inserts them as
+companies and tenants with --provision), and (c) with --rate > 0 changes orders/customers over
+time and sends each change as a signed, retried webhook to --webhook-url (per location, or
+company-global when the URL names only {company_id}). Point ingest/poller at it with
+SHOPMONKEY_API_BASE_URL=<url>/v3.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ import logging
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fakes.shopmonkey.data import World
+from fakes.shopmonkey.data import Location, World
 from fakes.shopmonkey.server import Simulator
 from fakes.shopmonkey.webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.common.db.tenants import TenantRecord
 
 log = logging.getLogger("fakes.shopmonkey")
 
@@ -43,46 +52,68 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def seed_history(world: World, orders_per_tenant: int, history: timedelta) -> None:
-    """Orders created over the past `history`, before the simulator started."""
+    """Orders created over the past `history` at each location, before the simulator started."""
     now = datetime.now(UTC)
-    for company in world.companies:
+    for location in world.locations:
         for _ in range(orders_per_tenant):
             created = now - history * world.rng.random()
-            world.create_order(company, created_at=created)
+            world.create_order(location.company, created_at=created, location=location)
+
+
+async def add_simulated(conn: AsyncConnection, location: Location, **tenant: Any) -> TenantRecord:
+    """`location` as a tenant (`tenant`: its other columns), its company (API key, webhook
+    secret) added first when it is not there yet."""
+    from services.common.db.companies import add_company, get_company
+    from services.common.db.tenants import add_tenant
+
+    company = location.company
+    if await get_company(conn, company_id=company.company_id) is None:
+        await add_company(
+            conn,
+            company_id=company.company_id,
+            name=company.company_name,
+            api_key=company.api_key,
+            webhook_secret=company.webhook_secret,
+            signature_scheme=company.signature_scheme,
+        )
+    record, _ = await add_tenant(
+        conn,
+        tenant_id=location.tenant_id,
+        name=location.name,
+        company_id=company.company_id,
+        location_id=location.location_id,
+        **tenant,
+    )
+    return record
 
 
 async def provision_tenants(world: World, timezone: str = "America/New_York") -> None:
-    """Insert each simulated company as a tenant (skipped when it already exists)."""
+    """Insert each simulated company (key, secret) and its locations as tenants; what already
+    exists is kept."""
     from sqlalchemy.exc import IntegrityError
 
     from services.common.db.engine import async_engine
-    from services.common.db.tenants import add_tenant, get_tenant
+    from services.common.db.tenants import get_tenant
     from services.common.settings import CommonSettings, load_settings
 
     settings = load_settings(CommonSettings)
     engine = async_engine(settings.sqlalchemy_url, pool_size=1)
     try:
-        for company in world.companies:
+        for location in world.locations:
             async with engine.begin() as conn:
-                if await get_tenant(conn, tenant_id=company.tenant_id) is not None:
+                if await get_tenant(conn, tenant_id=location.tenant_id) is not None:
                     continue
                 try:
-                    await add_tenant(
+                    await add_simulated(
                         conn,
-                        tenant_id=company.tenant_id,
-                        name=company.name,
-                        company_id=company.company_id,
-                        location_id=company.location_id,
-                        api_key=company.api_key,
-                        webhook_secret=company.webhook_secret,
-                        signature_scheme=company.signature_scheme,
-                        postal_address="1 Simulated Way, Springfield, IL 62701",
+                        location,
+                        postal_address=f"{location.name}, 1 Simulated Way, Springfield, IL",
                         timezone=timezone,
                     )
                 except IntegrityError:
-                    log.warning("tenant for %s exists under another id", company.company_id)
+                    log.warning("tenant for %s exists under another id", location.location_id)
                     continue
-            log.info("provisioned tenant %s (%s)", company.tenant_id, company.name)
+            log.info("provisioned tenant %s (%s)", location.tenant_id, location.name)
     finally:
         await engine.dispose()
 
@@ -99,8 +130,13 @@ async def serve(
 ) -> None:
     sim = await Simulator(world, sender=sender).start(host, port)
     log.info("Shopmonkey simulator on %s (API base %s)", sim.url, sim.api_base)
-    for company in world.companies:
-        log.info("  tenant %s company %s", company.tenant_id, company.company_id)
+    for location in world.locations:
+        log.info(
+            "  tenant %s company %s location %s",
+            location.tenant_id,
+            location.company.company_id,
+            location.location_id,
+        )
     if state_file is not None:
         state = {
             "url": sim.url,
@@ -129,7 +165,14 @@ async def serve(
     type=int,
     default=3,
     show_default=True,
-    help="Simulated companies (one location = one tenant of ours each).",
+    help="Simulated single-location companies (one location = one tenant of ours).",
+)
+@click.option(
+    "--companies",
+    "layout",
+    default=None,
+    help="Companies by their number of locations, e.g. 2,1 (one company with two locations "
+    "and one with one); overrides --tenants.",
 )
 @click.option(
     "--seed",
@@ -139,7 +182,7 @@ async def serve(
     help="Deterministic data: the same seed gives the same tenant ids, API keys and secrets.",
 )
 @click.option(
-    "--orders", type=int, default=10, show_default=True, help="History: orders per tenant."
+    "--orders", type=int, default=10, show_default=True, help="History: orders per location."
 )
 @click.option(
     "--history-hours",
@@ -160,9 +203,11 @@ async def serve(
 @click.option(
     "--webhook-url",
     default=None,
-    help="Where webhooks go: a template with {tenant_id}/{company_id}/{location_id}, or an "
-    "ingest base URL (http://127.0.0.1:3000 → …/webhooks/shopmonkey/{tenant_id}/order). "
-    "Without it no webhook is sent.",
+    help="Where webhooks go: a template with {tenant_id}/{company_id}/{location_id} (one "
+    "webhook per location; with {company_id} only, the company-global one: "
+    "…/webhooks/shopmonkey/companies/{company_id}/order), or an ingest base URL "
+    "(http://127.0.0.1:3000 → …/webhooks/shopmonkey/{tenant_id}/order). Without it no "
+    "webhook is sent.",
 )
 @click.option(
     "--drop-rate",
@@ -177,10 +222,15 @@ async def serve(
     help="Comma-separated emails given to about half the new customers (DEMO_MODE demos).",
 )
 @click.option(
+    "--demo-phone",
+    default="",
+    help="The phone of every customer given a demo email (listed in LEAD_PHONE_WHITELIST).",
+)
+@click.option(
     "--provision",
     is_flag=True,
-    help="Insert the companies as tenants (API key, webhook secret) into DATABASE_URL; "
-    "existing ones are kept.",
+    help="Insert the companies (API key, webhook secret) and their locations as tenants into "
+    "DATABASE_URL; existing ones are kept.",
 )
 @click.option(
     "--timezone",
@@ -194,14 +244,16 @@ async def serve(
     "state_file",
     type=click.Path(path_type=Path),
     default=None,
-    help="Once the API serves, write JSON {url, api_base, companies: [{tenant_id, company_id, "
-    "location_id, name, api_key, webhook_secret, signature_scheme, ...}]} here (atomically), "
-    "e.g. for `make run` to register the tenants.",
+    help="Once the API serves, write JSON {url, api_base, companies: [{company_id, api_key, "
+    "webhook_secret, signature_scheme, locations: [{tenant_id, location_id, name}], "
+    "tenant_id/location_id/name of the first location, ...}]} here (atomically), e.g. for "
+    "`make run` to register the tenants.",
 )
 def main(
     host: str,
     port: int,
     tenants: int,
+    layout: str | None,
     seed: int,
     orders: int,
     history_hours: float,
@@ -209,6 +261,7 @@ def main(
     webhook_url: str | None,
     drop_rate: float,
     demo_emails: str,
+    demo_phone: str,
     provision: bool,
     timezone: str,
     state_file: Path | None,
@@ -218,7 +271,23 @@ def main(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     emails = tuple(e.strip() for e in demo_emails.split(",") if e.strip())
-    world = World(seed=seed, tenants=tenants, demo_emails=emails)
+    try:
+        counts = tuple(int(n) for n in layout.split(",")) if layout else None
+    except ValueError:
+        raise click.BadParameter(
+            "a list of location counts, e.g. 2,1", param_hint="--companies"
+        ) from None
+    if counts is not None and not all(n >= 1 for n in counts):
+        raise click.BadParameter(
+            "every company has at least one location", param_hint="--companies"
+        )
+    world = World(
+        seed=seed,
+        tenants=tenants,
+        layout=counts,
+        demo_emails=emails,
+        demo_phone=demo_phone.strip() or None,
+    )
     seed_history(world, orders, timedelta(hours=history_hours))
     sender = (
         WebhookSender(delivery_url(webhook_url), drop_rate=drop_rate, seed=seed)

@@ -1,6 +1,12 @@
-"""The simulated Shopmonkey accounts: companies (one location each), customers and orders,
-shaped like the v3 records of reference/shopmonkey.md §1.6, §2.4, §2.5. Deterministic for a
-seed. Every change bumps `meta.version` and `updatedDate`, like the real rows."""
+"""The simulated Shopmonkey accounts: companies with one or more locations, their customers and
+orders, shaped like the v3 records of reference/shopmonkey.md §1.6, §2.4, §2.5, §3.
+Deterministic for a seed. Every change bumps `meta.version` and `updatedDate`, like the real
+rows.
+
+As in Shopmonkey, the API key and the webhook secret belong to the company, customers are
+company-level (`locationIds[]`: the locations they have orders at) and every order carries its
+`companyId` and `locationId`. Each location is one tenant of ours (`tenant_id`).
+"""
 
 from __future__ import annotations
 
@@ -23,31 +29,84 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Area codes of real US/Canadian regions: with 555-0100..0199 (reserved for fiction) each gives
+#: numbers that are valid to libphonenumber yet belong to nobody.
+AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 702, 713, 206, 416, 604)
+
+
+def fictional_phone(rng: random.Random) -> str:
+    """A valid (E.164) number in the NANP range reserved for fiction: +1 NPA 555-01xx."""
+    return f"+1{rng.choice(AREA_CODES)}55501{rng.randrange(100):02d}"
+
+
 @dataclass
-class Company:
-    """One simulated Shopmonkey company = one tenant (location) of ours."""
+class Location:
+    """One location of a simulated company = one tenant (location) of ours."""
 
     tenant_id: uuid.UUID
-    company_id: str
     location_id: str
     name: str
+    company: Company = field(repr=False, compare=False)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "tenant_id": str(self.tenant_id),
+            "location_id": self.location_id,
+            "name": self.name,
+            "orders": sum(
+                1 for o in self.company.orders.values() if o["locationId"] == self.location_id
+            ),
+        }
+
+
+@dataclass
+class Company:
+    """One simulated Shopmonkey company: API key, webhook secret, customers, orders and its
+    locations. `tenant_id`, `location_id` and `name` are its first location's (a
+    single-location company's only one)."""
+
+    company_id: str
+    company_name: str
     api_key: str
     webhook_secret: str
     signature_scheme: str = "standard"
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locations: list[Location] = field(default_factory=list)
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.locations[0].tenant_id
+
+    @property
+    def location_id(self) -> str:
+        return self.locations[0].location_id
+
+    @property
+    def name(self) -> str:
+        return self.locations[0].name
+
+    def location(self, key: uuid.UUID | str) -> Location:
+        """A location by its tenant id or its Shopmonkey location id."""
+        for location in self.locations:
+            if str(location.tenant_id) == str(key) or location.location_id == key:
+                return location
+        raise KeyError(f"no location {key} in company {self.company_id}")
 
     def public(self) -> dict[str, Any]:
+        first = self.locations[0]
         return {
-            "tenant_id": str(self.tenant_id),
+            "tenant_id": str(first.tenant_id),
             "company_id": self.company_id,
-            "location_id": self.location_id,
-            "name": self.name,
+            "company_name": self.company_name,
+            "location_id": first.location_id,
+            "name": first.name,
             "api_key": self.api_key,
             "webhook_secret": self.webhook_secret,
             "signature_scheme": self.signature_scheme,
             "customers": len(self.customers),
             "orders": len(self.orders),
+            "locations": [location.public() for location in self.locations],
         }
 
 
@@ -59,20 +118,26 @@ class World:
         *,
         seed: int = 1,
         tenants: int = 1,
+        layout: tuple[int, ...] | None = None,
         demo_emails: tuple[str, ...] = (),
+        demo_phone: str | None = None,
         null_updated_on_insert: bool = True,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`layout`: the number of locations of each company (default: `tenants` companies of
+        one location each)."""
         self.rng = random.Random(seed)
         self.seed = seed
         self.demo_emails = demo_emails
+        #: the phone of every customer given a demo email (a demo lists it for SMS)
+        self.demo_phone = demo_phone
         self.null_updated_on_insert = null_updated_on_insert
         self.clock = clock or (lambda: datetime.now(UTC))
         self.companies: list[Company] = []
         self.by_key: dict[str, Company] = {}
         self._last = datetime.min.replace(tzinfo=UTC)
-        for index in range(tenants):
-            self.add_company(index)
+        for index, count in enumerate(layout or (1,) * tenants):
+            self.add_company(index, locations=count)
 
     # ids and time ---------------------------------------------------------------------------
     def _uuid(self) -> str:
@@ -87,32 +152,62 @@ class World:
         self._last = moment
         return moment
 
-    def add_company(self, index: int, *, signature_scheme: str = "standard") -> Company:
+    @property
+    def locations(self) -> list[Location]:
+        return [location for company in self.companies for location in company.locations]
+
+    def add_company(
+        self, index: int, *, signature_scheme: str = "standard", locations: int = 1
+    ) -> Company:
+        """Company `index` with its locations: the first location's ids are those a
+        single-location company of that index always had (same seed, same ids); the others
+        come from a generator of their own, so they change none of the other companies'."""
         secret = base64.b64encode(self.rng.randbytes(32)).decode()
+        company_id = f"co_{self.rng.getrandbits(48):012x}"
+        first_location = f"loc_{self.rng.getrandbits(48):012x}"
         company = Company(
-            tenant_id=uuid.uuid5(SIM_NAMESPACE, f"{self.seed}:{index}"),
-            company_id=f"co_{self.rng.getrandbits(48):012x}",
-            location_id=f"loc_{self.rng.getrandbits(48):012x}",
-            name=f"Simulated location {index + 1}",
+            company_id=company_id,
+            company_name=f"Simulated company {index + 1}",
             api_key=f"smk_{self.rng.getrandbits(128):032x}",
             webhook_secret=(
                 "whsec_" + secret if signature_scheme == "standard" else f"legacy_{secret}"
             ),
             signature_scheme=signature_scheme,
         )
+        extra = random.Random(f"{self.seed}:{index}:locations")
+        for n in range(max(1, locations)):
+            suffix = "" if n == 0 else f":{n}"
+            company.locations.append(
+                Location(
+                    tenant_id=uuid.uuid5(SIM_NAMESPACE, f"{self.seed}:{index}{suffix}"),
+                    location_id=first_location if n == 0 else f"loc_{extra.getrandbits(48):012x}",
+                    name=f"Simulated location {index + 1}"
+                    + ("" if n == 0 else f"{chr(ord('a') + n)}"),
+                    company=company,
+                )
+            )
         self.companies.append(company)
         self.by_key[company.api_key] = company
         return company
 
     def company(self, tenant_id: uuid.UUID | str) -> Company:
-        for company in self.companies:
-            if str(company.tenant_id) == str(tenant_id):
-                return company
-        raise KeyError(f"no simulated company for tenant {tenant_id}")
+        """The company of the location (tenant) `tenant_id`."""
+        return self.location(tenant_id).company
+
+    def location(self, tenant_id: uuid.UUID | str) -> Location:
+        for location in self.locations:
+            if str(location.tenant_id) == str(tenant_id):
+                return location
+        raise KeyError(f"no simulated location for tenant {tenant_id}")
 
     # customers ------------------------------------------------------------------------------
     def add_customer(
-        self, company: Company, *, email: str | None = None, phone: str | None = None
+        self,
+        company: Company,
+        *,
+        email: str | None = None,
+        phone: str | None = None,
+        location: Location | None = None,
     ) -> dict[str, Any]:
         rng = self.rng
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -120,15 +215,16 @@ class World:
             pool = self.demo_emails
             if pool and rng.random() < 0.5:
                 email = rng.choice(pool)
+                phone = phone or self.demo_phone
             else:
                 email = f"{first}.{last}.{rng.getrandbits(24):06x}@example.net".lower()
         if phone is None:
-            phone = f"+1555{rng.randrange(10**7):07d}"
+            phone = fictional_phone(rng)
         stamp = iso(self.now())
         record: dict[str, Any] = {
             "id": self._uuid(),
             "companyId": company.company_id,
-            "locationIds": [company.location_id],
+            "locationIds": [(location or company.locations[0]).location_id],
             "customerType": "Customer",
             "firstName": first,
             "lastName": last,
@@ -170,14 +266,21 @@ class World:
         *,
         customer_id: str | None = None,
         created_at: datetime | None = None,
+        location: Location | None = None,
+        email: str | None = None,
     ) -> dict[str, Any]:
+        """An estimate at `location` (default: the company's first) for `customer_id`, a new
+        customer with `email`, or (neither given) a new or returning customer of the company."""
         rng = self.rng
+        location = location or company.locations[0]
         if customer_id is None:
-            if company.customers and rng.random() < 0.3:
+            if email is None and company.customers and rng.random() < 0.3:
                 customer_id = rng.choice(list(company.customers))
             else:
-                customer_id = self.add_customer(company)["id"]
+                customer_id = self.add_customer(company, email=email, location=location)["id"]
         customer = company.customers[customer_id]
+        if location.location_id not in customer["locationIds"]:
+            customer["locationIds"].append(location.location_id)
         stamp = iso(created_at or self.now())
         number = str(1000 + len(company.orders) + 1)
         record: dict[str, Any] = {
@@ -185,7 +288,7 @@ class World:
             "publicId": f"{rng.getrandbits(40):010x}",
             "number": number,
             "companyId": company.company_id,
-            "locationId": company.location_id,
+            "locationId": location.location_id,
             "customerId": customer_id,
             "vehicleId": self._uuid(),
             "status": "Estimate",

@@ -7,13 +7,20 @@ API (Bearer API key per company; every answer `{success, data, meta?}` or
   (reference §2.3): reading "lowercase" (default) honours `orderby` and silently ignores
   camelCase `orderBy`; reading "camel" honours `orderBy` and answers 400 "Unable to parse
   orderby" to the lowercase one. `ignore_filter` / `ignore_orderby` drop them silently.
+- Every list is the company's (the API key's) across all its locations. A location filter,
+  as probed (reference §3): `where` on `locationId` (Prisma, e.g. `{"in": [...]}`) is honoured;
+  the `locationId` query parameter filters when it names a location of the company and is
+  silently ignored (the whole table, 200) when it does not. `ignore_location_filter` drops
+  both silently (the open question whether a valid one scopes a multi-location account).
 - `GET /v3/order/{id}`, `GET /v3/customer/{id}`: one record, or 404.
 - Injectable 429s with `Retry-After` (`POST /_admin/rate_limit {"times": 3, "retry_after": 1}`).
 
 Admin (JSON): `GET /_admin/state`, `GET /_admin/requests`, `GET /_admin/deliveries`,
 `POST /_admin/quirks {...}`, `POST /_admin/rate_limit`, `POST /_admin/orders
-{"tenant_id"?, "count"?, "webhook"?}`, `POST /_admin/orders/{id}/advance`,
-`POST /_admin/orders/{id}/delete`, `POST /_admin/customers/{id} {"email"?, "phone"?}`.
+{"tenant_id"?, "count"?, "webhook"?, "email"?, "customer_id"?}` (at that location, else a random
+one; for that customer of the company, or with `email` a new customer with that address),
+`POST /_admin/orders/{id}/advance`, `POST /_admin/orders/{id}/delete`,
+`POST /_admin/customers/{id} {"email"?, "phone"?}`.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.shopmonkey.data import Company, World
+from fakes.shopmonkey.data import Company, Location, World, fictional_phone
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import WebhookSender, envelope
 
@@ -42,6 +49,7 @@ class Quirks:
     orderby_reading: str = "lowercase"  # or "camel"
     ignore_filter: bool = False
     ignore_orderby: bool = False
+    ignore_location_filter: bool = False
     latency: float = 0.0
 
 
@@ -90,13 +98,28 @@ class Simulator:
     async def notify(
         self, company: Company, table: str, operation: str, data: dict[str, Any], diff: Any = None
     ) -> Any:
+        """Send the change as a webhook: an order from its location, a customer from its
+        first location of the company (see `WebhookSender`)."""
         if self.sender is None:
             return None
         doc = envelope(table, operation, json.loads(json.dumps(data)), diff)
-        return await self.sender.send(company, doc)
+        ids = [data.get("locationId")] if table == "order" else data.get("locationIds") or []
+        known = {loc.location_id: loc for loc in company.locations}
+        location = next((known[i] for i in ids if i in known), None)
+        return await self.sender.send(company, doc, location=location)
 
-    async def create_order(self, company: Company, *, webhook: bool = True) -> dict[str, Any]:
-        order = self.world.create_order(company)
+    async def create_order(
+        self,
+        company: Company,
+        *,
+        webhook: bool = True,
+        location: Location | None = None,
+        email: str | None = None,
+        customer_id: str | None = None,
+    ) -> dict[str, Any]:
+        order = self.world.create_order(
+            company, location=location, email=email, customer_id=customer_id
+        )
         if webhook:
             await self.notify(company, "order", "INSERT", order)
         return order
@@ -120,13 +143,13 @@ class Simulator:
             try:
                 roll = rng.random()
                 if roll < 0.6 or not company.orders:
-                    await self.create_order(company)
+                    await self.create_order(company, location=rng.choice(company.locations))
                 elif roll < 0.9:
                     await self.advance_order(company, rng.choice(list(company.orders)))
                 else:
                     cid = rng.choice(list(company.customers))
                     record, diff = self.world.update_customer(
-                        company, cid, {"phone": f"+1555{rng.randrange(10**7):07d}"}
+                        company, cid, {"phone": fictional_phone(rng)}
                     )
                     await self.notify(company, "customer", "UPDATE", record, diff)
             except Exception:
@@ -155,7 +178,8 @@ class Simulator:
             await asyncio.sleep(self.quirks.latency)
         header = request.headers.get("Authorization", "")
         company = self.world.by_key.get(header[7:]) if header.startswith("Bearer ") else None
-        entry["tenant_id"] = str(company.tenant_id) if company else None
+        entry["tenant_id"] = str(company.tenant_id) if company else None  # its first location
+        entry["company_id"] = company.company_id if company else None
         if company is None:
             entry["status"] = 401
             return _error(401, "AUTH-401", "Unauthorized")
@@ -195,6 +219,11 @@ class Simulator:
         except ValueError:
             return _error(400, "VAL-400", "Invalid Usage: Unable to parse orderby")
         records = list((company.orders if table == "order" else company.customers).values())
+        location = query.get("locationId")
+        if self.quirks.ignore_location_filter and isinstance(where, dict):
+            where = {k: v for k, v in where.items() if k != "locationId"}
+        elif location in {loc.location_id for loc in company.locations} and table == "order":
+            records = [r for r in records if r["locationId"] == location]
         if records and isinstance(where, dict) and not self.quirks.ignore_filter:
             fields = frozenset(records[0])
             records = [r for r in records if matches(r, where, fields)]
@@ -239,17 +268,23 @@ class Simulator:
             self.rate_limits.append(float(body.get("retry_after", 1)))
         return web.json_response({"pending": len(self.rate_limits)})
 
-    def _company_for(self, body: dict[str, Any]) -> Company:
+    def _location_for(self, body: dict[str, Any]) -> Location:
         tid = body.get("tenant_id")
-        return self.world.company(tid) if tid else random.choice(self.world.companies)
+        return self.world.location(tid) if tid else random.choice(self.world.locations)
 
     async def _admin_create(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
         created = []
         for _ in range(int(body.get("count", 1))):
-            company = self._company_for(body)
-            order = await self.create_order(company, webhook=bool(body.get("webhook", True)))
-            created.append({"tenant_id": str(company.tenant_id), "order": order})
+            location = self._location_for(body)
+            order = await self.create_order(
+                location.company,
+                webhook=bool(body.get("webhook", True)),
+                location=location,
+                email=body.get("email"),
+                customer_id=body.get("customer_id"),
+            )
+            created.append({"tenant_id": str(location.tenant_id), "order": order})
         return web.json_response({"created": created})
 
     def _owner(self, order_id: str) -> Company:

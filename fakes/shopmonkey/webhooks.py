@@ -3,6 +3,11 @@ and retried like Shopmonkey's delivery client (§1.4): on 408, 429, 5xx and conn
 at most 4 attempts, 50 ms·2^attempt capped at 10 s, honouring `Retry-After`, `X-Attempt`
 counting from 1, a new `X-Request-Id` per attempt and the same `webhook-id` throughout.
 
+Every delivery is signed with its company's secret. The URL template says which webhook
+Shopmonkey delivers to (reference §3): with `{tenant_id}` or `{location_id}` one registered per
+location (a customer change goes to its first location), with `{company_id}` only the
+company-global one (no `locationId`), which gets every location's changes.
+
 The signing code here is deliberately independent of services/ingest's verifier."""
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from fakes.shopmonkey.data import Company
+from fakes.shopmonkey.data import Company, Location
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
@@ -82,6 +87,7 @@ def envelope(
 class Delivery:
     seq: int
     tenant_id: str
+    company_id: str
     msg_id: str
     table: str
     operation: str
@@ -122,20 +128,30 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
-    def url_for(self, company: Company) -> str:
+    @property
+    def company_global(self) -> bool:
+        """Whether the URL names the company only (its company-global webhook)."""
+        return not any(f"{{{n}}}" in self.url_template for n in ("tenant_id", "location_id"))
+
+    def url_for(self, company: Company, location: Location | None = None) -> str:
+        location = location or company.locations[0]
         return self.url_template.format(
-            tenant_id=company.tenant_id,
+            tenant_id=location.tenant_id,
             company_id=company.company_id,
-            location_id=company.location_id,
+            location_id=location.location_id,
         )
 
-    async def send(self, company: Company, doc: dict[str, Any]) -> Delivery:
+    async def send(
+        self, company: Company, doc: dict[str, Any], *, location: Location | None = None
+    ) -> Delivery:
+        """Deliver `doc` of `company` (a change at `location`: default its first)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         body = json.dumps(doc, separators=(",", ":")).encode()
         delivery = Delivery(
             seq=next(self._seq),
-            tenant_id=str(company.tenant_id),
+            tenant_id=str((location or company.locations[0]).tenant_id),
+            company_id=company.company_id,
             msg_id=f"msg_{secrets.token_hex(12)}",
             table=doc.get("table", ""),
             operation=doc.get("operation", ""),
@@ -145,7 +161,7 @@ class WebhookSender:
         if self.drop_rate and self.rng.random() < self.drop_rate:
             delivery.dropped = True  # "missed webhook": only the poller will see this change
             return delivery
-        url = self.url_for(company)
+        url = self.url_for(company, location)
         for attempt in range(1, self.max_attempts + 1):
             headers = signed_headers(company, body, msg_id=delivery.msg_id, attempt=attempt)
             retry_after: float | None = None

@@ -1,14 +1,17 @@
 """What `leadctl run` (and so `make run`) starts: the four services, plus the outside world's
 stand-ins when no real credentials are set.
 
-- No `SHOPMONKEY_API_KEY`: the Shopmonkey simulator serves the API and sends signed webhooks to
-  ingest; its companies become demo locations (timezones, hours, service catalog) unless real
-  tenants already exist.
+- No `SHOPMONKEY_API_KEY`: the Shopmonkey simulator serves the API and sends signed
+  company-global webhooks to ingest's company URL; its companies (one with two locations, one
+  with one) become demo companies and locations (timezones, hours, service catalog) unless
+  real tenants already exist.
 - No SendGrid key / no Twilio credentials: the fake providers (real HTTP servers on loopback
   that record every request) take their place, with fake credentials, and the whitelist holds
-  one demo address (only when `LEAD_EMAIL_WHITELIST` is empty), so touch points are visibly
-  sent to it and skipped for everyone else. Real credentials are never combined with the demo
-  whitelist: with a real key set, the whitelist is exactly what the operator configured.
+  one demo address (only when `LEAD_EMAIL_WHITELIST` is empty) and the phone list one demo
+  number (only when `LEAD_PHONE_WHITELIST` is empty too), the simulator's customers with that
+  address have that number, so touch points are visibly sent to them (SMS included) and
+  skipped for everyone else. Real credentials are never combined with the demo whitelists:
+  with a real key set, the whitelists are exactly what the operator configured.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from datetime import UTC, datetime
 from datetime import time as clock
 from zoneinfo import ZoneInfo
 
+from leadctl.companies import COMPANY_WEBHOOK_PATH
 from leadctl.run.supervisor import Process, leadctl
 
 DEMO_EMAIL = "demo.lead@example.com"
+#: The demo customers' phone (a number of the range NANP keeps for fiction, +1 202 555-01xx).
+DEMO_PHONE = "+12025550100"
 SIM_SEED = 1
-SIM_TENANTS = 3
+#: The demo's companies by number of locations: one company with two, one with one.
+SIM_COMPANIES = (2, 1)
 #: Loopback ports of the stand-ins; override with SHOPMONKEY_SIM_PORT, FAKE_SENDGRID_PORT,
 #: FAKE_TWILIO_PORT (read by `leadctl run` only).
 DEFAULT_PORTS = {"shopmonkey": 3010, "sendgrid": 3011, "twilio": 3012}
@@ -89,6 +96,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     demo_email: str | None = None
+    demo_phone: str | None = None
 
 
 def _url(port: int) -> str:
@@ -133,6 +141,10 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
         out.notes.append(
             f"whitelist       {DEMO_EMAIL} (demo only: every other customer is skipped)"
         )
+        if not environ.get("LEAD_PHONE_WHITELIST", "").strip():
+            env["LEAD_PHONE_WHITELIST"] = DEMO_PHONE
+            out.demo_phone = DEMO_PHONE
+            out.notes.append(f"phone whitelist {DEMO_PHONE} (the demo customers' SMS number)")
     if simulate:
         env["SHOPMONKEY_API_BASE_URL"] = _url(ports["shopmonkey"]) + "/v3"
     for name in ("ingest", "poller", "sequencer", "outbound"):
@@ -149,8 +161,8 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
                     "shopmonkey",
                     "--port",
                     str(ports["shopmonkey"]),
-                    "--tenants",
-                    str(SIM_TENANTS),
+                    "--companies",
+                    ",".join(map(str, SIM_COMPANIES)),
                     "--seed",
                     str(SIM_SEED),
                     "--orders",
@@ -161,8 +173,10 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
                     "6",
                     "--demo-emails",
                     DEMO_EMAIL,
+                    "--demo-phone",
+                    DEMO_PHONE,
                     "--webhook-url",
-                    ingest_url + "/webhooks/shopmonkey/{tenant_id}/order",
+                    ingest_url + COMPANY_WEBHOOK_PATH,
                 ),
             )
         )
@@ -175,12 +189,13 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
 
 
 async def provision_demo_locations(database_url: str, *, now: datetime | None = None) -> list[str]:
-    """Demo locations from the simulator's companies, unless any tenant exists already.
+    """Demo companies and locations from the simulator's, unless any tenant exists already.
 
     Returns what it did, one line per location (empty when real tenants exist)."""
+    from fakes.shopmonkey.cli import add_simulated
     from fakes.shopmonkey.data import World
     from services.common.db.engine import async_engine
-    from services.common.db.tenants import add_services, add_tenant, list_tenants, set_hours
+    from services.common.db.tenants import add_services, list_tenants, set_hours
 
     now = now or datetime.now(UTC)
     engine = async_engine(database_url, pool_size=1)
@@ -189,20 +204,19 @@ async def provision_demo_locations(database_url: str, *, now: datetime | None = 
         async with engine.begin() as conn:
             if await list_tenants(conn):
                 return done
-            world = World(seed=SIM_SEED, tenants=SIM_TENANTS, demo_emails=(DEMO_EMAIL,))
+            world = World(
+                seed=SIM_SEED,
+                layout=SIM_COMPANIES,
+                demo_emails=(DEMO_EMAIL,),
+                demo_phone=DEMO_PHONE,
+            )
             zones = [midday_zone(now), "America/Chicago", "America/Los_Angeles"]
-            for company, zone in zip(world.companies, zones, strict=False):
-                tenant, _ = await add_tenant(
+            for location, zone in zip(world.locations, zones, strict=False):
+                tenant = await add_simulated(
                     conn,
-                    tenant_id=company.tenant_id,
-                    name=company.name,
-                    company_id=company.company_id,
-                    location_id=company.location_id,
-                    api_key=company.api_key,
-                    webhook_secret=company.webhook_secret,
-                    signature_scheme=company.signature_scheme,
+                    location,
                     timezone=zone,
-                    postal_address="1 Demo Way, Springfield, IL 62701",
+                    postal_address=f"{len(done) + 1} Demo Way, Springfield, IL 62701",
                     phone="+15005550006",
                 )
                 await set_hours(
@@ -211,7 +225,10 @@ async def provision_demo_locations(database_url: str, *, now: datetime | None = 
                     hours={day: (clock(7), clock(21)) for day in range(7)},
                 )
                 await add_services(conn, tenant_id=tenant.id, services=list(DEMO_SERVICES))
-                done.append(f"demo location {company.name} ({zone}) {tenant.id}")
+                done.append(
+                    f"demo location {location.name} of {location.company.company_name}"
+                    f" ({zone}) {tenant.id}"
+                )
     finally:
         await engine.dispose()
     return done

@@ -1,6 +1,7 @@
 """The figures `leadctl status` reads from PostgreSQL: leads by state, touch points of the last
-hours by status and reason, recent errors (poller cursors, failed or unknown sends, delivery
-failures) and claims left undecided. An unreachable database becomes one error line."""
+hours by status and reason, recent errors (the poller's company cursors, failed or unknown
+sends, delivery failures) and claims left undecided. An unreachable database becomes one error
+line."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ WHERE status IN ('claimed', 'sent', 'skipped', 'deferred', 'failed', 'unknown', 
 GROUP BY 1, 2, 3
 """
 POLLER_ERRORS_SQL = """
-SELECT t.name AS tenant, c.tenant_id, c.kind, c.last_error AS error, c.last_error_at AS at,
-       c.last_success_at
-FROM poller_cursors c JOIN tenants t ON t.id = c.tenant_id
+SELECT co.name AS company, c.company_id, c.kind, c.last_error AS error,
+       c.last_error_at AS at, c.last_success_at
+FROM company_poll_cursors c JOIN shopmonkey_companies co ON co.id = c.company_id
 WHERE c.last_error IS NOT NULL
 ORDER BY c.last_error_at DESC NULLS LAST
 LIMIT :limit

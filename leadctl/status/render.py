@@ -101,9 +101,9 @@ def print_status(report: dict[str, Any]) -> None:
     if poller:
         click.echo(
             format_table(
-                ["POLLER", "TENANT", "KIND", "AT", "ERROR"],
+                ["POLLER", "COMPANY", "KIND", "AT", "ERROR"],
                 [
-                    ["poller", p["tenant"], p["kind"], short_time(p["at"]), p["error"][:90]]
+                    ["poller", p["company"], p["kind"], short_time(p["at"]), p["error"][:90]]
                     for p in poller
                 ],
             )

@@ -31,6 +31,7 @@ class TtlCache(Generic[K, V]):
         ttl: float,
         negative_ttl: float | None = None,
         max_negative: int = 10_000,
+        max_known: int | None = None,
         max_stale: float = 0.0,
         refresh_errors: tuple[type[BaseException], ...] = (),
         clock: Callable[[], float] = time.monotonic,
@@ -38,12 +39,13 @@ class TtlCache(Generic[K, V]):
         self.ttl = ttl
         self.negative_ttl = ttl if negative_ttl is None else min(negative_ttl, ttl)
         self.max_negative = max_negative
+        self.max_known = max_known
         self.max_stale = max_stale
         self.refresh_errors = refresh_errors
         self.clock = clock
         self._known: dict[K, tuple[float, V]] = {}
         self._missing: OrderedDict[K, float] = OrderedDict()
-        self._locks: dict[K, asyncio.Lock] = {}
+        self._inflight: dict[K, asyncio.Future[V | None]] = {}
         self._refreshing: dict[K, asyncio.Task[None]] = {}
 
     def __len__(self) -> int:
@@ -61,16 +63,34 @@ class TtlCache(Generic[K, V]):
         return None
 
     def put(self, key: K, value: V | None) -> None:
+        """Cache `value` (None: a miss); nothing is kept when its TTL is 0."""
         now = self.clock()
         if value is None:
             self._known.pop(key, None)
+            if self.negative_ttl <= 0:
+                return
             self._missing[key] = now + self.negative_ttl
             self._missing.move_to_end(key)
             while len(self._missing) > self.max_negative:
                 self._missing.popitem(last=False)
-        else:
-            self._missing.pop(key, None)
-            self._known[key] = (now + self.ttl, value)
+            return
+        self._missing.pop(key, None)
+        if self.ttl <= 0:
+            self._known.pop(key, None)
+            return
+        self._known.pop(key, None)  # re-inserted last: the dict's order is the entries' age
+        if self.max_known is not None and len(self._known) >= self.max_known:
+            self._prune(now)
+        self._known[key] = (now + self.ttl, value)
+
+    def _prune(self, now: float) -> None:
+        """Room for new known values: expired ones go first, then the oldest tenth."""
+        expired = [k for k, (until, _) in self._known.items() if until <= now]
+        for k in expired:
+            del self._known[k]
+        if self.max_known is not None and len(self._known) >= self.max_known:
+            for k in list(self._known)[: self.max_known // 10 or 1]:
+                del self._known[k]
 
     def discard(self, key: K) -> None:
         self._known.pop(key, None)
@@ -80,31 +100,41 @@ class TtlCache(Generic[K, V]):
         self._known.clear()
         self._missing.clear()
 
-    def values(self) -> list[V]:
-        """Every known value, fresh or not."""
-        return [value for _, value in self._known.values()]
-
     async def get(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
         """`key`'s value: fresh from the cache; stale (within `max_stale`) while one background
-        `load` refreshes it; else loaded once (concurrent callers of one key wait for the same
-        load). Errors of a foreground `load` propagate; nothing is cached then."""
+        `load` refreshes it; else loaded once: concurrent callers of one key share that load's
+        value or error. An error is not cached."""
         if (hit := self.peek(key)) is not None:
             return hit[0]
         stale = self._known.get(key)
         if stale is not None and self.clock() < stale[0] + self.max_stale:
             self._refresh(key, load)
             return stale[1]
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        pending = self._inflight.get(key)
+        if pending is not None:
+            await asyncio.wait({pending})
+            if not pending.cancelled():  # the loader was cancelled: load anew
+                return pending.result()
+        return await self._load(key, load)
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
         try:
-            async with lock:
-                if (hit := self.peek(key)) is not None:
-                    return hit[0]
-                value = await load()
-                self.put(key, value)
-                return value
+            value = await load()
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning without waiters
+            else:
+                future.cancel()
+            raise
+        else:
+            future.set_result(value)
+            self.put(key, value)
+            return value
         finally:
-            if not lock.locked() and self._locks.get(key) is lock:
-                del self._locks[key]
+            self._inflight.pop(key, None)
 
     def _refresh(self, key: K, load: Callable[[], Awaitable[V | None]]) -> None:
         """Reload one entry in the background (one at a time per key); a failure named in

@@ -3,6 +3,8 @@
 LeadOrchestratorError
 ├── ConfigError            invalid or missing setting: the process stops at start, naming it
 ├── ContractError          a record that does not parse as its contract: goes to the DLQ
+├── DataRejected           PostgreSQL refused a record's data for good (DataError,
+│                          IntegrityError): never retried as is, the record goes to the DLQ
 └── InfrastructureError    Kafka or PostgreSQL unreachable or refusing: retry, then fail loudly
     └── DeliveryError      Kafka did not acknowledge a produced record
         └── DeliveryTimeout    ... within the time the caller allowed
@@ -19,6 +21,11 @@ class ConfigError(LeadOrchestratorError):
 
 class ContractError(LeadOrchestratorError):
     """A record does not match its event contract."""
+
+
+class DataRejected(LeadOrchestratorError):
+    """A store refused this record's data (too long, NUL, out of range, a constraint): the
+    same record would be refused again, whatever the retries."""
 
 
 class InfrastructureError(LeadOrchestratorError):

@@ -53,6 +53,23 @@ class TextFormatter(logging.Formatter):
         return f"{base} ({ids})" if ids else base
 
 
+class MalformedRequestsAtInfo(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a header line over 8190 bytes, bad
+    framing) as an ERROR with a traceback. That is a stranger's mistake, answered 400 by
+    aiohttp itself, not ours: it is logged at info, one line, so it pages nobody."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.levelno >= logging.ERROR:
+            from aiohttp.http_exceptions import HttpProcessingError
+
+            exc = record.exc_info[1]
+            if isinstance(exc, HttpProcessingError):
+                record.levelno, record.levelname = logging.INFO, "INFO"
+                record.msg = f"{record.getMessage()}: {type(exc).__name__} {exc.code}"
+                record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
 def setup_logging(service: str, level: str = "info", *, json_output: bool | None = None) -> None:
     """Configure the root logger once per process. Without `json_output`, LOG_FORMAT decides
     (`json`, `text`, or `auto`: text on a terminal, JSON lines otherwise; `leadctl run` asks
@@ -78,3 +95,11 @@ def setup_logging(service: str, level: str = "info", *, json_output: bool | None
         "twilio.http_client",
     ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    malformed_requests_at_info()
+
+
+def malformed_requests_at_info() -> None:
+    """Install `MalformedRequestsAtInfo` on aiohttp's server logger (once)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestsAtInfo) for f in server.filters):
+        server.addFilter(MalformedRequestsAtInfo())

@@ -1,6 +1,14 @@
-"""Mask customer contacts for logs: `jane.doe@gmail.com` → `j***@gmail.com`."""
+"""Mask customer contacts for logs: `jane.doe@gmail.com` → `j***@gmail.com`; and in free
+texts of providers (an error message quoting the number it refused) before they are stored,
+published or logged."""
 
 from __future__ import annotations
+
+import re
+
+_EMAIL = re.compile(r"[\w.+'%-]+@[\w-]+(?:\.[\w-]+)+")
+#: 7+ digits, optionally after a "+", separated by at most one space, dot, dash or bracket.
+_PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[ ().-]{0,2}\d){6,}")
 
 
 def mask_email(email: str | None) -> str:
@@ -24,3 +32,10 @@ def show_email(email: str | None, whitelist: frozenset[str]) -> str:
     from services.common.whitelist import is_whitelisted
 
     return (email or "<none>") if is_whitelisted(email, whitelist) else mask_email(email)
+
+
+def mask_contacts(text: str) -> str:
+    """`text` with every email address and phone number in it masked (`mask_email`,
+    `mask_phone`): provider texts quote the recipient they refused."""
+    masked = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    return _PHONE.sub(lambda m: mask_phone(m.group(0)), masked)

@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db.engine import async_engine
+from services.common.kafka.lag import consumer_lag
 from services.common.kafka.producer import KafkaProducer
 from services.common.rate_limiter import RateLimiter
+from services.common.settings import CommonSettings
 from services.ingest.adapters.backfill_cursors_pg import PostgresBackfillCursors
 from services.ingest.adapters.customer_cache import CachedCustomers
+from services.ingest.adapters.dashboard_pg import PostgresDashboardReads
+from services.ingest.adapters.lag_probe import LagProbe, LagReader
 from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
+from services.ingest.adapters.metrics import WEBHOOK_LATENCY_METRIC, WEBHOOK_REQUEST_METRIC
 from services.ingest.adapters.poll_cursors_pg import PostgresCursors
 from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
 from services.ingest.adapters.shopmonkey_client import NO_RETRY, Retries, ShopmonkeyClient
 from services.ingest.adapters.signal_store_pg import PostgresSignalStore
 from services.ingest.adapters.tenants_pg import PostgresTenants
+from services.ingest.adapters.webhook_stats_prometheus import RegistryWebhookMeter
 from services.ingest.errors import UnknownTenant
 from services.ingest.ports import LeadReader, TenantDirectory
 from services.ingest.service_layer.backfill import Backfill
 from services.ingest.service_layer.contact_signals import SignalService
+from services.ingest.service_layer.dashboard import Dashboard
 from services.ingest.service_layer.poller import Poller, PollerConfig
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
@@ -62,18 +71,16 @@ class SignalParts:
 class Ingest:
     """The HTTP side's parts: what the routes, the dashboard and tests need.
 
-    `producer` is the process's one acked KafkaProducer (already started) and `engine` its one
-    SQLAlchemy AsyncEngine of DATABASE_URL (the dashboard reads through it too). The app's
-    cleanup_ctx owns their lifetime: never close them in a handler.
+    They share the process's one acked KafkaProducer and one AsyncEngine of DATABASE_URL, which
+    `build_ingest` opens and closes (in the app's cleanup_ctx): never close them in a handler.
     """
 
     settings: IngestSettings
     tenants: TenantDirectory
-    producer: KafkaProducer
-    engine: AsyncEngine
     webhooks: WebhookIngest
     website: WebsiteLeads
     signals: SignalParts
+    dashboard: Dashboard
     ready: ReadyCheck
 
 
@@ -92,14 +99,40 @@ def webhook_config(settings: IngestSettings) -> WebhookConfig:
     )
 
 
-def _tenants(settings: IngestSettings, engine: AsyncEngine) -> PostgresTenants:
+def _tenants(
+    settings: IngestSettings, engine: AsyncEngine, *, listen: bool = False
+) -> PostgresTenants:
+    """The directory of companies and locations; `listen`: follow PostgreSQL's change
+    notifications (a process that answers callers; `start()` it)."""
     key = settings.shopmonkey_api_key
     return PostgresTenants(
         engine,
         ttl=settings.tenant_cache_seconds,
+        listen_url=settings.libpq_url if listen else None,
         default_tenant_id=settings.tenant_id,
         default_api_key=key.get_secret_value().strip() if key else None,
     )
+
+
+def _ready(publisher: KafkaEventPublisher, tenants: PostgresTenants) -> ReadyCheck:
+    async def ready() -> dict[str, bool]:
+        kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
+        return {"kafka": kafka, "postgres": postgres}
+
+    return ready
+
+
+@asynccontextmanager
+async def _closing(
+    engine: AsyncEngine, producer: KafkaProducer, client: ShopmonkeyClient
+) -> AsyncIterator[None]:
+    """Close what a builder opened, the newest first, however its block ends."""
+    try:
+        yield
+    finally:
+        await client.close()
+        await asyncio.to_thread(producer.close)
+        await engine.dispose()
 
 
 def _sendgrid_verifier(settings: IngestSettings) -> SendGridVerifier | None:
@@ -115,6 +148,7 @@ def _signal_parts(
     engine: AsyncEngine,
     producer: KafkaProducer,
     sendgrid: SendGridVerifier | None,
+    tenants: PostgresTenants,
 ) -> SignalParts:
     token = settings.twilio_auth_token
     twilio_token = token.get_secret_value().strip() if token else ""
@@ -128,10 +162,33 @@ def _signal_parts(
             ),
             help_text=settings.sms_help_text,
         ),
-        leads=PostgresLeadReader(engine, chat_base_url=settings.chat_base_url),
+        leads=PostgresLeadReader(
+            engine, chat_base_url=settings.chat_base_url, tokens=tenants.for_lead_token
+        ),
         sendgrid=sendgrid,
         twilio_auth_token=twilio_token or None,
         twilio_public_url=settings.twilio_webhook_public_url or None,
+    )
+
+
+def build_dashboard(
+    settings: CommonSettings,
+    engine: AsyncEngine,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+    lag_reader: LagReader | None = None,
+) -> Dashboard:
+    """The dashboard on `engine`, ingest's webhook instruments in `registry`; `lag_reader`
+    defaults to every consumer group's lag on this environment's topics."""
+    read_lag = lag_reader or functools.partial(
+        consumer_lag, settings.kafka, settings.topics, timeout=5.0
+    )
+    return Dashboard(
+        reads=PostgresDashboardReads(engine),
+        lag=LagProbe(read_lag, ttl=5.0),
+        webhooks=RegistryWebhookMeter(
+            registry, request_metric=WEBHOOK_REQUEST_METRIC, latency_metric=WEBHOOK_LATENCY_METRIC
+        ),
     )
 
 
@@ -150,44 +207,37 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
-    try:
-        tenants = _tenants(settings, engine)
-        publisher = KafkaEventPublisher(
-            producer,
-            topic=settings.topics.order_events,
-            timeout=settings.kafka_publish_timeout_seconds,
-        )
-        customers = CachedCustomers(
-            client,
-            ttl=settings.customer_cache_seconds,
-            deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
-            retry=NO_RETRY,
-        )
-        seen_events = SeenEvents()
-        config = webhook_config(settings)
-
-        async def ready() -> dict[str, bool]:
-            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
-            return {"kafka": kafka, "postgres": postgres}
-
-        yield Ingest(
-            settings=settings,
-            tenants=tenants,
-            producer=producer,
-            engine=engine,
-            webhooks=WebhookIngest(
-                customers=customers, publisher=publisher, config=config, seen_events=seen_events
-            ),
-            website=WebsiteLeads(
-                tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
-            ),
-            signals=_signal_parts(settings, engine, producer, sendgrid),
-            ready=ready,
-        )
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()
+    async with _closing(engine, producer, client):
+        tenants = await _tenants(settings, engine, listen=True).start()
+        try:
+            publisher = KafkaEventPublisher(
+                producer,
+                topic=settings.topics.order_events,
+                timeout=settings.kafka_publish_timeout_seconds,
+            )
+            customers = CachedCustomers(
+                client,
+                ttl=settings.customer_cache_seconds,
+                deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
+                retry=NO_RETRY,
+            )
+            seen_events = SeenEvents()
+            config = webhook_config(settings)
+            yield Ingest(
+                settings=settings,
+                tenants=tenants,
+                webhooks=WebhookIngest(
+                    customers=customers, publisher=publisher, config=config, seen_events=seen_events
+                ),
+                website=WebsiteLeads(
+                    tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
+                ),
+                signals=_signal_parts(settings, engine, producer, sendgrid, tenants),
+                dashboard=build_dashboard(settings, engine),
+                ready=_ready(publisher, tenants),
+            )
+        finally:
+            await tenants.close()
 
 
 def poller_config(
@@ -218,7 +268,7 @@ async def build_poller(
         timeout=settings.shopmonkey_timeout_seconds,
         retry=retry or Retries(),
     ).start()
-    try:
+    async with _closing(engine, producer, client):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -238,24 +288,16 @@ async def build_poller(
             cursors=PostgresCursors(engine),
             config=poller_config(settings, only=only),
         )
-
-        async def ready() -> dict[str, bool]:
-            kafka, postgres = await asyncio.gather(publisher.ready(), tenants.ping())
-            return {"kafka": kafka, "postgres": postgres}
-
-        yield PollerParts(settings=settings, poller=poller, ready=ready)
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()
+        yield PollerParts(settings=settings, poller=poller, ready=_ready(publisher, tenants))
 
 
 @asynccontextmanager
 async def build_backfill(
     settings: BackfillSettings, tenant_id: uuid.UUID, since: datetime
 ) -> AsyncIterator[Backfill]:
-    """The backfill of one tenant's orders created since `since`, every Shopmonkey request
-    paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no such active tenant."""
+    """The backfill of one tenant's orders created since `since` (read with its company's key),
+    every Shopmonkey request paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no
+    such active tenant."""
     engine = async_engine(settings.sqlalchemy_url, pool_size=2)
     producer = KafkaProducer(settings.kafka, client_id="backfill").start()
     client = await ShopmonkeyClient(
@@ -263,12 +305,13 @@ async def build_backfill(
         timeout=settings.shopmonkey_timeout_seconds,
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
-    try:
-        tenant = await PostgresTenants(engine, ttl=0).get(tenant_id)
-        if tenant is None:
+    async with _closing(engine, producer, client):
+        company = await PostgresTenants(engine, ttl=0).company_of(tenant_id)
+        if company is None:
             raise UnknownTenant(f"no active tenant {tenant_id}")
         yield Backfill(
-            tenant=tenant,
+            company=company,
+            tenant=company.by_id[tenant_id],
             since=since,
             reader=RecordReader(client),
             customers=CachedCustomers(client, ttl=3600.0, deadline=None, retry=Retries()),
@@ -280,7 +323,3 @@ async def build_backfill(
             demo_mode=settings.demo_mode,
             whitelist=settings.whitelist,
         )
-    finally:
-        await client.close()
-        await asyncio.to_thread(producer.close)
-        await engine.dispose()

@@ -4,17 +4,23 @@ IngestError
 ├── RequestRejected        the caller's fault; nothing is produced (4xx with a JSON reason)
 │   ├── Unauthorized           missing/wrong/stale signature or API key            → 401
 │   ├── UnknownTenant          no such (active) tenant                              → 404
+│   │   └── UnknownCompany     no such (active) Shopmonkey company (company URL)    → 404
 │   ├── PayloadTooLarge        body over MAX_BODY_BYTES                             → 413
 │   ├── UnsupportedMediaType   not application/json                                 → 415
 │   └── InvalidPayload         not JSON, not the v3 envelope, missing fields        → 400
 ├── Unavailable            a dependency failed; the caller should retry (503 + Retry-After)
 │   ├── PublishUnavailable     Kafka did not acknowledge in time
-│   └── ShopmonkeyUnavailable  the Shopmonkey API timed out, failed or throttled us
-│       └── ShopmonkeyRateLimited  429, with the server's Retry-After when it sent one
+│   ├── ShopmonkeyUnavailable  the Shopmonkey API timed out, failed or throttled us
+│   │   └── ShopmonkeyRateLimited  429, with the server's Retry-After when it sent one
+│   └── ReadModelUnavailable   PostgreSQL did not answer a dashboard read (503, no Retry-After)
 ├── ShopmonkeyRejected     the Shopmonkey API refused a request (401/403/400): no retry
 │   └── OrderByRejected        400 on the `orderby` parameter (the other reading, ref §2.3)
-└── BackfillError          `leadctl backfill` cannot go on: the tenant has no API key, or the
-                           API ignored the createdDate filter or sort (no resumable position)
+└── BackfillError          `leadctl backfill` cannot go on: the tenant's company has no API
+                           key, or the API ignored the createdDate filter or sort (no
+                           resumable position)
+
+A signed record that belongs to no tenant (another company, a location no tenant is mapped
+to) is no error: the webhook answers 202 "ignored" with the reason (`domain.routing`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ class Unauthorized(RequestRejected):
 
 class UnknownTenant(RequestRejected):
     status = 404
+
+
+class UnknownCompany(UnknownTenant):
+    pass
 
 
 class PayloadTooLarge(RequestRejected):
@@ -70,6 +80,10 @@ class ShopmonkeyUnavailable(Unavailable):
 
 
 class ShopmonkeyRateLimited(ShopmonkeyUnavailable):
+    pass
+
+
+class ReadModelUnavailable(Unavailable):
     pass
 
 

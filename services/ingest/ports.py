@@ -10,11 +10,31 @@ from typing import Any, Protocol
 
 from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
+from services.ingest.domain.dashboard import LagReport, ReadModelCounts
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import BackfillPosition, IngestTenant, Page, TouchRow
+from services.ingest.domain.model import (
+    BackfillPosition,
+    ConsentChange,
+    ConsentResult,
+    IngestCompany,
+    IngestTenant,
+    Page,
+    TouchRow,
+)
+from services.ingest.domain.webhook_stats import WebhookStats
 
 
 class TenantDirectory(Protocol):
+    """Active Shopmonkey companies with their active locations (tenants)."""
+
+    async def company(self, company_id: str) -> IngestCompany | None:
+        """An active company by its Shopmonkey id (None: unknown or inactive)."""
+        ...
+
+    async def company_of(self, tenant_id: uuid.UUID) -> IngestCompany | None:
+        """The active company of an active tenant (None: unknown or inactive)."""
+        ...
+
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
         """An active tenant by id (None: unknown or inactive)."""
         ...
@@ -23,8 +43,8 @@ class TenantDirectory(Protocol):
         """The active tenant owning this website API key."""
         ...
 
-    async def pollable(self) -> list[IngestTenant]:
-        """Active tenants with their own Shopmonkey API key."""
+    async def pollable(self) -> list[IngestCompany]:
+        """Active companies with a Shopmonkey API key and at least one active tenant."""
         ...
 
 
@@ -37,9 +57,10 @@ class EventPublisher(Protocol):
 
 class CustomerSource(Protocol):
     async def customer(
-        self, tenant: IngestTenant, customer_id: str, *, fresh: bool = False
+        self, company: IngestCompany, customer_id: str, *, fresh: bool = False
     ) -> dict[str, Any] | None:
-        """The Shopmonkey customer record (None: not found); raises ShopmonkeyUnavailable."""
+        """The company's Shopmonkey customer record (None: not found, or the company has no
+        API key); raises ShopmonkeyUnavailable."""
         ...
 
 
@@ -60,15 +81,16 @@ class RecordSource(Protocol):
 
 
 class PollCursors(Protocol):
-    """How far the poller has read each tenant's table (`kind`: poll, poll_customer)."""
+    """How far the poller has read each Shopmonkey company's table (`kind`: poll,
+    poll_customer)."""
 
-    async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None: ...
+    async def load(self, company_id: str, kind: str) -> datetime | None: ...
 
-    async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
+    async def advance(self, company_id: str, kind: str, cursor_at: datetime | None) -> None:
         """Record a successful poll (and the new cursor when it moved)."""
         ...
 
-    async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None: ...
+    async def record_error(self, company_id: str, kind: str, error: str) -> None: ...
 
 
 class BackfillCursors(Protocol):
@@ -123,15 +145,26 @@ class SignalUnit(Protocol):
 
 
 class SignalStore(Protocol):
-    """Suppressions (committed at once, on their own) and the units of the webhooks."""
+    """Suppressions and consents (each committed at once, on its own) and the units of the
+    webhooks."""
 
     async def suppress(
-        self, *, channel: Channel, contact: str, reason: str, source: str
-    ) -> bool: ...
+        self,
+        *,
+        channel: Channel,
+        contact: str,
+        reason: str,
+        source: str,
+        claim: tuple[str, str] | None = None,
+    ) -> bool:
+        """Suppress `contact` on every location. `claim` (provider, event key): claimed first,
+        in the same transaction; a claimed event changes nothing. True when the row is new."""
+        ...
 
-    async def unsuppress(
-        self, *, channel: Channel, contact: str, reasons: Sequence[str]
-    ) -> int: ...
+    async def consent(self, change: ConsentChange) -> ConsentResult:
+        """Claim the change's provider event, then record it unless an older one than the
+        recorded change, then add or lift the suppressions: one transaction."""
+        ...
 
     async def lead_contact(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
@@ -156,3 +189,28 @@ class LeadReader(Protocol):
     async def lead_view(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> str | None: ...
 
     async def lead_exists(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> bool: ...
+
+
+# dashboard --------------------------------------------------------------------------------------
+class DashboardReads(Protocol):
+    async def counts(
+        self, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+    ) -> ReadModelCounts:
+        """Leads and touch points of one location (or all) since `since`, per time bucket;
+        raises `ReadModelUnavailable` when PostgreSQL does not answer."""
+        ...
+
+
+class ConsumerLag(Protocol):
+    async def report(self) -> LagReport:
+        """The latest consumer-lag reading (a failure is in its `error`, never raised)."""
+        ...
+
+
+class WebhookMeter(Protocol):
+    """The webhook instruments of this process."""
+
+    @property
+    def request_metric(self) -> str: ...
+
+    def snapshot(self) -> WebhookStats: ...

@@ -21,9 +21,9 @@ class IngestSettings(CommonSettings, ShopmonkeySettings):
     kafka_publish_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     #: Shopmonkey customers fetched for their email/phone are cached this long.
     customer_cache_seconds: float = Field(default=300.0, ge=0)
-    #: A tenant the poller has never read starts this far back (history: `leadctl backfill`).
+    #: A company the poller has never read starts this far back (history: `leadctl backfill`).
     poll_initial_lookback_seconds: float = Field(default=3600.0, ge=0)
-    #: Tenants polled at the same time (each with its own API key and rate limit).
+    #: Shopmonkey companies polled at the same time (each with its own API key and rate limit).
     poll_concurrency: int = Field(default=8, ge=1, le=200)
     # provider webhooks and the lead API (signals) --------------------------------------------
     #: SendGrid Signed Event Webhook verification key (base64 body of the ECDSA public key, as
@@ -38,6 +38,16 @@ class IngestSettings(CommonSettings, ShopmonkeySettings):
     twilio_webhook_public_url: str | None = None
     #: The answer to an SMS "HELP" (TwiML <Message>).
     sms_help_text: str = "Reply STOP to unsubscribe. Msg&data rates may apply."
+    # callers that fail authentication ---------------------------------------------------------
+    #: Failed authentications a client address may have at once before it is answered 429...
+    auth_failure_burst: int = Field(default=60, ge=1, le=100_000)
+    #: ...and how many more it is allowed per minute after that.
+    auth_failures_per_minute: float = Field(default=60.0, gt=0)
+    #: Client addresses remembered at most (least recently failed forgotten first).
+    auth_failure_clients: int = Field(default=10_000, ge=1, le=10_000_000)
+    #: Proxies in front of ingest that append the client to X-Forwarded-For (0: none, the
+    #: peer address is the client's; never more than really are, or clients choose their own).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
 
 
 class BackfillSettings(CommonSettings, ShopmonkeySettings):

@@ -48,6 +48,8 @@ def handler_config(settings: OutboundSettings) -> HandlerConfig:
         claim_stale=timedelta(seconds=settings.claim_stale_seconds),
         sms_validity_max=settings.sms_validity_max_seconds,
         replay_send=settings.outbound_replay_send,
+        phone_whitelist=settings.phone_whitelist,
+        sms_regions=settings.sms_regions,
     )
 
 

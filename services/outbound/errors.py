@@ -3,6 +3,9 @@ one means for a send.
 
 OutboundError
 ├── TemplateError          unknown template or render failure: the command fails, no send
+├── UnsendableCommand      a command that can never be sent as it is (its template does not
+│                          render): its `failed` outcome is recorded and published, then the
+│                          consumer dead-letters the record with the reason
 └── ProviderError          a provider call did not end in an accepted message
     ├── ProviderRejected       permanent 4xx (invalid number, opted out): failed, no retry
     ├── ProviderUnavailable    certainly NOT processed (429, refused connection, 503, auth):
@@ -21,6 +24,14 @@ class OutboundError(LeadOrchestratorError):
 
 
 class TemplateError(OutboundError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnsendableCommand(OutboundError):
+    """Raised by the handler once the command's `failed` outcome is recorded and published."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason

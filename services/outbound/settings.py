@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from services.common.phones import parse_phone_list, parse_regions
 from services.common.settings import CommonSettings
 
 
@@ -18,6 +19,12 @@ def _present(value: str | SecretStr | None) -> bool:
 
 
 class OutboundSettings(CommonSettings):
+    # SMS bound to its recipient (DESIGN §6 4a) --------------------------------------------
+    #: E.164 numbers that may receive SMS (exact after normalisation); empty: no SMS at all.
+    lead_phone_whitelist: str = ""
+    #: Regions (ISO 3166 alpha-2) whose numbers may receive SMS.
+    sms_allowed_regions: str = "US,CA"
+
     # providers -------------------------------------------------------------------------------
     sendgrid_api_key: SecretStr | None = None
     sendgrid_from_email: str = "noreply@example.com"
@@ -48,7 +55,8 @@ class OutboundSettings(CommonSettings):
     twilio_rate_burst: int = Field(default=1, ge=1)
     sendgrid_rate_per_second: float = Field(default=50.0, gt=0)
     sendgrid_rate_burst: int = Field(default=50, ge=1)
-    #: At most this many messages per contact, tenant and channel per window (0 = none).
+    #: At most this many messages per contact and channel per window, across the locations of
+    #: one Shopmonkey company (0 = none).
     frequency_cap_email: int = Field(default=1, ge=0)
     frequency_cap_sms: int = Field(default=1, ge=0)
     frequency_window_hours: float = Field(default=24.0, gt=0)
@@ -73,6 +81,26 @@ class OutboundSettings(CommonSettings):
     #: never sent. True lets a record-only command the gate allows reach the provider (a
     #: command_id the ledger already holds is still never sent again).
     outbound_replay_send: bool = False
+
+    @field_validator("lead_phone_whitelist")
+    @classmethod
+    def _phones(cls, value: str) -> str:
+        parse_phone_list(value)  # ValueError names the entry
+        return value
+
+    @field_validator("sms_allowed_regions")
+    @classmethod
+    def _regions(cls, value: str) -> str:
+        parse_regions(value)
+        return value
+
+    @property
+    def phone_whitelist(self) -> frozenset[str]:
+        return parse_phone_list(self.lead_phone_whitelist)
+
+    @property
+    def sms_regions(self) -> frozenset[str]:
+        return parse_regions(self.sms_allowed_regions)
 
     @model_validator(mode="after")
     def _stale_after_timeout(self) -> Self:

@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Protocol
 
 from schemas.events import LeadChanged, TouchPointCommand
+from services.common.domain.dead_letter import DeadLetter
 from services.common.domain.replay import TP, ReplayRun
-from services.common.kafka.dlq import DeadLetter
 from services.sequencer.domain.lead import Lead
 from services.sequencer.domain.plan import TenantConfig
 

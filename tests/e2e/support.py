@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -199,7 +200,9 @@ def stack_env(tmp: Path, service_env: dict[str, str], ports: dict[str, int]) -> 
     base = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "DEMO_MODE"))
+        if not k.startswith(
+            ("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "LEAD_PHONE", "DEMO_MODE")
+        )
     }
     return (
         base
@@ -241,3 +244,17 @@ def new_stack(
         for n in ("sendgrid", "twilio", "shopmonkey", "ingest", "poller", "sequencer", "outbound")
     }
     return Stack(tmp, stack_env(tmp, service_env, ports), topics, db_url, bootstrap, ports)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    """Until `url` answers; fails at once with the log when `proc` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{url} died:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310
+                return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer:\n{log.read_text()[-3000:]}")

@@ -16,18 +16,9 @@ import pytest
 
 from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
-from tests.e2e.support import Stack, new_stack
+from tests.e2e.support import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
-
-
-@pytest.fixture
-def stack(tmp_path: Path, service_env, topics, db_url, kafka_bootstrap):  # type: ignore[no-untyped-def]
-    s = new_stack(tmp_path, service_env, topics, db_url, kafka_bootstrap)
-    yield s
-    for p in reversed(list(s.procs.values())):
-        p.stop(10)
-    s.delete_topics()  # Faust's changelog/tick topics too, not only the fixture's
 
 
 def _orders(stack: Stack, api_key: str) -> list[dict[str, Any]]:

@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fakes.shopmonkey.data import Company, World
 from fakes.shopmonkey.server import Simulator
 from fakes.shopmonkey.webhooks import envelope, signed_headers
-from services.common.kafka import KafkaProducer
+from services.common.kafka.producer import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
-from services.ingest.dashboard.app import WEBHOOK_REQUEST_METRIC
+from services.ingest.adapters.metrics import WEBHOOK_REQUEST_METRIC
 from services.ingest.entrypoints.http import create_app
 from services.ingest.settings import IngestSettings
 from tests.conftest import ROOT, free_port

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fakes._recorder import FakeAdmin
+from leadctl.run.demo import DEMO_PHONE
 from tests.conftest import BASE_DB_URL, ROOT, free_port, new_topic_prefix
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -87,7 +88,9 @@ def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "VIRTUAL_ENV"))
+        if not k.startswith(
+            ("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "LEAD_PHONE", "VIRTUAL_ENV")
+        )
     }
     env |= {
         "DATABASE_URL": BASE_DB_URL.rsplit("/", 1)[0] + "/" + db,
@@ -163,6 +166,7 @@ def test_make_run_reaches_first_touch_point_and_stops_cleanly(
                 " WHERE j.status = 'sent' AND lower(l.email) <> 'demo.lead@example.com'"
             ).fetchone()
         assert texts <= demo_phones, texts - demo_phones
+        assert texts <= {DEMO_PHONE}, texts  # only the listed demo number ever gets an SMS
         assert stray == (0,), "a touch point was sent to a customer who is not whitelisted"
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal

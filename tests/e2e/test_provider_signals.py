@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -38,13 +37,15 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
+from tests.e2e.support import wait_http
+from tests.support.phones import random_phone
 from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 T = TypeVar("T")
 ACCOUNT = "AC" + "e2e0" * 8
 TOKEN = "e2e-twilio-auth-token"
-SENDER = "+15550001234"
+SENDER = "+12025550134"
 LEADCTL = str(Path(sys.executable).parent / "leadctl")
 
 
@@ -92,6 +93,11 @@ class Stack:
         """A location whose windows are open now, with this plan; (id, website key, lead token)."""
         tid, key, token = uuid.uuid4(), f"lk_{uuid.uuid4().hex}", f"lak_{uuid.uuid4().hex}"
         plan = {"name": "e2e", "steps": steps, "lost_after_minutes": 600, "min_gap_minutes": 0}
+        self.sql(
+            "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, %s)",
+            f"co_{tid.hex[:8]}",
+            f"e2e company {tid.hex[:6]}",
+        )
         self.sql(
             "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
             " timezone, postal_address, website_api_key_sha256, lead_api_key_sha256,"
@@ -198,19 +204,6 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url} died:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310
-                return
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def stack(
     db_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
@@ -219,13 +212,7 @@ def stack(
     prefix = new_topic_prefix()
     topics = Topics(prefix)
     ensure_topics(kafka_bootstrap, partitions=4, names=topics.with_dlqs())
-    people = [
-        Person(
-            f"e2e.{uuid.uuid4().hex[:8]}@example.com",
-            f"+1555{random.randrange(10**7):07d}",
-        )
-        for _ in range(6)
-    ]
+    people = [Person(f"e2e.{uuid.uuid4().hex[:8]}@example.com", random_phone()) for _ in range(6)]
     signer = SendGridSigner.generate()
     ports = {name: free_port() for name in ("ingest", "seq", "out", "sg", "tw")}
     env = {
@@ -236,6 +223,7 @@ def stack(
         "KAFKA_PARTITIONS": "4",
         "LOG_LEVEL": "info",
         "LEAD_EMAIL_WHITELIST": ",".join(p.email for p in people),
+        "LEAD_PHONE_WHITELIST": ",".join(p.phone for p in people),
         "SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public_key,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": ACCOUNT,
@@ -274,7 +262,7 @@ def stack(
             log = logs / f"{name}.log"
             proc = _start([LEADCTL, *args], env, log)
             procs.append(proc)
-            _wait_http(f"http://127.0.0.1:{ports[name]}{health}", proc, log)
+            wait_http(f"http://127.0.0.1:{ports[name]}{health}", proc, log)
         yield Stack(
             db_url=db_url,
             topics=topics,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import tz_at_local_hour
-from tests.e2e.support import Stack, new_stack
+from tests.e2e.support import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -69,15 +69,6 @@ def _restart_sequencer(stack: Stack) -> None:
 def _stop_sequencer(stack: Stack) -> None:
     stack.procs["sequencer"].stop()
     stack.wait(lambda: not stack.sequencer_active(), 60, "the sequencer to leave its group")
-
-
-@pytest.fixture
-def stack(tmp_path: Path, service_env, topics, db_url, kafka_bootstrap):  # type: ignore[no-untyped-def]
-    s = new_stack(tmp_path, service_env, topics, db_url, kafka_bootstrap)
-    yield s
-    for p in reversed(list(s.procs.values())):
-        p.stop(10)
-    s.delete_topics()  # Faust's changelog/tick topics too, not only the fixture's
 
 
 def _simulated_day(stack: Stack, tmp_path: Path) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 LIBS = ROOT / ".local" / "kafka" / "libs"
 TEMPLATE = ROOT / "infra" / "kafka" / "server.properties.tmpl"
 LOG4J = ROOT / "infra" / "kafka" / "log4j2.properties"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -60,3 +62,50 @@ def sendgrid_body(events: list[dict[str, Any]]) -> bytes:
 
 def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
     return str(RequestValidator(token).compute_signature(url, params))
+
+
+@dataclass
+class Callers:
+    """The credentials every genuine caller of ingest's public routes presents: Shopmonkey's
+    Standard Webhooks signature, the website key, the lead API token, SendGrid's and Twilio's
+    signatures (over the URL on `port`)."""
+
+    port: int
+    webhook_secret: str
+    website_key: str
+    lead_token: str
+    sendgrid: SendGridSigner
+    twilio_token: str
+
+    def headers(self, path: str, body: bytes) -> list[tuple[bytes, bytes]]:
+        """What a genuine caller of `path` sends with `body` (raw header pairs)."""
+        if path.startswith("/webhooks/shopmonkey/"):
+            from fakes.shopmonkey.webhooks import standard_signature
+
+            stamp, msg = int(time.time()), f"msg_{uuid.uuid4().hex}"
+            signature = standard_signature(self.webhook_secret, msg, stamp, body)
+            return [
+                (b"webhook-id", msg.encode()),
+                (b"webhook-timestamp", str(stamp).encode()),
+                (b"webhook-signature", signature.encode()),
+                (b"Content-Type", b"application/json"),
+            ]
+        if path.startswith("/api/leads"):
+            token = self.website_key if path == "/api/leads" else self.lead_token
+            return [(b"Authorization", f"Bearer {token}".encode()), (b"Content-Type", _JSON)]
+        if path == "/webhooks/sendgrid/events":
+            return [(k.encode(), v.encode()) for k, v in self.sendgrid.headers(body).items()]
+        if path.startswith("/webhooks/twilio/"):
+            try:
+                params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+            except UnicodeDecodeError:
+                params = {}
+            url = f"http://127.0.0.1:{self.port}{path}"
+            return [
+                (b"X-Twilio-Signature", twilio_signature(self.twilio_token, url, params).encode()),
+                (b"Content-Type", b"application/x-www-form-urlencoded"),
+            ]
+        return []
+
+
+_JSON = b"application/json"

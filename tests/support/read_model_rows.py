@@ -24,7 +24,7 @@ async def add_lead(
     created_minutes_ago: float = 10,
     first_name: str = "Jane",
     email: str | None = "jane.doe@gmail.com",
-    phone: str | None = "+15551234567",
+    phone: str | None = "+12025550123",
     lead_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     lead_id = lead_id or uuid.uuid4()

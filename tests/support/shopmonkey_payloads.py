@@ -72,8 +72,8 @@ CUSTOMER_RECORD: dict[str, Any] = {
         {"id": "em_1", "email": "Jane.Smith@Example.com", "primary": True, "subscribed": True},
     ],
     "phoneNumbers": [
-        {"id": "ph_2", "number": "+15550000000", "primary": False, "type": "Landline"},
-        {"id": "ph_1", "number": "(555) 123-4567", "primary": True, "type": "Mobile"},
+        {"id": "ph_2", "number": "+12025550100", "primary": False, "type": "Landline"},
+        {"id": "ph_1", "number": "(202) 555-0123", "primary": True, "type": "Mobile"},
     ],
 }
 

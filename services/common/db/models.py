@@ -28,6 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.domain.read_model import JOB_STATUSES as JOB_STATUSES
+from services.common.domain.read_model import LEAD_STATES as LEAD_STATES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -35,9 +38,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-LEAD_STATES = ("new", "contacted", "engaged", "qualified", "appointment_set", "completed", "lost")
-JOB_STATUSES = ("claimed", "sent", "skipped", "deferred", "failed", "unknown", "recorded")
 
 
 class Base(DeclarativeBase):
@@ -48,20 +48,44 @@ def _now() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+SIGNATURE_SCHEMES = ("standard", "legacy_hmac")
+
+
+class ShopmonkeyCompany(Base):
+    """One Shopmonkey company: the API key and webhook secret Shopmonkey issues per company,
+    shared by its locations (tenants). Read and written only through `db.companies`."""
+
+    __tablename__ = "shopmonkey_companies"
+
+    #: Shopmonkey's company id (`companyId` of its records).
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    shopmonkey_api_key: Mapped[str | None] = mapped_column(Text)
+    #: Space-separated secrets while one is rotated (any of them verifies).
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    signature_scheme: Mapped[str] = mapped_column(
+        String(20), nullable=False, server_default="standard"
+    )
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint(f"signature_scheme in {SIGNATURE_SCHEMES!r}", name="signature_scheme"),
+    )
+
+
 class Tenant(Base):
-    """One franchise location: its Shopmonkey account, secrets, timezone and address."""
+    """One franchise location: a location of a Shopmonkey company, its timezone and address."""
 
     __tablename__ = "tenants"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    shopmonkey_company_id: Mapped[str] = mapped_column(String(100), nullable=False)
-    shopmonkey_location_id: Mapped[str] = mapped_column(String(100), nullable=False)
-    shopmonkey_api_key: Mapped[str | None] = mapped_column(Text)
-    webhook_secret: Mapped[str | None] = mapped_column(Text)
-    signature_scheme: Mapped[str] = mapped_column(
-        String(20), nullable=False, server_default="standard"
+    shopmonkey_company_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("shopmonkey_companies.id"), nullable=False
     )
+    shopmonkey_location_id: Mapped[str] = mapped_column(String(100), nullable=False)
     website_api_key_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: Lead API (chat service) bearer token of this location, stored hashed (0005_signals).
     lead_api_key_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -76,10 +100,7 @@ class Tenant(Base):
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
-    __table_args__ = (
-        UniqueConstraint("shopmonkey_company_id", "shopmonkey_location_id"),
-        CheckConstraint("signature_scheme in ('standard', 'legacy_hmac')", name="signature_scheme"),
-    )
+    __table_args__ = (UniqueConstraint("shopmonkey_company_id", "shopmonkey_location_id"),)
 
 
 class LocationHours(Base):
@@ -226,6 +247,28 @@ class Suppression(Base):
     )
 
 
+class ContactConsent(Base):
+    """The last opt-out / opt-in recorded for a contact on a channel (0008), per tenant (NULL:
+    every location). An older STOP or START than this one changes nothing."""
+
+    __tablename__ = "contact_consent"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    channel: Mapped[str] = mapped_column(String(10), nullable=False)
+    contact: Mapped[str] = mapped_column(String(320), nullable=False)
+    opted_out: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    provider: Mapped[str] = mapped_column(String(20), nullable=False)
+    event_key: Mapped[str] = mapped_column(String(300), nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "contact", postgresql_nulls_not_distinct=True),
+        CheckConstraint("channel in ('email', 'sms')", name="channel"),
+    )
+
+
 class ProviderEvent(Base):
     """A provider webhook event already turned into a signal (dedupe of retries, 0005)."""
 
@@ -239,17 +282,17 @@ class ProviderEvent(Base):
     __table_args__ = (Index(None, "received_at"),)
 
 
-class PollerCursor(Base):
-    """How far the poller (or a backfill) has read a tenant's Shopmonkey orders."""
+class CompanyPollCursor(Base):
+    """How far the poller has read a Shopmonkey company's records (`kind`: poll = orders,
+    poll_customer = customers); one read per company serves all its locations."""
 
-    __tablename__ = "poller_cursors"
+    __tablename__ = "company_poll_cursors"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    company_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("shopmonkey_companies.id", ondelete="CASCADE"), primary_key=True
     )
-    kind: Mapped[str] = mapped_column(String(20), primary_key=True, server_default="poll")
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
     cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    cursor_skip: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,5 @@
-"""Tenant (location) service functions: connection passed in, keyword-only arguments."""
+"""Tenant (location) service functions: connection passed in, keyword-only arguments. A tenant
+is one location of a Shopmonkey company (`db.companies`, which holds the company's secrets)."""
 
 from __future__ import annotations
 
@@ -17,21 +18,18 @@ from services.common.db.models import LocationHours, ServiceCatalog, Tenant
 
 @dataclass(frozen=True, slots=True)
 class TenantRecord:
-    """A tenant as the services use it. Secrets stay out of `repr`."""
+    """A tenant as the services use it (its company's secrets: `db.companies`)."""
 
     id: uuid.UUID
     name: str
     shopmonkey_company_id: str
     shopmonkey_location_id: str
     timezone: str
-    signature_scheme: str
     active: bool
     us_state: str | None
     postal_address: str | None
     phone: str | None
     nurture_plan: dict[str, Any] | None
-    shopmonkey_api_key: str | None = None
-    webhook_secret: str | None = None
 
     def __repr__(self) -> str:
         return f"TenantRecord(id={self.id}, name={self.name!r}, tz={self.timezone})"
@@ -41,28 +39,19 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_webhook_secret() -> str:
-    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
-    import base64
-
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def _record(row: Any) -> TenantRecord:
+def tenant_record(row: Any) -> TenantRecord:
+    """A `tenants` row as a record."""
     return TenantRecord(
         id=row.id,
         name=row.name,
         shopmonkey_company_id=row.shopmonkey_company_id,
         shopmonkey_location_id=row.shopmonkey_location_id,
         timezone=row.timezone,
-        signature_scheme=row.signature_scheme,
         active=row.active,
         us_state=row.us_state,
         postal_address=row.postal_address,
         phone=row.phone,
         nurture_plan=row.nurture_plan,
-        shopmonkey_api_key=row.shopmonkey_api_key,
-        webhook_secret=row.webhook_secret,
     )
 
 
@@ -73,15 +62,13 @@ async def add_tenant(
     company_id: str,
     location_id: str,
     timezone: str = "America/New_York",
-    api_key: str | None = None,
-    webhook_secret: str | None = None,
-    signature_scheme: str = "standard",
     us_state: str | None = None,
     postal_address: str | None = None,
     phone: str | None = None,
     tenant_id: uuid.UUID | None = None,
 ) -> tuple[TenantRecord, str]:
-    """Create a location; returns it and its website API key (shown once, stored hashed)."""
+    """Create a location of an existing company (`db.companies.add_company`); returns it and
+    its website API key (shown once, stored hashed)."""
     website_key = "lk_" + secrets.token_urlsafe(24)
     values = {
         "id": tenant_id or uuid.uuid4(),
@@ -89,28 +76,25 @@ async def add_tenant(
         "shopmonkey_company_id": company_id,
         "shopmonkey_location_id": location_id,
         "timezone": timezone,
-        "shopmonkey_api_key": api_key,
-        "webhook_secret": webhook_secret or new_webhook_secret(),
-        "signature_scheme": signature_scheme,
         "us_state": us_state,
         "postal_address": postal_address,
         "phone": phone,
         "website_api_key_sha256": hash_api_key(website_key),
     }
     row = (await conn.execute(insert(Tenant).values(**values).returning(Tenant))).one()
-    return _record(row), website_key
+    return tenant_record(row), website_key
 
 
 async def list_tenants(conn: AsyncConnection, *, active_only: bool = False) -> list[TenantRecord]:
     stmt = select(Tenant).order_by(Tenant.name)
     if active_only:
         stmt = stmt.where(Tenant.active.is_(True))
-    return [_record(r) for r in (await conn.execute(stmt)).all()]
+    return [tenant_record(r) for r in (await conn.execute(stmt)).all()]
 
 
 async def get_tenant(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> TenantRecord | None:
     row = (await conn.execute(select(Tenant).where(Tenant.id == tenant_id))).one_or_none()
-    return _record(row) if row else None
+    return tenant_record(row) if row else None
 
 
 async def tenant_for_api_key(conn: AsyncConnection, *, api_key: str) -> TenantRecord | None:
@@ -118,7 +102,7 @@ async def tenant_for_api_key(conn: AsyncConnection, *, api_key: str) -> TenantRe
         Tenant.website_api_key_sha256 == hash_api_key(api_key), Tenant.active.is_(True)
     )
     row = (await conn.execute(stmt)).one_or_none()
-    return _record(row) if row else None
+    return tenant_record(row) if row else None
 
 
 async def set_hours(

@@ -1,8 +1,3 @@
-"""Kafka adapters shared by the services: producer, at-least-once consumer, DLQ, topics."""
-
-from services.common.kafka.consumer import AtLeastOnceConsumer
-from services.common.kafka.delivery import Delivered
-from services.common.kafka.dlq import DeadLetter, DeadLetters
-from services.common.kafka.producer import KafkaProducer
-
-__all__ = ["AtLeastOnceConsumer", "DeadLetter", "DeadLetters", "Delivered", "KafkaProducer"]
+"""Kafka adapters shared by the services: producer, at-least-once consumer, DLQ, topics,
+client configuration. Import the module you need (nothing is imported here, so a pure module
+that needs one value never loads the Kafka clients)."""

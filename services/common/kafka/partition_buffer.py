@@ -26,15 +26,16 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message
 
+from services.common.domain.dead_letter import Headers
+from services.common.domain.replay import TP
 from services.common.kafka.delivery import OnDelivery
 from services.common.kafka.partitioning import partition_of_key
-from services.common.kafka.producer import Headers, KafkaProducer
+from services.common.kafka.producer import KafkaProducer
 
 log = logging.getLogger(__name__)
 
 #: (topic, partition or None: the partitioner's choice, key, value, headers)
 Record = tuple[str, int | None, bytes | None, bytes | None, Headers | None]
-TP = tuple[str, int]
 
 #: A flush that waits longer than this logs how many records are still unacknowledged.
 FLUSH_WARN_SECONDS = 30.0

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-from aiokafka.partitioner import murmur2
-
 
 def tenant_key(tenant_id: uuid.UUID | str) -> bytes:
     """The record key of a tenant's records: its id as text."""
@@ -28,6 +26,8 @@ def tenant_of_key(key: object) -> uuid.UUID | None:
 
 def partition_of_key(key: bytes, partitions: int) -> int:
     """The partition the murmur2 partitioner gives `key` among `partitions`."""
+    from aiokafka.partitioner import murmur2  # here: tenant keys alone never load aiokafka
+
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 

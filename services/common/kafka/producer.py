@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from schemas.base import Event
+from services.common.domain.dead_letter import Headers
 from services.common.errors import DeliveryError
 from services.common.kafka.config import producer_config
 from services.common.kafka.connection import KafkaTarget
@@ -33,8 +34,6 @@ from services.common.kafka.delivery import (
 )
 
 log = logging.getLogger(__name__)
-
-Headers = list[tuple[str, str | bytes | None]]
 
 
 class KafkaProducer:

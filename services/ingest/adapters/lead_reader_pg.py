@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.common.cache import TtlCache
 from services.common.db.models import Lead, Tenant
 
 TOKEN_PREFIX = "lak_"  # noqa: S105 (a prefix, not a secret)
@@ -75,27 +75,22 @@ async def issue_lead_api_key(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> 
 
 
 class PostgresLeadReader:
-    """`LeadReader` over the ingest engine; token look-ups are cached for `ttl` seconds."""
+    """`LeadReader` over the ingest engine; a token's tenant comes from `tokens` (the tenant
+    directory in memory: an unknown token costs no query)."""
 
-    def __init__(self, engine: AsyncEngine, *, chat_base_url: str, ttl: float = 30.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        chat_base_url: str,
+        tokens: Callable[[str], Awaitable[uuid.UUID | None]],
+    ) -> None:
         self._engine = engine
         self._chat_base = chat_base_url.rstrip("/")
-        self._tokens: TtlCache[str, uuid.UUID] = TtlCache(ttl=ttl)
+        self._tokens = tokens
 
     async def tenant_for_token(self, token: str) -> uuid.UUID | None:
-        digest = hash_token(token)
-        if (hit := self._tokens.peek(digest)) is not None:
-            return hit[0]
-
-        async def load() -> uuid.UUID | None:
-            stmt = select(Tenant.id).where(
-                Tenant.lead_api_key_sha256 == digest, Tenant.active.is_(True)
-            )
-            async with self._engine.connect() as conn:
-                tenant_id: uuid.UUID | None = (await conn.execute(stmt)).scalar_one_or_none()
-            return tenant_id
-
-        return await self._tokens.get(digest, load)
+        return await self._tokens(hash_token(token))
 
     async def lead_view(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> str | None:
         """The lead as JSON text, or None when this tenant has no such lead."""

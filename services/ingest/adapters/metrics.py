@@ -4,7 +4,6 @@ registered once per process on the default registry."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,8 +13,9 @@ from prometheus_client.registry import Collector
 
 WEBHOOK_REQUESTS = Counter(
     "ingest_webhook_requests_total",
-    "Shopmonkey webhook requests by outcome (accepted, duplicate, ignored, demo_dropped, "
-    "unauthorized, unknown_tenant, bad_request, too_large, unsupported_media_type, unavailable).",
+    "Shopmonkey webhook requests by outcome (accepted, duplicate, ignored, unrouted, "
+    "demo_dropped, unauthorized, unknown_tenant, unknown_company, bad_request, too_large, "
+    "unsupported_media_type, unavailable).",
     ["outcome"],
 )
 WEBHOOK_SECONDS = Histogram(
@@ -24,6 +24,9 @@ WEBHOOK_SECONDS = Histogram(
     ["result"],
     buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5),
 )
+#: The webhook instruments' names as the dashboard reads them back (`RegistryWebhookMeter`).
+WEBHOOK_REQUEST_METRIC = "ingest_webhook_requests_total"
+WEBHOOK_LATENCY_METRIC = "ingest_webhook_processing_seconds"
 WEBSITE_REQUESTS = Counter(
     "ingest_website_lead_requests_total", "Website lead form requests by outcome.", ["outcome"]
 )
@@ -43,9 +46,28 @@ LEADS_INGESTED = Counter(
     "OrderEvents acknowledged by Kafka, per tenant, source and entity.",
     ["tenant_id", "source", "entity"],
 )
+UNROUTED = Counter(
+    "ingest_unrouted_records_total",
+    "Shopmonkey records attributed to no tenant, by source (webhook, poll, backfill) and reason "
+    "(unknown_location: no tenant for its location; other_company; no_location; "
+    "invalid_location; no_tenants).",
+    ["source", "reason"],
+)
 DEMO_DROPPED = Counter(
     "ingest_demo_mode_dropped_total",
     "Inbound customers dropped by DEMO_MODE (email not whitelisted), per source.",
+    ["source"],
+)
+FIELDS_ADJUSTED = Counter(
+    "ingest_fields_adjusted_total",
+    "Values of inbound records cut to their bound or dropped, per source, field and reason "
+    "(cut, nul_removed, invalid_email, invalid_phone): the record itself was taken.",
+    ["source", "field", "reason"],
+)
+RECORDS_REFUSED = Counter(
+    "ingest_records_refused_total",
+    "Polled or backfilled Shopmonkey records refused (an id over its bound), per source; the "
+    "poll goes on without them.",
     ["source"],
 )
 SHOPMONKEY_REQUESTS = Counter(
@@ -56,8 +78,14 @@ SHOPMONKEY_REQUESTS = Counter(
 CUSTOMER_CACHE = Counter(
     "ingest_customer_cache_total", "Customer look-ups by result (hit, miss).", ["result"]
 )
+DIRECTORY_RELOADS = Counter(
+    "ingest_tenant_directory_reloads_total",
+    "Loads of the in-memory directory of companies, locations and caller key hashes",
+)
 POLLER_ERRORS = Counter(
-    "poller_errors_total", "Failed tenant polls, per tenant and error kind.", ["tenant_id", "kind"]
+    "poller_errors_total",
+    "Failed company polls, per Shopmonkey company and error kind.",
+    ["company_id", "kind"],
 )
 POLLER_EVENTS = Counter(
     "poller_events_total", "OrderEvents the poller produced, per tenant.", ["tenant_id"]
@@ -66,16 +94,16 @@ POLLER_FILTER_IGNORED = Counter(
     "poller_filter_ignored_total",
     "Polls where Shopmonkey ignored the `where` filter (meta.total equals the unfiltered "
     "total and records outside the window came back); the poller filtered them itself.",
-    ["tenant_id"],
+    ["company_id"],
 )
 POLLER_UNSORTED = Counter(
     "poller_unsorted_pages_total",
     "Polls where Shopmonkey ignored `orderby` (pages not ascending); the poller scanned.",
-    ["tenant_id"],
+    ["company_id"],
 )
 POLLER_CYCLE_SECONDS = Histogram(
     "poller_cycle_seconds",
-    "Duration of one poll cycle over every tenant.",
+    "Duration of one poll cycle over every company.",
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 
@@ -94,35 +122,35 @@ def child(metric: Counter | Histogram, *labels: str) -> Any:
 
 
 class CursorAges(Collector):
-    """`poller_cursor_age_seconds{tenant_id}`: seconds since the tenant's cursor was last
-    confirmed up to date (last successful poll), computed at scrape time; and
+    """`poller_cursor_age_seconds{company_id}`: seconds since the Shopmonkey company's cursors
+    were last confirmed up to date (last successful poll), computed at scrape time; and
     `poller_last_success_timestamp_seconds` for alerting with `time() - x`."""
 
     def __init__(self) -> None:
-        self._last_success: dict[uuid.UUID, float] = {}
+        self._last_success: dict[str, float] = {}
 
-    def success(self, tenant_id: uuid.UUID, at: float | None = None) -> None:
-        self._last_success[tenant_id] = time.time() if at is None else at
+    def success(self, company_id: str, at: float | None = None) -> None:
+        self._last_success[company_id] = time.time() if at is None else at
 
-    def age(self, tenant_id: uuid.UUID) -> float | None:
-        at = self._last_success.get(tenant_id)
+    def age(self, company_id: str) -> float | None:
+        at = self._last_success.get(company_id)
         return None if at is None else max(0.0, time.time() - at)
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         age = GaugeMetricFamily(
             "poller_cursor_age_seconds",
-            "Seconds since the tenant was last polled successfully up to date.",
-            labels=["tenant_id"],
+            "Seconds since the company was last polled successfully up to date.",
+            labels=["company_id"],
         )
         last = GaugeMetricFamily(
             "poller_last_success_timestamp_seconds",
-            "Unix time of the tenant's last successful poll.",
-            labels=["tenant_id"],
+            "Unix time of the company's last successful poll.",
+            labels=["company_id"],
         )
         now = time.time()
-        for tenant_id, at in list(self._last_success.items()):
-            age.add_metric([str(tenant_id)], max(0.0, now - at))
-            last.add_metric([str(tenant_id)], at)
+        for company_id, at in list(self._last_success.items()):
+            age.add_metric([company_id], max(0.0, now - at))
+            last.add_metric([company_id], at)
         yield age
         yield last
 

@@ -1,8 +1,7 @@
-"""The poller's cursors in `poller_cursors` (one row per tenant and kind)."""
+"""The poller's cursors in `company_poll_cursors` (one row per Shopmonkey company and kind)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.db.models import PollerCursor
+from services.common.db.models import CompanyPollCursor
 from services.ingest.errors import Unavailable
 
 MAX_ERROR_CHARS = 2000
@@ -23,9 +22,9 @@ class PostgresCursors:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None:
-        stmt = select(PollerCursor.cursor_at).where(
-            PollerCursor.tenant_id == tenant_id, PollerCursor.kind == kind
+    async def load(self, company_id: str, kind: str) -> datetime | None:
+        stmt = select(CompanyPollCursor.cursor_at).where(
+            CompanyPollCursor.company_id == company_id, CompanyPollCursor.kind == kind
         )
         try:
             async with self._engine.connect() as conn:
@@ -33,23 +32,23 @@ class PostgresCursors:
         except (OperationalError, DBAPIError, OSError) as exc:
             raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
 
-    async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
+    async def advance(self, company_id: str, kind: str, cursor_at: datetime | None) -> None:
         values: dict[str, Any] = {
-            "tenant_id": tenant_id,
+            "company_id": company_id,
             "kind": kind,
             "cursor_at": cursor_at,
             "last_success_at": func.now(),
             "last_error": None,
             "updated_at": func.now(),
         }
-        stmt = insert(PollerCursor).values(**values)
+        stmt = insert(CompanyPollCursor).values(**values)
         new_cursor = (
-            func.greatest(PollerCursor.cursor_at, stmt.excluded.cursor_at)
+            func.greatest(CompanyPollCursor.cursor_at, stmt.excluded.cursor_at)
             if cursor_at is not None
-            else PollerCursor.cursor_at
+            else CompanyPollCursor.cursor_at
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=[PollerCursor.tenant_id, PollerCursor.kind],
+            index_elements=[CompanyPollCursor.company_id, CompanyPollCursor.kind],
             set_={
                 "cursor_at": new_cursor,
                 "last_success_at": stmt.excluded.last_success_at,
@@ -59,17 +58,17 @@ class PostgresCursors:
         )
         await self._write(stmt)
 
-    async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None:
+    async def record_error(self, company_id: str, kind: str, error: str) -> None:
         message = error[:MAX_ERROR_CHARS]
-        stmt = insert(PollerCursor).values(
-            tenant_id=tenant_id,
+        stmt = insert(CompanyPollCursor).values(
+            company_id=company_id,
             kind=kind,
             last_error=message,
             last_error_at=func.now(),
             updated_at=func.now(),
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=[PollerCursor.tenant_id, PollerCursor.kind],
+            index_elements=[CompanyPollCursor.company_id, CompanyPollCursor.kind],
             set_={
                 "last_error": stmt.excluded.last_error,
                 "last_error_at": stmt.excluded.last_error_at,

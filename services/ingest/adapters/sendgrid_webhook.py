@@ -3,7 +3,9 @@
 ECDSA over `timestamp + raw body`, checked by the official
 `sendgrid.helpers.eventwebhook.EventWebhook` (reference/messaging.md §2.4); a timestamp further
 than the tolerance from now is refused as stale (SendGrid publishes no limit; we choose one).
-`refusal` returns None when the request is genuine, else the reason it is refused.
+`refusal` returns None when the request is genuine, else the reason it is refused (for the
+log: callers answer one generic 401). Header values are bounded and the timestamp must be
+ASCII digits before anything is decoded.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
+from services.ingest.domain.shopmonkey_signatures import MAX_TIMESTAMP_DIGITS, ascii_digits
+
 SENDGRID_SIGNATURE_HEADER: str = EventWebhookHeader.SIGNATURE
 SENDGRID_TIMESTAMP_HEADER: str = EventWebhookHeader.TIMESTAMP
+#: A DER ECDSA P-256 signature is ~72 bytes, ~96 in base64.
+MAX_SIGNATURE = 512
 
 
 class SendGridVerifier:
@@ -44,10 +50,11 @@ class SendGridVerifier:
     ) -> str | None:
         if not signature or not timestamp:
             return "missing signature headers"
-        try:
-            sent_at = int(timestamp.strip())
-        except ValueError:
+        if not ascii_digits(timestamp, MAX_TIMESTAMP_DIGITS):
             return "invalid timestamp"
+        if len(signature) > MAX_SIGNATURE or not signature.isascii():
+            return "invalid signature"
+        sent_at = int(timestamp)
         if abs(now.timestamp() - sent_at) > self._tolerance:
             return "stale timestamp"
         try:

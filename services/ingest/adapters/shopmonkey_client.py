@@ -52,8 +52,8 @@ TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 @dataclass(frozen=True, slots=True)
 class Retries:
-    """`attempts` total tries of a Shopmonkey request, waiting `backoff_delay(base, cap)`
-    between them (a `Retry-After` counts up to `cap`)."""
+    """`attempts` total tries of a Shopmonkey request: after a `Retry-After` exactly that long
+    (at most `cap`), else `backoff_delay(base, cap)` between them."""
 
     attempts: int = 5
     base: float = 0.5
@@ -62,8 +62,8 @@ class Retries:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds before try `attempt + 1` (`attempt` counts from 1)."""
         if retry_after is not None:
-            retry_after = min(retry_after, self.cap)
-        return backoff_delay(attempt - 1, base=self.base, cap=self.cap, retry_after=retry_after)
+            return min(max(retry_after, 0.0), self.cap)
+        return backoff_delay(attempt - 1, base=self.base, cap=self.cap)
 
 
 NO_RETRY = Retries(attempts=1)

@@ -1,9 +1,12 @@
-"""`SignalStore` over PostgreSQL: suppressions, webhook dedupe, delivery status.
+"""`SignalStore` over PostgreSQL: suppressions, consents, webhook dedupe, delivery status.
 
-Suppressions are committed on their own, at once (before the webhook answers and before Kafka
-is asked), so the outbound gate sees them on its very next send. Everything else of a webhook
-runs in one `unit()` transaction that commits only after Kafka acknowledged the signals: a
-failed publish rolls the dedupe keys back, so the provider's retry is processed again.
+Suppressions and consents are committed on their own, at once (before the webhook answers and
+before Kafka is asked), so the outbound gate sees them on its very next send; each claims its
+provider event first, in the same transaction, so a replayed webhook changes nothing, and a
+consent older than the one recorded for the contact changes nothing either. Everything else
+of a webhook runs in one `unit()` transaction that commits only after Kafka acknowledged the
+signals: a failed publish rolls the dedupe keys back, so the provider's retry is processed
+again.
 """
 
 from __future__ import annotations
@@ -13,15 +16,52 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, select, tuple_, union, update
+from sqlalchemy import ColumnElement, delete, func, select, tuple_, union, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.base import Channel
-from services.common.db.models import JobExecution, Lead, ProviderEvent, Suppression
-from services.ingest.domain.model import TouchRow
+from services.common.db.models import (
+    ContactConsent,
+    JobExecution,
+    Lead,
+    ProviderEvent,
+    Suppression,
+)
+from services.ingest.domain.model import Consent, ConsentChange, ConsentResult, TouchRow
 
 MAX_LEADS_PER_CONTACT = 50
+
+
+async def _claim(
+    conn: AsyncConnection, provider: str, key: str, tenant_id: uuid.UUID | None
+) -> bool:
+    """Record a provider event as processed; False when it was before."""
+    stmt = (
+        insert(ProviderEvent)
+        .values(provider=provider, event_key=key[:300], tenant_id=tenant_id)
+        .on_conflict_do_nothing()
+        .returning(ProviderEvent.event_key)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def _suppress(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID | None,
+    channel: Channel,
+    contact: str,
+    reason: str,
+    source: str,
+) -> bool:
+    stmt = (
+        insert(Suppression)
+        .values(tenant_id=tenant_id, channel=channel.value, contact=contact, reason=reason[:50])
+        .values(source=source[:50])
+        .on_conflict_do_nothing()
+        .returning(Suppression.id)
+    )
+    return (await conn.execute(stmt)).first() is not None
 
 
 class PostgresSignalUnit:
@@ -135,18 +175,67 @@ class PostgresSignalStore:
         self._engine = engine
         self._units = 0
 
-    async def suppress(self, *, channel: Channel, contact: str, reason: str, source: str) -> bool:
+    async def suppress(
+        self,
+        *,
+        channel: Channel,
+        contact: str,
+        reason: str,
+        source: str,
+        claim: tuple[str, str] | None = None,
+    ) -> bool:
         """Every location (tenant NULL): the provider account and sender are shared. True when
-        the row is new."""
-        stmt = (
-            insert(Suppression)
-            .values(tenant_id=None, channel=channel.value, contact=contact, reason=reason[:50])
-            .values(source=source[:50])
-            .on_conflict_do_nothing()
-            .returning(Suppression.id)
-        )
+        the row is new; a `claim` (provider, event key) claimed before changes nothing."""
         async with self._engine.begin() as conn:
-            return (await conn.execute(stmt)).first() is not None
+            if claim is not None and not await _claim(conn, *claim, None):
+                return False
+            return await _suppress(conn, None, channel, contact, reason, source)
+
+    async def consent(self, change: ConsentChange) -> ConsentResult:
+        async with self._engine.begin() as conn:
+            if not await _claim(conn, change.provider, change.event_key, change.tenant_id):
+                # seen before: a duplicate if it is still the recorded change, else stale
+                recorded = select(ContactConsent.event_key).where(
+                    ContactConsent.tenant_id.is_(None)
+                    if change.tenant_id is None
+                    else ContactConsent.tenant_id == change.tenant_id,
+                    ContactConsent.channel == change.channel.value,
+                    ContactConsent.contact == change.contact,
+                )
+                latest = (await conn.execute(recorded)).scalar_one_or_none()
+                same = latest == change.event_key
+                return ConsentResult(Consent.DUPLICATE if same else Consent.STALE)
+            values = {
+                "tenant_id": change.tenant_id,
+                "channel": change.channel.value,
+                "contact": change.contact,
+                "opted_out": change.opted_out,
+                "changed_at": change.at,
+                "provider": change.provider,
+                "event_key": change.event_key,
+            }
+            new = insert(ContactConsent).values(**values)
+            record = new.on_conflict_do_update(
+                index_elements=["tenant_id", "channel", "contact"],
+                set_={**{k: new.excluded[k] for k in values}, "updated_at": func.now()},
+                where=new.excluded.changed_at >= ContactConsent.changed_at,
+            ).returning(ContactConsent.id)
+            if (await conn.execute(record)).first() is None:  # a later change is recorded
+                return ConsentResult(Consent.STALE)
+            if change.opted_out:
+                added = await _suppress(
+                    conn, None, change.channel, change.contact, change.reason, change.source
+                )
+                return ConsentResult(Consent.APPLIED, int(added))
+            lift = delete(Suppression).where(
+                Suppression.channel == change.channel.value,
+                Suppression.contact == change.contact,
+                Suppression.reason.in_(list(change.lifts) or [""]),
+            )
+            if change.tenant_id is not None:  # one location's opt-in lifts its own only
+                lift = lift.where(Suppression.tenant_id == change.tenant_id)
+            lifted = (await conn.execute(lift)).rowcount or 0
+            return ConsentResult(Consent.APPLIED, lifted)
 
     async def lead_contact(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
@@ -170,15 +259,6 @@ class PostgresSignalStore:
             if not value:
                 value = (await conn.execute(ledger)).scalar_one_or_none()
         return str(value) if value else None
-
-    async def unsuppress(self, *, channel: Channel, contact: str, reasons: Sequence[str]) -> int:
-        stmt = delete(Suppression).where(
-            Suppression.channel == channel.value,
-            Suppression.contact == contact,
-            Suppression.reason.in_(list(reasons)),
-        )
-        async with self._engine.begin() as conn:
-            return (await conn.execute(stmt)).rowcount or 0
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PostgresSignalUnit]:

@@ -1,120 +1,162 @@
-"""Tenants from PostgreSQL, cached (`TtlCache`) with a short TTL so a webhook costs no query
-(secrets are decoded once per load). Unknown ids and keys are cached briefly too (no DB flood).
+"""Every active Shopmonkey company and location (tenant), and the hashes of their website keys
+and lead-API tokens, held in memory (`domain.directory.Directory`, a few hundred rows) so that
+every caller, known or not, is answered without the database.
 
-An expired entry of a known tenant is served while it is refreshed in the background
-(stale-while-revalidate, up to `max_stale` seconds): a slow or unavailable PostgreSQL then
-neither stalls webhooks nor turns them into 503s; Kafka, not the database, is what a webhook
-needs. A deactivated tenant or a rotated secret still applies within about one TTL.
+The directory is loaded at start and again whenever PostgreSQL says a tenant or company
+changed (LISTEN `tenants_changed`, sent by the triggers of migration 0011), at the latest every
+TENANT_CACHE_SECONDS (what a lost notification costs). An id or key not in it costs nothing:
+at most one reload a second is made for such misses (a location added a moment ago answers
+at once), never a query per request. While PostgreSQL is down the last directory is served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Hashable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import text
+import psycopg
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.cache import TtlCache
-from services.common.db.tenants import (
-    TenantRecord,
-    get_tenant,
-    hash_api_key,
-    list_tenants,
-    tenant_for_api_key,
-)
-from services.ingest.domain.model import IngestTenant
+from services.common.db.companies import CompanyRecord, companies_with_tenants
+from services.common.db.models import Tenant
+from services.common.db.tenants import TenantRecord, hash_api_key
+from services.ingest.adapters.metrics import DIRECTORY_RELOADS
+from services.ingest.domain.directory import Directory
+from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import Unavailable
 
-K = TypeVar("K", bound=Hashable)
-Load = Callable[[], Awaitable[IngestTenant | None]]
+log = logging.getLogger(__name__)
+
+#: The notification channel of migration 0011's triggers.
+CHANNEL = "tenants_changed"
+#: Longest wait between two attempts to listen again after the connection was lost.
+MAX_LISTEN_BACKOFF = 30.0
+
+
+def ingest_company(
+    record: CompanyRecord, tenants: Sequence[TenantRecord], *, api_key: str | None = None
+) -> IngestCompany:
+    """A company and its active tenants as ingest routes by them; `api_key` stands in when the
+    company has none of its own."""
+    return IngestCompany(
+        id=record.id,
+        name=record.name,
+        webhook_keys=WebhookKeys.from_secret(record.signature_scheme, record.webhook_secret),
+        shopmonkey_api_key=record.shopmonkey_api_key or api_key,
+        tenants=tuple(
+            IngestTenant(
+                id=t.id,
+                name=t.name,
+                active=t.active,
+                company_id=t.shopmonkey_company_id,
+                location_id=t.shopmonkey_location_id,
+            )
+            for t in tenants
+            if t.active
+        ),
+    )
 
 
 class PostgresTenants:
-    """`TenantDirectory`. The seed's default tenant (TENANT_ID) may use SHOPMONKEY_API_KEY
-    when it has no key of its own; no other tenant ever borrows a key."""
+    """`TenantDirectory` from the in-memory directory. The company of the seed's default tenant
+    (TENANT_ID) may use SHOPMONKEY_API_KEY when it has no key of its own; no other company ever
+    borrows a key. `start()` loads it and follows changes; without `start()` it is loaded on
+    first use (one-off commands)."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         *,
         ttl: float,
-        negative_ttl: float = 5.0,
-        max_stale: float = 3600.0,
+        listen_url: str | None = None,
+        miss_reload_seconds: float = 1.0,
         default_tenant_id: uuid.UUID | None = None,
         default_api_key: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._period = ttl if ttl > 0 else 60.0
+        self._listen_url = listen_url
+        self._miss_reload = miss_reload_seconds
         self._default_id = default_tenant_id
         self._default_key = default_api_key or None
-        self._by_id: TtlCache[uuid.UUID, IngestTenant] = self._cache(
-            ttl, negative_ttl, max_stale, clock
-        )
-        self._by_key: TtlCache[str, IngestTenant] = self._cache(ttl, negative_ttl, max_stale, clock)
+        self._clock = clock
+        self._directory: Directory | None = None
+        self._missed_at = -math.inf  # when the last reload for a miss began
+        self._loading: asyncio.Task[Directory] | None = None
+        self._changed: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
-    @staticmethod
-    def _cache(
-        ttl: float, negative_ttl: float, max_stale: float, clock: Callable[[], float]
-    ) -> TtlCache[K, IngestTenant]:
-        return TtlCache(
-            ttl=ttl,
-            negative_ttl=negative_ttl,
-            max_stale=max_stale,
-            refresh_errors=(Unavailable,),
-            clock=clock,
-        )
+    # lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> PostgresTenants:
+        """Load the directory (a PostgreSQL outage is logged: the first look-up retries) and
+        follow its changes until `close()`."""
+        self._changed = asyncio.Event()
+        try:
+            await self.reload()
+        except Unavailable as exc:
+            log.warning("tenant directory not loaded yet (%s); retrying", exc)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._refresh(), name="tenant-directory-refresh"))
+        if self._listen_url:
+            self._tasks.append(loop.create_task(self._listen(), name="tenant-directory-listen"))
+        return self
 
-    def to_ingest(self, record: TenantRecord) -> IngestTenant:
-        api_key = record.shopmonkey_api_key or (
-            self._default_key if record.id == self._default_id else None
-        )
-        return IngestTenant(
-            id=record.id,
-            name=record.name,
-            active=record.active,
-            webhook_keys=WebhookKeys.from_secret(record.signature_scheme, record.webhook_secret),
-            shopmonkey_api_key=api_key,
-        )
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # look-ups ---------------------------------------------------------------------------------
+    async def company(self, company_id: str) -> IngestCompany | None:
+        directory = self._directory or await self._first()
+        found = directory.companies.get(company_id)
+        if found is None and (again := await self._after_miss()) is not None:
+            found = again.companies.get(company_id)
+        return found
+
+    async def company_of(self, tenant_id: uuid.UUID) -> IngestCompany | None:
+        directory = self._directory or await self._first()
+        found = directory.by_tenant.get(tenant_id)
+        if found is None and (again := await self._after_miss()) is not None:
+            found = again.by_tenant.get(tenant_id)
+        return found
 
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
-        # A fresh entry (every request but a few an hour) is answered here, without a
-        # coroutine of its own.
-        if (hit := self._by_id.peek(tenant_id)) is not None:
-            return hit[0]
-
-        async def load() -> IngestTenant | None:
-            async with self._engine.connect() as conn:
-                record = await get_tenant(conn, tenant_id=tenant_id)
-            return self.to_ingest(record) if record is not None and record.active else None
-
-        return await self._cached(self._by_id, tenant_id, load)
+        company = await self.company_of(tenant_id)
+        return company.by_id.get(tenant_id) if company is not None else None
 
     async def for_api_key(self, api_key: str) -> IngestTenant | None:
-        key = hash_api_key(api_key)
-        if (hit := self._by_key.peek(key)) is not None:
-            return hit[0]
+        digest = hash_api_key(api_key)
+        directory = self._directory or await self._first()
+        found = directory.by_website_key.get(digest)
+        if found is None and (again := await self._after_miss()) is not None:
+            found = again.by_website_key.get(digest)
+        return found
 
-        async def load() -> IngestTenant | None:
-            async with self._engine.connect() as conn:
-                record = await tenant_for_api_key(conn, api_key=api_key)
-            return self.to_ingest(record) if record is not None else None
+    async def for_lead_token(self, digest: str) -> uuid.UUID | None:
+        """The active tenant whose lead-API token has this hash."""
+        directory = self._directory or await self._first()
+        found = directory.by_lead_token.get(digest)
+        if found is None and (again := await self._after_miss()) is not None:
+            found = again.by_lead_token.get(digest)
+        return found
 
-        return await self._cached(self._by_key, key, load)
-
-    async def pollable(self) -> list[IngestTenant]:
-        try:
-            async with self._engine.connect() as conn:
-                records = await list_tenants(conn, active_only=True)
-        except (OperationalError, DBAPIError, OSError) as exc:
-            raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
-        tenants = [self.to_ingest(r) for r in records]
-        return [t for t in tenants if t.shopmonkey_api_key]
+    async def pollable(self) -> list[IngestCompany]:
+        """Read anew each time (a poll cycle is every POLL_INTERVAL_SECONDS)."""
+        directory = await self.reload()
+        return [c for c in directory.companies.values() if c.tenants and c.can_call_shopmonkey]
 
     async def ping(self) -> bool:
         try:
@@ -124,17 +166,93 @@ class PostgresTenants:
             return False
         return True
 
-    async def _cached(
-        self, cache: TtlCache[K, IngestTenant], key: K, load: Load
-    ) -> IngestTenant | None:
-        """`key`'s tenant when its entry is not fresh (callers answer fresh ones with `peek`):
-        a stale one at once while it reloads in the background, else loaded under a per-key
-        lock; a PostgreSQL failure is `Unavailable` (a background one keeps the stale entry)."""
+    # loading ----------------------------------------------------------------------------------
+    async def reload(self) -> Directory:
+        """Load the directory anew (one load at a time: concurrent callers share it); raises
+        Unavailable when PostgreSQL cannot be read (the last directory stays in use)."""
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+            self._loading.add_done_callback(self._loaded)
+        return await asyncio.shield(self._loading)
 
-        async def guarded() -> IngestTenant | None:
+    def _loaded(self, task: asyncio.Task[Directory]) -> None:
+        self._loading = None
+        if not task.cancelled():
+            task.exception()  # retrieved here: the callers see it through the shield
+
+    async def _load(self) -> Directory:
+        keys = select(Tenant.id, Tenant.website_api_key_sha256, Tenant.lead_api_key_sha256)
+        try:
+            async with self._engine.connect() as conn:
+                found = await companies_with_tenants(conn, with_empty=True)
+                hashes = (await conn.execute(keys.where(Tenant.active.is_(True)))).all()
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
+        directory = Directory.of(
+            (self._ingest(record, tenants) for record, tenants in found),
+            website_keys={
+                r.id: r.website_api_key_sha256 for r in hashes if r.website_api_key_sha256
+            },
+            lead_tokens={r.id: r.lead_api_key_sha256 for r in hashes if r.lead_api_key_sha256},
+        )
+        self._directory = directory
+        DIRECTORY_RELOADS.inc()
+        log.debug("tenant directory: %d companies, %d tenants", len(found), len(directory))
+        return directory
+
+    def _ingest(self, record: CompanyRecord, tenants: Sequence[TenantRecord]) -> IngestCompany:
+        default = self._default_key if any(t.id == self._default_id for t in tenants) else None
+        return ingest_company(record, tenants, api_key=default)
+
+    async def _first(self) -> Directory:
+        """The directory when none was loaded yet (start failed, or one-off use)."""
+        return self._directory or await self.reload()
+
+    async def _after_miss(self) -> Directory | None:
+        """A key not in the directory: the directory anew when a change was notified and not
+        loaded yet (or is being loaded), or when no miss made a reload in the last
+        `miss_reload_seconds` (a key created a moment ago answers at once; random ids cost
+        one reload a second at most); else None. Never raises."""
+        pending = self._loading is not None or (
+            self._changed is not None and self._changed.is_set()
+        )
+        now = self._clock()
+        if not pending and now - self._missed_at < self._miss_reload:
+            return None
+        self._missed_at = now
+        try:
+            return await self.reload()
+        except Unavailable:
+            return None
+
+    async def _refresh(self) -> None:
+        """Reload on every change notification, and at the latest every period."""
+        assert self._changed is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=self._period)
+            self._changed.clear()
             try:
-                return await load()
-            except (OperationalError, DBAPIError, OSError) as exc:
-                raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
+                await self.reload()
+            except Unavailable as exc:
+                log.warning("tenant directory not reloaded (%s); serving the last one", exc)
 
-        return await cache.get(key, guarded)
+    async def _listen(self) -> None:
+        """LISTEN for changes; a lost connection is opened again (with backoff), and whatever
+        changed meanwhile is picked up by a reload once listening again."""
+        assert self._changed is not None and self._listen_url is not None
+        delay = 1.0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._listen_url, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._changed.set()
+                    delay = 1.0
+                    async for _ in conn.notifies():
+                        self._changed.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("tenant change notifications lost (%s); listening again", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_LISTEN_BACKOFF)

@@ -16,6 +16,8 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
+#: HMAC-SHA1 in base64 is 28 characters.
+MAX_SIGNATURE = 128
 
 
 def twilio_url(seen_url: str, public_base: str | None) -> str:
@@ -33,6 +35,8 @@ def twilio_refusal(
 ) -> str | None:
     if not signature:
         return "missing X-Twilio-Signature"
+    if len(signature) > MAX_SIGNATURE or not signature.isascii():
+        return "invalid signature"
     if not RequestValidator(auth_token).validate(url, params, signature):
         return "invalid signature"
     return None

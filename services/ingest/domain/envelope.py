@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from schemas import bounds
 from schemas.events import Operation
 from services.ingest.errors import InvalidPayload
 
@@ -29,8 +30,8 @@ class Envelope(NamedTuple):
         return self.rid if self.rid is not None else record_id(self.data)
 
 
-#: Longest record id accepted: ids are UUIDs in v3, and an event id holds one (≤ 300 chars).
-MAX_ID_LENGTH = 200
+#: Longest record id accepted: ids are UUIDs in v3; `leads.shopmonkey_order_id` holds 100.
+MAX_ID_LENGTH = bounds.RECORD_ID
 
 
 def record_id(data: Mapping[str, Any]) -> str:
@@ -44,6 +45,8 @@ def record_id(data: Mapping[str, Any]) -> str:
         raise InvalidPayload("data.id is missing or not a string")
     if len(rid) > MAX_ID_LENGTH:
         raise InvalidPayload(f"data.id is longer than {MAX_ID_LENGTH} characters")
+    if "\x00" in rid:
+        raise InvalidPayload("data.id contains a NUL character")
     return rid
 
 

@@ -7,8 +7,12 @@ with milliseconds), which both paths also see identically; a DELETE with neither
 `deleted`. So a webhook delivery, its retries and the poller's read of the same version all
 yield the same `event_id`, and the same order always yields the same `lead_id` (DESIGN §3).
 
-Every value is built here with its contract's type (texts are `str`, times aware UTC, ids
-bounded by `record_id`), so events are assembled as drafts (`draft.py`: the fields, serialised
+Every value is built here with its contract's type and within its bound (schemas/bounds.py):
+texts are `str` without NUL characters, times aware UTC, ids bounded by `record_id`. A display
+text (names, vehicle, status, order number, services) is never a reason to refuse a record: it
+is cut to its bound; an id over its bound is refused (400); an email or phone that cannot be
+one is dropped to None. Each such change is noted in `adjusted` (field, reason) for the caller
+to count and log. So events are assembled as drafts (`draft.py`: the fields, serialised
 without a model) or with `trusted` instead of being validated a second time; a property test
 checks, for arbitrary records, that validating what this module builds changes nothing, neither
 a value nor a byte on the topic.
@@ -24,11 +28,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from schemas import bounds
 from schemas.base import lead_id_for_order
 from schemas.events import Operation, OrderSource
-from services.common.whitelist import normalize_phone
+from services.common.phones import normalize_phone
 from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.envelope import record_id
+from services.ingest.errors import InvalidPayload
+
+#: (field, reason) of every value the normaliser cut or dropped, for the caller to count.
+Adjusted = list[tuple[str, str]]
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -149,33 +158,82 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def _id_text(value: Any) -> str | None:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+def _display(value: Any, limit: int, name: str, adjusted: Adjusted | None) -> str | None:
+    """A display text: stripped, without NUL characters (PostgreSQL refuses them), cut to
+    `limit`. A scan for NUL and a length check on the usual path."""
+    if not isinstance(value, str) or not (text := value.strip()):
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "").strip()
+        _note(adjusted, name, "nul_removed")
+        if not text:
+            return None
+    if len(text) > limit:
+        text = text[:limit]
+        _note(adjusted, name, "cut")
+    return text
 
 
-def contact_of_record(data: Mapping[str, Any]) -> Contact:
+def _note(adjusted: Adjusted | None, name: str, reason: str) -> None:
+    if adjusted is not None:
+        adjusted.append((name, reason))
+
+
+def _id_text(value: Any, name: str) -> str | None:
+    """An id (string or integer): refused (400) when over its bound or holding a NUL."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    if len(text) > bounds.RECORD_ID:
+        raise InvalidPayload(f"{name} is longer than {bounds.RECORD_ID} characters")
+    if "\x00" in text:
+        raise InvalidPayload(f"{name} contains a NUL character")
+    return text
+
+
+def _email(value: str | None, adjusted: Adjusted | None) -> str | None:
+    """An address as written, or None when it cannot be one (too long, NUL, no @)."""
+    if value is None:
+        return None
+    if len(value) > bounds.EMAIL or "\x00" in value or "@" not in value:
+        _note(adjusted, "email", "invalid_email")
+        return None
+    return value
+
+
+def _phone(value: str | None, adjusted: Adjusted | None) -> str | None:
+    """The E.164 form of a valid number, else None (noted)."""
+    if value is None:
+        return None
+    phone = normalize_phone(value)
+    if phone is None:
+        _note(adjusted, "phone", "invalid_phone")
+    return phone
+
+
+def contact_of_record(data: Mapping[str, Any], adjusted: Adjusted | None = None) -> Contact:
     """A Shopmonkey customer record's fields (top-level `email`/`phone` are null in v3: the
     contact details live in `emails[]` and `phoneNumbers[]`, reference §2.5)."""
     get = data.get
     email = _text(get("email")) or _pick(get("emails"), "email")
     phone = _text(get("phone")) or _pick(get("phoneNumbers"), "number", prefer=_MOBILE)
     return {
-        "customer_id": _id_text(get("id")),
-        "first_name": _text(get("firstName")),
-        "last_name": _text(get("lastName")),
-        "email": email,
-        "phone": normalize_phone(phone) if phone else None,
+        "customer_id": _id_text(get("id"), "customer id"),
+        "first_name": _display(get("firstName"), bounds.NAME, "first_name", adjusted),
+        "last_name": _display(get("lastName"), bounds.NAME, "last_name", adjusted),
+        "email": _email(email, adjusted),
+        "phone": _phone(phone, adjusted),
     }
 
 
 _MOBILE = ("type", "Mobile")
 
 
-def contact_of_order(data: Mapping[str, Any]) -> Contact:
+def contact_of_order(data: Mapping[str, Any], adjusted: Adjusted | None = None) -> Contact:
     """What the order itself says about its customer (an embedded `customer` if present)."""
     embedded = data.get("customer")
     if isinstance(embedded, dict):
-        base = contact_of_record(embedded)
+        base = contact_of_record(embedded, adjusted)
         if base["first_name"] and base["last_name"] and base["customer_id"]:
             return base  # the order's own name fields would not count
     else:
@@ -184,9 +242,10 @@ def contact_of_order(data: Mapping[str, Any]) -> Contact:
     name = _text(data.get("generatedCustomerName"))
     if name:
         first, _, rest = name.partition(" ")
-        last = rest.strip() or None
+        first = _display(first, bounds.NAME, "first_name", adjusted)
+        last = _display(rest, bounds.NAME, "last_name", adjusted)
     return {
-        "customer_id": base["customer_id"] or _id_text(data.get("customerId")),
+        "customer_id": base["customer_id"] or _id_text(data.get("customerId"), "customerId"),
         "first_name": base["first_name"] or first,
         "last_name": base["last_name"] or last,
         "email": base["email"],
@@ -215,14 +274,37 @@ def merge_contact(known: Contact, fetched: Contact | None) -> Contact:
     }
 
 
-def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> dict[str, Any]:
-    """Every OrderSnapshot field in its order, each of its contract's type."""
+def _services(value: Any, adjusted: Adjusted | None) -> list[str]:
+    """The order's service names, each cut to its bound, at most `bounds.SERVICES` of them."""
+    if not isinstance(value, list):
+        return []
+    names: list[str] = []
+    for entry in value:
+        if isinstance(entry, dict) and (
+            name := _display(entry.get("name"), bounds.SERVICE, "services", adjusted)
+        ):
+            if len(names) == bounds.SERVICES:
+                _note(adjusted, "services", "cut")
+                break
+            names.append(name)
+    return names
+
+
+def _number(value: Any, adjusted: Adjusted | None) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return _display(str(value), bounds.ORDER_NUMBER, "number", adjusted)
+
+
+def _snapshot(
+    data: Mapping[str, Any], operation: Operation, facts: Facts, adjusted: Adjusted | None
+) -> dict[str, Any]:
+    """Every OrderSnapshot field in its order, each of its contract's type and bound."""
     get = data.get
-    services = get("services")
     return {
         "order_id": facts.rid,
-        "number": _id_text(get("number")),
-        "status": _text(get("status")) or "Estimate",
+        "number": _number(get("number"), adjusted),
+        "status": _display(get("status"), bounds.ORDER_STATUS, "status", adjusted) or "Estimate",
         "authorized": get("authorized") is True,
         "invoiced": get("invoiced") is True,
         "paid": get("paid") is True,
@@ -230,14 +312,8 @@ def _snapshot(data: Mapping[str, Any], operation: Operation, facts: Facts) -> di
         "deleted": operation is Operation.DELETE or get("deleted") is True,
         "appointment_at": None,
         "total_cents": _cents(get("totalCostCents")),
-        "vehicle": _text(get("generatedVehicleName")),
-        "services": [
-            str(name)
-            for s in services
-            if isinstance(s, dict) and isinstance(name := s.get("name"), str) and name.strip()
-        ]
-        if isinstance(services, list)
-        else [],
+        "vehicle": _display(get("generatedVehicleName"), bounds.VEHICLE, "vehicle", adjusted),
+        "services": _services(get("services"), adjusted),
         "version": facts.version,
         "created_at": facts.created or parse_ts(get("orderCreatedDate")),
         "updated_at": facts.updated,
@@ -253,9 +329,11 @@ def order_draft(
     contact: Contact,
     now: datetime,
     facts: Facts | None = None,
+    adjusted: Adjusted | None = None,
 ) -> OrderEventDraft:
     """Each field of the record is read once. `now` must be aware (UTC). `facts`: the
-    record's `facts_of`, when the caller already has them."""
+    record's `facts_of`, when the caller already has them; `adjusted` collects the values
+    cut or dropped."""
     if facts is None:
         facts = facts_of("order", data, operation)
     return _draft(
@@ -266,7 +344,7 @@ def order_draft(
         "order",
         operation,
         now,
-        _snapshot(data, operation, facts),
+        _snapshot(data, operation, facts, adjusted),
         contact,
     )
 
@@ -280,6 +358,7 @@ def customer_draft(
     contact: Contact,
     now: datetime,
     facts: Facts | None = None,
+    adjusted: Adjusted | None = None,
 ) -> OrderEventDraft:
     """A customer change: no lead of its own (`lead_id` None), it updates every lead of it."""
     if facts is None:

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from schemas import bounds
 from schemas.events import SignalKind
+from services.common.masking import mask_contacts
 from services.common.whitelist import normalize_email
 
 PROVIDER = "sendgrid"
@@ -107,14 +111,18 @@ def _detail(name: str, raw: dict[str, Any]) -> str | None:
             parts.append(f"{field}={value}")
     if name == "click" and isinstance(raw.get("url"), str):
         parts.append(f"url={raw['url']}")
-    text = "; ".join(parts)
-    return text[:500] or None
+    text = mask_contacts("; ".join(parts))  # a bounce's reason quotes the address
+    return text[: bounds.SIGNAL_DETAIL] or None
 
 
 def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
     """One SendGrid event; None for event types we do not use (e.g. group_resubscribe)."""
     name = raw.get("event")
     if not isinstance(name, str) or name not in _EVENTS:
+        return None
+    try:
+        key = _key(raw)
+    except (RecursionError, ValueError):  # nested too deep to name: no event of SendGrid's
         return None
     kind, delivery = _EVENTS[name]
     suppress = _SUPPRESS.get(name)
@@ -126,8 +134,10 @@ def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
         # sequencer should not turn email off for it.
         kind, suppress, delivery = SignalKind.UNDELIVERED, None, "blocked"
     email = normalize_email(raw["email"]) if isinstance(raw.get("email"), str) else None
+    if email is not None and (len(email) > bounds.EMAIL or "\x00" in email):
+        email = None  # not an address anybody can have: nothing to suppress or report
     return EmailEvent(
-        event_key=_key(raw),
+        event_key=key,
         event=name,
         kind=kind,
         tenant_id=_uuid(raw.get("tenant_id")),
@@ -143,9 +153,9 @@ def map_event(raw: dict[str, Any], now: datetime) -> EmailEvent | None:
 
 def parse_batch(body: bytes, now: datetime) -> list[EmailEvent]:
     """The events of one webhook POST, duplicates (same sg_event_id) removed, order kept."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # orjson: strict UTF-8, and nesting beyond 1024 levels is an error, not a recursion
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise NotAnEventBatch(f"not JSON: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise NotAnEventBatch("expected a JSON array of event objects")

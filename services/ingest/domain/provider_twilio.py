@@ -18,8 +18,9 @@ OPT_OUT_WORDS = frozenset(
 )
 OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
-#: Suppression reason of an SMS opt-out; an opt-in removes exactly these.
-STOP_REASONS = ("sms_stop", "twilio_21610")
+#: Suppression reasons of an SMS opt-out (inbound STOP, Twilio's 21610 on a status callback,
+#: outbound's `opted_out` after a 21610 send): an opt-in (START) lifts exactly these.
+SMS_OPT_OUT_REASONS = ("sms_stop", "twilio_21610", "opted_out")
 
 
 class Keyword(StrEnum):

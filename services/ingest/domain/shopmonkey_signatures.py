@@ -6,6 +6,11 @@ base64 part of a `whsec_` secret; the timestamp must be within ±tolerance of no
 hold several secrets (space-separated) while it rotates them; the sender may also sign with
 several keys. The seed's `X-Shopmonkey-Signature` (hex HMAC-SHA256 of the body with the secret
 as is) is accepted for tenants configured with `signature_scheme='legacy_hmac'`.
+
+Headers are read defensively (they come from anybody): every header's length is bounded,
+numbers must be ASCII digits (`str.isdigit` also takes "²", which `int` refuses), and texts
+that go into the signed message must be ASCII. Whatever is wrong is an `Unauthorized` whose
+reason is for the log; the caller gets one generic answer.
 """
 
 from __future__ import annotations
@@ -24,6 +29,16 @@ STANDARD_SCHEME = "standard"
 LEGACY_SCHEME = "legacy_hmac"
 LEGACY_HEADER = "x-shopmonkey-signature"
 MAX_SIGNATURE_ENTRIES = 16
+#: Longest header values read (a v1 entry is ~48 characters; ids are short tokens).
+MAX_ID_HEADER = 256
+MAX_SIGNATURE_HEADER = 4096
+MAX_TIMESTAMP_DIGITS = 12
+MAX_LEGACY_HEADER = 128
+
+
+def ascii_digits(text: str, max_digits: int) -> bool:
+    """`text` is 1..max_digits ASCII digits (no sign, no space, no "²", no "١")."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def decode_secret(secret: str) -> bytes:
@@ -128,8 +143,12 @@ def verify_standard(
     header = headers.get("webhook-signature")
     if not (msg_id and stamp and header):
         raise Unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not ascii_digits(stamp, MAX_TIMESTAMP_DIGITS):
         raise Unauthorized("invalid webhook-timestamp")
+    if len(msg_id) > MAX_ID_HEADER or not msg_id.isascii():
+        raise Unauthorized("invalid webhook-id")
+    if len(header) > MAX_SIGNATURE_HEADER:
+        raise Unauthorized("webhook-signature too long")
     timestamp = int(stamp)
     if timestamp < now - tolerance:
         raise Unauthorized("webhook-timestamp too old")
@@ -155,6 +174,8 @@ def verify_legacy(keys: WebhookKeys, headers: Mapping[str, str], body: bytes) ->
     provided = provided.removeprefix("sha256=")
     if not provided:
         raise Unauthorized("missing X-Shopmonkey-Signature header")
+    if len(provided) > MAX_LEGACY_HEADER or not provided.isascii():
+        raise Unauthorized("invalid X-Shopmonkey-Signature header")
     if not keys.keys:
         raise Unauthorized("no webhook secret configured for this tenant")
     for mac in keys.macs:

@@ -1,4 +1,8 @@
-"""A website lead form (`POST /api/leads`) → OrderEvent, idempotent on the submission id."""
+"""A website lead form (`POST /api/leads`) → OrderEvent, idempotent on the submission id.
+
+Every field has a limit; a field over it, or holding a NUL character, is refused (400 naming
+the field). A phone that is not a valid number is dropped (noted), unless it was the only way
+to reach the lead (then 400)."""
 
 from __future__ import annotations
 
@@ -7,11 +11,20 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.base import lead_id_for_form
 from schemas.events import Customer, Operation, OrderEvent, OrderSource
-from services.common.whitelist import normalize_phone
+from services.common.phones import normalize_phone
+from services.ingest.domain.normalise import Adjusted
 from services.ingest.errors import InvalidPayload
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -37,14 +50,21 @@ class WebsiteLeadForm(BaseModel):
         validation_alias=AliasChoices("service_of_interest", "serviceOfInterest", "service"),
     )
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character")
+        return value
+
     @model_validator(mode="after")
     def _contactable(self) -> Self:
         if self.email and not _EMAIL.match(self.email):
             raise ValueError("email is not an email address")
-        if self.phone and normalize_phone(self.phone) is None:
-            raise ValueError("phone is not a phone number")
         if not self.email and not self.phone:
             raise ValueError("email or phone is required")
+        if not self.email and normalize_phone(self.phone) is None:
+            raise ValueError("phone is not a valid phone number (and there is no email)")
         return self
 
     @classmethod
@@ -62,7 +82,13 @@ class WebsiteLeadForm(BaseModel):
             raise InvalidPayload("; ".join(problems)) from None
 
 
-def website_event(tenant_id: uuid.UUID, form: WebsiteLeadForm, *, now: datetime) -> OrderEvent:
+def website_event(
+    tenant_id: uuid.UUID, form: WebsiteLeadForm, *, now: datetime, adjusted: Adjusted | None = None
+) -> OrderEvent:
+    """The form's event; a phone that is no valid number is left out and noted in `adjusted`."""
+    phone = normalize_phone(form.phone) if form.phone else None
+    if form.phone and phone is None and adjusted is not None:
+        adjusted.append(("phone", "invalid_phone"))
     first = last = None
     if form.name:
         first, _, rest = form.name.partition(" ")
@@ -80,7 +106,7 @@ def website_event(tenant_id: uuid.UUID, form: WebsiteLeadForm, *, now: datetime)
             first_name=first or None,
             last_name=last,
             email=form.email or None,
-            phone=normalize_phone(form.phone) if form.phone else None,
+            phone=phone,
         ),
         service_of_interest=form.service_of_interest or None,
     )

@@ -17,6 +17,8 @@ def _json(schema: str, description: str, **headers: Any) -> dict[str, Any]:
     return answer
 
 
+#: What a client address that keeps failing authentication is answered.
+_THROTTLED = "Too many failed authentications from this address; retry after Retry-After"
 _RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 _HEADER = {"in": "header", "required": False, "schema": {"type": "string"}}
 WEBHOOK_HEADERS = [
@@ -30,16 +32,21 @@ WEBHOOK_HEADERS = [
     {
         "name": "X-Shopmonkey-Signature",
         **_HEADER,
-        "description": "Hex HMAC-SHA256 of the body (tenants configured for `legacy_hmac`)",
+        "description": "Hex HMAC-SHA256 of the body (companies configured for `legacy_hmac`)",
     },
     {"name": "X-Attempt", **_HEADER, "description": "Delivery attempt (informational)"},
 ]
 _WEBHOOK_RESPONSES = {
     "200": _json("IngestAccepted", "In Kafka (acknowledged); the same leadId on every retry"),
-    "202": _json("IngestIgnored", "Acknowledged, nothing produced (other table, DEMO_MODE)"),
+    "202": _json(
+        "IngestIgnored",
+        "Acknowledged, nothing produced: another table, DEMO_MODE, or a record of no tenant here "
+        "(`unknown_location`, `other_company`, `no_location`, `invalid_location`: the reason)",
+    ),
     "400": _json("IngestError", "Not JSON, not the v3 envelope, missing fields"),
-    "401": _json("IngestError", "Missing, wrong or stale signature"),
-    "404": _json("IngestError", "Unknown or inactive tenant"),
+    "401": _json("IngestError", "Missing, wrong or stale signature (one generic reason)"),
+    "429": _json("IngestError", _THROTTLED, **{"Retry-After": _RETRY_AFTER}),
+    "404": _json("IngestError", "Unknown or inactive tenant (company)"),
     "413": _json("IngestError", "Body over MAX_BODY_BYTES (1 MiB)"),
     "415": _json("IngestError", "Not application/json"),
     "503": _json(
@@ -48,18 +55,10 @@ _WEBHOOK_RESPONSES = {
 }
 
 
-def _webhook(summary: str, *, tenant_in_path: bool) -> dict[str, Any]:
+def _webhook(summary: str, *, path_param: dict[str, Any] | None = None) -> dict[str, Any]:
     params = list(WEBHOOK_HEADERS)
-    if tenant_in_path:
-        params.insert(
-            0,
-            {
-                "name": "tenant_id",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "format": "uuid"},
-            },
-        )
+    if path_param is not None:
+        params.insert(0, {"in": "path", "required": True, **path_param})
     return {
         "post": {
             "summary": summary,
@@ -75,11 +74,18 @@ def _webhook(summary: str, *, tenant_in_path: bool) -> dict[str, Any]:
 
 
 OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+    "/webhooks/shopmonkey/companies/{company_id}/order": _webhook(
+        "Shopmonkey v3 webhook of a company (its company-global webhook): each order goes to "
+        "the tenant of its own location, a customer change to every location",
+        path_param={"name": "company_id", "schema": {"type": "string", "maxLength": 100}},
+    ),
     "/webhooks/shopmonkey/{tenant_id}/order": _webhook(
-        "Shopmonkey v3 webhook of one location (order/customer changes)", tenant_in_path=True
+        "Shopmonkey v3 webhook of one location (verified with its company's secret; an order "
+        "of another location goes to that location's tenant)",
+        path_param={"name": "tenant_id", "schema": {"type": "string", "format": "uuid"}},
     ),
     "/webhooks/shopmonkey/order": _webhook(
-        "Shopmonkey webhook of the TENANT_ID location (the seed's endpoint)", tenant_in_path=False
+        "Shopmonkey webhook of the TENANT_ID location (the seed's endpoint)"
     ),
     "/api/leads": {
         "post": {
@@ -103,6 +109,7 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                 "202": _json("IngestIgnored", "Dropped by DEMO_MODE"),
                 "400": _json("IngestError", "Invalid form"),
                 "401": _json("IngestError", "Missing or unknown API key"),
+                "429": _json("IngestError", _THROTTLED, **{"Retry-After": _RETRY_AFTER}),
                 "413": _json("IngestError", "Body too large"),
                 "415": _json("IngestError", "Not application/json"),
                 "503": _json("IngestError", "Kafka unavailable", **{"Retry-After": _RETRY_AFTER}),

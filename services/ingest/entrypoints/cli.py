@@ -90,7 +90,7 @@ async def run_poller(
         if once:
             results = await parts.poller.poll_all()
             failed = sum(1 for r in results if r is None)
-            log.info("one cycle: %d tenants, %d failed", len(results), failed)
+            log.info("one cycle: %d companies, %d failed", len(results), failed)
             return
         app = web.Application()
         add_observability_routes(app, service="poller", ready=parts.ready)
@@ -110,13 +110,18 @@ async def run_poller(
 
 
 @click.command("poller")
-@click.option("--once", is_flag=True, help="Run one poll cycle over every tenant, then exit.")
+@click.option("--once", is_flag=True, help="Run one poll cycle over every company, then exit.")
 @click.option("--port", type=int, default=None, help="Health/metrics port (POLLER_PORT, 3001).")
 @click.option(
-    "--tenant", "tenants", type=click.UUID, multiple=True, help="Poll only this tenant (repeat)."
+    "--tenant",
+    "tenants",
+    type=click.UUID,
+    multiple=True,
+    help="Poll only the company of this tenant, for all its locations (repeat).",
 )
 def poller(once: bool, port: int | None, tenants: tuple[uuid.UUID, ...]) -> None:
-    """Poll each tenant's Shopmonkey account for changed orders (the webhook backup)."""
+    """Poll each Shopmonkey company once per interval for changed orders and customers, routed
+    to its locations (the webhook backup)."""
     settings = load_settings(IngestSettings, **({"poller_port": port} if port else {}))
     setup_logging("poller", settings.log_level)
     _describe(settings)

@@ -1,17 +1,25 @@
 """The ingest HTTP side (aiohttp app factory): Shopmonkey webhooks, website leads, health.
 
 Routes:
-- `POST /webhooks/shopmonkey/{tenant_id}/order`: one URL per location, so the tenant and its
-  secret are known before the body is trusted (unknown tenant → 404, nothing produced).
+- `POST /webhooks/shopmonkey/companies/{company_id}/order`: one URL (and secret) per Shopmonkey
+  company, for its company-global webhook: each order is routed to its own location's tenant
+  (unknown company → 404; an order of a location with no tenant → 202 "ignored").
+- `POST /webhooks/shopmonkey/{tenant_id}/order`: one URL per location (verified with its
+  company's secret); an order of another location of the company goes to that location's
+  tenant, never to this one.
 - `POST /webhooks/shopmonkey/order`: the seed's endpoint, for the TENANT_ID location.
 - `POST /api/leads`: website lead forms, `Authorization: Bearer <website API key>`.
 - `/healthz`, `/readyz` (Kafka and PostgreSQL answer), `/metrics`, `/openapi.json`.
 
+On each Shopmonkey route the company and its secret are known, from the directory's cache,
+before the body is trusted (nothing is produced for an unknown one).
+
 The other route modules are mounted here, one line each in `create_app`: the provider
 webhooks (`provider_webhooks`), the lead API (`lead_api`), the one-click unsubscribe
-(`unsubscribe`), all reading their parts from `app[SIGNALS]`, and the dashboard sub-app (on
-the same engine). Each documents its routes with a module-level `OPENAPI_PATHS` fragment (see
-`entrypoints.openapi`), merged into `/openapi.json`.
+(`unsubscribe`), all reading their parts from `app[SIGNALS]`, and the dashboard sub-app
+(`dashboard`, given `app[INGEST].dashboard`, on the same engine). Each documents its routes
+with a module-level `OPENAPI_PATHS` fragment (see `entrypoints.openapi`), merged into
+`/openapi.json`.
 
 Every answer is JSON; errors map to answers in `answers.error_answer`: 4xx with a reason and
 nothing produced; 503 with `Retry-After` when Kafka (or Shopmonkey, for a customer look-up)
@@ -38,15 +46,19 @@ from services.ingest.adapters.metrics import (
     child,
 )
 from services.ingest.bootstrap import SERVICE, Ingest, build_ingest
-from services.ingest.dashboard import create_dashboard_app
-from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer
+from services.ingest.domain.failure_throttle import FailureThrottle
+from services.ingest.domain.model import IngestTenant
+from services.ingest.domain.routing import MAX_ID_LENGTH
+from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer, too_many
 from services.ingest.entrypoints.api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.api_docs import OPENAPI_PATHS as OPENAPI_PATHS
+from services.ingest.entrypoints.dashboard import create_dashboard_app
 from services.ingest.entrypoints.lead_api import add_lead_api_routes
 from services.ingest.entrypoints.openapi import add_openapi_route
 from services.ingest.entrypoints.provider_webhooks import add_provider_webhook_routes
+from services.ingest.entrypoints.throttle import THROTTLE, THROTTLED, ClientThrottle
 from services.ingest.entrypoints.unsubscribe import add_unsubscribe_routes
-from services.ingest.errors import PayloadTooLarge, UnknownTenant
+from services.ingest.errors import PayloadTooLarge, UnknownCompany, UnknownTenant
 from services.ingest.service_layer.webhooks import Accepted, Ignored
 from services.ingest.settings import IngestSettings
 
@@ -95,10 +107,19 @@ def _answered(
 
 
 def _failed(
-    counter: Counter, exc: Exception, started: float, *, route: str, histogram: bool = True
+    counter: Counter,
+    exc: Exception,
+    started: float,
+    *,
+    route: str,
+    request: web.Request,
+    throttle: ClientThrottle,
+    histogram: bool = True,
 ) -> web.Response:
-    """The answer to a request that raised `exc`, its outcome counted."""
+    """The answer to a request that raised `exc`, its outcome counted (an authentication
+    failure also against the client's address)."""
     response, outcome, kind = error_answer(exc, route)
+    throttle.note(request, outcome)
     child(counter, outcome).inc()
     if histogram:
         child(WEBHOOK_SECONDS, kind).observe(time.perf_counter() - started)
@@ -129,37 +150,80 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
         app[INGEST] = ingest
         app[SIGNALS] = ingest.signals
     limit = settings.max_body_bytes
+    throttle = app[THROTTLE] = ClientThrottle(
+        FailureThrottle(
+            rate=settings.auth_failures_per_minute / 60.0,
+            burst=settings.auth_failure_burst,
+            max_clients=settings.auth_failure_clients,
+        ),
+        proxy_hops=settings.trusted_proxy_hops,
+    )
 
     async def shopmonkey_order(request: web.Request) -> web.Response:
-        # The hot path: the tenant comes from the directory's cache and the body with the
+        # The hot path: the company comes from the directory's cache and the body with the
         # request, usually without waiting for either.
         started = time.perf_counter()
+        wait = throttle.retry_after(request)
+        if wait is not None:
+            child(WEBHOOK_REQUESTS, THROTTLED).inc()
+            return too_many(wait)
         try:
             parts = request.app[INGEST]
-            raw = request.match_info.get("tenant_id")
-            tenant_id = parts.settings.tenant_id if raw is None else _tenant_id(raw)
-            if tenant_id is None:
-                raise UnknownTenant("no default tenant: set TENANT_ID or use the per-tenant URL")
-            tenant = await parts.tenants.get(tenant_id)
-            if tenant is None:
-                raise UnknownTenant("unknown tenant")
+            match = request.match_info
+            tenant: IngestTenant | None = None
+            company_id = match.get("company_id")
+            if company_id is not None:
+                ok = len(company_id) <= MAX_ID_LENGTH
+                company = await parts.tenants.company(company_id) if ok else None
+                if company is None:
+                    raise UnknownCompany("unknown company")
+            else:
+                raw = match.get("tenant_id")
+                tenant_id = parts.settings.tenant_id if raw is None else _tenant_id(raw)
+                if tenant_id is None:
+                    raise UnknownTenant(
+                        "no default tenant: set TENANT_ID or use the per-tenant URL"
+                    )
+                company = await parts.tenants.company_of(tenant_id)
+                tenant = company.by_id.get(tenant_id) if company is not None else None
+                if company is None or tenant is None:
+                    raise UnknownTenant("unknown tenant")
             body = await _body(request, limit)
             result = await parts.webhooks.handle(
-                tenant, request.headers, body, request.content_type
+                company, request.headers, body, request.content_type, tenant=tenant
             )
         except Exception as exc:
-            return _failed(WEBHOOK_REQUESTS, exc, started, route="shopmonkey_webhook")
+            return _failed(
+                WEBHOOK_REQUESTS,
+                exc,
+                started,
+                route="shopmonkey_webhook",
+                request=request,
+                throttle=throttle,
+            )
         return _answered(WEBHOOK_REQUESTS, result, started)
 
     async def website_lead(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        wait = throttle.retry_after(request)
+        if wait is not None:
+            child(WEBSITE_REQUESTS, THROTTLED).inc()
+            return too_many(wait)
         try:
             body = await _body(request, limit)
             result = await request.app[INGEST].website.handle(
                 request.headers.get("Authorization"), body, request.content_type
             )
         except Exception as exc:
-            return _failed(WEBSITE_REQUESTS, exc, started, route="website_lead", histogram=False)
+            return _failed(
+                WEBSITE_REQUESTS,
+                exc,
+                started,
+                route="website_lead",
+                request=request,
+                throttle=throttle,
+                histogram=False,
+            )
         return _answered(WEBSITE_REQUESTS, result, started, histogram=False)
 
     async def ready() -> dict[str, bool]:
@@ -167,11 +231,10 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
 
     app.router.add_post("/webhooks/shopmonkey/order", shopmonkey_order)
     app.router.add_post("/webhooks/shopmonkey/{tenant_id}/order", shopmonkey_order)
+    app.router.add_post("/webhooks/shopmonkey/companies/{company_id}/order", shopmonkey_order)
     app.router.add_post("/api/leads", website_lead)
     add_observability_routes(app, service=SERVICE, ready=ready)
     add_signal_routes(app)
-    app.add_subapp(
-        "/dashboard", create_dashboard_app(settings=settings, engine=lambda: app[INGEST].engine)
-    )
+    app.add_subapp("/dashboard", create_dashboard_app(lambda: app[INGEST].dashboard))
     add_openapi_route(app, title="lead-orchestrator ingest", version="1")
     return app

@@ -13,9 +13,17 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schemas import bounds
 from schemas.events import SignalKind
 from services.ingest.bootstrap import SignalParts
-from services.ingest.entrypoints.answers import SIGNALS, counted, json_answer, refused
+from services.ingest.domain.bearer import bearer_token
+from services.ingest.entrypoints.answers import (
+    SIGNALS,
+    counted,
+    json_answer,
+    refused,
+    unauthorized,
+)
 from services.ingest.entrypoints.signal_api_docs import LEAD_API_PATHS as OPENAPI_PATHS
 from services.ingest.entrypoints.signal_api_docs import SIGNAL_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.service_layer.contact_signals import CHAT_KINDS
@@ -30,7 +38,7 @@ class ChatSignalRequest(BaseModel):
     kind: SignalKind
     event_id: str | None = Field(default=None, alias="eventId", max_length=200)
     occurred_at: datetime | None = Field(default=None, alias="occurredAt")
-    detail: str | None = Field(default=None, max_length=500)
+    detail: str | None = Field(default=None, max_length=bounds.SIGNAL_DETAIL)
 
 
 async def _caller(
@@ -41,16 +49,16 @@ async def _caller(
         lead_id: uuid.UUID | None = uuid.UUID(request.match_info["leadId"])
     except ValueError:
         lead_id = None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
         return None, lead_id
-    return await parts.leads.tenant_for_token(token.strip()), lead_id
+    return await parts.leads.tenant_for_token(token), lead_id
 
 
-def _unauthorized() -> web.Response:
-    return json_answer(
-        {"success": False, "reason": "missing or invalid bearer token"},
-        status=401,
+def _unauthorized(route: str) -> web.Response:
+    return unauthorized(
+        route,
+        "missing or unknown bearer token",
         headers={"WWW-Authenticate": 'Bearer realm="lead-api"'},
     )
 
@@ -63,7 +71,7 @@ async def get_lead(request: web.Request) -> tuple[web.Response, str]:
     parts = request.app[SIGNALS]
     tenant_id, lead_id = await _caller(request, parts)
     if tenant_id is None:
-        return _unauthorized(), "unauthorized"
+        return _unauthorized("get_lead"), "unauthorized"
     view = None
     if lead_id is not None:
         view = await parts.leads.lead_view(tenant_id=tenant_id, lead_id=lead_id)
@@ -76,7 +84,7 @@ async def post_lead_signal(request: web.Request) -> tuple[web.Response, str]:
     parts = request.app[SIGNALS]
     tenant_id, lead_id = await _caller(request, parts)
     if tenant_id is None:
-        return _unauthorized(), "unauthorized"
+        return _unauthorized("lead_signal"), "unauthorized"
     if lead_id is None or not await parts.leads.lead_exists(tenant_id=tenant_id, lead_id=lead_id):
         return _not_found(), "not_found"
     try:

@@ -5,9 +5,11 @@ Routes:
 - `POST /webhooks/twilio/status`: Twilio status callbacks (X-Twilio-Signature).
 - `POST /webhooks/twilio/inbound`: inbound SMS: STOP/START/HELP/replies, answered in TwiML.
 
-A request whose signature is missing, forged, altered or stale is refused (401) before anything
-is written or produced. Suppressions are in PostgreSQL before any webhook answers; 2xx means the
-signals are in Kafka; 503 + Retry-After when Kafka or PostgreSQL did not answer.
+A request whose signature is missing, forged, altered or stale is refused (one generic 401,
+the detail logged at info) before anything is written or produced; a form that cannot be read
+is a 400. Twilio's ids and statuses are bounded (a MessageSid is 34 characters).
+Suppressions are in PostgreSQL before any webhook answers; 2xx means the signals are in Kafka;
+503 + Retry-After when Kafka or PostgreSQL did not answer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ from services.ingest.adapters.twilio_webhook import (
 )
 from services.ingest.bootstrap import SignalParts
 from services.ingest.domain.provider_sendgrid import NotAnEventBatch
-from services.ingest.entrypoints.answers import SIGNALS, Work, counted, json_answer, refused
+from services.ingest.entrypoints.answers import (
+    SIGNALS,
+    Work,
+    counted,
+    json_answer,
+    refused,
+    unauthorized,
+)
 from services.ingest.entrypoints.signal_api_docs import PROVIDER_WEBHOOK_PATHS as OPENAPI_PATHS
 from services.ingest.entrypoints.signal_api_docs import SIGNAL_COMPONENTS as OPENAPI_COMPONENTS
 
@@ -42,14 +51,18 @@ log = logging.getLogger(__name__)
 TWIML = "application/xml"
 #: A Twilio webhook's work on the parts and the verified form parameters.
 TwilioWork = Callable[[SignalParts, Any], Awaitable[tuple[web.Response, str]]]
+#: Longest MessageSid / MessageStatus / ErrorCode / OptOutType read (Twilio's are 34 or less).
+MAX_TWILIO_FIELD = 64
 
 
 async def sendgrid_events(request: web.Request) -> tuple[web.Response, str]:
     parts = request.app[SIGNALS]
     if parts.sendgrid is None:
         # fail closed: nothing can be verified, so nothing is believed (SendGrid retries 24 h)
-        log.error("sendgrid events refused: SENDGRID_WEBHOOK_PUBLIC_KEY is not configured")
-        return refused("cannot verify: no webhook key configured", 401), "not_configured"
+        return (
+            unauthorized("sendgrid_events", "SENDGRID_WEBHOOK_PUBLIC_KEY is not configured"),
+            "not_configured",
+        )
     body = await request.read()
     refusal = parts.sendgrid.refusal(
         body,
@@ -58,8 +71,7 @@ async def sendgrid_events(request: web.Request) -> tuple[web.Response, str]:
         datetime.now(UTC),
     )
     if refusal:
-        log.warning("sendgrid events refused: %s", refusal)
-        return refused(refusal, 401), "unauthorized"
+        return unauthorized("sendgrid_events", refusal), "unauthorized"
     try:
         result = await parts.service.sendgrid_events(body)
     except NotAnEventBatch as exc:
@@ -80,28 +92,29 @@ async def _twilio_form(
     request: web.Request, parts: SignalParts
 ) -> tuple[Any, tuple[web.Response, str] | None]:
     """The verified form parameters, or the answer refusing the request and its outcome."""
+    route = request.path
     if parts.twilio_auth_token is None:
-        log.error("twilio webhook refused: TWILIO_AUTH_TOKEN is not configured")
-        return None, (
-            refused("cannot verify: no Twilio auth token configured", 401),
-            "unauthorized",
-        )
+        detail = "TWILIO_AUTH_TOKEN is not configured"
+        return None, (unauthorized(route, detail), "not_configured")
     if request.content_type != "application/x-www-form-urlencoded":
         return None, (refused("expected application/x-www-form-urlencoded", 415), "refused")
-    form = await request.post()
-    url = twilio_url(str(request.url), parts.twilio_public_url)
+    try:
+        form = await request.post()
+        url = twilio_url(str(request.url), parts.twilio_public_url)
+    except (ValueError, LookupError):  # undecodable body or charset, unusable Host
+        return None, (refused("the form cannot be read", 400), "bad_request")
     refusal = twilio_refusal(
         parts.twilio_auth_token, url, form, request.headers.get(TWILIO_SIGNATURE_HEADER)
     )
     if refusal:
-        log.warning("twilio webhook %s refused: %s", request.path, refusal)
-        return None, (refused(refusal, 401), "unauthorized")
+        return None, (unauthorized(route, refusal), "unauthorized")
     return form, None
 
 
 def _field(form: Any, name: str) -> str | None:
+    """A short form field (ids, statuses, codes); None when missing, empty or too long."""
     value = form.get(name)
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_TWILIO_FIELD else None
 
 
 def _verified(work: TwilioWork) -> Work:

@@ -31,6 +31,18 @@ _TWILIO_SIG = {
 _TENANT_ID = {"name": "tenantId", "in": "path", "required": True, "schema": {"type": "string"}}
 _HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
 _LEAD_ID = {"name": "leadId", "in": "path", "required": True, "schema": {"type": "string"}}
+_BEARER = {
+    "name": "Authorization",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "`Bearer <the location's lead API token>`",
+}
+_THROTTLED = {
+    "description": "Too many failed authentications from this address; retry after Retry-After",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignalsError"}}},
+}
 
 SIGNAL_COMPONENTS: dict[str, Any] = {
     "SignalsError": {
@@ -75,6 +87,7 @@ PROVIDER_WEBHOOK_PATHS: dict[str, Any] = {
                 "200": {"description": "Processed; signals acknowledged by Kafka"},
                 "400": _error("Not a JSON array of events"),
                 "401": _error("Missing, forged, altered or stale signature, or no key configured"),
+                "429": _THROTTLED,
                 "503": _error("Kafka/PostgreSQL unavailable; retry"),
             },
         }
@@ -92,6 +105,7 @@ PROVIDER_WEBHOOK_PATHS: dict[str, Any] = {
                 "200": _TWIML,
                 "400": _error("MessageSid or MessageStatus missing"),
                 "401": _error("Missing or invalid signature, or no Auth Token configured"),
+                "429": _THROTTLED,
                 "503": _error("Kafka/PostgreSQL unavailable"),
             },
         }
@@ -110,6 +124,7 @@ PROVIDER_WEBHOOK_PATHS: dict[str, Any] = {
                 "200": _TWIML,
                 "400": _error("MessageSid missing"),
                 "401": _error("Missing or invalid signature, or no Auth Token configured"),
+                "429": _THROTTLED,
                 "503": _error("Kafka/PostgreSQL unavailable"),
             },
         }
@@ -148,13 +163,14 @@ LEAD_API_PATHS: dict[str, Any] = {
                 "First name, vehicle, services of interest, lifecycle state, the location with "
                 "its hours and services, and the touch history. Another tenant's lead is 404."
             ),
-            "parameters": [_LEAD_ID],
+            "parameters": [_LEAD_ID, _BEARER],
             "responses": {
                 "200": {
                     "description": "The lead",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
                 "401": _error("Missing or invalid bearer token"),
+                "429": _THROTTLED,
                 "404": _error("No such lead for this tenant"),
                 "503": _error("PostgreSQL unavailable"),
             },
@@ -163,7 +179,7 @@ LEAD_API_PATHS: dict[str, Any] = {
     "/api/leads/{leadId}/signals": {
         "post": {
             "summary": "Report a chat/operator signal (Authorization: Bearer <lead API token>)",
-            "parameters": [_LEAD_ID],
+            "parameters": [_LEAD_ID, _BEARER],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -180,7 +196,7 @@ LEAD_API_PATHS: dict[str, Any] = {
                                     "description": "Idempotency id: same id, same signal_id",
                                 },
                                 "occurredAt": {"type": "string", "format": "date-time"},
-                                "detail": {"type": "string", "maxLength": 500},
+                                "detail": {"type": "string", "maxLength": 200},
                             },
                         }
                     }
@@ -190,6 +206,7 @@ LEAD_API_PATHS: dict[str, Any] = {
                 "202": {"description": "Signal acknowledged by Kafka"},
                 "400": _error("Invalid body or kind"),
                 "401": _error("Missing or invalid bearer token"),
+                "429": _THROTTLED,
                 "404": _error("No such lead for this tenant"),
                 "503": _error("Kafka/PostgreSQL unavailable"),
             },

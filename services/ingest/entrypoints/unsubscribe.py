@@ -58,5 +58,8 @@ async def unsubscribe(request: web.Request) -> tuple[web.Response, str]:
 
 def add_unsubscribe_routes(app: web.Application) -> None:
     """The routes; their parts are `app[SIGNALS]`."""
-    app.router.add_get("/unsubscribe/{tenantId}/{leadId}", counted("unsubscribe", unsubscribe_page))
-    app.router.add_post("/unsubscribe/{tenantId}/{leadId}", counted("unsubscribe", unsubscribe))
+    page = counted("unsubscribe", unsubscribe_page, throttled=False)
+    app.router.add_get("/unsubscribe/{tenantId}/{leadId}", page)
+    app.router.add_post(
+        "/unsubscribe/{tenantId}/{leadId}", counted("unsubscribe", unsubscribe, throttled=False)
+    )

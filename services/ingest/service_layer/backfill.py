@@ -1,6 +1,11 @@
 """`leadctl backfill`: page one location's Shopmonkey orders created since a time into
 `leads.order-events.v1` (source `backfill`), resumably.
 
+- The location's company is read with the company's key, asking for the location's orders
+  (`locationId` in `where`); the API may ignore that filter, so every order is routed by its
+  own `locationId` (`domain.routing`): only this tenant's become events; another tenant's
+  are left to that tenant's backfill, and those of no tenant are counted (`unrouted`).
+
 - Keyset paging on `createdDate` (immutable, so an order updated meanwhile does not move) with
   the poller's reader (`RecordReader.page`, `Keyset`): each page asks `createdDate >= <last
   instant read>` ordered ascending with `skip` = the orders already produced at exactly that
@@ -28,11 +33,17 @@ from typing import Any
 from schemas.base import utcnow
 from schemas.events import OrderSource
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import BackfillPosition, IngestTenant, Page
+from services.ingest.domain.model import BackfillPosition, IngestCompany, IngestTenant, Page
 from services.ingest.domain.normalise import parse_ts
-from services.ingest.errors import BackfillError
+from services.ingest.domain.routing import Unrouted, route_order
+from services.ingest.errors import BackfillError, InvalidPayload
 from services.ingest.ports import BackfillCursors, CustomerSource, EventPublisher
-from services.ingest.service_layer.order_events import demo_admits, polled_draft
+from services.ingest.service_layer.order_events import (
+    demo_admits,
+    polled_drafts,
+    refused,
+    unrouted,
+)
 from services.ingest.service_layer.record_reader import Keyset, RecordReader
 
 FIELD = "createdDate"
@@ -42,6 +53,7 @@ class Backfill:
     def __init__(
         self,
         *,
+        company: IngestCompany,
         tenant: IngestTenant,
         since: datetime,
         reader: RecordReader,
@@ -54,8 +66,9 @@ class Backfill:
         fetch_concurrency: int = 4,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        if not tenant.shopmonkey_api_key:
-            raise BackfillError(f"tenant {tenant.id} has no Shopmonkey API key")
+        if not company.shopmonkey_api_key:
+            raise BackfillError(f"company {company.id} of tenant {tenant.id} has no API key")
+        self.company = company
         self.tenant = tenant
         self.since = since
         self._reader = reader
@@ -69,12 +82,14 @@ class Backfill:
         self._clock = clock
         self.dropped = 0
         self.unplanned = 0
+        #: orders of the company read but not this tenant's (another location's; none's)
+        self.elsewhere = 0
 
     async def _page(self, keyset: Keyset, limit: int | None = None) -> Page:
         return await self._reader.page(
-            self.tenant,
+            self.company,
             "order",
-            where={FIELD: {"gte": keyset.raw}},
+            where={"locationId": self.tenant.location_id, FIELD: {"gte": keyset.raw}},
             order_field=FIELD,
             skip=keyset.skip,
             limit=limit,
@@ -88,17 +103,31 @@ class Backfill:
         """How many orders were created since `since` (as the API counts them)."""
         return (await self._page(Keyset.start(self.since), limit=1)).total
 
+    def _ours(self, data: dict[str, Any]) -> bool:
+        """Whether the order is this tenant's (counted when it is nobody's)."""
+        routed = route_order(self.company, data)
+        if isinstance(routed, Unrouted):
+            unrouted(self.company, "order", routed, source=OrderSource.BACKFILL)
+        elif routed.id == self.tenant.id:
+            return True
+        self.elsewhere += 1
+        return False
+
     async def _event(self, data: dict[str, Any], now: datetime) -> OrderEventDraft | None:
-        event = await polled_draft(
-            self.tenant,
-            "order",
-            data,
-            self._customers,
-            source=OrderSource.BACKFILL,
-            now=now,
-            gate=self._gate,
-        )
-        assert event is not None  # (nothing is `seen` here)
+        try:
+            [event] = await polled_drafts(
+                self.company,
+                "order",
+                data,
+                self._customers,
+                targets=(self.tenant,),
+                source=OrderSource.BACKFILL,
+                now=now,
+                gate=self._gate,
+            )
+        except InvalidPayload as exc:  # one record refused; the page goes on
+            refused(OrderSource.BACKFILL, "order", exc, self.company)
+            return None
         created = parse_ts(data.get(FIELD)) or event.occurred_at
         if created < now - self._max_age:
             event.plan_no_touchpoints()
@@ -132,14 +161,15 @@ class Backfill:
             page = await self._page(keyset)
             self._check(page, keyset.at)
             now = self._clock()
-            built = await asyncio.gather(*(self._event(r, now) for r in page.data))
+            ours = [r for r in page.data if self._ours(r)]
+            built = await asyncio.gather(*(self._event(r, now) for r in ours))
             events = [e for e in built if e is not None]
             await asyncio.gather(*(self._publisher.publish(e) for e in events))
             # every event of the page is acknowledged: only now may the position move
             if page.data:
                 keyset.advance(page, FIELD)
             position.at, position.skip = keyset.at, keyset.skip
-            position.produced += len(page.data)
+            position.produced += len(ours)
             position.pages += 1
             finished = self._reader.finished(page, asked)
             await self._cursors.advance(self.tenant.id, self.since, position, done=finished)

@@ -2,11 +2,20 @@
 
 Order of effects for every webhook, so that a "no" takes effect at once and nothing is lost:
 1. the signature is checked by the caller (entrypoint) before anything here runs;
-2. suppressions (STOP, bounce, spam report, unsubscribe) are committed to PostgreSQL first;
+2. suppressions (STOP, bounce, spam report, unsubscribe) and opt-ins (START) are committed to
+   PostgreSQL first, each in one transaction with the claim of its provider event (MessageSid,
+   sg_event_id), so a replayed webhook changes nothing; a STOP or START older than the one
+   recorded for that number (and tenant) changes nothing either, and a START lifts every SMS
+   opt-out of the number (STOP, Twilio's 21610, outbound's `opted_out`) at that tenant: for
+   the shared sender, every tenant. Twilio's inbound webhook carries no time of its own: a
+   message counts from when ingest first received it;
 3. in one transaction: the provider's event ids are claimed (dedupe), the touch point's delivery
    status is updated, the signals are sent to Kafka and acknowledged, then the transaction
    commits. A failed publish rolls back the claim and raises `PublishUnavailable` (503), so the
    provider's retry does it again; the suppression is already in place regardless.
+
+Provider texts (SendGrid's bounce reasons, say) quote addresses and numbers: they are masked
+before they are stored, published or logged.
 """
 
 from __future__ import annotations
@@ -21,8 +30,10 @@ from datetime import UTC, datetime
 from schemas.base import Channel
 from schemas.events import ContactSignal, SignalKind
 from services.common.masking import mask_phone
-from services.common.whitelist import normalize_email, normalize_phone
+from services.common.phones import normalize_phone
+from services.common.whitelist import normalize_email
 from services.ingest.domain import provider_sendgrid, provider_twilio
+from services.ingest.domain.model import Consent, ConsentChange
 from services.ingest.domain.provider_twilio import Keyword
 from services.ingest.ports import SignalPublisher, SignalStore
 
@@ -97,6 +108,7 @@ class SignalService:
                     contact=event.email,
                     reason=event.suppress,
                     source="sendgrid",
+                    claim=("sendgrid_suppress", event.event_key),
                 )
         signals: list[ContactSignal] = []
         async with self._store.unit() as unit:
@@ -147,7 +159,11 @@ class SignalService:
         phone = normalize_phone(to)
         if update.suppress and phone:
             await self._store.suppress(
-                channel=Channel.SMS, contact=phone, reason=update.suppress, source="twilio_status"
+                channel=Channel.SMS,
+                contact=phone,
+                reason=update.suppress,
+                source="twilio_status",
+                claim=("twilio_status_suppress", update.event_key),
             )
         signals: list[ContactSignal] = []
         async with self._store.unit() as unit:
@@ -201,17 +217,10 @@ class SignalService:
         if phone is None:
             log.warning("twilio inbound without a usable From number; ignored")
             return InboundResult(keyword, 0, 0, reply)
-        if keyword is Keyword.OPT_OUT:
-            await self._store.suppress(
-                channel=Channel.SMS, contact=phone, reason="sms_stop", source="twilio_inbound"
-            )
-            log.info("SMS opt-out from %s: suppressed on every location", mask_phone(phone))
-        elif keyword is Keyword.OPT_IN:
-            removed = await self._store.unsuppress(
-                channel=Channel.SMS, contact=phone, reasons=provider_twilio.STOP_REASONS
-            )
-            log.info("SMS opt-in from %s: %d suppression(s) removed", mask_phone(phone), removed)
         kind = provider_twilio.SIGNAL_OF_KEYWORD.get(keyword)
+        opting = keyword in (Keyword.OPT_OUT, Keyword.OPT_IN)
+        if opting and not await self._opt(message_sid, phone, opted_out=keyword is Keyword.OPT_OUT):
+            kind = None  # an older STOP/START than the one recorded: nothing to tell
         signals: list[ContactSignal] = []
         async with self._store.unit() as unit:
             leads = await unit.leads_for_contact(Channel.SMS, phone)
@@ -234,6 +243,42 @@ class SignalService:
                 ]
             await self._publisher.publish(signals)
         return InboundResult(keyword, len(leads), len(signals), reply)
+
+    async def _opt(self, message_sid: str, phone: str, *, opted_out: bool) -> bool:
+        """Record an SMS STOP/START of the shared sender (every tenant); False when it is
+        older than the one recorded for the number."""
+        result = await self._store.consent(
+            ConsentChange(
+                channel=Channel.SMS,
+                contact=phone,
+                opted_out=opted_out,
+                at=self._clock(),
+                provider="twilio_consent",
+                event_key=message_sid,
+                source="twilio_inbound",
+                reason="sms_stop",
+                lifts=provider_twilio.SMS_OPT_OUT_REASONS,
+            )
+        )
+        word = "opt-out" if opted_out else "opt-in"
+        if result.consent is Consent.STALE:
+            log.info(
+                "SMS %s from %s is older than the last one: nothing changed",
+                word,
+                mask_phone(phone),
+            )
+            return False
+        if result.consent is Consent.DUPLICATE:
+            log.info("SMS %s %s from %s was recorded before", word, message_sid, mask_phone(phone))
+        elif opted_out:
+            log.info("SMS opt-out from %s: suppressed on every location", mask_phone(phone))
+        else:
+            log.info(
+                "SMS opt-in from %s: %d suppression(s) lifted",
+                mask_phone(phone),
+                result.suppressions_changed,
+            )
+        return True
 
     # one-click unsubscribe (RFC 8058, the List-Unsubscribe URL of every email) ---------------
     async def unsubscribe_lead(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> bool:

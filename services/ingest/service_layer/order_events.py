@@ -1,69 +1,104 @@
 """Build an OrderEvent draft from a Shopmonkey record, fetching the customer's contact details
-when the record lacks them; the webhook path, the poller and the backfill share it, so all
-three give equal events."""
+(with its company's key) when the record lacks them; the webhook path, the poller and the
+backfill share it, so all three give equal events. Which tenant a record belongs to is
+`domain.routing`'s answer; `unrouted` counts and logs a record that belongs to none."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import datetime
 from typing import Any
 
 from schemas.events import Operation, OrderEvent, OrderSource
 from services.common.masking import mask_email
-from services.ingest.adapters.metrics import DEMO_DROPPED
+from services.ingest.adapters.metrics import (
+    DEMO_DROPPED,
+    FIELDS_ADJUSTED,
+    RECORDS_REFUSED,
+    UNROUTED,
+    child,
+)
 from services.ingest.domain import normalise
 from services.ingest.domain.demo_mode import admits_email
 from services.ingest.domain.draft import Contact, OrderEventDraft
-from services.ingest.domain.model import IngestTenant
-from services.ingest.errors import ShopmonkeyRejected
+from services.ingest.domain.model import IngestCompany, IngestTenant
+from services.ingest.domain.routing import Unrouted
+from services.ingest.errors import InvalidPayload, ShopmonkeyRejected
 from services.ingest.ports import CustomerSource
 from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
 
 
-def known_contact(table: str, data: dict[str, Any]) -> Contact:
-    """What the record says about its customer."""
+def known_contact(
+    table: str, data: dict[str, Any], adjusted: normalise.Adjusted | None = None
+) -> Contact:
+    """What the record says about its customer (values cut or dropped noted in `adjusted`)."""
     if table == "customer":
-        return normalise.contact_of_record(data)
-    return normalise.contact_of_order(data)
+        return normalise.contact_of_record(data, adjusted)
+    return normalise.contact_of_order(data, adjusted)
 
 
-def needs_lookup(tenant: IngestTenant, known: Contact) -> bool:
+def note_adjusted(
+    adjusted: normalise.Adjusted, *, source: OrderSource, event_id: str, tenant_id: uuid.UUID
+) -> None:
+    """Count and log (info: the record was taken) what the normaliser cut or dropped."""
+    for name, reason in adjusted:
+        child(FIELDS_ADJUSTED, source.value, name, reason).inc()
+    log.info(
+        "%s: %s",
+        event_id,
+        ", ".join(sorted({f"{name} {reason}" for name, reason in adjusted})),
+        extra={"tenant_id": tenant_id},
+    )
+
+
+def needs_lookup(company: IngestCompany, known: Contact) -> bool:
     """Whether `complete_contact` would ask Shopmonkey (else `known` is the answer)."""
     return (
-        normalise.contact_lacks(known) and bool(known["customer_id"]) and tenant.can_call_shopmonkey
+        normalise.contact_lacks(known)
+        and bool(known["customer_id"])
+        and company.can_call_shopmonkey
     )
 
 
 async def resolve_contact(
-    tenant: IngestTenant, table: str, data: dict[str, Any], customers: CustomerSource
+    company: IngestCompany,
+    table: str,
+    data: dict[str, Any],
+    customers: CustomerSource,
+    adjusted: normalise.Adjusted | None = None,
 ) -> Contact:
     """The record's customer, completed from `GET /v3/customer/:id` when email or phone is
     missing. A customer change is always re-read (`fresh`). ShopmonkeyUnavailable propagates
     (the caller answers 503 / retries); a refused key only costs the enrichment. (The webhook
     path inlines this: no coroutine when no look-up is needed.)"""
-    known = known_contact(table, data)
-    if needs_lookup(tenant, known):
-        known = await complete_contact(tenant, table, known, customers)
+    known = known_contact(table, data, adjusted)
+    if needs_lookup(company, known):
+        known = await complete_contact(company, table, known, customers, adjusted)
     return known
 
 
 async def complete_contact(
-    tenant: IngestTenant, table: str, known: Contact, customers: CustomerSource
+    company: IngestCompany,
+    table: str,
+    known: Contact,
+    customers: CustomerSource,
+    adjusted: normalise.Adjusted | None = None,
 ) -> Contact:
     """`known` completed from Shopmonkey's customer record (see `resolve_contact`)."""
     customer_id = known["customer_id"]
     assert customer_id is not None
     try:
-        record = await customers.customer(tenant, customer_id, fresh=table == "customer")
+        record = await customers.customer(company, customer_id, fresh=table == "customer")
     except ShopmonkeyRejected as exc:
-        log.warning("customer of %s not enriched: %s", table, exc, extra={"tenant_id": tenant.id})
+        log.warning("customer of %s not enriched: %s (company %s)", table, exc, company.id)
         return known
     if record is None:
         return known
-    return normalise.merge_contact(known, normalise.contact_of_record(record))
+    return normalise.merge_contact(known, normalise.contact_of_record(record, adjusted))
 
 
 def build_draft(
@@ -76,36 +111,81 @@ def build_draft(
     contact: Contact,
     now: datetime,
     facts: normalise.Facts | None = None,
+    adjusted: normalise.Adjusted | None = None,
 ) -> OrderEventDraft:
     """The record's event as a draft (published as is, see `draft.py`). `facts`: the record's
-    `normalise.facts_of`, when the caller already has them."""
+    `normalise.facts_of`, when the caller already has them; `adjusted` collects what was cut
+    or dropped."""
     build = normalise.order_draft if table == "order" else normalise.customer_draft
     return build(
-        tenant.id, data, operation=operation, source=source, contact=contact, now=now, facts=facts
+        tenant.id,
+        data,
+        operation=operation,
+        source=source,
+        contact=contact,
+        now=now,
+        facts=facts,
+        adjusted=adjusted,
     )
 
 
-async def polled_draft(
-    tenant: IngestTenant,
+def build_drafts(
+    targets: tuple[IngestTenant, ...],
+    table: str,
+    data: dict[str, Any],
+    *,
+    operation: Operation,
+    source: OrderSource,
+    contact: Contact,
+    now: datetime,
+    facts: normalise.Facts,
+    adjusted: normalise.Adjusted,
+) -> list[OrderEventDraft]:
+    """The record's event for each of its tenants (`targets`, see `domain.routing`); what
+    the normaliser cut or dropped is noted once (the first draft collects it)."""
+    drafts = [
+        build_draft(
+            tenant,
+            table,
+            data,
+            operation=operation,
+            source=source,
+            contact=contact,
+            now=now,
+            facts=facts,
+            adjusted=adjusted if i == 0 else None,
+        )
+        for i, tenant in enumerate(targets)
+    ]
+    if adjusted and drafts:
+        note_adjusted(adjusted, source=source, event_id=facts.event_id, tenant_id=targets[0].id)
+    return drafts
+
+
+async def polled_drafts(
+    company: IngestCompany,
     table: str,
     data: dict[str, Any],
     customers: CustomerSource,
     *,
+    targets: tuple[IngestTenant, ...],
     source: OrderSource,
     now: datetime,
     gate: asyncio.Semaphore,
     seen: SeenEvents | None = None,
-) -> OrderEventDraft | None:
-    """A record read from the REST API (poller, backfill) as its event; None when its
-    `event_id` is in `seen`. The customer look-up, if any, waits for `gate`."""
+) -> list[OrderEventDraft]:
+    """A record read from the REST API (poller, backfill) as the event of each of `targets`;
+    none when its `event_id` is in `seen`. The customer look-up, if any, waits for `gate`.
+    Raises InvalidPayload for a record we refuse (an id over its bound)."""
     operation = normalise.polled_operation(data)
     facts = normalise.facts_of(table, data, operation)
     if seen is not None and facts.event_id in seen:
-        return None
+        return []
+    adjusted: normalise.Adjusted = []
     async with gate:
-        contact = await resolve_contact(tenant, table, data, customers)
-    return build_draft(
-        tenant,
+        contact = await resolve_contact(company, table, data, customers, adjusted)
+    return build_drafts(
+        targets,
         table,
         data,
         operation=operation,
@@ -113,7 +193,21 @@ async def polled_draft(
         contact=contact,
         now=now,
         facts=facts,
+        adjusted=adjusted,
     )
+
+
+def unrouted(company: IngestCompany, table: str, why: Unrouted, *, source: OrderSource) -> None:
+    """Count (and log) a record of `company` attributed to no tenant."""
+    UNROUTED.labels(source.value, why.code).inc()
+    log.info("%s of company %s ignored (%s): %s", table, company.id, source.value, why)
+
+
+def refused(source: OrderSource, table: str, exc: InvalidPayload, company: IngestCompany) -> None:
+    """A polled or backfilled record we refuse (what a webhook answers 400): counted, logged,
+    and the read goes on without it, so one record never stops a company's poll."""
+    child(RECORDS_REFUSED, source.value).inc()
+    log.warning("%s record of company %s refused: %s", table, company.id, exc.reason)
 
 
 def demo_admits(

@@ -1,10 +1,15 @@
 """The poller (seed: "Polling Backup, every 30 s, catches missed webhook events").
 
-Every cycle, for each active tenant with its own API key, concurrently but bounded: read the
-orders (and customers) changed since the tenant's cursor minus the overlap, complete their
-customers, produce OrderEvents whose `event_id` equals the webhook path's, and only once Kafka
-acknowledged all of them move the cursor in PostgreSQL. A tenant's failure is recorded in its
-cursor row (`last_error`) and counted; the others carry on.
+Every cycle, for each active Shopmonkey company with an API key and active locations
+(tenants), concurrently but bounded: read the company's orders (and customers) changed since
+its cursor minus the overlap ONCE, with its key (Shopmonkey's rate limit is per key: one read
+serves every location), the orders filtered to its tenants' locations in `where`; route every
+record itself (`domain.routing`: the API may ignore a location filter and answer the whole
+table, so each order's own `locationId` decides) — an order to its location's tenant or to
+none (counted, never attributed elsewhere), a customer change to every tenant of the company;
+complete their customers, produce OrderEvents whose `event_id` equals the webhook path's, and
+only once Kafka acknowledged all of them move the company's cursor in PostgreSQL. A company's
+failure is recorded in its cursor row (`last_error`) and counted; the others carry on.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,11 +34,17 @@ from services.ingest.adapters.metrics import (
     POLLER_EVENTS,
 )
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import IngestTenant
+from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.normalise import change_time
-from services.ingest.errors import Unavailable
+from services.ingest.domain.routing import Unrouted, route_customer, route_order
+from services.ingest.errors import InvalidPayload, Unavailable
 from services.ingest.ports import CustomerSource, EventPublisher, PollCursors, TenantDirectory
-from services.ingest.service_layer.order_events import demo_admits, polled_draft
+from services.ingest.service_layer.order_events import (
+    demo_admits,
+    polled_drafts,
+    refused,
+    unrouted,
+)
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -51,15 +63,17 @@ class PollerConfig:
     tables: tuple[str, ...] = ("order", "customer")
     fetch_concurrency: int = 4
     publish_batch: int = 500
-    only: frozenset[uuid.UUID] | None = None  # poll just these tenants (operators, tests)
+    #: poll just the companies of these tenants (operators, tests)
+    only: frozenset[uuid.UUID] | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class TenantPoll:
-    tenant_id: Any
+class CompanyPoll:
+    company_id: str
     read: int
     produced: int
     pages: int
+    unrouted: int = 0
 
 
 class Poller:
@@ -93,101 +107,125 @@ class Poller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)
 
-    async def poll_all(self) -> list[TenantPoll | None]:
-        """One cycle over every pollable tenant; None marks a tenant that failed."""
+    async def poll_all(self) -> list[CompanyPoll | None]:
+        """One cycle over every pollable company; None marks a company that failed."""
         started = time.monotonic()
         try:
-            tenants = await self._tenants.pollable()
+            companies = await self._tenants.pollable()
         except Unavailable as exc:
             log.error("poll cycle skipped: %s", exc)
             return []
-        if self._config.only is not None:
-            tenants = [t for t in tenants if t.id in self._config.only]
+        if (only := self._config.only) is not None:
+            companies = [c for c in companies if not only.isdisjoint(c.by_id)]
         gate = asyncio.Semaphore(self._config.concurrency)
 
-        async def one(tenant: IngestTenant) -> TenantPoll | None:
+        async def one(company: IngestCompany) -> CompanyPoll | None:
             async with gate:
-                return await self._poll_guarded(tenant)
+                return await self._poll_guarded(company)
 
-        results = await asyncio.gather(*(one(t) for t in tenants))
+        results = await asyncio.gather(*(one(c) for c in companies))
         self.cycles += 1
         POLLER_CYCLE_SECONDS.observe(time.monotonic() - started)
         return list(results)
 
-    async def _poll_guarded(self, tenant: IngestTenant) -> TenantPoll | None:
-        # The one place a tenant's failure is decided: record it, count it, go on.
+    async def _poll_guarded(self, company: IngestCompany) -> CompanyPoll | None:
+        # The one place a company's failure is decided: record it, count it, go on.
         try:
-            return await self.poll_tenant(tenant)
+            return await self.poll_company(company)
         except Exception as exc:
             kind = type(exc).__name__
-            POLLER_ERRORS.labels(str(tenant.id), kind).inc()
-            log.warning("poll failed: %s: %s", kind, exc, extra={"tenant_id": tenant.id})
+            POLLER_ERRORS.labels(company.id, kind).inc()
+            log.warning("poll of company %s failed: %s: %s", company.id, kind, exc)
             try:
-                await self._cursors.record_error(tenant.id, "poll", f"{kind}: {exc}")
+                await self._cursors.record_error(company.id, "poll", f"{kind}: {exc}")
             except Unavailable as db_exc:
                 log.error("could not record the poll error: %s", db_exc)
             return None
 
-    async def poll_tenant(self, tenant: IngestTenant) -> TenantPoll:
-        read = produced = pages = 0
+    async def poll_company(self, company: IngestCompany) -> CompanyPoll:
+        read = produced = pages = ignored = 0
         for table in self._config.tables:
             kind = CURSOR_KINDS[table]
             now = self._clock()
-            cursor = await self._cursors.load(tenant.id, kind)
+            cursor = await self._cursors.load(company.id, kind)
             since = (
                 cursor - timedelta(seconds=self._config.overlap)
                 if cursor is not None
                 else now - timedelta(seconds=self._config.initial_lookback)
             )
-            report = await self._reader.read(tenant, table, since)
+            where = (
+                {"locationId": {"in": sorted(company.by_location)}} if table == "order" else None
+            )
+            report = await self._reader.read(company, table, since, where=where)
             records = sorted(report.records.values(), key=_change_key)
-            events = await self._events(tenant, table, records, now)
+            events, missed = await self._events(company, table, records, now)
             await self._publish(events)
+            for tenant_id, count in Counter(e.tenant_id for e in events).items():
+                POLLER_EVENTS.labels(str(tenant_id)).inc(count)
             if not report.complete:
-                log.warning(
-                    "incomplete read of /%s: cursor kept", table, extra={"tenant_id": tenant.id}
-                )
+                log.warning("incomplete read of /%s of company %s: cursor kept", table, company.id)
             await self._cursors.advance(
-                tenant.id, kind, report.max_change if report.complete else None
+                company.id, kind, report.max_change if report.complete else None
             )
             read += len(records)
             produced += len(events)
             pages += report.pages
-        CURSOR_AGES.success(tenant.id)
+            ignored += missed
+        CURSOR_AGES.success(company.id)
         if produced:
-            POLLER_EVENTS.labels(str(tenant.id)).inc(produced)
             log.info(
-                "polled %d changed records, produced %d events",
+                "polled %d changed records of company %s, produced %d events (%d unrouted)",
                 read,
+                company.id,
                 produced,
-                extra={"tenant_id": tenant.id},
+                ignored,
             )
-        return TenantPoll(tenant.id, read, produced, pages)
+        return CompanyPoll(company.id, read, produced, pages, ignored)
 
     async def _events(
-        self, tenant: IngestTenant, table: str, records: list[dict[str, Any]], now: datetime
-    ) -> list[OrderEventDraft]:
+        self, company: IngestCompany, table: str, records: list[dict[str, Any]], now: datetime
+    ) -> tuple[list[OrderEventDraft], int]:
+        """The records' events, each routed to its tenant(s); and how many went nowhere."""
         gate = asyncio.Semaphore(self._config.fetch_concurrency)
+        missed = 0
 
-        async def one(data: dict[str, Any]) -> OrderEventDraft | None:
-            event = await polled_draft(
-                tenant,
-                table,
-                data,
-                self._customers,
-                source=OrderSource.POLL,
-                now=now,
-                gate=gate,
-                seen=self._seen_events,
+        def targets(data: dict[str, Any]) -> tuple[IngestTenant, ...]:
+            nonlocal missed
+            routed = (
+                route_order(company, data) if table == "order" else route_customer(company, data)
             )
-            if event is None or not demo_admits(
-                event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
-            ):
-                return None
-            return event
+            if isinstance(routed, Unrouted):
+                missed += 1
+                unrouted(company, table, routed, source=OrderSource.POLL)
+                return ()
+            return (routed,) if isinstance(routed, IngestTenant) else routed
 
-        built = await asyncio.gather(*(one(r) for r in records))
-        return [e for e in built if e is not None]
+        async def one(data: dict[str, Any], to: tuple[IngestTenant, ...]) -> list[OrderEventDraft]:
+            try:
+                events = await polled_drafts(
+                    company,
+                    table,
+                    data,
+                    self._customers,
+                    targets=to,
+                    source=OrderSource.POLL,
+                    now=now,
+                    gate=gate,
+                    seen=self._seen_events,
+                )
+            except InvalidPayload as exc:  # one record refused; the others go on
+                refused(OrderSource.POLL, table, exc, company)
+                return []
+            config = self._config
+            if events and not demo_admits(
+                events[0], demo_mode=config.demo_mode, whitelist=config.whitelist
+            ):
+                return []  # one customer, one decision for all its tenants' events
+            return events
+
+        routed = [(r, to) for r in records if (to := targets(r))]
+        built = await asyncio.gather(*(one(r, to) for r, to in routed))
+        return [e for group in built for e in group], missed
 
     async def _publish(self, events: list[OrderEventDraft]) -> None:
         """All acknowledged, in order per tenant (one key, one partition), or raise."""

@@ -1,4 +1,4 @@
-"""Read a tenant's Shopmonkey records changed since a time, robust to the API's quirks
+"""Read a Shopmonkey company's records changed since a time, robust to the API's quirks
 (reference §2.3). The poller reads with `read`; the backfill pages with `page`, `Keyset` and
 `finished` (one sort-parameter fallback, one keyset step, one end-of-list test for both):
 
@@ -8,7 +8,10 @@
   already read at exactly that value, `orderby={"field":"asc"}`, `limit` 100 (capped there
   anyway). A record updated while we page moves past us instead of shifting a page boundary.
 - Sort parameter, two readings: lowercase `orderby` (Aug 2026 probe) first; a 400 naming
-  orderby switches that tenant to camelCase `orderBy` (Apr 2026 probe).
+  orderby switches that company to camelCase `orderBy` (Apr 2026 probe).
+- A caller's extra filter (the poller's location filter) goes into every `where` but is not
+  trusted: the API may ignore it (an invalid `locationId` filter returns the whole table,
+  reference §3), so the caller checks every record itself (`domain.routing`).
 - A dropped filter is detected by comparing `meta.total` with an unfiltered call and by
   records outside the window; an unsorted page (sort ignored) likewise. Either switches the
   stream to a full `skip` scan with the window applied here: slower, still correct.
@@ -18,13 +21,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from services.ingest.adapters.metrics import POLLER_FILTER_IGNORED, POLLER_UNSORTED
-from services.ingest.domain.model import IngestTenant, Page
+from services.ingest.domain.model import IngestCompany, Page
 from services.ingest.domain.normalise import change_time, iso_z, parse_ts
 from services.ingest.errors import OrderByRejected
 from services.ingest.ports import RecordSource
@@ -78,6 +80,8 @@ class _Stream:
     field: str
     base: dict[str, Any]
     check_total: bool
+    #: asked for, never checked here (see the module docstring)
+    extra: dict[str, Any]
 
 
 def _key(record: dict[str, Any]) -> tuple[str, str]:
@@ -107,25 +111,34 @@ class RecordReader:
         self._source = source
         self._limit = page_limit
         self._max_pages = max_pages
-        self._orderby: dict[uuid.UUID, str] = {}
+        self._orderby: dict[str, str] = {}
 
-    async def read(self, tenant: IngestTenant, table: str, since: datetime) -> ReadReport:
+    async def read(
+        self,
+        company: IngestCompany,
+        table: str,
+        since: datetime,
+        *,
+        where: dict[str, Any] | None = None,
+    ) -> ReadReport:
+        """Every record changed since `since`; `where`: an extra filter (see the docstring)."""
         report = ReadReport()
+        extra = where or {}
         streams = (
-            _Stream("updatedDate", {}, check_total=True),
-            _Stream("createdDate", {"updatedDate": None}, check_total=False),
+            _Stream("updatedDate", {}, check_total=True, extra=extra),
+            _Stream("createdDate", {"updatedDate": None}, check_total=False, extra=extra),
         )
         for stream in streams:
-            await self._read_stream(tenant, table, stream, since, report)
+            await self._read_stream(company, table, stream, since, report)
         if report.filter_ignored:
-            POLLER_FILTER_IGNORED.labels(str(tenant.id)).inc()
+            POLLER_FILTER_IGNORED.labels(company.id).inc()
         if report.unsorted:
-            POLLER_UNSORTED.labels(str(tenant.id)).inc()
+            POLLER_UNSORTED.labels(company.id).inc()
         return report
 
     async def page(
         self,
-        tenant: IngestTenant,
+        company: IngestCompany,
         table: str,
         *,
         where: dict[str, Any] | None,
@@ -134,13 +147,13 @@ class RecordReader:
         limit: int | None = None,
     ) -> Page:
         """One page sorted ascending on `order_field`, in the sort parameter's spelling this
-        tenant's API takes (`orderby`, else `orderBy` once the first was refused)."""
-        assert tenant.shopmonkey_api_key
-        style = self._orderby.get(tenant.id, ORDERBY_STYLES[0])
+        company's API takes (`orderby`, else `orderBy` once the first was refused)."""
+        assert company.shopmonkey_api_key
+        style = self._orderby.get(company.id, ORDERBY_STYLES[0])
         while True:
             try:
                 return await self._source.list_records(
-                    tenant.shopmonkey_api_key,
+                    company.shopmonkey_api_key,
                     table,
                     where=where,
                     orderby={order_field: "asc"} if order_field else None,
@@ -152,9 +165,9 @@ class RecordReader:
                 if style == ORDERBY_STYLES[-1]:
                     raise
                 style = ORDERBY_STYLES[ORDERBY_STYLES.index(style) + 1]
-                self._orderby[tenant.id] = style
+                self._orderby[company.id] = style
                 log.warning(
-                    "Shopmonkey refused `orderby`; using `%s` for tenant %s", style, tenant.id
+                    "Shopmonkey refused `orderby`; using `%s` for company %s", style, company.id
                 )
 
     def _absorb(self, page: Page, report: ReadReport, since: datetime) -> int:
@@ -183,11 +196,16 @@ class RecordReader:
         return len(page.data) < self._limit
 
     async def _read_stream(
-        self, tenant: IngestTenant, table: str, stream: _Stream, since: datetime, report: ReadReport
+        self,
+        company: IngestCompany,
+        table: str,
+        stream: _Stream,
+        since: datetime,
+        report: ReadReport,
     ) -> None:
         lower = iso_z(since)
-        where = {**stream.base, stream.field: {"gte": lower}}
-        page = await self.page(tenant, table, where=where, order_field=stream.field, skip=0)
+        where = {**stream.extra, **stream.base, stream.field: {"gte": lower}}
+        page = await self.page(company, table, where=where, order_field=stream.field, skip=0)
         report.pages += 1
         outside = [r for r in page.data if not _matches(r, stream, since)]
         # The reference's check: a filtered total equal to the unfiltered one means the filter
@@ -195,17 +213,17 @@ class RecordReader:
         suspect_total = False
         if stream.check_total and page.total and (outside or not self.finished(page, 0)):
             unfiltered = await self.page(
-                tenant, table, where=None, order_field=None, skip=0, limit=1
+                company, table, where=None, order_field=None, skip=0, limit=1
             )
             suspect_total = unfiltered.total is not None and page.total >= unfiltered.total
         if outside:
             report.filter_ignored = True
             log.warning(
-                "Shopmonkey ignored the %s filter on /%s for tenant %s (total %s%s): "
+                "Shopmonkey ignored the %s filter on /%s for company %s (total %s%s): "
                 "scanning and filtering locally",
                 stream.field,
                 table,
-                tenant.id,
+                company.id,
                 page.total,
                 ", same as unfiltered" if suspect_total else "",
             )
@@ -213,16 +231,16 @@ class RecordReader:
         if not sorted_ok and not outside:
             report.unsorted = True
             log.warning(
-                "Shopmonkey ignored orderby on /%s for tenant %s: scanning", table, tenant.id
+                "Shopmonkey ignored orderby on /%s for company %s: scanning", table, company.id
             )
         if outside or suspect_total or not sorted_ok:
-            await self._scan(tenant, table, where, stream, page, since, report)
+            await self._scan(company, table, where, stream, page, since, report)
         else:
-            await self._keyset(tenant, table, stream, page, since, report)
+            await self._keyset(company, table, stream, page, since, report)
 
     async def _scan(
         self,
-        tenant: IngestTenant,
+        company: IngestCompany,
         table: str,
         where: dict[str, Any],
         stream: _Stream,
@@ -239,12 +257,12 @@ class RecordReader:
             if report.pages >= self._max_pages:
                 report.complete = False
                 return
-            page = await self.page(tenant, table, where=where, order_field=stream.field, skip=skip)
+            page = await self.page(company, table, where=where, order_field=stream.field, skip=skip)
             report.pages += 1
 
     async def _keyset(
         self,
-        tenant: IngestTenant,
+        company: IngestCompany,
         table: str,
         stream: _Stream,
         page: Page,
@@ -257,17 +275,17 @@ class RecordReader:
             if self.finished(page, position.skip):
                 return
             if new == 0 or report.pages >= self._max_pages:
-                log.warning("paging stalled on /%s for tenant %s", table, tenant.id)
+                log.warning("paging stalled on /%s for company %s", table, company.id)
                 report.complete = False
                 return
             position.advance(page, stream.field)
-            where = {**stream.base, stream.field: {"gte": position.raw}}
+            where = {**stream.extra, **stream.base, stream.field: {"gte": position.raw}}
             page = await self.page(
-                tenant, table, where=where, order_field=stream.field, skip=position.skip
+                company, table, where=where, order_field=stream.field, skip=position.skip
             )
             report.pages += 1
             if page.data and not _ascending(page.data, stream.field):
                 report.unsorted = True
                 report.complete = False
-                log.warning("page order changed mid-read on /%s for tenant %s", table, tenant.id)
+                log.warning("page order changed mid-read on /%s for company %s", table, company.id)
                 return

@@ -1,12 +1,17 @@
-"""One Shopmonkey webhook delivery: verify the raw body, parse, normalise, produce, answer.
+"""One Shopmonkey webhook delivery: verify the raw body, parse, route, normalise, produce, answer.
 
-Order of checks: signature (401) on the raw bytes before anything is parsed, then content
-type (415), JSON and envelope (400). Tables other than order/customer are acknowledged and
-ignored (202). The answer is `Accepted` only after Kafka acknowledged the record.
+A delivery comes to a company (the company URL, or a location URL naming one of its tenants)
+and is verified with the company's secret. Order of checks: signature (401) on the raw bytes
+before anything is parsed, then content type (415), JSON and envelope (400). Tables other than
+order/customer are acknowledged and ignored (202). Then routing (`domain.routing`): an order
+goes to the tenant of its own location, or to none (202 "ignored" with the reason, counted);
+a customer change goes to every tenant of the company (one event each, same `event_id`). The
+answer is `Accepted` only after Kafka acknowledged every record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -19,17 +24,20 @@ import orjson
 from schemas.events import OrderSource
 from services.ingest.domain import normalise
 from services.ingest.domain.demo_mode import DROP_REASON
-from services.ingest.domain.envelope import INGESTED_TABLES, parse_envelope
-from services.ingest.domain.model import IngestTenant
+from services.ingest.domain.draft import OrderEventDraft
+from services.ingest.domain.envelope import parse_envelope
+from services.ingest.domain.model import IngestCompany, IngestTenant
+from services.ingest.domain.routing import Unrouted, route_customer, route_order
 from services.ingest.domain.shopmonkey_signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
 from services.ingest.ports import CustomerSource, EventPublisher
 from services.ingest.service_layer.order_events import (
-    build_draft,
+    build_drafts,
     complete_contact,
     demo_admits,
     known_contact,
     needs_lookup,
+    unrouted,
 )
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -94,20 +102,31 @@ class WebhookIngest:
 
     async def handle(
         self,
-        tenant: IngestTenant,
+        company: IngestCompany,
         headers: Mapping[str, str],
         body: bytes,
         content_type: str,
+        *,
+        tenant: IngestTenant | None = None,
     ) -> Accepted | Ignored:
+        """`tenant`: the location URL's tenant (None on the company URL)."""
         now = self._clock()
-        verify(tenant.webhook_keys, headers, body, now=now, tolerance=self._config.tolerance)
+        verify(company.webhook_keys, headers, body, now=now, tolerance=self._config.tolerance)
         require_json(content_type)
         envelope = parse_envelope(load_json(body))
-        if envelope.table not in INGESTED_TABLES:
-            return Ignored(f"table '{envelope.table}' is not ingested")
-        facts = normalise.facts_of(
-            envelope.table, envelope.data, envelope.operation, rid=envelope.rid
-        )
+        table = envelope.table
+        targets: tuple[IngestTenant, ...] | Unrouted
+        if table == "order":
+            routed = route_order(company, envelope.data, default=tenant)
+            targets = routed if isinstance(routed, Unrouted) else (routed,)
+        elif table == "customer":
+            targets = route_customer(company, envelope.data)
+        else:
+            return Ignored(f"table '{table}' is not ingested")
+        if isinstance(targets, Unrouted):
+            unrouted(company, table, targets, source=OrderSource.WEBHOOK)
+            return Ignored(str(targets), outcome="unrouted")
+        facts = normalise.facts_of(table, envelope.data, envelope.operation, rid=envelope.rid)
         event_id = facts.event_id
         # the awaits below only when needed: most deliveries need neither (no suspension)
         begun = self._seen_events.try_begin(event_id)
@@ -115,27 +134,40 @@ class WebhookIngest:
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
-            contact = known_contact(envelope.table, envelope.data)
-            if needs_lookup(tenant, contact):
-                contact = await complete_contact(tenant, envelope.table, contact, self._customers)
-            event = build_draft(
-                tenant,
-                envelope.table,
+            adjusted: normalise.Adjusted = []
+            contact = known_contact(table, envelope.data, adjusted)
+            if needs_lookup(company, contact):
+                contact = await complete_contact(company, table, contact, self._customers, adjusted)
+            events = build_drafts(
+                targets,
+                table,
                 envelope.data,
                 operation=envelope.operation,
                 source=OrderSource.WEBHOOK,
                 contact=contact,
                 now=datetime.fromtimestamp(now, UTC),
                 facts=facts,
+                adjusted=adjusted,
             )
             if not demo_admits(
-                event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
+                events[0], demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):
                 return Ignored(DROP_REASON, outcome="demo_dropped")
-            await self._publisher.publish(event)
-            lead_id = event.lead_id
+            if len(events) == 1:
+                await self._publisher.publish(events[0])
+            else:
+                await _publish_all(self._publisher, events)
+            lead_id = events[0].lead_id
             self._seen_events.add(event_id, lead_id)
         finally:
             self._seen_events.end(event_id)
-        log.debug("ingested %s", event_id, extra={"tenant_id": tenant.id, "lead_id": lead_id})
+        log.debug("ingested %s", event_id, extra={"tenant_id": events[0].tenant_id})
         return Accepted(event_id, lead_id)
+
+
+async def _publish_all(publisher: EventPublisher, events: list[OrderEventDraft]) -> None:
+    """Every event acknowledged, or the first failure raised (after all were attempted)."""
+    results = await asyncio.gather(*(publisher.publish(e) for e in events), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

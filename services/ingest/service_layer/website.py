@@ -7,11 +7,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from schemas.base import utcnow
+from schemas.events import OrderSource
+from services.ingest.domain.bearer import bearer_token
 from services.ingest.domain.demo_mode import DROP_REASON
+from services.ingest.domain.normalise import Adjusted
 from services.ingest.domain.website_form import WebsiteLeadForm, website_event
 from services.ingest.errors import Unauthorized
 from services.ingest.ports import EventPublisher, TenantDirectory
-from services.ingest.service_layer.order_events import demo_admits
+from services.ingest.service_layer.order_events import demo_admits, note_adjusted
 from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import (
     Accepted,
@@ -22,11 +25,11 @@ from services.ingest.service_layer.webhooks import (
 )
 
 
-def bearer_token(authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing 'Authorization: Bearer <website API key>' header")
-    return token.strip()
+def website_key(authorization: str | None) -> str:
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthorized("missing or malformed 'Authorization: Bearer <website API key>'")
+    return token
 
 
 class WebsiteLeads:
@@ -48,12 +51,17 @@ class WebsiteLeads:
     async def handle(
         self, authorization: str | None, body: bytes, content_type: str
     ) -> Accepted | Ignored:
-        tenant = await self._tenants.for_api_key(bearer_token(authorization))
+        tenant = await self._tenants.for_api_key(website_key(authorization))
         if tenant is None:
             raise Unauthorized("unknown website API key")
         require_json(content_type)
         form = WebsiteLeadForm.parse(load_json(body))
-        event = website_event(tenant.id, form, now=self._clock())
+        adjusted: Adjusted = []
+        event = website_event(tenant.id, form, now=self._clock(), adjusted=adjusted)
+        if adjusted:
+            note_adjusted(
+                adjusted, source=OrderSource.WEBSITE, event_id=event.event_id, tenant_id=tenant.id
+            )
         if not demo_admits(
             event, demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
         ):

@@ -3,6 +3,11 @@
 Every statement is one autocommitted round trip; the claim also reads the recipient's gate
 facts (suppression, recent sends) in the same statement, so the hot path is two round trips:
 claim, then finish.
+
+The gate facts are per contact across the locations of one Shopmonkey company (one business,
+one customer): a suppression recorded at any location of the company (or for every location)
+and the recent sends of every location of the company count, so two locations of a company
+never message one customer twice within the frequency-cap window.
 """
 
 from __future__ import annotations
@@ -40,12 +45,19 @@ _ROW = (
     "j.record_only, j.attempts, j.decided_at"
 )
 _CAP = ", ".join(f"'{s.value}'" for s in CAP_STATUSES)
+#: The command's tenant and every other tenant of its company (once per statement).
+_COMPANY = """
+company AS (
+    SELECT ARRAY(SELECT sib.id FROM tenants me
+                   JOIN tenants sib ON sib.shopmonkey_company_id = me.shopmonkey_company_id
+                  WHERE me.id = %(tenant_id)s) || %(tenant_id)s::uuid AS ids
+)"""
 _FACTS = f"""
     EXISTS (SELECT 1 FROM suppressions s
             WHERE s.channel = %(channel)s AND s.contact = %(recipient)s
-              AND (s.tenant_id IS NULL OR s.tenant_id = %(tenant_id)s)) AS suppressed,
+              AND (s.tenant_id IS NULL OR s.tenant_id = ANY (company.ids))) AS suppressed,
     (SELECT count(*) FROM job_executions r
-      WHERE r.tenant_id = %(tenant_id)s AND r.channel = %(channel)s
+      WHERE r.tenant_id = ANY (company.ids) AND r.channel = %(channel)s
         AND r.recipient = %(recipient)s AND r.command_id <> %(command_id)s
         AND r.status IN ({_CAP})
         AND coalesce(r.decided_at, r.claimed_at) >= %(cap_since)s) AS recent,
@@ -55,7 +67,7 @@ _FACTS = f"""
                        ELSE l.sms_opted_out END) AS lead_opted_out
 """
 CLAIM_SQL = f"""
-WITH ins AS (
+WITH {_COMPANY}, ins AS (
     INSERT INTO job_executions
         (command_id, tenant_id, lead_id, step_index, channel, template, recipient, status,
          record_only, attempts, due_at, claimed_at)
@@ -65,9 +77,9 @@ WITH ins AS (
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM ins) AS claimed, {_FACTS}, {_ROW}
-FROM (SELECT 1) AS one LEFT JOIN job_executions j ON j.command_id = %(command_id)s
+FROM company LEFT JOIN job_executions j ON j.command_id = %(command_id)s
 """
-FACTS_SQL = f"SELECT {_FACTS}"
+FACTS_SQL = f"WITH {_COMPANY} SELECT {_FACTS} FROM company"
 RECLAIM_SQL = """
 UPDATE job_executions
    SET status = 'claimed', claimed_at = %(now)s, attempts = attempts + 1, reason = NULL,

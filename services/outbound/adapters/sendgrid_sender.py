@@ -32,6 +32,7 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Category, CustomArg, From, Header, Mail, To
 
+from services.common.masking import mask_contacts
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import (
     EmailMessage,
@@ -151,7 +152,7 @@ class SendGridSender:
         except urllib.error.URLError as exc:  # connect / write failed: nothing was processed
             raise ProviderUnavailable(NAME, f"connection failed: {exc.reason}") from None
         except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
-            raise ProviderAmbiguous(NAME, f"no response: {exc!r}") from None
+            raise ProviderAmbiguous(NAME, f"no response: {mask_contacts(repr(exc))}") from None
         if response.status_code not in (200, 202):
             raise ProviderAmbiguous(NAME, f"unexpected status {response.status_code}")
         return str(response.headers.get("X-Message-Id") or "")
@@ -160,6 +161,8 @@ class SendGridSender:
     def _classify(exc: http_errors.HTTPError) -> Exception:
         status = int(exc.status_code)
         detail = _first_error(exc.body)
+        if detail:  # SendGrid's message may quote the address it refused
+            detail = mask_contacts(detail)
         if status in RETRYABLE:
             if status in (401, 403):
                 log.error("SendGrid refused our API key (%d): email paused until fixed", status)

@@ -18,7 +18,8 @@ import markupsafe
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand
-from services.common.whitelist import normalize_email, normalize_phone
+from services.common.phones import normalize_phone
+from services.common.whitelist import normalize_email
 from services.outbound.domain.model import EmailMessage, OutboundMessage, SmsMessage, TenantProfile
 from services.outbound.errors import TemplateError
 
@@ -116,6 +117,8 @@ class JinjaRenderer:
             raise TemplateError(f"unknown_template:{path}") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template_error:{path}: {exc}") from None
+        except Exception as exc:  # a filter or an expression failed: the template's fault too
+            raise TemplateError(f"template_error:{path}: {type(exc).__name__}: {exc}") from None
 
     def render(
         self,

@@ -8,6 +8,8 @@ Failure classes (see errors.py):
   connection → ambiguous: reconcile by listing the recipient's messages.
 - 400 21610 (recipient opted out: also a suppression), 21211 (invalid number), other 4xx
   → rejected for good.
+- a message whose `To` is not the number the safety gate approved → rejected before any
+  request (`recipient_not_approved`).
 
 Reconciliation lists `Messages.json?To=<recipient>` newest first and matches our sender, a
 creation time after the attempt window and the lead's chat link in the body. It does not filter
@@ -25,6 +27,7 @@ import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
+from services.common.masking import mask_contacts, mask_phone
 from services.outbound.adapters import metrics
 from services.outbound.adapters.sendgrid_sender import retry_after
 from services.outbound.adapters.twilio_http import LAST_HEADERS, RoutedAsyncHttpClient
@@ -87,6 +90,16 @@ class TwilioSender:
 
     async def send(self, message: OutboundMessage) -> str:
         assert isinstance(message, SmsMessage)
+        if not message.approved_to or message.to != message.approved_to:
+            # the gate approved another number (or none): never send, whatever came in between
+            log.error(
+                "[TouchPoint] SMS of command %s refused: To %s is not the number the gate "
+                "approved (%s)",
+                message.command_id,
+                mask_phone(message.to),
+                mask_phone(message.approved_to),
+            )
+            raise ProviderRejected(NAME, "recipient_not_approved")
         started = time.perf_counter()
         result = "error"
         try:
@@ -106,10 +119,12 @@ class TwilioSender:
             raise error from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             result = "unavailable"
-            raise ProviderUnavailable(NAME, f"connection failed: {exc}") from None
+            raise ProviderUnavailable(
+                NAME, f"connection failed: {mask_contacts(str(exc))}"
+            ) from None
         except (aiohttp.ClientError, TimeoutError, TwilioException) as exc:
             result = "ambiguous"
-            raise ProviderAmbiguous(NAME, f"no response: {exc!r}") from None
+            raise ProviderAmbiguous(NAME, f"no response: {mask_contacts(repr(exc))}") from None
         finally:
             metrics.PROVIDER_SECONDS.labels(NAME, result).observe(time.perf_counter() - started)
 
@@ -163,4 +178,5 @@ def _classify(exc: TwilioRestException) -> Exception:
         return ProviderAmbiguous(NAME, f"twilio_{status}_{code}")
     if code in PERMANENT_REASONS:
         return ProviderRejected(NAME, PERMANENT_REASONS[code], suppress=code == 21610)
-    return ProviderRejected(NAME, f"twilio_{code or status}: {str(exc.msg)[:200]}")
+    # Twilio's message quotes the number it refused: masked like every contact in our texts
+    return ProviderRejected(NAME, f"twilio_{code or status}: {mask_contacts(str(exc.msg))[:200]}")

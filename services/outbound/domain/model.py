@@ -124,6 +124,8 @@ class SmsMessage:
     body: str
     validity_seconds: int
     chat_link: str
+    #: The number the safety gate approved; the Twilio sender sends only when `to` equals it.
+    approved_to: str | None = None
 
     @property
     def recipient(self) -> str:

@@ -12,10 +12,19 @@ order, and the first that fails decides:
 5. tenant unknown or inactive              → skipped `unknown_tenant` / `tenant_inactive`
 6. no phone for SMS / no postal address for email (CAN-SPAM)
                                            → skipped `no_phone` / `no_postal_address`
-7. lead opted out / contact suppressed     → skipped `lead_opted_out` / `suppressed`
+6a. SMS is bound to its recipient too (stricter than the seed, never looser; DESIGN §6 4a):
+   the phone is not a valid number (libphonenumber)      → skipped `invalid_phone`
+   its region is not in SMS_ALLOWED_REGIONS              → skipped `phone_region`
+   LEAD_PHONE_WHITELIST is empty                         → skipped `phone_whitelist_empty`
+   the number (E.164, exact) is not on it                → skipped `phone_not_whitelisted`
+7. lead opted out / contact suppressed     → skipped `lead_opted_out` / `suppressed` (at any
+                                             location of the tenant's company, or globally)
 8. outside the channel's send window       → deferred to the next opening
-9. frequency cap reached for the contact   → skipped `frequency_cap`
-otherwise                                  → send (`whitelisted`)
+9. frequency cap reached for the contact   → skipped `frequency_cap` (sends of every location
+                                             of the tenant's company count, ledger_pg)
+otherwise                                  → send (`whitelisted`); an SMS decision names the
+                                             number it approved (`recipient`), which the
+                                             Twilio sender checks again before it sends
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ from typing import Any
 
 from schemas.base import Channel
 from services.common.domain.send_windows import SendWindowPolicy, next_opening
-from services.common.whitelist import normalize_email, normalize_phone
+from services.common.phones import normalize_phone, parse_phone
+from services.common.whitelist import normalize_email
 from services.outbound.domain.model import TenantProfile
 
 
@@ -61,6 +71,10 @@ class GateInput:
     recent_sends: int = 0
     frequency_cap: int = 1  # 0 = no cap
     opted_out: bool = False
+    #: LEAD_PHONE_WHITELIST (E.164): empty means no SMS at all.
+    phone_whitelist: frozenset[str] = frozenset()
+    #: SMS_ALLOWED_REGIONS (ISO 3166 alpha-2 codes).
+    sms_regions: frozenset[str] = frozenset({"US", "CA"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,8 @@ class Decision:
     reason: str
     whitelisted: bool = False
     deferred_until: datetime | None = None
+    #: The E.164 number an SMS decision approved (None for email and for skips).
+    recipient: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -117,8 +133,11 @@ def decide(gate: GateInput) -> Decision:
         return _skip("unknown_tenant", whitelisted=True)
     if not gate.tenant.active:
         return _skip("tenant_inactive", whitelisted=True)
-    if gate.channel is Channel.SMS and normalize_phone(gate.phone) is None:
-        return _skip("no_phone", whitelisted=True)
+    approved = None
+    if gate.channel is Channel.SMS:
+        refusal, approved = _phone_refusal(gate)
+        if refusal is not None:
+            return _skip(refusal, whitelisted=True)
     if gate.channel is Channel.EMAIL and not gate.tenant.has_postal_address:
         return _skip("no_postal_address", whitelisted=True)
     if gate.opted_out:
@@ -133,4 +152,20 @@ def decide(gate: GateInput) -> Decision:
         return Decision(Verdict.DEFER, "outside_send_window", True, opening)
     if gate.frequency_cap and gate.recent_sends >= gate.frequency_cap:
         return _skip("frequency_cap", whitelisted=True)
-    return Decision(Verdict.SEND, "whitelisted", whitelisted=True)
+    return Decision(Verdict.SEND, "whitelisted", whitelisted=True, recipient=approved)
+
+
+def _phone_refusal(gate: GateInput) -> tuple[str | None, str | None]:
+    """(why the SMS may not go to this number, or None; the approved E.164 number)."""
+    if not gate.phone or not gate.phone.strip():
+        return "no_phone", None
+    phone = parse_phone(gate.phone)
+    if phone is None:
+        return "invalid_phone", None
+    if phone.region not in gate.sms_regions:
+        return "phone_region", None
+    if not gate.phone_whitelist:
+        return "phone_whitelist_empty", None
+    if phone.e164 not in gate.phone_whitelist:
+        return "phone_not_whitelisted", None
+    return None, phone.e164

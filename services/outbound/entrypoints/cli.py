@@ -48,6 +48,15 @@ def describe(settings: OutboundSettings) -> None:
         log.warning("LEAD_EMAIL_WHITELIST is empty: ALL outbound (email and SMS) is disabled")
     else:
         log.info("outbound whitelist: %d address(es); nothing else is ever sent", len(whitelist))
+    phones = settings.phone_whitelist
+    if not phones:
+        log.warning("LEAD_PHONE_WHITELIST is empty: no SMS is sent (email is not affected)")
+    else:
+        log.info(
+            "SMS only to the %d number(s) of LEAD_PHONE_WHITELIST, in %s",
+            len(phones),
+            ", ".join(sorted(settings.sms_regions)) or "no region",
+        )
     log.info(
         "email %s, SMS %s",
         "enabled (SendGrid)" if settings.email_configured else "DISABLED (no SendGrid key)",

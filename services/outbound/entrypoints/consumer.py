@@ -1,5 +1,11 @@
 """The consume loop: at-least-once over confluent-kafka.
 
+Poison records never stop it (services.common.poison decides): a record that is no valid
+command, or that fails for good (data PostgreSQL refuses, a template that cannot render), goes
+to the DLQ with the reason in its headers after one try; one that fails for an unknown reason
+after a few tries with backoff; a transient failure (PostgreSQL or Kafka down, a lost
+connection) is retried with backoff as long as it lasts, never dead-lettered.
+
 A batch is handled with commands of different tenants in parallel and each tenant's commands in
 order (a tenant's records share one partition, and the frequency cap is per tenant). An offset
 is stored only once its command's outcome is in the ledger, and only as far as every earlier
@@ -17,15 +23,20 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, Message
 
 from schemas.events import TouchPointCommand
+from services.common.domain.pacing import backoff_delay
 from services.common.errors import ContractError
 from services.common.kafka.codec import decode
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetter, DeadLetters
+from services.common.poison import Failure, classify, gives_up, reason_of
 from services.outbound.adapters import metrics
+from services.outbound.errors import UnsendableCommand
 from services.outbound.ports import CommandHandler
-from services.outbound.service_layer.delivery import retrying_infra
+from services.outbound.service_layer.delivery import Sleep, retrying_infra
 
 log = logging.getLogger(__name__)
+#: Failures that make a command poison, besides the common ones.
+POISON = (UnsendableCommand,)
 
 
 @dataclass(slots=True)
@@ -45,7 +56,9 @@ class CommandConsumer:
         batch_size: int = 200,
         keepalive_seconds: float = 5.0,
         shutdown_grace_seconds: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        self._sleep = sleep
         self._consumer = consumer
         self._handler = handler
         self._dlq = dead_letters
@@ -89,15 +102,25 @@ class CommandConsumer:
         try:
             command = decode(TouchPointCommand, msg.value())
         except ContractError as exc:
-            await self._dead_letter(msg, str(exc))
+            await self._dead_letter(msg, reason_of(exc, Failure.POISON))
             return
-        try:
-            await self._handler.handle(command)
-        except Exception as exc:
-            # A bug, not an outage (those are retried inside). Park the record in the DLQ so
-            # the stream moves; a claim it left is reconciled when it is replayed.
-            log.exception("handling command %s failed", command.command_id)
-            await self._dead_letter(msg, f"handler_error: {type(exc).__name__}: {exc}")
+        tries = 0
+        while True:
+            try:
+                await self._handler.handle(command)
+                return
+            except Exception as exc:
+                tries += 1
+                failure = classify(exc, POISON)
+                if failure is Failure.UNKNOWN:
+                    log.exception("handling command %s failed", command.command_id)
+                elif failure is Failure.TRANSIENT:
+                    log.warning("command %s: %s; retrying it", command.command_id, exc)
+                if gives_up(failure, tries):
+                    # Parked so the stream moves; a claim it left is reconciled when replayed.
+                    await self._dead_letter(msg, reason_of(exc, failure))
+                    return
+            await self._sleep(backoff_delay(tries - 1, base=0.5, cap=30.0))
 
     async def _dead_letter(self, msg: Message, reason: str) -> None:
         metrics.DEAD_LETTERS.inc()

@@ -12,6 +12,7 @@ by a dead process, which is reconciled with the provider first (`takeover.py`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from services.outbound.domain.model import (
     GateFacts,
     LedgerStatus,
     OutboundMessage,
+    SmsMessage,
     TenantProfile,
 )
 from services.outbound.domain.safety_gate import (
@@ -36,7 +38,7 @@ from services.outbound.domain.safety_gate import (
     gate_view,
     opted_out,
 )
-from services.outbound.errors import TemplateError
+from services.outbound.errors import TemplateError, UnsendableCommand
 from services.outbound.ports import Ledger, OutcomePublisher, Renderer, Sender, TenantDirectory
 from services.outbound.service_layer.decision_log import log_decision
 from services.outbound.service_layer.delivery import (
@@ -65,6 +67,9 @@ class HandlerConfig:
     sms_validity_max: int = 3600
     #: OUTBOUND_REPLAY_SEND: a record_only command the gate allows is sent (default: recorded).
     replay_send: bool = False
+    #: LEAD_PHONE_WHITELIST (E.164; empty: no SMS) and SMS_ALLOWED_REGIONS.
+    phone_whitelist: frozenset[str] = frozenset()
+    sms_regions: frozenset[str] = frozenset({"US", "CA"})
 
 
 class TouchPointHandler:
@@ -104,7 +109,9 @@ class TouchPointHandler:
         )
 
     async def handle(self, command: TouchPointCommand) -> TouchPointOutcome:
-        """Decide and act on one command; returns the outcome it published."""
+        """Decide and act on one command; returns the outcome it published. Raises
+        UnsendableCommand, after its `failed` outcome is published, for a command that can
+        never be sent (the consumer dead-letters it)."""
         now = self._clock()
         contact = contact_for(command.channel, command.recipient.email, command.recipient.phone)
         tenant = await retrying_infra(
@@ -144,7 +151,7 @@ class TouchPointHandler:
         if command.record_only and not self._cfg.replay_send:
             return await self._outcomes.finish(command, LedgerStatus.RECORDED, "record_only")
         assert tenant is not None  # the gate never lets an unknown tenant through
-        return await self._send(command, tenant, claimed_at)
+        return await self._send(command, tenant, claimed_at, approved=decision.recipient)
 
     def _gate(
         self, command: TouchPointCommand, tenant: TenantProfile | None, facts: GateFacts
@@ -164,6 +171,8 @@ class TouchPointHandler:
                 recent_sends=facts.recent_sends,
                 frequency_cap=self._cfg.frequency_caps.get(command.channel, 1),
                 opted_out=opted_out(command.channel, command.context) or facts.lead_opted_out,
+                phone_whitelist=self._cfg.phone_whitelist,
+                sms_regions=self._cfg.sms_regions,
             )
         )
 
@@ -177,10 +186,17 @@ class TouchPointHandler:
             )
         return await self._outcomes.finish(command, LedgerStatus.SKIPPED, decision.reason)
 
-    def _render(self, command: TouchPointCommand, tenant: TenantProfile) -> OutboundMessage:
-        return self._renderer.render(
+    def _render(
+        self, command: TouchPointCommand, tenant: TenantProfile, approved: str | None
+    ) -> OutboundMessage:
+        """The message as it goes out now; an SMS carries the number the gate approved (the
+        sender checks `to` against it again)."""
+        message = self._renderer.render(
             command, tenant, now=self._clock(), validity_seconds=self._validity(tenant)
         )
+        if isinstance(message, SmsMessage):
+            message = dataclasses.replace(message, approved_to=approved)
+        return message
 
     async def _regate(self, command: TouchPointCommand) -> OutboundMessage | Withdrawn:
         """Before a retry: the gate again on fresh facts, and the message rendered anew."""
@@ -195,23 +211,29 @@ class TouchPointHandler:
             log_decision(command, decision, replay_send=self._cfg.replay_send)
             return Withdrawn(decision)
         assert tenant is not None
-        return self._render(command, tenant)
+        return self._render(command, tenant, decision.recipient)
 
     async def _send(
-        self, command: TouchPointCommand, tenant: TenantProfile, claimed_at: datetime | None
+        self,
+        command: TouchPointCommand,
+        tenant: TenantProfile,
+        claimed_at: datetime | None,
+        *,
+        approved: str | None,
     ) -> TouchPointOutcome:
         finish = self._outcomes.finish
         sender = self._senders.get(command.channel)
         if sender is None:  # configured per settings but not wired: fail closed
             return await finish(command, LedgerStatus.SKIPPED, f"{command.channel}_disabled")
         try:
-            message = self._render(command, tenant)
+            message = self._render(command, tenant, approved)
             result = await self._delivery.deliver(
                 message, sender, claimed_at=claimed_at, refresh=lambda: self._regate(command)
             )
-        except TemplateError as exc:
+        except TemplateError as exc:  # never sendable: the lead learns it, the DLQ keeps it
             log.error("[TouchPoint] %s: %s", command.command_id, exc.reason)
-            return await finish(command, LedgerStatus.FAILED, exc.reason)
+            await finish(command, LedgerStatus.FAILED, exc.reason)
+            raise UnsendableCommand(exc.reason) from exc
         if isinstance(result, Withdrawn):
             return await self._not_sent(command, result.decision)
         if isinstance(result, Accepted):

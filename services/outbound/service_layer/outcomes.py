@@ -9,6 +9,7 @@ import asyncio
 import logging
 from datetime import datetime
 
+from schemas import bounds
 from schemas.base import utcnow
 from schemas.events import OutcomeStatus, TouchPointCommand, TouchPointOutcome
 from services.outbound.adapters import metrics
@@ -38,7 +39,8 @@ def outcome_of(
     deferred_until: datetime | None = None,
     duplicate: bool = False,
 ) -> TouchPointOutcome:
-    """The outcome of a command, or of the ledger row that stands for it."""
+    """The outcome of a command, or of the ledger row that stands for it (texts cut to their
+    contract's bounds: a provider's answer is no reason to lose the outcome)."""
     return TouchPointOutcome(
         command_id=subject.command_id,
         tenant_id=subject.tenant_id,
@@ -46,9 +48,11 @@ def outcome_of(
         step_index=subject.step_index,
         channel=subject.channel,
         status=STATUS_OF[status],
-        reason=reason,
+        reason=reason[: bounds.DECISION_REASON],
         decided_at=decided_at,
-        provider_message_id=provider_message_id,
+        provider_message_id=provider_message_id[: bounds.PROVIDER_MESSAGE_ID]
+        if provider_message_id
+        else None,
         deferred_until=deferred_until,
         duplicate=duplicate,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from schemas.events import LeadChanged, TouchPointCommand, dlq_topic
-from services.common.kafka.dlq import DeadLetter
+from services.common.domain.dead_letter import DeadLetter
 from services.common.kafka.partition_buffer import PartitionBuffer
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics

@@ -5,7 +5,14 @@ newer than the row's AND its content differs from the row (everything but `versi
 `updated_at` and `projected_at`). So a redelivered, replayed or late change never overwrites a
 newer row, and a replay that changes nothing logically leaves the table byte-for-byte as it was
 (no `updated_at`/`projected_at` bump). A lead of a tenant that is not in `tenants` is skipped
-(the read model only holds known locations). Bad records go to the DLQ; the loop keeps going.
+(the read model only holds known locations).
+
+Poison records never stop the read model: a record that is not a valid LeadChanged goes to the
+DLQ at once; a batch that PostgreSQL refuses for its data (`DataError`: too long, a NUL, out of
+range; `IntegrityError`: a constraint) is applied again one record at a time, each under its
+own savepoint, and the records refused there go to the DLQ with PostgreSQL's reason, the
+others are written. Only a transient failure (connection lost, server down) retries the whole
+batch, with backoff.
 
 Runs in its own thread with a confluent-kafka consumer and a psycopg connection, so the Faust
 event loop never waits on PostgreSQL.
@@ -18,13 +25,15 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from confluent_kafka import Message, TopicPartition
 
 from schemas.events import LeadChanged
-from services.common.errors import ContractError
+from services.common.errors import ContractError, InfrastructureError
 from services.common.kafka.codec import decode
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetter, DeadLetters
@@ -101,27 +110,70 @@ def row_of(change: LeadChanged) -> dict[str, Any]:
     }
 
 
-def newest_per_lead(changes: list[LeadChanged]) -> list[dict[str, Any]]:
-    """One row per lead: the highest version in the batch (the others can never win)."""
-    best: dict[uuid.UUID, LeadChanged] = {}
-    for change in changes:
+#: What PostgreSQL says about a record's data, not about itself: the same row fails again.
+REFUSED_DATA = (psycopg.DataError, psycopg.IntegrityError)
+
+#: The source of a change (its Kafka message), carried along to be dead-lettered.
+M = TypeVar("M")
+
+
+@dataclass
+class Projected(Generic[M]):
+    """How a batch went: rows written, and the changes PostgreSQL refused with its reason."""
+
+    written: int = 0
+    refused: list[tuple[M, str]] = field(default_factory=list)
+
+
+def newest_per_lead(changes: Sequence[tuple[M, LeadChanged]]) -> list[tuple[M, LeadChanged]]:
+    """One change per lead: the highest version in the batch (the others can never win)."""
+    best: dict[uuid.UUID, tuple[M, LeadChanged]] = {}
+    for source, change in changes:
         old = best.get(change.lead_id)
-        if old is None or change.lead.version > old.lead.version:
-            best[change.lead_id] = change
-    return [row_of(c) for c in best.values()]
+        if old is None or change.lead.version > old[1].lead.version:
+            best[change.lead_id] = (source, change)
+    return list(best.values())
+
+
+def refusal(exc: psycopg.Error) -> str:
+    """PostgreSQL's reason, without the values it quotes (its `detail` names the key)."""
+    primary = exc.diag.message_primary if exc.diag is not None else None
+    return f"{type(exc).__name__}: {primary or str(exc).splitlines()[0]}"[:500]
+
+
+def project(
+    conn: psycopg.Connection[Any], changes: Sequence[tuple[M, LeadChanged]]
+) -> Projected[M]:
+    """Apply a batch in one transaction; if PostgreSQL refuses some record's data, again one
+    record per savepoint, leaving out (and returning) the refused ones. A transient error
+    (connection, server) propagates: the caller retries the batch."""
+    newest = newest_per_lead(changes)
+    done: Projected[M] = Projected()
+    if not newest:
+        return done
+    rows = [(source, row_of(change)) for source, change in newest]
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            for _, row in rows:
+                cur.execute(UPSERT, row)
+                done.written += max(cur.rowcount, 0)
+        return done
+    except REFUSED_DATA:
+        done = Projected()
+    with conn.transaction(), conn.cursor() as cur:
+        for source, row in rows:
+            try:
+                with conn.transaction():  # a savepoint: a refusal undoes this row only
+                    cur.execute(UPSERT, row)
+                    done.written += max(cur.rowcount, 0)
+            except REFUSED_DATA as exc:
+                done.refused.append((source, refusal(exc)))
+    return done
 
 
 def upsert(conn: psycopg.Connection[Any], changes: list[LeadChanged]) -> int:
-    """Apply a batch in one transaction; returns how many rows were written."""
-    rows = newest_per_lead(changes)
-    if not rows:
-        return 0
-    written = 0
-    with conn.transaction(), conn.cursor() as cur:
-        for row in rows:
-            cur.execute(UPSERT, row)
-            written += max(cur.rowcount, 0)
-    return written
+    """Apply a batch; returns how many rows were written (refused rows left out)."""
+    return project(conn, [(None, change) for change in changes]).written
 
 
 class Projection:
@@ -147,18 +199,23 @@ class Projection:
         return self._conn
 
     def process(self, messages: list[Message]) -> None:
-        changes: list[LeadChanged] = []
+        changes: list[tuple[Message, LeadChanged]] = []
         for msg in messages:
             try:
-                changes.append(decode(LeadChanged, msg.value()))
+                changes.append((msg, decode(LeadChanged, msg.value())))
             except ContractError as exc:
-                self.dead_letters.publish(DeadLetter.of(msg, str(exc)))
-                metrics.PROJECTED.labels("dead_lettered").inc()
+                self._dead_letter(msg, f"poison: {exc}")
         started = time.perf_counter()
-        written = upsert(self._connection(), changes)
+        done = project(self._connection(), changes)
+        for msg, reason in done.refused:
+            self._dead_letter(msg, f"poison: PostgreSQL refused the row: {reason}")
         metrics.PROJECTION_BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.PROJECTED.labels("written").inc(written)
-        metrics.PROJECTED.labels("unchanged").inc(len(changes) - written)
+        metrics.PROJECTED.labels("written").inc(done.written)
+        metrics.PROJECTED.labels("unchanged").inc(len(changes) - done.written - len(done.refused))
+
+    def _dead_letter(self, msg: Message, reason: str) -> None:
+        self.dead_letters.publish(DeadLetter.of(msg, reason))
+        metrics.PROJECTED.labels("dead_lettered").inc()
 
     def run(self, stop: threading.Event) -> None:
         delay = 0.5
@@ -168,8 +225,8 @@ class Projection:
                 continue
             try:
                 self.process(messages)
-            except psycopg.Error:
-                log.exception("projection: PostgreSQL failed; retrying the batch")
+            except (psycopg.Error, InfrastructureError) as exc:  # an outage: wait, again
+                log.warning("projection: %s; retrying the batch in %.1f s", exc, delay)
                 self._close_db()
                 self._rewind(messages)
                 stop.wait(delay)

@@ -1,9 +1,10 @@
 """Tenants' timezone, SMS state rules, opening hours and nurture plan, from PostgreSQL.
 
-Held in memory (200+ rows), reloaded every minute; a tenant not seen yet is looked up once
-before its batch is processed, then cached (also when missing, for TENANT_CACHE_SECONDS). A
-tenant that is not in `tenants` gets the default plan in SEQUENCER_DEFAULT_TIMEZONE; an invalid
-`nurture_plan` is logged and replaced by the default plan, never half-applied.
+Held in memory (200+ rows), reloaded every TENANT_CACHE_SECONDS; a tenant not seen yet is
+looked up once before its batch is processed, then cached (also when missing, for
+TENANT_CACHE_SECONDS). A tenant that is not in `tenants` gets the default plan in
+SEQUENCER_DEFAULT_TIMEZONE; an invalid `nurture_plan` is logged and replaced by the default
+plan, never half-applied.
 """
 
 from __future__ import annotations

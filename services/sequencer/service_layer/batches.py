@@ -3,21 +3,23 @@
 A batch is processed under one lock shared by all agents (two agents never interleave on the
 same lead): each record is decoded and handed to its use case (with its replay context, if
 replayed), the outputs are flushed (acknowledged), the leads written to the tables, the
-changelog flushed, and only then does the agent ack the batch. A record that fails is
-dead-lettered and the batch goes on (failures.py decides what happens on a failure).
+changelog flushed, and only then does the agent ack the batch. A record that fails for good is
+dead-lettered and the batch goes on; one that fails for a while (an outage) is retried alone,
+with backoff (failures.py and services.common.poison decide).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from schemas.events import ContactSignal, OrderEvent, TouchPointOutcome
 from services.common.kafka.codec import decode
 from services.common.kafka.partitioning import tenant_key, tenant_of_key
+from services.common.poison import classify, gives_up
 from services.sequencer.adapters import metrics
 from services.sequencer.domain.replay import ReplayContext
 from services.sequencer.errors import BadRecord
@@ -56,7 +58,9 @@ class BatchProcessor:
         tables: Tables,
         replay: ReplayCoordinator,
         clock: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self.sleep = sleep
         self.sequencer = sequencer
         self.directory = directory
         self.outputs = outputs
@@ -92,8 +96,7 @@ class BatchProcessor:
                     try:
                         result = handle(event, at, replay)
                     except Exception as exc:  # failures.py decides
-                        result = failures.DEAD_LETTERED
-                        outputs.dead_letter(failures.dead_letter(source, event.message, exc))
+                        result = await self._after_failure(source, event, at, replay, handle, exc)
                     self._count_record(source, result)
                 handled = time.perf_counter()
                 await outputs.flush()
@@ -118,6 +121,30 @@ class BatchProcessor:
             ("changelog_ack", done - written),
         ):
             metrics.BATCH_STAGE_SECONDS.labels(stage).observe(seconds)
+
+    async def _after_failure(
+        self,
+        source: str,
+        event: SourceEvent,
+        at: datetime,
+        replay: ReplayContext | None,
+        handle: Handler,
+        exc: Exception,
+    ) -> str:
+        """A record whose handling raised `exc`: tried again while it fails transiently (or
+        for an unknown reason, a few times), dead-lettered when it fails for good."""
+        tries = 1
+        while True:
+            failure = classify(exc)
+            failures.record_failed(source, event.message, exc, failure)
+            if gives_up(failure, tries):
+                self.outputs.dead_letter(failures.dead_letter(source, event.message, exc, failure))
+                return failures.DEAD_LETTERED
+            await self.sleep(failures.retry_delay(tries))
+            try:
+                return handle(event, at, replay)
+            except Exception as again:
+                exc, tries = again, tries + 1
 
     def _count_record(self, source: str, result: str) -> None:
         counter = self._counters.get((source, result))

@@ -1,9 +1,15 @@
 """What the sequencer does when something fails, decided here once.
 
-- A record that breaks the contract (`ContractError`: not a valid event, a key that is not
-  its tenant, a `BadRecord`) is dead-lettered with the reason; the batch goes on.
-- Any other error raised while one record is handled is logged with its traceback and the
-  record dead-lettered ("unexpected <type>: ..."); the batch goes on.
+- A record that fails deterministically (`ContractError`: not a valid event, a key that is not
+  its tenant, a `BadRecord`; a validation error) is dead-lettered with the reason after that
+  one try; the batch goes on.
+- A transient failure while one record is handled (an outage: `InfrastructureError`, a lost
+  connection, a timeout) is retried, that record alone, with backoff, for as long as it lasts:
+  an outage pauses the stream, it never drops a record.
+- Any other error is logged with its traceback and the record tried again, up to
+  `services.common.poison.UNKNOWN_TRIES` times in all, then dead-lettered ("unknown
+  <type>: ..."); the batch goes on. (The policy is services.common.poison, shared by every
+  consumer.)
 - Timer and database work (looking up and reloading tenants, following `replay_runs`, a tick's
   evaluation of one lead) is logged when it fails; the batch goes on with what it has (cached
   or default tenant configurations) and the timer tries again at its next turn.
@@ -19,8 +25,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from services.common.errors import ContractError
-from services.common.kafka.dlq import DeadLetter
+from services.common.domain.dead_letter import DeadLetter
+from services.common.domain.pacing import backoff_delay
+from services.common.poison import Failure, reason_of
 from services.sequencer.ports import SourceMessage
 
 log = logging.getLogger(__name__)
@@ -29,13 +36,26 @@ log = logging.getLogger(__name__)
 DEAD_LETTERED = "dead_lettered"
 
 
-def dead_letter(source: str, message: SourceMessage, exc: Exception) -> DeadLetter:
+def retry_delay(tries: int) -> float:
+    """Seconds before trying a record again after its `tries`-th failure."""
+    return backoff_delay(tries - 1, base=0.2, cap=10.0)
+
+
+def record_failed(source: str, message: SourceMessage, exc: Exception, failure: Failure) -> None:
+    """Log one failed try of a record: an outage as a warning, an unknown error with its
+    traceback (a bug until shown otherwise), a poison record not at all (its dead letter is)."""
+    where = f"{message.topic}[{message.partition}]@{message.offset}"
+    if failure is Failure.TRANSIENT:
+        log.warning("%s: %s failed (%s); retrying that record", source, where, exc)
+    elif failure is Failure.UNKNOWN:
+        log.error("%s: unexpected error on %s", source, where, exc_info=exc)
+
+
+def dead_letter(
+    source: str, message: SourceMessage, exc: Exception, failure: Failure = Failure.POISON
+) -> DeadLetter:
     """The dead letter of a record whose handling raised `exc`."""
-    if isinstance(exc, ContractError):
-        reason = str(exc)
-    else:
-        log.error("%s: unexpected error on a record", source, exc_info=exc)
-        reason = f"unexpected {type(exc).__name__}: {exc}"
+    reason = reason_of(exc, failure)
     return DeadLetter(
         message.topic,
         message.partition,
@@ -52,11 +72,16 @@ def lead_not_evaluated(lead_id: uuid.UUID) -> None:
     log.exception("tick: could not evaluate lead %s", lead_id)
 
 
+def retry_later(what: str) -> None:
+    """Timer and database work that failed (called while handling the error): logged as
+    `what` with its traceback, not raised; the timer tries again at its next turn."""
+    log.exception(what)
+
+
 @contextmanager
 def retried_later(what: str) -> Iterator[None]:
-    """Timer and database work: a failure is logged as `what` (with its traceback) and not
-    raised; the caller goes on, and the timer tries again at its next turn."""
+    """`retry_later` around a block: a failure is logged and the caller goes on."""
     try:
         yield
     except Exception:
-        log.exception(what)
+        retry_later(what)

@@ -15,7 +15,7 @@ from services.common.kafka.partitioning import tenant_of_key
 from services.sequencer.adapters import metrics
 from services.sequencer.domain.replay import ReplayContext, ReplayStats
 from services.sequencer.ports import ReplayRuns, SourceMessage
-from services.sequencer.service_layer.failures import retried_later
+from services.sequencer.service_layer import failures
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,11 @@ class ReplayCoordinator:
         runs = self.runs
         if runs is None:
             return
-        with retried_later("could not read or update replay_runs; retrying later"):
-            try:
-                await self._update(runs, check_done=check_done)
-            finally:
-                self.loaded = True  # batches do not wait on the database: the timer retries
+        try:
+            await self._update(runs, check_done=check_done)
+        except Exception:
+            self.loaded = True  # batches do not wait on the database: the timer retries
+            failures.retry_later("could not read or update replay_runs; retrying later")
 
     async def _update(self, runs: ReplayRuns, *, check_done: bool) -> None:
         """The current run, its stats, and 'done' once the group committed past every end

@@ -14,10 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas import OrderEvent, lead_id_for_order
-from services.common.kafka import AtLeastOnceConsumer, DeadLetters, KafkaProducer
 from services.common.kafka.codec import decode
-from services.common.kafka.consumer import process
+from services.common.kafka.consumer import AtLeastOnceConsumer, process
+from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.partition_buffer import PartitionBuffer
+from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from services.common.errors import DeliveryError, DeliveryTimeout
-from services.common.kafka import KafkaProducer
+from services.common.kafka.producer import KafkaProducer
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.common.kafka import KafkaProducer
+from services.common.kafka.producer import KafkaProducer
 from services.common.kafka.threads import batch_librdkafka_threads
 
 # Linux only, like the deployment (the policies and /proc/self/task are Linux's).

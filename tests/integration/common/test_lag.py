@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from services.common.kafka import AtLeastOnceConsumer, KafkaProducer
+from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.lag import consumer_lag, dlq_counts
+from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 
 pytestmark = pytest.mark.integration

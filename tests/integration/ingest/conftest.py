@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from aiohttp import web
@@ -22,7 +22,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from fakes.shopmonkey.data import Company, World
+from fakes.shopmonkey.data import Company, Location, World
 from fakes.shopmonkey.server import Simulator
 from services.common.settings import load_settings
 from services.ingest.entrypoints.http import create_app
@@ -106,22 +106,32 @@ async def simulator() -> AsyncIterator[Simulator]:
     await sim.stop()
 
 
-ProvisionFn = Callable[[Company], Awaitable[tuple[Any, str]]]
+class ProvisionFn(Protocol):
+    async def __call__(
+        self, company: Company, *, locations: list[Location] | None = None
+    ) -> tuple[Any, str]: ...
 
 
 @pytest.fixture
 def provision(make_tenant: Callable[..., Awaitable[tuple[Any, str]]]) -> ProvisionFn:
-    """`await provision(company)`: that simulated company as a tenant of the test database."""
+    """`await provision(company)`: that simulated company (key, secret) and its locations
+    (`locations`: only those) as tenants of the test database; returns the first tenant and
+    its website key."""
 
-    async def go(company: Company) -> tuple[Any, str]:
-        return await make_tenant(
-            tenant_id=company.tenant_id,
-            company_id=company.company_id,
-            location_id=company.location_id,
-            api_key=company.api_key,
-            webhook_secret=company.webhook_secret,
-            signature_scheme=company.signature_scheme,
-        )
+    async def go(company: Company, *, locations: list[Location] | None = None) -> tuple[Any, str]:
+        made = [
+            await make_tenant(
+                tenant_id=location.tenant_id,
+                name=location.name,
+                company_id=company.company_id,
+                location_id=location.location_id,
+                api_key=company.api_key,
+                webhook_secret=company.webhook_secret,
+                signature_scheme=company.signature_scheme,
+            )
+            for location in (company.locations if locations is None else locations)
+        ]
+        return made[0]
 
     return go
 

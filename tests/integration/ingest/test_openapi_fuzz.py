@@ -1,5 +1,7 @@
 """Schemathesis against the LIVE ingest app (real Kafka, the test database, a free loopback
-port): every operation of `/openapi.json`, positive and negative cases, never a 5xx.
+port): every operation of `/openapi.json`, positive and negative cases, never a 5xx. Headers
+are fuzzed too: the documented ones (signatures, timestamps, ids, bearer tokens) as generated,
+alone or next to otherwise genuine credentials, so each header's own check is what answers.
 
 Bounded: a few dozen examples per operation, so the whole run stays well under a minute."""
 
@@ -19,6 +21,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 
 from fakes.shopmonkey.webhooks import standard_signature
+from services.common.db.companies import new_webhook_secret
 from services.common.settings import load_settings
 from services.ingest.entrypoints.http import create_app
 from services.ingest.settings import IngestSettings
@@ -26,6 +29,7 @@ from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = 60
+COMPANY_PATH = "/webhooks/shopmonkey/companies/{company_id}/order"
 BUDGET_SECONDS = 50.0
 
 
@@ -75,58 +79,91 @@ class LiveApp:
 
 
 @pytest.fixture
-async def default_tenant(make_tenant: Callable[..., Any]) -> tuple[Any, str]:
-    tenant, website_key = await make_tenant()
-    return tenant, website_key
+async def default_tenant(make_tenant: Callable[..., Any]) -> tuple[Any, str, str]:
+    """(tenant, its website key, its company's webhook secret)."""
+    secret = new_webhook_secret()
+    tenant, website_key = await make_tenant(webhook_secret=secret)
+    return tenant, website_key, secret
 
 
 @pytest.fixture
 def live_ingest(
-    topics: object, service_env: dict[str, str], default_tenant: tuple[Any, str]
+    topics: object, service_env: dict[str, str], default_tenant: tuple[Any, str, str]
 ) -> Iterator[str]:
     # TENANT_ID names a real tenant, so the seed endpoint goes past the tenant look-up.
     app_settings = load_settings(
         IngestSettings,
         tenant_id=default_tenant[0].id,
         shopmonkey_api_base_url="http://127.0.0.1:9/v3",
+        auth_failure_burst=100_000,  # the fuzzer fails on purpose: never throttle it
     )
     with LiveApp(app_settings) as app:
         yield app.base
 
 
-def authorized(kwargs: dict[str, Any], path: str, tenant: Any, website_key: str) -> dict[str, Any]:
-    """Sign the seed endpoint's generated body with the tenant's secret and give /api/leads
-    its key, so the fuzzer reaches the parsers and Kafka instead of stopping at 401."""
+SIGNED = ("/webhooks/shopmonkey/order", COMPANY_PATH)
+
+
+def to_company(kwargs: dict[str, Any], tenant: Any) -> None:
+    """The generated request, to the URL of the tenant's company."""
+    base = kwargs["url"].split("/webhooks/")[0]
+    kwargs["url"] = base + COMPANY_PATH.format(company_id=tenant.shopmonkey_company_id)
+
+
+def authorized(
+    kwargs: dict[str, Any],
+    path: str,
+    tenant: Any,
+    website_key: str,
+    secret: str,
+    *,
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Sign the seed endpoint's and the company URL's generated body with the company's secret
+    (the company URL naming the tenant's company) and give /api/leads its key, so the fuzzer
+    reaches the parsers, the routing and Kafka instead of stopping at 401/404. `keep`: a
+    generated header value stays in place of the genuine one (one header fuzzed, the others
+    genuine)."""
+    generated = {k.lower(): v for k, v in (kwargs.get("headers") or {}).items()}
     doc = kwargs.pop("json", None)
-    if path == "/webhooks/shopmonkey/order" and isinstance(doc, dict):
-        # Most generated envelopes name a random table (202); steer them to the order path.
+    if path in SIGNED and isinstance(doc, dict):
+        # Most generated envelopes name a random table (202); steer them to the order path,
+        # half of them at the tenant's own location.
         doc["table"] = "order"
         if isinstance(doc.get("data"), dict):
             doc["data"].setdefault("id", f"fuzz-{time.monotonic_ns()}")
+            if time.monotonic_ns() % 2:
+                doc["data"]["locationId"] = tenant.shopmonkey_location_id
+    if path == COMPANY_PATH:
+        to_company(kwargs, tenant)
     if doc is not None:
         kwargs["data"] = json.dumps(doc).encode()
     body = kwargs.get("data")
     body = body.encode() if isinstance(body, str) else body
     headers = kwargs.setdefault("headers", {})
-    if path == "/webhooks/shopmonkey/order" and isinstance(body, bytes):
+    if path in SIGNED and isinstance(body, bytes):
         stamp, msg_id = int(time.time()), f"msg_fuzz_{time.monotonic_ns()}"
         headers["webhook-id"] = msg_id
         headers["webhook-timestamp"] = str(stamp)
-        headers["webhook-signature"] = standard_signature(
-            tenant.webhook_secret, msg_id, stamp, body
-        )
+        headers["webhook-signature"] = standard_signature(secret, msg_id, stamp, body)
     elif path == "/api/leads":
         headers["Authorization"] = f"Bearer {website_key}"
+    if keep:
+        for name in list(headers):
+            if name.lower() in generated:
+                headers[name] = generated[name.lower()]
+                break  # one generated header, the others genuine
     return kwargs
 
 
 def test_no_generated_request_gets_a_server_error(
-    live_ingest: str, default_tenant: tuple[Any, str]
+    live_ingest: str, default_tenant: tuple[Any, str, str]
 ) -> None:
-    tenant, website_key = default_tenant
+    tenant, website_key, secret = default_tenant
     schema = schemathesis.openapi.from_url(f"{live_ingest}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {
+        COMPANY_PATH,
         "/webhooks/shopmonkey/{tenant_id}/order",
         "/webhooks/shopmonkey/order",
         "/api/leads",
@@ -135,6 +172,7 @@ def test_no_generated_request_gets_a_server_error(
     deadline = time.monotonic() + BUDGET_SECONDS
     failures: list[str] = []
     statuses: dict[str, set[int]] = {}
+    headers_seen: set[str] = set()
     calls = 0
     for operation in operations:
         if time.monotonic() > deadline:
@@ -151,8 +189,18 @@ def test_no_generated_request_gets_a_server_error(
             nonlocal calls
             calls += 1
             kwargs = case.as_transport_kwargs(base_url=live_ingest)
-            if calls % 4:  # three in four authorized, the rest as generated
-                kwargs = authorized(kwargs, case.operation.path, tenant, website_key)
+            headers_seen.update(k.lower() for k in case.headers or {})  # as generated
+            if calls % 4:  # three in four authorized (one of them with a generated header)
+                kwargs = authorized(
+                    kwargs,
+                    case.operation.path,
+                    tenant,
+                    website_key,
+                    secret,
+                    keep=calls % 4 == 3,
+                )
+            elif case.operation.path == COMPANY_PATH and calls % 8:  # a real company, unsigned
+                to_company(kwargs, tenant)
             try:
                 response = requests.request(**kwargs, timeout=10)
             except requests.RequestException as exc:
@@ -170,5 +218,9 @@ def test_no_generated_request_gets_a_server_error(
     # The fuzzer reached the handlers' checks, not only the router.
     assert 404 in statuses["/webhooks/shopmonkey/{tenant_id}/order"]
     assert {200, 401} <= statuses["/webhooks/shopmonkey/order"]  # 200: in Kafka
+    # the company URL: unknown companies, forged signatures, routed and unrouted orders
+    assert {200, 202, 401, 404} <= statuses[COMPANY_PATH]
+    # headers were generated too (signatures, timestamps, tokens), not only bodies
+    assert {"webhook-timestamp", "x-twilio-signature", "authorization"} <= headers_seen
     assert {200, 400, 401} <= statuses["/api/leads"]
     assert not failures, "\n".join(failures[:20])

@@ -84,8 +84,11 @@ async def test_poller_pages_resumes_after_restart_without_gaps(
     async with db_engine.connect() as conn:  # type: ignore[attr-defined]
         cursor = (
             await conn.execute(
-                text("SELECT cursor_at FROM poller_cursors WHERE tenant_id = :t AND kind = 'poll'"),
-                {"t": company.tenant_id},
+                text(
+                    "SELECT cursor_at FROM company_poll_cursors"
+                    " WHERE company_id = :c AND kind = 'poll'"
+                ),
+                {"c": company.company_id},
             )
         ).scalar_one()
     newest = max(datetime.fromisoformat(o["createdDate"]) for o in company.orders.values())

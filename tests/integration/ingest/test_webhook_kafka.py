@@ -142,7 +142,7 @@ async def test_website_lead_with_its_tenant_key(
         "submission_id": f"web-{uuid.uuid4().hex[:8]}",
         "name": "Sam Lee",
         "email": "sam@example.com",
-        "phone": "(555) 010-2000",
+        "phone": "(202) 555-0142",
         "vehicle": "2020 Mazda 3",
         "service_of_interest": "Ceramic coating",
     }
@@ -159,7 +159,7 @@ async def test_website_lead_with_its_tenant_key(
     [record] = read_topic(kafka_bootstrap, topics.order_events)
     event = OrderEvent.from_bytes(record.value)
     assert event.source.value == "website" and event.entity == "website_form"
-    assert event.customer.phone == "+15550102000" and event.service_of_interest == "Ceramic coating"
+    assert event.customer.phone == "+12025550142" and event.service_of_interest == "Ceramic coating"
     assert record.key == str(tenant.id)
 
 

@@ -1,5 +1,6 @@
-"""Migrations up → down → up on a scratch database, the ledger's unique command_id, and
-topic provisioning run twice."""
+"""Migrations up → down → up on a scratch database (and the companies migration's data), the
+ledger's unique command_id, topic provisioning run twice, and the `make run` demo's companies
+and locations provisioned on a fresh database."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from leadctl import ROOT
 from leadctl.provision import alembic_config
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.topics import Topics
+from tests.support.phones import random_phone
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,8 @@ TABLES = {
     "chat_sessions",
     "chat_messages",
     "suppressions",
-    "poller_cursors",
+    "shopmonkey_companies",
+    "company_poll_cursors",
 }
 
 
@@ -61,6 +64,75 @@ def test_migrations_up_down_up(scratch_db: str) -> None:
     assert TABLES <= tables(scratch_db)
 
 
+TENANT_0006 = (
+    "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
+    " shopmonkey_api_key, webhook_secret, signature_scheme, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def test_companies_migration_moves_each_companys_key_and_secrets_and_back(scratch_db: str) -> None:
+    """0006 → 0007: one company row per Shopmonkey company; its key the oldest tenant's, its
+    standard secrets every tenant's (each existing per-location webhook still verifies), its
+    poll cursor the oldest; tenants keep their company and location. And back down."""
+    config = alembic_config("postgresql+psycopg://" + scratch_db.split("://", 1)[1])
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "0006")
+    a1, a2, a3, b1 = (uuid.uuid4() for _ in range(4))
+    with psycopg.connect(scratch_db) as conn:
+        rows = [  # company A: three locations that disagree; company B: one, legacy scheme
+            (a2, "A Dallas", "co_a", "loc_2", "key-2", "whsec_c2Vjb25k", "standard", "2024-02-01"),
+            (a1, "A Austin", "co_a", "loc_1", None, "whsec_Zmlyc3Q=", "standard", "2024-01-01"),
+            (a3, "A Waco", "co_a", "loc_3", "key-3", "whsec_Zmlyc3Q=", "standard", "2024-03-01"),
+            (b1, "B Reno", "co_b", "loc_1", "key-b", "legacy-secret", "legacy_hmac", "2024-01-05"),
+        ]
+        for row in rows:
+            conn.execute(TENANT_0006, row)
+        conn.execute(
+            "INSERT INTO poller_cursors (tenant_id, kind, cursor_at, last_success_at) VALUES"
+            " (%s, 'poll', '2026-05-02T00:00Z', now()), (%s, 'poll', '2026-05-01T00:00Z', now()),"
+            " (%s, 'poll', '2026-05-03T00:00Z', now())",
+            (a1, a2, b1),
+        )
+    command.upgrade(config, "head")
+    with psycopg.connect(scratch_db) as conn:
+        companies = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT id, name, shopmonkey_api_key, webhook_secret, signature_scheme"
+                " FROM shopmonkey_companies"
+            )
+        }
+        cursors = dict(
+            conn.execute("SELECT company_id, cursor_at::text FROM company_poll_cursors").fetchall()
+        )
+        tenants = dict(conn.execute("SELECT id, shopmonkey_company_id FROM tenants").fetchall())
+    assert companies == {
+        "co_a": ("A Austin", "key-2", "whsec_Zmlyc3Q= whsec_c2Vjb25k", "standard"),
+        "co_b": ("B Reno", "key-b", "legacy-secret", "legacy_hmac"),
+    }
+    assert cursors == {"co_a": "2026-05-01 00:00:00+00", "co_b": "2026-05-03 00:00:00+00"}
+    assert tenants == {a1: "co_a", a2: "co_a", a3: "co_a", b1: "co_b"}
+    with psycopg.connect(scratch_db) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(
+            "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
+            " VALUES (%s, 'orphan', 'co_nobody', 'loc')",
+            (uuid.uuid4(),),
+        )
+    command.downgrade(config, "0006")
+    with psycopg.connect(scratch_db) as conn:
+        back = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT id, shopmonkey_api_key, webhook_secret, signature_scheme FROM tenants"
+            )
+        }
+        polled = dict(conn.execute("SELECT tenant_id, cursor_at::text FROM poller_cursors"))
+    assert back[a3] == ("key-2", "whsec_Zmlyc3Q= whsec_c2Vjb25k", "standard")
+    assert back[b1] == ("key-b", "legacy-secret", "legacy_hmac")
+    assert polled[a3] == polled[a1] == "2026-05-01 00:00:00+00"
+
+
 def test_ledger_refuses_a_second_claim_of_the_same_command(db_url: str) -> None:
     command_id = uuid.uuid4()
     row = (
@@ -78,7 +150,7 @@ def test_suppression_is_unique_per_tenant_channel_contact_even_when_global(db_ur
         "insert into suppressions (tenant_id, channel, contact, reason)"
         " values (NULL, 'sms', %s, 'stop')"
     )
-    contact = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    contact = random_phone()
     with psycopg.connect(db_url) as conn:
         conn.execute(row, (contact,))
         with pytest.raises(psycopg.errors.UniqueViolation):
@@ -131,3 +203,31 @@ def test_leadctl_topics_create_twice(kafka_bootstrap: str, topic_prefix: str) ->
         admin_client(kafka_bootstrap).delete_topics(
             Topics(topic_prefix).with_dlqs(), operation_timeout=10
         )
+
+
+async def test_the_demo_provisions_the_simulators_companies_and_locations(scratch_db: str) -> None:
+    """`leadctl run` on a fresh database: the simulator's demo companies (one of two locations,
+    one of one) with their key and secret, and a tenant per location, so its company-global
+    webhooks verify and route; a second run adds nothing."""
+    from fakes.shopmonkey.data import World
+    from leadctl.run.demo import SIM_COMPANIES, SIM_SEED, provision_demo_locations
+
+    sa_url = "postgresql+psycopg://" + scratch_db.split("://", 1)[1]
+    config = alembic_config(sa_url)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    done = await provision_demo_locations(sa_url)
+    assert len(done) == 3 and SIM_COMPANIES == (2, 1)
+    world = World(seed=SIM_SEED, layout=SIM_COMPANIES)
+    with psycopg.connect(scratch_db) as conn:
+        companies = set(
+            conn.execute("SELECT id, shopmonkey_api_key, webhook_secret FROM shopmonkey_companies")
+        )
+        tenants = set(
+            conn.execute("SELECT id, shopmonkey_company_id, shopmonkey_location_id FROM tenants")
+        )
+    assert companies == {(c.company_id, c.api_key, c.webhook_secret) for c in world.companies}
+    assert tenants == {
+        (loc.tenant_id, loc.company.company_id, loc.location_id) for loc in world.locations
+    }
+    assert await provision_demo_locations(sa_url) == []

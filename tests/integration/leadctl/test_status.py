@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import insert
 
 from leadctl.main import cli
-from services.common.db.models import PollerCursor
-from services.common.kafka import KafkaProducer
+from services.common.db.models import CompanyPollCursor
+from services.common.kafka.producer import KafkaProducer
 from services.common.observability import add_observability_routes
 from services.common.topics import Topics
 from tests.conftest import free_port
@@ -93,8 +93,11 @@ async def test_status_reports_health_lag_dlq_leads_and_errors(
             delivery_error=f"550 5.1.1 {marker}",
         )
         await conn.execute(
-            insert(PollerCursor).values(
-                tenant_id=tenant.id, kind="poll", last_error=marker, last_error_at=ago(0)
+            insert(CompanyPollCursor).values(
+                company_id=tenant.shopmonkey_company_id,
+                kind="poll",
+                last_error=marker,
+                last_error_at=ago(0),
             )
         )
     group = f"outbound-{uuid.uuid4().hex[:8]}"
@@ -132,7 +135,7 @@ async def test_status_reports_health_lag_dlq_leads_and_errors(
         ("failed", "twilio_21211"),
     } <= touches
     assert any(
-        p["error"] == marker and p["tenant"] == "Status Test Location"
+        p["error"] == marker and p["company_id"] == tenant.shopmonkey_company_id
         for p in report["poller_errors"]
     )
     assert any(marker in (f["reason"] or "") for f in report["failed_sends"])

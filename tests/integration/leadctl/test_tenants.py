@@ -1,4 +1,5 @@
-"""`leadctl tenants add|list` against the real database: what an operator does first."""
+"""`leadctl companies add|list` and `leadctl tenants add|list` against the real database: what
+an operator does first (a Shopmonkey company with its key and secret, then its locations)."""
 
 from __future__ import annotations
 
@@ -27,50 +28,73 @@ def leadctl(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_add_then_list_a_location_without_printing_secrets(db_url: str) -> None:
-    company, location = f"co_{uuid.uuid4().hex[:8]}", f"loc_{uuid.uuid4().hex[:8]}"
-    added = leadctl(
-        db_url,
-        "tenants",
-        "add",
-        "--name",
-        "Tint World Austin",
-        "--company-id",
-        company,
-        "--location-id",
-        location,
-        "--api-key",
-        "sm-very-secret",
-        "--timezone",
-        "America/Chicago",
-        "--state",
-        "tx",
-    )
-    assert added.returncode == 0, added.stderr
-    tenant_id = re.search(r"tenant ([0-9a-f-]{36})", added.stdout)
-    assert tenant_id is not None
-    assert re.search(r"website API key \(shown once\): lk_\S+", added.stdout)
-    assert re.search(r"webhook secret: whsec_\S+", added.stdout)
+def add_company(db_url: str, company: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return leadctl(db_url, "companies", "add", "--id", company, "--name", "Tint World", *extra)
 
+
+def test_add_a_company_then_its_locations_secrets_stored_once(db_url: str) -> None:
+    import psycopg
+
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    added = add_company(db_url, company, "--api-key", "sm-very-secret")
+    assert added.returncode == 0, added.stderr
+    assert f"/webhooks/shopmonkey/companies/{company}/order" in added.stdout
+    secret = re.search(r"webhook secret \(shown once\): (whsec_\S+)", added.stdout)
+    assert secret is not None
+    tenants = []
+    for city, location in (("Austin", "loc_a"), ("Dallas", "loc_b")):
+        out = leadctl(
+            db_url, "tenants", "add", "--name", f"Tint World {city}", "--company", company,
+            "--location-id", f"{location}_{company}", "--timezone", "America/Chicago",
+            "--state", "tx",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        found = re.search(r"tenant ([0-9a-f-]{36})", out.stdout)
+        assert found is not None
+        tenants.append(found.group(1))
+        assert re.search(r"website API key \(shown once\): lk_\S+", out.stdout)
+        assert f"/webhooks/shopmonkey/companies/{company}/order" in out.stdout
+        assert "sm-very-secret" not in out.stdout and secret.group(1) not in out.stdout
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT shopmonkey_api_key, webhook_secret FROM shopmonkey_companies WHERE id = %s",
+            (company,),
+        ).fetchone()
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tenants'"
+            )
+        }
+    assert row == ("sm-very-secret", secret.group(1))  # once, on the company
+    assert not columns & {"shopmonkey_api_key", "webhook_secret", "signature_scheme"}
+
+    companies = leadctl(db_url, "companies", "list")
+    assert companies.returncode == 0, companies.stderr
+    line = next(x for x in companies.stdout.splitlines() if x.startswith(company))
+    assert "locations=2" in line and "api_key=set" in line and "webhook_secret=set" in line
+    assert "sm-very-secret" not in companies.stdout and secret.group(1) not in companies.stdout
     listed = leadctl(db_url, "tenants", "list")
     assert listed.returncode == 0, listed.stderr
-    line = next(x for x in listed.stdout.splitlines() if tenant_id.group(1) in x)
-    assert company in line and "tz=America/Chicago" in line and "api_key=set" in line
-    assert "sm-very-secret" not in listed.stdout
+    for tenant_id in tenants:
+        line = next(x for x in listed.stdout.splitlines() if tenant_id in x)
+        assert company in line and "tz=America/Chicago" in line
 
     again = leadctl(
-        db_url,
-        "tenants",
-        "add",
-        "--name",
-        "dup",
-        "--company-id",
-        company,
-        "--location-id",
-        location,
-    )
-    assert again.returncode == 1
-    assert "already exists" in again.stderr
+        db_url, "tenants", "add", "--name", "dup", "--company", company,
+        "--location-id", f"loc_a_{company}",
+    )  # fmt: skip
+    assert again.returncode == 1 and "already exists" in again.stderr
+    twice = add_company(db_url, company)
+    assert twice.returncode == 1 and "already exists" in twice.stderr
+
+
+def test_a_location_of_an_unknown_company_is_refused(db_url: str) -> None:
+    out = leadctl(
+        db_url, "tenants", "add", "--name", "x", "--company", f"co_{uuid.uuid4().hex}",
+        "--location-id", "l",
+    )  # fmt: skip
+    assert out.returncode == 1 and "leadctl companies add" in out.stderr
 
 
 def test_unknown_timezone_is_refused(db_url: str) -> None:
@@ -100,8 +124,10 @@ def test_bad_configuration_names_the_variable(db_url: str) -> None:
 def test_lead_api_key_is_issued_once_and_only_for_a_known_tenant(db_url: str) -> None:
     import psycopg
 
+    company = uuid.uuid4().hex
+    assert add_company(db_url, company).returncode == 0
     added = leadctl(
-        db_url, "tenants", "add", "--name", "Chat Co", "--company-id", uuid.uuid4().hex,
+        db_url, "tenants", "add", "--name", "Chat Co", "--company-id", company,
         "--location-id", uuid.uuid4().hex,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr

@@ -15,18 +15,17 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand, TouchPointOutcome
-from services.common.kafka.config import client_config
 from services.common.kafka.producer import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
 from services.outbound.bootstrap import Outbound, build
 from services.outbound.settings import OutboundSettings
 from tests.conftest import free_port
-from tests.unit.outbound.support import FakeProviders, command, fake_providers
+from tests.support.kafka_read import read_topic
+from tests.unit.outbound.support import PHONE, FakeProviders, command, fake_providers
 
 WHITELIST = "sam@example.com, qa@example.com"
 
@@ -51,7 +50,9 @@ def outbound_env(
         "SENDGRID_ACTIVITY_SETTLE_SECONDS": "0",
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": "token",
-        "TWILIO_PHONE_NUMBER": "+15550009999",
+        "TWILIO_PHONE_NUMBER": "+12025550199",
+        # the test phone and those of `whitelisted_batch`; others are listed per test
+        "LEAD_PHONE_WHITELIST": ",".join([PHONE, *BATCH_PHONES]),
         "TWILIO_API_BASE_URL": providers.twilio_url,
         "TWILIO_RATE_PER_SECOND": "1000",
         "TWILIO_RATE_BURST": "1000",
@@ -107,39 +108,15 @@ async def produce_raw(bootstrap: str, topic: str, key: str, value: bytes) -> Non
         await asyncio.to_thread(producer.close)
 
 
-def _consume(bootstrap: str, topic: str, want: int, timeout: float) -> list[Any]:
-    consumer = Consumer(
-        client_config(
-            bootstrap,
-            **{
-                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            },
-        )
-    )
-    consumer.subscribe([topic])
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < want and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=500, timeout=0.5):
-                if msg.error() is None:
-                    got.append(msg)
-    finally:
-        consumer.close()
-    return got
-
-
 async def outcomes(
     bootstrap: str, topics: Topics, want: int, timeout: float = 60.0
 ) -> list[TouchPointOutcome]:
-    msgs = await asyncio.to_thread(_consume, bootstrap, topics.touchpoint_outcomes, want, timeout)
+    msgs = await asyncio.to_thread(read_topic, bootstrap, topics.touchpoint_outcomes, want, timeout)
     return [TouchPointOutcome.from_bytes(m.value()) for m in msgs]
 
 
 async def dead_letters(bootstrap: str, topic: str, want: int) -> list[Any]:
-    return await asyncio.to_thread(_consume, bootstrap, topic, want, 30.0)
+    return await asyncio.to_thread(read_topic, bootstrap, topic, want, 30.0)
 
 
 async def ledger_rows(db_url: str, command_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -189,6 +166,10 @@ def sends_per_command(
     return count
 
 
+#: The SMS recipients of `whitelisted_batch` (distinct per command up to this many).
+BATCH_PHONES = [f"+1312555{i:04d}" for i in range(300)]
+
+
 @dataclass
 class Batch:
     commands: list[TouchPointCommand]
@@ -209,7 +190,7 @@ def whitelisted_batch(tenants: list[uuid.UUID], n: int) -> Batch:
                 channel=channel,
                 tenant_id=tenants[i % len(tenants)],
                 email="sam@example.com" if i % 3 else " QA@Example.com ",
-                phone=f"+1555{i:07d}",
+                phone=BATCH_PHONES[i % len(BATCH_PHONES)],
                 step=i,
                 at=now,
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,9 @@ from services.common.db.tenants import add_services, set_hours
 from services.outbound.adapters.ledger_pg import PostgresLedger
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
+from services.outbound.domain.model import Claimed, LedgerStatus
 from tests.support.ledger_contract import LedgerContract, OptOutLead, SuppressGlobally
+from tests.unit.outbound.support import command
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +86,46 @@ async def test_tenant_directory_reads_hours_catalog_and_caches(
     assert profile.catalog == ("Window tint",)
     assert profile.postal_address == "1 Main St, Springfield, IL 62701"
     assert await directory.get(uuid.uuid4()) is None
+
+
+async def test_cap_and_suppressions_apply_per_contact_across_a_companys_locations(
+    pool: AsyncConnectionPool[Any], make_tenant: Any
+) -> None:
+    """One business, one customer: a send or a suppression at one location of a Shopmonkey
+    company counts at its other locations, never at another company's."""
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    here, _ = await make_tenant(company_id=company)
+    sibling, _ = await make_tenant(company_id=company)
+    stranger, _ = await make_tenant()  # another company
+    ledger = PostgresLedger(pool)
+    now = datetime.now(UTC)
+    contact, phone = f"c{uuid.uuid4().hex[:8]}@example.com", f"+1555{uuid.uuid4().int % 10**7:07d}"
+
+    async def facts(tenant: Any, channel: Channel = Channel.EMAIL, to: str = contact) -> Any:
+        return await ledger.facts(
+            command_id=uuid.uuid4(),
+            tenant_id=tenant.id,
+            channel=channel,
+            recipient=to,
+            cap_since=now - timedelta(hours=24),
+        )
+
+    sent = command(tenant_id=here.id, email=contact, at=now)
+    assert isinstance(await ledger.claim(sent, recipient=contact, now=now, cap_since=now), Claimed)
+    await ledger.finish(sent.command_id, status=LedgerStatus.SENT, reason="accepted", now=now)
+    assert (await facts(here)).recent_sends == 1
+    assert (await facts(sibling)).recent_sends == 1  # the other location's cap is spent too
+    assert (await facts(stranger)).recent_sends == 0
+    # the claim reads the same facts in its one statement
+    other = command(tenant_id=sibling.id, email=contact, at=now)
+    claimed = await ledger.claim(
+        other, recipient=contact, now=now, cap_since=now - timedelta(hours=24)
+    )
+    assert isinstance(claimed, Claimed) and claimed.facts.recent_sends == 1
+
+    await ledger.suppress(
+        tenant_id=here.id, channel=Channel.SMS, contact=phone, reason="invalid", source="twilio"
+    )
+    assert (await facts(sibling, Channel.SMS, phone)).suppressed
+    assert (await facts(here, Channel.SMS, phone)).suppressed
+    assert not (await facts(stranger, Channel.SMS, phone)).suppressed

@@ -87,7 +87,7 @@ async def test_whitelisted_sent_once_with_the_right_payload_others_never(
     assert all(f"https://chat.example.com/{lead}" in c["value"] for c in body["content"])
     assert all("1 Main St, Springfield, IL 62701" in c["value"] for c in body["content"])
     form = sms_req["payload"]
-    assert (form["To"], form["From"]) == ("+15551234567", "+15550009999")
+    assert (form["To"], form["From"]) == ("+12025550123", "+12025550199")
     assert f"https://chat.example.com/{lead}" in form["Body"]
     assert 1 <= int(form["ValidityPeriod"]) <= 3600
     assert form["StatusCallback"] == "http://localhost:3000/webhooks/twilio/status"
@@ -167,7 +167,36 @@ async def test_unparseable_command_goes_to_the_dlq_and_the_stream_moves_on(
     assert [o.status for o in got] == [OutcomeStatus.SENT]
     assert len(letters) == 1 and letters[0].value() == b'{"nope": 1}'
     reason = dict(letters[0].headers())["dlq.reason"].decode()
-    assert reason.startswith("TouchPointCommand:")
+    assert reason.startswith("poison: ContractError: TouchPointCommand:")
+
+
+async def test_a_command_whose_template_fails_is_recorded_failed_dead_lettered_and_passed(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    db_url: str,
+    kafka_bootstrap: str,
+) -> None:
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    broken = command(tenant_id=tenant.id, at=now, template="no_such_template")
+    good = command(tenant_id=tenant.id, at=now)
+    await produce(kafka_bootstrap, topics, [broken, good])
+    async with running_outbound():
+        got = await outcomes(kafka_bootstrap, topics, 2)
+        letters = await dead_letters(kafka_bootstrap, dlq_topic(topics.touchpoint_commands), 1)
+    by_id = {o.command_id: o for o in got}
+    assert by_id[broken.command_id].status is OutcomeStatus.FAILED  # the lead learns it
+    assert by_id[broken.command_id].reason.startswith("unknown_template:")
+    assert by_id[good.command_id].status is OutcomeStatus.SENT  # the stream went on
+    [letter] = letters
+    assert letter.value() == broken.to_bytes()
+    reason = dict(letter.headers())["dlq.reason"].decode()
+    assert reason.startswith("poison: UnsendableCommand: unknown_template:email/no_such_template")
+    rows = await wait_final(db_url, [broken.command_id, good.command_id])
+    assert rows == {broken.command_id: "failed", good.command_id: "sent"}
+    assert sends_per_command(providers, [broken, good]) == {good.command_id: 1}
 
 
 async def test_429_and_500_storms_still_send_each_command_exactly_once(
@@ -223,3 +252,35 @@ async def test_429_and_500_storms_still_send_each_command_exactly_once(
     sends = sends_per_command(providers, batch.commands)
     assert sends == {cid: 1 for cid in batch.ids}
     assert {o.command_id for o in got if o.status is OutcomeStatus.SENT} == set(batch.ids)
+
+
+async def test_an_sms_goes_only_to_a_listed_number_of_an_allowed_region(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    kafka_bootstrap: str,
+) -> None:
+    """The lead's email is whitelisted in every case: the phone decides (DESIGN §6 4a)."""
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    now = datetime.now(UTC) - timedelta(seconds=1)
+
+    def sms(phone: str) -> Any:
+        return command(tenant_id=tenant.id, at=now, channel=Channel.SMS, phone=phone)
+
+    listed = sms("+12025550123")
+    refused = [
+        (sms("+12025550124"), "phone_not_whitelisted"),  # a stranger's number
+        (sms("+19005550123"), "phone_not_whitelisted"),  # premium rate
+        (sms("+442079460958"), "phone_region"),  # foreign (even were it listed)
+        (sms("+15551234567"), "invalid_phone"),
+    ]
+    cases = {cmd.command_id: reason for cmd, reason in refused}
+    batch = [listed, *(cmd for cmd, _ in refused)]
+    await produce(kafka_bootstrap, topics, batch)
+    async with running_outbound(lead_phone_whitelist="+12025550123, +442079460958"):
+        got = {o.command_id: o for o in await outcomes(kafka_bootstrap, topics, len(batch))}
+    assert got[listed.command_id].status is OutcomeStatus.SENT
+    for command_id, reason in cases.items():
+        assert (got[command_id].status, got[command_id].reason) == (OutcomeStatus.SKIPPED, reason)
+    assert [r["payload"]["To"] for r in send_requests(providers)] == ["+12025550123"]

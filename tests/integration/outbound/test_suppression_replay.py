@@ -23,6 +23,7 @@ from tests.integration.outbound.conftest import (
     send_requests,
     wait_final,
 )
+from tests.support.phones import random_phone
 from tests.unit.outbound.support import FakeProviders, command
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ async def test_a_suppression_written_by_ingest_applies_to_the_very_next_command(
 ) -> None:
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
     now = datetime.now(UTC) - timedelta(seconds=1)
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    phone = random_phone()
     first = command(tenant_id=tenant.id, channel=Channel.SMS, phone=phone, at=now)
     # the customer writes it differently on another estimate; the ledger compares normalised
     second = command(
@@ -58,7 +59,7 @@ async def test_a_suppression_written_by_ingest_applies_to_the_very_next_command(
         phone=f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}",
         at=now,
     )
-    async with running_outbound():
+    async with running_outbound(lead_phone_whitelist=phone):
         await produce(kafka_bootstrap, topics, [first])
         assert (await _outcome_of(kafka_bootstrap, topics, first.command_id)).status is (
             OutcomeStatus.SENT
@@ -86,11 +87,11 @@ async def test_twilio_21610_fails_the_command_and_writes_a_suppression(
     kafka_bootstrap: str,
 ) -> None:
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    phone = random_phone()
     providers.twilio_app[OPTOUTS].add(phone)  # Twilio knows the STOP: it answers 400 21610
     cmd = command(tenant_id=tenant.id, channel=Channel.SMS, phone=phone, at=datetime.now(UTC))
     await produce(kafka_bootstrap, topics, [cmd])
-    async with running_outbound():
+    async with running_outbound(lead_phone_whitelist=phone):
         got = await _outcome_of(kafka_bootstrap, topics, cmd.command_id)
     assert (got.status, got.reason) == (OutcomeStatus.FAILED, "twilio_21610_opted_out")
     assert len(send_requests(providers)) == 1  # no retry of a permanent rejection

@@ -56,7 +56,7 @@ def order_event(
         order=OrderSnapshot(order_id=order_id, number=f"#{order_id[-4:]}", version=version,
                             created_at=created_at or now - timedelta(seconds=1)),
         customer=Customer(customer_id=f"c-{order_id}", first_name="Sam", email=email,
-                          phone="+15555550100"),
+                          phone="+13125550150"),
     )  # fmt: skip
 
 

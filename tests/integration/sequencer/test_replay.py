@@ -135,7 +135,7 @@ async def test_a_replay_judges_each_record_when_it_was_first_read_not_at_the_wal
     topic_prefix: str,
 ) -> None:
     """The plan sends nothing over `max_late` (1 min here) overdue. The order's first step is
-    ~30 s overdue when it is first read: sent. The replay reads it again at ~75 s: judged at
+    ~50 s overdue when it is first read: sent. The replay reads it again at ~75 s: judged at
     the wall clock it would be 'too late', the lead would go back to no step sent; judged at
     its record time it re-emits the same command record-only and the lead is unchanged."""
     tenant = (await make_tenant(timezone=tz_at_local_hour(12)))[0].id
@@ -150,7 +150,7 @@ async def test_a_replay_judges_each_record_when_it_was_first_read_not_at_the_wal
         )
     worker = start_worker("live")
     await wait_until(worker.ready, 90, "the live worker", worker)  # read at once, not late
-    created = datetime.now(UTC) - timedelta(seconds=30)
+    created = datetime.now(UTC) - timedelta(seconds=50)
     produce(kafka_bootstrap, topics.order_events, [order_event(tenant, "o-1", created_at=created)])
     await wait_until(commands_of.at_least(1), 90, "the live command", worker)
     await wait_until(lambda: len(rows(db_url, [tenant])) == 1, 30, "the lead's row", worker)

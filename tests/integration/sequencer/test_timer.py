@@ -46,9 +46,10 @@ async def test_timer_emits_the_next_step_of_the_tenants_plan_once(
     tenant = (await make_tenant(timezone=tz_at_local_hour(12)))[0].id
     with psycopg.connect(db_url) as conn:
         conn.execute("UPDATE tenants SET nurture_plan = %s WHERE id = %s", (Jsonb(PLAN), tenant))
+    worker = start_worker("timer")
+    await wait_until(worker.ready, 90, "the worker", worker)  # reads at once from here on
     created = datetime.now(UTC) - timedelta(seconds=52)  # step 1 is due ~8 s from now
     event = order_event(tenant, f"o-{uuid.uuid4().hex[:8]}", created_at=created)
-    worker = start_worker("timer")
     produce(kafka_bootstrap, topics.order_events, [event])
 
     await wait_until(commands_of.at_least(1), 90, "step 0", worker)

@@ -99,3 +99,57 @@ async def test_a_failed_foreground_load_propagates_and_caches_nothing() -> None:
         await cache.get("k", failing)
     assert cache.peek("k") is None
     assert len(cache) == 0
+
+
+async def test_concurrent_callers_share_one_failed_load() -> None:
+    """During an outage, N callers of one key cost one request: they share its error."""
+    cache: TtlCache[str, int] = TtlCache(ttl=30)
+    loads = 0
+    gate = asyncio.Event()
+
+    async def failing() -> int:
+        nonlocal loads
+        loads += 1
+        await gate.wait()
+        raise OSError("Shopmonkey is down")
+
+    waiting = [asyncio.create_task(cache.get("k", failing)) for _ in range(10)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert loads == 1
+    assert all(isinstance(r, OSError) for r in results)
+
+
+async def test_a_cancelled_loader_leaves_its_waiters_to_load_again() -> None:
+    cache: TtlCache[str, int] = TtlCache(ttl=30)
+    started = asyncio.Event()
+
+    async def slow() -> int:
+        started.set()
+        await asyncio.sleep(3600)
+        return 1
+
+    first = asyncio.create_task(cache.get("k", slow))
+    await started.wait()
+
+    async def quick() -> int:
+        return 2
+
+    second = asyncio.create_task(cache.get("k", quick))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == 2
+
+
+def test_a_full_cache_drops_expired_values_first_then_the_oldest() -> None:
+    clock = Clock()
+    cache: TtlCache[int, str] = TtlCache(ttl=30, max_known=100, clock=clock)
+    for key in range(50):
+        cache.put(key, "old")
+    clock.now += 31  # the first 50 expired
+    for key in range(50, 150):
+        cache.put(key, "new")
+    assert all(cache.peek(k) is None for k in range(50))
+    fresh = [k for k in range(50, 150) if cache.peek(k) == ("new",)]
+    assert len(fresh) >= 90 and 149 in fresh  # only the oldest tenth of the fresh ones went

@@ -17,7 +17,7 @@ SEED_VARIABLES = {
     "SENDGRID_FROM_EMAIL": "noreply@shop.example",
     "TWILIO_ACCOUNT_SID": "AC123",
     "TWILIO_AUTH_TOKEN": "twilio-secret-token",
-    "TWILIO_PHONE_NUMBER": "+15550001111",
+    "TWILIO_PHONE_NUMBER": "+12025550111",
     "TENANT_ID": "6f1c3a52-8e0b-4c8e-9d0a-111111111111",
     "LEAD_EMAIL_WHITELIST": '"sam@example.com, Test@test.com"',
     "DEMO_MODE": "true",
@@ -62,7 +62,7 @@ def test_every_seed_variable_is_read() -> None:
     assert outbound.sendgrid_from_email == "noreply@shop.example"
     assert outbound.twilio_account_sid == "AC123"
     assert outbound.twilio_auth_token is not None
-    assert outbound.twilio_phone_number == "+15550001111"
+    assert outbound.twilio_phone_number == "+12025550111"
     assert outbound.sendgrid_api_base_url == "http://127.0.0.1:9998"
     assert outbound.twilio_api_base_url == "http://127.0.0.1:9997"
 

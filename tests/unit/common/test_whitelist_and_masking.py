@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.masking import mask_email, mask_phone, show_email
-from services.common.whitelist import (
-    is_whitelisted,
-    normalize_email,
+from services.common.masking import mask_contacts, mask_email, mask_phone, show_email
+from services.common.phones import (
+    Phone,
     normalize_phone,
-    parse_whitelist,
+    parse_phone,
+    parse_phone_list,
+    parse_regions,
 )
+from services.common.whitelist import is_whitelisted, normalize_email, parse_whitelist
 
 
 @pytest.mark.parametrize(
@@ -46,43 +46,126 @@ def test_matching_is_exact_after_normalisation() -> None:
     assert not is_whitelisted("sam@example.com", frozenset())
 
 
-def test_normalize_email_and_phone() -> None:
+def test_normalize_email() -> None:
     assert normalize_email("  'Jane@Gmail.COM' ") == "jane@gmail.com"
     assert normalize_email("   ") is None
-    assert normalize_phone("(555) 123-4567") == "+15551234567"
-    assert normalize_phone("+44 20 7946 0958") == "+442079460958"
-    assert normalize_phone("15551234567") == "+15551234567"
-    assert normalize_phone("12") is None
 
 
-def _phone_by_definition(value: str | None, default_country: str = "1") -> str | None:
-    """normalize_phone as first written: every non-`\\d` character dropped by the regex."""
-    if not value:
-        return None
-    stripped = value.strip()
-    digits = re.sub(r"\D", "", stripped)
-    if stripped.startswith("+"):
-        return f"+{digits}" if len(digits) >= 8 else None
-    if len(digits) == 10:
-        return f"+{default_country}{digits}"
-    if len(digits) == 11 and digits.startswith(default_country):
-        return f"+{digits}"
-    return f"+{digits}" if len(digits) >= 8 else None
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("(202) 555-0123", "+12025550123"),
+        ("+1 202 555 0123", "+12025550123"),
+        ("12025550123", "+12025550123"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("+1 613 555 0123", "+16135550123"),
+        ("\uff08\uff12\uff10\uff12\uff09555-0123", "+12025550123"),  # full-width digits
+    ],
+)
+def test_valid_numbers_become_e164(raw: str, expected: str) -> None:
+    assert normalize_phone(raw) == expected
 
 
-_PHONE_CHARS = st.sampled_from([*"0123456789+-() .x", "\u0663", "\uff11", "\u00b2", "\u2163"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "+1" + "9" * 38,  # the 39-digit number a form once let through
+        "+15551234567",  # +8 digits passed the hand-written normaliser; 555 is no area code
+        "(555) 123-4567",
+        "+99912345678",
+        "12",
+        "",
+        "   ",
+        "+1202555012\u00b2",
+        "+" + "1" * 5000,
+        None,
+    ],
+)
+def test_anything_but_a_valid_number_is_none(raw: str | None) -> None:
+    assert normalize_phone(raw) is None
 
 
-@given(st.one_of(st.text(_PHONE_CHARS, max_size=16), st.text(max_size=16)))
-def test_normalize_phone_fast_path_keeps_the_regex_definition(value: str) -> None:
-    # The digits-only shortcut (str.isdecimal) must keep exactly the `\\d` class: Arabic-Indic
-    # and full-width digits count, superscripts and Roman numerals do not.
-    assert normalize_phone(value) == _phone_by_definition(value)
+def test_phone_regions() -> None:
+    assert parse_phone("+12025550123") == Phone("+12025550123", "US")
+    assert parse_phone("+16135550123") == Phone("+16135550123", "CA")
+    assert parse_phone("+442079460958") == Phone("+442079460958", "GB")
+
+
+def test_phone_list_takes_exact_e164_numbers_only() -> None:
+    assert parse_phone_list(' "+1 202 555 0123, +16135550123" ; ') == {
+        "+12025550123",
+        "+16135550123",
+    }
+    assert parse_phone_list("") == frozenset()
+    with pytest.raises(ValueError, match="2025550123"):
+        parse_phone_list("2025550123")  # no country code: not exact
+    with pytest.raises(ValueError, match="5551234567"):
+        parse_phone_list("+15551234567")
+
+
+def test_regions_are_iso_codes() -> None:
+    assert parse_regions(" us, Ca ") == {"US", "CA"}
+    assert parse_regions("") == frozenset()
+    with pytest.raises(ValueError, match="ZZ"):
+        parse_regions("US,ZZ")
+
+
+@given(st.text(max_size=40))
+def test_a_normalised_phone_is_a_valid_e164_number(value: str) -> None:
+    e164 = normalize_phone(value)
+    if e164 is not None:
+        assert e164.startswith("+") and e164[1:].isascii() and e164[1:].isdigit()
+        assert len(e164) <= 16
+        assert normalize_phone(e164) == e164
 
 
 def test_masking_hides_customer_contacts() -> None:
     assert mask_email("jane.doe@gmail.com") == "j***@gmail.com"
-    assert mask_phone("+15551234567") == "***67"
+    assert mask_phone("+12025550123") == "***23"
     wl = parse_whitelist("sam@example.com")
     assert show_email("sam@example.com", wl) == "sam@example.com"
     assert show_email("jane.doe@gmail.com", wl) == "j***@gmail.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "The 'To' number +12025550123 is not a valid phone number.",
+            "The 'To' number ***23 is not a valid phone number.",
+        ),
+        (
+            "550 5.1.1 <jane.doe@gmail.com>: no such user",
+            "550 5.1.1 <j***@gmail.com>: no such user",
+        ),
+        ("recipient (202) 555-0176 opted out", "recipient ***76 opted out"),
+        ("error 21610 after 3 tries", "error 21610 after 3 tries"),  # codes are no numbers
+        ("status=5.1.1; type=bounce", "status=5.1.1; type=bounce"),
+    ],
+)
+def test_provider_texts_are_masked(text: str, masked: str) -> None:
+    assert mask_contacts(text) == masked
+
+
+_plausible = st.tuples(st.integers(200, 999), st.integers(200, 999), st.integers(0, 9999)).map(
+    lambda t: t[0] * 10**7 + t[1] * 10**4 + t[2]
+)
+
+
+@settings(max_examples=500)
+@given(st.integers(min_value=0, max_value=10**10 - 1) | _plausible)
+def test_the_e164_nanp_shortcut_agrees_with_the_parser(national: int) -> None:
+    """`+1` and ten digits skips libphonenumber's parser: same answer as the general path."""
+    import phonenumbers
+
+    from services.common.phones import DEFAULT_REGION
+
+    text = f"+1{national:010d}"
+    number = phonenumbers.parse(text, DEFAULT_REGION)
+    expected = (
+        Phone(text, phonenumbers.region_code_for_number(number))
+        if phonenumbers.is_valid_number(number)
+        else None
+    )
+    parse_phone.cache_clear()
+    assert parse_phone(text) == expected

@@ -9,12 +9,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fakes.shopmonkey.data import Company, World
+from fakes.shopmonkey.data import Company, Location, World
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import signed_headers
 from schemas.events import OrderEvent
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import IngestTenant, Page
+from services.ingest.domain.model import IngestCompany, IngestTenant, Page
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import (
     OrderByRejected,
@@ -24,14 +24,32 @@ from services.ingest.errors import (
 )
 
 
-def tenant_of(company: Company, *, api_key: bool = True) -> IngestTenant:
-    return IngestTenant(
-        id=company.tenant_id,
-        name=company.name,
-        active=True,
+def company_of(
+    company: Company, *, api_key: bool = True, locations: list[Location] | None = None
+) -> IngestCompany:
+    """The simulated company as ingest knows it: its locations (`locations`: only those) as
+    tenants."""
+    return IngestCompany(
+        id=company.company_id,
+        name=company.company_name,
         webhook_keys=WebhookKeys.from_secret(company.signature_scheme, company.webhook_secret),
         shopmonkey_api_key=company.api_key if api_key else None,
+        tenants=tuple(
+            IngestTenant(
+                id=location.tenant_id,
+                name=location.name,
+                active=True,
+                company_id=company.company_id,
+                location_id=location.location_id,
+            )
+            for location in (company.locations if locations is None else locations)
+        ),
     )
+
+
+def tenant_of(company: Company) -> IngestTenant:
+    """The tenant of the company's first (a single-location company's only) location."""
+    return company_of(company).tenants[0]
 
 
 def delivery(company: Company, doc: dict[str, Any], **kw: Any) -> tuple[dict[str, str], bytes]:
@@ -41,22 +59,36 @@ def delivery(company: Company, doc: dict[str, Any], **kw: Any) -> tuple[dict[str
 
 
 class FakeTenants:
-    def __init__(self, *tenants: IngestTenant, website_keys: dict[str, uuid.UUID] | None = None):
-        self.tenants = {t.id: t for t in tenants}
+    """`TenantDirectory` over the companies given (each with its tenants)."""
+
+    def __init__(
+        self, *companies: IngestCompany, website_keys: dict[str, uuid.UUID] | None = None
+    ) -> None:
+        self.companies = {c.id: c for c in companies}
         self.website_keys = website_keys or {}
         self.fail: Exception | None = None
 
+    def add(self, company: IngestCompany) -> None:
+        self.companies[company.id] = company
+
+    async def company(self, company_id: str) -> IngestCompany | None:
+        return self.companies.get(company_id)
+
+    async def company_of(self, tenant_id: uuid.UUID) -> IngestCompany | None:
+        return next((c for c in self.companies.values() if tenant_id in c.by_id), None)
+
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
-        return self.tenants.get(tenant_id)
+        company = await self.company_of(tenant_id)
+        return company.by_id[tenant_id] if company is not None else None
 
     async def for_api_key(self, api_key: str) -> IngestTenant | None:
         tid = self.website_keys.get(api_key)
-        return self.tenants.get(tid) if tid else None
+        return await self.get(tid) if tid else None
 
-    async def pollable(self) -> list[IngestTenant]:
+    async def pollable(self) -> list[IngestCompany]:
         if self.fail is not None:
             raise self.fail
-        return [t for t in self.tenants.values() if t.shopmonkey_api_key]
+        return [c for c in self.companies.values() if c.shopmonkey_api_key and c.tenants]
 
 
 class FakePublisher:
@@ -79,20 +111,22 @@ class FakePublisher:
 
 
 class FakeCustomers:
-    """Serves the simulator world's customers; records calls; can be made to fail."""
+    """Serves the simulator world's customers (by company); records calls; can be made to
+    fail."""
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.calls: list[tuple[uuid.UUID, str, bool]] = []
+        self.calls: list[tuple[str, str, bool]] = []
         self.fail: Exception | None = None
 
     async def customer(
-        self, tenant: IngestTenant, customer_id: str, *, fresh: bool = False
+        self, company: IngestCompany, customer_id: str, *, fresh: bool = False
     ) -> dict[str, Any] | None:
-        self.calls.append((tenant.id, customer_id, fresh))
+        self.calls.append((company.id, customer_id, fresh))
         if self.fail is not None:
             raise self.fail
-        return self.world.company(tenant.id).customers.get(customer_id)
+        [owner] = [c for c in self.world.companies if c.company_id == company.id]
+        return owner.customers.get(customer_id)
 
 
 class FakeOrderSource:
@@ -103,6 +137,7 @@ class FakeOrderSource:
         self.calls: list[dict[str, Any]] = []
         self.ignore_filter = False
         self.ignore_orderby = False
+        self.ignore_location_filter = False  # an invalid/ignored location filter: every location
         self.camel_only = False  # the April 2026 reading: lowercase orderby → 400
         self.fail_keys: dict[str, Exception] = {}
 
@@ -119,6 +154,7 @@ class FakeOrderSource:
     ) -> Page:
         self.calls.append(
             {
+                "key": api_key,
                 "table": table,
                 "where": where,
                 "orderby": orderby,
@@ -135,6 +171,8 @@ class FakeOrderSource:
         if self.camel_only and orderby is not None and orderby_param == "orderby":
             raise OrderByRejected(400, "Invalid Usage: Unable to parse orderby")
         records = list((company.orders if table == "order" else company.customers).values())
+        if where and self.ignore_location_filter:
+            where = {k: v for k, v in where.items() if k != "locationId"}
         if where and records and not self.ignore_filter:
             records = [r for r in records if matches(r, where, frozenset(records[0]))]
         if orderby and not self.ignore_orderby:
@@ -148,23 +186,25 @@ class FakeOrderSource:
 
 
 class FakeCursors:
+    """`PollCursors` by Shopmonkey company id."""
+
     def __init__(self) -> None:
-        self.cursors: dict[tuple[uuid.UUID, str], datetime | None] = {}
-        self.errors: dict[uuid.UUID, str] = {}
-        self.successes: list[uuid.UUID] = []
+        self.cursors: dict[tuple[str, str], datetime | None] = {}
+        self.errors: dict[str, str] = {}
+        self.successes: list[str] = []
 
-    async def load(self, tenant_id: uuid.UUID, kind: str) -> datetime | None:
-        return self.cursors.get((tenant_id, kind))
+    async def load(self, company_id: str, kind: str) -> datetime | None:
+        return self.cursors.get((company_id, kind))
 
-    async def advance(self, tenant_id: uuid.UUID, kind: str, cursor_at: datetime | None) -> None:
-        old = self.cursors.get((tenant_id, kind))
+    async def advance(self, company_id: str, kind: str, cursor_at: datetime | None) -> None:
+        old = self.cursors.get((company_id, kind))
         if cursor_at is not None and (old is None or cursor_at > old):
-            self.cursors[(tenant_id, kind)] = cursor_at
-        self.errors.pop(tenant_id, None)
-        self.successes.append(tenant_id)
+            self.cursors[(company_id, kind)] = cursor_at
+        self.errors.pop(company_id, None)
+        self.successes.append(company_id)
 
-    async def record_error(self, tenant_id: uuid.UUID, kind: str, error: str) -> None:
-        self.errors[tenant_id] = error
+    async def record_error(self, company_id: str, kind: str, error: str) -> None:
+        self.errors[company_id] = error
 
 
 def unavailable() -> ShopmonkeyUnavailable:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from schemas.base import Channel
 from schemas.events import ContactSignal
-from services.ingest.domain.model import TouchRow
+from services.ingest.domain.model import Consent, ConsentChange, ConsentResult, TouchRow
 from services.ingest.errors import PublishUnavailable
 
 
@@ -30,20 +30,57 @@ class FakeStore:
     claimed: set[tuple[str, str]] = field(default_factory=set)
     touches: list[Touch] = field(default_factory=list)
     contacts: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=dict)
+    consents: dict[tuple[uuid.UUID | None, str, str], tuple[bool, datetime, str]] = field(
+        default_factory=dict
+    )
     log: list[str] = field(default_factory=list)
 
-    async def suppress(self, *, channel: Channel, contact: str, reason: str, source: str) -> bool:
+    async def suppress(
+        self,
+        *,
+        channel: Channel,
+        contact: str,
+        reason: str,
+        source: str,
+        claim: tuple[str, str] | None = None,
+    ) -> bool:
+        if claim is not None:
+            if claim in self.claimed:
+                return False
+            self.claimed.add(claim)
         self.log.append(f"suppress {channel.value} {contact}")
         new = (channel.value, contact) not in self.suppressions
         self.suppressions.setdefault((channel.value, contact), reason)
         return new
 
-    async def unsuppress(self, *, channel: Channel, contact: str, reasons: Sequence[str]) -> int:
-        self.log.append(f"unsuppress {channel.value} {contact}")
-        if self.suppressions.get((channel.value, contact)) in reasons:
-            del self.suppressions[(channel.value, contact)]
-            return 1
-        return 0
+    async def consent(self, change: ConsentChange) -> ConsentResult:
+        claim = (change.provider, change.event_key)
+        key = (change.tenant_id, change.channel.value, change.contact)
+        recorded = self.consents.get(key)
+        if claim in self.claimed:
+            latest = recorded is not None and recorded[2] == change.event_key
+            return ConsentResult(Consent.DUPLICATE if latest else Consent.STALE)
+        self.claimed.add(claim)
+        if recorded is not None and recorded[1] > change.at:
+            return ConsentResult(Consent.STALE)
+        self.consents[key] = (change.opted_out, change.at, change.event_key)
+        if change.opted_out:
+            return ConsentResult(
+                Consent.APPLIED,
+                int(
+                    await self.suppress(
+                        channel=change.channel,
+                        contact=change.contact,
+                        reason=change.reason,
+                        source=change.source,
+                    )
+                ),
+            )
+        self.log.append(f"unsuppress {change.channel.value} {change.contact}")
+        if self.suppressions.get((change.channel.value, change.contact)) in change.lifts:
+            del self.suppressions[(change.channel.value, change.contact)]
+            return ConsentResult(Consent.APPLIED, 1)
+        return ConsentResult(Consent.APPLIED, 0)
 
     async def lead_contact(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.events import OrderEvent
 from services.common.rate_limiter import RateLimiter
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.model import BackfillPosition, IngestTenant, Page
+from services.ingest.domain.model import BackfillPosition, IngestCompany, IngestTenant, Page
 from services.ingest.domain.normalise import iso_z, parse_ts
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import BackfillError
@@ -28,6 +29,8 @@ def _order(i: int, created: datetime) -> dict[str, Any]:
         "id": f"order-{i}",
         "number": str(1000 + i),
         "status": "Estimate",
+        "companyId": "co_1",
+        "locationId": "loc_1",
         "customerId": f"c{i}",
         "createdDate": iso_z(created),
         "updatedDate": None,
@@ -42,8 +45,10 @@ class FakeApi:
         self.orders = orders
         self.ignore_filter = ignore_filter
         self.calls: list[tuple[str, int]] = []
+        self.locations: list[object] = []  # the location filter asked for (never applied)
 
     async def list_records(self, api_key: str, table: str, **kw: Any) -> Page:
+        self.locations.append(kw["where"].get("locationId"))
         lower = parse_ts(kw["where"]["createdDate"]["gte"])
         assert lower is not None
         self.calls.append((kw["where"]["createdDate"]["gte"], kw["skip"]))
@@ -55,7 +60,7 @@ class FakeApi:
 
 
 class FakeCustomers:
-    async def customer(self, tenant: Any, customer_id: str, *, fresh: bool = False) -> None:
+    async def customer(self, company: Any, customer_id: str, *, fresh: bool = False) -> None:
         return None
 
 
@@ -92,15 +97,24 @@ class FakeCursors:
         self.advances.append(self.cursor)
 
 
-def _backfill(api: FakeApi, pub: FakePublisher, cursors: FakeCursors) -> Backfill:
-    tenant = IngestTenant(
-        id=uuid.uuid4(),
-        name="t",
-        active=True,
+def _backfill(
+    api: FakeApi, pub: FakePublisher, cursors: FakeCursors, *, siblings: tuple[str, ...] = ()
+) -> Backfill:
+    """The backfill of location loc_1 of company co_1 (`siblings`: its other locations that
+    are tenants here too)."""
+    tenant, *others = (
+        IngestTenant(id=uuid.uuid4(), name=loc, active=True, company_id="co_1", location_id=loc)
+        for loc in ("loc_1", *siblings)
+    )
+    company = IngestCompany(
+        id="co_1",
+        name="c",
         webhook_keys=WebhookKeys("standard", ()),
         shopmonkey_api_key="k",
+        tenants=(tenant, *others),
     )
     return Backfill(
+        company=company,
         tenant=tenant,
         since=NOW - timedelta(days=90),
         reader=RecordReader(api),  # type: ignore[arg-type]
@@ -143,6 +157,35 @@ async def test_cursor_moves_only_after_a_fully_acknowledged_page_and_resumes() -
     assert {e.event_id for e in pub.events} == {
         f"shopmonkey:order:{o['id']}:1" for o in ascending[100:]
     }
+
+
+async def test_only_the_locations_own_orders_are_backfilled_whatever_the_api_answers() -> None:
+    """The API ignores the location filter (reference §3): the company's other locations'
+    orders come back too. Only loc_1's become events; loc_2's are left to its own backfill,
+    loc_9's (no tenant) are counted; paging still covers every page."""
+    orders = []
+    for i in range(240):
+        order = _order(i, NOW - timedelta(days=5, minutes=i))
+        order["locationId"] = ("loc_1", "loc_2", "loc_9")[i % 3]
+        orders.append(order)
+    before = REGISTRY.get_sample_value(
+        "ingest_unrouted_records_total", {"source": "backfill", "reason": "unknown_location"}
+    )
+    pub, cursors = FakePublisher(), FakeCursors()
+    api = FakeApi(orders)
+    backfill = _backfill(api, pub, cursors, siblings=("loc_2",))
+    final = await backfill.run()
+    assert final.status == "done" and final.produced == 80
+    assert {e.order.order_id for e in pub.events if e.order} == {
+        o["id"] for o in orders if o["locationId"] == "loc_1"
+    }
+    assert {e.tenant_id for e in pub.events} == {backfill.tenant.id}
+    assert backfill.elsewhere == 160
+    after = REGISTRY.get_sample_value(
+        "ingest_unrouted_records_total", {"source": "backfill", "reason": "unknown_location"}
+    )
+    assert (after or 0) - (before or 0) == 80
+    assert api.locations and set(api.locations) == {"loc_1"}  # asked for, not trusted
 
 
 async def test_ignored_filter_is_refused() -> None:

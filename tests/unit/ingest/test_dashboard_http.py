@@ -10,9 +10,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from services.common.db.engine import async_engine
 from services.common.kafka.lag import PartitionLag
 from services.common.settings import CommonSettings
-from services.ingest.dashboard import create_dashboard_app
+from services.ingest.bootstrap import build_dashboard
+from services.ingest.entrypoints.dashboard import create_dashboard_app
 from tests.conftest import free_port
 
 
@@ -26,13 +28,13 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
     settings = CommonSettings(
         database_url=f"postgresql://nobody:x@127.0.0.1:{free_port()}/none",
     )
+    engine = async_engine(settings.sqlalchemy_url, pool_size=2, max_overflow=0)
+    dashboard = build_dashboard(settings, engine, registry=CollectorRegistry(), lag_reader=no_lag)
     root = web.Application()
-    root.add_subapp(
-        "/dashboard",
-        create_dashboard_app(settings=settings, registry=CollectorRegistry(), lag_reader=no_lag),
-    )
+    root.add_subapp("/dashboard", create_dashboard_app(lambda: dashboard))
     async with TestClient(TestServer(root)) as c:
         yield c
+    await engine.dispose()
 
 
 async def test_page_and_assets_are_served_with_a_strict_csp(

@@ -12,15 +12,16 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.common.kafka.lag import PartitionLag
-from services.ingest.dashboard.lag_probe import LagProbe, LagReport
-from services.ingest.dashboard.queries import LeadCounts, TouchCounts
-from services.ingest.dashboard.summary import Window, build_summary
-from services.ingest.dashboard.webhook_stats import (
-    WebhookHistory,
-    WebhookStats,
-    quantile,
-    window,
+from services.ingest.adapters.lag_probe import LagProbe
+from services.ingest.adapters.webhook_stats_prometheus import RegistryWebhookMeter
+from services.ingest.domain.dashboard import (
+    LagReport,
+    LeadCounts,
+    TouchCounts,
+    Window,
+    build_summary,
 )
+from services.ingest.domain.webhook_stats import WebhookHistory, WebhookStats, quantile, window
 
 NOW = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
 
@@ -63,16 +64,16 @@ def test_snapshot_reads_counter_and_histogram_from_a_registry() -> None:
     requests.labels("unauthorized").inc()
     latency.labels("ok").observe(0.005)
     latency.labels("4xx").observe(0.05)
-    snap = WebhookStats.from_registry(
-        registry, request_metric="hooks_total", latency_metric="hooks_seconds", at=1.0
-    )
+    snap = RegistryWebhookMeter(
+        registry, request_metric="hooks_total", latency_metric="hooks_seconds"
+    ).snapshot(at=1.0)
     assert snap.available and snap.requests == 4
     assert snap.by_label == {"accepted": 3, "unauthorized": 1}
     assert snap.latency_count == 2 and snap.latency_sum == pytest.approx(0.055)
     assert snap.buckets == ((0.01, 1.0), (0.1, 2.0), (float("inf"), 2.0))
-    missing = WebhookStats.from_registry(
+    missing = RegistryWebhookMeter(
         CollectorRegistry(), request_metric="hooks_total", latency_metric="hooks_seconds"
-    )
+    ).snapshot()
     assert not missing.available and missing.requests == 0
 
 

@@ -137,7 +137,7 @@ def test_customer_update_has_no_lead_and_carries_the_customer() -> None:
         first_name="Jane",
         last_name="Smith",
         email="Jane.Smith@Example.com",
-        phone="+15551234567",
+        phone="+12025550123",
     )
 
 
@@ -147,7 +147,7 @@ def test_contact_details_prefer_primary_then_mobile() -> None:
         entry["primary"] = False
     c = Customer(**known_contact("customer", record))
     assert c.email == "old.jane@example.com"  # no primary: the first
-    assert c.phone == "+15551234567"  # no primary: the mobile one
+    assert c.phone == "+12025550123"  # no primary: the mobile one
     assert Customer(
         **known_contact("customer", {"id": "x", "emails": [], "phoneNumbers": None})
     ) == Customer(customer_id="x")
@@ -158,7 +158,7 @@ def test_embedded_customer_in_an_order_is_used() -> None:
     doc = order(customer=CUSTOMER_RECORD)
     contact = known_contact("order", doc["data"])
     c = Customer(**contact)
-    assert (c.email, c.phone, c.last_name) == ("Jane.Smith@Example.com", "+15551234567", "Smith")
+    assert (c.email, c.phone, c.last_name) == ("Jane.Smith@Example.com", "+12025550123", "Smith")
     assert not normalise.contact_lacks(contact)
 
 
@@ -213,7 +213,7 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
             "submissionId": "web-123",
             "name": "Sam Lee",
             "email": "sam@example.com",
-            "phone": "555-123-4567",
+            "phone": "202-555-0123",
             "vehicle": "2020 Mazda 3",
             "service": "Window tint",
         }
@@ -227,7 +227,7 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
         Operation.INSERT,
     )
     assert event.customer == Customer(
-        first_name="Sam", last_name="Lee", email="sam@example.com", phone="+15551234567"
+        first_name="Sam", last_name="Lee", email="sam@example.com", phone="+12025550123"
     )
     assert event.service_of_interest == "Window tint"
     again = website_event(TENANT, form, now=datetime(2026, 6, 1, tzinfo=UTC))
@@ -243,6 +243,12 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
         ({"submission_id": "s1", "email": "not-an-email"}, "email"),
         ({"submission_id": "s1", "phone": "12"}, "phone"),
         ({"submission_id": "x" * 201, "email": "a@b.co"}, "submission_id"),
+        ({"submission_id": "s1", "email": "a@b.co", "name": "n" * 201}, "name: String should"),
+        ({"submission_id": "s1", "email": "a@b.co", "vehicle": "v" * 201}, "vehicle: String"),
+        ({"submission_id": "s1", "email": "a@b.co", "phone": "1" * 41}, "phone: String should"),
+        ({"submission_id": "s1", "email": "a@b.co", "name": "Jo\x00e"}, "name: contains a NUL"),
+        ({"submission_id": "s\x001", "email": "a@b.co"}, "submission_id: contains a NUL"),
+        ({"submission_id": "s1", "phone": "+1" + "9" * 38}, "phone is not a valid phone"),
         ("a string", "JSON object"),
     ],
 )
@@ -257,6 +263,8 @@ _any = (
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats()
     | st.text(max_size=30)
+    | st.text(max_size=300)
+    | st.text(st.sampled_from("ab \x00\u00b2+1-0123456789"), max_size=40)
 )
 _stamps = st.datetimes(
     min_value=datetime(1971, 1, 1),
@@ -298,7 +306,9 @@ _records = st.fixed_dictionaries(
         "generatedVehicleName": _any,
         "generatedCustomerName": _any,
         "customerId": _any,
-        "services": st.lists(st.fixed_dictionaries({}, optional={"name": _any}), max_size=3) | _any,
+        "services": st.lists(st.fixed_dictionaries({}, optional={"name": _any}), max_size=3)
+        | st.lists(st.just({"name": "s"}), min_size=99, max_size=102)
+        | _any,
         "meta": st.fixed_dictionaries({}, optional={"version": _any}) | _any,
         "customer": _customers | _any,
         "firstName": _any,
@@ -316,9 +326,12 @@ def test_what_the_normaliser_builds_is_what_validation_builds(
     any record, however odd its fields, validating the event it built must change nothing,
     neither the values nor a byte of the record on the topic, whether it is published as the
     draft (the webhook path) or as its model (the poller)."""
-    contact = normalise.merge_contact(
-        normalise.contact_of_order(data), normalise.contact_of_record(data)
-    )
+    try:
+        contact = normalise.merge_contact(
+            normalise.contact_of_order(data), normalise.contact_of_record(data)
+        )
+    except InvalidPayload:  # a customer id over its bound: refused, nothing built
+        return
     assert Customer.model_validate(contact).model_dump() == contact
     for build in (normalise.order_draft, normalise.customer_draft):
         draft = build(TENANT, data, operation=operation, source=source, contact=contact, now=NOW)
@@ -340,8 +353,14 @@ def test_what_the_normaliser_builds_is_what_validation_builds(
 
 
 def test_overlong_record_ids_and_versions_are_refused_or_ignored() -> None:
-    with pytest.raises(InvalidPayload, match="longer than 200"):
-        normalise.facts_of("order", {"id": "x" * 201}, Operation.INSERT)
+    with pytest.raises(InvalidPayload, match=r"data\.id is longer than 100"):
+        normalise.facts_of("order", {"id": "x" * 101}, Operation.INSERT)
+    with pytest.raises(InvalidPayload, match=r"data\.id contains a NUL"):
+        normalise.facts_of("order", {"id": "ord\x001"}, Operation.INSERT)
+    with pytest.raises(InvalidPayload, match="customerId is longer than 100"):
+        known_contact("order", order(customerId="c" * 101)["data"])
+    with pytest.raises(InvalidPayload, match="customer id is longer than 100"):
+        known_contact("customer", {**CUSTOMER_RECORD, "id": "c" * 101})
     for version in ("9" * 30, 2**64, -1, "²"):
         doc = order(meta={"version": version}, createdDate="2026-05-01T15:04:05Z")
         assert order_event(doc).event_id.endswith(":2026-05-01T15:04:05.000Z")
@@ -349,3 +368,70 @@ def test_overlong_record_ids_and_versions_are_refused_or_ignored() -> None:
         snapshot = order_event(order(totalCostCents=total)).order
         assert snapshot is not None and snapshot.total_cents == 0
     assert order_event(order(totalCostCents=1299.9)).order.total_cents == 1299  # type: ignore[union-attr]
+
+
+def test_display_fields_are_cut_never_refused_and_each_cut_is_noted() -> None:
+    doc = order(
+        generatedVehicleName="V" * 5000,
+        generatedCustomerName="N" * 300 + " " + "L\x00" * 300,
+        status="S" * 60,
+        number="9" * 60,
+        services=[{"name": "x" * 300}] + [{"name": f"svc {i}"} for i in range(10_000)],
+    )
+    data = parse_envelope(doc).data
+    adjusted: normalise.Adjusted = []
+    contact = known_contact("order", data, adjusted)
+    event = normalise.order_draft(
+        TENANT,
+        data,
+        operation=Operation.INSERT,
+        source=OrderSource.WEBHOOK,
+        contact=contact,
+        now=NOW,
+        adjusted=adjusted,
+    ).event()
+    snap = event.order
+    assert snap is not None
+    assert snap.vehicle == "V" * 200 and snap.status == "S" * 50 and snap.number == "9" * 50
+    assert len(snap.services) == 100 and snap.services[0] == "x" * 200
+    assert event.customer.first_name == "N" * 200 and event.customer.last_name == "L" * 200
+    assert OrderEvent.model_validate(event.model_dump()) == event  # within every bound
+    assert set(adjusted) == {
+        ("vehicle", "cut"),
+        ("status", "cut"),
+        ("number", "cut"),
+        ("services", "cut"),
+        ("first_name", "cut"),
+        ("last_name", "nul_removed"),
+        ("last_name", "cut"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "reason"),
+    [
+        ({"phone": "+1" + "9" * 38}, "phone", "invalid_phone"),
+        ({"phone": "+1 555 123 4567"}, "phone", "invalid_phone"),
+        ({"phone": "²²²"}, "phone", "invalid_phone"),
+        ({"email": "x" * 400 + "@example.com"}, "email", "invalid_email"),
+        ({"email": "jane\x00@example.com"}, "email", "invalid_email"),
+        ({"email": "no-at-sign"}, "email", "invalid_email"),
+    ],
+)
+def test_contacts_that_cannot_be_one_are_dropped_with_a_reason(
+    record: dict, field: str, reason: str
+) -> None:
+    adjusted: normalise.Adjusted = []
+    contact = normalise.contact_of_record({"id": "c1", **record}, adjusted)
+    assert contact[field] is None
+    assert adjusted == [(field, reason)]
+
+
+def test_a_website_phone_that_is_no_number_is_dropped_when_the_email_reaches_the_lead() -> None:
+    form = WebsiteLeadForm.parse(
+        {"submissionId": "w-39", "email": "sam@example.com", "phone": "+1" + "9" * 38}
+    )
+    adjusted: normalise.Adjusted = []
+    event = website_event(TENANT, form, now=NOW, adjusted=adjusted)
+    assert event.customer.phone is None and event.customer.email == "sam@example.com"
+    assert adjusted == [("phone", "invalid_phone")]

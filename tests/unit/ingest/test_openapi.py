@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.ingest.entrypoints.http import create_app
 from services.ingest.entrypoints.openapi import build_document
-from tests.unit.ingest.test_webhook_http import Harness
+from tests.unit.ingest.support_http import Harness
 
 # This module plays "another area's routes module" (e.g. the provider-signal routes).
 OPENAPI_PATHS: dict[str, Any] = {

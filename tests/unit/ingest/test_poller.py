@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from fakes.shopmonkey.data import World
 from fakes.shopmonkey.webhooks import envelope
@@ -22,20 +23,39 @@ from tests.unit.ingest.support import (
     FakeOrderSource,
     FakePublisher,
     FakeTenants,
+    company_of,
     delivery,
-    tenant_of,
 )
 
 
 class Rig:
-    def __init__(self, *, tenants: int = 1, null_updated: bool = True, **config: object) -> None:
-        self.world = World(seed=3, tenants=tenants, null_updated_on_insert=null_updated)
+    def __init__(
+        self,
+        *,
+        tenants: int = 1,
+        layout: tuple[int, ...] | None = None,
+        unmapped: int = 0,
+        null_updated: bool = True,
+        **config: object,
+    ) -> None:
+        """`layout`: companies by number of locations; the last `unmapped` locations of the
+        first company have no tenant here."""
+        self.world = World(
+            seed=3, tenants=tenants, layout=layout, null_updated_on_insert=null_updated
+        )
         self.source = FakeOrderSource(self.world)
         self.publisher = FakePublisher()
         self.cursors = FakeCursors()
-        self.tenants = FakeTenants(*(tenant_of(c) for c in self.world.companies))
+        first, *others = self.world.companies
+        self.mapped = first.locations[: len(first.locations) - unmapped] + [
+            loc for c in others for loc in c.locations
+        ]
+        self.tenants = FakeTenants(
+            company_of(first, locations=self.mapped[: len(first.locations) - unmapped]),
+            *(company_of(c) for c in others),
+        )
         self.customers = FakeCustomers(self.world)
-        self.config = PollerConfig(tables=("order",), **config)  # type: ignore[arg-type]
+        self.config = PollerConfig(**{"tables": ("order",), **config})  # type: ignore[arg-type]
         self.poller = self.new_poller()
 
     def new_poller(self) -> Poller:
@@ -58,11 +78,12 @@ class Rig:
         spacing_ms: int = 37,
         same_instant: bool = False,
     ) -> None:
+        """`count` orders at every location."""
         base = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-        for company in self.world.companies:
+        for location in self.world.locations:
             for i in range(count):
                 at = base if same_instant else base + timedelta(milliseconds=spacing_ms * i)
-                self.world.create_order(company, created_at=at)
+                self.world.create_order(location.company, created_at=at, location=location)
 
     def expected_ids(self, since: datetime | None = None) -> set[str]:
         ids = set()
@@ -90,7 +111,7 @@ async def test_pages_through_more_than_one_page_exactly_once(null_updated: bool)
     assert max(c["limit"] for c in rig.source.calls) == 100
     assert any(c["skip"] or c["where"] != rig.source.calls[0]["where"] for c in rig.source.calls)
     assert all(c["param"] == "orderby" for c in rig.source.calls)
-    cursor = rig.cursors.cursors[(company.tenant_id, "poll")]
+    cursor = rig.cursors.cursors[(company.company_id, "poll")]
     assert cursor == max(
         datetime.fromisoformat(o["updatedDate"] or o["createdDate"])
         for o in company.orders.values()
@@ -140,7 +161,7 @@ async def test_a_dropped_filter_is_detected_and_the_result_still_correct() -> No
     rig.source.ignore_filter = True
     reader = RecordReader(rig.source)
     since = datetime.now(UTC) - timedelta(minutes=10)
-    report = await reader.read(tenant_of(rig.world.companies[0]), "order", since)
+    report = await reader.read(company_of(rig.world.companies[0]), "order", since)
     assert report.filter_ignored and report.complete
     assert {k[0] for k in report.records} == {
         o["id"]
@@ -180,25 +201,26 @@ async def test_cursor_moves_only_after_kafka_acknowledged() -> None:
     rig = Rig()
     rig.seed(10)
     tid = rig.world.companies[0].tenant_id
+    cid = rig.world.companies[0].company_id
     rig.publisher.fail_tenants.add(tid)
     [result] = await rig.poller.poll_all()
     assert result is None
-    assert (tid, "poll") not in rig.cursors.cursors
-    assert "PublishUnavailable" in rig.cursors.errors[tid]
+    assert (cid, "poll") not in rig.cursors.cursors
+    assert "PublishUnavailable" in rig.cursors.errors[cid]
     rig.publisher.fail_tenants.clear()
     await rig.poller.poll_all()
-    assert len(rig.publisher.ids()) == 10 and tid not in rig.cursors.errors
-    assert (tid, "poll") in rig.cursors.cursors
+    assert len(rig.publisher.ids()) == 10 and cid not in rig.cursors.errors
+    assert (cid, "poll") in rig.cursors.cursors
 
 
-async def test_one_tenants_failure_never_stops_the_others() -> None:
+async def test_one_companys_failure_never_stops_the_others() -> None:
     rig = Rig(tenants=3)
     rig.seed(5)
     bad = rig.world.companies[1]
     rig.source.fail_keys[bad.api_key] = ShopmonkeyRejected(401, "Unauthorized")
     results = await rig.poller.poll_all()
     assert [r is None for r in results] == [False, True, False]
-    assert "ShopmonkeyRejected" in rig.cursors.errors[bad.tenant_id]
+    assert "ShopmonkeyRejected" in rig.cursors.errors[bad.company_id]
     produced = {e.tenant_id for e in rig.publisher.events}
     assert produced == {rig.world.companies[0].tenant_id, rig.world.companies[2].tenant_id}
 
@@ -215,7 +237,7 @@ async def test_poll_and_webhook_give_the_same_event_for_the_same_version() -> No
         seen_events=SeenEvents(),
     )
     headers, body = delivery(company, envelope("order", "UPDATE", copy.deepcopy(order)))
-    await webhook.handle(tenant_of(company), headers, body, "application/json")
+    await webhook.handle(company_of(company), headers, body, "application/json")
     await rig.poller.poll_all()
     [from_hook], [from_poll] = hooked.events, rig.publisher.events
     assert from_hook.event_id == from_poll.event_id
@@ -251,7 +273,7 @@ async def test_customer_changes_are_polled_too() -> None:
     await rig.poller.poll_all()
     entities = sorted((e.entity, e.customer.email) for e in rig.publisher.events)
     assert ("customer", "moved@example.org") in entities
-    assert (company.tenant_id, "poll_customer") in rig.cursors.cursors
+    assert (company.company_id, "poll_customer") in rig.cursors.cursors
 
 
 async def test_run_loop_stops_promptly() -> None:
@@ -266,3 +288,78 @@ async def test_run_loop_stops_promptly() -> None:
     stop.set()
     await asyncio.wait_for(task, 2)
     assert rig.poller.cycles >= 3
+
+
+# companies with several locations ---------------------------------------------------------------
+def unrouted(source: str, reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "ingest_unrouted_records_total", {"source": source, "reason": reason}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize("location_filter_ignored", [False, True])
+async def test_one_read_per_company_routes_every_order_to_its_own_location(
+    location_filter_ignored: bool,
+) -> None:
+    """A company with four locations (three tenants here) and a single-location one: each is
+    read once per cycle with its key; every order becomes one event at the tenant of its own
+    location, the unmapped location's orders none (counted), whether or not the API honours
+    the location filter (an invalid one returns every location's orders, reference §3)."""
+    rig = Rig(layout=(4, 1), unmapped=1)
+    rig.source.ignore_location_filter = location_filter_ignored
+    rig.seed(20)  # 80 orders at chain: one page each, whether filtered by location or not
+    chain, solo = rig.world.companies
+    before = unrouted("poll", "unknown_location")
+    results = await rig.poller.poll_all()
+    assert [r is not None for r in results] == [True, True]
+    owner = {loc.location_id: loc.tenant_id for loc in rig.mapped}
+    expected = {
+        order["id"]: owner[order["locationId"]]
+        for company in rig.world.companies
+        for order in company.orders.values()
+        if order["locationId"] in owner
+    }
+    got = [(e.order.order_id, e.tenant_id) for e in rig.publisher.events if e.order]
+    assert len(got) == len(expected) == 4 * 20  # three of chain's locations and solo's one
+    assert dict(got) == expected
+    # asked for the mapped locations only; when the API ignores that, the rest is counted
+    assert unrouted("poll", "unknown_location") == before + (20 if location_filter_ignored else 0)
+    # one read per company and stream (updatedDate, created-never-updated): not per location
+    for company in (chain, solo):
+        calls = [c for c in rig.source.calls if c["key"] == company.api_key]
+        assert len([c for c in calls if c["where"] is not None]) == 2, calls
+    mapped_chain = sorted(loc.location_id for loc in chain.locations[:3])
+    asked = [c["where"]["locationId"] for c in rig.source.calls if c["key"] == chain.api_key]
+    assert asked and all(w == {"in": mapped_chain} for w in asked if w is not None)
+    assert (chain.company_id, "poll") in rig.cursors.cursors
+    assert {k[0] for k in rig.cursors.cursors} == {chain.company_id, solo.company_id}
+
+
+async def test_a_polled_customer_change_reaches_every_location_of_its_company() -> None:
+    rig = Rig(layout=(3,), tables=("order", "customer"))
+    chain = rig.world.companies[0]
+    order = rig.world.create_order(chain, location=chain.locations[1])
+    rig.world.update_customer(chain, order["customerId"], {"email": "moved@example.org"})
+    await rig.poller.poll_all()
+    changes = [e for e in rig.publisher.events if e.entity == "customer"]
+    assert sorted(e.tenant_id for e in changes) == sorted(loc.tenant_id for loc in chain.locations)
+    assert len({e.event_id for e in changes}) == 1
+    assert {e.customer.email for e in changes} == {"moved@example.org"}
+    [placed] = [e for e in rig.publisher.events if e.entity == "order"]
+    assert placed.tenant_id == chain.locations[1].tenant_id
+
+
+async def test_orders_of_another_company_in_an_answer_are_never_attributed() -> None:
+    """An API answer carrying another company's order (a proxy mix-up, a shared key) is
+    routed by the order's own companyId: to nobody."""
+    rig = Rig(layout=(2, 1))
+    chain, solo = rig.world.companies
+    stray = rig.world.create_order(solo)
+    chain.orders[stray["id"]] = stray  # served under chain's key
+    rig.source.ignore_location_filter = True  # and not filtered out by its locationId
+    before = unrouted("poll", "other_company")
+    await rig.poller.poll_all()
+    events = [e for e in rig.publisher.events if e.order and e.order.order_id == stray["id"]]
+    assert [e.tenant_id for e in events] == [solo.tenant_id]  # from solo's own read only
+    assert unrouted("poll", "other_company") == before + 1

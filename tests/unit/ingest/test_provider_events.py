@@ -130,3 +130,13 @@ def test_twiml_escapes_the_help_text() -> None:
     assert twiml("a & b") == (
         '<?xml version="1.0" encoding="UTF-8"?><Response><Message>a &amp; b</Message></Response>'
     )
+
+
+def test_sendgrid_reasons_are_masked_and_bounded_before_they_are_stored_or_published() -> None:
+    reason = "550 5.1.1 <sam@example.com>: Recipient address rejected; call +1 202 555 0123"
+    [event] = parse_batch(
+        json.dumps([ev("bounce", reason=reason + "; " + "x" * 300)]).encode(), NOW
+    )
+    assert event.detail is not None and len(event.detail) <= 200
+    assert "sam@example.com" not in event.detail and "555 0123" not in event.detail
+    assert "s***@example.com" in event.detail and "***23" in event.detail

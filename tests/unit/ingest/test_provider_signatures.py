@@ -63,7 +63,7 @@ def test_a_bad_public_key_fails_at_start() -> None:
 def test_twilio_signature_over_the_public_url() -> None:
     token = "twilio-auth-token-123"
     public = "https://hooks.example.com/ingest/webhooks/twilio/inbound"
-    params = {"MessageSid": "SM1", "From": "+15551234567", "Body": "STOP"}
+    params = {"MessageSid": "SM1", "From": "+12025550123", "Body": "STOP"}
     signature = twilio_signature(token, public, params)
     seen = "http://127.0.0.1:3000/webhooks/twilio/inbound"
     url = twilio_url(seen, "https://hooks.example.com/ingest")

@@ -25,7 +25,7 @@ from tests.unit.ingest.support_signals import FakeLeads, FakePublisher, FakeStor
 
 TOKEN = "auth-token-xyz"
 PUBLIC = "https://hooks.example.com"
-PHONE = "+15551230000"
+PHONE = "+12025550130"
 
 
 @dataclass
@@ -119,7 +119,8 @@ async def test_kafka_down_answers_503_but_keeps_the_suppression(world: World) ->
     )
     assert resp.status == 503 and resp.headers["Retry-After"]
     assert ("email", "sam@example.com") in world.store.suppressions
-    assert world.store.claimed == set()  # the retry will emit the signal
+    # the suppression's claim stays; the signal's was rolled back: the retry will emit it
+    assert {provider for provider, _ in world.store.claimed} == {"sendgrid_suppress"}
     world.publisher.fail = False
     resp = await world.client.post(
         "/webhooks/sendgrid/events", data=body, headers=world.signer.headers(body)
@@ -133,7 +134,7 @@ async def test_inbound_stop_suppresses_before_answering_and_opts_out_every_lead(
 ) -> None:
     t1, l1, t2, l2 = (uuid.uuid4() for _ in range(4))
     world.store.contacts[PHONE] = [(t1, l1), (t2, l2)]
-    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "(555) 123-0000", "Body": " stop "}
+    params = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "(202) 555-0130", "Body": " stop "}
     resp = await world.twilio("/webhooks/twilio/inbound", params)
     assert resp.status == 200
     assert resp.content_type == "application/xml"
@@ -172,7 +173,7 @@ async def test_forged_and_altered_twilio_requests_change_nothing(world: World) -
     forged = twilio_signature("not-the-token", PUBLIC + "/webhooks/twilio/inbound", params)
     for data, headers in [
         (params, {"X-Twilio-Signature": forged}),
-        ({**params, "From": "+15559999999"}, {"X-Twilio-Signature": sig}),
+        ({**params, "From": "+12025550187"}, {"X-Twilio-Signature": sig}),
         (params, {}),
     ]:
         resp = await world.client.post("/webhooks/twilio/inbound", data=data, headers=headers)
@@ -331,3 +332,21 @@ async def test_a_callback_racing_outbound_finds_the_touch_a_moment_later() -> No
         message_sid="SMx", message_status="delivered", error_code=None, to=PHONE
     )
     assert unknown is not None and not unknown.matched and len(publisher.published) == 1
+
+
+async def test_an_older_start_than_the_recorded_stop_changes_nothing() -> None:
+    """Two ingest processes, their clocks a little apart: the START one received (by its clock)
+    before the STOP another recorded neither lifts that STOP nor says opted-in."""
+    from datetime import UTC, datetime, timedelta
+
+    store, publisher = FakeStore(), FakePublisher()
+    lead = (uuid.uuid4(), uuid.uuid4())
+    store.contacts[PHONE] = [lead]
+    now = [datetime(2026, 12, 1, 12, 0, tzinfo=UTC)]
+    service = SignalService(store=store, publisher=publisher, help_text="", clock=lambda: now[0])
+    await service.twilio_inbound(message_sid="SM-stop", sender=PHONE, body="STOP")
+    now[0] -= timedelta(seconds=2)
+    result = await service.twilio_inbound(message_sid="SM-start", sender=PHONE, body="START")
+    assert store.suppressions == {("sms", PHONE): "sms_stop"}
+    assert result.signals == 0
+    assert [s.kind for s in publisher.published] == [SignalKind.OPTED_OUT]

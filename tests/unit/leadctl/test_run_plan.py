@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadctl.run.demo import DEMO_EMAIL, midday_zone, plan
+from leadctl.run.demo import DEMO_EMAIL, DEMO_PHONE, midday_zone, plan
 from services.common.errors import ConfigError
 from services.common.logging import JsonFormatter, TextFormatter, setup_logging
 
@@ -29,11 +29,20 @@ def test_no_credentials_starts_every_stand_in_and_whitelists_only_the_demo_addre
         "outbound",
         "shopmonkey",
     ]
-    assert p.demo_email == DEMO_EMAIL
+    assert (p.demo_email, p.demo_phone) == (DEMO_EMAIL, DEMO_PHONE)
     for proc in p.processes:
         assert proc.env["LEAD_EMAIL_WHITELIST"] == DEMO_EMAIL
+        assert proc.env["LEAD_PHONE_WHITELIST"] == DEMO_PHONE
         assert proc.env["SENDGRID_API_BASE_URL"].startswith("http://127.0.0.1:")
         assert proc.env["TWILIO_API_BASE_URL"].startswith("http://127.0.0.1:")
+
+
+def test_the_simulated_shopmonkey_has_a_multi_location_company_and_company_webhooks() -> None:
+    [sim] = [p for p in plan({}, available=lambda _: True).processes if p.name == "shopmonkey"]
+    argv = list(sim.argv)
+    assert argv[argv.index("--companies") + 1] == "2,1"
+    url = argv[argv.index("--webhook-url") + 1]
+    assert url.endswith("/webhooks/shopmonkey/companies/{company_id}/order")
 
 
 def test_real_credentials_are_never_combined_with_the_demo_whitelist() -> None:
@@ -41,15 +50,31 @@ def test_real_credentials_are_never_combined_with_the_demo_whitelist() -> None:
     p = plan(env, available=lambda _: True)
     assert "sendgrid" not in [x.name for x in p.processes]
     assert "shopmonkey" not in [x.name for x in p.processes]
-    assert p.demo_email is None
+    assert p.demo_email is None and p.demo_phone is None
     assert all("LEAD_EMAIL_WHITELIST" not in x.env for x in p.processes)
+    assert all("LEAD_PHONE_WHITELIST" not in x.env for x in p.processes)
     assert all("SENDGRID_API_KEY" not in x.env for x in p.processes)
 
 
 def test_an_operator_whitelist_is_kept_even_with_fakes() -> None:
     p = plan({"LEAD_EMAIL_WHITELIST": "me@example.com"}, available=lambda _: True)
-    assert p.demo_email is None
+    assert p.demo_email is None and p.demo_phone is None
     assert all("LEAD_EMAIL_WHITELIST" not in x.env for x in p.processes)
+    assert all("LEAD_PHONE_WHITELIST" not in x.env for x in p.processes)
+    mine = plan({"LEAD_PHONE_WHITELIST": "+12025550123"}, available=lambda _: True)
+    assert mine.demo_email == DEMO_EMAIL and mine.demo_phone is None
+    assert all("LEAD_PHONE_WHITELIST" not in x.env for x in mine.processes)
+
+
+def test_the_demo_customers_have_the_demo_phone() -> None:
+    from fakes.shopmonkey.data import World
+
+    world = World(seed=1, tenants=1, demo_emails=(DEMO_EMAIL,), demo_phone=DEMO_PHONE)
+    company = world.companies[0]
+    customers = [world.add_customer(company) for _ in range(40)]
+    demo = [c for c in customers if DEMO_EMAIL in str(c)]
+    assert demo and all(DEMO_PHONE in str(c) for c in demo)
+    assert all(DEMO_PHONE not in str(c) for c in customers if c not in demo)
 
 
 def test_unbuilt_services_are_reported_not_started() -> None:

@@ -123,6 +123,8 @@ def test_compose_passes_every_safety_and_provider_variable() -> None:
         "TWILIO_AUTH_TOKEN",
         "TWILIO_PHONE_NUMBER",
         "TWILIO_API_BASE_URL",
+        "LEAD_PHONE_WHITELIST",
+        "SMS_ALLOWED_REGIONS",
     ):
         assert var in outbound
     ingest = services["ingest"]["environment"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import jinja2
 from aiohttp import web
 
 from fakes._recorder import FakeState
@@ -46,7 +47,7 @@ OPEN_NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 NIGHT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 TENANT_ID = uuid.UUID("11111111-2222-3333-4444-555555555555")
 WHITELISTED = "sam@example.com"
-PHONE = "+15551234567"
+PHONE = "+12025550123"
 
 
 def tenant_profile(**overrides: Any) -> TenantProfile:
@@ -57,7 +58,7 @@ def tenant_profile(**overrides: Any) -> TenantProfile:
         "active": True,
         "us_state": "IL",
         "postal_address": "1 Main St, Springfield, IL 62701",
-        "phone": "+15550001111",
+        "phone": "+12025550111",
         "hours": {d: (time(8), time(18)) for d in range(6)},
         "catalog": ("Window tint", "Ceramic coating"),
     }
@@ -340,12 +341,16 @@ class ScriptedSender:
         return self.lookups.pop(0) if self.lookups else NotFound()
 
 
-def renderer(chat: str = "https://chat.example.com") -> JinjaRenderer:
+def renderer(
+    chat: str = "https://chat.example.com", loader: jinja2.BaseLoader | None = None
+) -> JinjaRenderer:
+    """The renderer of the packaged templates (or of `loader`'s)."""
     return JinjaRenderer(
         chat_base_url=chat,
         from_email="noreply@shop.example",
         from_name=None,
         unsubscribe_base_url="https://shop.example/unsubscribe",
+        loader=loader,
     )
 
 
@@ -376,7 +381,9 @@ def harness(
     stale: timedelta = timedelta(seconds=30),
     rates: dict[str, tuple[float, int]] | None = None,
     replay_send: bool = False,
+    phones: frozenset[str] = frozenset({PHONE}),
 ) -> Harness:
+    """`phones`: LEAD_PHONE_WHITELIST (the default test phone by default)."""
     clock = clock or Clock()
     ledger = ledger or InMemoryLedger()
     publisher = RecordingPublisher()
@@ -401,6 +408,7 @@ def harness(
             frequency_caps=caps or {Channel.EMAIL: 1, Channel.SMS: 1},
             claim_stale=stale,
             replay_send=replay_send,
+            phone_whitelist=phones,
         ),
         ledger=ledger,
         tenants=tenants,
@@ -472,7 +480,7 @@ def real_senders(
         account_sid="AC" + "0" * 32,
         auth_token="token",
         base_url=providers.twilio_url,
-        from_number=None if messaging_service else "+15550009999",
+        from_number=None if messaging_service else "+12025550199",
         messaging_service_sid=messaging_service,
         status_callback="http://localhost:3000/webhooks/twilio/status",
         timeout=timeout,

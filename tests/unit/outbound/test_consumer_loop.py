@@ -13,7 +13,9 @@ import pytest
 from schemas.base import Channel
 from schemas.events import OutcomeStatus, TouchPointCommand, TouchPointOutcome
 from services.common.domain.pacing import TokenBucket, backoff_delay
+from services.common.errors import DataRejected
 from services.outbound.entrypoints.consumer import CommandConsumer
+from services.outbound.errors import UnsendableCommand
 from tests.unit.outbound.support import command
 
 
@@ -85,17 +87,24 @@ class FakeDLQ:
 
 class RecordingHandler:
     def __init__(
-        self, delays: dict[uuid.UUID, float] | None = None, fail: set[uuid.UUID] | None = None
+        self,
+        delays: dict[uuid.UUID, float] | None = None,
+        fail: set[uuid.UUID] | None = None,
+        error: Exception | None = None,
     ):
         self.delays = delays or {}
         self.fail = fail or set()
+        self.error = error or RuntimeError("bug")
+        self.fail_times: int | None = None  # None: always
         self.events: list[tuple[str, uuid.UUID]] = []
 
     async def handle(self, cmd: TouchPointCommand) -> TouchPointOutcome:
         self.events.append(("start", cmd.command_id))
         await asyncio.sleep(self.delays.get(cmd.command_id, 0))
-        if cmd.command_id in self.fail:
-            raise RuntimeError("bug")
+        if cmd.command_id in self.fail and (self.fail_times is None or self.fail_times > 0):
+            if self.fail_times is not None:
+                self.fail_times -= 1
+            raise self.error
         self.events.append(("end", cmd.command_id))
         return TouchPointOutcome(
             command_id=cmd.command_id,
@@ -130,16 +139,60 @@ async def test_bad_records_are_dead_lettered_and_offsets_stored() -> None:
     assert kafka.stored == [(0, 12)]
 
 
-async def test_a_handler_bug_parks_the_record_and_the_stream_moves_on() -> None:
-    kafka, dlq = FakeKafka(), FakeDLQ()
+class Slept(list[float]):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+async def test_a_handler_bug_is_tried_a_few_times_then_parked_and_the_stream_moves_on() -> None:
+    kafka, dlq, slept = FakeKafka(), FakeDLQ(), Slept()
     bad, good = command(), command()
     handler = RecordingHandler(fail={bad.command_id})
-    await consumer(handler, kafka, dlq).process(
+    await consumer(handler, kafka, dlq, sleep=slept).process(
         [msg_of(bad, 1, 0), msg_of(good, 1, 1)],
         asyncio.Event(),  # type: ignore[list-item]
     )
-    assert dlq.letters[0].reason.startswith("handler_error: RuntimeError")
+    [letter] = dlq.letters
+    assert letter.reason.startswith("unknown: RuntimeError: bug")
+    assert handler.events.count(("start", bad.command_id)) == 3 and len(slept) == 2
     assert kafka.stored == [(1, 1)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnsendableCommand("template_error:sms/t.txt.j2: 'lead' is undefined"),
+        DataRejected("PostgreSQL refused: DataError: value too long"),
+    ],
+)
+async def test_a_poison_command_goes_to_the_dlq_after_one_try(error: Exception) -> None:
+    kafka, dlq, slept = FakeKafka(), FakeDLQ(), Slept()
+    bad, good = command(), command()
+    handler = RecordingHandler(fail={bad.command_id}, error=error)
+    await consumer(handler, kafka, dlq, sleep=slept).process(
+        [msg_of(bad, 1, 0), msg_of(good, 1, 1)],
+        asyncio.Event(),  # type: ignore[list-item]
+    )
+    [letter] = dlq.letters
+    assert letter.reason == f"poison: {type(error).__name__}: {error}"
+    assert handler.events.count(("start", bad.command_id)) == 1 and slept == []
+    assert ("end", good.command_id) in handler.events and kafka.stored == [(1, 1)]
+
+
+async def test_a_transient_failure_is_retried_with_backoff_never_dead_lettered() -> None:
+    kafka, dlq, slept = FakeKafka(), FakeDLQ(), Slept()
+    cmd = command()
+    handler = RecordingHandler(
+        fail={cmd.command_id}, error=ConnectionResetError("server closed the connection")
+    )
+    handler.fail_times = 8
+    await consumer(handler, kafka, dlq, sleep=slept).process(
+        [msg_of(cmd, 1, 0)],
+        asyncio.Event(),  # type: ignore[list-item]
+    )
+    assert dlq.letters == []
+    assert ("end", cmd.command_id) in handler.events and kafka.stored == [(1, 0)]
+    assert len(slept) == 8 and slept[-1] > slept[0]
 
 
 async def test_tenants_run_in_parallel_and_each_tenant_in_order() -> None:

@@ -12,7 +12,13 @@ import pytest
 from schemas.base import Channel
 from schemas.events import OutcomeStatus
 from services.outbound.domain.model import Found, LedgerStatus, NotFound, Unverifiable
-from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+from services.outbound.errors import (
+    ProviderAmbiguous,
+    ProviderRejected,
+    ProviderUnavailable,
+    UnsendableCommand,
+)
+from tests.support.phones import random_phone
 from tests.unit.outbound.support import (
     NIGHT,
     WHITELISTED,
@@ -154,11 +160,11 @@ async def test_suppressed_contact_is_skipped() -> None:
     await h.ledger.suppress(
         tenant_id=tenant_profile().id,
         channel=Channel.SMS,
-        contact="+15551234567",
+        contact="+12025550123",
         reason="stop",
         source="test",
     )
-    outcome = await h.handle(command(channel=Channel.SMS, phone="(555) 123-4567"))
+    outcome = await h.handle(command(channel=Channel.SMS, phone="(202) 555-0123"))
     assert (outcome.status, outcome.reason) == (OutcomeStatus.SKIPPED, "suppressed")
 
 
@@ -186,7 +192,7 @@ async def test_opted_out_rejection_adds_a_suppression_and_fails_without_retry() 
     outcome = await h.handle(cmd)
     assert (outcome.status, outcome.reason) == (OutcomeStatus.FAILED, "twilio_21610_opted_out")
     assert sender.attempts == 1
-    assert (tenant_profile().id, Channel.SMS, "+15551234567") in h.ledger.suppressions
+    assert (tenant_profile().id, Channel.SMS, "+12025550123") in h.ledger.suppressions
     # the next SMS to that contact is skipped before any provider call
     again = await h.handle(command(channel=Channel.SMS, step=3))
     assert again.reason == "suppressed" and sender.attempts == 1
@@ -240,11 +246,16 @@ async def test_unverifiable_ambiguous_send_is_marked_unknown_never_resent() -> N
     assert (await h.handle(cmd)).duplicate
 
 
-async def test_unknown_template_fails_with_reason() -> None:
+async def test_a_template_that_cannot_render_fails_with_reason_then_raises_for_the_dlq() -> None:
     h = harness()
-    outcome = await h.handle(command(template="no_such_template"))
+    cmd = command(template="no_such_template")
+    with pytest.raises(UnsendableCommand, match="unknown_template"):
+        await h.handle(cmd)
+    [outcome] = h.publisher.outcomes
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.reason.startswith("unknown_template")
+    row = await h.ledger.get(cmd.command_id)
+    assert row is not None and row.status is LedgerStatus.FAILED  # no claim left dangling
     assert _sent(h.senders[Channel.EMAIL]) == 0
 
 
@@ -253,7 +264,7 @@ async def test_claim_left_by_a_dead_process_is_reconciled_not_blindly_resent() -
     clock = Clock()
     cmd = command(channel=Channel.SMS)
     # a previous process claimed it and died
-    await ledger.claim(cmd, recipient="+15551234567", now=clock.now, cap_since=clock.now)
+    await ledger.claim(cmd, recipient="+12025550123", now=clock.now, cap_since=clock.now)
     found = ScriptedSender("twilio", lookups=[Found("SM-before-crash")])
     h = harness(sms=found, ledger=ledger, clock=clock, stale=timedelta(seconds=30))
     outcome = await h.handle(cmd)
@@ -267,7 +278,7 @@ async def test_claim_left_by_a_dead_process_not_found_is_sent() -> None:
     ledger = InMemoryLedger()
     clock = Clock()
     cmd = command(channel=Channel.SMS)
-    await ledger.claim(cmd, recipient="+15551234567", now=clock.now, cap_since=clock.now)
+    await ledger.claim(cmd, recipient="+12025550123", now=clock.now, cap_since=clock.now)
     sender = ScriptedSender("twilio", lookups=[NotFound()])
     h = harness(sms=sender, ledger=ledger, clock=clock)
     outcome = await h.handle(cmd)
@@ -307,11 +318,10 @@ async def test_seed_log_lines(caplog: pytest.LogCaptureFixture) -> None:
 
 
 async def test_pacing_spaces_sends_per_sender() -> None:
-    h = harness(rates={"twilio": (1.0, 1)})
-    for _ in range(3):
-        await h.handle(
-            command(channel=Channel.SMS, phone=f"+1555000{uuid.uuid4().int % 10000:04d}")
-        )
+    phones = [random_phone() for _ in range(3)]
+    h = harness(rates={"twilio": (1.0, 1)}, phones=frozenset(phones))
+    for phone in phones:
+        await h.handle(command(channel=Channel.SMS, phone=phone))
     assert h.clock.slept == [1.0, 1.0]  # 1 message/s: the 2nd and 3rd wait a second each
 
 

@@ -3,6 +3,7 @@ and how every failure is classified (retry / reconcile / reject)."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -55,11 +56,12 @@ def email_message() -> EmailMessage:
     return msg
 
 
-def sms_message(phone: str = "+15551234567") -> SmsMessage:
+def sms_message(phone: str = "+12025550123") -> SmsMessage:
+    """A rendered SMS, approved by the gate for the number it goes to (as the handler does)."""
     cmd = command(channel=Channel.SMS, phone=phone)
     msg = renderer().render(cmd, tenant_profile(), now=OPEN_NOW, validity_seconds=900)
     assert isinstance(msg, SmsMessage)
-    return msg
+    return dataclasses.replace(msg, approved_to=msg.to)
 
 
 def closed_port() -> str:
@@ -185,7 +187,7 @@ async def test_twilio_payload(providers: FakeProviders, executor: ThreadPoolExec
     assert req["path"] == f"/2010-04-01/Accounts/AC{'0' * 32}/Messages.json"
     assert req["status"] == 201 and req["message_id"] == sid and sid.startswith("SM")
     form = req["payload"]
-    assert form["To"] == "+15551234567" and form["From"] == "+15550009999"
+    assert form["To"] == "+12025550123" and form["From"] == "+12025550199"
     assert "MessagingServiceSid" not in form
     assert form["StatusCallback"] == "http://localhost:3000/webhooks/twilio/status"
     assert form["ValidityPeriod"] == "900"
@@ -240,7 +242,7 @@ async def test_twilio_fault_classes(
 @pytest.mark.parametrize(
     ("phone", "reason", "suppress"),
     [
-        ("+15557654321", "twilio_21610_opted_out", True),
+        ("+13125550143", "twilio_21610_opted_out", True),
         ("+1555", "twilio_21211_invalid_number", False),
     ],
 )
@@ -249,10 +251,10 @@ async def test_twilio_permanent_rejections(
 ) -> None:
     from fakes.twilio_server import OPTOUTS
 
-    providers.twilio_app[OPTOUTS].add("+15557654321")
+    providers.twilio_app[OPTOUTS].add("+13125550143")
     _, sms = real_senders(providers, executor)
     msg = sms_message()
-    bad = SmsMessage(msg.command_id, msg.tenant_id, msg.lead_id, phone, msg.body, 60, msg.chat_link)
+    bad = dataclasses.replace(msg, to=phone, approved_to=phone, validity_seconds=60)
     try:
         with pytest.raises(ProviderRejected) as info:
             await sms.send(bad)
@@ -278,7 +280,7 @@ async def test_twilio_wrong_credentials_and_refused_connection_are_retryable(
             account_sid="AC" + "1" * 32,
             auth_token="wrong",
             base_url=base,
-            from_number="+15550009999",
+            from_number="+12025550199",
             messaging_service_sid=None,
             status_callback=None,
             timeout=1,
@@ -309,17 +311,17 @@ async def test_twilio_list_filters_by_to_and_date_sent(providers: FakeProviders)
     http = RoutedAsyncHttpClient(base_url=providers.twilio_url, connect_timeout=1, read_timeout=2)
     client = Client("AC" + "0" * 32, "t", http_client=http, environment={"X": ""})
     try:
-        for to in ("+15550000001", "+15550000002", "+15550000001"):
-            await client.messages.create_async(to=to, from_="+15550009999", body="hi")
+        for to in ("+12025550101", "+12025550102", "+12025550101"):
+            await client.messages.create_async(to=to, from_="+12025550199", body="hi")
         today = await client.messages.list_async(
-            to="+15550000001", date_sent_after=datetime.now(UTC) - timedelta(hours=1)
+            to="+12025550101", date_sent_after=datetime.now(UTC) - timedelta(hours=1)
         )
         tomorrow = await client.messages.list_async(
-            to="+15550000001", date_sent_after=datetime.now(UTC) + timedelta(days=1)
+            to="+12025550101", date_sent_after=datetime.now(UTC) + timedelta(days=1)
         )
     finally:
         await http.close()
-    assert len(today) == 2 and all(m.to == "+15550000001" for m in today)
+    assert len(today) == 2 and all(m.to == "+12025550101" for m in today)
     assert tomorrow == []
     assert "DateSent>" in providers.twilio.requests[-1]["query"]
 
@@ -333,9 +335,45 @@ def test_region_and_edge_in_the_environment_cannot_redirect_our_requests(
         account_sid="AC" + "0" * 32,
         auth_token="t",
         base_url="http://127.0.0.1:9",
-        from_number="+15550009999",
+        from_number="+12025550199",
         messaging_service_sid=None,
         status_callback=None,
         timeout=1,
     )
     assert sms._client.get_hostname("https://api.twilio.com/x") == "https://api.twilio.com/x"
+
+
+@pytest.mark.parametrize("approved", [None, "+12025550176"])
+async def test_twilio_sends_only_to_the_number_the_gate_approved(
+    providers: FakeProviders, executor: ThreadPoolExecutor, approved: str | None
+) -> None:
+    _, sms = real_senders(providers, executor)
+    msg = dataclasses.replace(sms_message(), approved_to=approved)
+    try:
+        with pytest.raises(ProviderRejected) as info:
+            await sms.send(msg)
+    finally:
+        await sms.close()
+    assert info.value.reason == "recipient_not_approved" and not info.value.suppress
+    assert providers.twilio.requests == []  # nothing left the process
+
+
+async def test_twilio_error_texts_are_masked_before_anyone_sees_them(
+    providers: FakeProviders, executor: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twilio's refusal quotes the recipient's number; the reason we store (ledger), publish
+    (outcome) and log is the one the sender raises: masked like every contact."""
+    _, sms = real_senders(providers, executor)
+    providers.twilio.configure({"scripted": [{"status": 400, "code": 21408}]})
+    msg = sms_message("+12025550123")
+    try:
+        with pytest.raises(ProviderRejected) as info:
+            await sms.send(msg)
+    finally:
+        await sms.close()
+    reason = info.value.reason
+    assert reason.startswith("twilio_21408: ") and "Permission to send an SMS" in reason
+    assert "***23" in reason
+    assert "2025550123" not in reason and "2025550123" not in caplog.text
+    [request] = providers.twilio.requests  # the fake did quote it
+    assert request["payload"]["To"] == "+12025550123"

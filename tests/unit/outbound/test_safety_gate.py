@@ -26,6 +26,7 @@ def gate(**overrides: object) -> GateInput:
         "sms_configured": True,
         "tenant": TENANT,
         "now": OPEN_NOW,
+        "phone_whitelist": frozenset({PHONE}),
     }
     values.update(overrides)
     return GateInput(**values)  # type: ignore[arg-type]
@@ -142,7 +143,7 @@ def test_frequency_cap_does_not_skip_what_is_deferred_anyway() -> None:
         ({"tenant": None}, "unknown_tenant"),
         ({"tenant": dataclasses.replace(TENANT, active=False)}, "tenant_inactive"),
         ({"channel": Channel.SMS, "phone": None}, "no_phone"),
-        ({"channel": Channel.SMS, "phone": "12"}, "no_phone"),
+        ({"channel": Channel.SMS, "phone": "12"}, "invalid_phone"),
         ({"tenant": dataclasses.replace(TENANT, has_postal_address=False)}, "no_postal_address"),
         ({"opted_out": True}, "lead_opted_out"),
     ],
@@ -227,7 +228,7 @@ def test_quoted_comma_list_allows_exactly_those_two() -> None:
         ({"sendgrid_api_key": "  "}, False, False),  # `SENDGRID_API_KEY=` in .env is unset
         ({"sendgrid_api_key": "SG.x"}, True, False),
         ({"twilio_account_sid": "AC1", "twilio_auth_token": "t"}, False, False),  # no sender
-        ({"twilio_account_sid": "AC1", "twilio_phone_number": "+15550001111"}, False, False),
+        ({"twilio_account_sid": "AC1", "twilio_phone_number": "+12025550111"}, False, False),
         (
             {"twilio_account_sid": "AC1", "twilio_auth_token": "t", "twilio_phone_number": "+1555"},
             False,
@@ -265,3 +266,60 @@ def test_providers_count_as_configured_only_with_complete_credentials(
     with ThreadPoolExecutor(1) as pool:
         senders = build_senders(settings, pool)
     assert set(senders) == {c for c, on in ((Channel.EMAIL, email_on), (Channel.SMS, sms_on)) if on}
+
+
+# SMS bound to its recipient (DESIGN §6 4a) -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ("+1" + "9" * 38, "invalid_phone"),  # the 39-digit number of a website form
+        ("+15551234567", "invalid_phone"),  # +8 digits: the hand-written normaliser took it
+        ("\u00b2\u00b2\u00b2", "invalid_phone"),
+        ("+442079460958", "phone_region"),  # valid, but not in SMS_ALLOWED_REGIONS
+        ("+19005550123", "phone_not_whitelisted"),  # a premium-rate number nobody listed
+        ("+12025550124", "phone_not_whitelisted"),  # the neighbour of a listed number
+        ("  ", "no_phone"),
+    ],
+)
+def test_an_sms_needs_a_valid_allowed_and_listed_phone(phone: str, reason: str) -> None:
+    decision = decide(gate(channel=Channel.SMS, phone=phone))
+    assert (decision.verdict, decision.reason) == (Verdict.SKIP, reason)
+    assert decision.recipient is None
+    # email is not bound to the phone
+    assert decide(gate(channel=Channel.EMAIL, phone=phone)).allowed
+
+
+def test_an_empty_phone_list_means_no_sms_even_for_a_whitelisted_email() -> None:
+    decision = decide(gate(channel=Channel.SMS, phone_whitelist=frozenset()))
+    assert (decision.verdict, decision.reason) == (Verdict.SKIP, "phone_whitelist_empty")
+    assert decide(gate(channel=Channel.EMAIL, phone_whitelist=frozenset())).allowed
+
+
+def test_a_listed_phone_is_matched_exactly_after_normalisation_and_named_in_the_decision() -> None:
+    for written in ("(202) 555-0123", "+1 202-555-0123", "12025550123"):
+        decision = decide(gate(channel=Channel.SMS, phone=written))
+        assert decision.allowed and decision.recipient == "+12025550123"
+    # the email rule still comes first: a listed phone never opens SMS on its own
+    denied = decide(gate(channel=Channel.SMS, email="jane.doe@gmail.com"))
+    assert (denied.reason, denied.recipient) == ("not_whitelisted", None)
+
+
+def test_regions_are_a_setting() -> None:
+    uk = "+442079460958"
+    allowed = gate(channel=Channel.SMS, phone=uk, phone_whitelist=frozenset({uk}))
+    assert decide(allowed).reason == "phone_region"
+    assert decide(dataclasses.replace(allowed, sms_regions=frozenset({"GB"}))).allowed
+    assert decide(dataclasses.replace(allowed, sms_regions=frozenset())).reason == "phone_region"
+
+
+def test_phone_settings_fail_at_start_naming_the_variable() -> None:
+    from services.common.errors import ConfigError
+    from services.common.settings import load_settings
+    from services.outbound.settings import OutboundSettings
+
+    with pytest.raises(ConfigError, match="LEAD_PHONE_WHITELIST"):
+        load_settings(OutboundSettings, lead_phone_whitelist="+12025550123, 555-0199")
+    with pytest.raises(ConfigError, match="SMS_ALLOWED_REGIONS"):
+        load_settings(OutboundSettings, sms_allowed_regions="US,XX")
+    ok = load_settings(OutboundSettings, lead_phone_whitelist='"+1 (202) 555-0123"')
+    assert ok.phone_whitelist == {"+12025550123"} and ok.sms_regions == {"US", "CA"}

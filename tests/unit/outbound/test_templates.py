@@ -58,11 +58,11 @@ def test_default_email_templates(name: str) -> None:
 
 @pytest.mark.parametrize("name", SMS_TEMPLATES)
 def test_default_sms_templates(name: str) -> None:
-    cmd = command(channel=Channel.SMS, template=name, phone="(555) 123-4567")
+    cmd = command(channel=Channel.SMS, template=name, phone="(202) 555-0123")
     msg = renderer().render(cmd, tenant_profile(), now=OPEN_NOW, validity_seconds=600)
     assert isinstance(msg, SmsMessage)
     assert f"https://chat.example.com/{cmd.lead_id}" in msg.body
-    assert msg.to == "+15551234567" and msg.validity_seconds == 600
+    assert msg.to == "+12025550123" and msg.validity_seconds == 600
     assert len(msg.body) <= 320 and "STOP" in msg.body
 
 
@@ -141,3 +141,17 @@ def test_hours_lines() -> None:
     assert hours_lines({}) == []
     lines = hours_lines({0: (time(9, 30), time(17))})
     assert lines[0] == "Mon 9:30 AM–5:00 PM" and lines[6] == "Sun closed"
+
+
+def test_any_failure_while_rendering_is_a_template_error() -> None:
+    """A filter or an expression that raises (not a jinja2 error) is the template's fault too:
+    a TemplateError, so the command is recorded failed and dead-lettered, never a crash."""
+    loader = jinja2.DictLoader({"sms/broken.txt.j2": "{{ (lead.first_name | length) / 0 }}"})
+    broken = renderer(loader=loader)
+    with pytest.raises(TemplateError, match="ZeroDivisionError"):
+        broken.render(
+            command(channel=Channel.SMS, template="broken"),
+            tenant_profile(),
+            now=OPEN_NOW,
+            validity_seconds=600,
+        )

@@ -91,7 +91,7 @@ _order_events = st.builds(
     order=st.none()
     | st.builds(
         OrderSnapshot,
-        order_id=st.text(max_size=40),
+        order_id=st.text(min_size=1, max_size=40),
         number=_texts,
         status=st.text(max_size=20),
         authorized=st.booleans(),
@@ -102,7 +102,9 @@ _order_events = st.builds(
         version=st.none() | st.integers(min_value=0, max_value=2**70),
         created_at=st.none() | _moments,
     ),
-    customer=st.builds(Customer, email=_texts, phone=_texts, first_name=_texts),
+    customer=st.builds(
+        Customer, email=_texts, phone=st.none() | st.text(max_size=32), first_name=_texts
+    ),
     service_of_interest=_texts,
     plan_touchpoints=st.booleans(),
 )

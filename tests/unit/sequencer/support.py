@@ -72,7 +72,7 @@ def order(
     at: datetime = T0,
     status: str = "Estimate",
     email: str | None = "sam@example.com",
-    phone: str | None = "+15555550100",
+    phone: str | None = "+13125550150",
     event_id: str | None = None,
     **flags: object,
 ) -> OrderEvent:

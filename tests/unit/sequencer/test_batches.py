@@ -40,9 +40,8 @@ def build(tmp_path: Path, outbox: FakeOutbox, clock: Clock, **kw: Any) -> Sequen
         sequencer_batch_size=10,
         sequencer_batch_ms=1.0,
     )
-    app = build_worker(
-        settings, outbox=outbox, directory=StaticDirectory("America/New_York"), clock=clock, **kw
-    )
+    kw.setdefault("directory", StaticDirectory("America/New_York"))
+    app = build_worker(settings, outbox=outbox, clock=clock, **kw)
     app.app.loop = asyncio.get_running_loop()
     app.app.finalize()
     app.app.conf.store = "memory://"
@@ -270,3 +269,62 @@ async def test_a_tick_that_comes_early_keeps_the_lead_in_the_due_index(seq: Any)
         await ctx.put(b"tick", partition=0)
         await asyncio.sleep(0.01)
     assert [(c.step_index, c.channel) for c in outbox.commands][-1] == (1, Channel.SMS)
+
+
+class FlakyDirectory(StaticDirectory):
+    """Tenant configs that fail `failures` times with `error` before they answer."""
+
+    def __init__(self, error: Exception, failures: int) -> None:
+        super().__init__("America/New_York")
+        self.error, self.failures, self.calls = error, failures, 0
+
+    def get(self, tenant_id: uuid.UUID) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return super().get(tenant_id)
+
+
+async def flaky(tmp_path: Path, error: Exception, failures: int) -> tuple[Any, FakeOutbox, Any]:
+    outbox = FakeOutbox()
+    directory = FlakyDirectory(error, failures)
+    app = build(tmp_path, outbox, Clock(T0), directory=directory)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    app.batches.sleep = sleep
+    return app, outbox, slept
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError("connection lost"), TimeoutError()])
+async def test_a_transient_failure_retries_that_record_with_backoff_and_drops_nothing(
+    tmp_path: Path, error: Exception
+) -> None:
+    app, outbox, slept = await flaky(tmp_path, error, failures=6)
+    event = order("o-transient")
+    await put(app.order_agent, event)
+    assert outbox.dead == []  # an outage is no reason to dead-letter anything
+    assert [c.lead_id for c in outbox.commands] == [event.lead_id]
+    assert len(slept) == 6 and slept[-1] > slept[0]  # backoff, growing
+
+
+async def test_an_unknown_failure_is_tried_a_few_times_then_dead_lettered(tmp_path: Path) -> None:
+    app, outbox, slept = await flaky(tmp_path, RuntimeError("a bug"), failures=1000)
+    poison, after = order("o-poison"), order("o-after")
+    await put(app.order_agent, poison)
+    [letter] = outbox.dead
+    assert letter.reason.startswith("unknown: RuntimeError: a bug")
+    assert len(slept) == 2  # three tries in all
+    app.batches.directory.failures = 0  # the next record is fine: the stream went on
+    await put(app.order_agent, after)
+    assert [c.lead_id for c in outbox.commands] == [after.lead_id]
+
+
+async def test_a_poison_record_is_dead_lettered_after_one_try(tmp_path: Path) -> None:
+    app, outbox, slept = await flaky(tmp_path, RuntimeError("never"), failures=0)
+    await put_raw(app.order_agent, str(TENANT).encode(), b'{"schema_version": 1}')
+    [letter] = outbox.dead
+    assert letter.reason.startswith("poison: ContractError: OrderEvent:")
+    assert slept == []

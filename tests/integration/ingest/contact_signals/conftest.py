@@ -3,7 +3,6 @@ PostgreSQL with provider keys configured, rows of the read model, and reading a 
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from services.common.db.models import JobExecution, Lead
 from services.common.settings import load_settings
 from services.ingest.entrypoints.http import create_app
 from services.ingest.settings import IngestSettings
+from tests.support.phones import random_phone as random_phone
 from tests.support.provider_signing import SendGridSigner
 
 TWILIO_TOKEN = "integration-twilio-token"
@@ -73,10 +73,6 @@ def read_signals(
         return out
     finally:
         consumer.close()
-
-
-def random_phone() -> str:
-    return f"+1555{random.randrange(10**7):07d}"
 
 
 @dataclass

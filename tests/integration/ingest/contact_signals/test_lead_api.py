@@ -23,7 +23,7 @@ async def token_for(stack: Stack, tenant_id: uuid.UUID) -> dict[str, str]:
 
 
 async def test_lead_view_for_chat_and_tenant_scope(stack: Stack, make_tenant: Any) -> None:
-    tenant, _ = await make_tenant(timezone="America/Chicago", phone="+15550001111")
+    tenant, _ = await make_tenant(timezone="America/Chicago", phone="+12025550111")
     other, _ = await make_tenant()
     async with stack.engine.begin() as conn:
         await set_hours(conn, tenant_id=tenant.id, hours={0: (time(8), time(18))})

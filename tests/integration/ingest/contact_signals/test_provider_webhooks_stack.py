@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from schemas.events import SignalKind
 from tests.integration.ingest.contact_signals.conftest import (
@@ -118,7 +119,7 @@ async def test_sms_stop_start_help_and_reply(stack: Stack, make_tenant: Any) -> 
     stop = {
         "MessageSid": "SM" + uuid.uuid4().hex,
         "From": local,
-        "To": "+15550000000",
+        "To": "+12025550100",
         "Body": " Stop ",
     }
     resp = await post_twilio(stack, "/webhooks/twilio/inbound", stop)
@@ -160,6 +161,38 @@ async def test_sms_stop_start_help_and_reply(stack: Stack, make_tenant: Any) -> 
     assert kinds == [SignalKind.OPTED_OUT, SignalKind.OPTED_IN, SignalKind.REPLIED]
 
 
+async def test_a_replayed_start_never_lifts_a_later_stop(stack: Stack, make_tenant: Any) -> None:
+    """STOP, START, STOP; then someone replays the START's signed request (or Twilio delivers it
+    again): its MessageSid is claimed before any suppression changes, so the number stays
+    opted out, and no opted-in signal goes out for it."""
+    tenant, _ = await make_tenant()
+    phone = random_phone()
+    lead = await stack.add_lead(tenant.id, phone=phone)
+    # an outbound send earlier met Twilio's 21610: outbound's own suppression of this location
+    async with stack.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO suppressions (tenant_id, channel, contact, reason, source) "
+                "VALUES (:t, 'sms', :p, 'opted_out', 'twilio')"
+            ),
+            {"t": tenant.id, "p": phone},
+        )
+
+    def sms(body: str) -> dict[str, str]:
+        return {"MessageSid": "SM" + uuid.uuid4().hex, "From": phone, "Body": body}
+
+    first_stop, start, second_stop = sms("STOP"), sms("START"), sms("STOP")
+    assert (await post_twilio(stack, "/webhooks/twilio/inbound", first_stop)).status == 200
+    assert (await post_twilio(stack, "/webhooks/twilio/inbound", start)).status == 200
+    assert not await suppressed(stack, "sms", phone)  # START lifted outbound's opt-out too
+    assert (await post_twilio(stack, "/webhooks/twilio/inbound", second_stop)).status == 200
+    assert await suppressed(stack, "sms", phone)
+    assert (await post_twilio(stack, "/webhooks/twilio/inbound", start)).status == 200  # replay
+    assert await suppressed(stack, "sms", phone)
+    kinds = [s.kind for _, s in stack.signals() if s.lead_id == lead]
+    assert kinds == [SignalKind.OPTED_OUT, SignalKind.OPTED_IN, SignalKind.OPTED_OUT]
+
+
 async def test_twilio_status_callback_marks_the_touch_delivered(
     stack: Stack, make_tenant: Any
 ) -> None:
@@ -172,7 +205,7 @@ async def test_twilio_status_callback_marks_the_touch_delivered(
     )
     path = "/webhooks/twilio/status"
     for status in ("sent", "delivered", "sent"):  # the late "sent" must not undo "delivered"
-        params = {"MessageSid": sid, "MessageStatus": status, "To": phone, "From": "+15550000000"}
+        params = {"MessageSid": sid, "MessageStatus": status, "To": phone, "From": "+12025550100"}
         assert (await post_twilio(stack, path, params)).status == 200
     row = "SELECT delivery_status FROM job_executions WHERE command_id = :c"
     assert await stack.scalar(row, c=command) == "delivered"

@@ -7,14 +7,18 @@ time window; `leads` through (tenant_id, state) when one location is selected.
 
 from __future__ import annotations
 
+import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.common.db.models import JOB_STATUSES
+from services.common.domain.read_model import JOB_STATUSES
+from services.ingest.domain.dashboard import LeadCounts, ReadModelCounts, TouchCounts
+from services.ingest.errors import ReadModelUnavailable
 
 #: Outcome reasons that mean "the outbound whitelist stopped it" (DESIGN §6 rules 1–2).
 WHITELIST_REASONS = ("whitelist_empty", "not_whitelisted")
@@ -52,26 +56,6 @@ FROM (
 GROUP BY GROUPING SETS ((tenant_id, status), (bucket, status, reason),
                         (channel, status, delivery_status))
 """
-
-
-@dataclass(slots=True)
-class LeadCounts:
-    """Leads by location and state, and leads created per time bucket."""
-
-    by_tenant: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
-    created_per_bucket: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class TouchCounts:
-    """Touch-point decisions in the window, by location, time bucket, reason and channel."""
-
-    by_tenant: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
-    whitelist_by_tenant: dict[uuid.UUID, int] = field(default_factory=dict)
-    #: (bucket, status, reason code) → count
-    by_bucket: dict[tuple[int, str, str], int] = field(default_factory=dict)
-    #: (channel, status, delivery status or "-") → count
-    by_channel: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 async def lead_counts(
@@ -120,3 +104,36 @@ async def touch_counts(
 async def tenant_names(conn: AsyncConnection) -> dict[uuid.UUID, str]:
     result = await conn.execute(text("SELECT id, name FROM tenants ORDER BY name"))
     return {row[0]: row[1] for row in result}
+
+
+class PostgresDashboardReads:
+    """One refresh's reads on one connection, each statement bounded by `statement_timeout_ms`;
+    the locations' names are re-read at most every `names_seconds`. A database that does not
+    answer raises `ReadModelUnavailable` (its reason: the driver's error class)."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, statement_timeout_ms: int = 5000, names_seconds: float = 30.0
+    ) -> None:
+        self._engine = engine
+        self._timeout_ms = statement_timeout_ms
+        self._names_seconds = names_seconds
+        self._names: tuple[float, dict[uuid.UUID, str]] = (0.0, {})
+
+    async def counts(
+        self, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+    ) -> ReadModelCounts:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text(f"SET LOCAL statement_timeout = {int(self._timeout_ms)}"))
+                if time.monotonic() - self._names[0] > self._names_seconds or not self._names[1]:
+                    self._names = (time.monotonic(), await tenant_names(conn))
+                leads = await lead_counts(
+                    conn, tenant=tenant, since=since, bucket_seconds=bucket_seconds
+                )
+                touches = await touch_counts(
+                    conn, tenant=tenant, since=since, bucket_seconds=bucket_seconds
+                )
+                await conn.rollback()
+        except (DBAPIError, PoolTimeout, OSError) as exc:
+            raise ReadModelUnavailable(exc.__class__.__name__) from exc
+        return ReadModelCounts(names=self._names[1], leads=leads, touches=touches)

@@ -1,30 +1,19 @@
-"""Webhook rate and latency read from the ingest process's own Prometheus registry.
+"""Webhook rate and latency from snapshots of the ingest process's own instruments (pure).
 
 The dashboard does not re-count requests: it snapshots the counter and histogram the ingest
-handlers already update, and derives rates and quantiles from the difference of two snapshots
-(what Prometheus' `rate()` and `histogram_quantile()` do, for one process).
+handlers already update (`adapters.webhook_stats_prometheus`), and derives rates and quantiles
+from the difference of two snapshots (what Prometheus' `rate()` and `histogram_quantile()` do,
+for one process).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.metrics_core import Metric
-
 Buckets = tuple[tuple[float, float], ...]  # (upper bound `le`, cumulative count), sorted
-
-
-def _family(registry: CollectorRegistry, name: str) -> Metric | None:
-    base = name.removesuffix("_total")
-    for metric in registry.collect():
-        if metric.name in (name, base):
-            return metric
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,56 +27,6 @@ class WebhookStats:
     latency_count: float = 0.0
     latency_sum: float = 0.0
     buckets: Buckets = ()
-
-    @classmethod
-    def from_registry(
-        cls,
-        registry: CollectorRegistry,
-        *,
-        request_metric: str,
-        latency_metric: str,
-        breakdown_label: str | None = None,
-        at: float | None = None,
-    ) -> WebhookStats:
-        """Snapshot `request_metric` (a Counter) and `latency_metric` (a Histogram, seconds).
-
-        `breakdown_label` names the counter label to break requests down by (e.g. `outcome`);
-        by default the counter's first label is used. Missing metrics give `available=False`.
-        """
-        now = time.time() if at is None else at
-        counter = _family(registry, request_metric)
-        histogram = _family(registry, latency_metric)
-        if counter is None and histogram is None:
-            return cls(at=now)
-        requests = 0.0
-        by_label: dict[str, float] = {}
-        for sample in counter.samples if counter is not None else ():
-            if not sample.name.endswith("_total"):
-                continue  # `_created` timestamps
-            requests += sample.value
-            label = breakdown_label or next(iter(sample.labels), None)
-            if label is not None:
-                key = sample.labels.get(label, "")
-                by_label[key] = by_label.get(key, 0.0) + sample.value
-        count = total = 0.0
-        cumulative: dict[float, float] = {}
-        for sample in histogram.samples if histogram is not None else ():
-            if sample.name.endswith("_bucket"):
-                le = float(sample.labels["le"])
-                cumulative[le] = cumulative.get(le, 0.0) + sample.value
-            elif sample.name.endswith("_count"):
-                count += sample.value
-            elif sample.name.endswith("_sum"):
-                total += sample.value
-        return cls(
-            at=now,
-            available=True,
-            requests=requests,
-            by_label=by_label,
-            latency_count=count,
-            latency_sum=total,
-            buckets=tuple(sorted(cumulative.items())),
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Consumer lag for the dashboard: read in a worker thread, cached a few seconds.
+"""Consumer lag for the dashboard: read from Kafka in a worker thread, cached a few seconds.
 
 `consumer_lag` talks to the broker synchronously (admin + watermark calls), so it never runs on
 the event loop; concurrent page refreshes share one read.
@@ -10,40 +10,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from services.common.kafka.lag import PartitionLag
+from services.ingest.domain.dashboard import LagReport
 
 log = logging.getLogger(__name__)
 
 LagReader = Callable[[], list[PartitionLag]]
-
-
-@dataclass(frozen=True, slots=True)
-class LagReport:
-    rows: list[PartitionLag] = field(default_factory=list)
-    error: str | None = None
-    as_of: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        groups: dict[str, dict[str, Any]] = {}
-        for row in self.rows:
-            g = groups.setdefault(
-                row.group, {"group": row.group, "lag": 0, "partitions": 0, "behind": 0, "max": 0}
-            )
-            g["lag"] += row.lag
-            g["partitions"] += 1
-            g["behind"] += 1 if row.lag else 0
-            g["max"] = max(g["max"], row.lag)
-            topics = g.setdefault("topics", {})
-            topics[row.topic] = topics.get(row.topic, 0) + row.lag
-        return {
-            "groups": sorted(groups.values(), key=lambda g: g["group"]),
-            "total": sum(r.lag for r in self.rows),
-            "error": self.error,
-            "as_of": round(self.as_of, 3),
-        }
 
 
 class LagProbe:

@@ -1,14 +1,21 @@
-"""Shape the dashboard's JSON from query results (pure: no I/O, unit-tested directly)."""
+"""The dashboard's figures and the JSON one refresh shows (pure: no I/O, unit-tested directly).
+
+The counts come from the read model (`adapters.dashboard_pg`), the lag rows from Kafka
+(`adapters.lag_probe`); `build_summary` shapes them, with the webhook figures, into the page's
+JSON.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from services.common.db.models import JOB_STATUSES, LEAD_STATES
-from services.ingest.dashboard.queries import LeadCounts, TouchCounts
+from services.common.domain.read_model import JOB_STATUSES, LEAD_STATES
+
+if TYPE_CHECKING:
+    from services.common.kafka.lag import PartitionLag
 
 #: Bucket widths (seconds) the time axis snaps to; the smallest giving at most MAX_BUCKETS.
 BUCKET_CHOICES = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
@@ -40,6 +47,63 @@ class Window:
         first = int(self.since.timestamp()) // self.bucket_seconds
         last = int(self.now.timestamp()) // self.bucket_seconds
         return list(range(first, last + 1))
+
+
+@dataclass(slots=True)
+class LeadCounts:
+    """Leads by location and state, and leads created per time bucket."""
+
+    by_tenant: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
+    created_per_bucket: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TouchCounts:
+    """Touch-point decisions in the window, by location, time bucket, reason and channel."""
+
+    by_tenant: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
+    whitelist_by_tenant: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: (bucket, status, reason code) → count
+    by_bucket: dict[tuple[int, str, str], int] = field(default_factory=dict)
+    #: (channel, status, delivery status or "-") → count
+    by_channel: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadModelCounts:
+    """What one refresh reads from PostgreSQL: the locations' names and the two counts."""
+
+    names: dict[uuid.UUID, str]
+    leads: LeadCounts
+    touches: TouchCounts
+
+
+@dataclass(frozen=True, slots=True)
+class LagReport:
+    """A consumer-lag reading (rows per group and partition), or the error that prevented it."""
+
+    rows: list[PartitionLag] = field(default_factory=list)
+    error: str | None = None
+    as_of: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        groups: dict[str, dict[str, Any]] = {}
+        for row in self.rows:
+            g = groups.setdefault(
+                row.group, {"group": row.group, "lag": 0, "partitions": 0, "behind": 0, "max": 0}
+            )
+            g["lag"] += row.lag
+            g["partitions"] += 1
+            g["behind"] += 1 if row.lag else 0
+            g["max"] = max(g["max"], row.lag)
+            topics = g.setdefault("topics", {})
+            topics[row.topic] = topics.get(row.topic, 0) + row.lag
+        return {
+            "groups": sorted(groups.values(), key=lambda g: g["group"]),
+            "total": sum(r.lag for r in self.rows),
+            "error": self.error,
+            "as_of": round(self.as_of, 3),
+        }
 
 
 def _ratio(part: int, whole: int) -> float | None:

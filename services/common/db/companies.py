@@ -1,0 +1,121 @@
+"""Shopmonkey companies (connection passed in, keyword-only arguments): the one place that reads
+and writes their secrets (API key, webhook secret), so encrypting them at rest changes this
+module only.
+
+A company holds what Shopmonkey issues per company (the API key, the webhook signing secret);
+its locations are tenants (`db.tenants`). `company_with_tenants` and `companies_with_tenants`
+read a company together with its locations, as ingest routes and polls by company.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.db.models import ShopmonkeyCompany, Tenant
+from services.common.db.tenants import TenantRecord, tenant_record
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyRecord:
+    """A company as the services use it. Secrets stay out of `repr`."""
+
+    id: str
+    name: str
+    signature_scheme: str
+    active: bool
+    shopmonkey_api_key: str | None = None
+    webhook_secret: str | None = None
+
+    def __repr__(self) -> str:
+        return f"CompanyRecord(id={self.id!r}, name={self.name!r}, active={self.active})"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _record(row: Any) -> CompanyRecord:
+    return CompanyRecord(
+        id=row.id,
+        name=row.name,
+        signature_scheme=row.signature_scheme,
+        active=row.active,
+        shopmonkey_api_key=row.shopmonkey_api_key,
+        webhook_secret=row.webhook_secret,
+    )
+
+
+async def add_company(
+    conn: AsyncConnection,
+    *,
+    company_id: str,
+    name: str,
+    api_key: str | None = None,
+    webhook_secret: str | None = None,
+    signature_scheme: str = "standard",
+) -> CompanyRecord:
+    """Create a company; a webhook secret is generated when none is given."""
+    values = {
+        "id": company_id,
+        "name": name,
+        "shopmonkey_api_key": api_key,
+        "webhook_secret": webhook_secret or new_webhook_secret(),
+        "signature_scheme": signature_scheme,
+    }
+    row = (
+        await conn.execute(insert(ShopmonkeyCompany).values(**values).returning(ShopmonkeyCompany))
+    ).one()
+    return _record(row)
+
+
+async def get_company(conn: AsyncConnection, *, company_id: str) -> CompanyRecord | None:
+    stmt = select(ShopmonkeyCompany).where(ShopmonkeyCompany.id == company_id)
+    row = (await conn.execute(stmt)).one_or_none()
+    return _record(row) if row else None
+
+
+async def list_companies(conn: AsyncConnection) -> list[CompanyRecord]:
+    stmt = select(ShopmonkeyCompany).order_by(ShopmonkeyCompany.name, ShopmonkeyCompany.id)
+    return [_record(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def company_with_tenants(
+    conn: AsyncConnection, *, company_id: str | None = None, tenant_id: uuid.UUID | None = None
+) -> tuple[CompanyRecord, list[TenantRecord]] | None:
+    """An active company and its active tenants, named by its id or by one of its tenants'
+    (None: no such active company)."""
+    stmt = select(ShopmonkeyCompany).where(ShopmonkeyCompany.active.is_(True))
+    if company_id is not None:
+        stmt = stmt.where(ShopmonkeyCompany.id == company_id)
+    else:
+        owner = select(Tenant.shopmonkey_company_id).where(Tenant.id == tenant_id)
+        stmt = stmt.where(ShopmonkeyCompany.id == owner.scalar_subquery())
+    row = (await conn.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    tenants = select(Tenant).where(Tenant.shopmonkey_company_id == row.id, Tenant.active.is_(True))
+    found = (await conn.execute(tenants.order_by(Tenant.id))).all()
+    return _record(row), [tenant_record(t) for t in found]
+
+
+async def companies_with_tenants(
+    conn: AsyncConnection, *, with_empty: bool = False
+) -> list[tuple[CompanyRecord, list[TenantRecord]]]:
+    """Every active company with its active tenants (companies without one left out, unless
+    `with_empty`)."""
+    active = select(ShopmonkeyCompany).where(ShopmonkeyCompany.active.is_(True))
+    companies = {r.id: _record(r) for r in (await conn.execute(active)).all()}
+    stmt = select(Tenant).where(Tenant.active.is_(True)).order_by(Tenant.id)
+    tenants: dict[str, list[TenantRecord]] = {cid: [] for cid in companies} if with_empty else {}
+    for row in (await conn.execute(stmt)).all():
+        if row.shopmonkey_company_id in companies:
+            tenants.setdefault(row.shopmonkey_company_id, []).append(tenant_record(row))
+    return [(companies[cid], found) for cid, found in sorted(tenants.items())]

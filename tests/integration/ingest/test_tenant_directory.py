@@ -1,0 +1,139 @@
+"""Ingest's tenant directory on real PostgreSQL: every caller, known or not, is answered from
+memory; a change (a new location, a deactivated one) arrives by LISTEN/NOTIFY within moments;
+unknown ids cost at most one reload a second whatever their number; and while PostgreSQL is
+unreachable the known companies are still served."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import event
+
+from services.common.db.engine import async_engine
+from services.common.db.tenants import hash_api_key
+from services.ingest.adapters.tenants_pg import PostgresTenants
+from tests.conftest import TEST_DB_URL, _fresh_database
+
+pytestmark = pytest.mark.integration
+
+
+class Statements:
+    """Counts the statements an engine sends (SQLAlchemy's own event hook)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def directory(sa_url: str, db_url: str) -> AsyncIterator[tuple[PostgresTenants, Statements]]:
+    engine = async_engine(sa_url, pool_size=2)
+    statements = Statements(engine)
+    tenants = await PostgresTenants(engine, ttl=300.0, listen_url=db_url).start()
+    yield tenants, statements
+    await tenants.close()
+    await engine.dispose()
+
+
+async def test_known_and_unknown_callers_are_answered_without_a_query_each(
+    directory: tuple[PostgresTenants, Statements], make_tenant: Any
+) -> None:
+    tenants, statements = directory
+    tenant, website_key = await make_tenant(webhook_secret="whsec_" + "A" * 43)
+    company = await eventually(lambda: tenants.company_of(tenant.id))
+    assert company is not None and tenant.id in company.by_id
+    before = statements.count
+    for _ in range(1000):
+        assert await tenants.company(company.id) is company
+        assert (await tenants.get(tenant.id)) is company.by_id[tenant.id]
+        assert (await tenants.for_api_key(website_key)) is company.by_id[tenant.id]
+    assert statements.count == before  # 3,000 known look-ups, not one query
+    for _ in range(2000):  # an attacker's random ids, keys and tokens
+        assert await tenants.company_of(uuid.uuid4()) is None
+        assert await tenants.company(f"co_{uuid.uuid4().hex}") is None
+        assert await tenants.for_api_key(f"lk_{uuid.uuid4().hex}") is None
+        assert await tenants.for_lead_token(hash_api_key(uuid.uuid4().hex)) is None
+    # 8,000 misses in well under two seconds: at most a reload or two (two statements each)
+    assert statements.count - before <= 2 * 3
+
+
+async def test_a_new_or_deactivated_location_is_seen_by_notification(
+    directory: tuple[PostgresTenants, Statements], make_tenant: Any, db_url: str
+) -> None:
+    tenants, _ = directory
+    await asyncio.sleep(1.1)  # past the miss reload: only the notification can tell it
+    tenant, _ = await make_tenant()
+    found = await eventually(lambda: _known(tenants, tenant.id), timeout=5)
+    assert found, "a location added was not picked up by the LISTEN/NOTIFY reload"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE tenants SET active = false WHERE id = %s", (tenant.id,))
+
+    async def gone() -> bool:
+        return await tenants.get(tenant.id) is None
+
+    assert await eventually(gone, timeout=5), "a deactivated location still answers"
+
+
+async def _known(tenants: PostgresTenants, tenant_id: uuid.UUID) -> bool:
+    # never through a miss reload: read the loaded directory itself
+    directory = tenants._directory
+    return directory is not None and tenant_id in directory.by_tenant
+
+
+async def test_known_companies_are_served_while_postgresql_is_unreachable() -> None:
+    """A private database that disappears under the directory (as an outage would)."""
+    from alembic import command
+
+    from leadctl.provision import alembic_config
+
+    name = f"lo_dir_{uuid.uuid4().hex[:8]}"
+    url = TEST_DB_URL.rsplit("/", 1)[0] + "/" + name
+    _fresh_database(url)
+    sa = "postgresql+psycopg://" + url.split("://", 1)[1]
+    config = alembic_config(sa)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    engine = async_engine(sa, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            from services.common.db.companies import add_company
+            from services.common.db.tenants import add_tenant
+
+            await add_company(conn, company_id="co_outage", name="Outage Co")
+            tenant, _ = await add_tenant(
+                conn, name="Outage", company_id="co_outage", location_id="loc_1"
+            )
+        tenants = await PostgresTenants(engine, ttl=0.2).start()
+        assert (await tenants.get(tenant.id)) is not None
+        await engine.dispose()
+        with psycopg.connect(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
+            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        await asyncio.sleep(0.5)  # periodic reloads fail meanwhile
+        assert (await tenants.get(tenant.id)) is not None  # served from memory
+        assert await tenants.company_of(uuid.uuid4()) is None  # unknown: no 503 either
+        await tenants.close()
+    finally:
+        await engine.dispose()
+        with psycopg.connect(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
+            c.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

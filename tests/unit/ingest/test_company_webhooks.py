@@ -1,0 +1,284 @@
+"""A Shopmonkey company with several locations, through aiohttp with fake ports: its
+company-global webhook URL routes every order to its own location's tenant; an order of a
+location without tenant is answered 202 "ignored" (counted) and attributed to nobody; a
+location URL never takes another location's order as its own; a customer change reaches every
+location. And the attacker's side of the new edge: forged or another company's signature,
+another company's records, unknown or huge company ids, odd location ids, replays."""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from fakes.shopmonkey.data import Company, Location, World
+from fakes.shopmonkey.webhooks import envelope
+from schemas.base import lead_id_for_order
+from services.ingest.domain.model import IngestCompany
+from services.ingest.entrypoints.http import create_app
+from tests.unit.ingest.support import FakeTenants, company_of, delivery
+from tests.unit.ingest.support_http import Harness
+
+
+class Companies(Harness):
+    """`chain`: a company with four locations, three of them tenants here (the fourth is
+    `unmapped`); `solo`: another company with one location."""
+
+    def __init__(self) -> None:
+        world = World(seed=11, layout=(4, 1))
+        chain, solo = world.companies
+        self.lookups: list[str] = []
+        super().__init__(
+            world=world,
+            tenants=CountingTenants(
+                self.lookups, company_of(chain, locations=chain.locations[:3]), company_of(solo)
+            ),
+        )
+        self.chain, self.solo = chain, solo
+        self.mapped = chain.locations[:3]
+        self.unmapped = chain.locations[3]
+
+    def order(self, location: Location, **changes: Any) -> dict[str, Any]:
+        order = self.world.create_order(location.company, location=location)
+        return envelope("order", "INSERT", copy.deepcopy(order) | changes)
+
+
+class CountingTenants(FakeTenants):
+    """Remembers every company id looked up."""
+
+    def __init__(self, lookups: list[str], *companies: IngestCompany) -> None:
+        super().__init__(*companies)
+        self.lookups = lookups
+
+    async def company(self, company_id: str) -> IngestCompany | None:
+        self.lookups.append(company_id)
+        return await super().company(company_id)
+
+
+@pytest.fixture
+async def h() -> Companies:
+    return Companies()
+
+
+@pytest.fixture
+async def client(h: Companies) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(h.settings, ingest=h.ingest))) as c:
+        yield c
+
+
+def company_url(company: Company | str) -> str:
+    cid = company if isinstance(company, str) else company.company_id
+    return f"/webhooks/shopmonkey/companies/{cid}/order"
+
+
+def location_url(location: Location) -> str:
+    return f"/webhooks/shopmonkey/{location.tenant_id}/order"
+
+
+async def post(client: TestClient, path: str, signer: Company, doc: dict[str, Any], **kw: Any):  # type: ignore[no-untyped-def]
+    headers, body = delivery(signer, doc, **kw)
+    resp = await client.post(path, data=body, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def metric(client: TestClient, reason: str) -> float:
+    text = await (await client.get("/metrics")).text()
+    line = f'ingest_unrouted_records_total{{reason="{reason}",source="webhook"}}'
+    found = [x for x in text.splitlines() if x.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+async def test_the_company_url_routes_each_order_to_its_own_location(
+    client: TestClient, h: Companies
+) -> None:
+    sent = {}
+    for location in h.mapped:
+        for _ in range(2):
+            doc = h.order(location)
+            status, answer = await post(client, company_url(h.chain), h.chain, doc)
+            assert status == 200, answer
+            lead = lead_id_for_order(location.tenant_id, doc["data"]["id"])
+            assert answer["leadId"] == str(lead)
+            sent[doc["data"]["id"]] = location.tenant_id
+    got = {e.order.order_id: e.tenant_id for e in h.publisher.events if e.order}
+    assert got == sent and len(h.publisher.events) == 6
+
+
+async def test_an_order_of_a_location_without_tenant_is_ignored_and_counted(
+    client: TestClient, h: Companies
+) -> None:
+    before = await metric(client, "unknown_location")
+    doc = h.order(h.unmapped)
+    status, answer = await post(client, company_url(h.chain), h.chain, doc)
+    assert status == 202 and answer["success"] is True
+    assert answer["ignored"].startswith("unknown_location")
+    assert h.unmapped.location_id in answer["ignored"]
+    assert h.publisher.events == []
+    assert await metric(client, "unknown_location") == before + 1
+    text = await (await client.get("/metrics")).text()
+    assert 'ingest_webhook_requests_total{outcome="unrouted"}' in text
+    # the location URLs never take it either
+    for location in h.mapped:
+        status, answer = await post(client, location_url(location), h.chain, doc)
+        assert status == 202 and answer["ignored"].startswith("unknown_location")
+    assert h.publisher.events == []
+
+
+async def test_a_location_url_routes_a_sibling_locations_order_to_that_location(
+    client: TestClient, h: Companies
+) -> None:
+    here, there = h.mapped[0], h.mapped[1]
+    doc = h.order(there)
+    status, answer = await post(client, location_url(here), h.chain, doc)
+    assert status == 200
+    assert answer["leadId"] == str(lead_id_for_order(there.tenant_id, doc["data"]["id"]))
+    [event] = h.publisher.events
+    assert event.tenant_id == there.tenant_id != here.tenant_id
+
+
+async def test_legacy_orders_without_location_belong_to_the_location_url_only(
+    client: TestClient, h: Companies
+) -> None:
+    doc = h.order(h.mapped[1])
+    del doc["data"]["locationId"]
+    status, answer = await post(client, location_url(h.mapped[1]), h.chain, doc)
+    assert status == 200
+    assert [e.tenant_id for e in h.publisher.events] == [h.mapped[1].tenant_id]
+    other = h.order(h.mapped[2])
+    del other["data"]["locationId"]
+    status, answer = await post(client, company_url(h.chain), h.chain, other)
+    assert status == 202 and answer["ignored"].startswith("no_location")
+    assert len(h.publisher.events) == 1
+
+
+async def test_a_customer_change_reaches_every_location_of_the_company(
+    client: TestClient, h: Companies
+) -> None:
+    order = h.world.create_order(h.chain, location=h.mapped[0])
+    record, diff = h.world.update_customer(h.chain, order["customerId"], {"email": "n@x.org"})
+    doc = envelope("customer", "UPDATE", copy.deepcopy(record), diff)
+    for path in (company_url(h.chain), location_url(h.mapped[2])):
+        status, answer = await post(client, path, h.chain, doc)
+        assert status == 200 and answer["leadId"] is None
+    events = h.publisher.events
+    assert sorted(e.tenant_id for e in events) == sorted(loc.tenant_id for loc in h.mapped)
+    assert {e.event_id for e in events} == {answer["eventId"]}  # one event id, one per tenant
+    assert {e.customer.email for e in events} == {"n@x.org"}  # the second delivery: a duplicate
+
+
+# the attacker's side ----------------------------------------------------------------------------
+async def test_the_signature_is_checked_before_any_routing(
+    client: TestClient, h: Companies
+) -> None:
+    before = await metric(client, "unknown_location")
+    for doc in (h.order(h.unmapped), h.order(h.mapped[0], companyId="co_else")):
+        headers, body = delivery(h.chain, doc)
+        headers["webhook-signature"] = "v1,AAAA"
+        resp = await client.post(company_url(h.chain), data=body, headers=headers)
+        assert resp.status == 401
+    assert await metric(client, "unknown_location") == before  # never routed, never counted
+    assert h.publisher.events == [] and h.customers.calls == []
+
+
+async def test_another_companys_signature_opens_neither_url(
+    client: TestClient, h: Companies
+) -> None:
+    doc = h.order(h.mapped[0])  # a genuine order of chain, signed by solo's secret
+    for path in (company_url(h.chain), location_url(h.mapped[0])):
+        status, answer = await post(client, path, h.solo, doc)
+        assert status == 401 and answer["reason"] == "missing or invalid credentials"
+    # and solo's genuine delivery posted to chain's URL is refused the same way
+    mine = h.order(h.solo.locations[0])
+    status, _ = await post(client, company_url(h.chain), h.solo, mine)
+    assert status == 401
+    assert h.publisher.events == []
+
+
+async def test_a_record_of_another_company_is_ignored_never_stored(
+    client: TestClient, h: Companies
+) -> None:
+    """Signed by chain's secret but naming solo (a leaked or shared secret, a misconfigured
+    webhook): nothing of it reaches either company's tenants."""
+    before = await metric(client, "other_company")
+    foreign = h.order(h.solo.locations[0])  # companyId/locationId of solo
+    customer = h.world.add_customer(h.solo)
+    paths = [company_url(h.chain), location_url(h.mapped[0])]
+    for path in paths:
+        status, answer = await post(client, path, h.chain, foreign)
+        assert status == 202 and answer["ignored"].startswith("other_company")
+        status, answer = await post(client, path, h.chain, envelope("customer", "UPDATE", customer))
+        assert status == 202 and answer["ignored"].startswith("other_company")
+    assert h.publisher.events == []
+    assert await metric(client, "other_company") == before + 4
+
+
+@pytest.mark.parametrize(
+    "company_id",
+    ["co_unknown", "x" * 5000, "%00", "..%2F..%2Fetc", "co_%E2%80%AE", "%20"],
+)
+async def test_unknown_huge_or_odd_company_ids_are_404_and_nothing_is_produced(
+    client: TestClient, h: Companies, company_id: str
+) -> None:
+    doc = h.order(h.mapped[0])
+    status, answer = await post(client, company_url(company_id), h.chain, doc)
+    assert status == 404 and answer == {"success": False, "reason": "unknown company"}
+    assert h.publisher.events == []
+    assert all(len(c) <= 100 for c in h.lookups)  # a huge id is never even looked up
+
+
+@pytest.mark.parametrize(
+    ("location", "code"),
+    [
+        ("L" * 10_000, "invalid_location"),
+        (12345, "invalid_location"),
+        (["loc"], "invalid_location"),
+        ({"in": ["x"]}, "invalid_location"),
+        (True, "invalid_location"),
+        ("loc_\u202eevil", "unknown_location"),
+        ("'; DROP TABLE tenants; --", "unknown_location"),
+        (None, "no_location"),
+        ("", "no_location"),
+    ],
+)
+async def test_odd_location_ids_are_attributed_to_nobody(
+    client: TestClient, h: Companies, location: object, code: str
+) -> None:
+    doc = h.order(h.mapped[0], locationId=location)
+    status, answer = await post(client, company_url(h.chain), h.chain, doc)
+    assert status == 202 and answer["ignored"].startswith(code), answer
+    assert len(answer["ignored"]) < 300  # a huge value is not echoed back
+    assert h.publisher.events == []
+
+
+async def test_replays_are_answered_once_or_refused(client: TestClient, h: Companies) -> None:
+    doc = h.order(h.mapped[1])
+    answers = [
+        await post(client, company_url(h.chain), h.chain, doc, msg_id="msg_same", attempt=n)
+        for n in range(1, 4)
+    ]
+    assert {a[0] for a in answers} == {200} and len({a[1]["leadId"] for a in answers}) == 1
+    assert len(h.publisher.events) == 1
+    # the same delivery through a location URL too: still the one record
+    status, _ = await post(client, location_url(h.mapped[0]), h.chain, doc)
+    assert status == 200 and len(h.publisher.events) == 1
+    # a captured delivery replayed later (stale timestamp) or at another company's URL
+    stale = int(time.time()) - 3600
+    status, answer = await post(client, company_url(h.chain), h.chain, doc, timestamp=stale)
+    assert status == 401 and answer["reason"] == "missing or invalid credentials"
+    headers, body = delivery(h.chain, doc)
+    resp = await client.post(company_url(h.solo), data=body, headers=headers)
+    assert resp.status == 401
+    assert len(h.publisher.events) == 1
+
+
+async def test_an_inactive_or_unknown_location_url_is_404(client: TestClient, h: Companies) -> None:
+    doc = h.order(h.mapped[0])
+    for path in (location_url(h.unmapped), f"/webhooks/shopmonkey/{uuid.uuid4()}/order"):
+        status, answer = await post(client, path, h.chain, doc)
+        assert status == 404 and answer["reason"] == "unknown tenant"
+    assert h.publisher.events == []
