@@ -105,6 +105,7 @@ async def test_cap_and_suppressions_apply_per_contact_across_a_companys_location
         return await ledger.facts(
             command_id=uuid.uuid4(),
             tenant_id=tenant.id,
+            lead_id=uuid.uuid4(),  # a lead that never opted out
             channel=channel,
             recipient=to,
             cap_since=now - timedelta(hours=24),
