@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -28,6 +29,18 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         cluster.down()
+
+
+def topic_partitions(admin: AdminClient, topic: str, count: int) -> list[Any]:
+    """The metadata of a just-created topic's partitions: the broker that answers may learn
+    of the topic from the controller a moment after `create_topics` returned."""
+    deadline = time.monotonic() + 30
+    while True:
+        meta = admin.list_topics(topic, timeout=10).topics[topic]
+        if meta.error is None and len(meta.partitions) == count:
+            return list(meta.partitions.values())
+        assert time.monotonic() < deadline, f"{topic}: {meta.error} {meta.partitions}"
+        time.sleep(0.2)
 
 
 def produce(bootstrap: str, topic: str, values: range) -> None:
@@ -91,7 +104,7 @@ def test_three_node_cluster_survives_a_sigkilled_node(cluster: LocalCluster) -> 
     admin.create_topics(
         [NewTopic(topic, 3, replication_factor=3, config={"min.insync.replicas": "2"})]
     )[topic].result(30)
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+    partitions = topic_partitions(admin, topic, 3)
     assert {len(p.replicas) for p in partitions} == {3}
     produce(cluster.bootstrap, topic, range(100))
 
