@@ -33,6 +33,18 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
+#: How librdkafka words a TLS handshake our settings cannot pass (untrusted broker certificate,
+#: a client certificate the broker refuses). It names that failure _SSL or, when it sees the
+#: broker close the connection first, _TRANSPORT: the reason is what tells.
+_TLS_FAILURES = ("certificate verify failed", "SSL handshake failed")
+
+
+def _tls_failed(code: int, text: str) -> bool:
+    return code == KafkaError._SSL or (
+        code == KafkaError._TRANSPORT and any(words in text for words in _TLS_FAILURES)
+    )
+
+
 def refusal(kafka: KafkaConnection, error: KafkaError) -> ConfigError | None:
     """The configuration error an error of the connection probe stands for, or None when it
     may be transient (broker down, network)."""
@@ -44,7 +56,7 @@ def refusal(kafka: KafkaConnection, error: KafkaError) -> ConfigError | None:
         else:
             names = "KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD"
         return ConfigError(f"Kafka at {where} refused the credentials: check {names} ({text})")
-    if code == KafkaError._SSL:
+    if _tls_failed(code, text):
         names = "KAFKA_SSL_CA_LOCATION"
         if kafka.ssl_certificate_location:
             names += " / KAFKA_SSL_CERTIFICATE_LOCATION / KAFKA_SSL_KEY_LOCATION"
@@ -70,14 +82,14 @@ def verify_connection(kafka: KafkaConnection, *, timeout: float = 10.0) -> bool:
             return True
         except KafkaException:
             admin.poll(0)  # serves error_cb
-        for error in errors[seen:]:
+        batch, seen = errors[seen:], len(errors)
+        for error in batch:  # a refusal anywhere in the batch outweighs "all brokers down"
             refused = refusal(kafka, error)
             if refused is not None:
                 raise refused
-            if error.code() == KafkaError._ALL_BROKERS_DOWN:
-                log.warning("Kafka at %s does not answer (yet)", kafka.describe())
-                return False
-        seen = len(errors)
+        if any(error.code() == KafkaError._ALL_BROKERS_DOWN for error in batch):
+            log.warning("Kafka at %s does not answer (yet)", kafka.describe())
+            return False
     log.warning("Kafka at %s did not answer within %.0f s", kafka.describe(), timeout)
     return False
 
