@@ -83,6 +83,23 @@ async def test_the_retried_sms_is_rendered_anew_its_validity_ending_with_the_win
     assert 0 < message.validity_seconds <= window_left.total_seconds() < 4 * 60
 
 
+async def test_the_retried_sms_still_names_the_number_the_gate_approved() -> None:
+    """The Twilio sender refuses an SMS whose `to` is not the number the gate approved
+    (`approved_to`): the message rendered anew for a retry carries the approval of that
+    attempt's gate, or no retried SMS could ever go out."""
+    clock = Clock(EVENING)
+    sms = OutageSender(clock, until=EVENING + timedelta(minutes=2))
+    h = harness(clock=clock, sms=sms)
+
+    outcome = await h.handle(command(channel=Channel.SMS, phone=PHONE, at=EVENING))
+
+    assert outcome.status is OutcomeStatus.SENT
+    assert len(sms.attempts) > 1  # it was retried
+    [message] = sms.sent
+    assert isinstance(message, SmsMessage)
+    assert message.approved_to == message.to == PHONE
+
+
 async def test_a_contact_suppressed_during_the_outage_is_skipped_on_the_next_attempt() -> None:
     clock = Clock(EVENING - timedelta(hours=8))  # mid-day: the window stays open
     email = OutageSender(clock, until=clock.now + timedelta(hours=1), name="sendgrid")
