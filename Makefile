@@ -17,7 +17,7 @@ export KAFKA_BOOTSTRAP_SERVERS := $(LOCAL_KAFKA_CLUSTER)
 endif
 
 .PHONY: help install up down status migrate topics run test test-unit test-integration lint \
-        format bench chaos clean schemas
+        format bench chaos clean schemas local-secrets
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ help: ## List the targets
 install: ## Install uv (if missing) and the locked Python dependencies into .venv
 	@bash infra/python.sh
 
-up: install ## Start (or reuse) Kafka and PostgreSQL, migrate, create topics (LOCAL_KAFKA_BROKERS=3: a 3-node Kafka)
+up: install local-secrets ## Start (or reuse) Kafka and PostgreSQL, migrate, create topics (LOCAL_KAFKA_BROKERS=3: a 3-node Kafka)
 	@bash infra/up.sh
 	@$(PY) leadctl migrate up 2>&1 | grep -v '^INFO' || true
 	@$(PY) leadctl topics create | sed 's/^/  /' | grep -v '^  exists' || true
@@ -41,6 +41,9 @@ migrate: install ## Apply database migrations (leadctl migrate up)
 
 topics: install ## Create every topic and its DLQ (idempotent)
 	@$(PY) leadctl topics create
+
+local-secrets: install ## Generate the local secrets (ID_SECRET, LINK_SIGNING_KEYS, ...) into .env.local once
+	@$(PY) leadctl secrets local
 
 run: up ## Set up and run the whole system (Ctrl-C stops it)
 	@$(PY) leadctl run

@@ -1,15 +1,37 @@
 """What every benchmark (and the tests, through `tests/conftest.py`) needs from the machine:
-where Kafka and PostgreSQL are, a free loopback port, a migrated database of its own, and a
-timezone where every send window is open now."""
+where Kafka and PostgreSQL are, a free loopback port, a migrated database of its own, a
+timezone where every send window is open now, and the benches' deployment secrets (fixed, so
+a bench database written by one run is read by the next; never used anywhere else)."""
 
 from __future__ import annotations
 
 import os
 import socket
 from datetime import UTC, datetime
+from typing import Any
 
 PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+#: ID_SECRET, LINK_SIGNING_KEYS and SECRETS_ENCRYPTION_KEYS of every bench process.
+SECRETS = {
+    "ID_SECRET": "bench-id-secret-000000000000000000000000000000",
+    "LINK_SIGNING_KEYS": "bench-link-key-0000000000000000000000000000000",
+    "SECRETS_ENCRYPTION_KEYS": "YmVuY2gtb25seS1rZXktMDAwMDAwMDAwMDAwMDAwMDA=",
+}
+
+
+def lead_ids() -> Any:
+    """The benches' `LeadIdKey` (what their ingest derives lead ids with)."""
+    from schemas.base import LeadIdKey
+
+    return LeadIdKey(SECRETS["ID_SECRET"].encode())
+
+
+def secret_box() -> Any:
+    """The benches' `SecretBox` (company secrets in a bench database)."""
+    from services.common.secret_box import SecretBox
+
+    return SecretBox.from_setting(SECRETS["SECRETS_ENCRYPTION_KEYS"])
 
 
 def free_port() -> int:
@@ -42,5 +64,6 @@ def migrated_database(name: str, *, base: str = PG_BASE) -> str:
     url = f"{base}/{name}"
     config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
     config.attributes["configure_logger"] = False
+    config.attributes["secrets_encryption_keys"] = SECRETS["SECRETS_ENCRYPTION_KEYS"]
     command.upgrade(config, "head")
     return url

@@ -18,6 +18,8 @@ COMMANDS = {
     "migrate": "leadctl.provision:migrate",
     "companies": "leadctl.companies:companies",
     "tenants": "leadctl.tenants:tenants",
+    "operators": "leadctl.operators.cli:operators",
+    "secrets": "leadctl.secrets.cli:secrets",
     "run": "leadctl.run.cli:run_all",
     "ingest": "services.ingest.entrypoints.cli:ingest",
     "poller": "services.ingest.entrypoints.cli:poller",
@@ -54,7 +56,7 @@ class Cli(click.Group):
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Lead orchestrator operations: infrastructure, topics, migrations, companies, tenants,
-    services."""
+    operators, secrets, services."""
 
 
 if __name__ == "__main__":

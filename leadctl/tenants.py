@@ -44,7 +44,7 @@ def tenants_add(
     """Add a location of a company; prints its id and website API key (shown once)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from services.common.db.companies import get_company
+    from services.common.db.companies import company_exists
     from services.common.db.engine import async_engine
     from services.common.db.tenants import add_tenant
 
@@ -60,7 +60,7 @@ def tenants_add(
         engine = async_engine(settings.sqlalchemy_url, pool_size=1)
         try:
             async with engine.begin() as conn:
-                if await get_company(conn, company_id=company_id) is None:
+                if not await company_exists(conn, company_id=company_id):
                     raise click.ClickException(
                         f"no company {company_id}: add it first with `leadctl companies add`"
                     )

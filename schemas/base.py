@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -11,8 +12,9 @@ from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-# Fixed namespace of every deterministic id in the system (DESIGN §3). Never change it:
-# lead ids, command ids and event ids of every replay depend on it.
+# Fixed namespace of the deterministic ids derived from ids that are secret already (command
+# ids of a lead id, DESIGN §3). Never change it: every replay's command ids depend on it. Lead
+# ids are NOT derived under it: they are keyed (`LeadIdKey`), so nobody outside can compute one.
 ID_NAMESPACE = uuid.UUID("6b7c1f0e-3d57-5b2a-9c43-0f1d2e3a4b5c")
 
 
@@ -144,14 +146,43 @@ def tenant_text(tenant_id: uuid.UUID) -> str:
     return str(tenant_id)
 
 
-def lead_id_for_order(tenant_id: uuid.UUID, order_id: str) -> uuid.UUID:
+#: Shortest accepted lead-id secret (bytes): HMAC-SHA256 wants a key of at least its output.
+MIN_ID_SECRET_BYTES = 32
+_V8_SET = (8 << 76) | (0x8000 << 48)  # version 8 (RFC 9562, custom), RFC 4122 variant
+
+
+class LeadIdKey:
+    """The deployment secret (`ID_SECRET`) lead ids are derived under: the first 122 bits of
+    HMAC-SHA256(secret, name) as a version-8 UUID. The same order gives the same id on every
+    retry, poll and replay; without the secret nobody can compute one (a lead id is the chat
+    link, and orders are numbered sequentially). The secret never appears in a repr."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_ID_SECRET_BYTES:
+            raise ValueError(f"the lead-id secret must be at least {MIN_ID_SECRET_BYTES} bytes")
+        self._secret = secret
+
+    def derive(self, name: str) -> uuid.UUID:
+        digest = hmac.digest(self._secret, name.encode(), "sha256")
+        value = _new(uuid.UUID)
+        _set(value, "int", (int.from_bytes(digest[:16]) & _V5_CLEAR) | _V8_SET)
+        _set(value, "is_safe", uuid.SafeUUID.unknown)
+        return value
+
+    def __repr__(self) -> str:
+        return "LeadIdKey(<secret>)"
+
+
+def lead_id_for_order(key: LeadIdKey, tenant_id: uuid.UUID, order_id: str) -> uuid.UUID:
     """Lead id of a Shopmonkey order: the same on every webhook retry, poll and replay."""
-    return id_for(f"{tenant_text(tenant_id)}:shopmonkey-order:{order_id}")
+    return key.derive(f"{tenant_text(tenant_id)}:shopmonkey-order:{order_id}")
 
 
-def lead_id_for_form(tenant_id: uuid.UUID, submission_id: str) -> uuid.UUID:
+def lead_id_for_form(key: LeadIdKey, tenant_id: uuid.UUID, submission_id: str) -> uuid.UUID:
     """Lead id of a website form submission, idempotent on the client's submission id."""
-    return id_for(f"{tenant_id}:website-form:{submission_id}")
+    return key.derive(f"{tenant_id}:website-form:{submission_id}")
 
 
 def command_id_for(lead_id: uuid.UUID, step_index: int, channel: Channel) -> uuid.UUID:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 
 from bench.common import free_port as free_port
 from bench.common import tz_at_local_hour as tz_at_local_hour
+from tests.support import deployment_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +80,8 @@ def db_url() -> str:
         _fresh_database(TEST_DB_URL)
         config = alembic_config(sa_url)
         config.attributes["configure_logger"] = False
+        # the session's fixtures come before any test's environment: the key 0010 needs
+        config.attributes["secrets_encryption_keys"] = deployment_secrets.ENCRYPTION_KEY
         command.upgrade(config, "head")
     except Exception as exc:
         pytest.fail(f"PostgreSQL test database {TEST_DB_URL} unusable ({exc}): run `make up`")
@@ -150,17 +153,28 @@ def topics(kafka_bootstrap: str, topic_prefix: str) -> object:
     return names
 
 
+@pytest.fixture(autouse=True)
+def _deployment_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with the test deployment's secrets (ID_SECRET, LINK_SIGNING_KEYS,
+    SECRETS_ENCRYPTION_KEYS) in its environment, as every service needs them; a test of their
+    absence removes them."""
+    for name, value in deployment_secrets.ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def service_env(
     monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, db_url: str, topic_prefix: str
 ) -> dict[str, str]:
-    """Environment for a service under test: real Kafka, the test DB, this test's topics."""
+    """Environment for a service under test: real Kafka, the test DB, this test's topics, the
+    test deployment's secrets."""
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "DATABASE_URL": db_url,
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "KAFKA_PARTITIONS": "4",
         "LOG_LEVEL": "info",
+        **deployment_secrets.ENV,
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -185,7 +199,7 @@ def make_tenant(db_engine: object):  # type: ignore[no-untyped-def]
     """Factory: `await make_tenant(timezone=…)` inserts a location with random ids, and its
     company when that does not exist yet (`api_key`, `webhook_secret`, `signature_scheme`:
     the company's, used only then)."""
-    from services.common.db.companies import add_company, get_company
+    from services.common.db.companies import add_company, company_exists
     from services.common.db.tenants import add_tenant
 
     async def factory(**overrides: object):  # type: ignore[no-untyped-def]
@@ -199,9 +213,10 @@ def make_tenant(db_engine: object):  # type: ignore[no-untyped-def]
         values.update(overrides)
         company = {k: values.pop(k) for k in COMPANY_FIELDS if k in values}
         async with db_engine.begin() as conn:  # type: ignore[attr-defined]
-            if await get_company(conn, company_id=values["company_id"]) is None:
+            if not await company_exists(conn, company_id=values["company_id"]):  # type: ignore[arg-type]
                 await add_company(
                     conn,
+                    box=deployment_secrets.BOX,
                     company_id=values["company_id"],  # type: ignore[arg-type]
                     name=f"Test company {values['company_id']}",
                     **company,  # type: ignore[arg-type]

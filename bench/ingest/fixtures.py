@@ -33,6 +33,7 @@ def add_tenants(db_url: str, count: int, *, per_company: int = 5) -> list[BenchT
 
 
 async def _add_tenants(db_url: str, count: int, per_company: int) -> list[BenchTenant]:
+    from bench.common import secret_box
     from services.common.db.companies import add_company
     from services.common.db.engine import async_engine
     from services.common.db.tenants import add_tenant
@@ -45,6 +46,7 @@ async def _add_tenants(db_url: str, count: int, per_company: int) -> list[BenchT
                 if i % per_company == 0:
                     company = await add_company(
                         conn,
+                        box=secret_box(),
                         company_id=f"co_b{uuid.uuid4().hex[:10]}",
                         name=f"Bench company {i // per_company}",
                     )

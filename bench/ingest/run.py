@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
+from bench.common import KAFKA, SECRETS, free_port, migrated_database  # noqa: E402
 from bench.ingest.fixtures import (  # noqa: E402
     BENCH_DB,
     BenchTenant,
@@ -337,6 +337,8 @@ def main() -> None:
         "KAFKA_PARTITIONS": str(PARTITIONS),
         "LOG_LEVEL": "warning",
         "DEMO_MODE": "false",
+        "ADMIN_PORT": str(free_port()),
+        **SECRETS,
     }
     for name in ("TENANT_ID", "SHOPMONKEY_API_KEY", "LEAD_EMAIL_WHITELIST"):
         env.pop(name, None)

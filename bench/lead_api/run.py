@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
+from bench.common import KAFKA, SECRETS, free_port, migrated_database  # noqa: E402
 from services.ingest.adapters.lead_reader_pg import hash_token  # noqa: E402
 
 TARGET_P99_MS = 20.0
@@ -124,7 +124,7 @@ def prepare_database(
     return url, tokens, by_tenant
 
 
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, admin_port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -132,10 +132,17 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
         "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
         "SHOPMONKEY_API_BASE_URL": "http://127.0.0.1:9/v3",
         "LOG_LEVEL": "warning",
+        **SECRETS,
     }
     env.pop("TENANT_ID", None)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "lead_api" / "server.py"), str(port)], env=env
+        [
+            sys.executable,
+            str(ROOT / "bench" / "lead_api" / "server.py"),
+            str(port),
+            str(admin_port),
+        ],
+        env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -202,11 +209,12 @@ async def run_load(
     return lead_ms, base_ms, statuses
 
 
-def server_buckets(base: str) -> dict[float, float]:
-    """Cumulative counts of the app's own `get_lead` handling-time histogram (server side)."""
+def server_buckets(admin: str) -> dict[float, float]:
+    """Cumulative counts of the app's own `get_lead` handling-time histogram (server side,
+    from the admin listener's /metrics)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(admin + "/metrics", timeout=10) as resp:  # noqa: S310 (loopback)
         text = resp.read().decode()
     out: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
@@ -247,20 +255,20 @@ def main() -> None:
     warmup = 100 if args.quick else 500
 
     url, tokens, by_tenant = prepare_database(leads)
-    port = free_port()
-    proc = start_server(url, port)
-    base = f"http://127.0.0.1:{port}"
+    port, admin_port = free_port(), free_port()
+    proc = start_server(url, port, admin_port)
+    base, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
     try:
         asyncio.run(run_load(base, tokens, by_tenant, requests=warmup, concurrency=2))
-        scrape0, cpu0 = server_buckets(base), cpu_seconds(proc.pid)
+        scrape0, cpu0 = server_buckets(admin), cpu_seconds(proc.pid)
         seq_lead, seq_base, seq_status = asyncio.run(
             run_load(base, tokens, by_tenant, requests=requests, concurrency=1)
         )
-        scrape1, cpu1 = server_buckets(base), cpu_seconds(proc.pid)
+        scrape1, cpu1 = server_buckets(admin), cpu_seconds(proc.pid)
         con_lead, con_base, con_status = asyncio.run(
             run_load(base, tokens, by_tenant, requests=requests, concurrency=CONCURRENCY)
         )
-        scrape2, cpu2 = server_buckets(base), cpu_seconds(proc.pid)
+        scrape2, cpu2 = server_buckets(admin), cpu_seconds(proc.pid)
     finally:
         proc.terminate()
         try:

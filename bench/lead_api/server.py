@@ -1,34 +1,37 @@
-"""The real ingest app (create_app) on a loopback port, for bench/lead_api/run.py.
+"""The real ingest (`leadctl ingest`'s `serve`: the public listener on <port>, the admin one with
+/metrics on <admin port>), for bench/lead_api/run.py.
 
-uv run python bench/lead_api/server.py <port>     (settings from the environment)
+uv run python bench/lead_api/server.py <port> <admin port>     (settings from the environment)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from aiohttp import web  # noqa: E402
-
 from services.common.settings import load_settings  # noqa: E402
-from services.ingest.entrypoints.http import create_app  # noqa: E402
+from services.ingest.entrypoints.cli import serve  # noqa: E402
 from services.ingest.settings import IngestSettings  # noqa: E402
+
+
+async def run(port: int, admin_port: int) -> None:
+    settings = load_settings(
+        IngestSettings, webhook_host="127.0.0.1", webhook_port=port, admin_port=admin_port
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await serve(settings, stop)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    port = int(sys.argv[1])
-    web.run_app(
-        create_app(load_settings(IngestSettings)),
-        host="127.0.0.1",
-        port=port,
-        access_log=None,
-        print=None,
-    )
+    asyncio.run(run(int(sys.argv[1]), int(sys.argv[2])))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,13 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench.common import KAFKA, free_port, migrated_database, tz_at_local_hour  # noqa: E402
+from bench.common import (  # noqa: E402
+    KAFKA,
+    SECRETS,
+    free_port,
+    migrated_database,
+    tz_at_local_hour,
+)
 from fakes._recorder import FakeAdmin  # noqa: E402
 from schemas.base import Channel, command_id_for  # noqa: E402
 from schemas.events import Recipient, TouchPointCommand  # noqa: E402
@@ -197,6 +203,7 @@ async def baseline_bare_post(
         from_email=settings.sendgrid_from_email,
         from_name=None,
         unsubscribe_base_url=settings.unsubscribe_base_url,
+        unsubscribe_signer=settings.unsubscribe_signer,
     )
     tenant = TenantProfile(
         id=uuid.uuid4(), name="bench", timezone="UTC", active=True, postal_address="1 Main St"
@@ -400,6 +407,7 @@ def main() -> None:
         kafka_topic_prefix=prefix,
         kafka_partitions=PARTITIONS,
         log_level="warning",
+        link_signing_keys=SECRETS["LINK_SIGNING_KEYS"],
         lead_email_whitelist=",".join(f"lead{i}@bench.example" for i in range(n)),
         lead_phone_whitelist=",".join(bench_phone(i) for i in range(n)),
         chat_base_url=CHAT,

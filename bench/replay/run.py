@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
 
-from bench.common import KAFKA, free_port, migrated_database  # noqa: E402
+from bench.common import KAFKA, free_port, lead_ids, migrated_database  # noqa: E402
 from leadctl.replay.kafka import KafkaView  # noqa: E402
 from schemas.base import lead_id_for_order  # noqa: E402
 from schemas.events import (  # noqa: E402
@@ -55,6 +55,8 @@ from schemas.events import (  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.kafka.config import producer_config  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
+
+LEAD_IDS = lead_ids()
 
 TARGET_SECONDS_PER_MILLION = 300.0
 BENCH_DB = "lo_bench_replay"
@@ -84,7 +86,7 @@ def produce(topic: str, events: int, tenants: int) -> float:
         event = OrderEvent(
             event_id=f"shopmonkey:order:{oid}:{version + 1}",
             tenant_id=tenant,
-            lead_id=lead_id_for_order(tenant, oid),
+            lead_id=lead_id_for_order(LEAD_IDS, tenant, oid),
             source=OrderSource.WEBHOOK,
             entity="order",
             operation=Operation.INSERT if version == 0 else Operation.UPDATE,

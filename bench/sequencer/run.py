@@ -43,12 +43,20 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
-from bench.common import KAFKA, free_port, migrated_database, tz_at_local_hour  # noqa: E402
+from bench.common import (  # noqa: E402
+    KAFKA,
+    free_port,
+    lead_ids,
+    migrated_database,
+    tz_at_local_hour,
+)
 from schemas.base import lead_id_for_order  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.kafka.config import producer_config  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
 from services.sequencer.settings import SequencerSettings  # noqa: E402
+
+LEAD_IDS = lead_ids()
 
 #: The worker's batch settings when the environment does not set them (the settings' defaults)
 BATCH_DEFAULTS = {
@@ -75,7 +83,7 @@ BENCH_DB = "lo_bench_sequencer"
 def event_bytes(tenant: uuid.UUID, n: int, now_iso: str) -> bytes:
     """A compact, valid OrderEvent (one new lead) without pydantic on the hot path."""
     order_id = f"b{n}"
-    lead = lead_id_for_order(tenant, order_id)
+    lead = lead_id_for_order(LEAD_IDS, tenant, order_id)
     return (
         f'{{"schema_version":1,"event_id":"order:{order_id}:1","tenant_id":"{tenant}",'
         f'"lead_id":"{lead}","source":"webhook","entity":"order","operation":"insert",'
@@ -287,7 +295,7 @@ def latency(topics: Topics, tenants: list[uuid.UUID], seconds: float) -> dict[st
             time.sleep(delay)
         t = i % len(tenants)
         n = base + i
-        lead = str(lead_id_for_order(tenants[t], f"b{n}"))
+        lead = str(lead_id_for_order(LEAD_IDS, tenants[t], f"b{n}"))
         sent[lead] = time.perf_counter()
         if i < warm:
             warmup.add(lead)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from services.common.db.tenants import TenantRecord
+    from services.common.secret_box import SecretBox
 
 log = logging.getLogger("fakes.shopmonkey")
 
@@ -60,16 +61,19 @@ def seed_history(world: World, orders_per_tenant: int, history: timedelta) -> No
             world.create_order(location.company, created_at=created, location=location)
 
 
-async def add_simulated(conn: AsyncConnection, location: Location, **tenant: Any) -> TenantRecord:
+async def add_simulated(
+    conn: AsyncConnection, location: Location, *, box: SecretBox, **tenant: Any
+) -> TenantRecord:
     """`location` as a tenant (`tenant`: its other columns), its company (API key, webhook
-    secret) added first when it is not there yet."""
-    from services.common.db.companies import add_company, get_company
+    secret, encrypted with `box`) added first when it is not there yet."""
+    from services.common.db.companies import add_company, company_exists
     from services.common.db.tenants import add_tenant
 
     company = location.company
-    if await get_company(conn, company_id=company.company_id) is None:
+    if not await company_exists(conn, company_id=company.company_id):
         await add_company(
             conn,
+            box=box,
             company_id=company.company_id,
             name=company.company_name,
             api_key=company.api_key,
@@ -94,9 +98,17 @@ async def provision_tenants(world: World, timezone: str = "America/New_York") ->
 
     from services.common.db.engine import async_engine
     from services.common.db.tenants import get_tenant
-    from services.common.settings import CommonSettings, load_settings
+    from services.common.settings import (
+        CommonSettings,
+        SecretsEncryptionSettings,
+        load_settings,
+    )
 
-    settings = load_settings(CommonSettings)
+    class Settings(CommonSettings, SecretsEncryptionSettings):
+        pass
+
+    settings = load_settings(Settings)
+    box = settings.secret_box
     engine = async_engine(settings.sqlalchemy_url, pool_size=1)
     try:
         for location in world.locations:
@@ -107,6 +119,7 @@ async def provision_tenants(world: World, timezone: str = "America/New_York") ->
                     await add_simulated(
                         conn,
                         location,
+                        box=box,
                         postal_address=f"{location.name}, 1 Simulated Way, Springfield, IL",
                         timezone=timezone,
                     )

@@ -10,10 +10,26 @@ import threading
 import time
 
 import click
+from pydantic import SecretStr
 
-from leadctl.run.demo import plan, provision_demo_locations, watch_first_touch
+from leadctl import ROOT
+from leadctl.run.demo import (
+    DEMO_OPERATOR,
+    ensure_demo_operator,
+    plan,
+    provision_demo_locations,
+    watch_first_touch,
+)
 from leadctl.run.supervisor import supervise
-from services.common.settings import CommonSettings, load_settings
+from leadctl.secrets.local import ensure_local_secrets
+from services.common.settings import CommonSettings, SecretsEncryptionSettings, load_settings
+
+
+class RunSettings(CommonSettings, SecretsEncryptionSettings):
+    """What `leadctl run` itself reads (the services read their own)."""
+
+    #: the demo operator's password (generated into .env.local by `leadctl secrets local`)
+    demo_operator_password: SecretStr | None = None
 
 
 @click.command("run")
@@ -22,8 +38,13 @@ def run_all(no_demo: bool) -> None:
     """Run every service in one log stream (what `make run` calls); Ctrl-C stops them all.
 
     Without SHOPMONKEY_API_KEY the Shopmonkey simulator feeds it; without SendGrid/Twilio keys
-    the fake providers stand in and one demo address is whitelisted (see leadctl/run/demo.py)."""
-    settings = load_settings(CommonSettings)
+    the fake providers stand in and one demo address is whitelisted (see leadctl/run/demo.py).
+    The secrets a local run needs (ID_SECRET, LINK_SIGNING_KEYS, SECRETS_ENCRYPTION_KEYS, the
+    demo operator's password) are generated into .env.local once, unless set elsewhere."""
+    written = ensure_local_secrets(ROOT)
+    if written:
+        click.echo(f"secrets         {', '.join(written)} generated into .env.local")
+    settings = load_settings(RunSettings)
     started = time.monotonic()
     root = click.get_current_context().find_root()
     group = root.command
@@ -33,8 +54,18 @@ def run_all(no_demo: bool) -> None:
     click.echo(f"PostgreSQL      {settings.database_url.split('@')[-1]}")
     click.echo(f"topics          {', '.join(settings.topics.main())} (+ .dlq)")
     if "SHOPMONKEY_API_BASE_URL" in the_plan.env and not no_demo:
-        for line in asyncio.run(provision_demo_locations(settings.sqlalchemy_url)):
+        lines = asyncio.run(
+            provision_demo_locations(settings.sqlalchemy_url, box=settings.secret_box)
+        )
+        for line in lines:
             click.echo(line)
+        if settings.demo_operator_password is not None:
+            password = settings.demo_operator_password.get_secret_value()
+            asyncio.run(ensure_demo_operator(settings.sqlalchemy_url, password))
+            click.echo(
+                f"demo operator   {DEMO_OPERATOR} (hq), password: DEMO_OPERATOR_PASSWORD "
+                "in .env.local"
+            )
     for note in the_plan.notes:
         click.echo(note)
     stop = threading.Event()

@@ -22,10 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as clock
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from leadctl.companies import COMPANY_WEBHOOK_PATH
 from leadctl.run.supervisor import Process, leadctl
+
+if TYPE_CHECKING:
+    from services.common.secret_box import SecretBox
 
 DEMO_EMAIL = "demo.lead@example.com"
 #: The demo customers' phone (a number of the range NANP keeps for fiction, +1 202 555-01xx).
@@ -181,15 +185,19 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
             )
         )
         out.notes.append(f"Shopmonkey sim  {_url(ports['shopmonkey'])}/v3 (orders every ~10 s)")
-    out.notes.append(f"dashboard       {ingest_url}/dashboard")
-    out.notes.append(f"metrics         {ingest_url}/metrics (and each service's /metrics)")
+    admin_url = _url(int(environ.get("ADMIN_PORT") or 3090))
+    out.notes.append(f"dashboard       {admin_url}/dashboard/ (operators only: sign in)")
+    out.notes.append(f"metrics         {admin_url}/metrics (and each service's /metrics)")
     for p in out.processes:
         p.env |= env
     return out
 
 
-async def provision_demo_locations(database_url: str, *, now: datetime | None = None) -> list[str]:
-    """Demo companies and locations from the simulator's, unless any tenant exists already.
+async def provision_demo_locations(
+    database_url: str, *, box: SecretBox, now: datetime | None = None
+) -> list[str]:
+    """Demo companies and locations from the simulator's (their secrets encrypted with `box`),
+    unless any tenant exists already.
 
     Returns what it did, one line per location (empty when real tenants exist)."""
     from fakes.shopmonkey.cli import add_simulated
@@ -215,6 +223,7 @@ async def provision_demo_locations(database_url: str, *, now: datetime | None = 
                 tenant = await add_simulated(
                     conn,
                     location,
+                    box=box,
                     timezone=zone,
                     postal_address=f"{len(done) + 1} Demo Way, Springfield, IL 62701",
                     phone="+15005550006",
@@ -232,6 +241,39 @@ async def provision_demo_locations(database_url: str, *, now: datetime | None = 
     finally:
         await engine.dispose()
     return done
+
+
+#: The demo's operator (hq), whose password `leadctl secrets local` generates into .env.local.
+DEMO_OPERATOR = "demo.operator@example.com"
+
+
+async def ensure_demo_operator(database_url: str, password: str) -> str:
+    """The demo operator with `password` (added, or its password set when it differs);
+    returns what it did."""
+    from services.common import passwords
+    from services.common.db.engine import async_engine
+    from services.common.db.operators import add_operator, operator_by_email, set_credentials
+
+    engine = async_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            found = await operator_by_email(conn, email=DEMO_OPERATOR)
+            if found is None:
+                await add_operator(
+                    conn,
+                    email=DEMO_OPERATOR,
+                    role="hq",
+                    password_hash=passwords.hash_secret(password),
+                )
+                return "added"
+            if not passwords.verify(found.password_hash, password):
+                await set_credentials(
+                    conn, email=DEMO_OPERATOR, password_hash=passwords.hash_secret(password)
+                )
+                return "password set"
+    finally:
+        await engine.dispose()
+    return "kept"
 
 
 def watch_first_touch(

@@ -6,7 +6,7 @@ any insert, update, delete or truncate of `shopmonkey_companies` or `tenants` (t
 the table's name; the listener reloads the whole directory, a few hundred rows).
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0008"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -11,9 +11,16 @@ ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
 def add_observability_routes(
-    app: web.Application, *, service: str, ready: ReadyCheck, registry: CollectorRegistry = REGISTRY
+    app: web.Application,
+    *,
+    service: str,
+    ready: ReadyCheck,
+    registry: CollectorRegistry = REGISTRY,
+    metrics: bool = True,
 ) -> None:
-    """`/healthz`: the process serves. `/readyz`: its dependencies answer (503 if not)."""
+    """`/healthz`: the process serves. `/readyz`: its dependencies answer (503 if not).
+    `/metrics` unless `metrics` is False (a public listener: metrics go on an operators'
+    listener)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": service})
@@ -26,10 +33,11 @@ def add_observability_routes(
             status=200 if ok else 503,
         )
 
-    async def metrics(_: web.Request) -> web.Response:
+    async def exposition(_: web.Request) -> web.Response:
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    if metrics:
+        app.router.add_get("/metrics", exposition)

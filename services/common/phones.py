@@ -35,7 +35,15 @@ def parse_phone(value: str | None) -> Phone | None:
     """The valid number `value` writes, or None (empty, too long, unparsable, not valid)."""
     if not value or len(value) > MAX_PHONE_INPUT:
         return None
-    if len(value) == 12 and value.startswith("+1") and value.isascii() and value[1:].isdigit():
+    # An area code never starts with 0 or 1; with one, the ten digits as an integer lose their
+    # leading zeros and read as a shorter number another region may accept: the parser decides.
+    if (
+        len(value) == 12
+        and value.startswith("+1")
+        and value.isascii()
+        and value[1:].isdigit()
+        and value[2] not in "01"
+    ):
         number = PhoneNumber(country_code=1, national_number=int(value[2:]))
         for region in _NANP_USUAL:
             if phonenumbers.is_valid_number_for_region(number, region):

@@ -1,7 +1,10 @@
 """Settings shared by every service; each service subclasses `CommonSettings` in its own module.
 
-Loaded once at start from the environment and `.env`; a bad value raises `ConfigError` naming
-the variable, and secrets are `SecretStr` so they never reach a log or a repr.
+Loaded once at start from the environment, `.env` and `.env.local` (the secrets `make run`
+generates for a local run; both gitignored, the environment wins); a bad or missing value
+raises `ConfigError` naming the variable, and secrets are `SecretStr` so they never reach a
+log or a repr. The deployment secrets are mixins, each required by the services that use it:
+a service without one refuses to start and names it.
 """
 
 from __future__ import annotations
@@ -14,19 +17,29 @@ from typing import Any, Literal, Self, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.base import MIN_ID_SECRET_BYTES, LeadIdKey
+from services.common.domain.signed_links import (
+    OPERATOR_SESSION,
+    UNSUBSCRIBE,
+    Signer,
+    parse_signing_keys,
+)
 from services.common.errors import ConfigError
 from services.common.kafka.connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from services.common.secret_box import SecretBox, parse_keys
 from services.common.topics import Topics
 from services.common.whitelist import parse_whitelist
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+#: Read in this order, later files winning; real environment variables win over both.
+ENV_FILES = (".env", ".env.local")
 
 
 class CommonSettings(BaseSettings):
     """What every service needs: where Kafka and PostgreSQL are, logging, and the safety list."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=ENV_FILES, env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
     database_url: str = Field(
@@ -188,6 +201,73 @@ class CommonSettings(BaseSettings):
         """The database URL as libpq/psycopg understands it."""
         _, _, rest = self.database_url.partition("://")
         return f"postgresql://{rest}"
+
+
+class IdSecretSettings(BaseSettings):
+    """The deployment secret lead ids are derived under (ingest, poller, backfill): set once
+    when the deployment is set up; changing it gives orders seen again new lead ids."""
+
+    model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore")
+
+    id_secret: SecretStr
+
+    @field_validator("id_secret")
+    @classmethod
+    def _id_secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().strip().encode()) < MIN_ID_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_ID_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+            )
+        return value
+
+    @property
+    def lead_ids(self) -> LeadIdKey:
+        return LeadIdKey(self.id_secret.get_secret_value().strip().encode())
+
+
+class LinkSigningSettings(BaseSettings):
+    """Keys that sign links in messages (unsubscribe) and operator sessions: the first signs,
+    all verify (ingest verifies, outbound signs)."""
+
+    model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore")
+
+    link_signing_keys: SecretStr
+
+    @field_validator("link_signing_keys")
+    @classmethod
+    def _signing_keys(cls, value: SecretStr) -> SecretStr:
+        parse_signing_keys(value.get_secret_value())
+        return value
+
+    def _signer(self, purpose: bytes) -> Signer:
+        return Signer(parse_signing_keys(self.link_signing_keys.get_secret_value()), purpose)
+
+    @property
+    def unsubscribe_signer(self) -> Signer:
+        return self._signer(UNSUBSCRIBE)
+
+    @property
+    def session_signer(self) -> Signer:
+        return self._signer(OPERATOR_SESSION)
+
+
+class SecretsEncryptionSettings(BaseSettings):
+    """Fernet keys of the secrets stored in PostgreSQL (companies' API keys and webhook
+    secrets): the first encrypts, all decrypt."""
+
+    model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore")
+
+    secrets_encryption_keys: SecretStr
+
+    @field_validator("secrets_encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        parse_keys(value.get_secret_value())
+        return value
+
+    @property
+    def secret_box(self) -> SecretBox:
+        return SecretBox.from_setting(self.secrets_encryption_keys.get_secret_value())
 
 
 class ShopmonkeySettings(BaseSettings):

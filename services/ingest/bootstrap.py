@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db.engine import async_engine
+from services.common.domain.signed_links import Signer
 from services.common.kafka.lag import consumer_lag
 from services.common.kafka.producer import KafkaProducer
 from services.common.rate_limiter import RateLimiter
@@ -24,6 +25,7 @@ from services.ingest.adapters.dashboard_pg import PostgresDashboardReads
 from services.ingest.adapters.lag_probe import LagProbe, LagReader
 from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
 from services.ingest.adapters.metrics import WEBHOOK_LATENCY_METRIC, WEBHOOK_REQUEST_METRIC
+from services.ingest.adapters.operators_pg import Argon2Credentials, PostgresOperators
 from services.ingest.adapters.poll_cursors_pg import PostgresCursors
 from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
@@ -36,6 +38,7 @@ from services.ingest.ports import LeadReader, TenantDirectory
 from services.ingest.service_layer.backfill import Backfill
 from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.dashboard import Dashboard
+from services.ingest.service_layer.operator_access import OperatorAccess, SignInLimits
 from services.ingest.service_layer.poller import Poller, PollerConfig
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
@@ -65,6 +68,12 @@ class SignalParts:
     sendgrid: SendGridVerifier | None
     twilio_auth_token: str | None
     twilio_public_url: str | None
+    #: verifies unsubscribe links (LINK_SIGNING_KEYS)
+    links: Signer
+    #: the locations' names for the unsubscribe pages
+    tenants: TenantDirectory
+    #: UNSUBSCRIBE_SCOPE=brand: an unsubscribe stops every location, not only the company's
+    unsubscribe_brand_wide: bool = False
 
 
 @dataclass
@@ -81,6 +90,7 @@ class Ingest:
     website: WebsiteLeads
     signals: SignalParts
     dashboard: Dashboard
+    operators: OperatorAccess
     ready: ReadyCheck
 
 
@@ -95,6 +105,7 @@ def webhook_config(settings: IngestSettings) -> WebhookConfig:
     return WebhookConfig(
         demo_mode=settings.demo_mode,
         whitelist=settings.whitelist,
+        lead_ids=settings.lead_ids,
         tolerance=settings.webhook_tolerance_seconds,
     )
 
@@ -107,6 +118,7 @@ def _tenants(
     key = settings.shopmonkey_api_key
     return PostgresTenants(
         engine,
+        box=settings.secret_box,
         ttl=settings.tenant_cache_seconds,
         listen_url=settings.libpq_url if listen else None,
         default_tenant_id=settings.tenant_id,
@@ -168,6 +180,24 @@ def _signal_parts(
         sendgrid=sendgrid,
         twilio_auth_token=twilio_token or None,
         twilio_public_url=settings.twilio_webhook_public_url or None,
+        links=settings.unsubscribe_signer,
+        tenants=tenants,
+        unsubscribe_brand_wide=settings.unsubscribe_scope == "brand",
+    )
+
+
+def build_operator_access(settings: IngestSettings, engine: AsyncEngine) -> OperatorAccess:
+    """Operator sign-in, sessions (LINK_SIGNING_KEYS) and API tokens over `engine`."""
+    return OperatorAccess(
+        store=PostgresOperators(engine),
+        credentials=Argon2Credentials(),
+        signer=settings.session_signer,
+        session_seconds=settings.admin_session_hours * 3600,
+        limits=SignInLimits(
+            per_account=settings.sign_in_max_failures,
+            per_address=settings.sign_in_max_failures_per_address,
+            window_seconds=settings.sign_in_window_seconds,
+        ),
     )
 
 
@@ -234,6 +264,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 ),
                 signals=_signal_parts(settings, engine, producer, sendgrid, tenants),
                 dashboard=build_dashboard(settings, engine),
+                operators=build_operator_access(settings, engine),
                 ready=_ready(publisher, tenants),
             )
         finally:
@@ -244,6 +275,7 @@ def poller_config(
     settings: IngestSettings, *, only: frozenset[uuid.UUID] | None = None
 ) -> PollerConfig:
     return PollerConfig(
+        lead_ids=settings.lead_ids,
         only=only,
         interval=settings.poll_interval_seconds,
         overlap=settings.poll_overlap_seconds,
@@ -306,7 +338,9 @@ async def build_backfill(
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
     async with _closing(engine, producer, client):
-        company = await PostgresTenants(engine, ttl=0).company_of(tenant_id)
+        company = await PostgresTenants(engine, box=settings.secret_box, ttl=0).company_of(
+            tenant_id
+        )
         if company is None:
             raise UnknownTenant(f"no active tenant {tenant_id}")
         yield Backfill(
@@ -320,6 +354,7 @@ async def build_backfill(
             ),
             cursors=PostgresBackfillCursors(engine),
             max_age=timedelta(days=settings.backfill_plan_max_age_days),
+            lead_ids=settings.lead_ids,
             demo_mode=settings.demo_mode,
             whitelist=settings.whitelist,
         )

@@ -3,6 +3,8 @@
 IngestError
 ├── RequestRejected        the caller's fault; nothing is produced (4xx with a JSON reason)
 │   ├── Unauthorized           missing/wrong/stale signature or API key            → 401
+│   │   └── SignInRefused      an operator's email or password is wrong (admin)    → 401
+│   ├── TooManyAttempts        an account or address over its failed sign-ins      → 429
 │   ├── UnknownTenant          no such (active) tenant                              → 404
 │   │   └── UnknownCompany     no such (active) Shopmonkey company (company URL)    → 404
 │   ├── PayloadTooLarge        body over MAX_BODY_BYTES                             → 413
@@ -42,6 +44,18 @@ class RequestRejected(IngestError):
 
 class Unauthorized(RequestRejected):
     status = 401
+
+
+class SignInRefused(Unauthorized):
+    pass
+
+
+class TooManyAttempts(RequestRejected):
+    status = 429
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class UnknownTenant(RequestRejected):

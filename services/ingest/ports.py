@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
+from services.common.domain.operators import Operator
 from services.ingest.domain.dashboard import LagReport, ReadModelCounts
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import (
@@ -155,10 +156,13 @@ class SignalStore(Protocol):
         contact: str,
         reason: str,
         source: str,
+        tenant_id: uuid.UUID | None = None,
         claim: tuple[str, str] | None = None,
     ) -> bool:
-        """Suppress `contact` on every location. `claim` (provider, event key): claimed first,
-        in the same transaction; a claimed event changes nothing. True when the row is new."""
+        """Record a suppression at `tenant_id` (the outbound gate applies it to every location
+        of that tenant's company) or, None, at every location. `claim` (provider, event key):
+        claimed first, in the same transaction; a claimed event changes nothing. True when
+        the row is new."""
         ...
 
     async def consent(self, change: ConsentChange) -> ConsentResult:
@@ -166,9 +170,11 @@ class SignalStore(Protocol):
         recorded change, then add or lift the suppressions: one transaction."""
         ...
 
-    async def lead_contact(
+    async def lead_contacts(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
-    ) -> str | None: ...
+    ) -> list[str]:
+        """Every email/phone the lead had: the read model's and its touch points' recipients."""
+        ...
 
     def unit(self) -> AbstractAsyncContextManager[SignalUnit]:
         """A transaction that commits when the block ends without an error."""
@@ -194,10 +200,16 @@ class LeadReader(Protocol):
 # dashboard --------------------------------------------------------------------------------------
 class DashboardReads(Protocol):
     async def counts(
-        self, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+        self, *, tenants: frozenset[uuid.UUID] | None, since: datetime, bucket_seconds: int
     ) -> ReadModelCounts:
-        """Leads and touch points of one location (or all) since `since`, per time bucket;
-        raises `ReadModelUnavailable` when PostgreSQL does not answer."""
+        """Leads and touch points of these locations (None: all) since `since`, per time
+        bucket, and the names of the locations asked for; raises `ReadModelUnavailable` when
+        PostgreSQL does not answer."""
+        ...
+
+    async def tenant_names(self, *, max_age: float) -> dict[uuid.UUID, str]:
+        """Every location's name by id, read at most `max_age` seconds ago; raises
+        `ReadModelUnavailable`."""
         ...
 
 
@@ -214,3 +226,20 @@ class WebhookMeter(Protocol):
     def request_metric(self) -> str: ...
 
     def snapshot(self) -> WebhookStats: ...
+
+
+# operators (admin listener) ---------------------------------------------------------------------
+class OperatorStore(Protocol):
+    async def by_email(self, email: str) -> Operator | None: ...
+
+    async def by_id(self, operator_id: uuid.UUID) -> Operator | None:
+        """The account (cached a few seconds: a disabled one ends within that)."""
+        ...
+
+    async def signed_in(self, operator_id: uuid.UUID) -> None: ...
+
+
+class CredentialCheck(Protocol):
+    async def verify(self, stored_hash: str | None, secret: str) -> bool:
+        """Whether `secret` matches (slow on purpose; as slow for no hash at all)."""
+        ...

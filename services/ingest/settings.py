@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal, Self
 
-from services.common.settings import CommonSettings, ShopmonkeySettings
+from pydantic import Field, SecretStr, model_validator
+
+from services.common.settings import (
+    CommonSettings,
+    IdSecretSettings,
+    LinkSigningSettings,
+    SecretsEncryptionSettings,
+    ShopmonkeySettings,
+)
 
 
-class IngestSettings(CommonSettings, ShopmonkeySettings):
+class IngestSettings(
+    CommonSettings,
+    ShopmonkeySettings,
+    IdSecretSettings,
+    LinkSigningSettings,
+    SecretsEncryptionSettings,
+):
+    #: The public listener: only what outside parties call (webhooks, forms, the chat
+    #: service's lead API, unsubscribe links, health).
     webhook_port: int = Field(default=3000, ge=1, le=65535)
     webhook_host: str = "0.0.0.0"
+    #: The operators' listener (dashboard, its API, /metrics): loopback unless told otherwise.
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=3090, ge=1, le=65535)
+    #: The admin listener is reached over HTTPS (a TLS proxy in front): cookies are Secure.
+    admin_tls: bool = False
+    #: How long an operator's sign-in lasts.
+    admin_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    #: Failed sign-ins allowed per account, and per client address, within the window.
+    sign_in_max_failures: int = Field(default=5, ge=1, le=1000)
+    sign_in_max_failures_per_address: int = Field(default=20, ge=1, le=10000)
+    sign_in_window_seconds: float = Field(default=900.0, gt=0)
+    #: What an unsubscribe link stops: the location's Shopmonkey company (its locations are one
+    #: business with one customer list) or every location of the brand (this deployment).
+    unsubscribe_scope: Literal["company", "brand"] = "company"
     poll_interval_seconds: float = Field(default=30.0, gt=0)
     poll_overlap_seconds: float = Field(default=120.0, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
@@ -49,8 +79,19 @@ class IngestSettings(CommonSettings, ShopmonkeySettings):
     #: peer address is the client's; never more than really are, or clients choose their own).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
 
+    @model_validator(mode="after")
+    def _two_listeners(self) -> Self:
+        if self.admin_port == self.webhook_port:
+            raise ValueError(
+                f"ADMIN_PORT must differ from WEBHOOK_PORT ({self.admin_port}): operator "
+                "surfaces never share the public listener"
+            )
+        return self
 
-class BackfillSettings(CommonSettings, ShopmonkeySettings):
+
+class BackfillSettings(
+    CommonSettings, ShopmonkeySettings, IdSecretSettings, SecretsEncryptionSettings
+):
     """Settings of `leadctl backfill` (its Shopmonkey pacing and what counts as history)."""
 
     #: Backfilled orders created longer ago than this get a lead but no touch points.

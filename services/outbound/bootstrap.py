@@ -112,6 +112,7 @@ def build_handler(
             from_email=settings.sendgrid_from_email,
             from_name=settings.sendgrid_from_name,
             unsubscribe_base_url=settings.unsubscribe_base_url,
+            unsubscribe_signer=settings.unsubscribe_signer,
         ),
         senders=senders,
         publisher=publisher,

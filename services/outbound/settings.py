@@ -7,7 +7,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.common.phones import parse_phone_list, parse_regions
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, LinkSigningSettings
 
 
 def _present(value: str | SecretStr | None) -> bool:
@@ -18,7 +18,7 @@ def _present(value: str | SecretStr | None) -> bool:
     return bool(raw.strip())
 
 
-class OutboundSettings(CommonSettings):
+class OutboundSettings(CommonSettings, LinkSigningSettings):
     # SMS bound to its recipient (DESIGN §6 4a) --------------------------------------------
     #: E.164 numbers that may receive SMS (exact after normalisation); empty: no SMS at all.
     lead_phone_whitelist: str = ""
@@ -45,9 +45,9 @@ class OutboundSettings(CommonSettings):
     twilio_status_callback_url: str | None = "http://localhost:3000/webhooks/twilio/status"
     #: Upper bound of an SMS's ValidityPeriod (also never past the end of the send window).
     sms_validity_max_seconds: int = Field(default=3600, ge=1, le=36000)
-    #: One-click unsubscribe endpoint (RFC 8058) put in List-Unsubscribe:
-    #: `<base>/<tenant_id>/<lead_id>`.
-    unsubscribe_base_url: str = "http://localhost:3000/unsubscribe"
+    #: Ingest's public unsubscribe URL (RFC 8058 one-click) put in List-Unsubscribe and the
+    #: footer: `<base>/<signed token>` (LINK_SIGNING_KEYS).
+    unsubscribe_base_url: str = "http://localhost:3000/u"
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # pacing and retries ----------------------------------------------------------------------

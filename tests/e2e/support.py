@@ -220,6 +220,7 @@ def stack_env(tmp: Path, service_env: dict[str, str], ports: dict[str, int]) -> 
             "SHOPMONKEY_API_BASE_URL": f"http://127.0.0.1:{ports['shopmonkey']}/v3",
             "WEBHOOK_PORT": str(ports["ingest"]),
             "WEBHOOK_HOST": "127.0.0.1",
+            "ADMIN_PORT": str(ports["ingest-admin"]),
             "POLLER_PORT": str(ports["poller"]),
             "SEQUENCER_PORT": str(ports["sequencer"]),
             "SEQUENCER_HOST": "127.0.0.1",
@@ -241,7 +242,16 @@ def new_stack(
 ) -> Stack:
     ports = {
         n: free_port()
-        for n in ("sendgrid", "twilio", "shopmonkey", "ingest", "poller", "sequencer", "outbound")
+        for n in (
+            "sendgrid",
+            "twilio",
+            "shopmonkey",
+            "ingest",
+            "ingest-admin",
+            "poller",
+            "sequencer",
+            "outbound",
+        )
     }
     return Stack(tmp, stack_env(tmp, service_env, ports), topics, db_url, bootstrap, ports)
 

@@ -17,6 +17,7 @@ import pytest
 from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
 from tests.e2e.support import Stack
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -94,7 +95,7 @@ def test_backfill_creates_every_lead_and_plans_only_recent_ones(  # type: ignore
     assert "done: 60 orders" in backfill.text(), backfill.tail()
     stack.wait(lambda: _sequencer_done(stack), 180, "the sequencer to read the backfill")
 
-    expected = {str(lead_id_for_order(tenant, o["id"])): o for o in orders}
+    expected = {str(lead_id_for_order(LEAD_IDS, tenant, o["id"])): o for o in orders}
     stack.wait(
         lambda: len(stack.rows("SELECT lead_id FROM leads WHERE tenant_id = %s", tenant)) == 60,
         60,

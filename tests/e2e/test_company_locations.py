@@ -33,6 +33,7 @@ from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
 from tests.conftest import ROOT, tz_at_local_hour
 from tests.e2e.support import Stack
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -40,11 +41,11 @@ ORDERS_PER_LOCATION = 3  # with a webhook; plus one the webhook misses (the poll
 NAMES = ("Tint World North", "Tint World South", "Tint World East")
 
 
-def leadctl(stack: Stack, *args: str) -> str:
+def leadctl(stack: Stack, *args: str, **env: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "leadctl.main", *args],
         cwd=ROOT,
-        env=stack.env,
+        env=stack.env | env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -119,7 +120,8 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
     # the operator's set-up: the company (its key and webhook secret once), three locations
     leadctl(
         stack, "companies", "add", "--id", company["company_id"], "--name", "Tint World Group",
-        "--api-key", company["api_key"], "--webhook-secret", company["webhook_secret"],
+        "--api-key-env", "SM_KEY", "--webhook-secret-env", "SM_SECRET",
+        SM_KEY=company["api_key"], SM_SECRET=company["webhook_secret"],
     )  # fmt: skip
     zone = tz_at_local_hour(12)
     for n, (location, name) in enumerate(zip(mapped, NAMES, strict=True)):
@@ -155,7 +157,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
     stray_ids = [s["order"]["id"] for s in strays]
 
     ours = [uuid.UUID(t) for t in tenants]
-    expected = {str(lead_id_for_order(uuid.UUID(t), oid)): t for oid, t in placed.items()}
+    expected = {str(lead_id_for_order(LEAD_IDS, uuid.UUID(t), oid)): t for oid, t in placed.items()}
 
     def sent() -> list[dict[str, Any]]:
         return stack.rows(
@@ -224,7 +226,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
             "unknown_location"
         )
     assert metric(
-        stack, "ingest", "ingest_unrouted_records_total", reason="unknown_location",
+        stack, "ingest-admin", "ingest_unrouted_records_total", reason="unknown_location",
         source="webhook",
     ) >= len(strays)  # fmt: skip
     assert not stack.rows("SELECT 1 FROM leads WHERE shopmonkey_order_id = ANY(%s)", stray_ids)
@@ -234,7 +236,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
         "created"
     ]
     customer = first["order"]["customerId"]
-    lead_a = lead_id_for_order(uuid.UUID(mapped[0]["tenant_id"]), first["order"]["id"])
+    lead_a = lead_id_for_order(LEAD_IDS, uuid.UUID(mapped[0]["tenant_id"]), first["order"]["id"])
 
     def touch(lead: uuid.UUID) -> list[dict[str, Any]]:
         return stack.rows(
@@ -248,7 +250,7 @@ def test_every_order_is_one_lead_at_its_own_location_sent_in_its_name(  # type: 
     [second] = sim(
         stack, "/_admin/orders", {"tenant_id": mapped[1]["tenant_id"], "customer_id": customer}
     )["created"]
-    lead_b = lead_id_for_order(uuid.UUID(mapped[1]["tenant_id"]), second["order"]["id"])
+    lead_b = lead_id_for_order(LEAD_IDS, uuid.UUID(mapped[1]["tenant_id"]), second["order"]["id"])
     stack.wait(lambda: bool(touch(lead_b)), 120, "the second location's decision")
     [decision] = touch(lead_b)
     assert decision["status"] == "skipped" and decision["reason"].startswith("frequency_cap")

@@ -1,7 +1,8 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright) on a running ingest (the
-real app on a free port, its own webhook metrics) with real data: rows in PostgreSQL's tables,
-signed Shopmonkey webhooks acked by Kafka, a consumer group's committed offsets. The figures on
-screen are those, and they follow the data without a reload."""
+real `serve`: webhooks on the public listener, the dashboard on the admin listener, its own
+webhook metrics) with real data: rows in PostgreSQL's tables, signed Shopmonkey webhooks acked
+by Kafka, a consumer group's committed offsets. An operator signs in first (a wrong password is
+refused); the figures on screen are those, and they follow the data without a reload."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from confluent_kafka import Consumer, TopicPartition
 from playwright.async_api import Browser, Page, async_playwright, expect
 from prometheus_client import REGISTRY
@@ -31,9 +31,10 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
 from services.ingest.adapters.metrics import WEBHOOK_REQUEST_METRIC
-from services.ingest.entrypoints.http import create_app
+from services.ingest.entrypoints.cli import serve
 from services.ingest.settings import IngestSettings
 from tests.conftest import ROOT, free_port
+from tests.support.operators import Account, add_account
 from tests.support.read_model_rows import add_job, add_lead
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -78,18 +79,33 @@ def chromium() -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_ingest(api_base: str) -> AsyncIterator[str]:
-    """The real ingest app (webhooks, /metrics, /dashboard) on a free port; env from
-    `service_env` (test DB, this test's topics)."""
-    settings = load_settings(IngestSettings, shopmonkey_api_base_url=api_base)
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+async def running_ingest(api_base: str) -> AsyncIterator[tuple[str, str]]:
+    """The real ingest (`leadctl ingest`'s `serve`) on free ports: (public URL, admin URL);
+    env from `service_env` (test DB, this test's topics)."""
+    port, admin_port = free_port(), free_port()
+    settings = load_settings(
+        IngestSettings,
+        shopmonkey_api_base_url=api_base,
+        webhook_host="127.0.0.1",
+        webhook_port=port,
+        admin_port=admin_port,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            assert not task.done(), task.exception()
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{admin_port}/healthz") as resp:
+                    if resp.status == 200:
+                        break
+            await asyncio.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield base, f"http://127.0.0.1:{admin_port}"
     finally:
-        await runner.cleanup()
+        stop.set()
+        await task
 
 
 async def send_webhooks(base: str, sim: Simulator, company: Company, n: int) -> None:
@@ -129,12 +145,24 @@ def seed_lag(kafka: str, topics: Topics, tenant: uuid.UUID, group: str) -> None:
         consumer.close()
 
 
-async def open_dashboard(browser: Browser, url: str) -> tuple[Page, list[str]]:
+async def open_dashboard(browser: Browser, url: str, operator: Account) -> tuple[Page, list[str]]:
+    """The page at `url`, after signing in as `operator` (the page asks for it first)."""
     page = await browser.new_page(viewport={"width": 1440, "height": 1000})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto(url)
+    await expect(page.get_by_test_id("sign-in-form")).to_be_visible()  # no figures anonymously
+    assert await page.get_by_test_id("kpi-leads").count() == 0
+    await page.get_by_test_id("sign-in-email").fill(operator.email)
+    await page.get_by_test_id("sign-in-password").fill("not the password")
+    await page.get_by_test_id("sign-in-submit").click()
+    await expect(page.get_by_test_id("sign-in-message")).to_have_text("Wrong email or password.")
+    await page.get_by_test_id("sign-in-email").fill(operator.email)
+    await page.get_by_test_id("sign-in-password").fill(operator.password)
+    await page.get_by_test_id("sign-in-submit").click()
+    await expect(page.get_by_test_id("viewer")).to_contain_text("all locations")
+    await page.goto(url)  # the location and window asked for
     return page, errors
 
 
@@ -177,13 +205,14 @@ async def test_dashboard_shows_and_follows_the_database(
     group = f"outbound-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(seed_lag, kafka_bootstrap, topics, tenant.id, group)
 
-    async with running_ingest(sim.api_base) as base, async_playwright() as pw:
+    operator = await add_account(db_engine)
+    async with running_ingest(sim.api_base) as (base, admin), async_playwright() as pw:
         await send_webhooks(base, sim, company, 5)
         accepted = accepted_so_far()
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page, errors = await open_dashboard(
-                browser, f"{base}/dashboard/?tenant={tenant.id}&window=60&refresh=1"
+                browser, f"{admin}/dashboard/?tenant={tenant.id}&window=60&refresh=1", operator
             )
             # the funnel is the database's, state by state
             for state, count in FUNNEL.items():
@@ -234,7 +263,14 @@ async def test_dashboard_shows_and_follows_the_database(
             await page.get_by_test_id("tenant-select").select_option("all")
             await expect(page.get_by_test_id("funnel-scope")).to_have_text("all locations")
             await expect(row).to_be_visible()
-            assert not errors, errors
+            # signing out ends it: the page asks for a sign-in again
+            await page.get_by_test_id("sign-out").click()
+            await expect(page.get_by_test_id("sign-in-form")).to_be_visible()
+            await page.goto(f"{admin}/dashboard/")
+            await expect(page.get_by_test_id("sign-in-form")).to_be_visible()
+            # the wrong password's page and the poll after signing out are answered 401
+            unexpected = [e for e in errors if "status of 401" not in e]
+            assert not unexpected, unexpected
         finally:
             await browser.close()
             await sim.stop()

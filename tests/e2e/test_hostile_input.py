@@ -7,8 +7,11 @@ Kafka and PostgreSQL):
   location: the projection retried the refused row forever);
 - the whole list of absurd inputs (huge, non-ASCII digits, negative, float, empty, NUL bytes,
   deeply nested JSON, 10,000-element arrays; raw header bytes) to every public route, unsigned
-  and correctly signed (so they reach the parsers, Kafka, the sequencer and the projection):
-  no 5xx, no service down, and a normal order afterwards is still a lead and an email.
+  and correctly signed (so they reach the parsers, Kafka, the sequencer and the projection;
+  the unsubscribe routes with a genuine signed link too), and to every route of the admin
+  listener (the sign-in form as a browser posts it, the dashboard's JSON with an operator's
+  API token): no 5xx, no service down, and a normal order afterwards is still a lead and an
+  email.
 """
 
 from __future__ import annotations
@@ -34,19 +37,25 @@ import psycopg
 import pytest
 
 from fakes._recorder import FakeAdmin
+from services.common.db.engine import async_engine
 from services.common.db.tenants import hash_api_key
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
 from tests.e2e.support import wait_http
+from tests.support import deployment_secrets
 from tests.support.absurd import (
     ABSURD_BODIES,
     ABSURD_HEADERS,
+    ABSURD_SIGN_IN_FORMS,
     ABSURD_VALUES,
+    SIGN_IN_HEADERS,
+    admin_routes,
     public_routes,
     raw_request,
 )
+from tests.support.operators import add_account
 from tests.support.phones import random_phone
 from tests.support.provider_signing import Callers, SendGridSigner
 
@@ -60,6 +69,7 @@ WHITELISTED = f"hostile.{uuid.uuid4().hex[:8]}@example.com"
 class Stack:
     db_url: str
     port: int
+    admin_port: int
     sendgrid: FakeAdmin
     signer: SendGridSigner
     procs: dict[str, subprocess.Popen[bytes]]
@@ -75,13 +85,14 @@ class Stack:
             return list(cur.fetchall()) if cur.description else []
 
     def add_tenant(self) -> None:
-        """A location whose windows are open now; no Shopmonkey key (nothing to look up)."""
+        """A location whose windows are open now; no Shopmonkey key (nothing to look up). Its
+        company's webhook secret is stored encrypted, as ingest reads it."""
         company = f"co_{self.tenant.hex[:8]}"
         self.sql(
             "INSERT INTO shopmonkey_companies (id, name, webhook_secret) VALUES (%s, %s, %s)",
             company,
             f"hostile company {self.tenant.hex[:6]}",
-            self.secret,
+            deployment_secrets.BOX.encrypt(self.secret),
         )
         self.sql(
             "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
@@ -96,8 +107,29 @@ class Stack:
             hash_token(self.lead_token),
         )
 
-    def send(self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
-        return asyncio.run(raw_request(self.port, method, path, headers, body))
+    def send(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        admin: bool = False,
+    ) -> int:
+        port = self.admin_port if admin else self.port
+        return asyncio.run(raw_request(port, method, path, headers, body))
+
+    def operator_token(self) -> str:
+        """The API token of a new hq operator (argon2-hashed in `operators`)."""
+
+        async def add() -> str:
+            engine = async_engine("postgresql+psycopg://" + self.db_url.split("://", 1)[1])
+            try:
+                return (await add_account(engine)).token
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(add())
 
     def signed(self, path: str, body: bytes) -> list[tuple[bytes, bytes]]:
         """What a genuine caller of `path` sends with `body`."""
@@ -153,9 +185,15 @@ def stack(
     topics = Topics(new_topic_prefix())
     ensure_topics(kafka_bootstrap, partitions=4, names=topics.with_dlqs())
     signer = SendGridSigner.generate()
-    ports = {name: free_port() for name in ("ingest", "sequencer", "outbound", "sg", "tw")}
+    ports = {name: free_port() for name in ("ingest", "admin", "sequencer", "outbound", "sg", "tw")}
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TENANT_ID", "TWILIO_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TENANT_ID", "TWILIO_", "ADMIN_"))
+        },
+        **deployment_secrets.ENV,
+        "ADMIN_PORT": str(ports["admin"]),
         "DATABASE_URL": db_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": topics.prefix,
@@ -180,6 +218,7 @@ def stack(
         # one loopback address plays every caller here: the barrage must not throttle the
         # genuine order that follows it (tests/unit/ingest shows the throttle)
         "AUTH_FAILURE_BURST": "100000",
+        "SIGN_IN_MAX_FAILURES_PER_ADDRESS": "10000",
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     specs = [
@@ -200,6 +239,7 @@ def stack(
         s = Stack(
             db_url=db_url,
             port=ports["ingest"],
+            admin_port=ports["admin"],
             sendgrid=FakeAdmin(f"http://127.0.0.1:{ports['sg']}"),
             signer=signer,
             procs={n: procs[n] for n in ("ingest", "sequencer", "outbound")},
@@ -299,13 +339,21 @@ def test_absurd_inputs_to_every_public_route_get_no_5xx_and_stop_nothing(stack: 
     seen: dict[str, set[int]] = {}
     sent = 0
 
-    def send(method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    def send(
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        admin: bool = False,
+    ) -> None:
         nonlocal sent
-        status = stack.send(method, path, headers, body)
+        status = stack.send(method, path, headers, body, admin=admin)
         seen.setdefault(path, set()).add(status)
         sent += 1
         if status >= 500 or status == 0:
-            failures.append(f"{method} {path} {headers!r:.200} {body[:80]!r} -> {status}")
+            where = "admin " if admin else ""
+            failures.append(f"{where}{method} {path} {headers!r:.200} {body[:80]!r} -> {status}")
 
     # every absurd body and header on every route, unsigned and signed
     for method, path in routes:
@@ -332,8 +380,23 @@ def test_absurd_inputs_to_every_public_route_get_no_5xx_and_stop_nothing(stack: 
         events = json.dumps([{"event": "bounce", "email": value, "reason": value}], default=str)
         send("POST", "/webhooks/sendgrid/events", stack.signed(routes[5][1], events.encode()),
              events.encode())  # fmt: skip
+    # the admin listener: each absurd header in place of what a browser (the sign-in form) or
+    # a script (the dashboard's JSON, with an operator's API token) sends, every absurd body
+    token = stack.operator_token()
+    genuine = [*SIGN_IN_HEADERS, (b"Authorization", f"Bearer {token}".encode())]
+    for method, path in admin_routes(stack.tenant):
+        for name in {n for n, _ in genuine} | {b"Cookie"}:
+            for value in ABSURD_HEADERS:
+                headers = [*(h for h in genuine if h[0] != name), (name, value)]
+                send(method, path, headers, b"email=a%40b.co&password=x", admin=True)
+        for body in [*ABSURD_BODIES, *ABSURD_SIGN_IN_FORMS]:
+            send(method, path, [], body, admin=True)
+            send(method, path, genuine, body, admin=True)
     assert sent > 2000, sent
     assert not failures, "\n".join(failures[:20])
+    # past the checks: a wrong sign-in was tried, the operator's summary answered
+    assert 401 in seen["/dashboard/sign-in"], seen["/dashboard/sign-in"]
+    assert 200 in seen[admin_routes(stack.tenant)[4][1]], seen
     # signed absurd records went through (into Kafka: 200) as well as being refused (400)
     assert {200, 400} <= seen[shopmonkey] and {200, 400} <= seen[website], seen
     stack.alive()

@@ -1,5 +1,7 @@
 """`make run` from a fresh copy of the repository reaches "first touch point sent to the demo
-address" with no other step, the dashboard shows it, and Ctrl-C stops everything it started.
+address" with no other step, the dashboard shows it to the demo operator, and Ctrl-C stops
+everything it started. The deployment secrets it needs are generated into `.env.local` (none is
+in the environment here), and the services use them.
 
 The copy holds exactly what a clone would (tracked and not-ignored files, no .venv, no .local),
 so `make run` installs its own virtualenv there. Kafka and PostgreSQL are the ones `make test`
@@ -16,15 +18,21 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
 
 from fakes._recorder import FakeAdmin
-from leadctl.run.demo import DEMO_PHONE
+from leadctl.run.demo import DEMO_OPERATOR, DEMO_PHONE
+from leadctl.secrets.local import read_env_file
+from schemas.base import LeadIdKey, lead_id_for_order
+from services.common.secret_box import SecretBox
 from tests.conftest import BASE_DB_URL, ROOT, free_port, new_topic_prefix
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -82,6 +90,16 @@ class Output:
             return "\n".join(self.lines[-n:])
 
 
+def signed_in_summary(admin: str, email: str, password: str) -> dict:  # type: ignore[type-arg]
+    """The dashboard's JSON as the operator sees it after signing in with the form."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    form = urllib.parse.urlencode({"email": email, "password": password}).encode()
+    with opener.open(f"{admin}/dashboard/sign-in", data=form, timeout=10) as r:
+        assert r.status == 200 and r.url.endswith("/dashboard/"), r.url  # after the 303
+    with opener.open(f"{admin}/dashboard/api/summary", timeout=10) as r:
+        return json.load(r)  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     db = f"lo_e2e_run_{uuid.uuid4().hex[:8]}"
@@ -91,12 +109,15 @@ def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         if not k.startswith(
             ("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "LEAD_PHONE", "VIRTUAL_ENV")
         )
+        and k not in ("ID_SECRET", "LINK_SIGNING_KEYS", "SECRETS_ENCRYPTION_KEYS")
+        and not k.startswith("ADMIN_")
     }
     env |= {
         "DATABASE_URL": BASE_DB_URL.rsplit("/", 1)[0] + "/" + db,
         "KAFKA_TOPIC_PREFIX": new_topic_prefix("run"),
         "KAFKA_PARTITIONS": "4",
         "WEBHOOK_PORT": str(free_port()),
+        "ADMIN_PORT": str(free_port()),
         "SHOPMONKEY_SIM_PORT": str(free_port()),
         "FAKE_SENDGRID_PORT": str(free_port()),
         "FAKE_TWILIO_PORT": str(free_port()),
@@ -134,9 +155,15 @@ def test_make_run_reaches_first_touch_point_and_stops_cleanly(
         elapsed = time.monotonic() - started
         print(f"make run → first touch point: {elapsed:.1f} s (cold: fresh venv)")
 
-        port = run_env["WEBHOOK_PORT"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard/api/summary") as r:
-            summary = json.load(r)
+        generated = read_env_file(repo / ".env.local")
+        assert {"ID_SECRET", "LINK_SIGNING_KEYS", "SECRETS_ENCRYPTION_KEYS"} <= set(generated)
+        public, admin = run_env["WEBHOOK_PORT"], run_env["ADMIN_PORT"]
+        with pytest.raises(urllib.error.HTTPError) as public_dashboard:
+            urllib.request.urlopen(f"http://127.0.0.1:{public}/dashboard/api/summary")
+        assert public_dashboard.value.code == 404
+        summary = signed_in_summary(
+            f"http://127.0.0.1:{admin}", DEMO_OPERATOR, generated["DEMO_OPERATOR_PASSWORD"]
+        )
         assert summary["touchpoints"]["totals"]["sent"] >= 1, summary
 
         # the fake providers recorded it, and nothing for anyone but the demo address
@@ -168,6 +195,16 @@ def test_make_run_reaches_first_touch_point_and_stops_cleanly(
         assert texts <= demo_phones, texts - demo_phones
         assert texts <= {DEMO_PHONE}, texts  # only the listed demo number ever gets an SMS
         assert stray == (0,), "a touch point was sent to a customer who is not whitelisted"
+        with psycopg.connect(run_env["DATABASE_URL"]) as conn:
+            keys = conn.execute("SELECT shopmonkey_api_key FROM shopmonkey_companies").fetchall()
+            leads = conn.execute("SELECT tenant_id, shopmonkey_order_id, lead_id FROM leads")
+            lead_rows = [r for r in leads.fetchall() if r[1]]
+        box = SecretBox.from_setting(generated["SECRETS_ENCRYPTION_KEYS"])
+        assert keys and all(box.decrypt(k) for (k,) in keys)  # encrypted with the generated key
+        ids = LeadIdKey(generated["ID_SECRET"].encode())
+        assert lead_rows and all(
+            lead == lead_id_for_order(ids, tenant, order) for tenant, order, lead in lead_rows
+        )
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal
         try:

@@ -38,6 +38,7 @@ from services.common.topics import Topics
 from services.ingest.adapters.lead_reader_pg import hash_token
 from tests.conftest import ROOT, free_port, new_topic_prefix, tz_at_local_hour
 from tests.e2e.support import wait_http
+from tests.support import deployment_secrets
 from tests.support.phones import random_phone
 from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
 
@@ -214,7 +215,7 @@ def stack(
     ensure_topics(kafka_bootstrap, partitions=4, names=topics.with_dlqs())
     people = [Person(f"e2e.{uuid.uuid4().hex[:8]}@example.com", random_phone()) for _ in range(6)]
     signer = SendGridSigner.generate()
-    ports = {name: free_port() for name in ("ingest", "seq", "out", "sg", "tw")}
+    ports = {name: free_port() for name in ("ingest", "admin", "seq", "out", "sg", "tw")}
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -241,6 +242,8 @@ def stack(
         "SEQUENCER_STORE": "memory://",
         "SEQUENCER_DATA_DIR": str(logs / "sequencer"),
         "SHOPMONKEY_API_BASE_URL": "http://127.0.0.1:9/v3",
+        "ADMIN_PORT": str(ports["admin"]),
+        **deployment_secrets.ENV,
     }
     for name in ("TENANT_ID", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_WEBHOOK_PUBLIC_URL"):
         env.pop(name, None)

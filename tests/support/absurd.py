@@ -10,6 +10,10 @@ import json
 import uuid
 from typing import Any
 
+from schemas.base import Channel
+from services.common.domain.signed_links import unsubscribe_token
+from tests.support.deployment_secrets import UNSUBSCRIBE_SIGNER
+
 #: Values for any JSON field: huge, non-ASCII digits, negative, float, empty, NUL bytes,
 #: deeply nested, 10,000-element arrays, wrong types.
 ABSURD_VALUES: list[Any] = [
@@ -97,12 +101,27 @@ ABSURD_BODIES: list[bytes] = [
 ]
 
 
+def unsubscribe_link(tenant: uuid.UUID, lead: uuid.UUID) -> str:
+    """A genuine unsubscribe link of the test deployment (LINK_SIGNING_KEYS) for `lead`, sent
+    to an address the lead need not have (then it changes nothing)."""
+    token = unsubscribe_token(
+        UNSUBSCRIBE_SIGNER,
+        tenant_id=tenant,
+        lead_id=lead,
+        channel=Channel.EMAIL,
+        contact="absurd.sweep@example.com",
+    )
+    return f"/u/{token}"
+
+
 def public_routes(tenant: uuid.UUID, lead: uuid.UUID) -> list[tuple[str, str]]:
     """(method, path) of every route of ingest's public port, for a known tenant and lead,
     an unknown tenant and paths that are no ids at all. The first eight are the ones whose
     callers authenticate (Shopmonkey's, the website's, SendGrid's, Twilio's), in this order:
     the known tenant's webhook, an unknown one, a mangled one, the seed's, the website form,
-    SendGrid events, Twilio status, Twilio inbound."""
+    SendGrid events, Twilio status, Twilio inbound. The unsubscribe links: a genuine signed
+    one, a forged, a huge and a missing token, and the old unsigned form (410)."""
+    link = unsubscribe_link(tenant, lead)
     return [
         ("POST", f"/webhooks/shopmonkey/{tenant}/order"),
         ("POST", f"/webhooks/shopmonkey/{uuid.uuid4()}/order"),
@@ -112,6 +131,11 @@ def public_routes(tenant: uuid.UUID, lead: uuid.UUID) -> list[tuple[str, str]]:
         ("POST", "/webhooks/sendgrid/events"),
         ("POST", "/webhooks/twilio/status"),
         ("POST", "/webhooks/twilio/inbound"),
+        ("GET", link),
+        ("POST", link),
+        ("POST", "/u/%00%FF%C2%B2"),
+        ("GET", "/u/" + "A" * 5000),
+        ("POST", "/u/"),
         ("GET", f"/unsubscribe/{tenant}/{lead}"),
         ("POST", f"/unsubscribe/{tenant}/{lead}"),
         ("POST", "/unsubscribe/%00/%FF"),
@@ -122,6 +146,41 @@ def public_routes(tenant: uuid.UUID, lead: uuid.UUID) -> list[tuple[str, str]]:
         ("GET", "/readyz"),
         ("GET", "/openapi.json"),
     ]
+
+
+def admin_routes(tenant: uuid.UUID) -> list[tuple[str, str]]:
+    """(method, path) of every route of ingest's admin listener (operators: the sign-in page,
+    the dashboard and its JSON; Prometheus), with query strings that are no window or tenant
+    at all."""
+    return [
+        ("GET", "/dashboard/sign-in"),
+        ("POST", "/dashboard/sign-in"),
+        ("POST", "/dashboard/sign-out"),
+        ("GET", "/dashboard/"),
+        ("GET", f"/dashboard/api/summary?tenant={tenant}&window=60"),
+        ("GET", "/dashboard/api/summary?tenant=%C2%B2&window=%00"),
+        ("GET", "/dashboard/api/summary?window=" + "9" * 5000),
+        ("GET", "/metrics"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/openapi.json"),
+    ]
+
+
+#: What a browser sends with the sign-in form (the form's type; a same-origin request).
+SIGN_IN_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"Content-Type", b"application/x-www-form-urlencoded"),
+    (b"Sec-Fetch-Site", b"same-origin"),
+]
+#: Bodies a browser's sign-in form could carry, absurd ones (and every ABSURD_BODIES).
+ABSURD_SIGN_IN_FORMS: list[bytes] = [
+    b"email=&password=",
+    b"email=" + b"a" * 100_000 + b"&password=x",
+    b"email=%00%ff&password=%00",
+    b"email=sam%40example.com&password=" + b"p" * 100_000,
+    b"email=\xff&password[]=1&password[]=2",
+    "email=\u00b2@example.com&password=\u0661".encode(),
+]
 
 
 async def raw_request(

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.domain.operators import ROLES as OPERATOR_ROLES
 from services.common.domain.read_model import JOB_STATUSES as JOB_STATUSES
 from services.common.domain.read_model import LEAD_STATES as LEAD_STATES
 
@@ -53,7 +54,8 @@ SIGNATURE_SCHEMES = ("standard", "legacy_hmac")
 
 class ShopmonkeyCompany(Base):
     """One Shopmonkey company: the API key and webhook secret Shopmonkey issues per company,
-    shared by its locations (tenants). Read and written only through `db.companies`."""
+    shared by its locations (tenants). Both are Fernet tokens (encrypted under
+    SECRETS_ENCRYPTION_KEYS, 0010). Read and written only through `db.companies`."""
 
     __tablename__ = "shopmonkey_companies"
 
@@ -266,6 +268,47 @@ class ContactConsent(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "channel", "contact", postgresql_nulls_not_distinct=True),
         CheckConstraint("channel in ('email', 'sms')", name="channel"),
+    )
+
+
+class Operator(Base):
+    """Someone who may sign in to the dashboard: `hq` sees every location, `location` only
+    its `operator_tenants`. Credentials are argon2 hashes (a password for the sign-in page, or
+    an API token for scripts); `session_epoch` grows on every reset or disable, which ends
+    every session signed before (0010)."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    #: lower-cased
+    email: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    token_hash: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    session_epoch: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint(f"role in {OPERATOR_ROLES!r}", name="role"),
+        CheckConstraint(
+            "password_hash IS NOT NULL OR token_hash IS NOT NULL", name="has_credential"
+        ),
+    )
+
+
+class OperatorTenant(Base):
+    """A location a `location` operator may see."""
+
+    __tablename__ = "operator_tenants"
+
+    operator_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
 
 

@@ -2,7 +2,8 @@
 
 Each is a single scan with GROUPING SETS, so one refresh costs two round trips however many
 locations there are. `job_executions` is read through its (status, claimed_at) index for the
-time window; `leads` through (tenant_id, state) when one location is selected.
+time window; `leads` through (tenant_id, state) when locations are selected. The locations
+asked for are a bound parameter (`tenant_id = ANY(:tenants)`), never text in the statement.
 """
 
 from __future__ import annotations
@@ -59,12 +60,16 @@ GROUP BY GROUPING SETS ((tenant_id, status), (bucket, status, reason),
 
 
 async def lead_counts(
-    conn: AsyncConnection, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+    conn: AsyncConnection,
+    *,
+    tenants: frozenset[uuid.UUID] | None,
+    since: datetime,
+    bucket_seconds: int,
 ) -> LeadCounts:
-    where = "WHERE tenant_id = :tenant" if tenant is not None else ""
+    where = "WHERE tenant_id = ANY(:tenants)" if tenants is not None else ""
     params: dict[str, object] = {"since": since, "bucket": bucket_seconds}
-    if tenant is not None:
-        params["tenant"] = tenant
+    if tenants is not None:
+        params["tenants"] = sorted(tenants)
     result = await conn.execute(text(_LEADS_SQL.format(where=where)), params)
     counts = LeadCounts()
     for tenant_id, state, bucket, n, g_tenant in result:
@@ -76,16 +81,20 @@ async def lead_counts(
 
 
 async def touch_counts(
-    conn: AsyncConnection, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+    conn: AsyncConnection,
+    *,
+    tenants: frozenset[uuid.UUID] | None,
+    since: datetime,
+    bucket_seconds: int,
 ) -> TouchCounts:
-    tenant_filter = "AND tenant_id = :tenant" if tenant is not None else ""
+    tenant_filter = "AND tenant_id = ANY(:tenants)" if tenants is not None else ""
     params: dict[str, object] = {
         "since": since,
         "scan_since": since - DECISION_SLACK,
         "bucket": bucket_seconds,
     }
-    if tenant is not None:
-        params["tenant"] = tenant
+    if tenants is not None:
+        params["tenants"] = sorted(tenants)
     result = await conn.execute(text(_JOBS_SQL.format(tenant_filter=tenant_filter)), params)
     counts = TouchCounts()
     for tenant_id, status, reason, bucket, channel, delivery, n, wl, g_tenant, g_bucket in result:
@@ -119,8 +128,18 @@ class PostgresDashboardReads:
         self._names_seconds = names_seconds
         self._names: tuple[float, dict[uuid.UUID, str]] = (0.0, {})
 
+    async def tenant_names(self, *, max_age: float) -> dict[uuid.UUID, str]:
+        if time.monotonic() - self._names[0] <= max_age and self._names[1]:
+            return self._names[1]
+        try:
+            async with self._engine.connect() as conn:
+                self._names = (time.monotonic(), await tenant_names(conn))
+        except (DBAPIError, PoolTimeout, OSError) as exc:
+            raise ReadModelUnavailable(exc.__class__.__name__) from exc
+        return self._names[1]
+
     async def counts(
-        self, *, tenant: uuid.UUID | None, since: datetime, bucket_seconds: int
+        self, *, tenants: frozenset[uuid.UUID] | None, since: datetime, bucket_seconds: int
     ) -> ReadModelCounts:
         try:
             async with self._engine.connect() as conn:
@@ -128,10 +147,10 @@ class PostgresDashboardReads:
                 if time.monotonic() - self._names[0] > self._names_seconds or not self._names[1]:
                     self._names = (time.monotonic(), await tenant_names(conn))
                 leads = await lead_counts(
-                    conn, tenant=tenant, since=since, bucket_seconds=bucket_seconds
+                    conn, tenants=tenants, since=since, bucket_seconds=bucket_seconds
                 )
                 touches = await touch_counts(
-                    conn, tenant=tenant, since=since, bucket_seconds=bucket_seconds
+                    conn, tenants=tenants, since=since, bucket_seconds=bucket_seconds
                 )
                 await conn.rollback()
         except (DBAPIError, PoolTimeout, OSError) as exc:

@@ -182,14 +182,16 @@ class PostgresSignalStore:
         contact: str,
         reason: str,
         source: str,
+        tenant_id: uuid.UUID | None = None,
         claim: tuple[str, str] | None = None,
     ) -> bool:
-        """Every location (tenant NULL): the provider account and sender are shared. True when
-        the row is new; a `claim` (provider, event key) claimed before changes nothing."""
+        """At `tenant_id` (the gate applies it to that tenant's company), or every location
+        (tenant NULL: the provider account and sender are shared, e.g. bounces, STOP). True
+        when the row is new; a `claim` (provider, event key) claimed before changes nothing."""
         async with self._engine.begin() as conn:
-            if claim is not None and not await _claim(conn, *claim, None):
+            if claim is not None and not await _claim(conn, *claim, tenant_id):
                 return False
-            return await _suppress(conn, None, channel, contact, reason, source)
+            return await _suppress(conn, tenant_id, channel, contact, reason, source)
 
     async def consent(self, change: ConsentChange) -> ConsentResult:
         async with self._engine.begin() as conn:
@@ -237,28 +239,25 @@ class PostgresSignalStore:
             lifted = (await conn.execute(lift)).rowcount or 0
             return ConsentResult(Consent.APPLIED, lifted)
 
-    async def lead_contact(
+    async def lead_contacts(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
-    ) -> str | None:
-        """The lead's email/phone: the read model's, else the newest touch point's recipient."""
+    ) -> list[str]:
+        """The lead's email/phone in the read model and every recipient of its touch points
+        (an address that changed since a message was sent is still found)."""
         column = Lead.email if channel is Channel.EMAIL else Lead.phone
-        read_model = select(column).where(Lead.lead_id == lead_id, Lead.tenant_id == tenant_id)
-        ledger = (
-            select(JobExecution.recipient)
-            .where(
+        stmt = union(
+            select(column.label("contact")).where(
+                Lead.lead_id == lead_id, Lead.tenant_id == tenant_id, column.is_not(None)
+            ),
+            select(JobExecution.recipient).where(
                 JobExecution.tenant_id == tenant_id,
                 JobExecution.lead_id == lead_id,
                 JobExecution.channel == channel.value,
                 JobExecution.recipient.is_not(None),
-            )
-            .order_by(JobExecution.claimed_at.desc())
-            .limit(1)
-        )
+            ),
+        ).limit(MAX_LEADS_PER_CONTACT)
         async with self._engine.connect() as conn:
-            value = (await conn.execute(read_model)).scalar_one_or_none()
-            if not value:
-                value = (await conn.execute(ledger)).scalar_one_or_none()
-        return str(value) if value else None
+            return [str(r[0]) for r in (await conn.execute(stmt)).all() if r[0]]
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PostgresSignalUnit]:

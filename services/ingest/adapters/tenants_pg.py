@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.db.companies import CompanyRecord, companies_with_tenants
 from services.common.db.models import Tenant
 from services.common.db.tenants import TenantRecord, hash_api_key
+from services.common.secret_box import SecretBox
 from services.ingest.adapters.metrics import DIRECTORY_RELOADS
 from services.ingest.domain.directory import Directory
 from services.ingest.domain.model import IngestCompany, IngestTenant
@@ -75,6 +76,7 @@ class PostgresTenants:
         self,
         engine: AsyncEngine,
         *,
+        box: SecretBox,
         ttl: float,
         listen_url: str | None = None,
         miss_reload_seconds: float = 1.0,
@@ -83,6 +85,7 @@ class PostgresTenants:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._box = box
         self._period = ttl if ttl > 0 else 60.0
         self._listen_url = listen_url
         self._miss_reload = miss_reload_seconds
@@ -92,6 +95,8 @@ class PostgresTenants:
         self._directory: Directory | None = None
         self._missed_at = -math.inf  # when the last reload for a miss began
         self._loading: asyncio.Task[Directory] | None = None
+        self._loads_begun = 0  # loads started so far; the one in flight is `_loading_number`
+        self._loading_number = 0
         self._changed: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -120,14 +125,14 @@ class PostgresTenants:
 
     # look-ups ---------------------------------------------------------------------------------
     async def company(self, company_id: str) -> IngestCompany | None:
-        directory = self._directory or await self._first()
+        directory = self._directory if self._directory is not None else await self._first()
         found = directory.companies.get(company_id)
         if found is None and (again := await self._after_miss()) is not None:
             found = again.companies.get(company_id)
         return found
 
     async def company_of(self, tenant_id: uuid.UUID) -> IngestCompany | None:
-        directory = self._directory or await self._first()
+        directory = self._directory if self._directory is not None else await self._first()
         found = directory.by_tenant.get(tenant_id)
         if found is None and (again := await self._after_miss()) is not None:
             found = again.by_tenant.get(tenant_id)
@@ -139,7 +144,7 @@ class PostgresTenants:
 
     async def for_api_key(self, api_key: str) -> IngestTenant | None:
         digest = hash_api_key(api_key)
-        directory = self._directory or await self._first()
+        directory = self._directory if self._directory is not None else await self._first()
         found = directory.by_website_key.get(digest)
         if found is None and (again := await self._after_miss()) is not None:
             found = again.by_website_key.get(digest)
@@ -147,7 +152,7 @@ class PostgresTenants:
 
     async def for_lead_token(self, digest: str) -> uuid.UUID | None:
         """The active tenant whose lead-API token has this hash."""
-        directory = self._directory or await self._first()
+        directory = self._directory if self._directory is not None else await self._first()
         found = directory.by_lead_token.get(digest)
         if found is None and (again := await self._after_miss()) is not None:
             found = again.by_lead_token.get(digest)
@@ -171,9 +176,20 @@ class PostgresTenants:
         """Load the directory anew (one load at a time: concurrent callers share it); raises
         Unavailable when PostgreSQL cannot be read (the last directory stays in use)."""
         if self._loading is None:
+            self._loads_begun += 1
+            self._loading_number = self._loads_begun
             self._loading = asyncio.get_running_loop().create_task(self._load())
             self._loading.add_done_callback(self._loaded)
         return await asyncio.shield(self._loading)
+
+    async def _reload_begun_after(self, begun: int) -> Directory:
+        """A directory whose load began after load number `begun`: a load already in flight
+        then may have read before the change the caller knows of, so it is waited for and a
+        new one made."""
+        while self._loading is not None and self._loading_number <= begun:
+            with contextlib.suppress(Unavailable):
+                await asyncio.shield(self._loading)
+        return await self.reload()
 
     def _loaded(self, task: asyncio.Task[Directory]) -> None:
         self._loading = None
@@ -184,7 +200,7 @@ class PostgresTenants:
         keys = select(Tenant.id, Tenant.website_api_key_sha256, Tenant.lead_api_key_sha256)
         try:
             async with self._engine.connect() as conn:
-                found = await companies_with_tenants(conn, with_empty=True)
+                found = await companies_with_tenants(conn, box=self._box, with_empty=True)
                 hashes = (await conn.execute(keys.where(Tenant.active.is_(True)))).all()
         except (OperationalError, DBAPIError, OSError) as exc:
             raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
@@ -206,13 +222,15 @@ class PostgresTenants:
 
     async def _first(self) -> Directory:
         """The directory when none was loaded yet (start failed, or one-off use)."""
-        return self._directory or await self.reload()
+        # `is None`, not falsiness: a directory of no tenants is empty, not missing
+        return self._directory if self._directory is not None else await self.reload()
 
     async def _after_miss(self) -> Directory | None:
         """A key not in the directory: the directory anew when a change was notified and not
         loaded yet (or is being loaded), or when no miss made a reload in the last
         `miss_reload_seconds` (a key created a moment ago answers at once; random ids cost
         one reload a second at most); else None. Never raises."""
+        begun = self._loads_begun
         pending = self._loading is not None or (
             self._changed is not None and self._changed.is_set()
         )
@@ -221,7 +239,9 @@ class PostgresTenants:
             return None
         self._missed_at = now
         try:
-            return await self.reload()
+            # not the load in flight: it may have read the tenants before the change whose
+            # notification (a company, then its location, say) made this miss a pending one
+            return await self._reload_begun_after(begun)
         except Unavailable:
             return None
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas import bounds
-from schemas.base import lead_id_for_order
+from schemas.base import LeadIdKey, lead_id_for_order
 from schemas.events import Operation, OrderSource
 from services.common.phones import normalize_phone
 from services.ingest.domain.draft import Contact, OrderEventDraft
@@ -328,18 +328,19 @@ def order_draft(
     source: OrderSource,
     contact: Contact,
     now: datetime,
+    ids: LeadIdKey,
     facts: Facts | None = None,
     adjusted: Adjusted | None = None,
 ) -> OrderEventDraft:
-    """Each field of the record is read once. `now` must be aware (UTC). `facts`: the
-    record's `facts_of`, when the caller already has them; `adjusted` collects the values
-    cut or dropped."""
+    """Each field of the record is read once. `now` must be aware (UTC); `ids`: the key lead
+    ids are derived under. `facts`: the record's `facts_of`, when the caller already has
+    them; `adjusted` collects the values cut or dropped."""
     if facts is None:
         facts = facts_of("order", data, operation)
     return _draft(
         facts,
         tenant_id,
-        lead_id_for_order(tenant_id, facts.rid),
+        lead_id_for_order(ids, tenant_id, facts.rid),
         source,
         "order",
         operation,

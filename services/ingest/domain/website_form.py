@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.base import lead_id_for_form
+from schemas.base import LeadIdKey, lead_id_for_form
 from schemas.events import Customer, Operation, OrderEvent, OrderSource
 from services.common.phones import normalize_phone
 from services.ingest.domain.normalise import Adjusted
@@ -83,9 +83,15 @@ class WebsiteLeadForm(BaseModel):
 
 
 def website_event(
-    tenant_id: uuid.UUID, form: WebsiteLeadForm, *, now: datetime, adjusted: Adjusted | None = None
+    tenant_id: uuid.UUID,
+    form: WebsiteLeadForm,
+    *,
+    now: datetime,
+    ids: LeadIdKey,
+    adjusted: Adjusted | None = None,
 ) -> OrderEvent:
-    """The form's event; a phone that is no valid number is left out and noted in `adjusted`."""
+    """The form's event, its lead id derived under `ids`; a phone that is no valid number is
+    left out and noted in `adjusted`."""
     phone = normalize_phone(form.phone) if form.phone else None
     if form.phone and phone is None and adjusted is not None:
         adjusted.append(("phone", "invalid_phone"))
@@ -96,7 +102,7 @@ def website_event(
     return OrderEvent(
         event_id=f"website:{tenant_id}:{form.submission_id}",
         tenant_id=tenant_id,
-        lead_id=lead_id_for_form(tenant_id, form.submission_id),
+        lead_id=lead_id_for_form(ids, tenant_id, form.submission_id),
         source=OrderSource.WEBSITE,
         entity="website_form",
         operation=Operation.INSERT,

@@ -16,7 +16,8 @@ from services.common.logging import setup_logging
 from services.common.observability import add_observability_routes
 from services.common.settings import load_settings
 from services.ingest.bootstrap import build_poller
-from services.ingest.entrypoints.http import create_app
+from services.ingest.entrypoints.admin import create_admin_app
+from services.ingest.entrypoints.http import INGEST, create_app
 from services.ingest.settings import IngestSettings
 
 log = logging.getLogger("services.ingest")
@@ -47,41 +48,66 @@ async def freeze_heap(_: web.Application) -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
+async def serve(settings: IngestSettings, stop: asyncio.Event) -> None:
+    """The public listener (WEBHOOK_HOST:WEBHOOK_PORT) and the admin listener
+    (ADMIN_HOST:ADMIN_PORT) on one set of parts, until `stop` is set."""
+    public = create_app(settings)
+    public.on_startup.append(freeze_heap)  # after the cleanup_ctx built the producer, pool, ...
+    runner = web.AppRunner(public, access_log=None)
+    await runner.setup()
+    admin = web.AppRunner(create_admin_app(settings, lambda: public[INGEST]), access_log=None)
+    try:
+        await admin.setup()
+        await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
+        await web.TCPSite(admin, settings.admin_host, settings.admin_port).start()
+        log.info(
+            "ingest listening on %s:%d (public), admin on %s:%d, producing to %s",
+            settings.webhook_host,
+            settings.webhook_port,
+            settings.admin_host,
+            settings.admin_port,
+            settings.topics.order_events,
+        )
+        await stop.wait()
+    finally:
+        await admin.cleanup()
+        await runner.cleanup()
+
+
+async def _serve_until_signalled(settings: IngestSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+
+
 @click.command("ingest")
-@click.option("--port", type=int, default=None, help="Listen port (WEBHOOK_PORT, 3000).")
-@click.option("--host", default=None, help="Listen address (WEBHOOK_HOST).")
-def ingest(port: int | None, host: str | None) -> None:
-    """Receive Shopmonkey webhooks and website leads into Kafka (durable, idempotent)."""
+@click.option("--port", type=int, default=None, help="Public listen port (WEBHOOK_PORT, 3000).")
+@click.option("--host", default=None, help="Public listen address (WEBHOOK_HOST).")
+@click.option("--admin-port", type=int, default=None, help="Admin port (ADMIN_PORT, 3090).")
+def ingest(port: int | None, host: str | None, admin_port: int | None) -> None:
+    """Receive Shopmonkey webhooks and website leads into Kafka (durable, idempotent); serve the
+    operators' dashboard and metrics on the admin listener."""
     overrides: dict[str, object] = {}
     if port:
         overrides["webhook_port"] = port
     if host:
         overrides["webhook_host"] = host
+    if admin_port:
+        overrides["admin_port"] = admin_port
     settings = load_settings(IngestSettings, **overrides)
     setup_logging("ingest", settings.log_level)
     _describe(settings)
     check_kafka(settings)
-    log.info(
-        "ingest listening on %s:%d, producing to %s",
-        settings.webhook_host,
-        settings.webhook_port,
-        settings.topics.order_events,
-    )
-    app = create_app(settings)
-    app.on_startup.append(freeze_heap)  # after the cleanup_ctx built the producer, pool, ...
-    web.run_app(
-        app,
-        host=settings.webhook_host,
-        port=settings.webhook_port,
-        access_log=None,
-        print=None,
-    )
+    asyncio.run(_serve_until_signalled(settings))
 
 
 async def run_poller(
     settings: IngestSettings, *, once: bool = False, only: frozenset[uuid.UUID] | None = None
 ) -> None:
-    """Poll until SIGTERM/SIGINT, with /healthz, /readyz and /metrics on POLLER_PORT."""
+    """Poll until SIGTERM/SIGINT, with /healthz, /readyz and /metrics on
+    ADMIN_HOST:POLLER_PORT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -96,7 +122,8 @@ async def run_poller(
         add_observability_routes(app, service="poller", ready=parts.ready)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, settings.webhook_host, settings.poller_port).start()
+        # health and metrics are for operators and Prometheus: the admin host, never the public
+        await web.TCPSite(runner, settings.admin_host, settings.poller_port).start()
         log.info(
             "poller every %.0fs (overlap %.0fs), health on :%d",
             settings.poll_interval_seconds,

@@ -1,11 +1,15 @@
-"""OpenAPI fragment of the dashboard sub-application (merged into ingest's `/openapi.json`, see
-`services.ingest.entrypoints.openapi`); keyed by the full paths under the `/dashboard` mount."""
+"""OpenAPI fragment of the dashboard sub-application (merged into the admin listener's
+`/openapi.json`, see `services.ingest.entrypoints.openapi`); keyed by the full paths under the
+`/dashboard` mount."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from services.ingest.service_layer.dashboard import WINDOWS
+
 _JSON = "application/json"
+_HTML: dict[str, Any] = {"text/html": {}}
 _ERROR = {"$ref": "#/components/schemas/DashboardError"}
 _COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
 
@@ -28,19 +32,76 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             "responses": {"302": {"description": "Location: /dashboard/"}},
         }
     },
-    "/dashboard/": _static(
-        "The operations dashboard (HTML; polls `api/summary` every few seconds).", "text/html"
-    ),
+    "/dashboard/": {
+        "get": {
+            "summary": "The operations dashboard (HTML; polls `api/summary` every few seconds).",
+            "description": "Needs a signed-in operator (session cookie); else 303 to `sign-in`.",
+            "tags": ["dashboard"],
+            "responses": {
+                "200": {"description": "The page", "content": _HTML},
+                "303": {"description": "Not signed in: Location: sign-in"},
+            },
+        }
+    },
+    "/dashboard/sign-in": {
+        "get": {
+            "summary": "The operator sign-in form.",
+            "tags": ["dashboard"],
+            "responses": {"200": {"description": "The form", "content": _HTML}},
+        },
+        "post": {
+            "summary": "Sign in (email, password): sets the session cookie.",
+            "description": (
+                "Signed, HttpOnly, SameSite=Strict, Path=/ (Secure and `__Host-` over TLS). "
+                "Failures are limited per account and per address (429 + Retry-After) and "
+                "logged with a masked email; a form posted from another site is 403."
+            ),
+            "tags": ["dashboard"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "email": {"type": "string"},
+                                "password": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "303": {"description": "Signed in: Set-Cookie, Location: ./"},
+                "401": {"description": "Wrong email or password", "content": _HTML},
+                "403": {"description": "Sent from another site", "content": _HTML},
+                "429": {"description": "Too many failed sign-ins", "content": _HTML},
+            },
+        },
+    },
+    "/dashboard/sign-out": {
+        "post": {
+            "summary": "Sign out: clears the session cookie.",
+            "tags": ["dashboard"],
+            "responses": {
+                "303": {"description": "Location: sign-in"},
+                "403": {"description": "Sent from another site", "content": {_JSON: {}}},
+            },
+        }
+    },
     "/dashboard/dashboard.js": _static("The dashboard's script.", "application/javascript"),
     "/dashboard/dashboard.css": _static("The dashboard's style sheet.", "text/css"),
     "/dashboard/api/summary": {
         "get": {
             "summary": "Everything one dashboard refresh shows, for one location or all.",
             "description": (
+                "Needs the session cookie or `Authorization: Bearer <operator API token>`. "
                 "Funnel by lifecycle state (leads table), touch points decided in the window by "
                 "status and reason per time bucket and the whitelist skip rate (job_executions), "
-                "per-location rows, delivery reports of sent messages, this process's webhook "
-                "rate and latency, and consumer lag per group. Cached about 2 s."
+                "per-location rows, delivery reports of sent messages; for hq operators also "
+                "this process's webhook rate and latency and consumer lag per group. Only the "
+                "locations the operator sees: another one's id is a 404. Cached about 2 s; "
+                "identical concurrent requests share one query."
             ),
             "tags": ["dashboard"],
             "parameters": [
@@ -48,7 +109,10 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                     "name": "tenant",
                     "in": "query",
                     "required": False,
-                    "description": "A location's tenant id, or `all` (default).",
+                    "description": (
+                        "A location's tenant id the operator sees, or `all` (default: every "
+                        "location the operator sees)."
+                    ),
                     "schema": {
                         "anyOf": [{"type": "string", "format": "uuid"}, {"const": "all"}],
                         "default": "all",
@@ -58,8 +122,8 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                     "name": "window",
                     "in": "query",
                     "required": False,
-                    "description": "Minutes back from now (clamped to 5 … 10080).",
-                    "schema": {"type": "integer", "default": 60},
+                    "description": "Minutes back from now: one of the windows the page offers.",
+                    "schema": {"type": "integer", "enum": list(WINDOWS), "default": 60},
                 },
             ],
             "responses": {
@@ -70,7 +134,19 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                     },
                 },
                 "400": {
-                    "description": "tenant is not a UUID nor `all`, or window not an integer",
+                    "description": "tenant is not a UUID nor `all`, or window not offered",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+                "401": {
+                    "description": "No session and no valid operator API token",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+                "404": {
+                    "description": "A location this operator does not see (or none)",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+                "429": {
+                    "description": "Too many bad API tokens from this address",
                     "content": {_JSON: {"schema": _ERROR}},
                 },
                 "503": {
@@ -110,6 +186,10 @@ OPENAPI_COMPONENTS: dict[str, dict[str, Any]] = {
             "bucket_seconds": {"type": "integer"},
             "buckets": {"type": "array", "items": {"type": "integer"}},
             "tenants": {"type": "array", "items": {"type": "object"}},
+            "viewer": {
+                "type": "object",
+                "properties": {"email": {"type": "string"}, "role": {"type": "string"}},
+            },
             "funnel": _COUNTS,
             "leads_total": {"type": "integer"},
             "ingestion": {"type": "object"},

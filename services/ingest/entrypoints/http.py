@@ -1,4 +1,6 @@
-"""The ingest HTTP side (aiohttp app factory): Shopmonkey webhooks, website leads, health.
+"""The ingest HTTP side, public listener (aiohttp app factory): Shopmonkey webhooks, website
+leads, health. Only what outside parties call is here: the dashboard, its API and `/metrics`
+are on the admin listener (`entrypoints.admin`), never on this one.
 
 Routes:
 - `POST /webhooks/shopmonkey/companies/{company_id}/order`: one URL (and secret) per Shopmonkey
@@ -9,15 +11,14 @@ Routes:
   tenant, never to this one.
 - `POST /webhooks/shopmonkey/order`: the seed's endpoint, for the TENANT_ID location.
 - `POST /api/leads`: website lead forms, `Authorization: Bearer <website API key>`.
-- `/healthz`, `/readyz` (Kafka and PostgreSQL answer), `/metrics`, `/openapi.json`.
+- `/healthz`, `/readyz` (Kafka and PostgreSQL answer), `/openapi.json`.
 
 On each Shopmonkey route the company and its secret are known, from the directory's cache,
 before the body is trusted (nothing is produced for an unknown one).
 
 The other route modules are mounted here, one line each in `create_app`: the provider
-webhooks (`provider_webhooks`), the lead API (`lead_api`), the one-click unsubscribe
-(`unsubscribe`), all reading their parts from `app[SIGNALS]`, and the dashboard sub-app
-(`dashboard`, given `app[INGEST].dashboard`, on the same engine). Each documents its routes
+webhooks (`provider_webhooks`), the lead API (`lead_api`), the signed unsubscribe links
+(`unsubscribe`), all reading their parts from `app[SIGNALS]`. Each documents its routes
 with a module-level `OPENAPI_PATHS` fragment (see `entrypoints.openapi`), merged into
 `/openapi.json`.
 
@@ -52,7 +53,6 @@ from services.ingest.domain.routing import MAX_ID_LENGTH
 from services.ingest.entrypoints.answers import SIGNALS, error_answer, json_answer, too_many
 from services.ingest.entrypoints.api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.api_docs import OPENAPI_PATHS as OPENAPI_PATHS
-from services.ingest.entrypoints.dashboard import create_dashboard_app
 from services.ingest.entrypoints.lead_api import add_lead_api_routes
 from services.ingest.entrypoints.openapi import add_openapi_route
 from services.ingest.entrypoints.provider_webhooks import add_provider_webhook_routes
@@ -233,8 +233,7 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
     app.router.add_post("/webhooks/shopmonkey/{tenant_id}/order", shopmonkey_order)
     app.router.add_post("/webhooks/shopmonkey/companies/{company_id}/order", shopmonkey_order)
     app.router.add_post("/api/leads", website_lead)
-    add_observability_routes(app, service=SERVICE, ready=ready)
+    add_observability_routes(app, service=SERVICE, ready=ready, metrics=False)
     add_signal_routes(app)
-    app.add_subapp("/dashboard", create_dashboard_app(lambda: app[INGEST].dashboard))
     add_openapi_route(app, title="lead-orchestrator ingest", version="1")
     return app

@@ -29,7 +29,8 @@ _TWILIO_SIG = {
     "description": "HMAC-SHA1 (Auth Token) of the public URL + sorted form parameters",
 }
 _TENANT_ID = {"name": "tenantId", "in": "path", "required": True, "schema": {"type": "string"}}
-_HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+_HTML_BODY = {"content": {"text/html": {"schema": {"type": "string"}}}}
+_HTML = {"description": "HTML page", **_HTML_BODY}
 _LEAD_ID = {"name": "leadId", "in": "path", "required": True, "schema": {"type": "string"}}
 _BEARER = {
     "name": "Authorization",
@@ -131,25 +132,58 @@ PROVIDER_WEBHOOK_PATHS: dict[str, Any] = {
     },
 }
 
+_TOKEN = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "description": "The signed link's token (LINK_SIGNING_KEYS): tenant, lead, channel, address.",
+    "schema": {"type": "string"},
+}
+_INVALID = {"description": "No, an altered or a foreign token: nothing changed", **_HTML_BODY}
+_GONE = {"description": "The old unsigned link: nothing changed", **_HTML_BODY}
+
 UNSUBSCRIBE_PATHS: dict[str, Any] = {
-    "/unsubscribe/{tenantId}/{leadId}": {
+    "/u/{token}": {
         "get": {
-            "summary": "Unsubscribe page (a button; GET changes nothing)",
-            "parameters": [_TENANT_ID, _LEAD_ID],
-            "responses": {"200": _HTML, "503": _error("PostgreSQL unavailable")},
+            "summary": "Unsubscribe page of a signed link (a button; GET changes nothing)",
+            "description": "Says what an unsubscribe stops (UNSUBSCRIBE_SCOPE).",
+            "parameters": [_TOKEN],
+            "responses": {"200": _HTML, "400": _INVALID, "503": _error("PostgreSQL unavailable")},
         },
         "post": {
-            "summary": "One-click unsubscribe (RFC 8058 List-Unsubscribe-Post)",
+            "summary": "Unsubscribe (the page's button, or RFC 8058 one-click)",
             "description": (
-                "Suppresses the lead's email address (before the answer) and emits an "
-                "unsubscribed signal. Same answer for an unknown lead."
+                "Suppresses the address the link was sent to (before the answer), at the "
+                "link's location (its company's locations) or every location "
+                "(UNSUBSCRIBE_SCOPE), and emits an unsubscribed signal."
             ),
-            "parameters": [_TENANT_ID, _LEAD_ID],
+            "parameters": [_TOKEN],
             "requestBody": {"required": False, "content": _FORM},
             "responses": {
                 "200": _HTML,
+                "400": _INVALID,
+                "404": {
+                    "description": "The lead has no such address: nothing changed",
+                    **_HTML_BODY,
+                },
                 "503": _error("Kafka/PostgreSQL unavailable"),
             },
+        },
+    },
+    "/u/": {
+        "get": {"summary": "A link without its token", "responses": {"400": _INVALID}},
+        "post": {"summary": "A link without its token", "responses": {"400": _INVALID}},
+    },
+    "/unsubscribe/{tenantId}/{leadId}": {
+        "get": {
+            "summary": "The old unsigned unsubscribe link: 410 Gone",
+            "parameters": [_TENANT_ID, _LEAD_ID],
+            "responses": {"410": _GONE},
+        },
+        "post": {
+            "summary": "The old unsigned unsubscribe link: 410 Gone, nothing changed",
+            "parameters": [_TENANT_ID, _LEAD_ID],
+            "responses": {"410": _GONE},
         },
     },
 }

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.base import utcnow
+from schemas.base import LeadIdKey, utcnow
 from schemas.events import OrderSource
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import BackfillPosition, IngestCompany, IngestTenant, Page
@@ -61,6 +61,7 @@ class Backfill:
         publisher: EventPublisher,
         cursors: BackfillCursors,
         max_age: timedelta,
+        lead_ids: LeadIdKey,
         demo_mode: bool = False,
         whitelist: frozenset[str] = frozenset(),
         fetch_concurrency: int = 4,
@@ -76,6 +77,7 @@ class Backfill:
         self._publisher = publisher
         self._cursors = cursors
         self._max_age = max_age
+        self._lead_ids = lead_ids
         self._demo = demo_mode
         self._whitelist = whitelist
         self._gate = asyncio.Semaphore(fetch_concurrency)
@@ -124,6 +126,7 @@ class Backfill:
                 source=OrderSource.BACKFILL,
                 now=now,
                 gate=self._gate,
+                ids=self._lead_ids,
             )
         except InvalidPayload as exc:  # one record refused; the page goes on
             refused(OrderSource.BACKFILL, "order", exc, self.company)

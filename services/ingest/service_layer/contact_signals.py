@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from schemas.base import Channel
 from schemas.events import ContactSignal, SignalKind
+from services.common.domain.signed_links import UnsubscribeClaim
 from services.common.masking import mask_phone
 from services.common.phones import normalize_phone
 from services.common.whitelist import normalize_email
@@ -281,25 +282,35 @@ class SignalService:
         return True
 
     # one-click unsubscribe (RFC 8058, the List-Unsubscribe URL of every email) ---------------
-    async def unsubscribe_lead(self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID) -> bool:
-        """Suppress the lead's email address and say so; False when no address is known."""
-        email = normalize_email(
-            await self._store.lead_contact(
-                tenant_id=tenant_id, lead_id=lead_id, channel=Channel.EMAIL
-            )
+    async def unsubscribe(self, claim: UnsubscribeClaim, *, brand_wide: bool) -> bool:
+        """Suppress the address a signed unsubscribe link names (the one its message went to,
+        found among the lead's addresses by the link's digest) at the link's location, which
+        the outbound gate applies to every location of its company, or, `brand_wide`, at
+        every location; then emit the unsubscribed signal. False when the lead has no such
+        address (nothing changed)."""
+        known = await self._store.lead_contacts(
+            tenant_id=claim.tenant_id, lead_id=claim.lead_id, channel=claim.channel
         )
-        if email is None:
+        normal = normalize_email if claim.channel is Channel.EMAIL else normalize_phone
+        contact = next(
+            (c for c in (normal(k) for k in known) if c is not None and claim.matches(c)), None
+        )
+        if contact is None:
             return False
         await self._store.suppress(
-            channel=Channel.EMAIL, contact=email, reason="list_unsubscribe", source="one_click"
+            channel=claim.channel,
+            contact=contact,
+            reason="list_unsubscribe",
+            source="one_click",
+            tenant_id=None if brand_wide else claim.tenant_id,
         )
         signal = ContactSignal(
-            signal_id=f"unsubscribe:{tenant_id}:{lead_id}",
-            tenant_id=tenant_id,
-            lead_id=lead_id,
+            signal_id=f"unsubscribe:{claim.tenant_id}:{claim.lead_id}:{claim.channel.value}",
+            tenant_id=claim.tenant_id,
+            lead_id=claim.lead_id,
             kind=SignalKind.UNSUBSCRIBED,
-            channel=Channel.EMAIL,
-            contact=email,
+            channel=claim.channel,
+            contact=contact,
             occurred_at=self._clock(),
             source="one_click_unsubscribe",
         )

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from schemas.base import LeadIdKey
 from schemas.events import Operation, OrderEvent, OrderSource
 from services.common.masking import mask_email
 from services.ingest.adapters.metrics import (
@@ -110,23 +111,24 @@ def build_draft(
     source: OrderSource,
     contact: Contact,
     now: datetime,
+    ids: LeadIdKey,
     facts: normalise.Facts | None = None,
     adjusted: normalise.Adjusted | None = None,
 ) -> OrderEventDraft:
-    """The record's event as a draft (published as is, see `draft.py`). `facts`: the record's
-    `normalise.facts_of`, when the caller already has them; `adjusted` collects what was cut
-    or dropped."""
-    build = normalise.order_draft if table == "order" else normalise.customer_draft
-    return build(
-        tenant.id,
-        data,
-        operation=operation,
-        source=source,
-        contact=contact,
-        now=now,
-        facts=facts,
-        adjusted=adjusted,
-    )
+    """The record's event as a draft (published as is, see `draft.py`); an order's lead id is
+    derived under `ids`. `facts`: the record's `normalise.facts_of`, when the caller already
+    has them; `adjusted` collects what was cut or dropped."""
+    fields: dict[str, Any] = {
+        "operation": operation,
+        "source": source,
+        "contact": contact,
+        "now": now,
+        "facts": facts,
+        "adjusted": adjusted,
+    }
+    if table == "order":
+        return normalise.order_draft(tenant.id, data, ids=ids, **fields)
+    return normalise.customer_draft(tenant.id, data, **fields)
 
 
 def build_drafts(
@@ -138,6 +140,7 @@ def build_drafts(
     source: OrderSource,
     contact: Contact,
     now: datetime,
+    ids: LeadIdKey,
     facts: normalise.Facts,
     adjusted: normalise.Adjusted,
 ) -> list[OrderEventDraft]:
@@ -152,6 +155,7 @@ def build_drafts(
             source=source,
             contact=contact,
             now=now,
+            ids=ids,
             facts=facts,
             adjusted=adjusted if i == 0 else None,
         )
@@ -172,6 +176,7 @@ async def polled_drafts(
     source: OrderSource,
     now: datetime,
     gate: asyncio.Semaphore,
+    ids: LeadIdKey,
     seen: SeenEvents | None = None,
 ) -> list[OrderEventDraft]:
     """A record read from the REST API (poller, backfill) as the event of each of `targets`;
@@ -192,6 +197,7 @@ async def polled_drafts(
         source=source,
         contact=contact,
         now=now,
+        ids=ids,
         facts=facts,
         adjusted=adjusted,
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.base import utcnow
+from schemas.base import LeadIdKey, utcnow
 from schemas.events import OrderSource
 from services.ingest.adapters.metrics import (
     CURSOR_AGES,
@@ -54,6 +54,8 @@ CURSOR_KINDS = {"order": "poll", "customer": "poll_customer"}
 
 @dataclass(frozen=True, slots=True)
 class PollerConfig:
+    #: the deployment secret lead ids are derived under (ID_SECRET)
+    lead_ids: LeadIdKey
     interval: float = 30.0
     overlap: float = 120.0
     initial_lookback: float = 3600.0
@@ -211,6 +213,7 @@ class Poller:
                     source=OrderSource.POLL,
                     now=now,
                     gate=gate,
+                    ids=self._config.lead_ids,
                     seen=self._seen_events,
                 )
             except InvalidPayload as exc:  # one record refused; the others go on

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from schemas.base import LeadIdKey
 from schemas.events import OrderSource
 from services.ingest.domain import normalise
 from services.ingest.domain.demo_mode import DROP_REASON
@@ -66,6 +67,8 @@ class Ignored:
 class WebhookConfig:
     demo_mode: bool
     whitelist: frozenset[str]
+    #: the deployment secret lead ids are derived under (ID_SECRET)
+    lead_ids: LeadIdKey
     tolerance: int = 300
 
 
@@ -146,6 +149,7 @@ class WebhookIngest:
                 source=OrderSource.WEBHOOK,
                 contact=contact,
                 now=datetime.fromtimestamp(now, UTC),
+                ids=self._config.lead_ids,
                 facts=facts,
                 adjusted=adjusted,
             )

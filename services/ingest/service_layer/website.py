@@ -57,7 +57,9 @@ class WebsiteLeads:
         require_json(content_type)
         form = WebsiteLeadForm.parse(load_json(body))
         adjusted: Adjusted = []
-        event = website_event(tenant.id, form, now=self._clock(), adjusted=adjusted)
+        event = website_event(
+            tenant.id, form, now=self._clock(), ids=self._config.lead_ids, adjusted=adjusted
+        )
         if adjusted:
             note_adjusted(
                 adjusted, source=OrderSource.WEBSITE, event_id=event.event_id, tenant_id=tenant.id

@@ -66,7 +66,7 @@ def build_mail(message: EmailMessage) -> dict[str, Any]:
         CustomArg("tenant_id", str(message.tenant_id)),
     ]
     mail.header = [
-        Header("List-Unsubscribe", f"<{message.unsubscribe_url}>, <{message.unsubscribe_mailto}>"),
+        Header("List-Unsubscribe", f"<{message.unsubscribe_url}>"),
         Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
     mail.category = Category("nurture")

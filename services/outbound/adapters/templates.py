@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from datetime import datetime, time
 from typing import Any
-from urllib.parse import quote
 
 import jinja2
 import markupsafe
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand
+from services.common.domain.signed_links import Signer, unsubscribe_token
 from services.common.phones import normalize_phone
 from services.common.whitelist import normalize_email
 from services.outbound.domain.model import EmailMessage, OutboundMessage, SmsMessage, TenantProfile
@@ -91,12 +91,14 @@ class JinjaRenderer:
         from_email: str,
         from_name: str | None,
         unsubscribe_base_url: str,
+        unsubscribe_signer: Signer,
         loader: jinja2.BaseLoader | None = None,
     ) -> None:
         self._chat_base = chat_base_url.rstrip("/")
         self._from_email = from_email
         self._from_name = from_name
         self._unsub_base = unsubscribe_base_url.rstrip("/")
+        self._unsub_signer = unsubscribe_signer
         self._env = jinja2.Environment(
             loader=loader or jinja2.PackageLoader("services.outbound", "templates"),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
@@ -109,6 +111,18 @@ class JinjaRenderer:
 
     def chat_link(self, command: TouchPointCommand) -> str:
         return f"{self._chat_base}/{command.lead_id}"
+
+    def unsubscribe_link(self, command: TouchPointCommand) -> str:
+        """`<UNSUBSCRIBE_BASE_URL>/<token>`: signed, binding the tenant, the lead, the channel
+        and the address this email goes to (services.common.domain.signed_links)."""
+        token = unsubscribe_token(
+            self._unsub_signer,
+            tenant_id=command.tenant_id,
+            lead_id=command.lead_id,
+            channel=Channel.EMAIL,
+            contact=normalize_email(command.recipient.email) or "",
+        )
+        return f"{self._unsub_base}/{token}"
 
     def _render(self, path: str, ctx: dict[str, Any]) -> str:
         try:
@@ -132,7 +146,9 @@ class JinjaRenderer:
         if not TEMPLATE_NAME.match(name):
             raise TemplateError(f"unknown_template:{name[:64]}")
         chat = self.chat_link(command)
-        unsubscribe = f"{self._unsub_base}/{command.tenant_id}/{command.lead_id}"
+        unsubscribe = ""
+        if command.channel is Channel.EMAIL:
+            unsubscribe = self.unsubscribe_link(command)
         ctx = template_context(command, tenant, chat_link=chat, unsubscribe_url=unsubscribe)
         if command.channel is Channel.SMS:
             body = self._render(f"sms/{name}.txt.j2", ctx)
@@ -162,7 +178,6 @@ class JinjaRenderer:
             html += f'\n<p><a href="{esc(chat)}">{esc(chat)}</a></p>'
         if str(esc(address)) not in html:
             html += f"\n<p>{esc(tenant.name)}, {esc(address)}</p>"
-        domain = self._from_email.rpartition("@")[2] or "localhost"
         return EmailMessage(
             command_id=command.command_id,
             tenant_id=command.tenant_id,
@@ -174,8 +189,5 @@ class JinjaRenderer:
             text=text,
             html=html,
             unsubscribe_url=unsubscribe,
-            unsubscribe_mailto=(
-                f"mailto:unsubscribe@{domain}?subject={quote(f'unsubscribe {command.lead_id}')}"
-            ),
             chat_link=chat,
         )

@@ -107,7 +107,6 @@ class EmailMessage:
     text: str
     html: str
     unsubscribe_url: str
-    unsubscribe_mailto: str
     chat_link: str
 
     @property

@@ -20,6 +20,7 @@ from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.partition_buffer import PartitionBuffer
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def order_event(tenant: uuid.UUID, order_id: str) -> OrderEvent:
     return OrderEvent(
         event_id=f"shopmonkey:order:{order_id}:1",
         tenant_id=tenant,
-        lead_id=lead_id_for_order(tenant, order_id),
+        lead_id=lead_id_for_order(LEAD_IDS, tenant, order_id),
         source="webhook",
         entity="order",
         operation="insert",

@@ -4,6 +4,8 @@ and `disposable_kafka`, a throwaway second broker for tests that crash Kafka."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import pytest
-from aiohttp import web
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -25,7 +27,7 @@ from confluent_kafka import (
 from fakes.shopmonkey.data import Company, Location, World
 from fakes.shopmonkey.server import Simulator
 from services.common.settings import load_settings
-from services.ingest.entrypoints.http import create_app
+from services.ingest.entrypoints.cli import serve
 from services.ingest.settings import IngestSettings
 from tests.conftest import free_port
 from tests.support.disposable_kafka import DisposableKafka
@@ -141,22 +143,42 @@ StartIngest = Callable[..., Awaitable[str]]
 
 @pytest.fixture
 async def start_ingest(service_env: dict[str, str]) -> AsyncIterator[StartIngest]:
-    """`await start_ingest(**settings)` runs the real app (producer, DB engine and Shopmonkey
-    client in its cleanup_ctx) on a free port and returns its base URL."""
-    runners: list[web.AppRunner] = []
+    """`await start_ingest(**settings)` runs the real ingest (`leadctl ingest`'s `serve`: the
+    public and the admin listener on one set of parts) on free loopback ports (or the
+    `webhook_port` / `admin_port` given) and returns the public base URL."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
     async def start(**overrides: Any) -> str:
-        settings = load_settings(IngestSettings, **overrides)
-        runner = web.AppRunner(create_app(settings), access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{port}"
+        port = overrides.pop("webhook_port", None) or free_port()
+        settings = load_settings(
+            IngestSettings,
+            **{
+                "webhook_host": "127.0.0.1",
+                "webhook_port": port,
+                "admin_port": free_port(),
+                **overrides,
+            },
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(settings, stop))
+        running.append((stop, task))
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 30
+            while True:
+                if task.done():
+                    task.result()  # raises what stopped it
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{base}/healthz") as resp:
+                        if resp.status == 200:
+                            return base
+                assert time.monotonic() < deadline, "ingest did not start"
+                await asyncio.sleep(0.05)
 
     yield start
-    for runner in reversed(runners):
-        await runner.cleanup()
+    for stop, task in reversed(running):
+        stop.set()
+        await task
 
 
 @pytest.fixture

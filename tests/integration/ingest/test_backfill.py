@@ -26,6 +26,7 @@ from services.common.rate_limiter import RateLimiter
 from services.ingest.adapters.shopmonkey_client import ShopmonkeyClient
 from services.ingest.entrypoints.backfill import run_backfill
 from services.ingest.settings import BackfillSettings
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ async def sim(service_env, topics, make_tenant, monkeypatch):  # type: ignore[no
 def _expected(sim: Simulator) -> dict[uuid.UUID, dict[str, object]]:
     company = sim.world.companies[0]
     return {
-        lead_id_for_order(company.tenant_id, oid): order
+        lead_id_for_order(LEAD_IDS, company.tenant_id, oid): order
         for oid, order in company.orders.items()
         if datetime.fromisoformat(order["createdDate"].replace("Z", "+00:00")) >= SINCE
     }

@@ -26,6 +26,7 @@ from services.ingest.bootstrap import build_poller
 from services.ingest.settings import IngestSettings
 from tests.integration.ingest.conftest import ProvisionFn, StartIngest, read_topic
 from tests.integration.ingest.test_poller_kafka import FAST_RETRY
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service_env")]
 
@@ -78,7 +79,7 @@ async def test_company_global_webhooks_land_each_order_at_its_own_location(
         if location is unmapped:
             assert delivery.response["ignored"].startswith("unknown_location"), delivery
         else:
-            lead = lead_id_for_order(location.tenant_id, order_id)
+            lead = lead_id_for_order(LEAD_IDS, location.tenant_id, order_id)
             assert delivery.response["leadId"] == str(lead)
     records = events(kafka_bootstrap, topics)
     got = {e.order.order_id: (key, e.tenant_id) for key, e in records if e.order}

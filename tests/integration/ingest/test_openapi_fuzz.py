@@ -17,30 +17,38 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 
 from fakes.shopmonkey.webhooks import standard_signature
 from services.common.db.companies import new_webhook_secret
 from services.common.settings import load_settings
-from services.ingest.entrypoints.http import create_app
+from services.ingest.entrypoints.cli import serve
 from services.ingest.settings import IngestSettings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = 60
 COMPANY_PATH = "/webhooks/shopmonkey/companies/{company_id}/order"
-BUDGET_SECONDS = 50.0
+# a guard against a hang, not a speed target: ~15 s on a quiet machine, 60 s seen under load
+BUDGET_SECONDS = 180.0
 
 
 class LiveApp:
-    """The real app (its own producer, DB engine, Shopmonkey client) served by a thread with
+    """The real ingest (`leadctl ingest`'s `serve`: its own producer, DB engine, Shopmonkey
+    client; the public listener at `base`, the admin one at `admin`) served by a thread with
     its own event loop, so the synchronous fuzzer can call it over real HTTP."""
 
     def __init__(self, settings: IngestSettings) -> None:
-        self.settings = settings
-        self.port = free_port()
+        self.port, self.admin_port = free_port(), free_port()
+        self.settings = settings.model_copy(
+            update={
+                "webhook_host": "127.0.0.1",
+                "webhook_port": self.port,
+                "admin_port": self.admin_port,
+            }
+        )
         self.base = f"http://127.0.0.1:{self.port}"
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -57,14 +65,19 @@ class LiveApp:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        runner = web.AppRunner(create_app(self.settings), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        serving = asyncio.create_task(serve(self.settings, self._stop))
+        while True:  # ready once the public listener answers
+            if serving.done():
+                await serving  # raises what stopped it (reported by `_run`)
+                return
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
         self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
+        await serving
 
     def __enter__(self) -> LiveApp:
         self._thread.start()

@@ -15,11 +15,13 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import event
+from sqlalchemy.util import await_only
 
 from services.common.db.engine import async_engine
 from services.common.db.tenants import hash_api_key
 from services.ingest.adapters.tenants_pg import PostgresTenants
 from tests.conftest import TEST_DB_URL, _fresh_database
+from tests.support.deployment_secrets import BOX
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +50,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 async def directory(sa_url: str, db_url: str) -> AsyncIterator[tuple[PostgresTenants, Statements]]:
     engine = async_engine(sa_url, pool_size=2)
     statements = Statements(engine)
-    tenants = await PostgresTenants(engine, ttl=300.0, listen_url=db_url).start()
+    tenants = await PostgresTenants(engine, box=BOX, ttl=300.0, listen_url=db_url).start()
     yield tenants, statements
     await tenants.close()
     await engine.dispose()
@@ -114,15 +116,24 @@ async def test_known_companies_are_served_while_postgresql_is_unreachable() -> N
     command.upgrade(config, "head")
     engine = async_engine(sa, pool_size=1)
     try:
+        # a deployment with no location yet: its empty directory is a directory, not a reason
+        # to reload on every call
+        empty = await PostgresTenants(engine, box=BOX, ttl=300.0).start()
+        statements = Statements(engine)
+        for _ in range(500):
+            assert await empty.company_of(uuid.uuid4()) is None
+        assert statements.count <= 2 * 3  # a reload or two in a burst, not one per call
+        await empty.close()
+        event.remove(engine.sync_engine, "before_cursor_execute", statements._seen)
         async with engine.begin() as conn:
             from services.common.db.companies import add_company
             from services.common.db.tenants import add_tenant
 
-            await add_company(conn, company_id="co_outage", name="Outage Co")
+            await add_company(conn, box=BOX, company_id="co_outage", name="Outage Co")
             tenant, _ = await add_tenant(
                 conn, name="Outage", company_id="co_outage", location_id="loc_1"
             )
-        tenants = await PostgresTenants(engine, ttl=0.2).start()
+        tenants = await PostgresTenants(engine, box=BOX, ttl=0.2).start()
         assert (await tenants.get(tenant.id)) is not None
         await engine.dispose()
         with psycopg.connect(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
@@ -137,3 +148,42 @@ async def test_known_companies_are_served_while_postgresql_is_unreachable() -> N
             c.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+async def test_a_miss_is_never_answered_by_a_load_that_read_before_the_change(
+    sa_url: str, db_url: str
+) -> None:
+    """A company added, then its location: the reload the company's change began may have read
+    the companies before the location existed. A caller of the new location arriving while
+    that load is still in flight gets a load begun after it, not the stale one."""
+    engine = async_engine(sa_url, pool_size=2)
+    tenants = await PostgresTenants(engine, box=BOX, ttl=300.0).start()
+    company, key = f"co_{uuid.uuid4().hex[:10]}", f"lk_{uuid.uuid4().hex}"
+    lookups: list[asyncio.Task[Any]] = []
+
+    def add_location_once_companies_are_read(
+        _conn: Any, _cur: Any, statement: str, *_: Any
+    ) -> None:
+        if lookups or "FROM shopmonkey_companies" not in statement:
+            return
+        with psycopg.connect(db_url, autocommit=True) as other:  # committed now
+            other.execute(
+                "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, 'Late Co')", (company,)
+            )
+            other.execute(
+                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
+                " website_api_key_sha256) VALUES (%s, 'Late', %s, 'loc_1', %s)",
+                (uuid.uuid4(), company, hash_api_key(key)),
+            )
+        # the caller arrives while the load that read the companies is still in flight
+        lookups.append(asyncio.get_running_loop().create_task(tenants.for_api_key(key)))
+        await_only(asyncio.sleep(0.2))  # the load waits here (SQLAlchemy's greenlet bridge)
+
+    event.listen(engine.sync_engine, "after_cursor_execute", add_location_once_companies_are_read)
+    try:
+        stale = await tenants.reload()
+        assert company not in stale.companies  # read before the change
+        assert lookups and await lookups[0] is not None
+    finally:
+        await tenants.close()
+        await engine.dispose()

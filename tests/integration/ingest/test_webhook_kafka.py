@@ -16,7 +16,9 @@ from fakes.shopmonkey.webhooks import WebhookSender, envelope, signed_headers
 from schemas.base import lead_id_for_form, lead_id_for_order
 from schemas.events import OrderEvent
 from services.common.topics import Topics
+from tests.conftest import free_port
 from tests.integration.ingest.conftest import ProvisionFn, StartIngest, read_topic
+from tests.support.deployment_secrets import LEAD_IDS
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +53,7 @@ async def test_signed_webhook_is_exactly_one_record_on_the_tenants_partition(
     )
 
     assert status == 200, answer
-    lead_id = lead_id_for_order(company.tenant_id, order["id"])
+    lead_id = lead_id_for_order(LEAD_IDS, company.tenant_id, order["id"])
     assert answer["success"] is True and answer["leadId"] == str(lead_id)
     [record] = read_topic(kafka_bootstrap, topics.order_events)
     assert record.key == str(company.tenant_id)
@@ -155,7 +157,11 @@ async def test_website_lead_with_its_tenant_key(
                 answers.append((resp.status, await resp.json()))
     (s1, a1), (s2, a2), (s3, _) = answers
     assert (s1, s2, s3) == (200, 200, 401)
-    assert a1["leadId"] == a2["leadId"] == str(lead_id_for_form(tenant.id, form["submission_id"]))
+    assert (
+        a1["leadId"]
+        == a2["leadId"]
+        == str(lead_id_for_form(LEAD_IDS, tenant.id, form["submission_id"]))
+    )
     [record] = read_topic(kafka_bootstrap, topics.order_events)
     event = OrderEvent.from_bytes(record.value)
     assert event.source.value == "website" and event.entity == "website_form"
@@ -166,7 +172,9 @@ async def test_website_lead_with_its_tenant_key(
 async def test_health_readiness_and_metrics(
     topics: Topics, simulator: Simulator, start_ingest: StartIngest
 ) -> None:
-    base = await start_ingest(shopmonkey_api_base_url=simulator.api_base)
+    """Health on the public listener, metrics on the admin listener only."""
+    admin_port = free_port()
+    base = await start_ingest(shopmonkey_api_base_url=simulator.api_base, admin_port=admin_port)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/healthz") as resp:
             assert resp.status == 200
@@ -174,5 +182,7 @@ async def test_health_readiness_and_metrics(
             body = await resp.json()
             assert resp.status == 200 and body["checks"] == {"kafka": True, "postgres": True}
         async with http.get(f"{base}/metrics") as resp:
+            assert resp.status == 404
+        async with http.get(f"http://127.0.0.1:{admin_port}/metrics") as resp:
             text = await resp.text()
     assert "ingest_webhook_requests_total" in text and "poller_cursor_age_seconds" in text

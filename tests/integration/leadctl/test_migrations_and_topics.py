@@ -18,6 +18,7 @@ from leadctl import ROOT
 from leadctl.provision import alembic_config
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.topics import Topics
+from tests.support.deployment_secrets import BOX, ENCRYPTION_KEY
 from tests.support.phones import random_phone
 
 pytestmark = pytest.mark.integration
@@ -94,7 +95,7 @@ def test_companies_migration_moves_each_companys_key_and_secrets_and_back(scratc
             " (%s, 'poll', '2026-05-03T00:00Z', now())",
             (a1, a2, b1),
         )
-    command.upgrade(config, "head")
+    command.upgrade(config, "0007")
     with psycopg.connect(scratch_db) as conn:
         companies = {
             r[0]: r[1:]
@@ -216,7 +217,7 @@ async def test_the_demo_provisions_the_simulators_companies_and_locations(scratc
     config = alembic_config(sa_url)
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
-    done = await provision_demo_locations(sa_url)
+    done = await provision_demo_locations(sa_url, box=BOX)
     assert len(done) == 3 and SIM_COMPANIES == (2, 1)
     world = World(seed=SIM_SEED, layout=SIM_COMPANIES)
     with psycopg.connect(scratch_db) as conn:
@@ -226,8 +227,50 @@ async def test_the_demo_provisions_the_simulators_companies_and_locations(scratc
         tenants = set(
             conn.execute("SELECT id, shopmonkey_company_id, shopmonkey_location_id FROM tenants")
         )
-    assert companies == {(c.company_id, c.api_key, c.webhook_secret) for c in world.companies}
+    # stored encrypted (SECRETS_ENCRYPTION_KEYS), the simulator's values once decrypted
+    assert {(c, BOX.decrypt(k), BOX.decrypt(s)) for c, k, s in companies} == {
+        (c.company_id, c.api_key, c.webhook_secret) for c in world.companies
+    }
+    assert not {k for _, k, _ in companies} & {c.api_key for c in world.companies}
     assert tenants == {
         (loc.tenant_id, loc.company.company_id, loc.location_id) for loc in world.locations
     }
-    assert await provision_demo_locations(sa_url) == []
+    assert await provision_demo_locations(sa_url, box=BOX) == []
+
+
+def _companies(url: str) -> dict[str, tuple[str | None, str | None]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT id, shopmonkey_api_key, webhook_secret FROM shopmonkey_companies"
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_0010_encrypts_stored_secrets_and_downgrade_decrypts_them(
+    scratch_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """Plain-text company secrets (0007) become Fernet tokens under SECRETS_ENCRYPTION_KEYS;
+    without the key the upgrade fails naming the variable and changes nothing; down again
+    gives the plain text back."""
+    config = alembic_config("postgresql+psycopg://" + scratch_db.split("://", 1)[1])
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "0007")
+    with psycopg.connect(scratch_db) as conn:
+        conn.execute(
+            "INSERT INTO shopmonkey_companies (id, name, shopmonkey_api_key, webhook_secret)"
+            " VALUES ('co_a', 'A', 'sm-key-a', 'whsec_a1 whsec_a2'), ('co_b', 'B', NULL, NULL)"
+        )
+    monkeypatch.chdir(tmp_path)  # no .env / .env.local to fall back on
+    monkeypatch.delenv("SECRETS_ENCRYPTION_KEYS")
+    with pytest.raises(RuntimeError, match="SECRETS_ENCRYPTION_KEYS is not set"):
+        command.upgrade(config, "head")
+    assert _companies(scratch_db)["co_a"] == ("sm-key-a", "whsec_a1 whsec_a2")
+    monkeypatch.setenv("SECRETS_ENCRYPTION_KEYS", ENCRYPTION_KEY)
+    command.upgrade(config, "head")
+    stored = _companies(scratch_db)
+    assert stored["co_b"] == (None, None)
+    key, secret = stored["co_a"]
+    assert key is not None and secret is not None and "sm-key" not in key + secret
+    assert (BOX.decrypt(key), BOX.decrypt(secret)) == ("sm-key-a", "whsec_a1 whsec_a2")
+    command.downgrade(config, "0007")
+    assert _companies(scratch_db)["co_a"] == ("sm-key-a", "whsec_a1 whsec_a2")

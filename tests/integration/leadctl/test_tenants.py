@@ -1,5 +1,6 @@
-"""`leadctl companies add|list` and `leadctl tenants add|list` against the real database: what
-an operator does first (a Shopmonkey company with its key and secret, then its locations)."""
+"""`leadctl companies add|list`, `leadctl tenants add|list` and `leadctl secrets rotate` against
+the real database: what an operator does first (a Shopmonkey company with its key and secret,
+stored encrypted, then its locations)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,21 @@ import uuid
 import pytest
 
 from leadctl import ROOT
+from services.common.secret_box import SecretBox, new_key
+from tests.support.deployment_secrets import BOX, ENCRYPTION_KEY
 
 pytestmark = pytest.mark.integration
 
 
-def leadctl(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"DATABASE_URL": db_url}
+def leadctl(
+    db_url: str, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["uv", "run", "--frozen", "leadctl", *args],
         cwd=ROOT,
-        env=env,
+        env=os.environ | {"DATABASE_URL": db_url} | env,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=120,
@@ -28,16 +34,22 @@ def leadctl(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def add_company(db_url: str, company: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return leadctl(db_url, "companies", "add", "--id", company, "--name", "Tint World", *extra)
+def add_company(
+    db_url: str, company: str, *extra: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return leadctl(
+        db_url, "companies", "add", "--id", company, "--name", "Tint World", *extra,
+        stdin=stdin, **env,
+    )  # fmt: skip
 
 
 def test_add_a_company_then_its_locations_secrets_stored_once(db_url: str) -> None:
     import psycopg
 
     company = f"co_{uuid.uuid4().hex[:8]}"
-    added = add_company(db_url, company, "--api-key", "sm-very-secret")
+    added = add_company(db_url, company, "--api-key-env", "SM_KEY", SM_KEY="sm-very-secret")
     assert added.returncode == 0, added.stderr
+    assert "API key set" in added.stdout
     assert f"/webhooks/shopmonkey/companies/{company}/order" in added.stdout
     secret = re.search(r"webhook secret \(shown once\): (whsec_\S+)", added.stdout)
     assert secret is not None
@@ -66,7 +78,8 @@ def test_add_a_company_then_its_locations_secrets_stored_once(db_url: str) -> No
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'tenants'"
             )
         }
-    assert row == ("sm-very-secret", secret.group(1))  # once, on the company
+    assert row is not None and "sm-very-secret" not in str(row)  # encrypted at rest
+    assert (BOX.decrypt(row[0]), BOX.decrypt(row[1])) == ("sm-very-secret", secret.group(1))
     assert not columns & {"shopmonkey_api_key", "webhook_secret", "signature_scheme"}
 
     companies = leadctl(db_url, "companies", "list")
@@ -146,3 +159,50 @@ def test_lead_api_key_is_issued_once_and_only_for_a_known_tenant(db_url: str) ->
     assert row is not None and row[0] == hashlib.sha256(token.encode()).hexdigest()
     unknown = leadctl(db_url, "tenants", "lead-api-key", str(uuid.uuid4()))
     assert unknown.returncode != 0 and "no tenant" in unknown.stderr
+
+
+def _stored(db_url: str, company: str) -> tuple[str, str]:
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT shopmonkey_api_key, webhook_secret FROM shopmonkey_companies WHERE id = %s",
+            (company,),
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_the_api_key_never_comes_from_the_command_line(db_url: str) -> None:
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    argv = add_company(db_url, company, "--api-key", "sm-in-shell-history")
+    assert argv.returncode == 2 and "No such option" in argv.stderr
+    piped = add_company(db_url, company, "--api-key-stdin", stdin="sm-from-stdin\n")
+    assert piped.returncode == 0, piped.stderr
+    assert BOX.decrypt(_stored(db_url, company)[0]) == "sm-from-stdin"
+    other = f"co_{uuid.uuid4().hex[:8]}"
+    unset = add_company(db_url, other, "--api-key-env", "NOT_SET_ANYWHERE")
+    assert unset.returncode == 2 and "NOT_SET_ANYWHERE" in unset.stderr
+    given = add_company(db_url, other, "--webhook-secret-env", "WH", WH="whsec_Zmlyc3Q=", stdin="")
+    assert given.returncode == 0 and "whsec_Zmlyc3Q=" not in given.stdout
+    assert "API key none" in given.stdout
+    assert BOX.decrypt(_stored(db_url, other)[1]) == "whsec_Zmlyc3Q="
+
+
+def test_secrets_rotate_re_encrypts_every_company_under_the_newest_key(db_url: str) -> None:
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    assert add_company(db_url, company, "--api-key-env", "K", K="sm-rotated").returncode == 0
+    new = new_key()
+    rotated = leadctl(
+        db_url, "secrets", "rotate", SECRETS_ENCRYPTION_KEYS=f"{new},{ENCRYPTION_KEY}"
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    key, secret = _stored(db_url, company)
+    assert SecretBox([new]).decrypt(key) == "sm-rotated"  # the old key is no longer needed
+    assert SecretBox([new]).decrypt(secret).startswith("whsec_")
+    # back under the test key (the other tests' services read with it)
+    back = leadctl(db_url, "secrets", "rotate", SECRETS_ENCRYPTION_KEYS=f"{ENCRYPTION_KEY},{new}")
+    assert back.returncode == 0, back.stderr
+    missing = leadctl(db_url, "secrets", "rotate", SECRETS_ENCRYPTION_KEYS=new_key())
+    assert missing.returncode == 1 and "SECRETS_ENCRYPTION_KEYS" in missing.stderr
+    assert BOX.decrypt(_stored(db_url, company)[0]) == "sm-rotated"  # nothing half-done

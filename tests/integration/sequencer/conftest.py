@@ -33,6 +33,7 @@ from schemas.events import (
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from tests.conftest import ROOT, free_port
+from tests.support.deployment_secrets import LEAD_IDS
 
 
 def order_event(
@@ -47,7 +48,7 @@ def order_event(
     return OrderEvent(
         event_id=f"order:{order_id}:{version}",
         tenant_id=tenant_id,
-        lead_id=lead_id_for_order(tenant_id, order_id),
+        lead_id=lead_id_for_order(LEAD_IDS, tenant_id, order_id),
         source=OrderSource.WEBHOOK,
         entity="order",
         operation=Operation.INSERT if version == 1 else Operation.UPDATE,

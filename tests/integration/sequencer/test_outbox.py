@@ -21,6 +21,7 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from services.sequencer.adapters.outbox import KafkaOutbox
 from tests.integration.sequencer.conftest import Collector
+from tests.support.deployment_secrets import LEAD_IDS
 
 
 def _create(bootstrap: str, name: str, partitions: int, **config: str) -> None:
@@ -127,7 +128,7 @@ def test_a_refused_record_is_produced_again_until_the_broker_takes_it(
 
 
 def _command(tenant: uuid.UUID, n: int) -> TouchPointCommand:
-    lead = lead_id_for_order(tenant, f"o{n}")
+    lead = lead_id_for_order(LEAD_IDS, tenant, f"o{n}")
     now = datetime.now(UTC)
     return TouchPointCommand(
         command_id=command_id_for(lead, 0, Channel.EMAIL),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.common.errors import ConfigError
 from services.common.settings import CommonSettings, load_settings
-from services.ingest.settings import IngestSettings
+from services.ingest.settings import BackfillSettings, IngestSettings
 from services.outbound.settings import OutboundSettings
+from tests.support.deployment_secrets import ENV as SECRETS
 
 SEED_VARIABLES = {
     "DATABASE_URL": "postgresql://u:p@db:5432/x",
@@ -69,9 +72,68 @@ def test_every_seed_variable_is_read() -> None:
 
 @pytest.mark.usefixtures("seed_env")
 def test_secrets_never_appear_in_repr_or_str() -> None:
-    text = repr(load_settings(OutboundSettings)) + str(load_settings(IngestSettings))
-    for secret in ("SG.super-secret", "twilio-secret-token", "sm-secret-key"):
+    ingest = load_settings(IngestSettings)
+    text = repr(load_settings(OutboundSettings)) + str(ingest) + repr(ingest)
+    text += repr(ingest.lead_ids) + repr(ingest.secret_box) + repr(ingest.unsubscribe_signer)
+    for secret in ("SG.super-secret", "twilio-secret-token", "sm-secret-key", *SECRETS.values()):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("cls", "variable"),
+    [
+        (IngestSettings, "ID_SECRET"),
+        (IngestSettings, "LINK_SIGNING_KEYS"),
+        (IngestSettings, "SECRETS_ENCRYPTION_KEYS"),
+        (BackfillSettings, "ID_SECRET"),
+        (BackfillSettings, "SECRETS_ENCRYPTION_KEYS"),
+        (OutboundSettings, "LINK_SIGNING_KEYS"),
+    ],
+)
+def test_a_service_without_its_deployment_secrets_refuses_to_start_naming_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cls: type, variable: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env / .env.local here
+    monkeypatch.delenv(variable)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(cls)
+    monkeypatch.setenv(variable, "")  # `ID_SECRET=` in a .env is no secret either
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(cls)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("ID_SECRET", "too-short", "at least 32 bytes"),
+        ("LINK_SIGNING_KEYS", SECRETS["LINK_SIGNING_KEYS"] + ",short", "key 2 is shorter"),
+        ("SECRETS_ENCRYPTION_KEYS", "not-a-fernet-key", "key 1 is not a Fernet key"),
+        ("ADMIN_PORT", "3000", "ADMIN_PORT must differ from WEBHOOK_PORT"),
+        ("UNSUBSCRIBE_SCOPE", "everyone", "UNSUBSCRIBE_SCOPE"),
+    ],
+)
+def test_bad_deployment_secrets_fail_at_start_naming_the_variable_not_the_value(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(IngestSettings)
+    assert variable in str(err.value) or "ADMIN_PORT" in str(err.value)
+    assert says in str(err.value)
+    assert value not in str(err.value) or variable in ("ADMIN_PORT", "UNSUBSCRIBE_SCOPE")
+
+
+def test_env_local_is_read_after_env_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ID_SECRET")
+    (tmp_path / ".env").write_text("ID_SECRET=" + "e" * 40 + "\nLOG_LEVEL=debug\n")
+    (tmp_path / ".env.local").write_text("ID_SECRET=" + "l" * 40 + "\n")
+    assert load_settings(IngestSettings).id_secret.get_secret_value() == "l" * 40
+    assert load_settings(IngestSettings).log_level == "debug"
+    monkeypatch.setenv("ID_SECRET", "v" * 40)
+    assert load_settings(IngestSettings).id_secret.get_secret_value() == "v" * 40
 
 
 @pytest.mark.parametrize(

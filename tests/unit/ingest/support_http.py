@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 
+from prometheus_client import REGISTRY, generate_latest
+
 from fakes.shopmonkey.data import World
 from fakes.shopmonkey.webhooks import envelope
 from services.common.db.engine import async_engine
@@ -14,7 +16,9 @@ from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
 from services.ingest.settings import IngestSettings
+from tests.support.deployment_secrets import LEAD_IDS, UNSUBSCRIBE_SIGNER
 from tests.unit.ingest.support import FakeCustomers, FakePublisher, FakeTenants, company_of
+from tests.unit.ingest.support_operators import FakeOperatorStore, operator_access
 from tests.unit.ingest.support_signals import FakeLeads, FakeStore
 from tests.unit.ingest.support_signals import FakePublisher as FakeSignalPublisher
 
@@ -43,7 +47,8 @@ class Harness:
         )
         self.publisher = FakePublisher()
         self.customers = FakeCustomers(self.world)
-        config = WebhookConfig(demo_mode=demo_mode, whitelist=whitelist)
+        self.operators = FakeOperatorStore()
+        config = WebhookConfig(demo_mode=demo_mode, whitelist=whitelist, lead_ids=LEAD_IDS)
         seen_events = SeenEvents()
         self.settings = IngestSettings(
             tenant_id=self.company.tenant_id, max_body_bytes=64 * 1024, demo_mode=demo_mode
@@ -71,11 +76,14 @@ class Harness:
                 sendgrid=None,
                 twilio_auth_token=None,
                 twilio_public_url=None,
+                links=UNSUBSCRIBE_SIGNER,
+                tenants=self.tenants,
             ),
             # Never connected: the webhook path only uses the fake ports.
             dashboard=build_dashboard(
                 self.settings, async_engine("postgresql+psycopg://unit@127.0.0.1:1/unit")
             ),
+            operators=operator_access(self.operators),
             ready=self._ready,
         )
 
@@ -85,3 +93,8 @@ class Harness:
     def order_doc(self, operation: str = "INSERT") -> dict:
         order = self.world.create_order(self.company)
         return envelope("order", operation, copy.deepcopy(order))
+
+
+def metrics_text() -> str:
+    """This process's Prometheus exposition (what the admin listener's /metrics serves)."""
+    return generate_latest(REGISTRY).decode()

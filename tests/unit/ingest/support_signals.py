@@ -27,6 +27,8 @@ class FakeStore:
     """Suppressions, dedupe keys and touch rows in memory; `log` records the order of effects."""
 
     suppressions: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: where each suppression holds: a tenant (its company) or None (every location)
+    scopes: dict[tuple[str, str], uuid.UUID | None] = field(default_factory=dict)
     claimed: set[tuple[str, str]] = field(default_factory=set)
     touches: list[Touch] = field(default_factory=list)
     contacts: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=dict)
@@ -42,6 +44,7 @@ class FakeStore:
         contact: str,
         reason: str,
         source: str,
+        tenant_id: uuid.UUID | None = None,
         claim: tuple[str, str] | None = None,
     ) -> bool:
         if claim is not None:
@@ -51,6 +54,7 @@ class FakeStore:
         self.log.append(f"suppress {channel.value} {contact}")
         new = (channel.value, contact) not in self.suppressions
         self.suppressions.setdefault((channel.value, contact), reason)
+        self.scopes.setdefault((channel.value, contact), tenant_id)
         return new
 
     async def consent(self, change: ConsentChange) -> ConsentResult:
@@ -82,13 +86,15 @@ class FakeStore:
             return ConsentResult(Consent.APPLIED, 1)
         return ConsentResult(Consent.APPLIED, 0)
 
-    async def lead_contact(
+    async def lead_contacts(
         self, *, tenant_id: uuid.UUID, lead_id: uuid.UUID, channel: Channel
-    ) -> str | None:
-        return next(
-            (c for c, pairs in self.contacts.items() if (tenant_id, lead_id) in pairs and "@" in c),
-            None,
-        )
+    ) -> list[str]:
+        email = channel is Channel.EMAIL
+        return [
+            c
+            for c, pairs in self.contacts.items()
+            if (tenant_id, lead_id) in pairs and ("@" in c) == email
+        ]
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[FakeUnit]:

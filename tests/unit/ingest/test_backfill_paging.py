@@ -20,6 +20,7 @@ from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import BackfillError
 from services.ingest.service_layer.backfill import Backfill
 from services.ingest.service_layer.record_reader import RecordReader
+from tests.support.deployment_secrets import LEAD_IDS
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -122,6 +123,7 @@ def _backfill(
         publisher=pub,
         cursors=cursors,  # type: ignore[arg-type]
         max_age=timedelta(days=30),
+        lead_ids=LEAD_IDS,
         clock=lambda: NOW,
     )
 

@@ -21,8 +21,9 @@ from fakes.shopmonkey.webhooks import envelope
 from schemas.base import lead_id_for_order
 from services.ingest.domain.model import IngestCompany
 from services.ingest.entrypoints.http import create_app
+from tests.support.deployment_secrets import LEAD_IDS
 from tests.unit.ingest.support import FakeTenants, company_of, delivery
-from tests.unit.ingest.support_http import Harness
+from tests.unit.ingest.support_http import Harness, metrics_text
 
 
 class Companies(Harness):
@@ -87,7 +88,7 @@ async def post(client: TestClient, path: str, signer: Company, doc: dict[str, An
 
 
 async def metric(client: TestClient, reason: str) -> float:
-    text = await (await client.get("/metrics")).text()
+    text = metrics_text()
     line = f'ingest_unrouted_records_total{{reason="{reason}",source="webhook"}}'
     found = [x for x in text.splitlines() if x.startswith(line)]
     return float(found[0].split()[-1]) if found else 0.0
@@ -102,7 +103,7 @@ async def test_the_company_url_routes_each_order_to_its_own_location(
             doc = h.order(location)
             status, answer = await post(client, company_url(h.chain), h.chain, doc)
             assert status == 200, answer
-            lead = lead_id_for_order(location.tenant_id, doc["data"]["id"])
+            lead = lead_id_for_order(LEAD_IDS, location.tenant_id, doc["data"]["id"])
             assert answer["leadId"] == str(lead)
             sent[doc["data"]["id"]] = location.tenant_id
     got = {e.order.order_id: e.tenant_id for e in h.publisher.events if e.order}
@@ -120,7 +121,7 @@ async def test_an_order_of_a_location_without_tenant_is_ignored_and_counted(
     assert h.unmapped.location_id in answer["ignored"]
     assert h.publisher.events == []
     assert await metric(client, "unknown_location") == before + 1
-    text = await (await client.get("/metrics")).text()
+    text = metrics_text()
     assert 'ingest_webhook_requests_total{outcome="unrouted"}' in text
     # the location URLs never take it either
     for location in h.mapped:
@@ -136,7 +137,7 @@ async def test_a_location_url_routes_a_sibling_locations_order_to_that_location(
     doc = h.order(there)
     status, answer = await post(client, location_url(here), h.chain, doc)
     assert status == 200
-    assert answer["leadId"] == str(lead_id_for_order(there.tenant_id, doc["data"]["id"]))
+    assert answer["leadId"] == str(lead_id_for_order(LEAD_IDS, there.tenant_id, doc["data"]["id"]))
     [event] = h.publisher.events
     assert event.tenant_id == there.tenant_id != here.tenant_id
 

@@ -4,17 +4,22 @@ before their requests cost anything; memory stays bounded whatever the addresses
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from schemas.base import Channel
+from services.common.domain.signed_links import unsubscribe_token
 from services.common.logging import MalformedRequestsAtInfo
 from services.ingest.domain.failure_throttle import FailureThrottle
 from services.ingest.entrypoints.http import create_app
 from services.ingest.entrypoints.throttle import THROTTLE
 from services.ingest.settings import IngestSettings
+from tests.support.deployment_secrets import UNSUBSCRIBE_SIGNER
 from tests.unit.ingest.support import delivery
+from tests.unit.ingest.support_http import metrics_text
 from tests.unit.ingest.test_webhook_http import WEBSITE_KEY, Harness, url
 
 
@@ -83,9 +88,16 @@ async def test_repeated_failures_get_429_even_for_a_good_request_then_recover(
         assert resp.headers["Retry-After"] == "10"
     assert harness.publisher.events == []
     # an unsubscribe link needs no credentials: it stays open to whoever shares the address
-    unsubscribe = f"/unsubscribe/{harness.company.tenant_id}/{harness.company.tenant_id}"
-    assert (await client.get(unsubscribe)).status == 200
-    metrics = await (await client.get("/metrics")).text()
+    token = unsubscribe_token(
+        UNSUBSCRIBE_SIGNER,
+        tenant_id=harness.company.tenant_id,
+        lead_id=uuid.uuid4(),
+        channel=Channel.EMAIL,
+        contact="sam@example.com",
+    )
+    assert (await client.get(f"/u/{token}")).status == 200
+    assert (await client.post("/u/not-a-token")).status == 400  # refused, not throttled
+    metrics = metrics_text()
     assert 'ingest_webhook_requests_total{outcome="throttled"}' in metrics
     assert 'ingest_signal_requests_total{outcome="throttled",route="twilio_status"}' in metrics
     clock.now += 10  # one failure's worth of budget back

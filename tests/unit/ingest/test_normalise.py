@@ -18,6 +18,7 @@ from services.ingest.domain.envelope import parse_envelope
 from services.ingest.domain.website_form import WebsiteLeadForm, website_event
 from services.ingest.errors import InvalidPayload
 from services.ingest.service_layer.order_events import known_contact
+from tests.support.deployment_secrets import LEAD_IDS
 from tests.support.shopmonkey_payloads import (
     CUSTOMER_ID,
     CUSTOMER_RECORD,
@@ -40,13 +41,14 @@ def order_event(doc: dict, **kw) -> OrderEvent:  # type: ignore[no-untyped-def]
         source=kw.get("source", OrderSource.WEBHOOK),
         contact=known_contact("order", env.data),
         now=NOW,
+        ids=LEAD_IDS,
     ).event()
 
 
 def test_order_insert_becomes_a_new_lead_event() -> None:
     event = order_event(ORDER_INSERT)
     assert event.event_id == f"shopmonkey:order:{ORDER_ID}:1"
-    assert event.lead_id == lead_id_for_order(TENANT, ORDER_ID)
+    assert event.lead_id == lead_id_for_order(LEAD_IDS, TENANT, ORDER_ID)
     assert event.entity == "order" and event.operation is Operation.INSERT
     assert event.occurred_at == datetime(2026, 5, 1, 15, 4, 5, tzinfo=UTC)  # createdDate
     snap = event.order
@@ -89,6 +91,7 @@ def test_same_order_same_lead_across_versions_and_sources() -> None:
         source=OrderSource.WEBHOOK,
         contact=normalise.contact_of_record({}),  # no customer at all
         now=NOW,
+        ids=LEAD_IDS,
     ).event()
     assert other_tenant.lead_id != first.lead_id
 
@@ -218,8 +221,8 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
             "service": "Window tint",
         }
     )
-    event = website_event(TENANT, form, now=NOW)
-    assert event.lead_id == lead_id_for_form(TENANT, "web-123")
+    event = website_event(TENANT, form, now=NOW, ids=LEAD_IDS)
+    assert event.lead_id == lead_id_for_form(LEAD_IDS, TENANT, "web-123")
     assert event.event_id == f"website:{TENANT}:web-123"
     assert (event.source, event.entity, event.operation) == (
         OrderSource.WEBSITE,
@@ -230,7 +233,7 @@ def test_website_form_becomes_an_idempotent_website_lead() -> None:
         first_name="Sam", last_name="Lee", email="sam@example.com", phone="+12025550123"
     )
     assert event.service_of_interest == "Window tint"
-    again = website_event(TENANT, form, now=datetime(2026, 6, 1, tzinfo=UTC))
+    again = website_event(TENANT, form, now=datetime(2026, 6, 1, tzinfo=UTC), ids=LEAD_IDS)
     assert (again.event_id, again.lead_id) == (event.event_id, event.lead_id)
 
 
@@ -333,8 +336,14 @@ def test_what_the_normaliser_builds_is_what_validation_builds(
     except InvalidPayload:  # a customer id over its bound: refused, nothing built
         return
     assert Customer.model_validate(contact).model_dump() == contact
-    for build in (normalise.order_draft, normalise.customer_draft):
-        draft = build(TENANT, data, operation=operation, source=source, contact=contact, now=NOW)
+    for draft in (
+        normalise.order_draft(
+            TENANT, data, operation=operation, source=source, contact=contact, now=NOW, ids=LEAD_IDS
+        ),
+        normalise.customer_draft(
+            TENANT, data, operation=operation, source=source, contact=contact, now=NOW
+        ),
+    ):
         event = draft.event()
         validated = OrderEvent.model_validate(event.model_dump())
         assert validated == event
@@ -388,6 +397,7 @@ def test_display_fields_are_cut_never_refused_and_each_cut_is_noted() -> None:
         source=OrderSource.WEBHOOK,
         contact=contact,
         now=NOW,
+        ids=LEAD_IDS,
         adjusted=adjusted,
     ).event()
     snap = event.order
@@ -432,6 +442,6 @@ def test_a_website_phone_that_is_no_number_is_dropped_when_the_email_reaches_the
         {"submissionId": "w-39", "email": "sam@example.com", "phone": "+1" + "9" * 38}
     )
     adjusted: normalise.Adjusted = []
-    event = website_event(TENANT, form, now=NOW, adjusted=adjusted)
+    event = website_event(TENANT, form, now=NOW, ids=LEAD_IDS, adjusted=adjusted)
     assert event.customer.phone is None and event.customer.email == "sam@example.com"
     assert adjusted == [("phone", "invalid_phone")]

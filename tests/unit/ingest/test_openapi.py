@@ -56,8 +56,9 @@ async def test_document_lists_every_route_and_uses_each_modules_fragment() -> No
         "/api/leads",
         "/healthz",
         "/readyz",
-        "/metrics",
         "/openapi.json",
+        "/u/{token}",
+        "/unsubscribe/{tenantId}/{leadId}",
     ):
         assert path in paths, path
         assert "undocumented" not in str(paths[path]), path
@@ -66,6 +67,7 @@ async def test_document_lists_every_route_and_uses_each_modules_fragment() -> No
     undocumented = paths["/extra/api/undocumented/{item_id}"]["get"]
     assert "undocumented" in undocumented["summary"]
     assert undocumented["parameters"][0]["name"] == "item_id"
+    assert not [p for p in paths if p.startswith(("/dashboard", "/metrics"))]  # admin only
     webhook = paths["/webhooks/shopmonkey/{tenant_id}/order"]["post"]
     assert {"200", "401", "404", "503"} <= set(webhook["responses"])
     ref = webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -17,6 +17,7 @@ from services.ingest.service_layer.poller import Poller, PollerConfig
 from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
+from tests.support.deployment_secrets import LEAD_IDS
 from tests.unit.ingest.support import (
     FakeCursors,
     FakeCustomers,
@@ -55,7 +56,7 @@ class Rig:
             *(company_of(c) for c in others),
         )
         self.customers = FakeCustomers(self.world)
-        self.config = PollerConfig(**{"tables": ("order",), **config})  # type: ignore[arg-type]
+        self.config = PollerConfig(**{"lead_ids": LEAD_IDS, "tables": ("order",), **config})  # type: ignore[arg-type]
         self.poller = self.new_poller()
 
     def new_poller(self) -> Poller:
@@ -233,7 +234,7 @@ async def test_poll_and_webhook_give_the_same_event_for_the_same_version() -> No
     webhook = WebhookIngest(
         customers=rig.customers,
         publisher=(hooked := FakePublisher()),
-        config=WebhookConfig(demo_mode=False, whitelist=frozenset()),
+        config=WebhookConfig(demo_mode=False, whitelist=frozenset(), lead_ids=LEAD_IDS),
         seen_events=SeenEvents(),
     )
     headers, body = delivery(company, envelope("order", "UPDATE", copy.deepcopy(order)))
@@ -265,7 +266,7 @@ async def test_customer_changes_are_polled_too() -> None:
         customers=rig.customers,
         publisher=rig.publisher,
         cursors=rig.cursors,
-        config=PollerConfig(tables=("order", "customer")),
+        config=PollerConfig(lead_ids=LEAD_IDS, tables=("order", "customer")),
     )
     company = rig.world.companies[0]
     order = rig.world.create_order(company)

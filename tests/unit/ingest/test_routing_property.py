@@ -34,6 +34,7 @@ from services.ingest.domain.routing import Unrouted, route_order
 from services.ingest.errors import Unauthorized
 from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import Accepted, Ignored, WebhookConfig, WebhookIngest
+from tests.support.deployment_secrets import LEAD_IDS
 from tests.unit.ingest.support import FakePublisher
 
 COMPANY_IDS = ["co_a", "co_b", "co_c", "7"]
@@ -203,7 +204,7 @@ def test_every_delivery_lands_at_its_own_location_exactly_once_or_nowhere(
                 ingest = WebhookIngest(
                     customers=NoCustomers(),
                     publisher=publisher,
-                    config=WebhookConfig(demo_mode=False, whitelist=frozenset()),
+                    config=WebhookConfig(demo_mode=False, whitelist=frozenset(), lead_ids=LEAD_IDS),
                     seen_events=SeenEvents(),
                 )
                 headers = _signed(u.secrets[signer], body)

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -14,18 +15,27 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.base import Channel
 from schemas.events import SignalKind
+from services.common.domain.signed_links import (
+    OPERATOR_SESSION,
+    UNSUBSCRIBE,
+    Signer,
+    unsubscribe_token,
+)
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
 from services.ingest.bootstrap import SignalParts
 from services.ingest.domain.model import TouchRow
 from services.ingest.entrypoints.answers import SIGNALS
 from services.ingest.entrypoints.http import add_signal_routes
 from services.ingest.service_layer.contact_signals import SignalService
+from tests.support.deployment_secrets import LINK_SIGNING_KEY, UNSUBSCRIBE_SIGNER
 from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
+from tests.unit.ingest.support import FakeTenants
 from tests.unit.ingest.support_signals import FakeLeads, FakePublisher, FakeStore, Touch
 
 TOKEN = "auth-token-xyz"
 PUBLIC = "https://hooks.example.com"
 PHONE = "+12025550130"
+LINK_KEY = LINK_SIGNING_KEY.encode()
 
 
 @dataclass
@@ -53,6 +63,8 @@ async def world() -> AsyncIterator[World]:
         sendgrid=SendGridVerifier(signer.public_key, tolerance_seconds=300),
         twilio_auth_token=TOKEN,
         twilio_public_url=PUBLIC,
+        links=UNSUBSCRIBE_SIGNER,
+        tenants=FakeTenants(),
     )
     app = web.Application()
     app[SIGNALS] = parts
@@ -243,40 +255,127 @@ async def test_chat_signals(world: World) -> None:
     assert len(world.publisher.published) == 2
 
 
-async def test_one_click_unsubscribe(world: World) -> None:
+def unsubscribe_path(
+    tenant: uuid.UUID,
+    lead: uuid.UUID,
+    contact: str = "sam@example.com",
+    signer: Signer = UNSUBSCRIBE_SIGNER,
+) -> str:
+    token = unsubscribe_token(
+        signer, tenant_id=tenant, lead_id=lead, channel=Channel.EMAIL, contact=contact
+    )
+    return f"/u/{token}"
+
+
+async def test_signed_unsubscribe_link_asks_then_unsubscribes_the_address_it_was_sent_to(
+    world: World,
+) -> None:
     tenant, lead = uuid.uuid4(), uuid.uuid4()
     world.store.contacts["sam@example.com"] = [(tenant, lead)]
-    path = f"/unsubscribe/{tenant}/{lead}"
+    world.store.contacts["old@example.com"] = [(tenant, lead)]  # the lead's earlier address
+    path = unsubscribe_path(tenant, lead)
     page = await world.client.get(path)
     assert page.status == 200 and '<form method="post">' in await page.text()
+    assert "this location" in await page.text()
     assert world.store.log == []  # GET (a link scanner) changes nothing
     resp = await world.client.post(path, data={"List-Unsubscribe": "One-Click"})
-    assert resp.status == 200
+    assert resp.status == 200 and "You are unsubscribed" in await resp.text()
     assert world.store.suppressions == {("email", "sam@example.com"): "list_unsubscribe"}
+    assert world.store.scopes == {("email", "sam@example.com"): tenant}  # its company's
     (signal,) = world.publisher.published
-    assert (signal.kind, signal.lead_id, signal.tenant_id) == (
+    assert (signal.kind, signal.lead_id, signal.tenant_id, signal.contact) == (
         SignalKind.UNSUBSCRIBED,
         lead,
         tenant,
+        "sam@example.com",
     )
-    unknown = await world.client.post(f"/unsubscribe/{tenant}/{uuid.uuid4()}")
-    assert unknown.status == 200 and await unknown.text() == await resp.text()
-    assert (await world.client.post("/unsubscribe/x/y")).status == 200
-    assert len(world.publisher.published) == 1
+    # a link sent to the earlier address unsubscribes that address, never another
+    assert (
+        await world.client.post(unsubscribe_path(tenant, lead, "old@example.com"))
+    ).status == 200
+    assert ("email", "old@example.com") in world.store.suppressions
+
+
+async def test_missing_altered_foreign_or_old_links_change_nothing_and_say_so(world: World) -> None:
+    tenant, lead = uuid.uuid4(), uuid.uuid4()
+    world.store.contacts["sam@example.com"] = [(tenant, lead)]
+    good = unsubscribe_path(tenant, lead)
+    token = good.removeprefix("/u/")
+    flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+    foreign = unsubscribe_path(tenant, lead, signer=Signer([b"k" * 40], UNSUBSCRIBE))
+    other_purpose = unsubscribe_path(tenant, lead, signer=Signer([LINK_KEY], OPERATOR_SESSION))
+    for path in (
+        f"/u/{flipped}",
+        f"/u/{token[:-2]}",
+        foreign,
+        other_purpose,
+        "/u/",
+        "/u/%00%ff",
+        "/u/" + "A" * 5000,
+    ):
+        for method in ("GET", "POST"):
+            resp = await world.client.request(method, path)
+            assert resp.status == 400, (method, path)
+            assert "Nothing was changed" in await resp.text()
+    for method in ("GET", "POST"):  # the old unsigned form: gone
+        old = await world.client.request(method, f"/unsubscribe/{tenant}/{lead}")
+        assert old.status == 410 and "Nothing was changed" in await old.text()
+    # a valid link for an address the lead never had: nothing to unsubscribe
+    stranger = await world.client.post(unsubscribe_path(tenant, lead, "eve@example.com"))
+    assert stranger.status == 404 and "Nothing was changed" in await stranger.text()
+    assert world.store.log == [] and world.publisher.published == []
+
+
+def signal_app(store: FakeStore, **parts: Any) -> web.Application:
+    """The signal routes on `store`, without provider keys (`parts`: other SignalParts)."""
+    app = web.Application()
+    app[SIGNALS] = SignalParts(
+        **{
+            "service": SignalService(store=store, publisher=FakePublisher(), help_text="h"),
+            "leads": FakeLeads(),
+            "sendgrid": None,
+            "twilio_auth_token": None,
+            "twilio_public_url": None,
+            "links": UNSUBSCRIBE_SIGNER,
+            "tenants": FakeTenants(),
+            **parts,
+        }
+    )
+    add_signal_routes(app)
+    return app
+
+
+async def test_links_signed_with_a_retired_key_still_work_while_it_is_listed() -> None:
+    store = FakeStore()
+    tenant, lead = uuid.uuid4(), uuid.uuid4()
+    store.contacts["sam@example.com"] = [(tenant, lead)]
+    rotated = Signer([b"n" * 40, LINK_KEY], UNSUBSCRIBE)
+    app = signal_app(store, links=rotated, unsubscribe_brand_wide=True)
+    async with TestClient(TestServer(app)) as client:
+        page = await client.get(unsubscribe_path(tenant, lead))  # signed with the old key
+        assert page.status == 200 and "every one of our locations" in await page.text()
+        assert (await client.post(unsubscribe_path(tenant, lead))).status == 200
+    assert store.scopes == {("email", "sam@example.com"): None}  # UNSUBSCRIBE_SCOPE=brand
+
+
+async def test_the_page_names_the_location_and_its_companys_other_locations() -> None:
+    from fakes.shopmonkey.data import World as SimWorld
+    from tests.unit.ingest.support import company_of
+
+    sim = SimWorld(seed=3, layout=(3,))
+    company = company_of(sim.companies[0])
+    tenant, lead = company.tenants[0].id, uuid.uuid4()
+    store = FakeStore(contacts={"sam@example.com": [(tenant, lead)]})
+    app = signal_app(store, tenants=FakeTenants(company))
+    async with TestClient(TestServer(app)) as client:
+        text = await (await client.post(unsubscribe_path(tenant, lead))).text()
+    assert company.tenants[0].name in text
+    assert f"the 2 other locations of <strong>{company.name}</strong>" in text
 
 
 async def test_without_keys_every_webhook_is_refused() -> None:
     store, publisher = FakeStore(), FakePublisher()
-    parts = SignalParts(
-        service=SignalService(store=store, publisher=publisher, help_text="h"),
-        leads=FakeLeads(),
-        sendgrid=None,
-        twilio_auth_token=None,
-        twilio_public_url=None,
-    )
-    app = web.Application()
-    app[SIGNALS] = parts
-    add_signal_routes(app)
+    app = signal_app(store, service=SignalService(store=store, publisher=publisher, help_text="h"))
     signer = SendGridSigner.generate()
     body = sendgrid_body([{"event": "bounce", "email": "a@b.co", "sg_event_id": "1"}])
     params = {"MessageSid": "SM1", "From": PHONE, "Body": "STOP"}

@@ -14,9 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from fakes.shopmonkey.webhooks import envelope, legacy_signature
 from schemas.base import lead_id_for_order
+from services.ingest.entrypoints.admin import create_admin_app
 from services.ingest.entrypoints.http import create_app
+from tests.support.deployment_secrets import LEAD_IDS
 from tests.unit.ingest.support import company_of, delivery, unavailable
-from tests.unit.ingest.support_http import WEBSITE_KEY, Harness
+from tests.unit.ingest.support_http import WEBSITE_KEY, Harness, metrics_text
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ async def test_signed_order_is_produced_and_answered_with_its_lead(
     resp = await client.post(url(harness), data=body, headers=headers)
     assert resp.status == 200, await resp.text()
     answer = await resp.json()
-    lead = lead_id_for_order(harness.company.tenant_id, doc["data"]["id"])
+    lead = lead_id_for_order(LEAD_IDS, harness.company.tenant_id, doc["data"]["id"])
     assert answer == {
         "success": True,
         "leadId": str(lead),
@@ -361,7 +363,7 @@ async def test_an_unexpected_error_is_500_counted_and_logged_and_the_next_reques
     assert await resp.json() == {"success": False, "reason": "internal error"}
     [record] = [r for r in caplog.records if r.message == "unexpected error while ingesting"]
     assert record.exc_info is not None and "bug in a publisher" in str(record.exc_info[1])
-    metrics = await (await client.get("/metrics")).text()
+    metrics = metrics_text()
     assert 'ingest_webhook_requests_total{outcome="error"}' in metrics
     assert 'ingest_webhook_processing_seconds_count{result="500"}' in metrics
 
@@ -371,7 +373,10 @@ async def test_an_unexpected_error_is_500_counted_and_logged_and_the_next_reques
     assert resp.status == 200 and len(harness.publisher.events) == 1
 
 
-async def test_health_ready_and_metrics(client: TestClient, harness: Harness) -> None:
+async def test_health_ready_and_metrics_on_their_listeners(
+    client: TestClient, harness: Harness
+) -> None:
+    """Health on the public listener; metrics and the dashboard only on the admin one."""
     headers, body = delivery(harness.company, harness.order_doc())
     await client.post(url(harness), data=body, headers=headers)
     assert (await client.get("/healthz")).status == 200
@@ -380,6 +385,11 @@ async def test_health_ready_and_metrics(client: TestClient, harness: Harness) ->
         "kafka": True,
         "postgres": True,
     }
-    metrics = await (await client.get("/metrics")).text()
+    for path in ("/metrics", "/dashboard", "/dashboard/", "/dashboard/api/summary"):
+        assert (await client.get(path, allow_redirects=False)).status == 404, path
+    admin = create_admin_app(harness.settings, lambda: harness.ingest)
+    async with TestClient(TestServer(admin)) as admin_client:
+        metrics = await (await admin_client.get("/metrics")).text()
+        assert (await admin_client.get("/healthz")).status == 200
     assert 'ingest_webhook_requests_total{outcome="accepted"}' in metrics
     assert "ingest_webhook_processing_seconds_bucket" in metrics

@@ -83,7 +83,9 @@ def test_cluster_profile_is_a_three_node_kraft_quorum_with_rf3_min_isr2() -> Non
         assert int(env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) == 2
         assert int(env["KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"]) == 2
         [port] = svc["ports"]
-        host_ports.append(int(port.split(":")[0]))
+        address, host_port, _ = port.split(":")
+        assert address == "127.0.0.1"
+        host_ports.append(int(host_port))
         assert f"HOST://localhost:{host_ports[-1]}" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert len({env["KAFKA_NODE_ID"] for env in envs}) == 3
     assert len({env["CLUSTER_ID"] for env in envs}) == 1  # one cluster id for the three
@@ -219,7 +221,7 @@ def test_compose_wires_prometheus_to_every_service_and_grafana_to_prometheus() -
         for target in group["targets"]
     }
     assert targets == {
-        "ingest": "ingest:3000",
+        "ingest": "ingest:3090",  # the admin listener: the public port serves no metrics
         "poller": "poller:3001",
         "sequencer": "sequencer:3002",
         "outbound": "outbound:3003",
@@ -227,6 +229,7 @@ def test_compose_wires_prometheus_to_every_service_and_grafana_to_prometheus() -
     for job in config["scrape_configs"]:
         assert job.get("metrics_path", "/metrics") == "/metrics"
     assert services["ingest"]["environment"]["WEBHOOK_PORT"] == 3000
+    assert services["ingest"]["environment"]["ADMIN_PORT"] == 3090
     assert services["sequencer"]["environment"]["SEQUENCER_PORT"] == 3002
     assert services["outbound"]["environment"]["OUTBOUND_PORT"] == 3003
     for rule_file in config.get("rule_files", []):
@@ -238,9 +241,48 @@ def test_compose_wires_prometheus_to_every_service_and_grafana_to_prometheus() -
     datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
     [prom] = datasource["datasources"]
     assert prom["type"] == "prometheus" and prom["url"] == "http://prometheus:9090"
-    assert "9090:9090" in prometheus["ports"]
+    assert "127.0.0.1:9090:9090" in prometheus["ports"]
     provider = yaml.safe_load((provisioning / "dashboards" / "lead-orchestrator.yml").read_text())
     dashboards_dir = provider["providers"][0]["options"]["path"]
     assert (ROOT / gmounts[dashboards_dir] / "lead-orchestrator.json").is_file()
     assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
     assert not any(p.startswith("3000:") for p in grafana["ports"])  # ingest has 3000
+
+
+#: The one port published on every interface: what outside parties call (ingest's public one).
+PUBLIC_PORTS = {("ingest", "3000:3000")}
+
+
+def test_compose_has_no_open_doors() -> None:
+    """Only ingest's public port is published on every interface; everything else (Kafka,
+    PostgreSQL, Prometheus, Grafana, ingest's admin listener) on 127.0.0.1 or not at all;
+    passwords and deployment secrets come from the environment with no default; Grafana has
+    no anonymous access."""
+    services = compose()["services"]
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            if (name, port) in PUBLIC_PORTS:
+                continue
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert "127.0.0.1:3090:3090" in services["ingest"]["ports"]  # admin: loopback only
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "postgres:postgres@" not in text
+    assert re.search(r"POSTGRES_PASSWORD: \$\{POSTGRES_PASSWORD:\?", text)
+    for name, svc in services.items():
+        for key, value in (svc.get("environment") or {}).items():
+            if any(word in key for word in ("PASSWORD", "SECRET", "_KEYS")):
+                assert isinstance(value, str) and value.startswith("${") and ":?" in value, (
+                    name,
+                    key,
+                    value,
+                )
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    for name in ("ingest", "poller"):
+        env = services[name]["environment"]
+        for var in ("ID_SECRET", "LINK_SIGNING_KEYS", "SECRETS_ENCRYPTION_KEYS"):
+            assert env[var] == f"${{{var}:?set {var}}}", (name, var)
+    assert services["outbound"]["environment"]["LINK_SIGNING_KEYS"].startswith("${LINK_")
+    assert services["migrate"]["environment"]["SECRETS_ENCRYPTION_KEYS"].startswith("${SECRETS_")

@@ -15,9 +15,9 @@ from tests.unit.ops.test_grafana_dashboard import DASHBOARD, EXPORTED, ROOT, RUL
 COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "ops" / "prometheus.yml"
 EXPORTERS = ROOT / "ops" / "prometheus-exporters.yml"
-#: Service → (its port variable, the settings default) — services/*/settings.py.
+#: Service → (the port variable of its /metrics, the settings default) — services/*/settings.py.
 PORTS = {
-    "ingest": ("WEBHOOK_PORT", 3000),
+    "ingest": ("ADMIN_PORT", 3090),
     "poller": ("POLLER_PORT", 3001),
     "sequencer": ("SEQUENCER_PORT", 3002),
     "outbound": ("OUTBOUND_PORT", 3003),

@@ -40,6 +40,7 @@ from services.outbound.domain.model import (
 from services.outbound.ports import Sender
 from services.outbound.service_layer.delivery import Delivery, Pacer, RetryPolicy
 from services.outbound.service_layer.handler import HandlerConfig, TouchPointHandler
+from tests.support.deployment_secrets import UNSUBSCRIBE_SIGNER
 
 #: Tuesday 2026-03-10 15:00 UTC = 11:00 in New York (EDT): every window is open.
 OPEN_NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
@@ -349,7 +350,8 @@ def renderer(
         chat_base_url=chat,
         from_email="noreply@shop.example",
         from_name=None,
-        unsubscribe_base_url="https://shop.example/unsubscribe",
+        unsubscribe_base_url="https://shop.example/u",
+        unsubscribe_signer=UNSUBSCRIBE_SIGNER,
         loader=loader,
     )
 

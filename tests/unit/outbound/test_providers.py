@@ -4,6 +4,7 @@ and how every failure is classified (retry / reconcile / reject)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ import pytest
 from twilio.rest import Client
 
 from schemas.base import Channel
+from services.common.domain.signed_links import read_unsubscribe_token
 from services.outbound.adapters.sendgrid_sender import SendGridSender
 from services.outbound.adapters.twilio_http import RoutedAsyncHttpClient
 from services.outbound.adapters.twilio_sender import TwilioSender
@@ -26,6 +28,7 @@ from services.outbound.domain.model import (
     Unverifiable,
 )
 from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+from tests.support.deployment_secrets import UNSUBSCRIBE_SIGNER
 from tests.unit.outbound.support import (
     OPEN_NOW,
     FakeProviders,
@@ -87,9 +90,15 @@ async def test_sendgrid_payload(providers: FakeProviders, executor: ThreadPoolEx
         "tenant_id": str(msg.tenant_id),
     }
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert body["headers"]["List-Unsubscribe"].startswith(
-        f"<https://shop.example/unsubscribe/{msg.tenant_id}/{msg.lead_id}>, <mailto:"
-    )
+    # one signed HTTPS link (RFC 8058 one-click), no mailto: nothing would process it
+    assert body["headers"]["List-Unsubscribe"] == f"<{msg.unsubscribe_url}>"
+    assert "mailto:" not in json.dumps(body)
+    token = msg.unsubscribe_url.removeprefix("https://shop.example/u/")
+    claim = read_unsubscribe_token(UNSUBSCRIBE_SIGNER, token)
+    assert claim is not None and (claim.tenant_id, claim.lead_id) == (msg.tenant_id, msg.lead_id)
+    assert claim.channel is Channel.EMAIL and claim.matches("sam@example.com")
+    assert str(msg.tenant_id) not in msg.unsubscribe_url  # nothing guessable in the link
+    assert "sam@example.com" not in msg.unsubscribe_url
     text, html = (c["value"] for c in body["content"])
     for part in (text, html):
         assert f"https://chat.example.com/{msg.lead_id}" in part

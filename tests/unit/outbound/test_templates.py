@@ -12,6 +12,7 @@ from schemas.events import Recipient
 from services.outbound.adapters.templates import JinjaRenderer, hours_lines
 from services.outbound.domain.model import EmailMessage, SmsMessage
 from services.outbound.errors import TemplateError
+from tests.support.deployment_secrets import UNSUBSCRIBE_SIGNER
 from tests.unit.outbound.support import OPEN_NOW, command, renderer, tenant_profile
 
 EMAIL_TEMPLATES = [
@@ -102,6 +103,7 @@ def test_chat_link_and_address_are_added_when_a_template_forgets_them() -> None:
         from_email="noreply@shop.example",
         from_name="Shop",
         unsubscribe_base_url="https://u.example",
+        unsubscribe_signer=UNSUBSCRIBE_SIGNER,
         loader=loader,
     )
     cmd = command(template="bare")
@@ -126,6 +128,7 @@ def test_too_long_sms_fails() -> None:
         from_email="a@b.c",
         from_name=None,
         unsubscribe_base_url="https://u.example",
+        unsubscribe_signer=UNSUBSCRIBE_SIGNER,
         loader=loader,
     )
     with pytest.raises(TemplateError, match="sms_too_long"):

@@ -3,6 +3,7 @@ raise ContractError with a reason (the DLQ path)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from schemas.events import Customer, Operation, OrderSnapshot, OrderSource
 from schemas.generate import rendered
 from services.common.errors import ContractError
 from services.common.kafka.codec import decode
+from tests.support.deployment_secrets import ID_SECRET, LEAD_IDS
 
 TENANT = uuid.UUID("11111111-2222-3333-4444-555555555555")
 
@@ -45,20 +47,36 @@ def test_every_contract_carries_schema_version() -> None:
 
 
 def test_ids_are_deterministic_and_distinct() -> None:
-    a = lead_id_for_order(TENANT, "order-1")
-    assert a == lead_id_for_order(TENANT, "order-1")
-    assert a != lead_id_for_order(TENANT, "order-2")
-    assert a != lead_id_for_order(uuid.uuid4(), "order-1")
-    assert lead_id_for_form(TENANT, "order-1") != a
+    a = lead_id_for_order(LEAD_IDS, TENANT, "order-1")
+    assert a == lead_id_for_order(LEAD_IDS, TENANT, "order-1")
+    assert a != lead_id_for_order(LEAD_IDS, TENANT, "order-2")
+    assert a != lead_id_for_order(LEAD_IDS, uuid.uuid4(), "order-1")
+    assert lead_id_for_form(LEAD_IDS, TENANT, "order-1") != a
     c = command_id_for(a, 0, Channel.EMAIL)
     assert c == command_id_for(a, 0, Channel.EMAIL)
     assert len({c, command_id_for(a, 0, Channel.SMS), command_id_for(a, 1, Channel.EMAIL)}) == 3
-    # Pinned: changing the namespace would break every replay's dedupe.
-    assert str(lead_id_for_order(TENANT, "order-1")) == str(
-        uuid.uuid5(
-            uuid.UUID("6b7c1f0e-3d57-5b2a-9c43-0f1d2e3a4b5c"), f"{TENANT}:shopmonkey-order:order-1"
-        )
+    # Pinned: the same secret and order give this id on every run, retry and replay (the
+    # first 122 bits of HMAC-SHA256(ID_SECRET, "<tenant>:shopmonkey-order:<order>")).
+    assert str(a) == "dd0b9132-00ca-8748-8e58-1a325311db85"
+    digest = hmac.digest(
+        ID_SECRET.encode(), f"{TENANT}:shopmonkey-order:order-1".encode(), "sha256"
     )
+    assert a.bytes[:6] == digest[:6] and a.bytes[10:] == digest[10:16]
+    assert a.version == 8 and a.variant == uuid.RFC_4122
+
+
+def test_lead_ids_cannot_be_computed_without_the_secret() -> None:
+    """The old scheme (UUIDv5 under the namespace in the source) no longer gives the id, nor
+    does another deployment's secret."""
+    from schemas.base import ID_NAMESPACE, MIN_ID_SECRET_BYTES, LeadIdKey
+
+    lead = lead_id_for_order(LEAD_IDS, TENANT, "1001")
+    assert lead != uuid.uuid5(ID_NAMESPACE, f"{TENANT}:shopmonkey-order:1001")
+    other = LeadIdKey(b"another deployment's secret, 32+ bytes long")
+    assert lead != lead_id_for_order(other, TENANT, "1001")
+    assert ID_SECRET not in repr(LEAD_IDS)
+    with pytest.raises(ValueError, match="at least"):
+        LeadIdKey(b"x" * (MIN_ID_SECRET_BYTES - 1))
 
 
 @given(st.text(max_size=300))
@@ -123,7 +141,7 @@ def _order_event() -> OrderEvent:
     return OrderEvent(
         event_id="shopmonkey:order:o1:1",
         tenant_id=TENANT,
-        lead_id=lead_id_for_order(TENANT, "o1"),
+        lead_id=lead_id_for_order(LEAD_IDS, TENANT, "o1"),
         source="webhook",
         entity="order",
         operation="insert",
@@ -195,7 +213,7 @@ def test_trusted_builds_what_validation_builds_defaults_included() -> None:
     fields = {name: getattr(event, name) for name in OrderEvent.model_fields}
     assert trusted(OrderEvent, **fields).to_bytes() == event.to_bytes()
     now = datetime(2026, 5, 1, 15, 4, 5, tzinfo=UTC)
-    lead = lead_id_for_order(TENANT, "o1")
+    lead = lead_id_for_order(LEAD_IDS, TENANT, "o1")
     given = {
         "command_id": command_id_for(lead, 0, Channel.EMAIL),
         "tenant_id": TENANT,

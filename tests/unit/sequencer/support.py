@@ -22,6 +22,7 @@ from schemas.events import (
     TouchPointOutcome,
 )
 from services.common.kafka.dlq import DeadLetter
+from tests.support.deployment_secrets import LEAD_IDS
 
 T0 = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York
 TENANT = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -79,7 +80,7 @@ def order(
     return OrderEvent(
         event_id=event_id or f"order:{order_id}:{version}",
         tenant_id=tenant,
-        lead_id=lead_id_for_order(tenant, order_id),
+        lead_id=lead_id_for_order(LEAD_IDS, tenant, order_id),
         source=OrderSource.WEBHOOK,
         entity="order",
         operation=Operation.INSERT if version == 1 else Operation.UPDATE,

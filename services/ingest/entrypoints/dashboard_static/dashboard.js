@@ -159,7 +159,7 @@
     $("webhook-metric").textContent = hooks.metric || "";
     const chips = clear($("webhook-labels"));
     for (const [k, v] of Object.entries(hooks.by_label || {})) chips.appendChild(el("span", {}, `${k || "–"}: ${fmt(v)}`));
-    if (!hooks.available) return empty(node, "No webhook metrics in this process yet");
+    if (!hooks.available) return empty(node, hooks.note ? "Webhook figures: " + hooks.note : "No webhook metrics in this process yet");
     const pts = hooks.series || [];
     if (pts.length < 2) return empty(node, "Collecting samples…");
     const W = 420, H = 200, L = 38, R = 40, T = 10, B = 24;
@@ -266,11 +266,12 @@
     setKpi("kpi-sent", fmt(tp.sent), `of ${fmt(decided)} decisions · ${fmt(tp.failed)} failed`, "good");
     setKpi("kpi-skip", pct(d.skip_rate.ratio), `${fmt(d.skip_rate.whitelist_skips)} whitelist skips / ${fmt(decided)}`);
     const wm = d.webhooks.last_minute;
-    setKpi("kpi-webhooks", wm ? wm.rate_per_second.toFixed(2) + "/s" : "–", d.webhooks.available ? `${fmt(d.webhooks.requests_total)} since start` : "no metrics yet");
+    setKpi("kpi-webhooks", wm ? wm.rate_per_second.toFixed(2) + "/s" : "–", d.webhooks.available ? `${fmt(d.webhooks.requests_total)} since start` : d.webhooks.note || "no metrics yet");
     const ww = d.webhooks.window;
     setKpi("kpi-latency", ww && ww.p95_ms !== null ? ww.p95_ms.toFixed(0) + " ms" : "–", ww && ww.p50_ms !== null ? `p50 ${ww.p50_ms.toFixed(0)} ms · last ${w}` : "");
     const groups = d.lag.groups || [];
-    setKpi("kpi-lag", d.lag.error && !groups.length ? "?" : fmt(d.lag.total), d.lag.error ? "Kafka unreachable" : `${groups.length} consumer groups`, d.lag.error ? "bad" : d.lag.total > 1000 ? "warn" : null);
+    const hqOnly = d.viewer && d.viewer.role !== "hq";
+    setKpi("kpi-lag", d.lag.error && !groups.length ? (hqOnly ? "–" : "?") : fmt(d.lag.total), d.lag.error ? (hqOnly ? d.lag.error : "Kafka unreachable") : `${groups.length} consumer groups`, d.lag.error && !hqOnly ? "bad" : d.lag.total > 1000 ? "warn" : null);
 
     const scope = d.tenant === "all" ? "all locations" : (d.tenants.find((t) => t.id === d.tenant) || { name: d.tenant }).name;
     $("funnel-scope").textContent = scope;
@@ -283,6 +284,11 @@
     drawLocations($("locations-head"), $("locations"), d.locations);
     drawDelivery($("delivery"), d.delivery);
     syncTenants(d.tenants);
+    showViewer(d.viewer);
+  }
+
+  function showViewer(viewer) {
+    if (viewer) $("viewer").textContent = `${viewer.email} · ${viewer.role === "hq" ? "all locations" : "your locations"}`;
   }
 
   function syncTenants(tenants) {
@@ -309,6 +315,7 @@
     const abort = setTimeout(() => ctrl.abort(), 15000);
     try {
       const res = await fetch("api/summary?" + q.toString(), { signal: ctrl.signal, cache: "no-store" });
+      if (res.status === 401) { window.location.assign("sign-in"); return; }
       const body = await res.json();
       if (!res.ok) throw new Error(body.error || "HTTP " + res.status);
       render(body);

@@ -9,13 +9,16 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from schemas.base import Channel
 from schemas.events import SignalKind
+from services.common.domain.signed_links import unsubscribe_token
 from tests.integration.ingest.contact_signals.conftest import (
     PUBLIC_URL,
     TWILIO_TOKEN,
     Stack,
     random_phone,
 )
+from tests.support.deployment_secrets import UNSUBSCRIBE_SIGNER
 from tests.support.provider_signing import SendGridSigner, sendgrid_body, twilio_signature
 
 pytestmark = pytest.mark.integration
@@ -228,10 +231,19 @@ async def test_one_click_unsubscribe_suppresses_the_leads_email(
     tenant, _ = await make_tenant()
     email = f"Una.{uuid.uuid4().hex[:8]}@Example.com"
     lead = await stack.add_lead(tenant.id, email=email)
-    resp = await stack.client.post(
+    old = await stack.client.post(
         f"/unsubscribe/{tenant.id}/{lead}", data={"List-Unsubscribe": "One-Click"}
     )
+    assert old.status == 410 and not await suppressed(stack, "email", email.lower())
+    token = unsubscribe_token(
+        UNSUBSCRIBE_SIGNER, tenant_id=tenant.id, lead_id=lead, channel=Channel.EMAIL, contact=email
+    )
+    resp = await stack.client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
     assert resp.status == 200
     assert await suppressed(stack, "email", email.lower())
+    where = await stack.scalar(
+        "SELECT tenant_id FROM suppressions WHERE contact = :k", k=email.lower()
+    )
+    assert where == tenant.id  # UNSUBSCRIBE_SCOPE=company: at the location, for its company
     ((key, signal),) = stack.signals()
     assert (key, signal.kind, signal.lead_id) == (str(tenant.id), SignalKind.UNSUBSCRIBED, lead)

@@ -1,0 +1,1 @@
+"""`leadctl operators`: who may sign in to the dashboard (`cli`)."""
