@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port, tz_at_local_hour
+from bench.common import SECRETS, free_port, secret_box, tz_at_local_hour
 from bench.ingest.fixtures import BenchTenant
 from leadctl.replay.kafka import KafkaView, pipeline_groups
 from services.common.kafka.admin import ensure_topics
@@ -72,33 +72,37 @@ def _environment(
 ) -> dict[str, str]:
     foreign = ("SHOPMONKEY_", "SENDGRID_", "TWILIO_", "LEAD_EMAIL", "DEMO_MODE", "KAFKA_")
     base = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
-    return base | {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka,
-        "KAFKA_PARTITIONS": str(partitions),
-        "KAFKA_REPLICATION_FACTOR": str(replication),
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "DATABASE_URL": db_url,
-        "LEAD_EMAIL_WHITELIST": EMAIL,
-        "FREQUENCY_CAP_EMAIL": "0",
-        "SENDGRID_API_KEY": "SG.chaos-fake-key",
-        "SENDGRID_FROM_EMAIL": "shop@example.com",
-        "SENDGRID_RECONCILE": "activity",  # a crash mid-send is reconciled, never resent blind
-        "SENDGRID_ACTIVITY_SETTLE_SECONDS": "1",
-        "SENDGRID_RATE_PER_SECOND": "5000",
-        "SENDGRID_RATE_BURST": "5000",
-        "PROVIDER_TIMEOUT_SECONDS": "4",
-        "CLAIM_STALE_SECONDS": "10",
-        "SWEEP_INTERVAL_SECONDS": "5",
-        "OUTBOUND_GROUP_ID": f"{prefix}outbound",
-        "PROJECTION_GROUP_ID": "lead-projection",
-        "SEQUENCER_SESSION_TIMEOUT_SECONDS": "10",
-        "WEBHOOK_HOST": "127.0.0.1",
-        "SEQUENCER_HOST": "127.0.0.1",
-        "OUTBOUND_HOST": "127.0.0.1",
-        "TWILIO_STATUS_CALLBACK_URL": "",
-        "LOG_LEVEL": "info",
-        "LOG_FORMAT": "json",
-    }
+    return (
+        base
+        | SECRETS
+        | {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "KAFKA_PARTITIONS": str(partitions),
+            "KAFKA_REPLICATION_FACTOR": str(replication),
+            "KAFKA_TOPIC_PREFIX": prefix,
+            "DATABASE_URL": db_url,
+            "LEAD_EMAIL_WHITELIST": EMAIL,
+            "FREQUENCY_CAP_EMAIL": "0",
+            "SENDGRID_API_KEY": "SG.chaos-fake-key",
+            "SENDGRID_FROM_EMAIL": "shop@example.com",
+            "SENDGRID_RECONCILE": "activity",  # a crash mid-send is reconciled, never resent blind
+            "SENDGRID_ACTIVITY_SETTLE_SECONDS": "1",
+            "SENDGRID_RATE_PER_SECOND": "5000",
+            "SENDGRID_RATE_BURST": "5000",
+            "PROVIDER_TIMEOUT_SECONDS": "4",
+            "CLAIM_STALE_SECONDS": "10",
+            "SWEEP_INTERVAL_SECONDS": "5",
+            "OUTBOUND_GROUP_ID": f"{prefix}outbound",
+            "PROJECTION_GROUP_ID": "lead-projection",
+            "SEQUENCER_SESSION_TIMEOUT_SECONDS": "10",
+            "WEBHOOK_HOST": "127.0.0.1",
+            "SEQUENCER_HOST": "127.0.0.1",
+            "OUTBOUND_HOST": "127.0.0.1",
+            "TWILIO_STATUS_CALLBACK_URL": "",
+            "LOG_LEVEL": "info",
+            "LOG_FORMAT": "json",
+        }
+    )
 
 
 @dataclass
@@ -149,6 +153,7 @@ class Pipeline:
             "WEBHOOK_PORT": str(port),
             "SEQUENCER_PORT": str(port),
             "OUTBOUND_PORT": str(port),
+            "ADMIN_PORT": str(free_port()),  # ingest's operator listener
             "SEQUENCER_DATA_DIR": str(self.workdir / f"data-{name}"),
             **extra,
         }
@@ -241,7 +246,10 @@ async def _add_tenants(db_url: str, count: int) -> list[BenchTenant]:
         async with engine.begin() as conn:
             for i in range(count):
                 company = await add_company(
-                    conn, company_id=f"co_chaos_{uuid.uuid4().hex[:8]}", name=f"Chaos {i}"
+                    conn,
+                    box=secret_box(),
+                    company_id=f"co_chaos_{uuid.uuid4().hex[:8]}",
+                    name=f"Chaos {i}",
                 )
                 location_id = f"loc_chaos_{uuid.uuid4().hex[:8]}"
                 tenant, _ = await add_tenant(
