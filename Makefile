@@ -17,7 +17,7 @@ export KAFKA_BOOTSTRAP_SERVERS := $(LOCAL_KAFKA_CLUSTER)
 endif
 
 .PHONY: help install up down status migrate topics run test test-unit test-integration lint \
-        format bench clean schemas local-secrets
+        format bench chaos clean schemas local-secrets
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -72,8 +72,12 @@ format: install ## Apply ruff's fixes and formatting
 schemas: install ## Regenerate the JSON Schema files from the contracts
 	@$(PY) python -m schemas.generate
 
-bench: up ## Run every benchmark (bench/*/run.py); figures in .local/bench/
-	@set -e; shopt -s nullglob; for b in bench/*/run.py; do echo "== $$b"; $(PY) python $$b; done
+bench: up ## Run every benchmark (bench/*/run.py but chaos); figures in .local/bench/
+	@set -e; shopt -s nullglob; for b in bench/*/run.py; do [[ $$b == */chaos/* ]] && continue; \
+		echo "== $$b"; $(PY) python $$b; done
+
+chaos: install ## Chaos suite on a private 3-node cluster and PostgreSQL; figures in .local/bench/chaos.json
+	@$(PY) python bench/chaos/run.py $(CHAOS_ARGS)
 
 clean: down ## Stop infrastructure and remove local state (.local/, caches; keeps .venv)
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache

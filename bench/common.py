@@ -49,18 +49,19 @@ def tz_at_local_hour(hour: int, now: datetime | None = None) -> str:
     return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
-def migrated_database(name: str) -> str:
-    """The URL of database `name` on PG_BASE, created when missing and migrated to head."""
+def migrated_database(name: str, *, base: str = PG_BASE) -> str:
+    """The URL of database `name` on `base` (PG_BASE), created when missing and migrated to
+    head."""
     import psycopg
     from alembic import command
     from psycopg import sql
 
     from leadctl.provision import alembic_config
 
-    with psycopg.connect(PG_BASE + "/postgres", autocommit=True) as conn:
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"{PG_BASE}/{name}"
+    url = f"{base}/{name}"
     config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
     config.attributes["configure_logger"] = False
     config.attributes["secrets_encryption_keys"] = SECRETS["SECRETS_ENCRYPTION_KEYS"]

@@ -14,7 +14,7 @@ from services.common.errors import LeadOrchestratorError
 #: Each command and where it lives ("module:attribute"), beside the code it runs.
 COMMANDS = {
     "infra": "leadctl.provision:infra",
-    "topics": "leadctl.provision:topics",
+    "topics": "leadctl.topics.cli:topics",
     "migrate": "leadctl.provision:migrate",
     "companies": "leadctl.companies:companies",
     "tenants": "leadctl.tenants:tenants",

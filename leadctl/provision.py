@@ -1,5 +1,5 @@
-"""What an environment needs before the services start: local Kafka and PostgreSQL (`infra`),
-the topics of DESIGN §2 with their dead-letter topics (`topics`), the schema (`migrate`)."""
+"""What an environment needs before the services start: local Kafka and PostgreSQL (`infra`)
+and the schema (`migrate`); the topics are `leadctl topics` (leadctl/topics/)."""
 
 from __future__ import annotations
 
@@ -42,52 +42,16 @@ def infra_status() -> None:
     _infra("status.sh")
 
 
-@click.group()
-def topics() -> None:
-    """Kafka topics of DESIGN §2 and their dead-letter topics."""
-
-
-@topics.command("create")
-@click.option("--partitions", type=int, default=None, help="Default: KAFKA_PARTITIONS (12).")
-def topics_create(partitions: int | None) -> None:
-    """Create every topic and its DLQ with the same partition count (idempotent)."""
-    from services.common.kafka.admin import ensure_topics
-
-    settings = load_settings(CommonSettings)
-    count = partitions or settings.kafka_partitions
-    reports = ensure_topics(
-        settings.kafka_bootstrap_servers, partitions=count, names=settings.topics.with_dlqs()
-    )
-    bad = []
-    for r in reports:
-        click.echo(f"{r.action:8} {r.name} ({r.partitions} partitions)")
-        if r.action == "mismatch":
-            bad.append(r.name)
-    if bad:
-        raise click.ClickException(
-            f"partition count differs from {count} on: {', '.join(bad)} "
-            "(Faust needs co-partitioned topics; recreate them or set KAFKA_PARTITIONS)"
-        )
-
-
-@topics.command("list")
-def topics_list() -> None:
-    """List the project's topics with partition counts."""
-    from services.common.kafka.admin import admin_client, wanted_topics
-
-    settings = load_settings(CommonSettings)
-    existing = admin_client(settings.kafka_bootstrap_servers).list_topics(timeout=10).topics
-    for name in wanted_topics(settings.kafka_topic_prefix):
-        meta = existing.get(name)
-        click.echo(f"{name}: {len(meta.partitions) if meta else 'missing'}")
-
-
 def alembic_config(url: str | None = None) -> Any:
+    """Alembic's configuration for `url` (default: DATABASE_URL). The URL goes through an
+    ini-style option, which interpolates `%`: escaped, so a percent-encoded option of the URL
+    (`?options=-c%20statement_timeout%3D5000`) reaches the connection as written."""
     from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", url or load_settings(CommonSettings).sqlalchemy_url)
+    url = url or load_settings(CommonSettings).sqlalchemy_url
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from fakes.shopmonkey.webhooks import standard_signature
 
@@ -66,48 +67,70 @@ async def _add_tenants(db_url: str, count: int, per_company: int) -> list[BenchT
     return tenants
 
 
+def order_document(
+    order_id: str,
+    *,
+    number: int,
+    customer_id: str,
+    email: str,
+    company_id: str,
+    location_id: str,
+    phone: str = "+12025550140",
+) -> dict[str, Any]:
+    """A Shopmonkey v3 order INSERT webhook body of `location_id` (of `company_id`): an
+    estimate with its customer embedded (no customer look-up needed), created now."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "apiVersion": "3",
+        "operation": "INSERT",
+        "table": "order",
+        "data": {
+            "id": order_id,
+            "number": str(number),
+            "companyId": company_id,
+            "locationId": location_id,
+            "customerId": customer_id,
+            "status": "Estimate",
+            "createdDate": now,
+            "updatedDate": None,
+            "totalCostCents": 42_000,
+            "authorized": False,
+            "invoiced": False,
+            "paid": False,
+            "archived": False,
+            "deleted": False,
+            "generatedCustomerName": "Jane Doe",
+            "generatedVehicleName": "2019 Honda Civic",
+            "customer": {
+                "id": customer_id,
+                "firstName": "Jane",
+                "lastName": "Doe",
+                "emails": [{"email": email, "primary": True}],
+                "phoneNumbers": [{"number": phone, "primary": True}],
+            },
+            "meta": {"userId": "usr_bench", "sessionId": "ses_bench", "version": 1},
+        },
+    }
+
+
 def webhook_requests(
     tenants: list[BenchTenant], count: int, *, route: str = "location"
 ) -> list[bytes]:
     """`count` distinct, validly signed order INSERT deliveries, round-robin over tenants,
     each to its location's URL (`route="location"`) or its company's (`"company"`)."""
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     stamp = int(time.time())
     out = []
     for i in range(count):
         tenant = tenants[i % len(tenants)]
         order_id = str(uuid.uuid4())
-        doc = {
-            "apiVersion": "3",
-            "operation": "INSERT",
-            "table": "order",
-            "data": {
-                "id": order_id,
-                "number": str(1000 + i),
-                "companyId": tenant.company_id,
-                "locationId": tenant.location_id,
-                "customerId": f"cus_{i}",
-                "status": "Estimate",
-                "createdDate": now,
-                "updatedDate": None,
-                "totalCostCents": 42_000,
-                "authorized": False,
-                "invoiced": False,
-                "paid": False,
-                "archived": False,
-                "deleted": False,
-                "generatedCustomerName": "Jane Doe",
-                "generatedVehicleName": "2019 Honda Civic",
-                "customer": {
-                    "id": f"cus_{i}",
-                    "firstName": "Jane",
-                    "lastName": "Doe",
-                    "emails": [{"email": f"jane.{i}@example.net", "primary": True}],
-                    "phoneNumbers": [{"number": "+12025550140", "primary": True}],
-                },
-                "meta": {"userId": "usr_bench", "sessionId": "ses_bench", "version": 1},
-            },
-        }
+        doc = order_document(
+            order_id,
+            number=1000 + i,
+            customer_id=f"cus_{i}",
+            email=f"jane.{i}@example.net",
+            company_id=tenant.company_id,
+            location_id=tenant.location_id,
+        )
         body = json.dumps(doc, separators=(",", ":")).encode()
         msg_id = f"msg_{secrets.token_hex(12)}"
         path = (

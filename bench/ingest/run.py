@@ -8,6 +8,12 @@ Targets: p99 <= 15 ms at 1,000 req/s; sustained >= 3,000 req/s per process and
 
     uv run python bench/ingest/run.py            # full run (a few minutes)
     uv run python bench/ingest/run.py --quick    # smoke run
+    uv run python bench/ingest/run.py --cluster  # also an ingest on a 3-node cluster, RF 3
+
+`--cluster` adds a third server: the same ingest producing to a private 3-node cluster
+(bench/chaos/cluster.py: its own state and ports, stopped at the end) whose topic has RF 3 /
+min ISR 2, so every 2xx waits for two replicas. Its windows alternate with the two others, and
+its figures are reported with their ratio to the single-broker ingest of the same run.
 
 Both servers run side by side on core 0 (`taskset`), the load generator on core 1; after each
 one's warm-up and fixed-rate phase, their sustained windows alternate (5 rounds of 5 s, echo
@@ -26,6 +32,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -88,7 +95,9 @@ def wait_http(proc: subprocess.Popen[bytes], port: int, path: str, timeout: floa
     raise RuntimeError(f"server on :{port} not ready at {path}")
 
 
-def start_server(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(
+    kind: str, port: int, env: dict[str, str], label: str | None = None
+) -> subprocess.Popen[bytes]:
     if kind == "echo":
         argv = [sys.executable, str(ROOT / "bench" / "ingest" / "echo_server.py"), str(port)]
     else:
@@ -98,16 +107,16 @@ def start_server(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(ROOT / ".local" / "bench" / f"ingest-{kind}.log", "wb"),
+        stderr=open(ROOT / ".local" / "bench" / f"ingest-{label or kind}.log", "wb"),
     )
 
 
-def topic_records(topic: str) -> int:
+def topic_records(topic: str, kafka: str = KAFKA) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
     from services.common.kafka.config import client_config
 
-    consumer = Consumer(client_config(KAFKA, **{"group.id": f"bench-{uuid.uuid4().hex}"}))
+    consumer = Consumer(client_config(kafka, **{"group.id": f"bench-{uuid.uuid4().hex}"}))
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(
@@ -141,10 +150,12 @@ def context_switches(pid: int) -> int:
 class Server:
     """One server under test, the requests it is fed (see `take`) and what it answered."""
 
-    def __init__(self, kind: str, env: dict[str, str], reqs: list[bytes]) -> None:
+    def __init__(
+        self, kind: str, env: dict[str, str], reqs: list[bytes], label: str | None = None
+    ) -> None:
         self.kind = kind
         self.port = free_port()
-        self.proc = start_server(kind, self.port, env)
+        self.proc = start_server(kind, self.port, env, label)
         self.reqs = reqs
         self.used = 0
         self.ok = 0
@@ -258,13 +269,22 @@ async def kafka_ack_latency(topic: str, seconds: float) -> dict[str, Any]:
     return result.summary()
 
 
-def run_servers(env: dict[str, str], tenants: list[BenchTenant], args: Any) -> list[Any]:
+def run_servers(
+    env: dict[str, str],
+    tenants: list[BenchTenant],
+    args: Any,
+    cluster_env: dict[str, str] | None = None,
+) -> list[Any]:
+    """Echo, ingest and (with `cluster_env`) the ingest on the cluster, measured alike."""
     rate_n = int(TARGET_RATE * args.rate_seconds)
     count = 2000 + rate_n + int(args.rounds * args.window * WINDOW_SUPPLY_PER_S["ingest"])
     servers: list[Server] = []
     try:
         for kind, size in (("echo", ECHO_POOL), ("ingest", count)):
             servers.append(Server(kind, env, webhook_requests(tenants, size, route=args.route)))
+        if cluster_env is not None:
+            reqs = webhook_requests(tenants, count, route=args.route)
+            servers.append(Server("ingest", cluster_env, reqs, label="ingest-cluster"))
         for server in servers:
             path = "/readyz" if server.kind == "ingest" else "/healthz"
             wait_http(server.proc, server.port, path)
@@ -293,6 +313,9 @@ def main() -> None:
         help="post each webhook to its location's URL or its company's",
     )
     parser.add_argument("--no-priority", action="store_true", help="servers at normal priority")
+    parser.add_argument(
+        "--cluster", action="store_true", help="also on a 3-node cluster (RF 3, min ISR 2)"
+    )
     args = parser.parse_args()
     if args.no_priority:
         PRIORITY.clear()
@@ -321,17 +344,59 @@ def main() -> None:
         env.pop(name, None)
     baseline_topic = Topics(prefix).contact_signals  # a scratch topic, deleted below
     ensure_topics(KAFKA, partitions=PARTITIONS, names=[baseline_topic])
+    cluster = cluster_env = None
+    if args.cluster:
+        from bench.chaos.cluster import LocalCluster, free_port_base
+
+        state = ROOT / ".local" / "bench" / "cluster-kafka"
+        shutil.rmtree(state, ignore_errors=True)
+        cluster = LocalCluster(state, free_port_base(), heap="-Xmx512m -Xms256m", quick_jit=False)
     try:
+        if cluster is not None:
+            cluster.up()
+            ensure_topics(cluster.bootstrap, partitions=PARTITIONS, replication=3, names=[topic])
+            cluster_env = env | {
+                "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
+                "KAFKA_REPLICATION_FACTOR": "3",
+            }
         kafka = asyncio.run(kafka_ack_latency(baseline_topic, args.rate_seconds))
-        echo, ingest = run_servers(env, tenants, args)
+        echo, ingest, *on_cluster = run_servers(env, tenants, args, cluster_env)
         in_kafka = topic_records(topic)
+        if cluster is not None:
+            on_cluster[0]["records_in_kafka"] = topic_records(topic, cluster.bootstrap)
     finally:
         admin_client(KAFKA).delete_topics([topic, baseline_topic], operation_timeout=10)
-    report(args, kafka, echo, ingest, in_kafka)
+        if cluster is not None:
+            cluster.down()
+            shutil.rmtree(cluster.state, ignore_errors=True)
+    report(args, kafka, echo, ingest, in_kafka, on_cluster[0] if on_cluster else None)
+
+
+def cluster_figures(ingest: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    """The ingest on the 3-node cluster (RF 3) against the single-broker ingest of the run:
+    sustained rate as the median ratio of adjacent windows, and the latencies at 1,000/s."""
+    ratios = [
+        c["req_per_s"] / i["req_per_s"] if i["req_per_s"] else 0.0
+        for i, c in zip(ingest["windows"], cluster["windows"], strict=True)
+    ]
+    return cluster | {
+        "replication_factor": 3,
+        "min_insync_replicas": 2,
+        "ratio_to_single_broker": round(statistics.median(ratios), 3),
+        "ratio_per_round": [round(r, 3) for r in ratios],
+        "p99_ratio_at_1000": round(
+            cluster["at_1000"]["p99_ms"] / max(ingest["at_1000"]["p99_ms"], 1e-9), 2
+        ),
+    }
 
 
 def report(
-    args: Any, kafka: dict[str, Any], echo: dict[str, Any], ingest: dict[str, Any], in_kafka: int
+    args: Any,
+    kafka: dict[str, Any],
+    echo: dict[str, Any],
+    ingest: dict[str, Any],
+    in_kafka: int,
+    cluster: dict[str, Any] | None = None,
 ) -> None:
     e_rate, i_rate = echo["sustained"]["req_per_s"], ingest["sustained"]["req_per_s"]
     # the ratio of each round's adjacent windows, then their median
@@ -374,6 +439,16 @@ def report(
     e_cs, i_cs = echo["context_switches_per_request"], ingest["context_switches_per_request"]
     print(f"{'context switches per request':34}{e_cs:>12.2f}{i_cs:>12.2f}")
     print(f"{'2xx answered / records in Kafka':34}{'':>12}{ingest['ok_total']:>12}{in_kafka:>9}")
+    if cluster is not None:
+        cluster = cluster_figures(ingest, cluster)
+        c_rate, c_p99 = cluster["sustained"]["req_per_s"], cluster["at_1000"]["p99_ms"]
+        print(
+            f"{'3-node RF 3: sustained, p99 (ms)':34}{c_rate:>12.0f}{c_p99:>12.2f}"
+            f"{cluster['ratio_to_single_broker']:>8.0%}  of the single broker's rate"
+        )
+        print(f"{'  2xx / records in its Kafka':34}{cluster['ok_total']:>12}"
+              f"{cluster['records_in_kafka']:>12}")  # fmt: skip
+        checks["cluster_every_2xx_in_kafka"] = cluster["records_in_kafka"] >= cluster["ok_total"]
     for name, ok in checks.items():
         print(f"  {verdict(ok)}  {name}")
     out = {
@@ -398,6 +473,7 @@ def report(
         "ratio_vs_echo": round(ratio, 3),
         "ratio_per_round": [round(r, 3) for r in ratios],
         "records_in_kafka": in_kafka,
+        "cluster": cluster,
         "checks": checks,
     }
     path = ROOT / ".local" / "bench" / "ingest.json"

@@ -12,6 +12,12 @@ Targets: >= 500 sends/s per process, claim p99 <= 10 ms.
 
     uv run python bench/outbound/run.py            # full run (20,000 commands)
     uv run python bench/outbound/run.py --quick    # smoke run (2,000 commands)
+    uv run python bench/outbound/run.py --cluster  # also on a 3-node cluster, RF 3 / min ISR 2
+
+`--cluster` measures the same service again on a private 3-node cluster (bench/chaos/cluster.py:
+its own state and ports, stopped at the end) with the commands topic at RF 3 / min ISR 2 (every
+outcome acknowledged by two replicas), and reports its sends/s and the ratio to the single
+broker of the same run.
 
 Writes .local/bench/outbound.json. Only loopback addresses. Uses its own database
 (lo_bench_outbound, created and migrated here) and a fresh topic prefix, deleted afterwards.
@@ -25,6 +31,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -143,8 +150,8 @@ def make_commands(
     return out
 
 
-def produce(topic: str, commands: list[TouchPointCommand]) -> float:
-    producer = KafkaProducer(KAFKA, client_id="bench-outbound").start()
+def produce(topic: str, commands: list[TouchPointCommand], kafka: str = KAFKA) -> float:
+    producer = KafkaProducer(kafka, client_id="bench-outbound").start()
     buffer = PartitionBuffer(producer)
 
     async def send_all() -> None:
@@ -318,6 +325,46 @@ def start_fake(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+def on_cluster(
+    settings: OutboundSettings, url: str, tenants: list[uuid.UUID], n: int, channels: Any
+) -> dict[str, Any]:
+    """The same measurement on a private 3-node cluster, topics at RF 3 / min ISR 2."""
+    from bench.chaos.cluster import LocalCluster, free_port_base
+
+    state = ROOT / ".local" / "bench" / "cluster-kafka"
+    shutil.rmtree(state, ignore_errors=True)
+    cluster = LocalCluster(state, free_port_base(), heap="-Xmx512m -Xms256m", quick_jit=False)
+    try:
+        cluster.up()
+        on = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": cluster.bootstrap,
+                "kafka_replication_factor": 3,
+                "outbound_group_id": f"bench-{uuid.uuid4().hex[:8]}",
+            }
+        )
+        ensure_topics(
+            cluster.bootstrap, partitions=PARTITIONS, replication=3, names=on.topics.with_dlqs()
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("TRUNCATE job_executions")
+        commands = make_commands(n, tenants, channels)
+        produce(on.topics.touchpoint_commands, commands, cluster.bootstrap)
+        result = asyncio.run(run_outbound(on, url, n))
+    finally:
+        cluster.down()
+        shutil.rmtree(state, ignore_errors=True)
+    sends = result["statuses"].get("sent", 0)
+    return {
+        "replication_factor": 3,
+        "min_insync_replicas": 2,
+        "sends": sends,
+        "sends_per_second": sends / result["seconds_from_first_claim"],
+        "claim_ms": result["claim_ms"],
+        "statuses": result["statuses"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (2,000 commands)")
@@ -333,6 +380,9 @@ def main() -> None:
         type=int,
         default=8,
         help="OUTBOUND_CONCURRENCY of the run (fakes answer in ~1 ms)",
+    )
+    parser.add_argument(
+        "--cluster", action="store_true", help="also on a 3-node cluster (RF 3, min ISR 2)"
     )
     args = parser.parse_args()
     n = args.n or (2_000 if args.quick else 20_000)
@@ -397,6 +447,9 @@ def main() -> None:
             for r in FakeAdmin(f"http://127.0.0.1:{port}", timeout=60).requests()
             if r["accepted"] and r["method"] == "POST"
         )
+        cluster = None
+        if args.cluster:
+            cluster = on_cluster(settings, url, tenants, n, mix[args.channels])
     finally:
         admin_client(KAFKA).delete_topics(settings.topics.with_dlqs(), operation_timeout=10)
         for proc in fakes:
@@ -436,6 +489,9 @@ def main() -> None:
         "meets_targets": rate >= TARGET_SENDS and p99 <= TARGET_CLAIM_P99_MS,
         "statuses": result["statuses"],
     }
+    if cluster is not None:
+        cluster["ratio_to_single_broker"] = cluster["sends_per_second"] / rate
+        report["cluster"] = cluster
     (out_dir / "outbound.json").write_text(json.dumps(report, indent=2) + "\n")
 
     rows = [
@@ -459,6 +515,11 @@ def main() -> None:
         ("provider creates / sent / commands", f"{accepted} / {sends} / {n}", "",
          "ok" if report["exactly_once"] else "MISMATCH"),
     ]  # fmt: skip
+    if cluster is not None:
+        rows.append(
+            ("3-node RF 3 sends/s (same run)", f"{cluster['sends_per_second']:,.0f}",
+             f"ratio {cluster['ratio_to_single_broker']:.2f}", "")
+        )  # fmt: skip
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nbench/outbound ({n} commands, {TENANTS} tenants, concurrency {args.concurrency})")
     for name, value, target, verdict in rows:

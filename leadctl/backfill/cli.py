@@ -12,6 +12,7 @@ import click
 
 from leadctl.times import parse_time
 from services.common.errors import ConfigError
+from services.common.kafka.startup import check_kafka
 from services.common.settings import load_settings
 from services.ingest.entrypoints.backfill import run_backfill
 from services.ingest.settings import BackfillSettings
@@ -48,6 +49,7 @@ def backfill(tenant_id: uuid.UUID, since_text: str, restart: bool, rate: float |
         overrides["backfill_requests_per_minute"] = rate
     try:
         settings = load_settings(BackfillSettings, **overrides)
+        check_kafka(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     asyncio.run(run_backfill(settings, tenant_id, since, restart=restart))

@@ -19,6 +19,7 @@ from leadctl.leads.kafka import DEFAULT_MAX_SCAN, KafkaScan, scan_kafka
 from leadctl.leads.read_model import read_database
 from leadctl.leads.render import Masker, json_report, print_report, when
 from leadctl.times import parse_time
+from services.common.kafka.startup import verify_connection
 from services.common.settings import CommonSettings, load_settings
 from services.common.whitelist import is_whitelisted, normalize_email
 
@@ -55,6 +56,8 @@ def show(
 ) -> None:
     """A lead's timeline: state, touch points with decisions and delivery, and its events."""
     settings = load_settings(CommonSettings)
+    if not no_kafka:
+        verify_connection(settings.kafka)  # refused settings: an error naming them
     start = parse_time(since)
     lead, tenant_id, jobs = asyncio.run(read_database(settings, lead_id, tenant))
     if lead is None and tenant_id is None:

@@ -52,7 +52,7 @@ def scan_kafka(
     scan = KafkaScan()
     consumer = Consumer(
         client_config(
-            settings.kafka_bootstrap_servers,
+            settings.kafka,
             **{
                 "group.id": "leadctl-leads-show",
                 "enable.auto.commit": False,

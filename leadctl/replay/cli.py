@@ -31,6 +31,7 @@ from leadctl.replay.plan import ReplayPlan, build_plan
 from leadctl.tables import format_table
 from leadctl.times import parse_time
 from services.common.errors import ConfigError
+from services.common.kafka.startup import verify_connection
 from services.common.settings import CommonSettings, load_settings
 
 SEQUENCER_APP_ID = "lead-sequencer"
@@ -179,10 +180,11 @@ def replay(
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     try:
         settings = load_settings(CommonSettings)
+        verify_connection(settings.kafka)  # refused settings: an error naming them
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     group = group or sequencer_group(settings)
-    view = KafkaView(settings.kafka_bootstrap_servers)
+    view = KafkaView(settings.kafka)
     try:
         plan = make_plan(
             view,

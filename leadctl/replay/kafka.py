@@ -22,6 +22,8 @@ from services.common.domain.replay import TP, tp_key
 from services.common.errors import InfrastructureError
 from services.common.kafka.admin import admin_client
 from services.common.kafka.config import client_config
+from services.common.kafka.connection import KafkaConnection, KafkaTarget
+from services.common.topics import Topics
 
 TIMEOUT = 15.0
 
@@ -36,16 +38,27 @@ class GroupState:
         return bool(self.members)
 
 
+def pipeline_groups(
+    topics: Topics, *, sequencer: str, outbound: str, projection: str
+) -> dict[str, list[str]]:
+    """Each consumer group of the pipeline and the topics it reads."""
+    return {
+        sequencer: [topics.order_events, topics.touchpoint_outcomes, topics.contact_signals],
+        outbound: [topics.touchpoint_commands],
+        projection: [topics.lead_changes],
+    }
+
+
 class KafkaView:
     """What replay needs to know about (and change in) the cluster."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.admin = admin_client(bootstrap)
+    def __init__(self, kafka: KafkaTarget) -> None:
+        self.kafka = KafkaConnection.of(kafka)
+        self.admin = admin_client(self.kafka)
         # No group: only metadata, watermarks, offsets_for_times and assign()-ed scans.
         self.consumer = Consumer(
             client_config(
-                bootstrap,
+                self.kafka,
                 **{
                     "group.id": f"leadctl-replay-probe-{uuid.uuid4().hex[:8]}",
                     "enable.auto.commit": False,
@@ -64,7 +77,8 @@ class KafkaView:
         try:
             meta = self.admin.list_topics(timeout=TIMEOUT)
         except KafkaException as exc:
-            raise InfrastructureError(f"Kafka at {self.bootstrap} unreachable: {exc}") from exc
+            where = self.kafka.describe()
+            raise InfrastructureError(f"Kafka at {where} unreachable: {exc}") from exc
         found: list[TP] = []
         for topic in topics:
             tmeta = meta.topics.get(topic)
@@ -95,6 +109,15 @@ class KafkaView:
             (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
             for tp in result.topic_partitions
         }
+
+    def caught_up(self, group: str, topics: Iterable[str]) -> bool:
+        """`group` committed the end of every non-empty partition of `topics`."""
+        tps = self.partitions(topics)
+        done = self.committed(group, tps)
+        return all(
+            high == 0 or (done.get(tp) or 0) >= high
+            for tp, (_, high) in self.watermarks(tps).items()
+        )
 
     def group_state(self, group: str) -> GroupState:
         future = self.admin.describe_consumer_groups([group], request_timeout=TIMEOUT)[group]

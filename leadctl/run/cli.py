@@ -50,7 +50,7 @@ def run_all(no_demo: bool) -> None:
     group = root.command
     assert isinstance(group, click.Group)
     the_plan = plan(dict(os.environ), available=lambda n: group.get_command(root, n) is not None)
-    click.echo(f"Kafka           {settings.kafka_bootstrap_servers}")
+    click.echo(f"Kafka           {settings.kafka.describe()}")
     click.echo(f"PostgreSQL      {settings.database_url.split('@')[-1]}")
     click.echo(f"topics          {', '.join(settings.topics.main())} (+ .dlq)")
     if "SHOPMONKEY_API_BASE_URL" in the_plan.env and not no_demo:

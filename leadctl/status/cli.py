@@ -20,6 +20,7 @@ from leadctl.status.database import database_facts
 from leadctl.status.health import probe_service, service_ports
 from leadctl.status.kafka import kafka_facts
 from leadctl.status.render import print_status
+from services.common.kafka.startup import verify_connection
 from services.common.settings import CommonSettings, load_settings
 
 
@@ -70,6 +71,7 @@ def status(
 ) -> None:
     """Health of each service, consumer lag, DLQs, leads by state, touch points, recent errors."""
     settings = load_settings(CommonSettings)
+    verify_connection(settings.kafka)  # refused settings: an error naming them, not a hang
     report = asyncio.run(
         gather_status(
             settings,

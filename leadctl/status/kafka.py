@@ -17,12 +17,12 @@ async def kafka_facts(
 ) -> dict[str, Any]:
     from services.common.kafka.lag import consumer_lag, dlq_counts
 
-    bootstrap, topics = settings.kafka_bootstrap_servers, settings.topics
+    kafka, topics = settings.kafka, settings.topics
     lag, dlq = await asyncio.gather(
         asyncio.to_thread(
-            consumer_lag, bootstrap, topics, groups=list(groups) or None, timeout=kafka_seconds
+            consumer_lag, kafka, topics, groups=list(groups) or None, timeout=kafka_seconds
         ),
-        asyncio.to_thread(dlq_counts, bootstrap, topics, timeout=kafka_seconds),
+        asyncio.to_thread(dlq_counts, kafka, topics, timeout=kafka_seconds),
         return_exceptions=True,  # confluent raises KafkaException and bare timeouts alike
     )
     out: dict[str, Any] = {}

@@ -10,9 +10,11 @@ a service without one refuses to start and names it.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal, TypeVar
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.base import MIN_ID_SECRET_BYTES, LeadIdKey
@@ -23,6 +25,7 @@ from services.common.domain.signed_links import (
     parse_signing_keys,
 )
 from services.common.errors import ConfigError
+from services.common.kafka.connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from services.common.secret_box import SecretBox, parse_keys
 from services.common.topics import Topics
 from services.common.whitelist import parse_whitelist
@@ -50,6 +53,20 @@ class CommonSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]*$",
         description="Prepended to every topic name (isolated environments, tests).",
     )
+    #: Replicas of every topic the project creates (main, DLQ, Faust changelogs and internal
+    #: topics); 1 for the local single broker, 3 on a production cluster.
+    kafka_replication_factor: int = Field(default=1, ge=1, le=16)
+    #: min.insync.replicas of those topics; None = min(2, KAFKA_REPLICATION_FACTOR).
+    kafka_min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
+    # transport security, the same for every client (librdkafka, aiokafka/Faust, leadctl)
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
     log_level: LogLevel = "info"
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="auto = readable text on a terminal, JSON lines otherwise."
@@ -70,6 +87,57 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "kafka_min_insync_replicas",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_ca_location",
+        "kafka_ssl_certificate_location",
+        "kafka_ssl_key_location",
+        "kafka_ssl_key_password",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`KAFKA_SASL_USERNAME=` in .env means unset, as for every optional setting."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "kafka_ssl_ca_location", "kafka_ssl_certificate_location", "kafka_ssl_key_location"
+    )
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_consistent(self) -> Self:
+        """Settings that are valid alone but not together fail here, naming the variable."""
+        rf, isr = self.kafka_replication_factor, self.kafka_min_insync_replicas
+        if isr is not None and isr > rf:
+            raise ValueError(
+                f"KAFKA_MIN_INSYNC_REPLICAS={isr} exceeds KAFKA_REPLICATION_FACTOR={rf} "
+                "(no write could ever be acknowledged)"
+            )
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            password = self.kafka_sasl_password
+            if not self.kafka_sasl_username:
+                raise ValueError(f"KAFKA_SASL_USERNAME is required with {protocol}")
+            if password is None or not password.get_secret_value():
+                raise ValueError(f"KAFKA_SASL_PASSWORD is required with {protocol}")
+        if (self.kafka_ssl_certificate_location is None) != (self.kafka_ssl_key_location is None):
+            raise ValueError(
+                "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -92,6 +160,33 @@ class CommonSettings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.kafka_topic_prefix)
+
+    @property
+    def kafka_min_insync(self) -> int:
+        """min.insync.replicas of the project's topics (KAFKA_MIN_INSYNC_REPLICAS or its
+        default, min(2, KAFKA_REPLICATION_FACTOR))."""
+        if self.kafka_min_insync_replicas is not None:
+            return self.kafka_min_insync_replicas
+        return min(2, self.kafka_replication_factor)
+
+    @cached_property
+    def kafka(self) -> KafkaConnection:
+        """How every Kafka client of this process reaches the cluster."""
+
+        def path(value: Path | None) -> str | None:
+            return None if value is None else str(value)
+
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_location=path(self.kafka_ssl_ca_location),
+            ssl_certificate_location=path(self.kafka_ssl_certificate_location),
+            ssl_key_location=path(self.kafka_ssl_key_location),
+            ssl_key_password=self.kafka_ssl_key_password,
+        )
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -194,6 +289,8 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]).upper() or "<settings>"
-            problems.append(f"{name}: {err['msg']}")
+            name = ".".join(str(p) for p in err["loc"]).upper()
+            # a check across settings names its variables in the message itself
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}" if name else msg)
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

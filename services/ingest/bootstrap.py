@@ -211,7 +211,7 @@ def build_dashboard(
     """The dashboard on `engine`, ingest's webhook instruments in `registry`; `lag_reader`
     defaults to every consumer group's lag on this environment's topics."""
     read_lag = lag_reader or functools.partial(
-        consumer_lag, settings.kafka_bootstrap_servers, settings.topics, timeout=5.0
+        consumer_lag, settings.kafka, settings.topics, timeout=5.0
     )
     return Dashboard(
         reads=PostgresDashboardReads(engine),
@@ -228,7 +228,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     engine = async_engine(settings.sqlalchemy_url, pool_size=5, max_overflow=5)
     message_timeout_ms = int(max(10.0, settings.kafka_publish_timeout_seconds * 3) * 1000)
     producer = KafkaProducer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         client_id=SERVICE,
         poll_in_loop=True,
         batch_threads=True,
@@ -294,7 +294,7 @@ async def build_poller(
     only: frozenset[uuid.UUID] | None = None,
 ) -> AsyncIterator[PollerParts]:
     engine = async_engine(settings.sqlalchemy_url, pool_size=3, max_overflow=5)
-    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="poller").start()
+    producer = KafkaProducer(settings.kafka, client_id="poller").start()
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url,
         timeout=settings.shopmonkey_timeout_seconds,
@@ -331,7 +331,7 @@ async def build_backfill(
     every Shopmonkey request paced by BACKFILL_REQUESTS_PER_MINUTE. Raises UnknownTenant for no
     such active tenant."""
     engine = async_engine(settings.sqlalchemy_url, pool_size=2)
-    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="backfill").start()
+    producer = KafkaProducer(settings.kafka, client_id="backfill").start()
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url,
         timeout=settings.shopmonkey_timeout_seconds,

@@ -139,7 +139,7 @@ class Outbound:
         s = self.settings
         kafka = await asyncio.to_thread(
             AtLeastOnceConsumer,
-            s.kafka_bootstrap_servers,
+            s.kafka,
             group_id=s.outbound_group_id,
             topics=[s.topics.touchpoint_commands],
             client_id=SERVICE,
@@ -168,7 +168,7 @@ class Outbound:
 @asynccontextmanager
 async def build(settings: OutboundSettings) -> AsyncIterator[Outbound]:
     pool = await open_pool(settings.libpq_url, size=settings.db_pool_size)
-    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=SERVICE).start()
+    producer = KafkaProducer(settings.kafka, client_id=SERVICE).start()
     executor = ThreadPoolExecutor(
         max_workers=settings.outbound_concurrency, thread_name_prefix="sendgrid"
     )

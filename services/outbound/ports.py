@@ -41,6 +41,7 @@ class Ledger(Protocol):
         *,
         command_id: uuid.UUID,
         tenant_id: uuid.UUID,
+        lead_id: uuid.UUID,
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,

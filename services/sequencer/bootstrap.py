@@ -24,6 +24,7 @@ from services.common.db.engine import async_engine
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.producer import KafkaProducer
+from services.sequencer.adapters.changelog_ends import ChangelogEnds
 from services.sequencer.adapters.outbox import KafkaOutbox
 from services.sequencer.adapters.projection import Projection
 from services.sequencer.adapters.replay_pg import PostgresReplayRuns
@@ -59,7 +60,9 @@ def build_worker(
     """The Faust worker: its tables, the use cases over them, the timer, the replay
     coordination and the batch loop, under the agents and timers of `SequencerApp`."""
     app = faust_app(settings)
-    tables = TableStores.create(app, settings, sink=outbox)
+    tables = TableStores.create(
+        app, settings, sink=outbox, changelog_ends=ChangelogEnds(settings.kafka)
+    )
     due = DueIndex()
     sequencer = Sequencer(
         leads=tables.leads,
@@ -91,13 +94,13 @@ def build_worker(
 
 def build_projection(settings: SequencerSettings, producer: KafkaProducer) -> Projection:
     consumer = AtLeastOnceConsumer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         group_id=f"{settings.kafka_topic_prefix}{settings.projection_group_id}",
         topics=[settings.topics.lead_changes],
         client_id="lead-projection",
     )
     return Projection(
-        consumer, settings.database_url, DeadLetters(producer, service="lead-projection")
+        consumer, settings.libpq_url, DeadLetters(producer, service="lead-projection")
     )
 
 
@@ -159,7 +162,7 @@ class Runtime:
 
 def build(settings: SequencerSettings, *, projection: bool | None = None) -> Runtime:
     producer = KafkaProducer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka,
         client_id=SERVICE,
         # never expire a record locally: the outbox acknowledges a partition's run of records
         # by its last one, so an earlier one timing out alone would go unnoticed; an outage
@@ -175,7 +178,7 @@ def build(settings: SequencerSettings, *, projection: bool | None = None) -> Run
         settings,
         outbox=outbox,
         directory=directory,
-        replays=PostgresReplayRuns(engine, settings.kafka_bootstrap_servers),
+        replays=PostgresReplayRuns(engine, settings.kafka),
     )
 
     async def ready() -> dict[str, Any]:

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from leadctl.replay.kafka import KafkaView
+from leadctl.replay.kafka import KafkaView, pipeline_groups
 from services.common.topics import Topics
 from tests.conftest import ROOT, free_port
 
@@ -85,6 +86,25 @@ class Stack:
         self.procs[name] = proc
         return proc
 
+    def simulate_shopmonkey(self, state: Path, *options: str) -> dict[str, Any]:
+        """The Shopmonkey simulator on its port (a random seed, its companies provisioned as
+        tenants) with `options`; returns its state file once it serves."""
+        self.start(
+            "shopmonkey",
+            "simulate",
+            "shopmonkey",
+            "--port",
+            str(self.ports["shopmonkey"]),
+            "--seed",
+            str(uuid.uuid4().int % 10**6),
+            "--provision",
+            "--state-file",
+            str(state),
+            *options,
+        )
+        self.wait(state.exists, 60, "the simulator")
+        return dict(json.loads(state.read_text()))
+
     def tails(self) -> str:
         return "\n".join(p.tail() for p in self.procs.values())
 
@@ -121,28 +141,17 @@ class Stack:
     # kafka ------------------------------------------------------------------------------------
     def caught_up(self) -> bool:
         """Every group has committed up to the end of every topic it reads."""
-        t = self.topics
-        wanted = {
-            f"{self.prefix}lead-sequencer": [
-                t.order_events,
-                t.touchpoint_outcomes,
-                t.contact_signals,
-            ],
-            self.env["OUTBOUND_GROUP_ID"]: [t.touchpoint_commands],
-            f"{self.prefix}{self.env['PROJECTION_GROUP_ID']}": [t.lead_changes],
-        }
+        wanted = pipeline_groups(
+            self.topics,
+            sequencer=f"{self.prefix}lead-sequencer",
+            outbound=self.env["OUTBOUND_GROUP_ID"],
+            projection=f"{self.prefix}{self.env['PROJECTION_GROUP_ID']}",
+        )
         view = KafkaView(self.bootstrap)
         try:
-            for group, names in wanted.items():
-                tps = view.partitions(names)
-                marks = view.watermarks(tps)
-                done = view.committed(group, tps)
-                for tp, (_, high) in marks.items():
-                    if high > 0 and (done.get(tp) or 0) < high:
-                        return False
+            return all(view.caught_up(group, names) for group, names in wanted.items())
         finally:
             view.close()
-        return True
 
     def quiesce(self, timeout: float = 300.0, stable: int = 4) -> None:
         """Caught up `stable` times in a row, a second apart (timers may still emit)."""

@@ -70,27 +70,10 @@ def _commands(stack: Stack) -> list[dict[str, Any]]:
 def test_backfill_creates_every_lead_and_plans_only_recent_ones(  # type: ignore[no-untyped-def]
     stack: Stack, tmp_path: Path
 ) -> None:
-    state = tmp_path / "sim-state.json"  # 60 orders over the last 48 h
-    stack.start(
-        "shopmonkey",
-        "simulate",
-        "shopmonkey",
-        "--port",
-        str(stack.ports["shopmonkey"]),
-        "--tenants",
-        "1",
-        "--seed",
-        str(uuid.uuid4().int % 10**6),
-        "--orders",
-        "60",
-        "--history-hours",
-        "48",
-        "--provision",
-        "--state-file",
-        str(state),
+    sim = stack.simulate_shopmonkey(  # 60 orders over the last 48 h
+        tmp_path / "sim-state.json", "--tenants", "1", "--orders", "60", "--history-hours", "48"
     )
-    stack.wait(state.exists, 60, "the simulator")
-    company = json.loads(state.read_text())["companies"][0]
+    company = sim["companies"][0]
     tenant = uuid.UUID(company["tenant_id"])
     orders = _orders(stack, company["api_key"])
     assert len(orders) == 60

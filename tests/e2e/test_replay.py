@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
@@ -80,17 +79,10 @@ def _simulated_day(stack: Stack, tmp_path: Path) -> list[str]:
     stack.start("outbound")
     for name in ("ingest", "sequencer", "outbound"):
         stack.wait(lambda n=name: stack.healthy(n), 120, f"{name} health")  # type: ignore[misc]
-    state = tmp_path / "sim-state.json"
-    stack.start(
-        "shopmonkey",
-        "simulate",
-        "shopmonkey",
-        "--port",
-        str(stack.ports["shopmonkey"]),
+    sim = stack.simulate_shopmonkey(
+        tmp_path / "sim-state.json",
         "--tenants",
         str(TENANTS),
-        "--seed",
-        str(uuid.uuid4().int % 10**6),
         "--orders",
         "6",
         "--history-hours",
@@ -101,22 +93,18 @@ def _simulated_day(stack: Stack, tmp_path: Path) -> list[str]:
         "demo@example.com",
         "--webhook-url",
         f"http://127.0.0.1:{stack.ports['ingest']}/webhooks/shopmonkey/{{tenant_id}}/order",
-        "--provision",
         # where it is midday now: the day's touch points are inside their send windows
         # whatever the hour CI runs at (the default zone's evening defers every email)
         "--timezone",
         tz_at_local_hour(12),
-        "--state-file",
-        str(state),
     )
-    stack.wait(state.exists, 60, "the simulator")
     started = time.monotonic()
     poller = stack.start("poller", "poller", "--once")  # the day's history (24 h)
     stack.wait(lambda: not poller.alive(), 180, "poller --once")
     time.sleep(max(0.0, TRAFFIC_SECONDS - (time.monotonic() - started)))
     stack.procs["shopmonkey"].stop()
     stack.quiesce()
-    return [c["tenant_id"] for c in json.loads(state.read_text())["companies"]]
+    return [c["tenant_id"] for c in sim["companies"]]
 
 
 def _sent(stack: Stack) -> dict[str, tuple[str, str]]:

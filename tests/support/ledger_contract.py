@@ -4,9 +4,11 @@ PostgreSQL (adapters/ledger_pg.py, by tests/integration/outbound/test_outbound_l
 so the fake the unit tests use cannot drift from the real ledger.
 
 A test module subclasses `LedgerContract` and provides the fixtures `ledger` (the ledger under
-test), `tenant_id` (a tenant it may write rows for) and `suppress_globally` (suppresses a
-contact for every tenant, as ingest does on a STOP). Every test uses fresh command ids and
-contacts, so the PostgreSQL variant may share its database with other tests.
+test), `tenant_id` (a tenant it may write rows for), `suppress_globally` (suppresses a
+contact for every tenant, as ingest does on a STOP) and `opt_out_lead` (marks a lead of that
+tenant opted out of a channel in the read model, as the projection does). Every test uses
+fresh command ids and contacts, so the PostgreSQL variant may share its database with other
+tests.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 #: Claims this old are older than anything other tests leave in a shared database.
 LONG_AGO = NOW - timedelta(days=3650)
 SuppressGlobally = Callable[[Channel, str], Awaitable[None]]
+OptOutLead = Callable[[uuid.UUID, Channel], Awaitable[None]]
 
 
 def _contact() -> str:
@@ -203,6 +206,7 @@ class LedgerContract:
         facts = await ledger.facts(
             command_id=probe.command_id,
             tenant_id=tenant_id,
+            lead_id=probe.lead_id,
             channel=Channel.EMAIL,
             recipient=contact,
             cap_since=since,
@@ -211,6 +215,7 @@ class LedgerContract:
         sms = await ledger.facts(
             command_id=probe.command_id,
             tenant_id=tenant_id,
+            lead_id=probe.lead_id,
             channel=Channel.SMS,
             recipient=contact,
             cap_since=since,
@@ -234,6 +239,7 @@ class LedgerContract:
             return ledger.facts(
                 command_id=command_id,
                 tenant_id=tenant_id,
+                lead_id=uuid.uuid4(),
                 channel=Channel.EMAIL,
                 recipient=recipient,
                 cap_since=since,
@@ -251,6 +257,28 @@ class LedgerContract:
         cmd = command(tenant_id=tenant_id, channel=Channel.SMS, phone=phone, at=NOW)
         claim = await ledger.claim(cmd, recipient=phone, now=NOW, cap_since=NOW)
         assert isinstance(claim, Claimed) and claim.facts.suppressed
+
+    async def test_gate_facts_say_when_the_lead_opted_out_of_the_channel(
+        self, ledger: Ledger, tenant_id: uuid.UUID, opt_out_lead: OptOutLead
+    ) -> None:
+        cmd = command(tenant_id=tenant_id, channel=Channel.SMS, at=NOW)
+        await opt_out_lead(cmd.lead_id, Channel.SMS)
+        claim = await ledger.claim(cmd, recipient=_contact(), now=NOW, cap_since=NOW)
+        assert isinstance(claim, Claimed) and claim.facts.lead_opted_out
+
+        def facts(lead_id: uuid.UUID, channel: Channel) -> Awaitable[GateFacts]:
+            return ledger.facts(
+                command_id=cmd.command_id,
+                tenant_id=tenant_id,
+                lead_id=lead_id,
+                channel=channel,
+                recipient=_contact(),
+                cap_since=NOW,
+            )
+
+        assert (await facts(cmd.lead_id, Channel.SMS)).lead_opted_out
+        assert not (await facts(cmd.lead_id, Channel.EMAIL)).lead_opted_out  # SMS only
+        assert not (await facts(uuid.uuid4(), Channel.SMS)).lead_opted_out  # another lead
 
     async def test_tenant_suppression_stays_with_its_tenant(
         self, ledger: Ledger, tenant_id: uuid.UUID

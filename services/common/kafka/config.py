@@ -1,21 +1,26 @@
 """librdkafka configuration of every confluent-kafka client we build (producers, consumers,
-admin clients), in one place: no client builds its own dict from scratch."""
+admin clients), in one place: no client builds its own dict from scratch. Each starts from its
+`KafkaConnection` (servers, TLS, SASL: connection.py); a bare bootstrap string is PLAINTEXT."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from services.common.kafka.connection import KafkaConnection, KafkaTarget
 
-def client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
+
+def client_config(kafka: KafkaTarget, **extra: Any) -> dict[str, Any]:
     """What every client needs to reach the cluster, plus `extra` librdkafka settings
-    (dotted names as keyword arguments: `client_config(b, **{"client.id": "x"})`)."""
-    return {"bootstrap.servers": bootstrap, **extra}
+    (dotted names as keyword arguments: `client_config(k, **{"client.id": "x"})`)."""
+    return {**KafkaConnection.of(kafka).librdkafka(), **extra}
 
 
-def producer_config(bootstrap: str, *, client_id: str, linger_ms: float = 1.0) -> dict[str, Any]:
+def producer_config(
+    kafka: KafkaTarget, *, client_id: str, linger_ms: float = 1.0
+) -> dict[str, Any]:
     """Idempotent, acks=all, murmur2 partitioner (same partition as aiokafka/Faust per key)."""
     return client_config(
-        bootstrap,
+        kafka,
         **{
             "client.id": client_id,
             "enable.idempotence": True,
@@ -30,11 +35,11 @@ def producer_config(bootstrap: str, *, client_id: str, linger_ms: float = 1.0) -
 
 
 def consumer_config(
-    bootstrap: str, *, group_id: str, client_id: str, auto_offset_reset: str = "earliest"
+    kafka: KafkaTarget, *, group_id: str, client_id: str, auto_offset_reset: str = "earliest"
 ) -> dict[str, Any]:
     """At-least-once: offsets are stored by us after processing and auto-committed from there."""
     return client_config(
-        bootstrap,
+        kafka,
         **{
             "group.id": group_id,
             "client.id": client_id,

@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from services.common.errors import ContractError, InfrastructureError
 from services.common.kafka.config import consumer_config
+from services.common.kafka.connection import KafkaTarget
 from services.common.kafka.dlq import DeadLetter, DeadLetters
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 class AtLeastOnceConsumer:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaTarget,
         *,
         group_id: str,
         topics: Iterable[str],
@@ -28,10 +29,10 @@ class AtLeastOnceConsumer:
         **overrides: Any,
     ) -> None:
         self._consumer = Consumer(
-            consumer_config(bootstrap, group_id=group_id, client_id=client_id) | overrides
+            consumer_config(kafka, group_id=group_id, client_id=client_id) | overrides
         )
         self._topics = list(topics)
-        self._consumer.subscribe(self._topics)
+        self._consumer.subscribe(self._topics, on_assign=_resume_assigned)
 
     @property
     def raw(self) -> Consumer:
@@ -74,6 +75,16 @@ class AtLeastOnceConsumer:
             self.commit()
         finally:
             self._consumer.close()
+
+
+def _resume_assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """A partition comes back from a rebalance unpaused. librdkafka keeps a partition's pause
+    across a rebalance that hands it to the same member again: a consumer that paused its
+    partitions while a batch was blocked (outbound during an outage) and lost them meanwhile
+    (its group session timed out when the coordinator's broker died) got them back paused and
+    never read again. A pause belongs to the assignment it was made in; whoever still needs
+    it pauses again."""
+    consumer.resume(partitions)
 
 
 Handler = Callable[[Message], None]

@@ -8,6 +8,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartiti
 
 from services.common.kafka.admin import admin_client
 from services.common.kafka.config import client_config
+from services.common.kafka.connection import KafkaTarget
 from services.common.topics import Topics
 
 
@@ -25,10 +26,10 @@ class PartitionLag:
 
 
 def _watermarks(
-    bootstrap: str, tps: list[TopicPartition]
+    kafka: KafkaTarget, tps: list[TopicPartition]
 ) -> dict[tuple[str, int], tuple[int, int]]:
     consumer = Consumer(
-        client_config(bootstrap, **{"group.id": "lead-lag-probe", "enable.auto.commit": False})
+        client_config(kafka, **{"group.id": "lead-lag-probe", "enable.auto.commit": False})
     )
     try:
         return {
@@ -39,10 +40,10 @@ def _watermarks(
 
 
 def consumer_lag(
-    bootstrap: str, topics: Topics, *, groups: list[str] | None = None, timeout: float = 10.0
+    kafka: KafkaTarget, topics: Topics, *, groups: list[str] | None = None, timeout: float = 10.0
 ) -> list[PartitionLag]:
     """Lag of every consumer group (or `groups`) on this environment's topics."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(kafka)
     if groups is None:
         listed = admin.list_consumer_groups().result(timeout=timeout)
         groups = sorted(g.group_id for g in listed.valid)
@@ -53,7 +54,7 @@ def consumer_lag(
         committed = [
             tp for tp in futures[group].result(timeout=timeout).topic_partitions if tp.topic in ours
         ]
-        marks = _watermarks(bootstrap, committed)
+        marks = _watermarks(kafka, committed)
         rows.extend(
             PartitionLag(
                 group, tp.topic, tp.partition, tp.offset, marks[(tp.topic, tp.partition)][1]
@@ -63,9 +64,9 @@ def consumer_lag(
     return rows
 
 
-def dlq_counts(bootstrap: str, topics: Topics, *, timeout: float = 10.0) -> dict[str, int]:
+def dlq_counts(kafka: KafkaTarget, topics: Topics, *, timeout: float = 10.0) -> dict[str, int]:
     """Records currently held in each dead-letter topic."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(kafka)
     meta = admin.list_topics(timeout=timeout).topics
     tps = [
         TopicPartition(name, p)
@@ -74,6 +75,6 @@ def dlq_counts(bootstrap: str, topics: Topics, *, timeout: float = 10.0) -> dict
         for p in meta[name].partitions
     ]
     counts: dict[str, int] = {}
-    for (topic, _), (low, high) in _watermarks(bootstrap, tps).items():
+    for (topic, _), (low, high) in _watermarks(kafka, tps).items():
         counts[topic] = counts.get(topic, 0) + max(0, high - low)
     return counts

@@ -21,6 +21,7 @@ from schemas.base import Event
 from services.common.domain.dead_letter import Headers
 from services.common.errors import DeliveryError
 from services.common.kafka.config import producer_config
+from services.common.kafka.connection import KafkaTarget
 from services.common.kafka.delivery import (
     Deadlines,
     Delivered,
@@ -40,7 +41,7 @@ class KafkaProducer:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaTarget,
         *,
         client_id: str,
         config: Mapping[str, Any] | None = None,
@@ -59,7 +60,7 @@ class KafkaProducer:
         threads are kept SCHED_BATCH (`threads.py`): on a saturated core their wake-ups no
         longer preempt the event loop once per record.
         """
-        self._config = producer_config(bootstrap, client_id=client_id) | dict(config or {})
+        self._config = producer_config(kafka, client_id=client_id) | dict(config or {})
         self._producer: Producer | None = None
         #: serves the delivery reports on the sending loop (poll_in_loop), else None
         self._in_loop = (

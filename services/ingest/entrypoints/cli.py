@@ -11,6 +11,7 @@ import uuid
 import click
 from aiohttp import web
 
+from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.observability import add_observability_routes
 from services.common.settings import load_settings
@@ -98,6 +99,7 @@ def ingest(port: int | None, host: str | None, admin_port: int | None) -> None:
     settings = load_settings(IngestSettings, **overrides)
     setup_logging("ingest", settings.log_level)
     _describe(settings)
+    check_kafka(settings)
     asyncio.run(_serve_until_signalled(settings))
 
 
@@ -150,4 +152,5 @@ def poller(once: bool, port: int | None, tenants: tuple[uuid.UUID, ...]) -> None
     settings = load_settings(IngestSettings, **({"poller_port": port} if port else {}))
     setup_logging("poller", settings.log_level)
     _describe(settings)
+    check_kafka(settings)
     asyncio.run(run_poller(settings, once=once, only=frozenset(tenants) or None))

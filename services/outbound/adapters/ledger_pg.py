@@ -60,7 +60,11 @@ _FACTS = f"""
       WHERE r.tenant_id = ANY (company.ids) AND r.channel = %(channel)s
         AND r.recipient = %(recipient)s AND r.command_id <> %(command_id)s
         AND r.status IN ({_CAP})
-        AND coalesce(r.decided_at, r.claimed_at) >= %(cap_since)s) AS recent
+        AND coalesce(r.decided_at, r.claimed_at) >= %(cap_since)s) AS recent,
+    EXISTS (SELECT 1 FROM leads l
+            WHERE l.lead_id = %(lead_id)s
+              AND CASE WHEN %(channel)s = 'email' THEN l.email_opted_out
+                       ELSE l.sms_opted_out END) AS lead_opted_out
 """
 CLAIM_SQL = f"""
 WITH {_COMPANY}, ins AS (
@@ -114,6 +118,13 @@ INSERT INTO suppressions (tenant_id, channel, contact, reason, source)
 VALUES (%(tenant_id)s, %(channel)s, %(contact)s, %(reason)s, %(source)s)
 ON CONFLICT (tenant_id, channel, contact) DO NOTHING
 """
+
+
+def _facts(values: Sequence[Any]) -> GateFacts:
+    suppressed, recent, lead_opted_out = values[:3]
+    return GateFacts(
+        suppressed=bool(suppressed), recent_sends=int(recent), lead_opted_out=bool(lead_opted_out)
+    )
 
 
 def _row(values: Sequence[Any]) -> LedgerRow:
@@ -180,13 +191,12 @@ class PostgresLedger:
             for _ in range(3):
                 got = await self._one(CLAIM_SQL, params)
                 assert got is not None
-                claimed, suppressed, recent = got[0], got[1], got[2]
-                facts = GateFacts(suppressed=bool(suppressed), recent_sends=int(recent))
+                claimed, facts = got[0], _facts(got[1:4])
                 if claimed:
                     return Claimed(facts)
-                if got[3] is None:  # lost a race with an insert not yet visible: read again
+                if got[4] is None:  # lost a race with an insert not yet visible: read again
                     continue
-                row = _row(got[3:])
+                row = _row(got[4:])
                 if (
                     row.status is LedgerStatus.DEFERRED
                     and row.deferred_until is not None
@@ -209,6 +219,7 @@ class PostgresLedger:
         *,
         command_id: uuid.UUID,
         tenant_id: uuid.UUID,
+        lead_id: uuid.UUID,
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
@@ -218,13 +229,14 @@ class PostgresLedger:
             {
                 "command_id": command_id,
                 "tenant_id": tenant_id,
+                "lead_id": lead_id,
                 "channel": channel.value,
                 "recipient": recipient,
                 "cap_since": cap_since,
             },
         )
         assert got is not None
-        return GateFacts(suppressed=bool(got[0]), recent_sends=int(got[1]))
+        return _facts(got)
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None:
         got = await self._one(GET_SQL, {"command_id": command_id})

@@ -68,10 +68,13 @@ class LedgerRow:
 
 @dataclass(frozen=True, slots=True)
 class GateFacts:
-    """What the ledger knows about the recipient, read in the claim's round trip."""
+    """What PostgreSQL knows about the recipient, read in the claim's round trip (and again
+    before every retry): suppressed, messages it got lately, and whether the lead opted out of
+    the channel since the command was issued (the read model's opt-out flags)."""
 
     suppressed: bool = False
     recent_sends: int = 0
+    lead_opted_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import signal
 import click
 from aiohttp import web
 
+from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.settings import load_settings
 from services.outbound.bootstrap import build
@@ -72,4 +73,5 @@ def outbound(port: int | None) -> None:
     settings = load_settings(OutboundSettings, **({"outbound_port": port} if port else {}))
     setup_logging("outbound", settings.log_level)
     describe(settings)
+    check_kafka(settings)
     asyncio.run(serve(settings))

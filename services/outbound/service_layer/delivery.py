@@ -2,7 +2,10 @@
 what may have been, never send blindly twice.
 
 A provider outage blocks here (with a heartbeat on the claim, so no other process takes it
-over): sending pauses, no command is dropped.
+over): sending pauses, no command is dropped. Time passes meanwhile, so every attempt after
+a wait asks the gate again (`refresh`): a window that closed defers the message, an opt-out
+or suppression that came skips it, and what goes out is rendered anew (an SMS's validity
+never reaches past the window's end).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from services.outbound.domain.model import (
     Probe,
     Unverifiable,
 )
+from services.outbound.domain.safety_gate import Decision
 from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
 from services.outbound.ports import Ledger, Sender
 
@@ -64,7 +68,17 @@ class Unresolved:
     reason: str
 
 
-DeliveryResult = Accepted | Rejected | Unresolved
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """Asked again before a later attempt, the gate no longer sends (skip or defer)."""
+
+    decision: Decision
+
+
+DeliveryResult = Accepted | Rejected | Unresolved | Withdrawn
+
+#: The gate asked again and the message rendered anew, or why it must not go out any more.
+Refresh = Callable[[], Awaitable[OutboundMessage | Withdrawn]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +163,20 @@ class Delivery:
         )
 
     async def deliver(
-        self, message: OutboundMessage, sender: Sender, *, claimed_at: datetime | None = None
+        self,
+        message: OutboundMessage,
+        sender: Sender,
+        *,
+        claimed_at: datetime | None = None,
+        refresh: Refresh | None = None,
     ) -> DeliveryResult:
         """`claimed_at`: when the claim was last refreshed (the claim itself); the heartbeat
         before an attempt is skipped while it is that recent, which saves a round trip per send
-        and stays safe: an attempt plus its timeout ends long before a claim can look stale."""
+        and stays safe: an attempt plus its timeout ends long before a claim can look stale.
+
+        `refresh`: asked before every attempt that follows a wait (pacing, backoff after an
+        outage, a reconciliation that found nothing); the first attempt goes out on the
+        decision just made."""
         cid = message.command_id
         attempt = 0
         last_beat = claimed_at
@@ -162,6 +185,18 @@ class Delivery:
             if pause > 0:
                 await self.wait(cid, pause)
                 last_beat = None
+            if refresh is not None and (attempt > 0 or pause > 0):
+                fresh = await refresh()
+                if isinstance(fresh, Withdrawn):
+                    log.info(
+                        "%s retry withdrawn by the gate: %s (%s)",
+                        sender.name,
+                        fresh.decision.verdict.value,
+                        fresh.decision.reason,
+                        extra={"command_id": cid},
+                    )
+                    return fresh
+                message = fresh
             beat_age = None if last_beat is None else (self._clock() - last_beat).total_seconds()
             if beat_age is None or beat_age >= self._policy.heartbeat_every:
                 await self._heartbeat(cid)

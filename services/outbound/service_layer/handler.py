@@ -1,5 +1,7 @@
 """Handle one touch-point command: claim it in the ledger, pass it through the safety gate,
-send it (or record, skip, defer it), record the outcome, publish it.
+send it (or record, skip, defer it), record the outcome, publish it. A send retried after a
+provider outage passes the gate again first, with fresh facts (suppressions, the lead's
+opt-out) at that moment's time (the send window), and is rendered anew.
 
 The consumer calls `handle` for every record; the property test and the benchmark call the very
 same object. The claim comes before any provider call; a command the ledger already holds is
@@ -23,10 +25,12 @@ from services.outbound.domain.model import (
     AlreadyClaimed,
     GateFacts,
     LedgerStatus,
+    OutboundMessage,
     SmsMessage,
     TenantProfile,
 )
 from services.outbound.domain.safety_gate import (
+    Decision,
     GateInput,
     Verdict,
     contact_for,
@@ -43,10 +47,11 @@ from services.outbound.service_layer.delivery import (
     Delivery,
     Rejected,
     Sleep,
+    Withdrawn,
     retrying_infra,
 )
 from services.outbound.service_layer.outcomes import Outcomes
-from services.outbound.service_layer.takeover import ClaimTakeover
+from services.outbound.service_layer.takeover import ClaimTakeover, gate_facts
 
 log = logging.getLogger("services.outbound")
 
@@ -139,8 +144,20 @@ class TouchPointHandler:
         *,
         claimed_at: datetime | None = None,
     ) -> TouchPointOutcome:
-        now = self._clock()
-        decision = decide(
+        decision = self._gate(command, tenant, facts)
+        log_decision(command, decision, replay_send=self._cfg.replay_send)
+        if decision.verdict is not Verdict.SEND:
+            return await self._not_sent(command, decision)
+        if command.record_only and not self._cfg.replay_send:
+            return await self._outcomes.finish(command, LedgerStatus.RECORDED, "record_only")
+        assert tenant is not None  # the gate never lets an unknown tenant through
+        return await self._send(command, tenant, claimed_at, approved=decision.recipient)
+
+    def _gate(
+        self, command: TouchPointCommand, tenant: TenantProfile | None, facts: GateFacts
+    ) -> Decision:
+        """The safety gate on this command, its tenant and the recipient's facts, now."""
+        return decide(
             GateInput(
                 channel=command.channel,
                 email=command.recipient.email,
@@ -149,30 +166,52 @@ class TouchPointHandler:
                 email_configured=self._cfg.email_configured,
                 sms_configured=self._cfg.sms_configured,
                 tenant=gate_view(tenant),
-                now=now,
+                now=self._clock(),
                 suppressed=facts.suppressed,
                 recent_sends=facts.recent_sends,
                 frequency_cap=self._cfg.frequency_caps.get(command.channel, 1),
-                opted_out=opted_out(command.channel, command.context),
+                opted_out=opted_out(command.channel, command.context) or facts.lead_opted_out,
                 phone_whitelist=self._cfg.phone_whitelist,
                 sms_regions=self._cfg.sms_regions,
             )
         )
-        log_decision(command, decision, replay_send=self._cfg.replay_send)
-        finish = self._outcomes.finish
-        if decision.verdict is Verdict.SKIP:
-            return await finish(command, LedgerStatus.SKIPPED, decision.reason)
+
+    async def _not_sent(self, command: TouchPointCommand, decision: Decision) -> TouchPointOutcome:
         if decision.verdict is Verdict.DEFER:
-            return await finish(
+            return await self._outcomes.finish(
                 command,
                 LedgerStatus.DEFERRED,
                 decision.reason,
                 deferred_until=decision.deferred_until,
             )
-        if command.record_only and not self._cfg.replay_send:
-            return await finish(command, LedgerStatus.RECORDED, "record_only")
-        assert tenant is not None  # the gate never lets an unknown tenant through
-        return await self._send(command, tenant, claimed_at, approved=decision.recipient)
+        return await self._outcomes.finish(command, LedgerStatus.SKIPPED, decision.reason)
+
+    def _render(
+        self, command: TouchPointCommand, tenant: TenantProfile, approved: str | None
+    ) -> OutboundMessage:
+        """The message as it goes out now; an SMS carries the number the gate approved (the
+        sender checks `to` against it again)."""
+        message = self._renderer.render(
+            command, tenant, now=self._clock(), validity_seconds=self._validity(tenant)
+        )
+        if isinstance(message, SmsMessage):
+            message = dataclasses.replace(message, approved_to=approved)
+        return message
+
+    async def _regate(self, command: TouchPointCommand) -> OutboundMessage | Withdrawn:
+        """Before a retry: the gate again on fresh facts, and the message rendered anew."""
+        tenant = await retrying_infra(
+            "tenants.get", lambda: self._tenants.get(command.tenant_id), sleep=self._sleep
+        )
+        contact = contact_for(command.channel, command.recipient.email, command.recipient.phone)
+        since = self._clock() - self._cfg.frequency_window
+        facts = await gate_facts(self._ledger, command, contact, since=since, sleep=self._sleep)
+        decision = self._gate(command, tenant, facts)
+        if decision.verdict is not Verdict.SEND:
+            log_decision(command, decision, replay_send=self._cfg.replay_send)
+            return Withdrawn(decision)
+        assert tenant is not None
+        return self._render(command, tenant, decision.recipient)
 
     async def _send(
         self,
@@ -187,16 +226,16 @@ class TouchPointHandler:
         if sender is None:  # configured per settings but not wired: fail closed
             return await finish(command, LedgerStatus.SKIPPED, f"{command.channel}_disabled")
         try:
-            message = self._renderer.render(
-                command, tenant, now=self._clock(), validity_seconds=self._validity(tenant)
+            message = self._render(command, tenant, approved)
+            result = await self._delivery.deliver(
+                message, sender, claimed_at=claimed_at, refresh=lambda: self._regate(command)
             )
         except TemplateError as exc:  # never sendable: the lead learns it, the DLQ keeps it
             log.error("[TouchPoint] %s: %s", command.command_id, exc.reason)
             await finish(command, LedgerStatus.FAILED, exc.reason)
             raise UnsendableCommand(exc.reason) from exc
-        if isinstance(message, SmsMessage):  # the sender checks `to` against it again
-            message = dataclasses.replace(message, approved_to=approved)
-        result = await self._delivery.deliver(message, sender, claimed_at=claimed_at)
+        if isinstance(result, Withdrawn):
+            return await self._not_sent(command, result.decision)
         if isinstance(result, Accepted):
             reason = "reconciled_sent" if result.reconciled else "accepted"
             return await finish(

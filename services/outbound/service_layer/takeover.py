@@ -31,6 +31,29 @@ log = logging.getLogger("services.outbound")
 CRASH_LOOKUP_MARGIN = timedelta(minutes=10)
 
 
+async def gate_facts(
+    ledger: Ledger,
+    command: TouchPointCommand,
+    recipient: str | None,
+    *,
+    since: datetime,
+    sleep: Sleep,
+) -> GateFacts:
+    """The recipient's gate facts as the ledger has them now (recent sends since `since`)."""
+    return await retrying_infra(
+        "ledger.facts",
+        lambda: ledger.facts(
+            command_id=command.command_id,
+            tenant_id=command.tenant_id,
+            lead_id=command.lead_id,
+            channel=command.channel,
+            recipient=recipient,
+            cap_since=since,
+        ),
+        sleep=sleep,
+    )
+
+
 class ClaimTakeover:
     def __init__(
         self,
@@ -112,17 +135,8 @@ class ClaimTakeover:
                 return await self._outcomes.finish(
                     command, LedgerStatus.UNKNOWN, f"crash_{found.reason}", provider=sender.name
                 )
-        now = self._clock()
-        return await retrying_infra(
-            "ledger.facts",
-            lambda: self._ledger.facts(
-                command_id=command.command_id,
-                tenant_id=command.tenant_id,
-                channel=command.channel,
-                recipient=contact,
-                cap_since=now - self._window,
-            ),
-            sleep=self._sleep,
+        return await gate_facts(
+            self._ledger, command, contact, since=self._clock() - self._window, sleep=self._sleep
         )
 
     async def _take_over(self, command: TouchPointCommand, seen: datetime) -> bool:

@@ -1,4 +1,6 @@
-"""Faust's aiokafka transport, with a seek back to committed offsets that also seeks to 0.
+"""Faust's aiokafka transport, with a seek back to committed offsets that also seeks to 0, a
+guard against records delivered past a gap, and the mapping of our transport settings to
+Faust's broker credentials.
 
 Faust drops records it fetched but could not hand to a stream (flow stopped by a rebalance,
 a partition paused meanwhile, the generation changed) and relies on `perform_seek` ("seek
@@ -12,6 +14,17 @@ partition whose only record was dropped (tests/integration/sequencer, ~1 run in 
 Here those partitions go back to where the group starts reading them: offset 0, or the reset
 position (`consumer_auto_offset_reset`) when nothing is committed. Changelog partitions are
 left alone: the group commits nothing for them, recovery and standbys position them itself.
+
+Records past a gap. Faust takes a record whose offset jumps past the next one it expects for
+a gap in the log (transaction markers, compaction) and counts the offsets in between as
+processed. Our source topics have no gaps, but a fetch made before a seek back to committed
+offsets (recovery's, after a rebalance) can still be handed over after it: its records are
+ahead of the new position, Faust marked the records in between as processed, dropped them
+when they were fetched again (behind its read offset now) and committed past them. Seen as
+records never processed while a broker was SIGKILLed (chaos suite, ~1 run in 5). Here such a
+record is not handed over: the partition is sought back to where it was expected to go on
+(`FetchGuard`), so every record comes, in order; only a gap that is still there after that
+(records deleted by retention) is taken as Faust does.
 
 `KeepCurrentFlowControl` closes the other way Faust loses a fetched record (faust-streaming
 issue #596, open): when recovery ends, Faust resumes the stream partitions and seeks them back
@@ -29,13 +42,20 @@ twice: at least once, and handling a record again changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.auth import CredentialsT
 from mode.utils.queues import FlowControlEvent
+
+from services.common.kafka.connection import KafkaConnection
+
+log = logging.getLogger(__name__)
 
 
 async def seek_back_to_committed(
@@ -107,12 +127,111 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
 
 
+class FetchGuard:
+    """Where each partition's next record must be, and what to do with a record that is not
+    there. Faust's read offset is ambiguous: after a record it is that record's offset (the
+    next is one more), after a seek it is the offset sought (the next is that one); here the
+    partitions just sought are known (`moved`) until a record is handed over (`passed`)."""
+
+    def __init__(self) -> None:
+        #: partition → offset it was sought to, while no record was handed over since
+        self.fresh: dict[Any, int] = {}
+        #: partition → the offset it was last sought back to for a gap
+        self.sought: dict[Any, int] = {}
+
+    def moved(self, tp: Any, offset: int | None) -> None:
+        """A seek put `tp` at `offset` (None: somewhere unknown, e.g. the log's start)."""
+        if offset is None:
+            self.fresh.pop(tp, None)
+        else:
+            self.fresh[tp] = offset
+
+    def expected(self, tp: Any, read: int | None) -> int | None:
+        """The offset of `tp`'s next record (None: not known)."""
+        if tp in self.fresh:
+            return self.fresh[tp]
+        return None if read is None else read + 1
+
+    def seek_to(self, tp: Any, offset: int, read: int | None) -> int | None:
+        """Where to seek `tp` back to instead of handing over the record at `offset`, or None
+        to hand it over: it is the next one (or an older one Faust drops), or the gap is
+        still there after one seek back (records really gone: retention)."""
+        expected = self.expected(tp, read)
+        if expected is None or offset <= expected:
+            if expected is not None and offset == expected:
+                self.fresh.pop(tp, None)  # handed over: from now on read + 1
+            return None
+        if self.sought.get(tp) == expected:
+            self.fresh.pop(tp, None)
+            return None
+        self.sought[tp] = expected
+        self.fresh[tp] = expected
+        return expected
+
+
 class Consumer(faust_aiokafka.Consumer):
+    guard: FetchGuard | None = None
+
+    def fetch_guard(self) -> FetchGuard:
+        if self.guard is None:
+            self.guard = FetchGuard()
+        return self.guard
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's seek back (every rebalance and recovery): the guard learns where each
+        partition's next record is."""
+        committed = await super().seek_to_committed()
+        guard = self.fetch_guard()
+        for tp, offset in committed.items():
+            guard.moved(tp, offset)
+        return committed
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109
+        """Faust's records, except those past a gap of a topic it acks: their partition is
+        sought back to where its next record is, and its other records of this fetch are
+        dropped (they all come again, in order)."""
+        guard = self.fetch_guard()
+        sought: set[TP] = set()
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        async for tp, message in super().getmany(timeout):
+            if tp in sought:
+                continue
+            if acks_enabled_for(message.topic):
+                target = guard.seek_to(tp, message.offset, self._read_offset.get(tp))
+                if target is not None:
+                    log.warning(
+                        "%s[%d]: fetched offset %d where %d was expected next (a fetch from "
+                        "before a seek back?): reading again from %d",
+                        tp.topic,
+                        tp.partition,
+                        message.offset,
+                        target,
+                        target,
+                    )
+                    sought.add(tp)
+                    await self.seek(tp, target)
+                    continue
+            yield tp, message
 
 
 class Transport(faust_aiokafka.Transport):
     """`kafka://` with the consumer above (`app.transport = Transport(...)`)."""
 
     Consumer = Consumer
+
+
+def broker_credentials(kafka: KafkaConnection) -> CredentialsT | None:
+    """Faust's `broker_credentials` for a connection (aiokafka then gets the same protocol,
+    SASL user and verifying TLS context as every librdkafka client); None for PLAINTEXT."""
+    if kafka.sasl:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            ssl_context=kafka.ssl_context(),
+            mechanism=kafka.sasl_mechanism,
+        )
+    context = kafka.ssl_context()
+    return None if context is None else faust.SSLCredentials(context)

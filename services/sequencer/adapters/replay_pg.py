@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.domain.replay import ReplayRun, parse_tp_key, tp_key
 from services.common.kafka.admin import admin_client
+from services.common.kafka.connection import KafkaTarget
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,9 @@ FINISH = text(
 class PostgresReplayRuns:
     """The `ReplayRuns` port."""
 
-    def __init__(self, engine: AsyncEngine, bootstrap: str) -> None:
+    def __init__(self, engine: AsyncEngine, kafka: KafkaTarget) -> None:
         self.engine = engine
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self._admin: AdminClient | None = None
 
     async def current(self, app_group: str) -> ReplayRun | None:
@@ -85,7 +86,7 @@ class PostgresReplayRuns:
 
     async def behind(self, app_group: str, end_offsets: dict[str, int]) -> dict[str, int]:
         if self._admin is None:
-            self._admin = admin_client(self.bootstrap)
+            self._admin = admin_client(self.kafka)
         return await asyncio.get_running_loop().run_in_executor(
             None, records_behind, self._admin, app_group, end_offsets
         )

@@ -20,6 +20,7 @@ from faust.types import EventT
 
 from services.sequencer.adapters.lead_codec import decode_lead, encode_lead
 from services.sequencer.adapters.tables import (
+    ChangelogEnds,
     FastTable,
     new_table,
     persist_changelog_offsets,
@@ -30,6 +31,8 @@ from services.sequencer.domain.lead import Lead
 from services.sequencer.ports import ChangelogSink
 from services.sequencer.settings import SequencerSettings
 
+#: The Faust tables, in the order `TableStores` takes them (each has its changelog topic).
+TABLE_NAMES = ("leads", "customers")
 NO_DUE = b"000000000000:"
 PREFIX = len(NO_DUE)
 MAX_LEADS_PER_CUSTOMER = 200
@@ -154,20 +157,29 @@ class TableStores:
 
     @classmethod
     def create(
-        cls, app: faust.App, settings: SequencerSettings, *, sink: ChangelogSink
+        cls,
+        app: faust.App,
+        settings: SequencerSettings,
+        *,
+        sink: ChangelogSink,
+        changelog_ends: ChangelogEnds | None = None,
     ) -> TableStores:
-        """Both tables registered with `app`, their changelog records sent to `sink`."""
+        """Both tables registered with `app`, their changelog records sent to `sink`, their
+        local state checked against `changelog_ends` on every assignment."""
 
         def table(name: str) -> FastTable:
             return new_table(
                 app,
                 name,
                 partitions=settings.kafka_partitions,
+                min_insync=settings.kafka_min_insync,
                 memory_mb=settings.sequencer_rocksdb_memory_mb,
                 sink=sink,
+                changelog_ends=changelog_ends,
             )
 
-        return cls(table("leads"), table("customers"))
+        leads, customers = (table(name) for name in TABLE_NAMES)
+        return cls(leads, customers)
 
     def write(self) -> None:
         self.leads.apply()

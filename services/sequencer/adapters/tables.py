@@ -6,12 +6,19 @@ KAFKA_PARTITIONS partitions, and so do the changelogs. Faust writes a table key 
 partition of the event being processed, so a lead (keyed by lead id) always lives on its
 tenant's partition, whichever topic the event came from. Reads and writes here always run
 with the current event set to a record of the lead's own tenant.
+
+Local state is a cache of the changelog. A partition's RocksDB that says it holds changelog
+records the changelog does not have (Kafka's data was reset, the changelog deleted or
+recreated, while SEQUENCER_DATA_DIR stayed) is discarded on assignment and rebuilt from the
+changelog, as Kafka Streams does, where Faust would stop the worker with ConsistencyError.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
@@ -20,6 +27,11 @@ from faust.types import TP, EventT
 from rocksdict import WriteBatch
 
 from services.sequencer.ports import ChangelogSink, SourceEvent
+
+log = logging.getLogger(__name__)
+
+#: `await ends(tps)`: each changelog partition's end offset (changelog_ends.py)
+ChangelogEnds = Callable[[list[TP]], Awaitable[dict[TP, int]]]
 
 
 def raw_schema() -> faust.Schema[bytes, bytes]:
@@ -58,6 +70,49 @@ class FastTable(faust.Table[bytes, bytes]):
     """
 
     sink: ChangelogSink | None = None
+    changelog_ends: ChangelogEnds | None = None
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        """Faust's rebalance of the store, then the check of every assigned changelog
+        partition's local state against the changelog (before recovery reads from it)."""
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        await self.discard_state_ahead_of_changelog(assigned)
+
+    async def discard_state_ahead_of_changelog(self, assigned: Iterable[TP]) -> list[int]:
+        """Discard the local state of each assigned partition whose persisted changelog
+        offset is not below the changelog's end (it holds records the changelog lost);
+        recovery then reads that partition's changelog from its start. Returns them."""
+        if self._partition_db() is None or self.changelog_ends is None:
+            return []  # memory store: nothing persists across starts
+        topic = self.changelog_topic.get_topic_name()
+        store: Any = self.data
+        persisted = {tp: store.persisted_offset(tp) for tp in assigned if tp.topic == topic}
+        held = [tp for tp, offset in persisted.items() if offset is not None]
+        if not held:
+            return []
+        ends = await self.changelog_ends(held)
+        discarded = []
+        for tp in sorted(held):
+            if persisted[tp] >= ends[tp]:
+                log.warning(
+                    "table %s partition %d: local state holds changelog records up to offset "
+                    "%d but %s ends at %d (Kafka's data was reset?): discarding it and "
+                    "rebuilding from the changelog",
+                    self.name,
+                    tp.partition,
+                    persisted[tp],
+                    topic,
+                    ends[tp],
+                )
+                discard_partition(store, tp.partition)
+                discarded.append(tp.partition)
+        return discarded
 
     def on_key_set(self, key: Any, value: Any) -> None:
         self._send(key, value)
@@ -124,21 +179,43 @@ class FastTable(faust.Table[bytes, bytes]):
                     yield key, store.data[key]
 
 
+def discard_partition(store: Any, partition: int) -> None:
+    """Close and delete one partition's RocksDB and forget its keys; Faust's store opens an
+    empty one at the next use (`_db_for_partition`)."""
+    db = store._dbs.pop(partition, None)
+    if db is not None:
+        db.close()
+    for key in [k for k, p in list(store._key_index.items()) if p == partition]:
+        store._key_index.pop(key, None)
+    shutil.rmtree(store.partition_path(partition), ignore_errors=True)
+
+
 def new_table(
-    app: faust.App, name: str, *, partitions: int, memory_mb: int, sink: ChangelogSink
+    app: faust.App,
+    name: str,
+    *,
+    partitions: int,
+    min_insync: int,
+    memory_mb: int,
+    sink: ChangelogSink,
+    changelog_ends: ChangelogEnds | None = None,
 ) -> FastTable:
-    """A `FastTable` of raw bytes registered with `app`, its changelog records sent to `sink`."""
+    """A `FastTable` of raw bytes registered with `app`, its changelog records sent to `sink`
+    (the changelog topic: the app's replication factor and `min_insync`); `changelog_ends`
+    lets it check its local state against the changelog."""
     table = FastTable(
         app,
         name=name,
         beacon=app.tables.beacon,
         partitions=partitions,
+        extra_topic_configs={"min.insync.replicas": str(min_insync)},
         schema=raw_schema(),
         key_type=bytes,  # the changelog topic is built from these (recovery decodes with
         value_type=bytes,  # them): raw bytes, never JSON/utf-8
         options=rocksdb_options(memory_mb),
     )
     table.sink = sink
+    table.changelog_ends = changelog_ends
     app.tables.add(table)
     return table
 

@@ -19,8 +19,12 @@ from typing import Any
 
 import faust
 
-from services.sequencer.adapters.faust_transport import Transport, keep_current_records_on_resume
-from services.sequencer.adapters.table_stores import TableStores
+from services.sequencer.adapters.faust_transport import (
+    Transport,
+    broker_credentials,
+    keep_current_records_on_resume,
+)
+from services.sequencer.adapters.table_stores import TABLE_NAMES, TableStores
 from services.sequencer.adapters.tables import raw_schema
 from services.sequencer.service_layer.batches import BatchProcessor, Handler
 from services.sequencer.service_layer.replay import ReplayCoordinator
@@ -37,18 +41,26 @@ def tick_topic(settings: SequencerSettings) -> str:
     return f"{settings.app_id}-ticks"
 
 
+def internal_topics(settings: SequencerSettings) -> list[str]:
+    """Topics the Faust app creates itself: the tables' changelogs and the ticks topic."""
+    changelogs = [f"{settings.app_id}-{name}-changelog" for name in TABLE_NAMES]
+    return [*changelogs, tick_topic(settings)]
+
+
 def faust_app(settings: SequencerSettings) -> faust.App:
     """The Faust app, its id (= consumer group) behind the topic prefix so isolated
-    environments share nothing."""
+    environments share nothing. Its topics (changelogs, ticks) get KAFKA_REPLICATION_FACTOR
+    replicas; its clients the transport settings every other client has."""
     app = faust.App(
         settings.app_id,
         broker=brokers(settings.kafka_bootstrap_servers),
+        broker_credentials=broker_credentials(settings.kafka),
         store=settings.sequencer_store,
         # one state directory per app id (topic prefix): the RocksDB of another deployment
         # on this disk never meets this one's changelogs
         datadir=str(settings.sequencer_data_dir / "{conf.name}"),
         topic_partitions=settings.kafka_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.kafka_replication_factor,
         topic_disable_leader=True,
         table_standby_replicas=1,
         web_enabled=False,
@@ -115,6 +127,7 @@ class SequencerApp:
             partitions=settings.kafka_partitions,
             retention=timedelta(hours=1),
             schema=raw_schema(),
+            config={"min.insync.replicas": str(settings.kafka_min_insync)},
         )
         self.order_agent = self._agent("orders", self.order_topic, batches.on_order)
         self.outcome_agent = self._agent("outcomes", self.outcome_topic, batches.on_outcome)

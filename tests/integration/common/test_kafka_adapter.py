@@ -5,6 +5,7 @@ offsets."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -266,6 +267,51 @@ def test_unprocessed_records_are_read_again_after_a_crash(
     first = consume(fail_on=b"r2", expect=5)
     assert first == [b"r0", b"r1"]
     assert consume(fail_on=None, expect=3) == [b"r2", b"r3", b"r4"]
+
+
+def test_partitions_paused_before_a_rebalance_are_read_again_after_it(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """Outbound pauses its partitions while a batch is blocked; when its group rebalances
+    meanwhile (a second member, a session that timed out when a broker died), the partitions
+    it gets back must be read again: librdkafka alone keeps them paused forever."""
+    group, topic = f"g-{uuid.uuid4()}", topics.touchpoint_commands
+
+    def member(client_id: str) -> AtLeastOnceConsumer:
+        return AtLeastOnceConsumer(
+            kafka_bootstrap,
+            group_id=group,
+            topics=[topic],
+            client_id=client_id,
+            **{"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+        )
+
+    def poll_until(consumers: list[AtLeastOnceConsumer], done: object, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not done():  # type: ignore[operator]
+            for c in consumers:
+                c.poll_batch(10, timeout=0.1)
+
+    first = member("first")
+    try:
+        poll_until([first], lambda: len(first.assignment()) == 4, 20)
+        first.raw.pause(first.assignment())  # a blocked batch
+        second = member("second")
+        poll_until([first, second], lambda: second.assignment(), 20)
+        second.close()  # the group rebalances again: every partition back to `first`
+        poll_until([first], lambda: len(first.assignment()) == 4, 20)
+        assert len(first.assignment()) == 4
+        producer = KafkaProducer(kafka_bootstrap, client_id="test-pause").start()
+        for i in range(8):
+            producer.send_sync(topic, key=str(uuid.uuid4()), value=f"r{i}".encode())
+        producer.close()
+        got: list[bytes] = []
+        deadline = time.monotonic() + 15
+        while len(got) < 8 and time.monotonic() < deadline:
+            got += [m.value() for m in first.poll_batch(10, timeout=0.2)]
+        assert sorted(got) == [f"r{i}".encode() for i in range(8)]
+    finally:
+        first.close()
 
 
 def test_send_fails_cleanly_when_no_broker_answers() -> None:

@@ -6,13 +6,7 @@ Three JVMs: ~30-45 s on a 2-core machine."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import random
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,78 +17,18 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from tests.conftest import ROOT
+from bench.chaos.cluster import QUIET, LocalCluster, free_port_base
 
 pytestmark = pytest.mark.integration
 
-KAFKA_SH = str(ROOT / "infra" / "kafka.sh")
-NODES = (1, 2, 3)
-QUIET = logging.getLogger("tests.cluster.librdkafka")  # "connection refused" while a node is down
-QUIET.addHandler(logging.NullHandler())
-QUIET.propagate = False
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_base() -> int:
-    """A base B where B+100*(n-1) .. +2 are free for the three nodes (below the ephemeral
-    range, away from the default cluster ports 29092..29294)."""
-    for _ in range(200):
-        base = random.randrange(20000, 28000, 100) + random.randrange(10, 90)
-        if all(port_free(base + 100 * (n - 1) + k) for n in NODES for k in range(3)):
-            return base
-    raise RuntimeError("no free port base for a local cluster")
-
-
-class Cluster:
-    def __init__(self, state: Path, base: int) -> None:
-        self.state = state
-        self.base = base
-        self.env = {
-            **os.environ,
-            "LOCAL_KAFKA_BROKERS": "3",
-            "KAFKA_STATE_DIR": str(state),
-            "KAFKA_CLUSTER_PORT_BASE": str(base),
-            "KAFKA_HEAP_OPTS": "-Xmx384m -Xms128m",
-            "KAFKA_OPTS": "-XX:TieredStopAtLevel=1",  # C1 only: starts faster, fine here
-            "KAFKA_READY_TIMEOUT": "120",
-        }
-        self.bootstrap = ",".join(f"localhost:{base + 100 * (n - 1)}" for n in NODES)
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["bash", KAFKA_SH, *args], env=self.env, capture_output=True, text=True, timeout=300
-        )
-        if check:
-            assert done.returncode == 0, f"kafka.sh {' '.join(args)}:\n{done.stdout}{done.stderr}"
-        return done
-
-    def pids(self) -> list[int]:
-        out = []
-        for n in NODES:
-            pidfile = self.state / "cluster" / f"node{n}" / "kafka.pid"
-            with contextlib.suppress(OSError, ValueError):
-                out.append(int(pidfile.read_text().strip()))
-        return out
-
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path / "kafka", free_port_base())
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path / "kafka", free_port_base())
     try:
         yield cluster
     finally:
-        cluster.run("down", check=False)
-        for pid in cluster.pids():  # whatever `down` left behind
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        cluster.down()
 
 
 def topic_partitions(admin: AdminClient, topic: str, count: int) -> list[Any]:
@@ -148,7 +82,7 @@ def consume_all(bootstrap: str, topic: str, expected: int) -> set[int]:
     return seen
 
 
-def test_three_node_cluster_survives_a_sigkilled_node(cluster: Cluster) -> None:
+def test_three_node_cluster_survives_a_sigkilled_node(cluster: LocalCluster) -> None:
     started = time.monotonic()
     up = cluster.run("up")
     up_seconds = time.monotonic() - started

@@ -1,7 +1,8 @@
 """The SASL_SSL listener (SCRAM-SHA-512 over TLS) of the broker `make test` starts
-(`infra/kafka.sh up`): the client settings `infra/kafka.sh sasl-env` prints reach it with
-confluent-kafka and with aiokafka (what Faust uses), and a wrong password is an authentication
-error within seconds, not a hang. The broker's certificate is verified (hostname included)."""
+(`infra/kafka.sh up`; tests/support/sasl.py): the client settings `infra/kafka.sh sasl-env`
+prints reach it with confluent-kafka and with aiokafka (what Faust uses), and a wrong password
+is an authentication error within seconds, not a hang. The broker's certificate is verified
+(hostname included)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,10 @@ from aiokafka.helpers import create_ssl_context
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.conftest import ROOT
+from tests.support.sasl import KAFKA_SH, sasl_env
 
 pytestmark = pytest.mark.integration
 
-KAFKA_SH = str(ROOT / "infra" / "kafka.sh")
 QUIET = logging.getLogger("tests.sasl.librdkafka")  # librdkafka's own log lines: dropped
 QUIET.addHandler(logging.NullHandler())
 QUIET.propagate = False
@@ -31,20 +31,14 @@ QUIET.propagate = False
 
 @pytest.fixture(scope="module")
 def sasl(kafka_bootstrap: str) -> dict[str, str]:
-    """KAFKA_* client settings of the local broker's SASL_SSL listener."""
-    status = subprocess.run(["bash", KAFKA_SH, "status"], capture_output=True, text=True)
-    if "started by infra/kafka.sh" not in status.stdout:
-        pytest.skip(
-            f"the broker at {kafka_bootstrap} was not started by infra/kafka.sh in this "
-            "checkout (reused), so its SASL_SSL listener and user are unknown here"
-        )
-    printed = subprocess.run(["bash", KAFKA_SH, "sasl-env"], capture_output=True, text=True)
-    assert printed.returncode == 0, printed.stderr
-    settings = dict(line.split("=", 1) for line in printed.stdout.split())
+    """KAFKA_* client settings of the local broker's SASL_SSL listener (never skipped: without
+    them the test fails, naming what is missing)."""
+    settings = sasl_env()
     admin = AdminClient({**librdkafka(settings), "socket.timeout.ms": 5000})
     try:
         admin.list_topics(timeout=10)
     except Exception as exc:
+        status = subprocess.run(["bash", KAFKA_SH, "status"], capture_output=True, text=True)
         pytest.fail(
             f"no SASL_SSL listener answers at {settings['KAFKA_BOOTSTRAP_SERVERS']} ({exc}); "
             "a broker started before it existed needs `infra/kafka.sh restart` "

@@ -18,7 +18,7 @@ from services.outbound.adapters.ledger_pg import PostgresLedger
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
 from services.outbound.domain.model import Claimed, LedgerStatus
-from tests.support.ledger_contract import LedgerContract, SuppressGlobally
+from tests.support.ledger_contract import LedgerContract, OptOutLead, SuppressGlobally
 from tests.unit.outbound.support import command
 
 pytestmark = pytest.mark.integration
@@ -53,6 +53,22 @@ class TestPostgresLedger(LedgerContract):
                 )
 
         return suppress
+
+    @pytest.fixture
+    def opt_out_lead(self, pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID) -> OptOutLead:
+        """A `leads` row as the projection writes it for a lead that opted out of `channel`."""
+
+        async def opt_out(lead_id: uuid.UUID, channel: Channel) -> None:
+            column = "email_opted_out" if channel is Channel.EMAIL else "sms_opted_out"
+            async with pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO leads (lead_id, tenant_id, state, source, version, "
+                    f"created_at, updated_at, {column}) "
+                    "VALUES (%s, %s, 'lost', 'webhook', 1, now(), now(), true)",
+                    (lead_id, tenant_id),
+                )
+
+        return opt_out
 
 
 async def test_tenant_directory_reads_hours_catalog_and_caches(
@@ -89,6 +105,7 @@ async def test_cap_and_suppressions_apply_per_contact_across_a_companys_location
         return await ledger.facts(
             command_id=uuid.uuid4(),
             tenant_id=tenant.id,
+            lead_id=uuid.uuid4(),  # a lead that never opted out
             channel=channel,
             recipient=to,
             cap_since=now - timedelta(hours=24),

@@ -165,8 +165,8 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-5000:]
+    def tail(self, chars: int = 5000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
 
 
 @pytest.fixture

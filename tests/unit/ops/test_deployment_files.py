@@ -139,6 +139,29 @@ def test_compose_passes_every_safety_and_provider_variable() -> None:
         assert var in ingest
 
 
+def test_compose_passes_the_kafka_replication_and_security_settings() -> None:
+    """Every service container, and the migrate job, gets the same Kafka settings as the
+    processes `make run` starts: replication of the topics they create, transport security."""
+    services = compose()["services"]
+    wanted = {
+        "KAFKA_REPLICATION_FACTOR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CA_LOCATION",
+        "KAFKA_SSL_CERTIFICATE_LOCATION",
+        "KAFKA_SSL_KEY_LOCATION",
+        "KAFKA_SSL_KEY_PASSWORD",
+    }
+    for name in (*DEPLOYABLES, "migrate"):
+        env = services[name]["environment"]
+        assert wanted <= set(env), (name, wanted - set(env))
+        assert env["KAFKA_SASL_PASSWORD"] == "${KAFKA_SASL_PASSWORD:-}"  # from .env, no default
+    assert default(services["ingest"]["environment"]["KAFKA_REPLICATION_FACTOR"]) == "1"
+
+
 def test_env_example_documents_every_setting() -> None:
     from services.ingest.settings import IngestSettings
     from services.outbound.settings import OutboundSettings
@@ -248,11 +271,11 @@ def test_compose_has_no_open_doors() -> None:
     for name, svc in services.items():
         for key, value in (svc.get("environment") or {}).items():
             if any(word in key for word in ("PASSWORD", "SECRET", "_KEYS")):
-                assert isinstance(value, str) and value.startswith("${") and ":?" in value, (
-                    name,
-                    key,
-                    value,
-                )
+                # required (`:?`), or optional with an empty default (the Kafka SASL password
+                # of a PLAINTEXT cluster): never a default value
+                required = ":?" in value if isinstance(value, str) else False
+                optional = isinstance(value, str) and re.fullmatch(r"\$\{[A-Z_]+:-\}", value)
+                assert isinstance(value, str) and (required or optional), (name, key, value)
     grafana = services["grafana"]["environment"]
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana

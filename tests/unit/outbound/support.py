@@ -128,10 +128,21 @@ class InMemoryLedger:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, _Entry] = {}
         self.suppressions: set[tuple[uuid.UUID | None, Channel, str]] = set()
+        #: (lead, channel) the read model shows opted out (the projection's `leads` flags)
+        self.lead_opt_outs: set[tuple[uuid.UUID, Channel]] = set()
         self.claims = 0
 
+    def opt_out_lead(self, lead_id: uuid.UUID, channel: Channel) -> None:
+        self.lead_opt_outs.add((lead_id, channel))
+
     def _facts(
-        self, cid: uuid.UUID, tenant: uuid.UUID, channel: Channel, to: str | None, since: datetime
+        self,
+        cid: uuid.UUID,
+        tenant: uuid.UUID,
+        lead: uuid.UUID,
+        channel: Channel,
+        to: str | None,
+        since: datetime,
     ) -> GateFacts:
         suppressed = to is not None and (
             (tenant, channel, to) in self.suppressions or (None, channel, to) in self.suppressions
@@ -147,7 +158,11 @@ class InMemoryLedger:
             and e.row.status in CAP_STATUSES
             and (e.decided_at or e.row.claimed_at) >= since
         )
-        return GateFacts(suppressed=suppressed, recent_sends=recent)
+        return GateFacts(
+            suppressed=suppressed,
+            recent_sends=recent,
+            lead_opted_out=(lead, channel) in self.lead_opt_outs,
+        )
 
     async def claim(
         self,
@@ -159,7 +174,9 @@ class InMemoryLedger:
     ) -> ClaimResult:
         self.claims += 1
         cid = command.command_id
-        facts = self._facts(cid, command.tenant_id, command.channel, recipient, cap_since)
+        facts = self._facts(
+            cid, command.tenant_id, command.lead_id, command.channel, recipient, cap_since
+        )
         entry = self.rows.get(cid)
         if entry is None:
             self.rows[cid] = _Entry(
@@ -205,11 +222,12 @@ class InMemoryLedger:
         *,
         command_id: uuid.UUID,
         tenant_id: uuid.UUID,
+        lead_id: uuid.UUID,
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
     ) -> GateFacts:
-        return self._facts(command_id, tenant_id, channel, recipient, cap_since)
+        return self._facts(command_id, tenant_id, lead_id, channel, recipient, cap_since)
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None:
         entry = self.rows.get(command_id)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from schemas.base import Channel
-from tests.support.ledger_contract import LedgerContract, SuppressGlobally
+from tests.support.ledger_contract import LedgerContract, OptOutLead, SuppressGlobally
 from tests.unit.outbound.support import InMemoryLedger
 
 
@@ -27,3 +27,10 @@ class TestInMemoryLedger(LedgerContract):
             ledger.suppressions.add((None, channel, contact))
 
         return suppress
+
+    @pytest.fixture
+    def opt_out_lead(self, ledger: InMemoryLedger) -> OptOutLead:
+        async def opt_out(lead_id: uuid.UUID, channel: Channel) -> None:
+            ledger.opt_out_lead(lead_id, channel)
+
+        return opt_out

@@ -1,0 +1,1 @@
+"""`leadctl topics`: create, list and fix the project's Kafka topics."""
