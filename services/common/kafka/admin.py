@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, TopicPartition
@@ -133,11 +133,13 @@ def ensure_topics(
     replication: int = 1,
     min_insync: int | None = None,
     names: list[str] | None = None,
+    config: Mapping[str, str] | None = None,
     timeout: float = 30.0,
 ) -> list[TopicReport]:
     """Create the missing topics; report existing ones, flagging a partition-count mismatch
     (Faust needs co-partitioned topics, so a mismatch is an error to fix by hand) and a
-    replication factor or min ISR below the settings (`leadctl topics fix` raises them)."""
+    replication factor or min ISR below the settings (`leadctl topics fix` raises them).
+    `config`: the new topics' configuration instead of our topics' (e.g. Faust's own)."""
     durability = Durability.of(replication, min_insync)
     names = names or wanted_topics()
     reports = inspect_topics(
@@ -149,7 +151,11 @@ def ensure_topics(
             name,
             num_partitions=partitions,
             replication_factor=durability.replication,
-            config=(DLQ_TOPIC_CONFIG if name.endswith(".dlq") else MAIN_TOPIC_CONFIG)
+            config=dict(
+                config
+                if config is not None
+                else (DLQ_TOPIC_CONFIG if name.endswith(".dlq") else MAIN_TOPIC_CONFIG)
+            )
             | durability.topic_config(),
         )
         for name in names

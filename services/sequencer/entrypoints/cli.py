@@ -11,7 +11,7 @@ from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.settings import load_settings
 from services.sequencer.bootstrap import build
-from services.sequencer.entrypoints.faust_app import internal_topics
+from services.sequencer.entrypoints.faust_app import declare_internal_topics, internal_topics
 from services.sequencer.settings import SequencerSettings
 
 log = logging.getLogger("services.sequencer")
@@ -39,4 +39,5 @@ def sequencer(port: int | None, projection: bool | None) -> None:
         settings.sequencer_port,
     )
     check_kafka(settings, internal_topics(settings))
+    declare_internal_topics(settings)
     build(settings, projection=projection).run()

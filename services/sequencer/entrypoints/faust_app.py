@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from services.common.kafka.admin import ensure_topics
 from services.sequencer.adapters.faust_transport import (
     Transport,
     broker_credentials,
@@ -41,10 +42,42 @@ def tick_topic(settings: SequencerSettings) -> str:
     return f"{settings.app_id}-ticks"
 
 
+#: the ticks topic keeps an hour: a tick is only a wake-up call
+TICK_RETENTION = timedelta(hours=1)
+
+
 def internal_topics(settings: SequencerSettings) -> list[str]:
     """Topics the Faust app creates itself: the tables' changelogs and the ticks topic."""
-    changelogs = [f"{settings.app_id}-{name}-changelog" for name in TABLE_NAMES]
-    return [*changelogs, tick_topic(settings)]
+    return list(internal_topic_configs(settings))
+
+
+def internal_topic_configs(settings: SequencerSettings) -> dict[str, dict[str, str]]:
+    """Each topic the Faust app declares, with the configuration Faust gives it (its
+    replication and min ISR come from the settings, as for every topic)."""
+    compacted = {"cleanup.policy": "compact"}
+    configs = {f"{settings.app_id}-{name}-changelog": compacted for name in TABLE_NAMES}
+    configs[tick_topic(settings)] = {
+        "cleanup.policy": "delete",
+        "retention.ms": str(int(TICK_RETENTION.total_seconds() * 1000)),
+    }
+    return configs
+
+
+def declare_internal_topics(settings: SequencerSettings) -> None:
+    """Create the Faust app's topics before the worker joins its group, and wait until they
+    are served. Faust declares them itself at start, but its first assignment may come
+    before the broker's metadata shows a topic just created: the assignor then says
+    "Ignoring missing topic" and the worker owns no partition of it until a rebalance (no
+    ticks: no step fell due; seen under load). Existing topics are left as they are."""
+    for name, config in internal_topic_configs(settings).items():
+        ensure_topics(
+            settings.kafka,
+            partitions=settings.kafka_partitions,
+            replication=settings.kafka_replication_factor,
+            min_insync=settings.kafka_min_insync,
+            names=[name],
+            config=config,
+        )
 
 
 def faust_app(settings: SequencerSettings) -> faust.App:
@@ -125,7 +158,7 @@ class SequencerApp:
             ticks.topic,
             internal=True,
             partitions=settings.kafka_partitions,
-            retention=timedelta(hours=1),
+            retention=TICK_RETENTION,
             schema=raw_schema(),
             config={"min.insync.replicas": str(settings.kafka_min_insync)},
         )
