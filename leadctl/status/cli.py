@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from leadctl.status.database import database_facts
-from leadctl.status.health import probe_service, service_ports
+from leadctl.status.health import probe_services, service_ports
 from leadctl.status.kafka import kafka_facts
 from leadctl.status.render import print_status
 from services.common.settings import CommonSettings, load_settings
@@ -32,10 +32,10 @@ async def gather_status(
     probe_seconds: float,
     kafka_seconds: float = 8.0,
 ) -> dict[str, Any]:
-    ports = service_ports()
-    probes = [probe_service(name, host, port, probe_seconds) for name, port in ports.items()]
-    *services, kafka, db = await asyncio.gather(
-        *probes, kafka_facts(settings, groups, kafka_seconds), database_facts(settings, hours)
+    services, kafka, db = await asyncio.gather(
+        probe_services(service_ports(), host, probe_seconds),
+        kafka_facts(settings, groups, kafka_seconds),
+        database_facts(settings, hours),
     )
     return {
         "generated_at": datetime.now(UTC).isoformat(),
@@ -56,7 +56,9 @@ async def gather_status(
     help="Only this consumer group (repeatable; default: every group on our topics).",
 )
 @click.option("--hours", type=float, default=24.0, show_default=True, help="Touch-point window.")
-@click.option("--timeout", type=float, default=2.0, show_default=True, help="Per health probe.")
+@click.option(
+    "--timeout", type=float, default=0.5, show_default=True, help="Per health probe (loopback)."
+)
 @click.option(
     "--kafka-timeout", type=float, default=8.0, show_default=True, help="Per Kafka admin call."
 )
