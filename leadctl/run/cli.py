@@ -20,6 +20,7 @@ from leadctl.run.demo import (
     provision_demo_locations,
     watch_first_touch,
 )
+from leadctl.run.ports import service_listeners, taken
 from leadctl.run.supervisor import supervise
 from leadctl.secrets.local import ensure_local_secrets
 from services.common.settings import CommonSettings, SecretsEncryptionSettings, load_settings
@@ -50,6 +51,12 @@ def run_all(no_demo: bool) -> None:
     group = root.command
     assert isinstance(group, click.Group)
     the_plan = plan(dict(os.environ), available=lambda n: group.get_command(root, n) is not None)
+    names = {p.name for p in the_plan.processes}
+    problems = taken(the_plan.listeners + service_listeners(names))
+    for problem in problems:
+        click.secho(problem, fg="red", err=True)
+    if problems:
+        raise click.ClickException("nothing started: free the ports above (or move them)")
     click.echo(f"Kafka           {settings.kafka_bootstrap_servers}")
     click.echo(f"PostgreSQL      {settings.database_url.split('@')[-1]}")
     click.echo(f"topics          {', '.join(settings.topics.main())} (+ .dlq)")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from leadctl.companies import COMPANY_WEBHOOK_PATH
+from leadctl.run.ports import Listener
 from leadctl.run.supervisor import Process, leadctl
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class Plan:
     env: dict[str, str] = field(default_factory=dict)
     demo_email: str | None = None
     demo_phone: str | None = None
+    #: the stand-ins' ports (the services' come from their own settings: leadctl/run/ports.py)
+    listeners: list[Listener] = field(default_factory=list)
 
 
 def _url(port: int) -> str:
@@ -190,6 +193,8 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
     out.notes.append(f"metrics         {admin_url}/metrics (and each service's /metrics)")
     for p in out.processes:
         p.env |= env
+        if p.name in ports:
+            out.listeners.append(Listener(p.name, PORT_VARS[p.name], "127.0.0.1", ports[p.name]))
     return out
 
 
