@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -20,6 +20,7 @@ from leadctl.status.database import database_facts
 from leadctl.status.health import probe_services, service_ports
 from leadctl.status.kafka import kafka_facts
 from leadctl.status.render import print_status
+from services.common.errors import ConfigError
 from services.common.settings import CommonSettings, load_settings
 
 
@@ -35,7 +36,7 @@ async def gather_status(
     services, kafka, db = await asyncio.gather(
         probe_services(service_ports(), host, probe_seconds),
         kafka_facts(settings, groups, kafka_seconds),
-        database_facts(settings, hours),
+        database_facts(settings, hours, **_ingest_view()),
     )
     return {
         "generated_at": datetime.now(UTC).isoformat(),
@@ -43,6 +44,22 @@ async def gather_status(
         "services": services,
         **kafka,
         **db,
+    }
+
+
+def _ingest_view() -> dict[str, Any]:
+    """The poll interval and the SHOPMONKEY_API_KEY location as ingest's settings give them
+    (defaults when they are broken: the services section names the variable)."""
+    from services.ingest.settings import IngestSettings
+
+    try:
+        ingest = load_settings(IngestSettings)
+    except ConfigError:
+        return {}
+    key = ingest.shopmonkey_api_key
+    return {
+        "poll_interval": timedelta(seconds=ingest.poll_interval_seconds),
+        "default_key_tenant": ingest.tenant_id if key and key.get_secret_value().strip() else None,
     }
 
 

@@ -213,7 +213,11 @@ def build_dashboard(
     read_lag = lag_reader or functools.partial(
         consumer_lag, settings.kafka_bootstrap_servers, settings.topics, timeout=5.0
     )
+    poll = getattr(settings, "poll_interval_seconds", 30.0)
+    key = getattr(settings, "shopmonkey_api_key", None)
     return Dashboard(
+        poll_interval=timedelta(seconds=poll),
+        default_key_tenant=settings.tenant_id if key and key.get_secret_value().strip() else None,
         reads=PostgresDashboardReads(engine),
         lag=LagProbe(read_lag, ttl=5.0),
         webhooks=RegistryWebhookMeter(
