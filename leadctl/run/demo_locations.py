@@ -65,26 +65,18 @@ async def provision_demo_locations(
 
 
 async def _company(conn: AsyncConnection, company: Company, box: SecretBox) -> None:
-    from services.common.db.companies import add_company, company_exists, set_secrets
+    """A kept company gets the simulator's key and secret again (a new one is added with its
+    first location: `add_simulated`)."""
+    from services.common.db.companies import company_exists, set_secrets
 
-    if not await company_exists(conn, company_id=company.company_id):
-        await add_company(
+    if await company_exists(conn, company_id=company.company_id):
+        await set_secrets(
             conn,
             box=box,
             company_id=company.company_id,
-            name=company.company_name,
             api_key=company.api_key,
             webhook_secret=company.webhook_secret,
-            signature_scheme=company.signature_scheme,
         )
-        return
-    await set_secrets(
-        conn,
-        box=box,
-        company_id=company.company_id,
-        api_key=company.api_key,
-        webhook_secret=company.webhook_secret,
-    )
 
 
 async def _location(

@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from leadctl.status.health import loopback, probe_services
 from services.common.observability import add_observability_routes
-from tests.conftest import free_port
-
-
-@contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield port
-    finally:
-        await runner.cleanup()
+from tests.support.http_peer import serving
 
 
 def test_localhost_is_asked_as_ipv4_loopback_and_other_hosts_as_given() -> None:
