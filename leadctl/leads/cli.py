@@ -15,10 +15,11 @@ import uuid
 
 import click
 
-from leadctl.leads.kafka import DEFAULT_MAX_SCAN, KafkaScan, scan_kafka
 from leadctl.leads.read_model import read_database
-from leadctl.leads.render import Masker, json_report, print_report, when
+from leadctl.leads.render import print_report
 from leadctl.times import parse_time
+from services.common.kafka.lead_scan import DEFAULT_MAX_SCAN, KafkaScan, scan_kafka
+from services.common.lead_report import Masker, json_report, when
 from services.common.settings import CommonSettings, load_settings
 from services.common.whitelist import is_whitelisted, normalize_email
 
