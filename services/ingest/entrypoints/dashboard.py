@@ -39,6 +39,7 @@ from services.ingest.errors import (
     Unavailable,
 )
 from services.ingest.service_layer.dashboard import Dashboard
+from services.ingest.service_layer.lead_desk import LeadDesk
 from services.ingest.service_layer.operator_access import OperatorAccess
 
 log = logging.getLogger(__name__)
@@ -259,13 +260,15 @@ def create_dashboard_app(
     *,
     tls: bool = False,
     sample_seconds: float = 5.0,
+    desk: Callable[[], LeadDesk] | None = None,
 ) -> web.Application:
     """The `/dashboard` sub-application.
 
     `dashboard` and `access` give the use cases (built by `bootstrap.build_ingest`) once the
     application has started. `tls`: the listener is reached over HTTPS (Secure cookies even
     when a proxy in front speaks plain HTTP to it). The webhook history is sampled every
-    `sample_seconds` while the app runs.
+    `sample_seconds` while the app runs. `desk`: the leads' search, pages and actions
+    (`entrypoints.dashboard_leads`).
     """
     app = web.Application()
     gate = OperatorGate(access, tls=tls)
@@ -293,4 +296,8 @@ def create_dashboard_app(
     for name in ("dashboard.js", "dashboard.css"):
         app.router.add_get(f"/{name}", _file_handler(name, _static(name)))
     app.router.add_get("/api/summary", _summary_handler(dashboard, gate))
+    if desk is not None:
+        from services.ingest.entrypoints.dashboard_leads import add_lead_routes
+
+        add_lead_routes(app, desk, gate)
     return app
