@@ -70,6 +70,7 @@ async def test_every_lead_route_needs_an_operator(client: tuple[Client, Desk]) -
 async def test_search_open_and_stop_a_lead_of_its_own(client: tuple[Client, Desk]) -> None:
     c, desk = client
     await signed_in(c)
+    assert desk.publisher.published == []
     found = await (await c.get("/dashboard/api/leads?q=JANE")).json()
     assert [x["lead_id"] for x in found["leads"]] == [str(MINE["lead_id"])]
     res = await act(c, MINE["lead_id"], {"action": "stop", "reason": "customer called"})
