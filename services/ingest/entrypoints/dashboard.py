@@ -57,6 +57,7 @@ STATIC = {
     "index.html": "text/html",
     "sign-in.html": "text/html",
     "dashboard.js": "application/javascript",
+    "leads.js": "application/javascript",
     "dashboard.css": "text/css",
 }
 COOKIE, SECURE_COOKIE = "lo_operator", "__Host-lo_operator"
@@ -293,7 +294,7 @@ def create_dashboard_app(
     app.router.add_get("/sign-in", page)
     app.router.add_post("/sign-in", sign_in)
     app.router.add_post("/sign-out", sign_out)
-    for name in ("dashboard.js", "dashboard.css"):
+    for name in ("dashboard.js", "leads.js", "dashboard.css"):
         app.router.add_get(f"/{name}", _file_handler(name, _static(name)))
     app.router.add_get("/api/summary", _summary_handler(dashboard, gate))
     if desk is not None:

@@ -91,6 +91,126 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
     },
     "/dashboard/dashboard.js": _static("The dashboard's script.", "application/javascript"),
     "/dashboard/dashboard.css": _static("The dashboard's style sheet.", "text/css"),
+    "/dashboard/leads.js": _static("The dashboard's leads script.", "application/javascript"),
+    "/dashboard/api/leads": {
+        "get": {
+            "summary": "Search the operator's leads (25 a page, newest change first).",
+            "description": (
+                "A prefix, in any case, of a name, the full name, an email, an order number or "
+                "a lead id, or 4+ digits of a phone; contacts masked unless whitelisted. Only "
+                "leads of locations the operator sees."
+            ),
+            "tags": ["dashboard"],
+            "parameters": [
+                {
+                    "name": "q",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 100},
+                },
+                {
+                    "name": "page",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 200, "default": 0},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "{query, page, leads: [...], more}",
+                    "content": {_JSON: {"schema": {"type": "object"}}},
+                },
+                "400": {"description": "q or page refused", "content": {_JSON: {"schema": _ERROR}}},
+                "401": {"description": "Not signed in", "content": {_JSON: {"schema": _ERROR}}},
+                "503": {
+                    "description": "PostgreSQL did not answer",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+            },
+        }
+    },
+    "/dashboard/api/leads/{lead_id}": {
+        "get": {
+            "summary": "A lead's page: its row, touch points and timeline from Kafka.",
+            "tags": ["dashboard"],
+            "parameters": [
+                {
+                    "name": "lead_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "What `leadctl leads show --json` prints, + actions",
+                    "content": {_JSON: {"schema": {"type": "object"}}},
+                },
+                "400": {"description": "Not a UUID", "content": {_JSON: {"schema": _ERROR}}},
+                "401": {"description": "Not signed in", "content": {_JSON: {"schema": _ERROR}}},
+                "404": {
+                    "description": "No such lead at a location the operator sees",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+            },
+        }
+    },
+    "/dashboard/api/leads/{lead_id}/actions": {
+        "post": {
+            "summary": "Stop, resume, mark lost or suppress: a contact signal through Kafka.",
+            "description": (
+                "Audited in the signal (source `dashboard`, when, who and why); a suppression is "
+                "listed first. Refused (403) when the browser says it comes from another site."
+            ),
+            "tags": ["dashboard"],
+            "parameters": [
+                {
+                    "name": "lead_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    _JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["action", "reason"],
+                            "properties": {
+                                "action": {"enum": ["stop", "resume", "lost", "suppress"]},
+                                "reason": {"type": "string", "minLength": 1, "maxLength": 150},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "202": {
+                    "description": "Kafka has the signal(s)",
+                    "content": {_JSON: {"schema": {"type": "object"}}},
+                },
+                "400": {
+                    "description": "Bad action, reason or body",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+                "401": {"description": "Not signed in", "content": {_JSON: {"schema": _ERROR}}},
+                "403": {
+                    "description": "Sent from another site",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+                "404": {
+                    "description": "No such lead at a location the operator sees",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+                "503": {
+                    "description": "Kafka or PostgreSQL did not answer",
+                    "content": {_JSON: {"schema": _ERROR}},
+                },
+            },
+        }
+    },
     "/dashboard/api/summary": {
         "get": {
             "summary": "Everything one dashboard refresh shows, for one location or all.",
