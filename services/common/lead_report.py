@@ -12,7 +12,7 @@ from typing import Any
 
 from services.common.kafka.lead_scan import KafkaScan
 from services.common.masking import mask_email, mask_phone
-from services.common.whitelist import is_whitelisted
+from services.common.whitelist import is_whitelisted, normalize_email
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,19 @@ _TIME_FIELD = {
     "signal": "occurred_at",
     "state": "changed_at",
 }
+
+
+def masker_for(whitelist: frozenset[str], email: str | None) -> Masker:
+    """The masking of a lead whose email is `email`: its contacts in full only when that
+    email is whitelisted (a test lead)."""
+    lead_whitelisted = is_whitelisted(normalize_email(email), whitelist)
+    return Masker(whitelist, lead_whitelisted=lead_whitelisted)
+
+
+def newest_in_order(scan: KafkaScan, limit: int) -> list[dict[str, Any]]:
+    """The scan's events in time order (sorted in place), the newest `limit` (0: all)."""
+    scan.events.sort(key=lambda e: (when(e), e["topic"], e["offset"]))
+    return scan.events[-limit:] if limit > 0 else scan.events
 
 
 def when(event: dict[str, Any]) -> datetime:

@@ -33,6 +33,7 @@ from services.common.masking import mask_email
 from services.ingest.entrypoints.dashboard_api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.dashboard_api_docs import OPENAPI_PATHS as OPENAPI_PATHS
 from services.ingest.errors import (
+    PublishUnavailable,
     ReadModelUnavailable,
     RequestRejected,
     TooManyAttempts,
@@ -205,8 +206,14 @@ def _sign_in_handlers(
     return page, sign_in, sign_out
 
 
-def _summary_handler(dashboard: Callable[[], Dashboard], gate: OperatorGate) -> Handler:
-    async def _summary(request: web.Request) -> web.StreamResponse:
+Route = Callable[[web.Request, Operator], Awaitable[web.StreamResponse]]
+
+
+def signed_in(gate: OperatorGate, route: Route) -> Handler:
+    """`route` for the request's operator (session or bearer token, else 401); refusals as
+    JSON with their status, a database that does not answer a 503."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
         try:
             viewer = await gate.from_request(request)
             if viewer is None:
@@ -215,20 +222,30 @@ def _summary_handler(dashboard: Callable[[], Dashboard], gate: OperatorGate) -> 
                     401,
                     {"WWW-Authenticate": 'Bearer realm="dashboard"'},
                 )
-            tenant = _parse_tenant(request.query.get("tenant", "all"))
-            minutes = _parse_window(request.query.get("window", "60"))
-            payload = await dashboard().summary(viewer, tenant, minutes)
+            return await route(request, viewer)
         except TooManyAttempts as exc:
             return _error(exc.reason, 429, {"Retry-After": str(math.ceil(exc.retry_after))})
         except RequestRejected as exc:
             return _error(exc.reason, exc.status)
+        except PublishUnavailable as exc:
+            log.warning("dashboard %s: Kafka unavailable: %s", request.path, exc.reason)
+            return _error("Kafka unavailable, try again", 503, {"Retry-After": "5"})
         except (ReadModelUnavailable, Unavailable) as exc:
-            log.warning("dashboard summary unavailable: %s", exc.reason)
+            log.warning("dashboard %s unavailable: %s", request.path, exc.reason)
             return _error("database unavailable", 503)
+
+    return handler
+
+
+def _summary_handler(dashboard: Callable[[], Dashboard], gate: OperatorGate) -> Handler:
+    async def _summary(request: web.Request, viewer: Operator) -> web.StreamResponse:
+        tenant = _parse_tenant(request.query.get("tenant", "all"))
+        minutes = _parse_window(request.query.get("window", "60"))
+        payload = await dashboard().summary(viewer, tenant, minutes)
         me = {"email": mask_email(viewer.email), "role": viewer.role}
         return web.json_response({**payload, "viewer": me}, headers=SECURITY_HEADERS)
 
-    return _summary
+    return signed_in(gate, _summary)
 
 
 def _file_handler(name: str, body: bytes) -> Handler:

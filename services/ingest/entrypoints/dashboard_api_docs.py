@@ -24,6 +24,24 @@ def _static(summary: str, content_type: str) -> dict[str, Any]:
     }
 
 
+def _param(name: str, where: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema}
+
+
+_LEAD_ID = _param("lead_id", "path", {"type": "string", "format": "uuid"})
+
+
+def _answers(*answers: tuple[str, str]) -> dict[str, Any]:
+    """JSON responses: an object when it worked, the error shape otherwise."""
+    return {
+        status: {
+            "description": description,
+            "content": {_JSON: {"schema": {"type": "object"} if status < "300" else _ERROR}},
+        }
+        for status, description in answers
+    }
+
+
 OPENAPI_PATHS: dict[str, dict[str, Any]] = {
     "/dashboard": {
         "get": {
@@ -102,57 +120,28 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             ),
             "tags": ["dashboard"],
             "parameters": [
-                {
-                    "name": "q",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string", "maxLength": 100},
-                },
-                {
-                    "name": "page",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 0, "maximum": 200, "default": 0},
-                },
+                _param("q", "query", {"type": "string", "maxLength": 100}),
+                _param("page", "query", {"type": "integer", "minimum": 0, "maximum": 200}),
             ],
-            "responses": {
-                "200": {
-                    "description": "{query, page, leads: [...], more}",
-                    "content": {_JSON: {"schema": {"type": "object"}}},
-                },
-                "400": {"description": "q or page refused", "content": {_JSON: {"schema": _ERROR}}},
-                "401": {"description": "Not signed in", "content": {_JSON: {"schema": _ERROR}}},
-                "503": {
-                    "description": "PostgreSQL did not answer",
-                    "content": {_JSON: {"schema": _ERROR}},
-                },
-            },
+            "responses": _answers(
+                ("200", "{query, page, leads: [...], more}"),
+                ("400", "q or page refused"),
+                ("401", "Not signed in"),
+                ("503", "PostgreSQL did not answer"),
+            ),
         }
     },
     "/dashboard/api/leads/{lead_id}": {
         "get": {
             "summary": "A lead's page: its row, touch points and timeline from Kafka.",
             "tags": ["dashboard"],
-            "parameters": [
-                {
-                    "name": "lead_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "format": "uuid"},
-                },
-            ],
-            "responses": {
-                "200": {
-                    "description": "What `leadctl leads show --json` prints, + actions",
-                    "content": {_JSON: {"schema": {"type": "object"}}},
-                },
-                "400": {"description": "Not a UUID", "content": {_JSON: {"schema": _ERROR}}},
-                "401": {"description": "Not signed in", "content": {_JSON: {"schema": _ERROR}}},
-                "404": {
-                    "description": "No such lead at a location the operator sees",
-                    "content": {_JSON: {"schema": _ERROR}},
-                },
-            },
+            "parameters": [_LEAD_ID],
+            "responses": _answers(
+                ("200", "What `leadctl leads show --json` prints, and the actions"),
+                ("400", "Not a UUID"),
+                ("401", "Not signed in"),
+                ("404", "No such lead at a location the operator sees"),
+            ),
         }
     },
     "/dashboard/api/leads/{lead_id}/actions": {
@@ -163,14 +152,7 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                 "listed first. Refused (403) when the browser says it comes from another site."
             ),
             "tags": ["dashboard"],
-            "parameters": [
-                {
-                    "name": "lead_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "format": "uuid"},
-                },
-            ],
+            "parameters": [_LEAD_ID],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -186,29 +168,14 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                     }
                 },
             },
-            "responses": {
-                "202": {
-                    "description": "Kafka has the signal(s)",
-                    "content": {_JSON: {"schema": {"type": "object"}}},
-                },
-                "400": {
-                    "description": "Bad action, reason or body",
-                    "content": {_JSON: {"schema": _ERROR}},
-                },
-                "401": {"description": "Not signed in", "content": {_JSON: {"schema": _ERROR}}},
-                "403": {
-                    "description": "Sent from another site",
-                    "content": {_JSON: {"schema": _ERROR}},
-                },
-                "404": {
-                    "description": "No such lead at a location the operator sees",
-                    "content": {_JSON: {"schema": _ERROR}},
-                },
-                "503": {
-                    "description": "Kafka or PostgreSQL did not answer",
-                    "content": {_JSON: {"schema": _ERROR}},
-                },
-            },
+            "responses": _answers(
+                ("202", "Kafka has the signal(s)"),
+                ("400", "Bad action, reason or body"),
+                ("401", "Not signed in"),
+                ("403", "Sent from another site"),
+                ("404", "No such lead at a location the operator sees"),
+                ("503", "Kafka or PostgreSQL did not answer"),
+            ),
         }
     },
     "/dashboard/api/summary": {

@@ -11,10 +11,8 @@ operator (session or operator API token) and only for leads of locations it sees
 from __future__ import annotations
 
 import json
-import logging
-import math
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -24,17 +22,10 @@ from services.ingest.entrypoints.dashboard import (
     OperatorGate,
     _error,
     _same_site,
+    signed_in,
 )
-from services.ingest.errors import (
-    ReadModelUnavailable,
-    RequestRejected,
-    TooManyAttempts,
-    Unavailable,
-)
+from services.ingest.errors import RequestRejected
 from services.ingest.service_layer.lead_desk import LeadDesk
-
-log = logging.getLogger(__name__)
-Route = Callable[[web.Request, Operator], Awaitable[web.StreamResponse]]
 
 
 def _lead_id(request: web.Request) -> uuid.UUID:
@@ -42,32 +33,6 @@ def _lead_id(request: web.Request) -> uuid.UUID:
         return uuid.UUID(request.match_info["lead_id"])
     except ValueError:
         raise RequestRejected("lead id must be a UUID") from None
-
-
-def _signed_in(
-    gate: OperatorGate, route: Route
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """`route` for the request's operator; errors as JSON with their status."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        try:
-            viewer = await gate.from_request(request)
-            if viewer is None:
-                return _error(
-                    "sign in, or send Authorization: Bearer <operator API token>",
-                    401,
-                    {"WWW-Authenticate": 'Bearer realm="dashboard"'},
-                )
-            return await route(request, viewer)
-        except TooManyAttempts as exc:
-            return _error(exc.reason, 429, {"Retry-After": str(math.ceil(exc.retry_after))})
-        except RequestRejected as exc:
-            return _error(exc.reason, exc.status)
-        except (ReadModelUnavailable, Unavailable) as exc:
-            log.warning("dashboard leads unavailable: %s", exc.reason)
-            return _error("unavailable, try again", 503)
-
-    return handler
 
 
 def add_lead_routes(app: web.Application, desk: Callable[[], LeadDesk], gate: OperatorGate) -> None:
@@ -101,6 +66,6 @@ def add_lead_routes(app: web.Application, desk: Callable[[], LeadDesk], gate: Op
         done = await desk().act(viewer, _lead_id(request), action, reason)
         return web.json_response(done, status=202, headers=SECURITY_HEADERS)
 
-    app.router.add_get("/api/leads", _signed_in(gate, search))
-    app.router.add_get("/api/leads/{lead_id}", _signed_in(gate, show))
-    app.router.add_post("/api/leads/{lead_id}/actions", _signed_in(gate, act))
+    app.router.add_get("/api/leads", signed_in(gate, search))
+    app.router.add_get("/api/leads/{lead_id}", signed_in(gate, show))
+    app.router.add_post("/api/leads/{lead_id}/actions", signed_in(gate, act))

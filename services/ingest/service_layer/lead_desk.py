@@ -25,9 +25,9 @@ from schemas import bounds
 from schemas.base import Channel
 from schemas.events import ContactSignal, SignalKind
 from services.common.domain.operators import Operator
-from services.common.lead_report import Masker, json_report, when
+from services.common.lead_report import json_report, masker_for, newest_in_order, when
 from services.common.phones import normalize_phone
-from services.common.whitelist import is_whitelisted, normalize_email
+from services.common.whitelist import normalize_email
 from services.ingest.errors import InvalidPayload, UnknownTenant
 from services.ingest.ports import LeadDirectory, LeadTimeline, SignalPublisher, SignalStore
 
@@ -72,10 +72,6 @@ class LeadDesk:
         self._whitelist = whitelist
         self._clock = clock
 
-    def _mask(self, email: str | None) -> Masker:
-        lead_whitelisted = is_whitelisted(normalize_email(email), self._whitelist)
-        return Masker(self._whitelist, lead_whitelisted=lead_whitelisted)
-
     async def search(self, viewer: Operator, query: str, page: int) -> dict[str, Any]:
         """A page of the viewer's leads matching `query` (empty: the newest)."""
         query = query.strip()
@@ -88,7 +84,7 @@ class LeadDesk:
         )
         leads = []
         for row in rows[:PAGE_SIZE]:
-            mask = self._mask(row["email"])
+            mask = masker_for(self._whitelist, row["email"])
             name = " ".join(filter(None, (row["first_name"], row["last_name"])))
             leads.append(
                 {
@@ -118,8 +114,7 @@ class LeadDesk:
         lead, jobs = await self._visible(viewer, lead_id)
         tenant = lead["tenant_id"]
         scan = await self._timeline.scan(lead_id=lead_id, tenant_id=tenant)
-        scan.events.sort(key=lambda e: (when(e), e["topic"], e["offset"]))
-        timeline = scan.events[-TIMELINE_ROWS:]
+        timeline = newest_in_order(scan, TIMELINE_ROWS)
         since = min((when(e) for e in timeline), default=self._clock())
         report = json_report(
             lead_id=lead_id,
@@ -129,7 +124,7 @@ class LeadDesk:
             scan=scan,
             timeline=timeline,
             since=since,
-            mask=self._mask(lead.get("email")),
+            mask=masker_for(self._whitelist, lead.get("email")),
         )
         return {**report, "location": lead.get("tenant_name"), "actions": sorted(ACTIONS)}
 

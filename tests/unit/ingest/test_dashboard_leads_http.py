@@ -120,3 +120,12 @@ async def test_actions_from_another_site_or_malformed_are_refused(
     )
     assert form.status == 400  # a form post (what a cross-site page could send) is no action
     assert desk.publisher.published == []
+
+
+async def test_kafka_down_is_a_503_saying_so(client: tuple[Client, Desk]) -> None:
+    c, desk = client
+    await signed_in(c)
+    desk.publisher.fail = True
+    res = await act(c, MINE["lead_id"], {"action": "stop", "reason": "customer called"})
+    assert res.status == 503 and res.headers["Retry-After"] == "5"
+    assert await res.json() == {"error": "Kafka unavailable, try again"}
