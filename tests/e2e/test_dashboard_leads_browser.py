@@ -1,4 +1,4 @@
-"""Leads in the dashboard, in headless Chromium (Debian's, driven by Playwright) on the real
+"""Leads (and what keeps a location from sending) in the dashboard, in headless Chromium (Debian's, driven by Playwright) on the real
 ingest with real PostgreSQL and Kafka: an operator searches by keyboard, opens a lead, stops
 its sequence with a reason, and sees the stop (who and why) in the lead's Kafka timeline; the
 read model is not written by the dashboard (the sequencer's projection does that)."""
@@ -53,6 +53,11 @@ async def test_search_open_stop_and_see_the_stop_in_the_timeline(
             page, errors = await open_dashboard(
                 browser, f"{admin}/dashboard/", operator, viewer_text="your locations"
             )
+            # what keeps its location from sending (no hours, no key); not the other location
+            health = page.get_by_test_id("health")
+            await expect(health).to_contain_text("Keyboard Motors")
+            await expect(health).to_contain_text("no opening hours")
+            await expect(health).not_to_contain_text("Elsewhere Autos")
             # search by keyboard: type, Enter; prefix and any case; only its own location
             await page.get_by_test_id("lead-q").fill(f"zELDA{tag}")
             await page.get_by_test_id("lead-q").press("Enter")
