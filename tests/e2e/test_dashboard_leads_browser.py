@@ -1,7 +1,8 @@
-"""Leads (and what keeps a location from sending) in the dashboard, in headless Chromium (Debian's, driven by Playwright) on the real
-ingest with real PostgreSQL and Kafka: an operator searches by keyboard, opens a lead, stops
-its sequence with a reason, and sees the stop (who and why) in the lead's Kafka timeline; the
-read model is not written by the dashboard (the sequencer's projection does that)."""
+"""Leads (and what keeps a location from sending) in the dashboard, in headless Chromium
+(Debian's, driven by Playwright) on the real ingest with real PostgreSQL and Kafka: an operator
+searches by keyboard, opens a lead, stops its sequence with a reason, and sees the stop (who and
+why) in the lead's Kafka timeline; the read model is not written by the dashboard (the
+sequencer's projection does that)."""
 
 from __future__ import annotations
 
