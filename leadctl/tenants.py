@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from leadctl.companies import COMPANY_WEBHOOK_PATH
 from services.common.settings import CommonSettings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.common.domain.location_health import Problem
 
 
 @click.group()
@@ -74,6 +81,7 @@ def tenants_add(
                     postal_address=address,
                     tenant_id=uuid.UUID(tenant_id) if tenant_id else None,
                 )
+                problems = await _at_once(conn, tenant.id)
         finally:
             await engine.dispose()
         click.echo(f"tenant {tenant.id} ({tenant.name}, {tenant.timezone})")
@@ -83,6 +91,8 @@ def tenants_add(
             f"Shopmonkey webhook: the company's {company_path} (all its locations), or this "
             f"location's /webhooks/shopmonkey/{tenant.id}/order"
         )
+        for problem in problems:
+            click.secho(f"warning: {problem.text}", fg="yellow", err=True)
 
     from sqlalchemy.exc import IntegrityError
 
@@ -93,6 +103,21 @@ def tenants_add(
             f"a tenant with company {company_id} / location {location_id} (or that id) "
             "already exists"
         ) from exc
+
+
+#: What `tenants add` can tell of a location at once (the others need its history).
+AT_ONCE = ("inactive", "no_postal_address", "no_hours", "no_shopmonkey_key")
+
+
+async def _at_once(conn: AsyncConnection, tenant_id: uuid.UUID) -> list[Problem]:
+    """What already keeps a new location from sending (`domain.location_health`)."""
+    from services.common.db.location_health import location_facts
+    from services.common.domain.location_health import location_problems
+
+    now = datetime.now(UTC)
+    [facts] = await location_facts(conn, tenants=frozenset({tenant_id}), now=now)
+    problems = location_problems(facts, now=now, poll_interval=timedelta(seconds=30))
+    return [p for p in problems if p.code in AT_ONCE]
 
 
 @tenants.command("list")

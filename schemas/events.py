@@ -174,6 +174,9 @@ class SignalKind(StrEnum):
     APPOINTMENT_BOOKED = "appointment_booked"
     QUALIFIED = "qualified"
     LOST = "lost"
+    #: an operator stopped the lead's sequence (no more touch points until resumed)
+    SEQUENCE_STOPPED = "sequence_stopped"
+    SEQUENCE_RESUMED = "sequence_resumed"
 
 
 class ContactSignal(Event):

@@ -195,6 +195,12 @@ async def serve(
     help="Deterministic data: the same seed gives the same tenant ids, API keys and secrets.",
 )
 @click.option(
+    "--run-seed",
+    type=int,
+    default=None,
+    help="Customers and orders of this run's own (ids, keys and secrets stay those of --seed).",
+)
+@click.option(
     "--orders", type=int, default=10, show_default=True, help="History: orders per location."
 )
 @click.option(
@@ -268,6 +274,7 @@ def main(
     tenants: int,
     layout: str | None,
     seed: int,
+    run_seed: int | None,
     orders: int,
     history_hours: float,
     rate: float,
@@ -300,6 +307,7 @@ def main(
         layout=counts,
         demo_emails=emails,
         demo_phone=demo_phone.strip() or None,
+        run_seed=run_seed,
     )
     seed_history(world, orders, timedelta(hours=history_hours))
     sender = (

@@ -123,9 +123,11 @@ class World:
         demo_phone: str | None = None,
         null_updated_on_insert: bool = True,
         clock: Callable[[], datetime] | None = None,
+        run_seed: int | None = None,
     ) -> None:
         """`layout`: the number of locations of each company (default: `tenants` companies of
-        one location each)."""
+        one location each); `run_seed`: customers and orders of their own (the companies,
+        locations and secrets stay those of `seed`), so a second demo run is not a replay."""
         self.rng = random.Random(seed)
         self.seed = seed
         self.demo_emails = demo_emails
@@ -138,6 +140,8 @@ class World:
         self._last = datetime.min.replace(tzinfo=UTC)
         for index, count in enumerate(layout or (1,) * tenants):
             self.add_company(index, locations=count)
+        if run_seed is not None:
+            self.rng = random.Random(f"{seed}/{run_seed}")
 
     # ids and time ---------------------------------------------------------------------------
     def _uuid(self) -> str:

@@ -15,13 +15,13 @@ import uuid
 
 import click
 
-from leadctl.leads.kafka import DEFAULT_MAX_SCAN, KafkaScan, scan_kafka
 from leadctl.leads.read_model import read_database
-from leadctl.leads.render import Masker, json_report, print_report, when
+from leadctl.leads.render import print_report
 from leadctl.times import parse_time
+from services.common.kafka.lead_scan import DEFAULT_MAX_SCAN, KafkaScan, scan_kafka
 from services.common.kafka.startup import verify_connection
+from services.common.lead_report import json_report, masker_for, newest_in_order
 from services.common.settings import CommonSettings, load_settings
-from services.common.whitelist import is_whitelisted, normalize_email
 
 
 @click.group("leads")
@@ -71,10 +71,8 @@ def show(
         scan = scan_kafka(
             settings, lead_id=lead_id, tenant_id=tenant_id, since=start, max_scan=max_scan
         )
-    scan.events.sort(key=lambda e: (when(e), e["topic"], e["offset"]))
-    timeline = scan.events[-limit:] if limit > 0 else scan.events
-    email = normalize_email((lead or {}).get("email"))
-    mask = Masker(settings.whitelist, lead_whitelisted=is_whitelisted(email, settings.whitelist))
+    timeline = newest_in_order(scan, limit)
+    mask = masker_for(settings.whitelist, (lead or {}).get("email"))
     if as_json:
         report = json_report(
             lead_id=lead_id,

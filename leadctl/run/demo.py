@@ -7,33 +7,33 @@ stand-ins when no real credentials are set.
   real tenants already exist.
 - No SendGrid key / no Twilio credentials: the fake providers (real HTTP servers on loopback
   that record every request) take their place, with fake credentials, and the whitelist holds
-  one demo address (only when `LEAD_EMAIL_WHITELIST` is empty) and the phone list one demo
-  number (only when `LEAD_PHONE_WHITELIST` is empty too), the simulator's customers with that
-  address have that number, so touch points are visibly sent to them (SMS included) and
-  skipped for everyone else. Real credentials are never combined with the demo whitelists:
-  with a real key set, the whitelists are exactly what the operator configured.
+  exactly this run's demo addresses (only when `LEAD_EMAIL_WHITELIST` is empty) and the phone
+  list this run's demo number (only when `LEAD_PHONE_WHITELIST` is empty too); the
+  simulator's customers with those addresses have that number, so touch points are visibly
+  sent to them (SMS included) and skipped for everyone else. The addresses are new each run
+  (`demo.lead+<run>@example.com`) and so are the simulator's orders, so a second run within a
+  day is not all `frequency_cap` skips. Real credentials are never combined with the demo
+  whitelists: with a real key set, the whitelists are exactly what the operator configured.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from datetime import time as clock
-from typing import TYPE_CHECKING
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from leadctl.companies import COMPANY_WEBHOOK_PATH
+from leadctl.run.ports import Listener
 from leadctl.run.supervisor import Process, leadctl
 
-if TYPE_CHECKING:
-    from services.common.secret_box import SecretBox
-
+#: Every demo address is this one plus-tagged with the run (`demo.lead+<run>@example.com`).
 DEMO_EMAIL = "demo.lead@example.com"
-#: The demo customers' phone (a number of the range NANP keeps for fiction, +1 202 555-01xx).
-DEMO_PHONE = "+12025550100"
+#: The numbers a demo customer's phone is taken from: the range NANP keeps for fiction,
+#: +1 202 555-0100 to -0199.
+DEMO_PHONES = tuple(f"+120255501{n:02d}" for n in range(100))
+DEMO_PHONE = DEMO_PHONES[0]
 SIM_SEED = 1
 #: The demo's companies by number of locations: one company with two, one with one.
 SIM_COMPANIES = (2, 1)
@@ -92,6 +92,27 @@ def midday_zone(now: datetime) -> str:
     return min(DEMO_ZONES, key=distance)
 
 
+@dataclass(frozen=True)
+class DemoContacts:
+    """One run's demo addresses and number: the customers the demo may message."""
+
+    run: str
+    emails: tuple[str, ...]
+    phone: str
+
+    @classmethod
+    def for_run(cls, run: str | None = None, *, used_phones: Collection[str] = ()) -> DemoContacts:
+        """New addresses for `run` (random when None), and the first fiction number from the
+        run's own that no recent send used (the per-contact frequency cap would skip it)."""
+        run = run or secrets.token_hex(3)
+        local, domain = DEMO_EMAIL.split("@")
+        emails = (f"{local}+{run}@{domain}", f"{local}+{run}.2@{domain}")
+        start = int.from_bytes(run.encode(), "big") % len(DEMO_PHONES)
+        order = DEMO_PHONES[start:] + DEMO_PHONES[:start]
+        phone = next((p for p in order if p not in used_phones), order[0])
+        return cls(run=run, emails=emails, phone=phone)
+
+
 @dataclass
 class Plan:
     """The processes to start and what to tell the user."""
@@ -99,16 +120,26 @@ class Plan:
     processes: list[Process] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    demo_email: str | None = None
+    #: this run's demo addresses (whitelisted exactly) and number, when the demo whitelists
+    demo_emails: tuple[str, ...] = ()
     demo_phone: str | None = None
+    #: the stand-ins' ports (the services' come from their own settings: leadctl/run/ports.py)
+    listeners: list[Listener] = field(default_factory=list)
 
 
 def _url(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
-    """Decide what to start from the environment (`available(name)`: is that command built)."""
+def plan(
+    environ: dict[str, str],
+    *,
+    available: Callable[[str], bool],
+    demo: DemoContacts | None = None,
+) -> Plan:
+    """Decide what to start from the environment (`available(name)`: is that command built;
+    `demo`: this run's demo contacts, new ones when None)."""
+    demo = demo or DemoContacts.for_run()
     out = Plan()
     env = out.env
     ports = {k: int(environ.get(PORT_VARS[k]) or v) for k, v in DEFAULT_PORTS.items()}
@@ -140,15 +171,15 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
         )
         out.notes.append(f"fake Twilio     {_url(ports['twilio'])} (records every request)")
     if fake_sendgrid and fake_twilio and not environ.get("LEAD_EMAIL_WHITELIST", "").strip():
-        env["LEAD_EMAIL_WHITELIST"] = DEMO_EMAIL
-        out.demo_email = DEMO_EMAIL
+        env["LEAD_EMAIL_WHITELIST"] = ",".join(demo.emails)
+        out.demo_emails = demo.emails
         out.notes.append(
-            f"whitelist       {DEMO_EMAIL} (demo only: every other customer is skipped)"
+            f"whitelist       {', '.join(demo.emails)} (this run's demo customers only)"
         )
         if not environ.get("LEAD_PHONE_WHITELIST", "").strip():
-            env["LEAD_PHONE_WHITELIST"] = DEMO_PHONE
-            out.demo_phone = DEMO_PHONE
-            out.notes.append(f"phone whitelist {DEMO_PHONE} (the demo customers' SMS number)")
+            env["LEAD_PHONE_WHITELIST"] = demo.phone
+            out.demo_phone = demo.phone
+            out.notes.append(f"phone whitelist {demo.phone} (the demo customers' SMS number)")
     if simulate:
         env["SHOPMONKEY_API_BASE_URL"] = _url(ports["shopmonkey"]) + "/v3"
     for name in ("ingest", "poller", "sequencer", "outbound"):
@@ -175,10 +206,12 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
                     "2",
                     "--rate",
                     "6",
+                    "--run-seed",
+                    str(int.from_bytes(demo.run.encode(), "big") % 2**31),
                     "--demo-emails",
-                    DEMO_EMAIL,
+                    ",".join(demo.emails),
                     "--demo-phone",
-                    DEMO_PHONE,
+                    demo.phone,
                     "--webhook-url",
                     ingest_url + COMPANY_WEBHOOK_PATH,
                 ),
@@ -190,57 +223,9 @@ def plan(environ: dict[str, str], *, available: Callable[[str], bool]) -> Plan:
     out.notes.append(f"metrics         {admin_url}/metrics (and each service's /metrics)")
     for p in out.processes:
         p.env |= env
+        if p.name in ports:
+            out.listeners.append(Listener(p.name, PORT_VARS[p.name], "127.0.0.1", ports[p.name]))
     return out
-
-
-async def provision_demo_locations(
-    database_url: str, *, box: SecretBox, now: datetime | None = None
-) -> list[str]:
-    """Demo companies and locations from the simulator's (their secrets encrypted with `box`),
-    unless any tenant exists already.
-
-    Returns what it did, one line per location (empty when real tenants exist)."""
-    from fakes.shopmonkey.cli import add_simulated
-    from fakes.shopmonkey.data import World
-    from services.common.db.engine import async_engine
-    from services.common.db.tenants import add_services, list_tenants, set_hours
-
-    now = now or datetime.now(UTC)
-    engine = async_engine(database_url, pool_size=1)
-    done: list[str] = []
-    try:
-        async with engine.begin() as conn:
-            if await list_tenants(conn):
-                return done
-            world = World(
-                seed=SIM_SEED,
-                layout=SIM_COMPANIES,
-                demo_emails=(DEMO_EMAIL,),
-                demo_phone=DEMO_PHONE,
-            )
-            zones = [midday_zone(now), "America/Chicago", "America/Los_Angeles"]
-            for location, zone in zip(world.locations, zones, strict=False):
-                tenant = await add_simulated(
-                    conn,
-                    location,
-                    box=box,
-                    timezone=zone,
-                    postal_address=f"{len(done) + 1} Demo Way, Springfield, IL 62701",
-                    phone="+15005550006",
-                )
-                await set_hours(
-                    conn,
-                    tenant_id=tenant.id,
-                    hours={day: (clock(7), clock(21)) for day in range(7)},
-                )
-                await add_services(conn, tenant_id=tenant.id, services=list(DEMO_SERVICES))
-                done.append(
-                    f"demo location {location.name} of {location.company.company_name}"
-                    f" ({zone}) {tenant.id}"
-                )
-    finally:
-        await engine.dispose()
-    return done
 
 
 #: The demo's operator (hq), whose password `leadctl secrets local` generates into .env.local.
@@ -274,32 +259,3 @@ async def ensure_demo_operator(database_url: str, password: str) -> str:
     finally:
         await engine.dispose()
     return "kept"
-
-
-def watch_first_touch(
-    libpq_url: str, *, started: float, stop: threading.Event, say: Callable[[str], None]
-) -> threading.Thread:
-    """Print one banner when the ledger holds its first sent touch point."""
-    import psycopg
-
-    def loop() -> None:
-        while not stop.wait(1.0):
-            try:
-                with psycopg.connect(libpq_url, connect_timeout=3) as conn:
-                    row = conn.execute(
-                        "SELECT channel, recipient FROM job_executions WHERE status = 'sent'"
-                        " AND record_only = false ORDER BY decided_at LIMIT 1"
-                    ).fetchone()
-            except psycopg.Error:
-                continue
-            if row is not None:
-                channel, recipient = row
-                say(
-                    f"first touch point sent to the demo address ({channel} to {recipient})"
-                    f" after {time.monotonic() - started:.1f} s"
-                )
-                return
-
-    thread = threading.Thread(target=loop, name="first-touch", daemon=True)
-    thread.start()
-    return thread

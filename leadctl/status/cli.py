@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
 from leadctl.status.database import database_facts
-from leadctl.status.health import probe_service, service_ports
+from leadctl.status.health import probe_services, service_ports
 from leadctl.status.kafka import kafka_facts
 from leadctl.status.render import print_status
+from services.common.errors import ConfigError
 from services.common.kafka.startup import verify_connection
 from services.common.settings import CommonSettings, load_settings
 
@@ -33,10 +34,10 @@ async def gather_status(
     probe_seconds: float,
     kafka_seconds: float = 8.0,
 ) -> dict[str, Any]:
-    ports = service_ports()
-    probes = [probe_service(name, host, port, probe_seconds) for name, port in ports.items()]
-    *services, kafka, db = await asyncio.gather(
-        *probes, kafka_facts(settings, groups, kafka_seconds), database_facts(settings, hours)
+    services, kafka, db = await asyncio.gather(
+        probe_services(service_ports(), host, probe_seconds),
+        kafka_facts(settings, groups, kafka_seconds),
+        database_facts(settings, hours, **_ingest_view()),
     )
     return {
         "generated_at": datetime.now(UTC).isoformat(),
@@ -44,6 +45,22 @@ async def gather_status(
         "services": services,
         **kafka,
         **db,
+    }
+
+
+def _ingest_view() -> dict[str, Any]:
+    """The poll interval and the SHOPMONKEY_API_KEY location as ingest's settings give them
+    (defaults when they are broken: the services section names the variable)."""
+    from services.ingest.settings import IngestSettings
+
+    try:
+        ingest = load_settings(IngestSettings)
+    except ConfigError:
+        return {}
+    key = ingest.shopmonkey_api_key
+    return {
+        "poll_interval": timedelta(seconds=ingest.poll_interval_seconds),
+        "default_key_tenant": ingest.tenant_id if key and key.get_secret_value().strip() else None,
     }
 
 
@@ -57,7 +74,9 @@ async def gather_status(
     help="Only this consumer group (repeatable; default: every group on our topics).",
 )
 @click.option("--hours", type=float, default=24.0, show_default=True, help="Touch-point window.")
-@click.option("--timeout", type=float, default=2.0, show_default=True, help="Per health probe.")
+@click.option(
+    "--timeout", type=float, default=0.5, show_default=True, help="Per health probe (loopback)."
+)
 @click.option(
     "--kafka-timeout", type=float, default=8.0, show_default=True, help="Per Kafka admin call."
 )

@@ -1,6 +1,7 @@
 """The figures `leadctl status` reads from PostgreSQL: leads by state, touch points of the last
 hours by status and reason, recent errors (the poller's company cursors, failed or unknown
-sends, delivery failures) and claims left undecided. An unreachable database becomes one error
+sends, delivery failures), claims left undecided, and what keeps each location from sending
+(`domain.location_health`). An unreachable database becomes one error
 line."""
 
 from __future__ import annotations
@@ -58,10 +59,18 @@ SELECT count(*) FROM job_executions WHERE status = 'claimed' AND claimed_at < :b
 """
 
 
-async def database_facts(settings: CommonSettings, hours: float) -> dict[str, Any]:
+async def database_facts(
+    settings: CommonSettings,
+    hours: float,
+    *,
+    poll_interval: timedelta = timedelta(seconds=30),
+    default_key_tenant: uuid.UUID | None = None,
+) -> dict[str, Any]:
     from sqlalchemy import text
 
     from services.common.db.engine import async_engine
+    from services.common.db.location_health import location_facts
+    from services.common.domain.location_health import judged
 
     now = datetime.now(UTC)
     since = now - timedelta(hours=hours)
@@ -84,6 +93,10 @@ async def database_facts(settings: CommonSettings, hours: float) -> dict[str, An
             out["delivery_failures"] = _plain_rows(undelivered)
             stuck = await conn.execute(text(STUCK_SQL), {"before": now - STUCK_AFTER})
             out["stuck_claims"] = int(stuck.scalar_one())
+            facts = await location_facts(conn, tenants=None, now=now)
+            out["locations"] = judged(
+                facts, now=now, poll_interval=poll_interval, default_key_tenant=default_key_tenant
+            )
     except Exception as exc:  # unreachable, auth, missing schema: one line, other sections go on
         out["database_error"] = error_line(exc)
     finally:

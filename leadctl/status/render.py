@@ -67,6 +67,8 @@ def print_status(report: dict[str, Any]) -> None:
         section("Database")
         click.echo(f"  PostgreSQL unavailable: {report['database_error']}")
         return
+    print_location_health(report.get("locations", []))
+
     section("Leads by state")
     by_state = report["leads_by_state"]
     states = [s for s in LEAD_STATES] + sorted(set(by_state) - set(LEAD_STATES))
@@ -133,3 +135,16 @@ def _ledger_table(
             for r in rows
         ],
     )
+
+
+def print_location_health(locations: list[dict[str, Any]]) -> None:
+    """Each location with what keeps it from sending (the section says when none has any)."""
+    section("Locations: what keeps them from sending")
+    troubled = [loc for loc in locations if loc["problems"]]
+    if not troubled:
+        click.echo(f"  none: {len(locations)} location(s), nothing missing")
+        return
+    for loc in troubled:
+        click.echo(f"  {loc['name']} ({loc['tenant_id']})")
+        for problem in loc["problems"]:
+            click.echo(f"    ! {problem['text']}")

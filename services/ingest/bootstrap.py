@@ -23,7 +23,9 @@ from services.ingest.adapters.backfill_cursors_pg import PostgresBackfillCursors
 from services.ingest.adapters.customer_cache import CachedCustomers
 from services.ingest.adapters.dashboard_pg import PostgresDashboardReads
 from services.ingest.adapters.lag_probe import LagProbe, LagReader
+from services.ingest.adapters.lead_directory_pg import PostgresLeadDirectory
 from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
+from services.ingest.adapters.lead_timeline_kafka import KafkaLeadTimeline
 from services.ingest.adapters.metrics import WEBHOOK_LATENCY_METRIC, WEBHOOK_REQUEST_METRIC
 from services.ingest.adapters.operators_pg import Argon2Credentials, PostgresOperators
 from services.ingest.adapters.poll_cursors_pg import PostgresCursors
@@ -38,6 +40,7 @@ from services.ingest.ports import LeadReader, TenantDirectory
 from services.ingest.service_layer.backfill import Backfill
 from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.dashboard import Dashboard
+from services.ingest.service_layer.lead_desk import LeadDesk
 from services.ingest.service_layer.operator_access import OperatorAccess, SignInLimits
 from services.ingest.service_layer.poller import Poller, PollerConfig
 from services.ingest.service_layer.record_reader import RecordReader
@@ -92,6 +95,7 @@ class Ingest:
     dashboard: Dashboard
     operators: OperatorAccess
     ready: ReadyCheck
+    desk: LeadDesk
 
 
 @dataclass
@@ -155,6 +159,28 @@ def _sendgrid_verifier(settings: IngestSettings) -> SendGridVerifier | None:
     return SendGridVerifier(key, tolerance_seconds=settings.sendgrid_webhook_tolerance_seconds)
 
 
+def _signal_publisher(settings: IngestSettings, producer: KafkaProducer) -> KafkaSignalPublisher:
+    return KafkaSignalPublisher(
+        producer,
+        topic=settings.topics.contact_signals,
+        timeout=settings.kafka_publish_timeout_seconds,
+    )
+
+
+def build_lead_desk(
+    settings: IngestSettings, engine: AsyncEngine, producer: KafkaProducer
+) -> LeadDesk:
+    """The dashboard's leads: search and rows in PostgreSQL, timeline from Kafka, actions as
+    contact signals (suppressions recorded first)."""
+    return LeadDesk(
+        directory=PostgresLeadDirectory(engine),
+        timeline=KafkaLeadTimeline(settings),
+        store=PostgresSignalStore(engine),
+        publisher=_signal_publisher(settings, producer),
+        whitelist=settings.whitelist,
+    )
+
+
 def _signal_parts(
     settings: IngestSettings,
     engine: AsyncEngine,
@@ -167,11 +193,7 @@ def _signal_parts(
     return SignalParts(
         service=SignalService(
             store=PostgresSignalStore(engine),
-            publisher=KafkaSignalPublisher(
-                producer,
-                topic=settings.topics.contact_signals,
-                timeout=settings.kafka_publish_timeout_seconds,
-            ),
+            publisher=_signal_publisher(settings, producer),
             help_text=settings.sms_help_text,
         ),
         leads=PostgresLeadReader(
@@ -213,7 +235,11 @@ def build_dashboard(
     read_lag = lag_reader or functools.partial(
         consumer_lag, settings.kafka, settings.topics, timeout=5.0
     )
+    poll = getattr(settings, "poll_interval_seconds", 30.0)
+    key = getattr(settings, "shopmonkey_api_key", None)
     return Dashboard(
+        poll_interval=timedelta(seconds=poll),
+        default_key_tenant=settings.tenant_id if key and key.get_secret_value().strip() else None,
         reads=PostgresDashboardReads(engine),
         lag=LagProbe(read_lag, ttl=5.0),
         webhooks=RegistryWebhookMeter(
@@ -266,6 +292,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 dashboard=build_dashboard(settings, engine),
                 operators=build_operator_access(settings, engine),
                 ready=_ready(publisher, tenants),
+                desk=build_lead_desk(settings, engine, producer),
             )
         finally:
             await tenants.close()

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
 from services.common.domain.operators import Operator
+from services.common.kafka.lead_scan import KafkaScan
 from services.ingest.domain.dashboard import LagReport, ReadModelCounts
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import (
@@ -242,4 +243,26 @@ class OperatorStore(Protocol):
 class CredentialCheck(Protocol):
     async def verify(self, stored_hash: str | None, secret: str) -> bool:
         """Whether `secret` matches (slow on purpose; as slow for no hash at all)."""
+        ...
+
+
+class LeadDirectory(Protocol):
+    """The read model's leads, for the dashboard's search and lead page."""
+
+    async def search(
+        self, *, tenants: frozenset[uuid.UUID] | None, query: str, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """Leads of these locations (None: all) matching `query` (a prefix, any case, of a
+        name, email, order number or lead id, or digits of a phone), newest change first;
+        raises `ReadModelUnavailable`."""
+        ...
+
+    async def lead(self, lead_id: uuid.UUID) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The lead's row (with its location's name) or None, and its touch points."""
+        ...
+
+
+class LeadTimeline(Protocol):
+    async def scan(self, *, lead_id: uuid.UUID, tenant_id: uuid.UUID) -> KafkaScan:
+        """The lead's records in Kafka (its tenant's partition of each lead topic)."""
         ...

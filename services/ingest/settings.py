@@ -44,7 +44,7 @@ class IngestSettings(
     poll_overlap_seconds: float = Field(default=120.0, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     #: Health/metrics port of the poller process (`leadctl poller`).
-    poller_port: int = Field(default=3001, ge=1, le=65535)
+    poller_port: int = Field(default=3004, ge=1, le=65535)
     #: Standard Webhooks timestamp tolerance (the reference library uses ±5 minutes).
     webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     #: A webhook waits this long for Kafka's acknowledgement before answering 503.

@@ -145,7 +145,9 @@ def seed_lag(kafka: str, topics: Topics, tenant: uuid.UUID, group: str) -> None:
         consumer.close()
 
 
-async def open_dashboard(browser: Browser, url: str, operator: Account) -> tuple[Page, list[str]]:
+async def open_dashboard(
+    browser: Browser, url: str, operator: Account, *, viewer_text: str = "all locations"
+) -> tuple[Page, list[str]]:
     """The page at `url`, after signing in as `operator` (the page asks for it first)."""
     page = await browser.new_page(viewport={"width": 1440, "height": 1000})
     errors: list[str] = []
@@ -161,7 +163,7 @@ async def open_dashboard(browser: Browser, url: str, operator: Account) -> tuple
     await page.get_by_test_id("sign-in-email").fill(operator.email)
     await page.get_by_test_id("sign-in-password").fill(operator.password)
     await page.get_by_test_id("sign-in-submit").click()
-    await expect(page.get_by_test_id("viewer")).to_contain_text("all locations")
+    await expect(page.get_by_test_id("viewer")).to_contain_text(viewer_text)
     await page.goto(url)  # the location and window asked for
     return page, errors
 

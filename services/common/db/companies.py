@@ -111,6 +111,22 @@ async def get_company(
     return _record(row, box) if row else None
 
 
+async def set_secrets(
+    conn: AsyncConnection,
+    *,
+    box: SecretBox,
+    company_id: str,
+    api_key: str | None,
+    webhook_secret: str,
+) -> None:
+    """Replace a company's API key and webhook secret (stored encrypted with `box`)."""
+    await conn.execute(
+        update(ShopmonkeyCompany)
+        .where(ShopmonkeyCompany.id == company_id)
+        .values(shopmonkey_api_key=_seal(box, api_key), webhook_secret=_seal(box, webhook_secret))
+    )
+
+
 async def company_exists(conn: AsyncConnection, *, company_id: str) -> bool:
     stmt = select(ShopmonkeyCompany.id).where(ShopmonkeyCompany.id == company_id)
     return (await conn.execute(stmt)).first() is not None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db.models import LocationHours, ServiceCatalog, Tenant
@@ -103,6 +103,16 @@ async def tenant_for_api_key(conn: AsyncConnection, *, api_key: str) -> TenantRe
     )
     row = (await conn.execute(stmt)).one_or_none()
     return tenant_record(row) if row else None
+
+
+async def set_place(
+    conn: AsyncConnection, *, tenant_id: uuid.UUID, timezone: str, active: bool = True
+) -> None:
+    """Set a location's timezone and whether it is active (the demo moves its first location
+    to where it is mid-day at each run)."""
+    await conn.execute(
+        update(Tenant).where(Tenant.id == tenant_id).values(timezone=timezone, active=active)
+    )
 
 
 async def set_hours(

@@ -1,4 +1,5 @@
-"""Read-model queries of the dashboard: one statement over `leads`, one over `job_executions`.
+"""Read-model queries of the dashboard: one statement over `leads`, one over `job_executions`,
+and each location's health facts (`db.location_health`).
 
 Each is a single scan with GROUPING SETS, so one refresh costs two round trips however many
 locations there are. `job_executions` is read through its (status, claimed_at) index for the
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.common.db.location_health import location_facts
 from services.common.domain.read_model import JOB_STATUSES
 from services.ingest.domain.dashboard import LeadCounts, ReadModelCounts, TouchCounts
 from services.ingest.errors import ReadModelUnavailable
@@ -152,7 +154,8 @@ class PostgresDashboardReads:
                 touches = await touch_counts(
                     conn, tenants=tenants, since=since, bucket_seconds=bucket_seconds
                 )
+                health = await location_facts(conn, tenants=tenants, now=datetime.now(UTC))
                 await conn.rollback()
         except (DBAPIError, PoolTimeout, OSError) as exc:
             raise ReadModelUnavailable(exc.__class__.__name__) from exc
-        return ReadModelCounts(names=self._names[1], leads=leads, touches=touches)
+        return ReadModelCounts(names=self._names[1], leads=leads, touches=touches, health=health)

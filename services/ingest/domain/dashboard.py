@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.common.domain.location_health import LocationFacts
 from services.common.domain.read_model import JOB_STATUSES, LEAD_STATES
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class ReadModelCounts:
     names: dict[uuid.UUID, str]
     leads: LeadCounts
     touches: TouchCounts
+    #: what the read model knows of each location asked for (`domain.location_health`)
+    health: list[LocationFacts] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +130,10 @@ def build_summary(
     touches: TouchCounts,
     webhooks: dict[str, Any],
     lag: dict[str, Any],
+    health: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Everything one page refresh shows, for one location (`tenant`) or all of them."""
+    """Everything one page refresh shows, for one location (`tenant`) or all of them
+    (`health`: each location with what keeps it from sending)."""
     grid = window.buckets()
     index = {b: i for i, b in enumerate(grid)}
 
@@ -209,6 +214,7 @@ def build_summary(
             if s == "sent"
         ],
         "locations": locations,
+        "health": health or [],
         "webhooks": webhooks,
         "lag": lag,
     }

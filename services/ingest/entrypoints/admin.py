@@ -34,7 +34,10 @@ def create_admin_app(settings: IngestSettings, parts: Callable[[], Ingest]) -> w
     app.add_subapp(
         "/dashboard",
         create_dashboard_app(
-            lambda: parts().dashboard, lambda: parts().operators, tls=settings.admin_tls
+            lambda: parts().dashboard,
+            lambda: parts().operators,
+            tls=settings.admin_tls,
+            desk=lambda: parts().desk,
         ),
     )
     add_openapi_route(app, title="lead-orchestrator ingest (admin)", version="1")

@@ -138,7 +138,7 @@ async def run_poller(
 
 @click.command("poller")
 @click.option("--once", is_flag=True, help="Run one poll cycle over every company, then exit.")
-@click.option("--port", type=int, default=None, help="Health/metrics port (POLLER_PORT, 3001).")
+@click.option("--port", type=int, default=None, help="Health/metrics port (POLLER_PORT, 3004).")
 @click.option(
     "--tenant",
     "tenants",

@@ -33,12 +33,14 @@ from services.common.masking import mask_email
 from services.ingest.entrypoints.dashboard_api_docs import OPENAPI_COMPONENTS as OPENAPI_COMPONENTS
 from services.ingest.entrypoints.dashboard_api_docs import OPENAPI_PATHS as OPENAPI_PATHS
 from services.ingest.errors import (
+    PublishUnavailable,
     ReadModelUnavailable,
     RequestRejected,
     TooManyAttempts,
     Unavailable,
 )
 from services.ingest.service_layer.dashboard import Dashboard
+from services.ingest.service_layer.lead_desk import LeadDesk
 from services.ingest.service_layer.operator_access import OperatorAccess
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ STATIC = {
     "index.html": "text/html",
     "sign-in.html": "text/html",
     "dashboard.js": "application/javascript",
+    "leads.js": "application/javascript",
     "dashboard.css": "text/css",
 }
 COOKIE, SECURE_COOKIE = "lo_operator", "__Host-lo_operator"
@@ -203,8 +206,14 @@ def _sign_in_handlers(
     return page, sign_in, sign_out
 
 
-def _summary_handler(dashboard: Callable[[], Dashboard], gate: OperatorGate) -> Handler:
-    async def _summary(request: web.Request) -> web.StreamResponse:
+Route = Callable[[web.Request, Operator], Awaitable[web.StreamResponse]]
+
+
+def signed_in(gate: OperatorGate, route: Route) -> Handler:
+    """`route` for the request's operator (session or bearer token, else 401); refusals as
+    JSON with their status, a database that does not answer a 503."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
         try:
             viewer = await gate.from_request(request)
             if viewer is None:
@@ -213,20 +222,30 @@ def _summary_handler(dashboard: Callable[[], Dashboard], gate: OperatorGate) -> 
                     401,
                     {"WWW-Authenticate": 'Bearer realm="dashboard"'},
                 )
-            tenant = _parse_tenant(request.query.get("tenant", "all"))
-            minutes = _parse_window(request.query.get("window", "60"))
-            payload = await dashboard().summary(viewer, tenant, minutes)
+            return await route(request, viewer)
         except TooManyAttempts as exc:
             return _error(exc.reason, 429, {"Retry-After": str(math.ceil(exc.retry_after))})
         except RequestRejected as exc:
             return _error(exc.reason, exc.status)
+        except PublishUnavailable as exc:
+            log.warning("dashboard %s: Kafka unavailable: %s", request.path, exc.reason)
+            return _error("Kafka unavailable, try again", 503, {"Retry-After": "5"})
         except (ReadModelUnavailable, Unavailable) as exc:
-            log.warning("dashboard summary unavailable: %s", exc.reason)
+            log.warning("dashboard %s unavailable: %s", request.path, exc.reason)
             return _error("database unavailable", 503)
+
+    return handler
+
+
+def _summary_handler(dashboard: Callable[[], Dashboard], gate: OperatorGate) -> Handler:
+    async def _summary(request: web.Request, viewer: Operator) -> web.StreamResponse:
+        tenant = _parse_tenant(request.query.get("tenant", "all"))
+        minutes = _parse_window(request.query.get("window", "60"))
+        payload = await dashboard().summary(viewer, tenant, minutes)
         me = {"email": mask_email(viewer.email), "role": viewer.role}
         return web.json_response({**payload, "viewer": me}, headers=SECURITY_HEADERS)
 
-    return _summary
+    return signed_in(gate, _summary)
 
 
 def _file_handler(name: str, body: bytes) -> Handler:
@@ -259,13 +278,15 @@ def create_dashboard_app(
     *,
     tls: bool = False,
     sample_seconds: float = 5.0,
+    desk: Callable[[], LeadDesk] | None = None,
 ) -> web.Application:
     """The `/dashboard` sub-application.
 
     `dashboard` and `access` give the use cases (built by `bootstrap.build_ingest`) once the
     application has started. `tls`: the listener is reached over HTTPS (Secure cookies even
     when a proxy in front speaks plain HTTP to it). The webhook history is sampled every
-    `sample_seconds` while the app runs.
+    `sample_seconds` while the app runs. `desk`: the leads' search, pages and actions
+    (`entrypoints.dashboard_leads`).
     """
     app = web.Application()
     gate = OperatorGate(access, tls=tls)
@@ -290,7 +311,11 @@ def create_dashboard_app(
     app.router.add_get("/sign-in", page)
     app.router.add_post("/sign-in", sign_in)
     app.router.add_post("/sign-out", sign_out)
-    for name in ("dashboard.js", "dashboard.css"):
+    for name in ("dashboard.js", "leads.js", "dashboard.css"):
         app.router.add_get(f"/{name}", _file_handler(name, _static(name)))
     app.router.add_get("/api/summary", _summary_handler(dashboard, gate))
+    if desk is not None:
+        from services.ingest.entrypoints.dashboard_leads import add_lead_routes
+
+        add_lead_routes(app, desk, gate)
     return app

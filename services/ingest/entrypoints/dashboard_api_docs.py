@@ -24,6 +24,24 @@ def _static(summary: str, content_type: str) -> dict[str, Any]:
     }
 
 
+def _param(name: str, where: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema}
+
+
+_LEAD_ID = _param("lead_id", "path", {"type": "string", "format": "uuid"})
+
+
+def _answers(*answers: tuple[str, str]) -> dict[str, Any]:
+    """JSON responses: an object when it worked, the error shape otherwise."""
+    return {
+        status: {
+            "description": description,
+            "content": {_JSON: {"schema": {"type": "object"} if status < "300" else _ERROR}},
+        }
+        for status, description in answers
+    }
+
+
 OPENAPI_PATHS: dict[str, dict[str, Any]] = {
     "/dashboard": {
         "get": {
@@ -91,6 +109,75 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
     },
     "/dashboard/dashboard.js": _static("The dashboard's script.", "application/javascript"),
     "/dashboard/dashboard.css": _static("The dashboard's style sheet.", "text/css"),
+    "/dashboard/leads.js": _static("The dashboard's leads script.", "application/javascript"),
+    "/dashboard/api/leads": {
+        "get": {
+            "summary": "Search the operator's leads (25 a page, newest change first).",
+            "description": (
+                "A prefix, in any case, of a name, the full name, an email, an order number or "
+                "a lead id, or 4+ digits of a phone; contacts masked unless whitelisted. Only "
+                "leads of locations the operator sees."
+            ),
+            "tags": ["dashboard"],
+            "parameters": [
+                _param("q", "query", {"type": "string", "maxLength": 100}),
+                _param("page", "query", {"type": "integer", "minimum": 0, "maximum": 200}),
+            ],
+            "responses": _answers(
+                ("200", "{query, page, leads: [...], more}"),
+                ("400", "q or page refused"),
+                ("401", "Not signed in"),
+                ("503", "PostgreSQL did not answer"),
+            ),
+        }
+    },
+    "/dashboard/api/leads/{lead_id}": {
+        "get": {
+            "summary": "A lead's page: its row, touch points and timeline from Kafka.",
+            "tags": ["dashboard"],
+            "parameters": [_LEAD_ID],
+            "responses": _answers(
+                ("200", "What `leadctl leads show --json` prints, and the actions"),
+                ("400", "Not a UUID"),
+                ("401", "Not signed in"),
+                ("404", "No such lead at a location the operator sees"),
+            ),
+        }
+    },
+    "/dashboard/api/leads/{lead_id}/actions": {
+        "post": {
+            "summary": "Stop, resume, mark lost or suppress: a contact signal through Kafka.",
+            "description": (
+                "Audited in the signal (source `dashboard`, when, who and why); a suppression is "
+                "listed first. Refused (403) when the browser says it comes from another site."
+            ),
+            "tags": ["dashboard"],
+            "parameters": [_LEAD_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    _JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["action", "reason"],
+                            "properties": {
+                                "action": {"enum": ["stop", "resume", "lost", "suppress"]},
+                                "reason": {"type": "string", "minLength": 1, "maxLength": 150},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": _answers(
+                ("202", "Kafka has the signal(s)"),
+                ("400", "Bad action, reason or body"),
+                ("401", "Not signed in"),
+                ("403", "Sent from another site"),
+                ("404", "No such lead at a location the operator sees"),
+                ("503", "Kafka or PostgreSQL did not answer"),
+            ),
+        }
+    },
     "/dashboard/api/summary": {
         "get": {
             "summary": "Everything one dashboard refresh shows, for one location or all.",

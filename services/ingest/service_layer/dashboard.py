@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.common.cache import TtlCache
+from services.common.domain.location_health import judged
 from services.common.domain.operators import Operator
 from services.ingest.domain.dashboard import LagReport, Window, build_summary
 from services.ingest.domain.webhook_stats import WebhookHistory
@@ -49,8 +50,14 @@ class Dashboard:
         lag: ConsumerLag,
         webhooks: WebhookMeter,
         cache_seconds: float = 2.0,
+        poll_interval: timedelta = timedelta(seconds=30),
+        default_key_tenant: uuid.UUID | None = None,
     ) -> None:
+        """`poll_interval`, `default_key_tenant`: the poller's, to judge each location's
+        health (`domain.location_health`)."""
         self.reads = reads
+        self.poll_interval = poll_interval
+        self.default_key_tenant = default_key_tenant
         self.lag = lag
         self.webhooks = webhooks
         self.history = WebhookHistory(keep_seconds=24 * 3600)
@@ -115,6 +122,12 @@ class Dashboard:
             touches=counts.touches,
             webhooks=self._webhooks(window) if hq else {"available": False, "note": HQ_ONLY},
             lag=lag.to_json(),
+            health=judged(
+                [f for f in counts.health if tenants is None or f.tenant_id in tenants],
+                now=window.now,
+                poll_interval=self.poll_interval,
+                default_key_tenant=self.default_key_tenant,
+            ),
         )
 
     def _webhooks(self, window: Window) -> dict[str, Any]:

@@ -72,8 +72,10 @@ def encode_lead(lead: Lead) -> bytes:
         lead.version,
         lead.seen,
     ]
-    if lead.replay_id is not None:
+    if lead.replay_id is not None or lead.paused:
         row.append(lead.replay_id)
+    if lead.paused:
+        row.append(True)
     return _dumps(row)
 
 
@@ -139,4 +141,5 @@ def decode_lead(raw: bytes) -> Lead:
         version=version,
         seen=seen,
         replay_id=row[26] if len(row) > 26 else None,
+        paused=bool(row[27]) if len(row) > 27 else False,
     )

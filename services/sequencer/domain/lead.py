@@ -112,6 +112,7 @@ class Lead:
     version: int = 0
     seen: list[str] = field(default_factory=list)  # recent event ids (bounded dedupe memory)
     replay_id: str | None = None  # the last replay that touched this lead (hex of its id)
+    paused: bool = False  # an operator stopped its sequence (until resumed)
 
     def copy(self, **changes: object) -> Lead:
         """A shallow copy, far cheaper than `dataclasses.replace` (which re-runs __init__);
@@ -164,5 +165,11 @@ def derive_state(lead: Lead) -> tuple[LeadState, str | None]:
 
 
 def sequence_stopped(lead: Lead) -> bool:
-    """No more touch points: engaged or further, lost, or no channel left."""
-    return lead.stage >= Stage.ENGAGED or lead.exhausted or bool(lead.email_off and lead.sms_off)
+    """No more touch points: engaged or further, lost, no channel left, or stopped by an
+    operator."""
+    return (
+        lead.paused
+        or lead.stage >= Stage.ENGAGED
+        or lead.exhausted
+        or bool(lead.email_off and lead.sms_off)
+    )

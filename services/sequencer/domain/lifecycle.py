@@ -243,6 +243,8 @@ def apply_contact(lead: Lead, signal: ContactSignal) -> Lead:
         _raise_stage(out, Stage.APPOINTMENT_SET, "appointment_booked")
     elif kind is SignalKind.LOST:
         _raise_stage(out, Stage.LOST, "marked_lost")
+    elif kind in (SignalKind.SEQUENCE_STOPPED, SignalKind.SEQUENCE_RESUMED):
+        out.paused = kind is SignalKind.SEQUENCE_STOPPED
     elif kind is SignalKind.OPTED_OUT:
         _channel_off(out, signal.channel, "opted_out")
     elif kind in EMAIL_OFF_SIGNALS:

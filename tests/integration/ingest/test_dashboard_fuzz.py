@@ -56,6 +56,10 @@ def test_dashboard_operations_never_answer_a_server_error(
         "/dashboard/dashboard.js",
         "/dashboard/dashboard.css",
         "/dashboard/api/summary",
+        "/dashboard/leads.js",
+        "/dashboard/api/leads",
+        "/dashboard/api/leads/{lead_id}",
+        "/dashboard/api/leads/{lead_id}/actions",
     }
     statuses: dict[str, set[int]] = {}
     failures: list[str] = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -35,17 +34,6 @@ TABLES = {
     "shopmonkey_companies",
     "company_poll_cursors",
 }
-
-
-@pytest.fixture
-def scratch_db(db_url: str) -> Iterator[str]:
-    name = f"scratch_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = db_url.rsplit("/", 1)[0] + "/" + name
-    yield url
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def tables(url: str) -> set[str]:
@@ -204,38 +192,6 @@ def test_leadctl_topics_create_twice(kafka_bootstrap: str, topic_prefix: str) ->
         admin_client(kafka_bootstrap).delete_topics(
             Topics(topic_prefix).with_dlqs(), operation_timeout=10
         )
-
-
-async def test_the_demo_provisions_the_simulators_companies_and_locations(scratch_db: str) -> None:
-    """`leadctl run` on a fresh database: the simulator's demo companies (one of two locations,
-    one of one) with their key and secret, and a tenant per location, so its company-global
-    webhooks verify and route; a second run adds nothing."""
-    from fakes.shopmonkey.data import World
-    from leadctl.run.demo import SIM_COMPANIES, SIM_SEED, provision_demo_locations
-
-    sa_url = "postgresql+psycopg://" + scratch_db.split("://", 1)[1]
-    config = alembic_config(sa_url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    done = await provision_demo_locations(sa_url, box=BOX)
-    assert len(done) == 3 and SIM_COMPANIES == (2, 1)
-    world = World(seed=SIM_SEED, layout=SIM_COMPANIES)
-    with psycopg.connect(scratch_db) as conn:
-        companies = set(
-            conn.execute("SELECT id, shopmonkey_api_key, webhook_secret FROM shopmonkey_companies")
-        )
-        tenants = set(
-            conn.execute("SELECT id, shopmonkey_company_id, shopmonkey_location_id FROM tenants")
-        )
-    # stored encrypted (SECRETS_ENCRYPTION_KEYS), the simulator's values once decrypted
-    assert {(c, BOX.decrypt(k), BOX.decrypt(s)) for c, k, s in companies} == {
-        (c.company_id, c.api_key, c.webhook_secret) for c in world.companies
-    }
-    assert not {k for _, k, _ in companies} & {c.api_key for c in world.companies}
-    assert tenants == {
-        (loc.tenant_id, loc.company.company_id, loc.location_id) for loc in world.locations
-    }
-    assert await provision_demo_locations(sa_url, box=BOX) == []
 
 
 def _companies(url: str) -> dict[str, tuple[str | None, str | None]]:

@@ -20,6 +20,7 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.observability import add_observability_routes
 from services.common.topics import Topics
 from tests.conftest import free_port
+from tests.support.http_peer import serving
 from tests.support.read_model_rows import add_job, add_lead, ago
 
 pytestmark = pytest.mark.integration
@@ -34,14 +35,8 @@ async def fake_service(name: str, checks: dict[str, bool]) -> AsyncIterator[int]
 
     app = web.Application()
     add_observability_routes(app, service=name, ready=ready)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving(app) as port:
         yield port
-    finally:
-        await runner.cleanup()
 
 
 def seed_kafka(kafka: str, topics: Topics, tenant: uuid.UUID, group: str) -> int:

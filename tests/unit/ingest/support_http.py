@@ -18,6 +18,7 @@ from services.ingest.service_layer.website import WebsiteLeads
 from services.ingest.settings import IngestSettings
 from tests.support.deployment_secrets import LEAD_IDS, UNSUBSCRIBE_SIGNER
 from tests.unit.ingest.support import FakeCustomers, FakePublisher, FakeTenants, company_of
+from tests.unit.ingest.support_leads import fake_desk
 from tests.unit.ingest.support_operators import FakeOperatorStore, operator_access
 from tests.unit.ingest.support_signals import FakeLeads, FakeStore
 from tests.unit.ingest.support_signals import FakePublisher as FakeSignalPublisher
@@ -85,6 +86,7 @@ class Harness:
             ),
             operators=operator_access(self.operators),
             ready=self._ready,
+            desk=fake_desk().desk,
         )
 
     async def _ready(self) -> dict[str, bool]:

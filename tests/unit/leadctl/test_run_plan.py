@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadctl.run.demo import DEMO_EMAIL, DEMO_PHONE, midday_zone, plan
+from leadctl.run.demo import DEMO_PHONES, DemoContacts, midday_zone, plan
 from services.common.errors import ConfigError
 from services.common.logging import JsonFormatter, TextFormatter, setup_logging
 
@@ -19,7 +19,8 @@ def names(environ: dict[str, str]) -> list[str]:
 
 
 def test_no_credentials_starts_every_stand_in_and_whitelists_only_the_demo_address() -> None:
-    p = plan({}, available=lambda _: True)
+    demo = DemoContacts.for_run("c0ffee")
+    p = plan({}, available=lambda _: True, demo=demo)
     assert [x.name for x in p.processes] == [
         "sendgrid",
         "twilio",
@@ -29,10 +30,10 @@ def test_no_credentials_starts_every_stand_in_and_whitelists_only_the_demo_addre
         "outbound",
         "shopmonkey",
     ]
-    assert (p.demo_email, p.demo_phone) == (DEMO_EMAIL, DEMO_PHONE)
+    assert (p.demo_emails, p.demo_phone) == (demo.emails, demo.phone)
     for proc in p.processes:
-        assert proc.env["LEAD_EMAIL_WHITELIST"] == DEMO_EMAIL
-        assert proc.env["LEAD_PHONE_WHITELIST"] == DEMO_PHONE
+        assert proc.env["LEAD_EMAIL_WHITELIST"] == ",".join(demo.emails)
+        assert proc.env["LEAD_PHONE_WHITELIST"] == demo.phone
         assert proc.env["SENDGRID_API_BASE_URL"].startswith("http://127.0.0.1:")
         assert proc.env["TWILIO_API_BASE_URL"].startswith("http://127.0.0.1:")
 
@@ -50,7 +51,7 @@ def test_real_credentials_are_never_combined_with_the_demo_whitelist() -> None:
     p = plan(env, available=lambda _: True)
     assert "sendgrid" not in [x.name for x in p.processes]
     assert "shopmonkey" not in [x.name for x in p.processes]
-    assert p.demo_email is None and p.demo_phone is None
+    assert p.demo_emails == () and p.demo_phone is None
     assert all("LEAD_EMAIL_WHITELIST" not in x.env for x in p.processes)
     assert all("LEAD_PHONE_WHITELIST" not in x.env for x in p.processes)
     assert all("SENDGRID_API_KEY" not in x.env for x in p.processes)
@@ -58,23 +59,67 @@ def test_real_credentials_are_never_combined_with_the_demo_whitelist() -> None:
 
 def test_an_operator_whitelist_is_kept_even_with_fakes() -> None:
     p = plan({"LEAD_EMAIL_WHITELIST": "me@example.com"}, available=lambda _: True)
-    assert p.demo_email is None and p.demo_phone is None
+    assert p.demo_emails == () and p.demo_phone is None
     assert all("LEAD_EMAIL_WHITELIST" not in x.env for x in p.processes)
     assert all("LEAD_PHONE_WHITELIST" not in x.env for x in p.processes)
     mine = plan({"LEAD_PHONE_WHITELIST": "+12025550123"}, available=lambda _: True)
-    assert mine.demo_email == DEMO_EMAIL and mine.demo_phone is None
+    assert len(mine.demo_emails) == 2 and mine.demo_phone is None
     assert all("LEAD_PHONE_WHITELIST" not in x.env for x in mine.processes)
 
 
 def test_the_demo_customers_have_the_demo_phone() -> None:
     from fakes.shopmonkey.data import World
 
-    world = World(seed=1, tenants=1, demo_emails=(DEMO_EMAIL,), demo_phone=DEMO_PHONE)
+    phone = DEMO_PHONES[0]
+    world = World(seed=1, tenants=1, demo_emails=("demo.lead+x@example.com",), demo_phone=phone)
     company = world.companies[0]
     customers = [world.add_customer(company) for _ in range(40)]
-    demo = [c for c in customers if DEMO_EMAIL in str(c)]
-    assert demo and all(DEMO_PHONE in str(c) for c in demo)
-    assert all(DEMO_PHONE not in str(c) for c in customers if c not in demo)
+    demo = [c for c in customers if "demo.lead+x@example.com" in str(c)]
+    assert demo and all(phone in str(c) for c in demo)
+    assert all(phone not in str(c) for c in customers if c not in demo)
+
+
+def test_each_run_has_demo_addresses_of_its_own_exactly_whitelisted() -> None:
+    """A second run within a day must not be all `frequency_cap` skips: new addresses, the
+    simulator told to make new customers and orders (same companies and locations)."""
+    first, second = DemoContacts.for_run(), DemoContacts.for_run()
+    assert first.run != second.run and not set(first.emails) & set(second.emails)
+    for demo in (first, second):
+        assert all(e.startswith(f"demo.lead+{demo.run}") for e in demo.emails)
+        p = plan({}, available=lambda _: True, demo=demo)
+        [sim] = [x for x in p.processes if x.name == "shopmonkey"]
+        argv = list(sim.argv)
+        assert argv[argv.index("--demo-emails") + 1].split(",") == list(demo.emails)
+        assert argv[argv.index("--demo-phone") + 1] == demo.phone
+        assert sim.env["LEAD_EMAIL_WHITELIST"].split(",") == list(demo.emails)
+    seeds = {
+        list(x.argv)[list(x.argv).index("--run-seed") + 1]
+        for demo in (first, second)
+        for x in plan({}, available=lambda _: True, demo=demo).processes
+        if x.name == "shopmonkey"
+    }
+    assert len(seeds) == 2
+
+
+def test_a_run_seed_gives_new_orders_at_the_same_locations() -> None:
+    from fakes.shopmonkey.data import World
+
+    def world(run_seed: int | None) -> tuple[list[object], list[str]]:
+        w = World(seed=1, layout=(2, 1), run_seed=run_seed)
+        order = w.create_order(w.companies[0], location=w.locations[0])
+        ids = [(loc.tenant_id, loc.location_id, loc.company.api_key) for loc in w.locations]
+        return ids, [order["id"]]  # type: ignore[list-item]
+
+    (ids_a, orders_a), (ids_b, orders_b) = world(1), world(2)
+    assert ids_a == ids_b == world(None)[0]
+    assert orders_a != orders_b and world(1)[1] == orders_a
+
+
+def test_the_demo_number_avoids_numbers_sent_to_within_the_day() -> None:
+    demo = DemoContacts.for_run("abc123")
+    assert demo.phone in DEMO_PHONES
+    again = DemoContacts.for_run("abc123", used_phones={demo.phone})
+    assert again.phone != demo.phone and again.phone in DEMO_PHONES
 
 
 def test_unbuilt_services_are_reported_not_started() -> None:

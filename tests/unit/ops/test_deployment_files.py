@@ -222,7 +222,7 @@ def test_compose_wires_prometheus_to_every_service_and_grafana_to_prometheus() -
     }
     assert targets == {
         "ingest": "ingest:3090",  # the admin listener: the public port serves no metrics
-        "poller": "poller:3001",
+        "poller": "poller:3004",
         "sequencer": "sequencer:3002",
         "outbound": "outbound:3003",
     }
@@ -230,6 +230,7 @@ def test_compose_wires_prometheus_to_every_service_and_grafana_to_prometheus() -
         assert job.get("metrics_path", "/metrics") == "/metrics"
     assert services["ingest"]["environment"]["WEBHOOK_PORT"] == 3000
     assert services["ingest"]["environment"]["ADMIN_PORT"] == 3090
+    assert services["poller"]["environment"]["POLLER_PORT"] == 3004
     assert services["sequencer"]["environment"]["SEQUENCER_PORT"] == 3002
     assert services["outbound"]["environment"]["OUTBOUND_PORT"] == 3003
     for rule_file in config.get("rule_files", []):

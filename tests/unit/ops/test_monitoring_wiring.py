@@ -18,7 +18,7 @@ EXPORTERS = ROOT / "ops" / "prometheus-exporters.yml"
 #: Service → (the port variable of its /metrics, the settings default) — services/*/settings.py.
 PORTS = {
     "ingest": ("ADMIN_PORT", 3090),
-    "poller": ("POLLER_PORT", 3001),
+    "poller": ("POLLER_PORT", 3004),
     "sequencer": ("SEQUENCER_PORT", 3002),
     "outbound": ("OUTBOUND_PORT", 3003),
 }

@@ -231,6 +231,21 @@
     }
   }
 
+  function drawHealth(list, locations) {
+    clear(list);
+    const troubled = (locations || []).filter((loc) => loc.problems.length);
+    if (!troubled.length) {
+      list.appendChild(el("li", { class: "muted" }, "Nothing missing: every location can send"));
+      return;
+    }
+    for (const loc of troubled) {
+      const li = list.appendChild(el("li", { "data-tenant": loc.tenant_id }));
+      li.appendChild(el("strong", {}, loc.name));
+      const ul = li.appendChild(el("ul"));
+      for (const p of loc.problems) ul.appendChild(el("li", { class: "problem", "data-code": p.code }, p.text));
+    }
+  }
+
   function drawDelivery(tbody, rows) {
     clear(tbody);
     if (!rows.length) {
@@ -283,6 +298,7 @@
     drawLag($("lag"), d.lag);
     drawLocations($("locations-head"), $("locations"), d.locations);
     drawDelivery($("delivery"), d.delivery);
+    drawHealth($("health"), d.health);
     syncTenants(d.tenants);
     showViewer(d.viewer);
   }

@@ -1,6 +1,6 @@
-"""A lead's records in Kafka: all of them sit on its tenant's partition of each topic (key =
-tenant id, murmur2 like aiokafka/Faust), so only that partition is read, from `--since` to its
-end, and filtered by lead id."""
+"""A lead's records in Kafka (`leadctl leads show`, the dashboard's lead page): all of them sit
+on its tenant's partition of each topic (key = tenant id, murmur2 like aiokafka/Faust), so only
+that partition is read, from `since` to its end, and filtered by lead id."""
 
 from __future__ import annotations
 
