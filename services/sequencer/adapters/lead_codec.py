@@ -72,10 +72,10 @@ def encode_lead(lead: Lead) -> bytes:
         lead.version,
         lead.seen,
     ]
-    if lead.replay_id is not None or lead.paused:
+    if lead.replay_id is not None or lead.pause is not None:
         row.append(lead.replay_id)
-    if lead.paused:
-        row.append(True)
+    if lead.pause is not None:
+        row.append(list(lead.pause))
     return _dumps(row)
 
 
@@ -141,5 +141,13 @@ def decode_lead(raw: bytes) -> Lead:
         version=version,
         seen=seen,
         replay_id=row[26] if len(row) > 26 else None,
-        paused=bool(row[27]) if len(row) > 27 else False,
+        pause=_pause(row[27]) if len(row) > 27 else None,
     )
+
+
+def _pause(value: Any) -> tuple[str, bool] | None:
+    """`Lead.pause`; a bare `true` (records written before the order key) is a stop that any
+    stop or resume after it replaces."""
+    if isinstance(value, list) and len(value) == 2:
+        return (str(value[0]), bool(value[1]))
+    return ("", True) if value else None

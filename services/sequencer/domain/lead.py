@@ -112,7 +112,10 @@ class Lead:
     version: int = 0
     seen: list[str] = field(default_factory=list)  # recent event ids (bounded dedupe memory)
     replay_id: str | None = None  # the last replay that touched this lead (hex of its id)
-    paused: bool = False  # an operator stopped its sequence (until resumed)
+    #: An operator's latest stop or resume: (its order key, stopped). The order key sorts by
+    #: the signal's time, then a stop before a resume of the same instant, then the signal id,
+    #: so any order of arrival (a replay, a re-delivery) ends in the same pause.
+    pause: tuple[str, bool] | None = None
 
     def copy(self, **changes: object) -> Lead:
         """A shallow copy, far cheaper than `dataclasses.replace` (which re-runs __init__);
@@ -121,6 +124,11 @@ class Lead:
         for name, value in changes.items():
             setattr(new, name, value)
         return new
+
+    @property
+    def paused(self) -> bool:
+        """An operator stopped its sequence (until resumed)."""
+        return self.pause is not None and self.pause[1]
 
     def channel_off(self, channel: Channel) -> str | None:
         return self.email_off if channel is Channel.EMAIL else self.sms_off

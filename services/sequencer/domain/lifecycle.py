@@ -228,6 +228,14 @@ def apply_outcome(lead: Lead, outcome: TouchPointOutcome) -> Lead:
     return out
 
 
+def pause_of(signal: ContactSignal) -> tuple[str, bool]:
+    """An operator's stop or resume as `Lead.pause`: the later signal wins, a stop wins a tie
+    with a resume of the same instant (fail closed), then the signal id decides."""
+    stopped = signal.kind is SignalKind.SEQUENCE_STOPPED
+    at = signal.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return (f"{at}|{int(stopped)}|{signal.signal_id}", stopped)
+
+
 def apply_contact(lead: Lead, signal: ContactSignal) -> Lead:
     """Something the customer or a provider told us about this lead."""
     if is_duplicate(lead, signal.signal_id):
@@ -244,7 +252,7 @@ def apply_contact(lead: Lead, signal: ContactSignal) -> Lead:
     elif kind is SignalKind.LOST:
         _raise_stage(out, Stage.LOST, "marked_lost")
     elif kind in (SignalKind.SEQUENCE_STOPPED, SignalKind.SEQUENCE_RESUMED):
-        out.paused = kind is SignalKind.SEQUENCE_STOPPED
+        out.pause = max(out.pause or ("", False), pause_of(signal))
     elif kind is SignalKind.OPTED_OUT:
         _channel_off(out, signal.channel, "opted_out")
     elif kind in EMAIL_OFF_SIGNALS:
