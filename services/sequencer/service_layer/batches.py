@@ -11,6 +11,7 @@ with backoff (failures.py and services.common.poison decide).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -35,6 +36,11 @@ E = TypeVar("E", OrderEvent, TouchPointOutcome, ContactSignal)
 Handler = Callable[[SourceEvent, datetime, ReplayContext | None], str]
 
 APPLIED = "applied"
+#: A batch whose synchronous work (handling its records, writing the tables) holds the event
+#: loop longer than this is logged: every record and timer of the worker waited that long.
+HOLD_WARN_SECONDS = 0.1
+
+log = logging.getLogger(__name__)
 
 
 def counted(result: Result) -> str:
@@ -85,6 +91,7 @@ class BatchProcessor:
                 await self.replay.load()  # which replay applies, before the first record
                 await self._ensure_tenants(events)
                 now = self.clock()
+                handling = time.perf_counter()
                 make_current, context_for = tables.make_current, self.replay.context_for
                 for event in events:
                     make_current(event)
@@ -121,6 +128,17 @@ class BatchProcessor:
             ("changelog_ack", done - written),
         ):
             metrics.BATCH_STAGE_SECONDS.labels(stage).observe(seconds)
+        held = (handled - handling) + (written - outputs_acked)
+        if held > HOLD_WARN_SECONDS:
+            log.warning(
+                "a batch of %d %s records held the event loop for %.0f ms "
+                "(handling %.0f ms, table writes %.0f ms)",
+                len(events),
+                source,
+                held * 1000,
+                (handled - handling) * 1000,
+                (written - outputs_acked) * 1000,
+            )
 
     async def _after_failure(
         self,

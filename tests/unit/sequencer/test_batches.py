@@ -4,6 +4,8 @@ outbox, fixed tenant configs; reference/streaming.md §1.8)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -328,3 +330,32 @@ async def test_a_poison_record_is_dead_lettered_after_one_try(tmp_path: Path) ->
     [letter] = outbox.dead
     assert letter.reason.startswith("poison: ContractError: OrderEvent:")
     assert slept == []
+
+
+class SlowDirectory(StaticDirectory):
+    """Tenant configs that hold the event loop `seconds` on every look-up (a stall)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__("America/New_York")
+        self.seconds = seconds
+
+    def get(self, tenant_id: uuid.UUID) -> Any:
+        time.sleep(self.seconds)  # the stall under test: synchronous, on the loop's thread
+        return super().get(tenant_id)
+
+
+HOLD_WARNING = "held the event loop"
+
+
+async def test_a_batch_that_holds_the_loop_over_100_ms_is_logged_and_a_quick_one_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.sequencer.service_layer.batches")
+    quick = build(tmp_path / "quick", FakeOutbox(), Clock(T0))
+    await put(quick.order_agent, order())
+    assert not [r for r in caplog.records if HOLD_WARNING in r.getMessage()]
+
+    slow = build(tmp_path / "slow", FakeOutbox(), Clock(T0), directory=SlowDirectory(0.12))
+    await put(slow.order_agent, order())
+    warnings = [r.getMessage() for r in caplog.records if HOLD_WARNING in r.getMessage()]
+    assert len(warnings) == 1 and "1 orders records" in warnings[0], warnings
