@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from schemas.events import ContactSignal, OrderEvent, TouchPointOutcome
+from services.common.domain import hops
 from services.common.kafka.codec import decode
 from services.common.kafka.partitioning import tenant_key, tenant_of_key
 from services.common.poison import classify, gives_up
@@ -52,6 +53,18 @@ def counted(result: Result) -> str:
     if result.ignored:
         return "ignored"
     return APPLIED
+
+
+def traced(message: SourceMessage) -> hops.Trace | None:
+    """The hops a record carries, plus when it was written to Kafka (None: not traced)."""
+    headers = message.headers
+    if not headers:
+        return None
+    trace = hops.Trace.of(headers)
+    if not trace.hops:
+        return None
+    trace.stamp(hops.ORDER_IN_KAFKA, int(message.timestamp * 1_000_000))
+    return trace
 
 
 class BatchProcessor:
@@ -101,7 +114,8 @@ class BatchProcessor:
                         continue
                     at = now if replay is None else judged_at(event.message, now)
                     try:
-                        result = handle(event, at, replay)
+                        with hops.tracing(traced(event.message)):
+                            result = handle(event, at, replay)
                     except Exception as exc:  # failures.py decides
                         result = await self._after_failure(source, event, at, replay, handle, exc)
                     self._count_record(source, result)
