@@ -33,14 +33,16 @@ class Clock:
         return self.now
 
 
-def build(tmp_path: Path, outbox: FakeOutbox, clock: Clock, **kw: Any) -> SequencerApp:
+def build(
+    tmp_path: Path, outbox: FakeOutbox, clock: Clock, *, batch_ms: float = 1.0, **kw: Any
+) -> SequencerApp:
     settings = SequencerSettings(
         kafka_topic_prefix=f"unit{id(tmp_path)}.",
         kafka_partitions=4,
         sequencer_store="memory://",
         sequencer_data_dir=tmp_path,
         sequencer_batch_size=10,
-        sequencer_batch_ms=1.0,
+        sequencer_batch_ms=batch_ms,
     )
     kw.setdefault("directory", StaticDirectory("America/New_York"))
     app = build_worker(settings, outbox=outbox, clock=clock, **kw)
@@ -359,3 +361,19 @@ async def test_a_batch_that_holds_the_loop_over_100_ms_is_logged_and_a_quick_one
     await put(slow.order_agent, order())
     warnings = [r.getMessage() for r in caplog.records if HOLD_WARNING in r.getMessage()]
     assert len(warnings) == 1 and "1 orders records" in warnings[0], warnings
+
+
+async def test_a_lone_record_is_handled_at_once_not_after_the_batch_window(
+    tmp_path: Path,
+) -> None:
+    """Nothing else queued: the batch is handed over now, however long SEQUENCER_BATCH_MS."""
+    outbox = FakeOutbox()
+    app = build(tmp_path, outbox, Clock(T0), batch_ms=10_000.0)
+    async with app.order_agent.test_context() as ctx:
+        event = order()
+        await ctx.put(event.to_bytes(), key=str(event.tenant_id).encode(), partition=0)
+        deadline = time.monotonic() + 5.0  # half the window
+        while not outbox.commands:
+            assert time.monotonic() < deadline, "the record waited for the batch window"
+            await asyncio.sleep(0.01)
+    assert [c.lead_id for c in outbox.commands] == [event.lead_id]
