@@ -228,14 +228,17 @@ class Worker:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             text = r.read().decode()
         sums: dict[str, float] = {}
-        records = 0.0
+        records = batches = 0.0
         for line in text.splitlines():
             if line.startswith("sequencer_batch_stage_seconds_sum{"):
                 stage = line.split('stage="', 1)[1].split('"', 1)[0]
                 sums[stage] = float(line.rsplit(" ", 1)[1])
             elif line.startswith("sequencer_batch_records_sum{"):
                 records += float(line.rsplit(" ", 1)[1])
-        return {k: round(v * 1e6 / max(records, 1.0), 1) for k, v in sums.items()}
+            elif line.startswith("sequencer_batch_records_count{"):
+                batches += float(line.rsplit(" ", 1)[1])
+        out = {k: round(v * 1e6 / max(records, 1.0), 1) for k, v in sums.items()}
+        return out | {"records_per_batch": round(records / max(batches, 1.0), 1)}
 
     def histograms(self) -> dict[str, float]:
         """Every sample of WINDOW_HISTOGRAMS now (a series' full text → its value)."""
@@ -493,7 +496,7 @@ def main() -> None:
         stages = worker.stages()
         print(f"  sequencer: {rate:,.0f} events/s (start-up {startup:.1f} s), "
               f"RSS {rss:.0f} MB, peak {hwm:.0f} MB", flush=True)  # fmt: skip
-        print("  µs per record by batch stage: "
+        print("  µs per record by batch stage (and records per batch): "
               + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()), flush=True)  # fmt: skip
         before = worker.histograms()
         window_start = datetime.now(UTC)

@@ -5,9 +5,11 @@ Faust's `Stream.noack_take(max_, within)` waits up to `within` for `max_` record
 single record came and nothing else is on its way: at low load every record waited the whole
 window (20 ms by default) for nothing. `take_ready` is the same loop (same manual acks, same
 back-pressure: no record is added to the buffer while a batch is being handled) with one more
-rule: when the stream's channel holds no further record, the buffer is full. Under load the
-channel is not empty (records pile up while a batch is handled, and a fetch delivers many at
-once), so batches grow as before; `within` still bounds how long a record may wait.
+rule: when the stream's channel holds no further record and the worker is not busy (the last
+batch had fewer than BUSY_RECORDS records), the buffer is full. A busy worker (a backlog, a
+burst) keeps filling its batches as before, up to `max_` or `within`, even when the channel
+runs dry for a moment between two fetches: small batches there would cost a round of Kafka
+acknowledgements each (bench/sequencer measured 495 → 299 records per batch without this).
 
 It follows Faust's `noack_take` (faust-streaming, the version in uv.lock) line for line apart
 from that rule, and uses the same stream internals.
@@ -21,6 +23,9 @@ from typing import Any
 
 from mode.utils.futures import notify
 
+#: A batch at least this large means records are piling up: the next one waits to fill.
+BUSY_RECORDS = 100
+
 
 async def take_ready(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
     """Batches of at most `max_` events: what is queued when the first comes, at the latest
@@ -29,6 +34,7 @@ async def take_ready(stream: Any, max_: int, within: float) -> AsyncIterator[lis
     buffer_full = asyncio.Event()
     buffer_consumed = asyncio.Event()
     buffer_consuming: asyncio.Future[None] | None = None
+    busy = False  # the last batch was large: records are piling up
     channel = stream.channel
     enable_acks = stream.enable_acks
 
@@ -44,7 +50,7 @@ async def take_ready(stream: Any, max_: int, within: float) -> AsyncIterator[lis
             if event is None:
                 raise RuntimeError("take buffer found current_event is None")
             buffer.append(event)
-            if len(buffer) >= max_ or channel.empty():
+            if len(buffer) >= max_ or (not busy and channel.empty()):
                 buffer_full.set()  # full, or nothing more to wait for: hand it over now
                 if len(buffer) >= max_:
                     buffer_consumed.clear()
@@ -63,6 +69,7 @@ async def take_ready(stream: Any, max_: int, within: float) -> AsyncIterator[lis
         while not stream.should_stop:
             await stream.wait_for_stopped(buffer_full, timeout=within)
             if buffer:
+                busy = len(buffer) >= BUSY_RECORDS
                 buffer_consuming = stream.loop.create_future()
                 try:
                     yield list(buffer)
