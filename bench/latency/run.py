@@ -268,7 +268,8 @@ def main() -> None:
     if args.baseline:
         runs.insert(0, (f"baseline {args.baseline}", args.baseline.resolve()))
     print(
-        f"{args.orders} orders at {args.rate:g}/s, one process per service, {os.cpu_count()} cores"
+        f"{args.orders} orders at {args.rate:g}/s over {args.tenants} locations, one process per"
+        f" service, {os.cpu_count()} cores (shared: compare the runs, not the figures)"
     )
     results = [(label, run_stack(code, args, logs)) for label, code in runs]
     for label, segments in results:
