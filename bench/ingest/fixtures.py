@@ -26,13 +26,17 @@ class BenchTenant:
     secret: str  # its company's
 
 
-def add_tenants(db_url: str, count: int, *, per_company: int = 5) -> list[BenchTenant]:
+def add_tenants(
+    db_url: str, count: int, *, per_company: int = 5, timezone: str = "America/New_York"
+) -> list[BenchTenant]:
     """`count` tenants, `per_company` locations of each company (one webhook secret each),
     written through the services' own functions (the secrets' one adapter)."""
-    return asyncio.run(_add_tenants(db_url, count, per_company))
+    return asyncio.run(_add_tenants(db_url, count, per_company, timezone))
 
 
-async def _add_tenants(db_url: str, count: int, per_company: int) -> list[BenchTenant]:
+async def _add_tenants(
+    db_url: str, count: int, per_company: int, timezone: str
+) -> list[BenchTenant]:
     from bench.common import secret_box
     from services.common.db.companies import add_company
     from services.common.db.engine import async_engine
@@ -57,6 +61,8 @@ async def _add_tenants(db_url: str, count: int, per_company: int) -> list[BenchT
                     name=f"Bench location {i}",
                     company_id=company.id,
                     location_id=f"loc_b{tid.hex[:8]}",
+                    timezone=timezone,
+                    postal_address="1 Main St, Springfield, IL 62701",  # emails need one
                 )
                 assert company.webhook_secret
                 tenants.append(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from services.common.loop_lag import watching_loop
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -20,7 +22,7 @@ def add_observability_routes(
 ) -> None:
     """`/healthz`: the process serves. `/readyz`: its dependencies answer (503 if not).
     `/metrics` unless `metrics` is False (a public listener: metrics go on an operators'
-    listener)."""
+    listener); with it, `<service>_event_loop_lag_seconds` of the loop the app runs on."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": service})
@@ -39,5 +41,11 @@ def add_observability_routes(
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+
+    async def loop_lag(_: web.Application) -> AsyncIterator[None]:
+        async with watching_loop(service):
+            yield
+
     if metrics:
         app.router.add_get("/metrics", exposition)
+        app.cleanup_ctx.append(loop_lag)

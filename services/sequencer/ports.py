@@ -5,7 +5,7 @@ Faust, Kafka and PostgreSQL; the unit tests use hand-written fakes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -32,6 +32,8 @@ class SourceMessage(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def timestamp(self) -> float: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None: ...
 
 
 class SourceEvent(Protocol):

@@ -39,8 +39,22 @@ class AtLeastOnceConsumer:
         return self._consumer
 
     def poll_batch(self, max_records: int = 100, timeout: float = 0.5) -> list[Message]:
-        """Records ready now (possibly none); broker errors other than EOF raise."""
-        messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        """Records ready now, at most `max_records`; when none is, waits up to `timeout` for
+        the first and returns it at once with whatever came along (possibly none). Broker
+        errors other than EOF raise.
+
+        librdkafka's `consume(n, timeout)` returns only once it has `n` records or `timeout`
+        passed: at low load every record waited the whole timeout for a batch that never
+        filled. Here a batch is what is queued locally when the loop asks (under load, many).
+        """
+        consumer = self._consumer
+        messages = consumer.consume(num_messages=max_records, timeout=0)
+        if not messages:
+            first = consumer.poll(timeout)  # returns as soon as one record (or event) is ready
+            if first is None:
+                return []
+            more = consumer.consume(max_records - 1, timeout=0) if max_records > 1 else []
+            messages = [first, *more]
         ready = []
         for msg in messages:
             err = msg.error()

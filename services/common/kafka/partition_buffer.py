@@ -65,7 +65,8 @@ class PartitionBuffer:
         self._failures: list[_Failure] = []
         self._offsets: dict[TP, int] = {}
         self._buffer: dict[TP, list[tuple[bytes | None, bytes | None]]] = {}
-        self._keyed: dict[tuple[str, str], list[bytes]] = {}  # (topic, key) → values
+        # (topic, key) → values and their headers
+        self._keyed: dict[tuple[str, str], list[tuple[bytes, Headers | None]]] = {}
         self._placed: dict[tuple[str, str], tuple[int, bytes]] = {}  # → (partition, key bytes)
         self._counts: dict[str, int] = {}
         # records with a delivery callback not yet called, and the flush waiting for zero
@@ -77,10 +78,10 @@ class PartitionBuffer:
         """Buffered until `flush` on `partition`; `take_offsets` tells how far these reached."""
         self._buffer.setdefault((topic, partition), []).append((key, value))
 
-    def add_keyed(self, topic: str, key: str, value: bytes) -> None:
+    def add_keyed(self, topic: str, key: str, value: bytes, headers: Headers | None = None) -> None:
         """Buffered until `flush`, which puts it on the partition of `key` among the topic's
         partitions (learned once from the broker)."""
-        self._keyed.setdefault((topic, key), []).append(value)
+        self._keyed.setdefault((topic, key), []).append((value, headers))
 
     def produce(
         self,
@@ -184,15 +185,18 @@ class PartitionBuffer:
 
     def _produce_buffered(self) -> None:
         keyed, self._keyed = self._keyed, {}
-        placed: dict[TP, list[tuple[bytes | None, bytes | None]]] = {}
+        placed: dict[TP, list[Record]] = {}
         for (topic, key), values in keyed.items():
             partition, raw = self._partition(topic, key)
-            placed.setdefault((topic, partition), []).extend((raw, v) for v in values)
+            placed.setdefault((topic, partition), []).extend(
+                (topic, partition, raw, v, h) for v, h in values
+            )
         buffer, self._buffer = self._buffer, {}
-        for runs, tracked in ((buffer, True), (placed, False)):
-            for (topic, partition), records in runs.items():
-                batch: list[Record] = [(topic, partition, k, v, None) for k, v in records]
-                self._produce(batch[-1], tracked=tracked, before=batch[:-1])
+        for (topic, partition), records in buffer.items():
+            batch: list[Record] = [(topic, partition, k, v, None) for k, v in records]
+            self._produce(batch[-1], tracked=True, before=batch[:-1])
+        for batch in placed.values():
+            self._produce(batch[-1], tracked=False, before=batch[:-1])
 
     async def flush(self) -> None:
         """Wait until everything enqueued so far is acknowledged; re-produce refused records."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from schemas.base import tenant_text
 from schemas.events import ContactSignal, OrderEvent
+from services.common.domain import hops
 from services.common.errors import DeliveryError, DeliveryTimeout
 from services.common.kafka.producer import KafkaProducer
 from services.ingest.adapters.metrics import LEADS_INGESTED, child
@@ -44,7 +45,11 @@ class KafkaEventPublisher:
         tenant = tenant_text(event.tenant_id)
         try:
             await self._producer.submit(
-                self._topic, key=tenant, value=event.to_bytes(), timeout=self._timeout
+                self._topic,
+                key=tenant,
+                value=event.to_bytes(),
+                headers=hops.headers(),  # when its webhook came, if it came by one
+                timeout=self._timeout,
             )
         except DeliveryTimeout:
             raise _not_acknowledged(self._timeout) from None

@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import Counter
 
+from services.common.domain import hops
 from services.common.observability import add_observability_routes
 from services.ingest.adapters.metrics import (
     WEBHOOK_REQUESTS,
@@ -163,6 +164,7 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
         # The hot path: the company comes from the directory's cache and the body with the
         # request, usually without waiting for either.
         started = time.perf_counter()
+        trace = hops.Trace({hops.WEBHOOK_RECEIVED: hops.now_us()})
         wait = throttle.retry_after(request)
         if wait is not None:
             child(WEBHOOK_REQUESTS, THROTTLED).inc()
@@ -189,9 +191,10 @@ def create_app(settings: IngestSettings, *, ingest: Ingest | None = None) -> web
                 if company is None or tenant is None:
                     raise UnknownTenant("unknown tenant")
             body = await _body(request, limit)
-            result = await parts.webhooks.handle(
-                company, request.headers, body, request.content_type, tenant=tenant
-            )
+            with hops.tracing(trace):  # the order event carries when the webhook came
+                result = await parts.webhooks.handle(
+                    company, request.headers, body, request.content_type, tenant=tenant
+                )
         except Exception as exc:
             return _failed(
                 WEBHOOK_REQUESTS,

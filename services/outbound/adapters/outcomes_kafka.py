@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from schemas.events import TouchPointOutcome
+from services.common.domain import hops
 from services.common.kafka.producer import KafkaProducer
 
 
@@ -14,4 +15,6 @@ class KafkaOutcomePublisher:
         self._topic = topic
 
     async def publish(self, outcome: TouchPointOutcome) -> None:
-        await self._producer.send(self._topic, outcome, key=str(outcome.tenant_id))
+        # a traced command's outcome carries every hop of its way, to the provider's answer
+        headers = hops.headers()
+        await self._producer.send(self._topic, outcome, key=str(outcome.tenant_id), headers=headers)

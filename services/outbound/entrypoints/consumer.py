@@ -20,9 +20,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
 
 from schemas.events import TouchPointCommand
+from services.common.domain import hops
 from services.common.domain.pacing import backoff_delay
 from services.common.errors import ContractError
 from services.common.kafka.codec import decode
@@ -43,6 +44,20 @@ POISON = (UnsendableCommand,)
 class _Item:
     msg: Message
     done: bool = False
+
+
+def traced(msg: Message) -> hops.Trace | None:
+    """The hops a command carries, plus when it was written to Kafka (None: not traced)."""
+    headers = msg.headers()
+    if not headers:
+        return None
+    trace = hops.Trace.of(headers)
+    if not trace.hops:
+        return None
+    kind, at_ms = msg.timestamp()
+    if kind != TIMESTAMP_NOT_AVAILABLE:
+        trace.stamp(hops.COMMAND_IN_KAFKA, at_ms * 1000)
+    return trace
 
 
 class CommandConsumer:
@@ -104,10 +119,12 @@ class CommandConsumer:
         except ContractError as exc:
             await self._dead_letter(msg, reason_of(exc, Failure.POISON))
             return
+        trace = traced(msg)
         tries = 0
         while True:
             try:
-                await self._handler.handle(command)
+                with hops.tracing(trace):
+                    await self._handler.handle(command)
                 return
             except Exception as exc:
                 tries += 1

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from schemas.base import utcnow
+from services.common.domain import hops
 from services.common.domain.pacing import TokenBucket, backoff_delay
 from services.common.errors import InfrastructureError
 from services.outbound.adapters import metrics
@@ -203,7 +204,9 @@ class Delivery:
                 last_beat = self._clock()
             attempted_at = self._clock()
             try:
-                return Accepted(await sender.send(message))
+                accepted = Accepted(await sender.send(message))
+                hops.stamp(hops.PROVIDER_ANSWERED)
+                return accepted
             except ProviderRejected as exc:
                 return Rejected(exc.reason, exc.suppress)
             except ProviderUnavailable as exc:

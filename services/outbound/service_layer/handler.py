@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from schemas.base import Channel, utcnow
 from schemas.events import TouchPointCommand, TouchPointOutcome
+from services.common.domain import hops
 from services.common.domain.send_windows import window_end
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import (
@@ -128,6 +129,7 @@ class TouchPointHandler:
             sleep=self._sleep,
         )
         if not isinstance(claim, AlreadyClaimed):
+            hops.stamp(hops.OUTBOUND_CLAIMED)  # a traced first message: when it was claimed
             return await self._decide_and_act(command, tenant, claim.facts, claimed_at=now)
         if claim.row.status is not LedgerStatus.CLAIMED:
             return await self._outcomes.duplicate(command, claim.row)

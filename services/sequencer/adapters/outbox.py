@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from schemas.events import LeadChanged, TouchPointCommand, dlq_topic
+from services.common.domain import hops
 from services.common.domain.dead_letter import DeadLetter
 from services.common.kafka.partition_buffer import PartitionBuffer
 from services.common.kafka.producer import KafkaProducer
@@ -30,7 +31,9 @@ class KafkaOutbox(PartitionBuffer):
         self._topics = topics
 
     def command(self, command: TouchPointCommand) -> None:
-        self.add_keyed(self._topics.touchpoint_commands, str(command.tenant_id), command.to_bytes())
+        hops.stamp(hops.SEQUENCER_DECIDED)  # with the hops of the order it answers, if traced
+        topic, tenant = self._topics.touchpoint_commands, str(command.tenant_id)
+        self.add_keyed(topic, tenant, command.to_bytes(), hops.headers())
 
     def lead_changed(self, change: LeadChanged) -> None:
         self.add_keyed(self._topics.lead_changes, str(change.tenant_id), change.to_bytes())

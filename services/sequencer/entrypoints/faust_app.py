@@ -7,8 +7,9 @@ Agents (one per source topic, all keyed by tenant, all with KAFKA_PARTITIONS par
 - `signals`  leads.contact-signals.v1: engagement, opt-outs, bounces, business progress;
 - `ticks`    an internal topic: the timer's tick records (service_layer/ticks.py).
 
-Each agent takes records in batches (`noack_take`), has the batch loop process them
-(service_layer/batches.py) and acks the batch only after that.
+Each agent takes records in batches (`take.take_ready`: at once when nothing more is queued,
+up to SEQUENCER_BATCH_SIZE within SEQUENCER_BATCH_MS when records pile up), has the batch loop
+process them (service_layer/batches.py) and acks the batch only after that.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from services.sequencer.adapters.faust_transport import (
 )
 from services.sequencer.adapters.table_stores import TABLE_NAMES, TableStores
 from services.sequencer.adapters.tables import raw_schema
+from services.sequencer.entrypoints.take import take_ready
 from services.sequencer.service_layer.batches import BatchProcessor, Handler
 from services.sequencer.service_layer.replay import ReplayCoordinator
 from services.sequencer.service_layer.ticks import Ticks
@@ -179,7 +181,7 @@ class SequencerApp:
         batches = self.batches
 
         async def run(stream: Any) -> None:
-            async for events in stream.noack_take(self.batch_size, self.batch_seconds):
+            async for events in take_ready(stream, self.batch_size, self.batch_seconds):
                 await batches.process(name, events, handle)
                 for event in events:
                     await stream.ack(event)

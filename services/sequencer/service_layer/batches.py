@@ -11,12 +11,14 @@ with backoff (failures.py and services.common.poison decide).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from schemas.events import ContactSignal, OrderEvent, TouchPointOutcome
+from services.common.domain import hops
 from services.common.kafka.codec import decode
 from services.common.kafka.partitioning import tenant_key, tenant_of_key
 from services.common.poison import classify, gives_up
@@ -35,6 +37,11 @@ E = TypeVar("E", OrderEvent, TouchPointOutcome, ContactSignal)
 Handler = Callable[[SourceEvent, datetime, ReplayContext | None], str]
 
 APPLIED = "applied"
+#: A batch whose synchronous work (handling its records, writing the tables) holds the event
+#: loop longer than this is logged: every record and timer of the worker waited that long.
+HOLD_WARN_SECONDS = 0.1
+
+log = logging.getLogger(__name__)
 
 
 def counted(result: Result) -> str:
@@ -46,6 +53,18 @@ def counted(result: Result) -> str:
     if result.ignored:
         return "ignored"
     return APPLIED
+
+
+def traced(message: SourceMessage) -> hops.Trace | None:
+    """The hops a record carries, plus when it was written to Kafka (None: not traced)."""
+    headers = message.headers
+    if not headers:
+        return None
+    trace = hops.Trace.of(headers)
+    if not trace.hops:
+        return None
+    trace.stamp(hops.ORDER_IN_KAFKA, int(message.timestamp * 1_000_000))
+    return trace
 
 
 class BatchProcessor:
@@ -85,6 +104,7 @@ class BatchProcessor:
                 await self.replay.load()  # which replay applies, before the first record
                 await self._ensure_tenants(events)
                 now = self.clock()
+                handling = time.perf_counter()
                 make_current, context_for = tables.make_current, self.replay.context_for
                 for event in events:
                     make_current(event)
@@ -94,7 +114,8 @@ class BatchProcessor:
                         continue
                     at = now if replay is None else judged_at(event.message, now)
                     try:
-                        result = handle(event, at, replay)
+                        with hops.tracing(traced(event.message)):
+                            result = handle(event, at, replay)
                     except Exception as exc:  # failures.py decides
                         result = await self._after_failure(source, event, at, replay, handle, exc)
                     self._count_record(source, result)
@@ -121,6 +142,17 @@ class BatchProcessor:
             ("changelog_ack", done - written),
         ):
             metrics.BATCH_STAGE_SECONDS.labels(stage).observe(seconds)
+        held = (handled - handling) + (written - outputs_acked)
+        if held > HOLD_WARN_SECONDS:
+            log.warning(
+                "a batch of %d %s records held the event loop for %.0f ms "
+                "(handling %.0f ms, table writes %.0f ms)",
+                len(events),
+                source,
+                held * 1000,
+                (handled - handling) * 1000,
+                (written - outputs_acked) * 1000,
+            )
 
     async def _after_failure(
         self,

@@ -324,3 +324,37 @@ def test_send_fails_cleanly_when_no_broker_answers() -> None:
             producer.send_sync("leads.order-events.v1", key="k", value=b"v", timeout=10)
     finally:
         producer.close(timeout=1)
+
+
+def test_a_poll_returns_the_records_ready_without_waiting_for_a_full_batch(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """One record waiting, a batch of 500 asked for with a long timeout: the poll hands the
+    record over as soon as it is there, not when the timeout ends; nothing ready and nothing
+    coming: it waits the timeout and returns none."""
+    tenant = uuid.uuid4()
+    consumer = AtLeastOnceConsumer(
+        kafka_bootstrap,
+        group_id=f"g-{uuid.uuid4()}",
+        topics=[topics.order_events],
+        client_id="test",
+    )
+    producer = KafkaProducer(kafka_bootstrap, client_id="test").start()
+    try:
+        deadline = time.monotonic() + 30
+        while not consumer.assignment():  # joined the group, partitions assigned
+            assert time.monotonic() < deadline, "no assignment"
+            consumer.poll_batch(10, timeout=0.2)
+        started = time.monotonic()
+        assert consumer.poll_batch(500, timeout=0.3) == []
+        assert time.monotonic() - started >= 0.25
+        event = order_event(tenant, "o1")
+        producer.send_sync(topics.order_events, key=str(tenant), value=event.to_bytes())
+        started = time.monotonic()
+        got = consumer.poll_batch(500, timeout=20.0)
+        waited = time.monotonic() - started
+        assert [decode(OrderEvent, m.value()) for m in got] == [event]
+        assert waited < 10.0, f"waited {waited:.1f} s for a batch of 500 to fill"
+    finally:
+        producer.close()
+        consumer.close()

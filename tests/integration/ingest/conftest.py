@@ -39,6 +39,7 @@ class Record:
     offset: int
     key: str
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 TRANSIENT = frozenset(
@@ -90,7 +91,10 @@ def read_topic(bootstrap: str, topic: str, *, timeout: float = 15.0) -> list[Rec
                 continue
             part, offset = int(msg.partition() or 0), int(msg.offset() or 0)
             key = msg.key()
-            records.append(Record(part, offset, key.decode() if key else "", msg.value() or b""))
+            headers = tuple(msg.headers() or ())
+            records.append(
+                Record(part, offset, key.decode() if key else "", msg.value() or b"", headers)
+            )
             if offset + 1 >= ends[part]:
                 pending.discard(part)
         assert not pending, f"could not read partitions {pending} of {topic} to their end"

@@ -15,6 +15,7 @@ from fakes.shopmonkey.server import Simulator
 from fakes.shopmonkey.webhooks import WebhookSender, envelope, signed_headers
 from schemas.base import lead_id_for_form, lead_id_for_order
 from schemas.events import OrderEvent
+from services.common.domain import hops
 from services.common.topics import Topics
 from tests.conftest import free_port
 from tests.integration.ingest.conftest import ProvisionFn, StartIngest, read_topic
@@ -46,11 +47,13 @@ async def test_signed_webhook_is_exactly_one_record_on_the_tenants_partition(
     order = simulator.world.create_order(company)
     body = json.dumps(envelope("order", "INSERT", order)).encode()
 
+    before = hops.now_us()
     status, answer = await post(
         f"{base}/webhooks/shopmonkey/{company.tenant_id}/order",
         body,
         signed_headers(company, body),
     )
+    after = hops.now_us()
 
     assert status == 200, answer
     lead_id = lead_id_for_order(LEAD_IDS, company.tenant_id, order["id"])
@@ -58,6 +61,9 @@ async def test_signed_webhook_is_exactly_one_record_on_the_tenants_partition(
     [record] = read_topic(kafka_bootstrap, topics.order_events)
     assert record.key == str(company.tenant_id)
     assert record.partition == expected_partition(company.tenant_id)
+    # when the webhook came, for the latency breakdown of its first message (only that header)
+    [(name, at)] = record.headers
+    assert name == "hop.webhook_received" and before <= int(at) <= after
     event = OrderEvent.from_bytes(record.value)
     assert event.event_id == f"shopmonkey:order:{order['id']}:1" == answer["eventId"]
     assert event.lead_id == lead_id and event.source.value == "webhook"

@@ -18,6 +18,7 @@ import pytest
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand, TouchPointOutcome
+from services.common.domain.dead_letter import Headers
 from services.common.kafka.producer import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
@@ -91,11 +92,17 @@ async def running_outbound(**overrides: Any) -> AsyncIterator[Outbound]:
             await asyncio.wait_for(task, timeout=30)
 
 
-async def produce(bootstrap: str, topics: Topics, commands: Iterable[TouchPointCommand]) -> None:
+async def produce(
+    bootstrap: str,
+    topics: Topics,
+    commands: Iterable[TouchPointCommand],
+    headers: Headers | None = None,
+) -> None:
     producer = KafkaProducer(bootstrap, client_id="outbound-test").start()
     try:
         for cmd in commands:
-            await producer.send(topics.touchpoint_commands, cmd, key=str(cmd.tenant_id))
+            topic, key = topics.touchpoint_commands, str(cmd.tenant_id)
+            await producer.send(topic, cmd, key=key, headers=headers)
     finally:
         await asyncio.to_thread(producer.close)
 
@@ -108,10 +115,17 @@ async def produce_raw(bootstrap: str, topic: str, key: str, value: bytes) -> Non
         await asyncio.to_thread(producer.close)
 
 
+async def outcome_records(
+    bootstrap: str, topics: Topics, want: int, timeout: float = 60.0
+) -> list[Any]:
+    """The outcome topic's first `want` records (confluent-kafka messages, headers and all)."""
+    return await asyncio.to_thread(read_topic, bootstrap, topics.touchpoint_outcomes, want, timeout)
+
+
 async def outcomes(
     bootstrap: str, topics: Topics, want: int, timeout: float = 60.0
 ) -> list[TouchPointOutcome]:
-    msgs = await asyncio.to_thread(read_topic, bootstrap, topics.touchpoint_outcomes, want, timeout)
+    msgs = await outcome_records(bootstrap, topics, want, timeout)
     return [TouchPointOutcome.from_bytes(m.value()) for m in msgs]
 
 

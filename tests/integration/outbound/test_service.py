@@ -12,12 +12,14 @@ import pytest
 from aiohttp import web
 
 from schemas.base import Channel
-from schemas.events import OutcomeStatus, dlq_topic
+from schemas.events import OutcomeStatus, TouchPointOutcome, dlq_topic
+from services.common.domain import hops
 from services.common.topics import Topics
 from services.outbound.entrypoints.http import create_app
 from tests.conftest import tz_at_local_hour
 from tests.integration.outbound.conftest import (
     dead_letters,
+    outcome_records,
     outcomes,
     produce,
     produce_raw,
@@ -284,3 +286,37 @@ async def test_an_sms_goes_only_to_a_listed_number_of_an_allowed_region(
     for command_id, reason in cases.items():
         assert (got[command_id].status, got[command_id].reason) == (OutcomeStatus.SKIPPED, reason)
     assert [r["payload"]["To"] for r in send_requests(providers)] == ["+12025550123"]
+
+
+async def test_a_traced_commands_outcome_carries_every_hop_to_the_providers_answer(
+    outbound_env: dict[str, str],
+    topics: Topics,
+    providers: FakeProviders,
+    make_tenant: Any,
+    kafka_bootstrap: str,
+) -> None:
+    """The hops a command came with go on with its outcome, with when it was in Kafka, claimed
+    and answered by the provider, in that order; an untraced command's outcome has none."""
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    start = hops.now_us()
+    came: list[tuple[str, str | bytes | None]] = [
+        ("hop.webhook_received", str(start - 3000).encode()),
+        ("hop.order_in_kafka", str(start - 2000).encode()),
+        ("hop.sequencer_decided", str(start - 1000).encode()),
+    ]
+    traced = command(tenant_id=tenant.id, at=now)
+    plain = command(tenant_id=tenant.id, at=now)
+    await produce(kafka_bootstrap, topics, [traced], headers=came)
+    await produce(kafka_bootstrap, topics, [plain])
+
+    async with running_outbound():
+        got = await outcome_records(kafka_bootstrap, topics, 2)
+    by_id = {TouchPointOutcome.from_bytes(m.value()).command_id: m for m in got}
+    assert not by_id[plain.command_id].headers()
+    headers = by_id[traced.command_id].headers()
+    assert [name for name, _ in headers] == [f"hop.{name}" for name in hops.HOPS]
+    at = [hops.Trace.of(headers).hops[name] for name in hops.HOPS]
+    assert at[:3] == [start - 3000, start - 2000, start - 1000]
+    # Kafka's timestamps are milliseconds
+    assert start - 1000 <= at[3] <= at[4] + 1000 and at[4] <= at[5] <= hops.now_us()

@@ -30,6 +30,7 @@ from schemas.events import (
     OrderSource,
     TouchPointCommand,
 )
+from services.common.domain.dead_letter import Headers
 from services.common.kafka.producer import KafkaProducer
 from services.common.topics import Topics
 from tests.conftest import ROOT, free_port
@@ -75,11 +76,11 @@ def high_watermarks(bootstrap: str, topics: list[str], partitions: int) -> dict[
         c.close()
 
 
-def produce(bootstrap: str, topic: str, events: list[Any]) -> None:
+def produce(bootstrap: str, topic: str, events: list[Any], headers: Headers | None = None) -> None:
     producer = KafkaProducer(bootstrap, client_id="test").start()
     try:
         for e in events:
-            producer.send_sync(topic, key=str(e.tenant_id), value=e.to_bytes())
+            producer.send_sync(topic, key=str(e.tenant_id), value=e.to_bytes(), headers=headers)
     finally:
         producer.close()
 
@@ -92,6 +93,7 @@ class Collector:
     topic: str
     records: list[bytes] = field(default_factory=list)
     placed: list[tuple[str, int]] = field(default_factory=list)  # (key, partition) of each
+    headers: list[list[tuple[str, bytes]]] = field(default_factory=list)  # of each record
 
     def __post_init__(self) -> None:
         self.consumer = Consumer(
@@ -109,6 +111,7 @@ class Collector:
             if msg.error() is None and msg.value() is not None:
                 self.records.append(msg.value())
                 self.placed.append(((msg.key() or b"").decode(), msg.partition()))
+                self.headers.append(list(msg.headers() or []))
 
     def at_least(self, n: int) -> Callable[[], bool]:
         """A `wait_until` predicate: `n` records read (polling on each call)."""

@@ -10,6 +10,8 @@ import psycopg
 import pytest
 
 from schemas.base import Channel, command_id_for
+from services.common.domain import hops
+from services.common.domain.dead_letter import Headers
 from services.common.topics import Topics
 from tests.conftest import tz_at_local_hour
 from tests.integration.sequencer.conftest import (
@@ -56,3 +58,38 @@ async def test_order_event_in_first_command_out_and_leads_row(
     assert row is not None and row[0] == "new" and row[1] >= 1 and row[2] == "sam@example.com"
     assert worker.ready()
     assert "sequencer_records_total" in worker.metrics()
+
+
+async def test_a_traced_order_gives_its_command_every_hop_so_far_and_nothing_forged(
+    topics: Topics,
+    kafka_bootstrap: str,
+    make_tenant: Any,
+    start_worker: Any,
+    commands_of: Collector,
+) -> None:
+    """The order's `hop.webhook_received` goes on with its command, with when the order was
+    in Kafka and when the sequencer decided; headers that are no known hop (or not a bounded
+    number) stay behind. The worker's metrics show its event-loop lag."""
+    tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
+    event = order_event(tenant.id, f"o-{uuid.uuid4().hex[:8]}")
+    received = hops.now_us()
+    forged: Headers = [
+        ("hop.webhook_received", str(received).encode()),
+        ("hop.made_up", b"1"),
+        ("hop.outbound_claimed", b"9" * 4000),
+        ("x-other", b"kept out"),
+    ]
+    worker = start_worker("traced")
+    produce(kafka_bootstrap, topics.order_events, [event], headers=forged)
+    await wait_until(commands_of.at_least(1), 90, "the first command", worker)
+    trace = hops.Trace.of(commands_of.headers[0])
+    assert [name for name, _ in commands_of.headers[0]] == [
+        "hop.webhook_received",
+        "hop.order_in_kafka",
+        "hop.sequencer_decided",
+    ]
+    at = trace.hops
+    assert at["webhook_received"] == received
+    # Kafka's timestamps are milliseconds: the order was in Kafka within 1 ms of its produce
+    assert received - 1000 <= at["order_in_kafka"] <= at["sequencer_decided"] <= hops.now_us()
+    assert "sequencer_event_loop_lag_seconds_count" in worker.metrics()

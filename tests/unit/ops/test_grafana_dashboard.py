@@ -17,6 +17,9 @@ RULES = ROOT / "ops" / "prometheus-rules.yml"
 BUILTIN = {"up"}
 #: Series of the exporters docker-compose.yml runs (checked to be wired in below).
 EXPORTED = {"kafka_consumergroup_lag": "kafka-exporter"}
+#: The loop-lag histogram every metrics listener names after its service
+#: (services/common/loop_lag.py, started by observability.add_observability_routes).
+LOOP_LAG = {f"{s}_event_loop_lag_seconds" for s in ("ingest", "poller", "sequencer", "outbound")}
 _KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
     "unless", "offset", "inf", "nan",
@@ -33,7 +36,7 @@ def defined_metrics() -> set[str]:
     for path in (ROOT / "services").rglob("*.py"):
         for name in _DEFINED.findall(path.read_text()):
             names.add(name.removesuffix("_total"))
-    return names
+    return names | LOOP_LAG
 
 
 def metric_names(expr: str) -> set[str]:

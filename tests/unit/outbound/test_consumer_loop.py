@@ -45,6 +45,9 @@ class Msg:
     def error(self) -> None:
         return None
 
+    def headers(self) -> None:
+        return None
+
 
 @dataclass
 class FakeRaw:

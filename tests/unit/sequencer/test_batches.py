@@ -4,6 +4,8 @@ outbox, fixed tenant configs; reference/streaming.md §1.8)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,14 +33,22 @@ class Clock:
         return self.now
 
 
-def build(tmp_path: Path, outbox: FakeOutbox, clock: Clock, **kw: Any) -> SequencerApp:
+def build(
+    tmp_path: Path,
+    outbox: FakeOutbox,
+    clock: Clock,
+    *,
+    batch_ms: float = 1.0,
+    batch_size: int = 10,
+    **kw: Any,
+) -> SequencerApp:
     settings = SequencerSettings(
         kafka_topic_prefix=f"unit{id(tmp_path)}.",
         kafka_partitions=4,
         sequencer_store="memory://",
         sequencer_data_dir=tmp_path,
-        sequencer_batch_size=10,
-        sequencer_batch_ms=1.0,
+        sequencer_batch_size=batch_size,
+        sequencer_batch_ms=batch_ms,
     )
     kw.setdefault("directory", StaticDirectory("America/New_York"))
     app = build_worker(settings, outbox=outbox, clock=clock, **kw)
@@ -328,3 +338,87 @@ async def test_a_poison_record_is_dead_lettered_after_one_try(tmp_path: Path) ->
     [letter] = outbox.dead
     assert letter.reason.startswith("poison: ContractError: OrderEvent:")
     assert slept == []
+
+
+class SlowDirectory(StaticDirectory):
+    """Tenant configs that hold the event loop `seconds` on every look-up (a stall)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__("America/New_York")
+        self.seconds = seconds
+
+    def get(self, tenant_id: uuid.UUID) -> Any:
+        time.sleep(self.seconds)  # the stall under test: synchronous, on the loop's thread
+        return super().get(tenant_id)
+
+
+HOLD_WARNING = "held the event loop"
+
+
+async def test_a_batch_that_holds_the_loop_over_100_ms_is_logged_and_a_quick_one_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.sequencer.service_layer.batches")
+    quick = build(tmp_path / "quick", FakeOutbox(), Clock(T0))
+    await put(quick.order_agent, order())
+    assert not [r for r in caplog.records if HOLD_WARNING in r.getMessage()]
+
+    slow = build(tmp_path / "slow", FakeOutbox(), Clock(T0), directory=SlowDirectory(0.12))
+    await put(slow.order_agent, order())
+    warnings = [r.getMessage() for r in caplog.records if HOLD_WARNING in r.getMessage()]
+    assert len(warnings) == 1 and "1 orders records" in warnings[0], warnings
+
+
+async def test_a_lone_record_is_handled_at_once_not_after_the_batch_window(
+    tmp_path: Path,
+) -> None:
+    """Nothing else queued: the batch is handed over now, however long SEQUENCER_BATCH_MS."""
+    outbox = FakeOutbox()
+    app = build(tmp_path, outbox, Clock(T0), batch_ms=10_000.0)
+    async with app.order_agent.test_context() as ctx:
+        event = order()
+        await ctx.put(event.to_bytes(), key=str(event.tenant_id).encode(), partition=0)
+        deadline = time.monotonic() + 5.0  # half the window
+        while not outbox.commands:
+            assert time.monotonic() < deadline, "the record waited for the batch window"
+            await asyncio.sleep(0.01)
+    assert [c.lead_id for c in outbox.commands] == [event.lead_id]
+
+
+def batches_counted() -> tuple[float, float]:
+    """(batches, records) the orders agent handled so far (`sequencer_batch_records`)."""
+    count = REGISTRY.get_sample_value("sequencer_batch_records_count", {"agent": "orders"})
+    total = REGISTRY.get_sample_value("sequencer_batch_records_sum", {"agent": "orders"})
+    return count or 0.0, total or 0.0
+
+
+async def test_while_records_pile_up_a_batch_fills_and_a_quiet_stream_hands_over_at_once(
+    tmp_path: Path,
+) -> None:
+    """After a large batch the worker is busy: the next batch waits (up to the window) for
+    more instead of going out with what is queued; after a small one it goes at once."""
+    outbox = FakeOutbox()
+    app = build(tmp_path, outbox, Clock(T0), batch_ms=600.0, batch_size=1000)
+    async with app.order_agent.test_context() as ctx:
+
+        async def put_orders(n: int) -> list[Any]:
+            """`n` records queued at once (as a fetch delivers them)."""
+            events = [order(f"o-{uuid.uuid4().hex[:10]}") for _ in range(n)]
+            for e in events:
+                key = str(e.tenant_id).encode()
+                await ctx.put(e.to_bytes(), key=key, partition=0, wait=False)
+            return events
+
+        async def handled(events: list[Any]) -> float:
+            started, wanted = time.monotonic(), {e.lead_id for e in events}
+            while not wanted <= {c.lead_id for c in outbox.commands}:
+                assert time.monotonic() - started < 10, "not handled"
+                await asyncio.sleep(0.005)
+            return time.monotonic() - started
+
+        batches0, _ = batches_counted()
+        await handled(await put_orders(300))  # a burst: large batches
+        batches1, _ = batches_counted()
+        assert batches1 - batches0 <= 3, "a burst is handled in few batches"
+        assert await handled(await put_orders(1)) >= 0.4  # busy: waited for the batch to fill
+        assert await handled(await put_orders(1)) < 0.4  # quiet again: at once

@@ -1,0 +1,280 @@
+"""Where a new order's first message spends its time, webhook to SendGrid, end to end.
+
+Signed Shopmonkey webhooks are posted at `--rate` orders/s (distinct whitelisted customers) to
+ingest, the sequencer and outbound run as deployed (one process each, `leadctl ...`), and the
+fake SendGrid records when each request arrives. Each outcome's `hop.*` headers
+(services/common/domain/hops.py) give the hops in between; the bench prints p50/p99/max of
+every segment and of the whole way.
+
+`--baseline DIR` runs the same load first against the code in DIR (e.g. `git worktree add
+/tmp/base <commit>`), then against this checkout, in the same run: on a shared machine only the
+ratio of the two means anything.
+
+    uv run --frozen python bench/latency/run.py --rate 5 --orders 100
+    uv run --frozen python bench/latency/run.py --baseline /tmp/base
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from confluent_kafka import Consumer  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    KAFKA,
+    SECRETS,
+    free_port,
+    migrated_database,
+    tz_at_local_hour,
+)
+from bench.ingest.fixtures import add_tenants, webhook_requests  # noqa: E402
+from fakes._recorder import FakeAdmin  # noqa: E402
+from schemas.events import TouchPointOutcome  # noqa: E402
+from services.common.domain import hops  # noqa: E402
+from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
+from services.common.topics import Topics  # noqa: E402
+
+BENCH_DB = "lo_bench_latency"
+PARTITIONS = 4
+#: The way of a first message, from the bench's POST to the provider's answer.
+POSTED, PROVIDER_REQUEST = "posted", "provider_request"
+POINTS = (POSTED, *hops.HOPS[:5], PROVIDER_REQUEST, hops.PROVIDER_ANSWERED)
+
+
+def start(code: Path, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "leadctl.main", *argv],
+            cwd=code,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_ok(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited ({proc.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (loopback)
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready")
+
+
+async def post_all(base: str, requests: list[bytes], rate: float) -> list[int]:
+    """Posts each raw request at `rate`/s on its own schedule; returns when each was posted."""
+    posted = [0] * len(requests)
+    start = time.monotonic()
+
+    async def one(i: int, raw: bytes, http: aiohttp.ClientSession) -> None:
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        head, body = raw.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        path = lines[0].split(" ")[1]
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        headers.pop("Content-Length", None)
+        headers.pop("Host", None)
+        posted[i] = hops.now_us()
+        async with http.post(base + path, data=body, headers=headers) as r:
+            if r.status != 200:
+                raise RuntimeError(f"webhook {i}: {r.status} {await r.text()}")
+
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(one(i, raw, http) for i, raw in enumerate(requests)))
+    return posted
+
+
+def outcome_hops(topic: str, want: int, timeout: float = 30.0) -> dict[str, dict[str, int]]:
+    """command_id → hops of the `want` traced outcomes on `topic`."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-lat-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got: dict[str, dict[str, int]] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < want and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is None and msg.headers():
+                    outcome = TouchPointOutcome.from_bytes(msg.value())
+                    got[str(outcome.command_id)] = hops.Trace.of(msg.headers()).hops
+    finally:
+        consumer.close()
+    return got
+
+
+def us(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1_000_000)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_stack(code: Path, args: Any, logs: Path) -> dict[str, list[float]]:
+    """One deployment of the code in `code` under the load; the milliseconds of each segment."""
+    topics = Topics(f"lat{uuid.uuid4().hex[:6]}.")
+    db = migrated_database(BENCH_DB)
+    tenants = add_tenants(db, args.tenants, timezone=tz_at_local_hour(12))
+    warm, n = 5, args.orders
+    requests = webhook_requests(tenants, warm + n)
+    emails = [f"jane.{i}@example.net" for i in range(warm + n)]
+    ensure_topics(KAFKA, partitions=PARTITIONS, names=topics.with_dlqs())
+    sg, ingest, admin, seq, out = (free_port() for _ in range(5))
+    env = (
+        dict(os.environ)
+        | SECRETS
+        | {
+            "DATABASE_URL": db,
+            "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+            "KAFKA_TOPIC_PREFIX": topics.prefix,
+            "KAFKA_PARTITIONS": str(PARTITIONS),
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
+            "WEBHOOK_HOST": "127.0.0.1",
+            "WEBHOOK_PORT": str(ingest),
+            "ADMIN_PORT": str(admin),
+            "SEQUENCER_HOST": "127.0.0.1",
+            "SEQUENCER_PORT": str(seq),
+            "SEQUENCER_DATA_DIR": tempfile.mkdtemp(prefix="bench-lat-"),
+            "OUTBOUND_HOST": "127.0.0.1",
+            "OUTBOUND_PORT": str(out),
+            "OUTBOUND_GROUP_ID": f"{topics.prefix}outbound",
+            "SENDGRID_API_KEY": "SG.bench",
+            "SENDGRID_API_BASE_URL": f"http://127.0.0.1:{sg}",
+            "LEAD_EMAIL_WHITELIST": ",".join(emails),
+        }
+    )
+    with ExitStack() as stack:
+        procs = []
+        for name, argv in (
+            ("sendgrid", ["simulate", "sendgrid", "--port", str(sg)]),
+            ("ingest", ["ingest"]),
+            ("sequencer", ["sequencer"]),
+            ("outbound", ["outbound"]),
+        ):
+            proc = start(code, argv, env, logs / f"latency-{name}.log")
+            procs.append(proc)
+            stack.callback(proc.wait, 30)
+            stack.callback(proc.terminate)
+        stack.callback(
+            lambda: admin_client(KAFKA).delete_topics(topics.with_dlqs(), operation_timeout=10)
+        )
+        wait_ok(f"http://127.0.0.1:{admin}/healthz", procs[1])
+        wait_ok(f"http://127.0.0.1:{seq}/readyz", procs[2])
+        wait_ok(f"http://127.0.0.1:{out}/readyz", procs[3])
+        fake = FakeAdmin(f"http://127.0.0.1:{sg}", timeout=30)
+        base = f"http://127.0.0.1:{ingest}"
+        asyncio.run(post_all(base, requests[:warm], 5.0))  # assignments, connections, caches
+        wait_for(lambda: len(sent(fake)) >= warm, 40, "the warm-up's messages")
+        posted = asyncio.run(post_all(base, requests[warm:], args.rate))
+        wait_for(lambda: len(sent(fake)) >= warm + n, 180, "every message")
+        arrivals = {
+            r["payload"]["custom_args"]["command_id"]: (
+                r["payload"]["personalizations"][0]["to"][0]["email"],
+                us(r["at"]),
+            )
+            for r in sent(fake)
+        }
+        traced = outcome_hops(topics.touchpoint_outcomes, warm + n)
+    index = {email: i - warm for i, email in enumerate(emails)}
+    segments: dict[str, list[float]] = {}
+    for command_id, (email, arrived) in arrivals.items():
+        i = index[email]
+        if i < 0:
+            continue
+        segments.setdefault("POST → provider request (whole way)", []).append(
+            (arrived - posted[i]) / 1000
+        )
+        if command_id not in traced:  # code without hop headers: the whole way only
+            continue
+        at = traced[command_id] | {POSTED: posted[i], PROVIDER_REQUEST: arrived}
+        for a, b in pairwise(POINTS):
+            segments.setdefault(f"{a} → {b}", []).append((at[b] - at[a]) / 1000)
+        segments.setdefault("webhook → provider request", []).append(
+            (arrived - at[hops.WEBHOOK_RECEIVED]) / 1000
+        )
+    return segments
+
+
+def sent(fake: FakeAdmin) -> list[dict[str, Any]]:
+    return [r for r in fake.requests() if r["path"] == "/v3/mail/send" and r["accepted"]]
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(1.0)  # each look reads every request the fake recorded: not too often
+
+
+def report(label: str, segments: dict[str, list[float]]) -> None:
+    print(f"\n{label}  (ms; Kafka's hop times are its CreateTime, 1 ms resolution)")
+    print(f"{'segment':46} {'n':>4} {'p50':>8} {'p99':>8} {'max':>8} {'mean':>8}")
+    for name, values in segments.items():
+        print(
+            f"{name:46} {len(values):>4} {pct(values, 0.5):>8.1f} {pct(values, 0.99):>8.1f}"
+            f" {max(values):>8.1f} {statistics.fmean(values):>8.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=5.0, help="orders per second")
+    parser.add_argument("--orders", type=int, default=100, help="orders measured")
+    parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with")
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=50,
+        help="locations the orders are spread over (outbound handles one tenant's commands "
+        "in order, different tenants' at once)",
+    )
+    args = parser.parse_args()
+    logs = ROOT / ".local" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    runs = [("this checkout", ROOT)]
+    if args.baseline:
+        runs.insert(0, (f"baseline {args.baseline}", args.baseline.resolve()))
+    print(
+        f"{args.orders} orders at {args.rate:g}/s over {args.tenants} locations, one process per"
+        f" service, {os.cpu_count()} cores (shared: compare the runs, not the figures)"
+    )
+    results = [(label, run_stack(code, args, logs)) for label, code in runs]
+    for label, segments in results:
+        report(label, segments)
+
+
+if __name__ == "__main__":
+    main()
