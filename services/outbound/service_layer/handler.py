@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from schemas.base import Channel, utcnow
 from schemas.events import TouchPointCommand, TouchPointOutcome
+from services.common.domain.consent import ConsentRecord
 from services.common.domain.send_windows import window_end
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import (
@@ -156,10 +158,11 @@ class TouchPointHandler:
                 opted_out=opted_out(command.channel, command.context),
                 phone_whitelist=self._cfg.phone_whitelist,
                 sms_regions=self._cfg.sms_regions,
+                consent=facts.consent,
             )
         )
         log_decision(command, decision, replay_send=self._cfg.replay_send)
-        finish = self._outcomes.finish
+        finish = functools.partial(self._outcomes.finish, consent=facts.consent)
         if decision.verdict is Verdict.SKIP:
             return await finish(command, LedgerStatus.SKIPPED, decision.reason)
         if decision.verdict is Verdict.DEFER:
@@ -172,7 +175,9 @@ class TouchPointHandler:
         if command.record_only and not self._cfg.replay_send:
             return await finish(command, LedgerStatus.RECORDED, "record_only")
         assert tenant is not None  # the gate never lets an unknown tenant through
-        return await self._send(command, tenant, claimed_at, approved=decision.recipient)
+        return await self._send(
+            command, tenant, claimed_at, approved=decision.recipient, consent=facts.consent
+        )
 
     async def _send(
         self,
@@ -181,8 +186,9 @@ class TouchPointHandler:
         claimed_at: datetime | None,
         *,
         approved: str | None,
+        consent: ConsentRecord | None,
     ) -> TouchPointOutcome:
-        finish = self._outcomes.finish
+        finish = functools.partial(self._outcomes.finish, consent=consent)
         sender = self._senders.get(command.channel)
         if sender is None:  # configured per settings but not wired: fail closed
             return await finish(command, LedgerStatus.SKIPPED, f"{command.channel}_disabled")

@@ -11,7 +11,14 @@ from schemas.base import Channel
 from services.common.settings import CommonSettings
 from services.common.whitelist import parse_whitelist
 from services.outbound.domain.safety_gate import GateInput, TenantGateView, Verdict, decide
-from tests.unit.outbound.support import NIGHT, OPEN_NOW, PHONE, WHITELISTED, tenant_profile
+from tests.unit.outbound.support import (
+    NIGHT,
+    OPEN_NOW,
+    OPTED_IN,
+    PHONE,
+    WHITELISTED,
+    tenant_profile,
+)
 
 TENANT = TenantGateView(active=True, policy=tenant_profile().policy, has_postal_address=True)
 
@@ -27,6 +34,7 @@ def gate(**overrides: object) -> GateInput:
         "tenant": TENANT,
         "now": OPEN_NOW,
         "phone_whitelist": frozenset({PHONE}),
+        "consent": OPTED_IN,
     }
     values.update(overrides)
     return GateInput(**values)  # type: ignore[arg-type]
