@@ -11,7 +11,7 @@ import pytest
 from schemas.base import Channel
 from services.common.domain.consent import ConsentRecord
 from services.outbound.domain.model import LedgerStatus
-from services.outbound.domain.safety_gate import GateInput, TenantGateView, Verdict, decide
+from services.outbound.domain.safety_gate import GateInput, TenantGateView, decide
 from tests.unit.outbound.support import (
     OPEN_NOW,
     PHONE,
