@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.shopmonkey.data import Company, Location, World, fictional_phone
+from fakes.shopmonkey.data import CONSENT_CHANGES, Company, Location, World, fictional_phone
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import WebhookSender, envelope
 
