@@ -128,9 +128,10 @@ def consent_summary(consent: dict[str, Any] | None) -> str:
     """The source consent a decision was made on, in one short line (`?`: not recorded)."""
     if not consent:
         return "none recorded"
+    flag = "optIn" if consent.get("channel") == "sms" else "subscribed"
     parts = [
         str(consent.get("source")),
-        f"{'optIn' if consent.get('channel') == 'sms' else 'subscribed'}={_yes_no(consent.get('opted_in'))}",
+        f"{flag}={_yes_no(consent.get('opted_in'))}",
         f"marketing={_yes_no(consent.get('marketing_opt_in'))}",
     ]
     if consent.get("preferred"):
