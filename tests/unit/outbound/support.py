@@ -38,6 +38,7 @@ from services.outbound.domain.model import (
     Probe,
     TenantProfile,
 )
+from services.outbound.domain.safety_gate import GateInput, gate_view
 from services.outbound.ports import Sender
 from services.outbound.service_layer.delivery import Delivery, Pacer, RetryPolicy
 from services.outbound.service_layer.handler import HandlerConfig, TouchPointHandler
@@ -54,6 +55,25 @@ OPTED_IN = ConsentRecord(
 TENANT_ID = uuid.UUID("11111111-2222-3333-4444-555555555555")
 WHITELISTED = "sam@example.com"
 PHONE = "+12025550123"
+
+
+def gate_input(**overrides: Any) -> GateInput:
+    """What the gate sees of a whitelisted email lead whose phone is listed and opted in, in an
+    open window; `overrides` change any of it."""
+    values: dict[str, Any] = {
+        "channel": Channel.EMAIL,
+        "email": WHITELISTED,
+        "phone": PHONE,
+        "whitelist": frozenset({WHITELISTED}),
+        "email_configured": True,
+        "sms_configured": True,
+        "tenant": gate_view(tenant_profile()),
+        "now": OPEN_NOW,
+        "phone_whitelist": frozenset({PHONE}),
+        "consent": OPTED_IN,
+    }
+    values.update(overrides)
+    return GateInput(**values)
 
 
 def tenant_profile(**overrides: Any) -> TenantProfile:

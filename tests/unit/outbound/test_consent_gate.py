@@ -11,38 +11,23 @@ import pytest
 from schemas.base import Channel
 from services.common.domain.consent import ConsentRecord
 from services.outbound.domain.model import LedgerStatus
-from services.outbound.domain.safety_gate import GateInput, TenantGateView, decide
+from services.outbound.domain.safety_gate import GateInput, decide
 from tests.unit.outbound.support import (
-    OPEN_NOW,
     PHONE,
     WHITELISTED,
     InMemoryLedger,
     command,
+    gate_input,
     harness,
-    tenant_profile,
 )
 
-TENANT = TenantGateView(active=True, policy=tenant_profile().policy, has_postal_address=True)
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 SMS = ConsentRecord(Channel.SMS, PHONE, "shopmonkey", AT, "shopmonkey:customer:c1:1")
 EMAIL = ConsentRecord(Channel.EMAIL, WHITELISTED, "shopmonkey", AT, "shopmonkey:customer:c1:1")
 
 
 def gate(channel: Channel, consent: ConsentRecord | None, **overrides: object) -> GateInput:
-    values: dict[str, object] = {
-        "channel": channel,
-        "email": WHITELISTED,
-        "phone": PHONE,
-        "whitelist": frozenset({WHITELISTED}),
-        "email_configured": True,
-        "sms_configured": True,
-        "tenant": TENANT,
-        "now": OPEN_NOW,
-        "phone_whitelist": frozenset({PHONE}),
-        "consent": consent,
-    }
-    values.update(overrides)
-    return GateInput(**values)  # type: ignore[arg-type]
+    return gate_input(channel=channel, consent=consent, **overrides)
 
 
 def reason(channel: Channel, consent: ConsentRecord | None, **overrides: object) -> str:

@@ -13,10 +13,8 @@ from services.common.whitelist import parse_whitelist
 from services.outbound.domain.safety_gate import GateInput, TenantGateView, Verdict, decide
 from tests.unit.outbound.support import (
     NIGHT,
-    OPEN_NOW,
-    OPTED_IN,
     PHONE,
-    WHITELISTED,
+    gate_input,
     tenant_profile,
 )
 
@@ -24,20 +22,8 @@ TENANT = TenantGateView(active=True, policy=tenant_profile().policy, has_postal_
 
 
 def gate(**overrides: object) -> GateInput:
-    values: dict[str, object] = {
-        "channel": Channel.EMAIL,
-        "email": WHITELISTED,
-        "phone": PHONE,
-        "whitelist": frozenset({WHITELISTED}),
-        "email_configured": True,
-        "sms_configured": True,
-        "tenant": TENANT,
-        "now": OPEN_NOW,
-        "phone_whitelist": frozenset({PHONE}),
-        "consent": OPTED_IN,
-    }
-    values.update(overrides)
-    return GateInput(**values)  # type: ignore[arg-type]
+    """A whitelisted email lead with an SMS opt-in, in an open window; `overrides` change it."""
+    return gate_input(**overrides)
 
 
 # seed behaviour table ----------------------------------------------------------------------------
