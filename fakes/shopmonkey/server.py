@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.shopmonkey.data import Company, Location, World, fictional_phone
+from fakes.shopmonkey.data import CONSENT_CHANGES, Company, Location, World, fictional_phone
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import WebhookSender, envelope
 
@@ -308,7 +308,8 @@ class Simulator:
     async def _admin_customer(self, request: web.Request) -> web.Response:
         customer_id = request.match_info["id"]
         company = self._owner(customer_id)
-        changes = {k: v for k, v in (await request.json()).items() if k in ("email", "phone")}
+        allowed = ("email", "phone", *CONSENT_CHANGES)
+        changes = {k: v for k, v in (await request.json()).items() if k in allowed}
         record, diff = self.world.update_customer(company, customer_id, changes)
         await self.notify(company, "customer", "UPDATE", record, diff)
         return web.json_response({"customer": record})

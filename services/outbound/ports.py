@@ -9,6 +9,7 @@ from typing import Protocol
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand, TouchPointOutcome
+from services.common.domain.consent import ConsentRecord
 from services.outbound.domain.model import (
     ClaimResult,
     GateFacts,
@@ -70,8 +71,10 @@ class Ledger(Protocol):
         provider_message_id: str | None = None,
         deferred_until: datetime | None = None,
         only_if_claimed_at: datetime | None = None,
+        consent: ConsentRecord | None = None,
     ) -> bool:
-        """Record the final status of a claimed row; False if it was not 'claimed' anymore."""
+        """Record the final status of a claimed row (with the source consent the gate decided
+        on); False if it was not 'claimed' anymore."""
         ...
 
     async def stale_claims(self, *, older_than: datetime, limit: int = 100) -> list[LedgerRow]: ...
