@@ -32,9 +32,11 @@ class Ledger(Protocol):
         recipient: str | None,
         now: datetime,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> ClaimResult:
         """Insert the command as 'claimed' (or re-claim a due 'deferred' row), else return the
-        row that already holds it. Reads the recipient's gate facts in the same round trip."""
+        row that already holds it. Reads the recipient's gate facts in the same round trip
+        (with the source consent of `other_contact`, the lead's contact on the other channel)."""
         ...
 
     async def facts(
@@ -46,6 +48,7 @@ class Ledger(Protocol):
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> GateFacts: ...
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None: ...

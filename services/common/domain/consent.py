@@ -5,7 +5,13 @@ Shopmonkey's customer record carries `marketingOptIn`, `preferredContactMethod`,
 2023 data model, not re-checked against the current API). A website form carries explicit
 `consentSms` / `consentEmail` with the consent text's version and time. Ingest turns either
 into `ConsentRecord`s (one per contact and channel); the outbound gate reads the record of the
-contact it is about to message and `consent_refusal` says why it may not.
+contact it is about to message (and the record of the lead's contact on the other channel)
+and `consent_refusal` says why it may not.
+
+`preferredContactMethod` orders the channels and never leaves a customer with nothing: a touch
+on one channel is skipped (`contact_preference`) only when the customer prefers the other one
+and the source's consent allows a message there (SMS: a recorded opt-in, not a landline; email:
+not unsubscribed). Otherwise the touch goes ahead, subject to every other check.
 
 Both readings of what the reference could not confirm are honoured, fail-closed:
 - a field may be absent from current responses: absent is "unknown" (None), never consent;
@@ -45,7 +51,8 @@ class ConsentRecord:
     #: email: `subscribed` / `consentEmail`; sms: the phone's `optIn` / `consentSms`.
     opted_in: bool | None = None
     marketing_opt_in: bool | None = None
-    #: "sms" | "email" (the customer asked for that channel only); None: either.
+    #: "sms" | "email" (the customer asked for that channel; honoured when its consent allows
+    #: it, see `consent_refusal`); None: either.
     preferred: str | None = None
     #: the phone's `type`, lower-cased ("mobile", "landline", "voip", "other").
     line_type: str | None = None
@@ -118,19 +125,51 @@ def sms_consented(record: ConsentRecord | None) -> bool:
     return True in flags and False not in flags
 
 
-def consent_refusal(channel: Channel, record: ConsentRecord | None) -> str | None:
-    """Why the source's consent forbids this touch (None: it allows it)."""
+def usable(channel: Channel, record: ConsentRecord | None) -> bool:
+    """The source's consent alone would allow a message on `channel` to this contact: SMS a
+    recorded opt-in to a number not marked landline, email an address not marked unsubscribed
+    (no email record is no refusal). Nothing else (whitelists, suppressions, windows) is read."""
+    if channel is Channel.SMS:
+        return sms_consented(record) and (record is None or record.line_type != "landline")
+    return record is None or record.opted_in is not False
+
+
+def _prefers_other(
+    channel: Channel, record: ConsentRecord | None, other: ConsentRecord | None
+) -> bool:
+    """The customer asked for the other channel, and the source's consent allows it there.
+
+    `preferredContactMethod` orders the channels, it never leaves a customer with nothing: a
+    preference for a channel the customer cannot be reached on by consent (no SMS opt-in, a
+    landline, an unsubscribed address) skips nothing, nor does one the other channel's record
+    contradicts (each record asking for the other channel)."""
+    wanted = Channel.EMAIL if channel is Channel.SMS else Channel.SMS
+    if record is None or record.preferred != wanted.value:
+        return False
+    if other is not None and other.preferred == channel.value:
+        return False  # the two records disagree: no order is honoured, neither gives way
+    return usable(wanted, other)
+
+
+def consent_refusal(
+    channel: Channel, record: ConsentRecord | None, other: ConsentRecord | None = None
+) -> str | None:
+    """Why the source's consent forbids this touch (None: it allows it).
+
+    `record` is the consent of the contact this touch goes to, `other` the consent of the
+    same lead's contact on the other channel (its phone for an email touch, its address for
+    an SMS), read only to tell whether a preference for that channel can be honoured."""
     if channel is Channel.SMS:
         if record is not None and record.line_type == "landline":
             return LANDLINE
-        if record is not None and record.preferred == "email":
+        if _prefers_other(channel, record, other):
             return CONTACT_PREFERENCE
         return None if sms_consented(record) else SMS_NO_CONSENT
     if record is None:
         return None  # email: no record is no refusal (the unsubscribe link stays the way out)
     if record.opted_in is False:
         return EMAIL_UNSUBSCRIBED
-    if record.preferred == "sms":
+    if _prefers_other(channel, record, other):
         return CONTACT_PREFERENCE
     return None
 

@@ -6,7 +6,9 @@ claim, then finish.
 
 The gate facts also carry the consent the source recorded for the recipient on the channel
 (`source_consent`, read here at decision time, so a consent change ingest stored before it
-answered the source applies to the very next touch; `finish` keeps it with the decision).
+answered the source applies to the very next touch; `finish` keeps it with the decision), and
+the consent of the lead's contact on the other channel (whether the customer's preference for
+that channel can be honoured, `consent_refusal`).
 
 The gate facts are per contact across the locations of one Shopmonkey company (one business,
 one customer): a suppression recorded at any location of the company (or for every location)
@@ -74,7 +76,12 @@ _FACTS = f"""
     (SELECT to_jsonb(c) - 'id' - 'company_id' - 'updated_at'
        FROM source_consent c JOIN tenants t ON t.shopmonkey_company_id = c.company_id
       WHERE t.id = %(tenant_id)s AND c.channel = %(channel)s AND c.contact = %(recipient)s)
-      AS consent
+      AS consent,
+    (SELECT to_jsonb(c) - 'id' - 'company_id' - 'updated_at'
+       FROM source_consent c JOIN tenants t ON t.shopmonkey_company_id = c.company_id
+      WHERE t.id = %(tenant_id)s AND c.channel = %(other_channel)s
+        AND c.contact = %(other_contact)s)
+      AS other_consent
 """
 CLAIM_SQL = f"""
 WITH {_COMPANY}, ins AS (
@@ -155,17 +162,22 @@ def _row(values: Sequence[Any]) -> LedgerRow:
     )
 
 
-#: Columns of `_FACTS`: suppressed, recent, lead_opted_out, consent.
-FACT_COLUMNS = 4
+#: Columns of `_FACTS`: suppressed, recent, lead_opted_out, consent, other_consent.
+FACT_COLUMNS = 5
+
+
+def _other_channel(channel: Channel) -> str:
+    return (Channel.SMS if channel is Channel.EMAIL else Channel.EMAIL).value
 
 
 def _facts(values: Sequence[Any]) -> GateFacts:
-    suppressed, recent, lead_opted_out, consent = values[:FACT_COLUMNS]
+    suppressed, recent, lead_opted_out, consent, other = values[:FACT_COLUMNS]
     return GateFacts(
         suppressed=bool(suppressed),
         recent_sends=int(recent),
         lead_opted_out=bool(lead_opted_out),
         consent=from_evidence(consent) if consent else None,
+        other_consent=from_evidence(other) if other else None,
     )
 
 
@@ -189,6 +201,7 @@ class PostgresLedger:
         recipient: str | None,
         now: datetime,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> ClaimResult:
         params = {
             "command_id": command.command_id,
@@ -198,6 +211,8 @@ class PostgresLedger:
             "channel": command.channel.value,
             "template": command.template[:100],
             "recipient": recipient[:320] if recipient else None,
+            "other_channel": _other_channel(command.channel),
+            "other_contact": other_contact,
             "record_only": command.record_only,
             "due_at": command.due_at,
             "now": now,
@@ -241,6 +256,7 @@ class PostgresLedger:
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> GateFacts:
         got = await self._one(
             FACTS_SQL,
@@ -250,6 +266,8 @@ class PostgresLedger:
                 "lead_id": lead_id,
                 "channel": channel.value,
                 "recipient": recipient,
+                "other_channel": _other_channel(channel),
+                "other_contact": other_contact,
                 "cap_since": cap_since,
             },
         )

@@ -78,6 +78,9 @@ class GateFacts:
     lead_opted_out: bool = False
     #: The source's consent for the recipient on the command's channel (None: none recorded).
     consent: ConsentRecord | None = None
+    #: ... and for the lead's contact on the other channel (whether a preference for it can be
+    #: honoured, `consent_refusal`).
+    other_consent: ConsentRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

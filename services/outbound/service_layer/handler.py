@@ -40,6 +40,7 @@ from services.outbound.domain.safety_gate import (
     decide,
     gate_view,
     opted_out,
+    other_contact_for,
 )
 from services.outbound.errors import TemplateError, UnsendableCommand
 from services.outbound.ports import Ledger, OutcomePublisher, Renderer, Sender, TenantDirectory
@@ -127,6 +128,9 @@ class TouchPointHandler:
                 recipient=contact,
                 now=now,
                 cap_since=now - self._cfg.frequency_window,
+                other_contact=other_contact_for(
+                    command.channel, command.recipient.email, command.recipient.phone
+                ),
             ),
             sleep=self._sleep,
         )
@@ -182,6 +186,7 @@ class TouchPointHandler:
                 phone_whitelist=self._cfg.phone_whitelist,
                 sms_regions=self._cfg.sms_regions,
                 consent=facts.consent,
+                other_consent=facts.other_consent,
             )
         )
 

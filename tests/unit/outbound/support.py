@@ -184,6 +184,7 @@ class InMemoryLedger:
         channel: Channel,
         to: str | None,
         since: datetime,
+        other: str | None = None,
     ) -> GateFacts:
         suppressed = to is not None and (
             (tenant, channel, to) in self.suppressions or (None, channel, to) in self.suppressions
@@ -204,6 +205,9 @@ class InMemoryLedger:
             recent_sends=recent,
             lead_opted_out=(lead, channel) in self.lead_opt_outs,
             consent=self._consent(channel, to),
+            other_consent=self._consent(
+                Channel.SMS if channel is Channel.EMAIL else Channel.EMAIL, other
+            ),
         )
 
     async def claim(
@@ -213,11 +217,18 @@ class InMemoryLedger:
         recipient: str | None,
         now: datetime,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> ClaimResult:
         self.claims += 1
         cid = command.command_id
         facts = self._facts(
-            cid, command.tenant_id, command.lead_id, command.channel, recipient, cap_since
+            cid,
+            command.tenant_id,
+            command.lead_id,
+            command.channel,
+            recipient,
+            cap_since,
+            other_contact,
         )
         entry = self.rows.get(cid)
         if entry is None:
@@ -268,8 +279,11 @@ class InMemoryLedger:
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> GateFacts:
-        return self._facts(command_id, tenant_id, lead_id, channel, recipient, cap_since)
+        return self._facts(
+            command_id, tenant_id, lead_id, channel, recipient, cap_since, other_contact
+        )
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None:
         entry = self.rows.get(command_id)

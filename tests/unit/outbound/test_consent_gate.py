@@ -48,12 +48,21 @@ def reason(channel: Channel, consent: ConsentRecord | None, **overrides: object)
         (dataclasses.replace(SMS, marketing_opt_in=True), "send"),
         (dataclasses.replace(SMS, opted_in=True, line_type="landline"), "landline"),
         (dataclasses.replace(SMS, opted_in=True, line_type="voip"), "send"),
+        # prefers email, and no email record refuses it: the SMS gives way
         (dataclasses.replace(SMS, opted_in=True, preferred="email"), "contact_preference"),
         (dataclasses.replace(SMS, opted_in=True, preferred="sms"), "send"),
     ],
 )
 def test_sms_consent_rules(record: ConsentRecord | None, expected: str) -> None:
     assert reason(Channel.SMS, record) == expected
+
+
+def test_an_sms_to_a_customer_preferring_an_unsubscribed_email_goes() -> None:
+    prefers_email = dataclasses.replace(SMS, opted_in=True, preferred="email")
+    unsubscribed = dataclasses.replace(EMAIL, opted_in=False)
+    assert reason(Channel.SMS, prefers_email, other_consent=unsubscribed) == "send"
+    subscribed = dataclasses.replace(EMAIL, opted_in=True)
+    assert reason(Channel.SMS, prefers_email, other_consent=subscribed) == "contact_preference"
 
 
 @pytest.mark.parametrize(
@@ -64,12 +73,29 @@ def test_sms_consent_rules(record: ConsentRecord | None, expected: str) -> None:
         (dataclasses.replace(EMAIL, opted_in=True), "send"),
         # marketingOptIn is not read as an email refusal (it is the SMS opt-in, or unknown)
         (dataclasses.replace(EMAIL, marketing_opt_in=False), "send"),
-        (dataclasses.replace(EMAIL, opted_in=True, preferred="sms"), "contact_preference"),
+        # prefers SMS but no SMS consent is recorded: the email still goes
+        (dataclasses.replace(EMAIL, opted_in=True, preferred="sms"), "send"),
         (dataclasses.replace(EMAIL, preferred="email"), "send"),
     ],
 )
 def test_email_consent_rules(record: ConsentRecord | None, expected: str) -> None:
     assert reason(Channel.EMAIL, record) == expected
+
+
+@pytest.mark.parametrize(
+    ("sms", "expected"),
+    [
+        (dataclasses.replace(SMS, opted_in=True), "contact_preference"),
+        (dataclasses.replace(SMS, opted_in=False), "send"),
+        (dataclasses.replace(SMS, opted_in=True, line_type="landline"), "send"),
+        (None, "send"),
+    ],
+)
+def test_an_email_gives_way_only_to_an_sms_consent_allows(
+    sms: ConsentRecord | None, expected: str
+) -> None:
+    prefers_sms = dataclasses.replace(EMAIL, opted_in=True, preferred="sms")
+    assert reason(Channel.EMAIL, prefers_sms, other_consent=sms) == expected
 
 
 @pytest.mark.parametrize("channel", list(Channel))
@@ -97,3 +123,18 @@ async def test_handler_records_the_reason_and_the_consent_behind_it() -> None:
     later = command(channel=Channel.SMS, step=1)
     assert (await h.handle(later)).reason in ("accepted", "whitelisted")
     assert len(h.senders[Channel.SMS].sent) == 1  # type: ignore[attr-defined]
+
+
+async def test_handler_reads_the_other_channels_consent_for_the_preference() -> None:
+    """An email to a customer who prefers SMS goes while the phone has no SMS opt-in, and gives
+    way once the customer opts in to texts (read at the next touch)."""
+    ledger = InMemoryLedger(default_sms_consent=False)
+    ledger.consents[(Channel.EMAIL, WHITELISTED)] = dataclasses.replace(
+        EMAIL, opted_in=True, preferred="sms"
+    )
+    h = harness(ledger=ledger)
+    first = await h.handle(command(channel=Channel.EMAIL))
+    assert first.status.value == "sent"
+    ledger.consents[(Channel.SMS, PHONE)] = dataclasses.replace(SMS, opted_in=True)
+    second = await h.handle(command(channel=Channel.EMAIL, step=2))
+    assert (second.status.value, second.reason) == ("skipped", "contact_preference")

@@ -7,7 +7,9 @@ The oracle does not call `merge` or the gate: it replays the changes that were n
 the newest one seen so far and says the contact consented when, for the flags `optIn` /
 `consentSms` and `marketingOptIn`, some change said True, none said False since then
 (absence lifts nothing), and the newest change that spoke of that flag was not absence after a
-True. A landline or a preference for email, once said and not taken back, also forbids it.
+True. A landline, once said and not taken back, also forbids it, and so does a preference for
+email, once said and not taken back, while email may go to the customer (the address is not
+unsubscribed and its record does not ask for SMS).
 """
 
 from __future__ import annotations
@@ -47,6 +49,23 @@ change = st.builds(
 )
 #: a step is a consent change or (None) an SMS touch point
 steps = st.lists(st.one_of(change, st.none()), min_size=1, max_size=30)
+#: what the source holds for the same customer's address (its `subscribed`), if anything
+email_record = st.one_of(
+    st.none(),
+    st.builds(
+        lambda subscribed, preferred: ConsentRecord(
+            Channel.EMAIL,
+            WHITELISTED,
+            "shopmonkey",
+            T0,
+            "e",
+            opted_in=subscribed,
+            preferred=preferred,
+        ),
+        FLAG,
+        st.sampled_from([None, "sms", "email"]),
+    ),
+)
 
 
 def flag_allows(values: list[bool | None]) -> tuple[bool, bool]:
@@ -67,7 +86,7 @@ def last_said(values: list[str | None]) -> str | None:
     return said[-1] if said else None
 
 
-def oracle_consented(applied: list[ConsentRecord]) -> bool:
+def oracle_consented(applied: list[ConsentRecord], email: ConsentRecord | None) -> bool:
     if not applied:
         return False
     yes_phone, no_phone = flag_allows([c.opted_in for c in applied])
@@ -76,12 +95,19 @@ def oracle_consented(applied: list[ConsentRecord]) -> bool:
         return False
     if last_said([c.line_type for c in applied]) == "landline":
         return False
-    return last_said([c.preferred for c in applied]) != "email"
+    if last_said([c.preferred for c in applied]) != "email":
+        return True
+    # prefers email: the SMS gives way only when email may go (not unsubscribed) and the
+    # address's record does not ask for SMS
+    email_open = email is None or email.opted_in is not False
+    return not email_open or (email is not None and email.preferred == "sms")
 
 
 @settings(max_examples=600, deadline=None)
-@given(steps)
-def test_no_sms_without_recorded_consent(sequence: list[ConsentRecord | None]) -> None:
+@given(steps, email_record)
+def test_no_sms_without_recorded_consent(
+    sequence: list[ConsentRecord | None], email: ConsentRecord | None
+) -> None:
     stored: ConsentRecord | None = None
     applied: list[ConsentRecord] = []  # changes not older than the newest seen
     for step in sequence:
@@ -102,10 +128,11 @@ def test_no_sms_without_recorded_consent(sequence: list[ConsentRecord | None]) -
                 now=OPEN_NOW,
                 phone_whitelist=frozenset({PHONE}),
                 consent=stored,
+                other_consent=email,
             )
         )
         if decision.allowed:
-            assert oracle_consented(applied), (decision, stored, applied)
+            assert oracle_consented(applied, email), (decision, stored, applied)
         else:  # and nothing consented is refused on consent grounds
-            assert not oracle_consented(applied), (decision, stored, applied)
+            assert not oracle_consented(applied, email), (decision, stored, applied)
             assert decision.reason in ("sms_no_consent", "landline", "contact_preference")
