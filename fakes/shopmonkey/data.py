@@ -234,8 +234,9 @@ class World:
         if phone is None:
             phone = fictional_phone(rng)
         stamp = iso(self.now())
-        # consent as Shopmonkey records it (reference §3): most mobiles opted in (the demo
-        # number always, so the demo shows SMS), some landlines, some never asked
+        # consent as Shopmonkey records it (reference §3): most mobiles opted in, some
+        # landlines, some never asked; a demo customer (this run's number, see below) always
+        # opted in, so the demo shows SMS
         landline = not demo and rng.random() < 0.1
         opted = demo or (not landline and rng.random() < 0.8)
         record: dict[str, Any] = {
@@ -264,6 +265,11 @@ class World:
             "updatedDate": None if self.null_updated_on_insert else stamp,
             "meta": {"userId": self._uuid(), "sessionId": self._uuid(), "version": 1},
         }
+        if demo:  # a mobile opted in to texts and marketing, no channel preferred: the gate
+            # lets the demo's SMS and email both go (a `false` marketingOptIn would refuse the
+            # SMS, a preference for one channel would skip the other)
+            record["marketingOptIn"] = True
+            record["preferredContactMethod"] = "All"
         company.customers[record["id"]] = record
         return record
 
