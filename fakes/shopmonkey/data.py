@@ -321,16 +321,24 @@ class World:
         created_at: datetime | None = None,
         location: Location | None = None,
         email: str | None = None,
+        consent: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """An estimate at `location` (default: the company's first) for `customer_id`, a new
-        customer with `email`, or (neither given) a new or returning customer of the company."""
+        customer with `email`, or (neither given) a new or returning customer of the company;
+        `consent` (`CONSENT_CHANGES`) is what a new customer's record says from the start."""
         rng = self.rng
         location = location or company.locations[0]
         if customer_id is None:
             if email is None and company.customers and rng.random() < 0.3:
                 customer_id = rng.choice(list(company.customers))
             else:
-                customer_id = self.add_customer(company, email=email, location=location)["id"]
+                new = self.add_customer(company, email=email, location=location)
+                customer_id = new["id"]
+                if consent:
+                    given = {k: v for k, v in consent.items() if k in CONSENT_CHANGES}
+                    changes: dict[str, Any] = {}
+                    self._consent_changes(new, given, changes)
+                    new.update(changes)
         customer = company.customers[customer_id]
         if location.location_id not in customer["locationIds"]:
             customer["locationIds"].append(location.location_id)

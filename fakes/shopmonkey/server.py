@@ -17,10 +17,12 @@ API (Bearer API key per company; every answer `{success, data, meta?}` or
 
 Admin (JSON): `GET /_admin/state`, `GET /_admin/requests`, `GET /_admin/deliveries`,
 `POST /_admin/quirks {...}`, `POST /_admin/rate_limit`, `POST /_admin/orders
-{"tenant_id"?, "count"?, "webhook"?, "email"?, "customer_id"?}` (at that location, else a random
-one; for that customer of the company, or with `email` a new customer with that address),
+{"tenant_id"?, "count"?, "webhook"?, "email"?, "customer_id"?, "consent"?}` (at that location,
+else a random one; for that customer of the company, or with `email` a new customer with that
+address; `consent`: what a new customer's record says, as the customer route takes it),
 `POST /_admin/orders/{id}/advance`, `POST /_admin/orders/{id}/delete`,
-`POST /_admin/customers/{id} {"email"?, "phone"?}`.
+`POST /_admin/customers/{id} {"email"?, "phone"?, "smsOptIn"?, "phoneType"?,
+"emailSubscribed"?, "marketingOptIn"?, "preferredContactMethod"?}`.
 """
 
 from __future__ import annotations
@@ -116,9 +118,10 @@ class Simulator:
         location: Location | None = None,
         email: str | None = None,
         customer_id: str | None = None,
+        consent: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         order = self.world.create_order(
-            company, location=location, email=email, customer_id=customer_id
+            company, location=location, email=email, customer_id=customer_id, consent=consent
         )
         if webhook:
             await self.notify(company, "order", "INSERT", order)
@@ -283,6 +286,7 @@ class Simulator:
                 location=location,
                 email=body.get("email"),
                 customer_id=body.get("customer_id"),
+                consent=body.get("consent"),
             )
             created.append({"tenant_id": str(location.tenant_id), "order": order})
         return web.json_response({"created": created})
