@@ -48,7 +48,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("channel in ('email', 'sms')", name="ck_source_consent_channel"),
         sa.CheckConstraint(
-            "preferred is null or preferred in ('sms', 'email')",
+            "preferred is null or preferred in ('sms', 'email', 'all')",
             name="ck_source_consent_preferred",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_source_consent"),

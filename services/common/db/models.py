@@ -299,7 +299,9 @@ class SourceConsent(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "channel", "contact"),
         CheckConstraint("channel in ('email', 'sms')", name="channel"),
-        CheckConstraint("preferred is null or preferred in ('sms', 'email')", name="preferred"),
+        CheckConstraint(
+            "preferred is null or preferred in ('sms', 'email', 'all')", name="preferred"
+        ),
     )
 
 

@@ -52,7 +52,7 @@ class ConsentRecord:
     opted_in: bool | None = None
     marketing_opt_in: bool | None = None
     #: "sms" | "email" (the customer asked for that channel; honoured when its consent allows
-    #: it, see `consent_refusal`); None: either.
+    #: it, see `consent_refusal`); "all": the customer said either; None: not said.
     preferred: str | None = None
     #: the phone's `type`, lower-cased ("mobile", "landline", "voip", "other").
     line_type: str | None = None
@@ -175,8 +175,9 @@ def consent_refusal(
 
 
 def preferred_channel(value: Any) -> str | None:
-    """`preferredContactMethod` (`SMS | Email | All`) as "sms"/"email"; anything else None."""
+    """`preferredContactMethod` (`SMS | Email | All`) as "sms"/"email"/"all"; anything else
+    None. "all" is said, not absent: it lifts an earlier preference (`merge`)."""
     if not isinstance(value, str):
         return None
     text = value.strip().lower()
-    return text if text in ("sms", "email") else None
+    return text if text in ("sms", "email", "all") else None

@@ -37,8 +37,9 @@ async def stored(engine: Any, company: str, contact: str) -> dict[str, Any] | No
 async def test_the_sql_upsert_is_merge(db_engine: Any) -> None:
     store = PostgresConsentStore(db_engine)
     company = f"co_{uuid.uuid4().hex[:8]}"
-    cases = list(itertools.product(FLAGS, FLAGS, (None, "landline"), (-1, 0, 1)))
-    for i, (first, second, line, later) in enumerate(cases):
+    said = (None, "all", "sms")  # the new record's preferredContactMethod ("all" lifts)
+    cases = list(itertools.product(FLAGS, FLAGS, (None, "landline"), (-1, 0, 1), said))
+    for i, (first, second, line, later, preferred) in enumerate(cases):
         phone = f"+1202555{i:04d}"
         old = ConsentRecord(
             Channel.SMS,
@@ -59,6 +60,7 @@ async def test_the_sql_upsert_is_merge(db_engine: Any) -> None:
             "k2",
             opted_in=second,
             marketing_opt_in=second,
+            preferred=preferred,
         )
         await store.record(company, [old])
         await store.record(company, [new])

@@ -5,7 +5,7 @@ when the customer prefers the other channel and the source's consent allows a me
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +16,8 @@ from services.common.domain.consent import (
     CONTACT_PREFERENCE,
     ConsentRecord,
     consent_refusal,
+    merge,
+    preferred_channel,
     usable,
 )
 
@@ -138,3 +140,22 @@ def test_a_preference_never_leaves_a_customer_with_nothing(
             assert refusal in (None, CONTACT_PREFERENCE)
     both = [consent_refusal(c, held[c], held[OTHER[c]]) for c in Channel]
     assert both != [CONTACT_PREFERENCE, CONTACT_PREFERENCE]
+
+
+def test_all_is_said_and_lifts_an_earlier_preference() -> None:
+    """A customer who switches from SMS to `All` in Shopmonkey no longer prefers SMS at the
+    next touch (absence keeps what was said; `All` is said)."""
+    assert [preferred_channel(v) for v in ("SMS", " email ", "All", "Fax", None)] == [
+        "sms",
+        "email",
+        "all",
+        None,
+        None,
+    ]
+    before = dataclasses.replace(EMAIL, preferred="sms")
+    later = dataclasses.replace(EMAIL, changed_at=AT + timedelta(minutes=1))
+    assert merge(before, later).preferred == "sms"  # a record that does not say keeps it
+    said_all = dataclasses.replace(later, preferred="all")
+    assert merge(before, said_all).preferred == "all"
+    assert consent_refusal(Channel.EMAIL, merge(before, said_all), SMS_OK) is None
+    assert consent_refusal(Channel.EMAIL, before, SMS_OK) == CONTACT_PREFERENCE
