@@ -358,6 +358,7 @@ def main() -> None:
             cluster_env = env | {
                 "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
                 "KAFKA_REPLICATION_FACTOR": "3",
+                "ADMIN_PORT": str(free_port()),  # its own admin listener beside the other
             }
         kafka = asyncio.run(kafka_ack_latency(baseline_topic, args.rate_seconds))
         echo, ingest, *on_cluster = run_servers(env, tenants, args, cluster_env)
