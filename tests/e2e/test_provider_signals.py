@@ -225,6 +225,12 @@ class Stack:
         )
         return rows[0] if rows else None
 
+    def decision(self, command_id: uuid.UUID) -> tuple[Any, ...] | None:
+        """The command's ledger row once outbound decided it: a 'claimed' row is a decision
+        in progress (the claim commits before the gate reads what it reads)."""
+        row = self.touch(command_id)
+        return None if row is None or row[0] == "claimed" else row
+
     def lead_view(self, lead: uuid.UUID, token: str, opted_out: str) -> dict[str, Any] | None:
         """The lead API's view once the channel shows opted out (None before)."""
         code, raw = self.http(
@@ -382,7 +388,7 @@ def test_stop_means_no_sms_ever_again(stack: Stack) -> None:
         stack.reemit(cmd)
     for cmd in replayed[1:]:
         row = wait_for(
-            f"outbound's decision on {cmd.command_id}", lambda c=cmd: stack.touch(c.command_id)
+            f"outbound's decision on {cmd.command_id}", lambda c=cmd: stack.decision(c.command_id)
         )  # type: ignore[misc]
         assert row[0] == "skipped" and row[1] in {"suppressed", "lead_opted_out"}, row
     assert stack.touch(first)[0] == "sent"  # type: ignore[index]
@@ -422,7 +428,7 @@ def test_bounce_means_no_more_email(stack: Stack) -> None:
 
     later = command(tenant, lead, 1, Channel.EMAIL, person)
     stack.reemit(later)
-    row = wait_for("outbound's decision", lambda: stack.touch(later.command_id))
+    row = wait_for("outbound's decision", lambda: stack.decision(later.command_id))
     assert row[0] == "skipped" and row[1] in {"suppressed", "lead_opted_out"}, row
     time.sleep(1)
     assert len(stack.email_to(person.email)) == 1
