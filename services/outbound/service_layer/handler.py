@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +20,6 @@ from datetime import datetime, timedelta
 from schemas.base import Channel, utcnow
 from schemas.events import TouchPointCommand, TouchPointOutcome
 from services.common.domain import hops
-from services.common.domain.consent import ConsentRecord
 from services.common.domain.send_windows import window_end
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import (
@@ -40,7 +38,6 @@ from services.outbound.domain.safety_gate import (
     decide,
     gate_view,
     opted_out,
-    other_contact_for,
 )
 from services.outbound.errors import TemplateError, UnsendableCommand
 from services.outbound.ports import Ledger, OutcomePublisher, Renderer, Sender, TenantDirectory
@@ -128,9 +125,6 @@ class TouchPointHandler:
                 recipient=contact,
                 now=now,
                 cap_since=now - self._cfg.frequency_window,
-                other_contact=other_contact_for(
-                    command.channel, command.recipient.email, command.recipient.phone
-                ),
             ),
             sleep=self._sleep,
         )
@@ -155,15 +149,11 @@ class TouchPointHandler:
         decision = self._gate(command, tenant, facts)
         log_decision(command, decision, replay_send=self._cfg.replay_send)
         if decision.verdict is not Verdict.SEND:
-            return await self._not_sent(command, decision, facts.consent)
+            return await self._not_sent(command, decision)
         if command.record_only and not self._cfg.replay_send:
-            return await self._outcomes.finish(
-                command, LedgerStatus.RECORDED, "record_only", consent=facts.consent
-            )
+            return await self._outcomes.finish(command, LedgerStatus.RECORDED, "record_only")
         assert tenant is not None  # the gate never lets an unknown tenant through
-        return await self._send(
-            command, tenant, claimed_at, approved=decision.recipient, consent=facts.consent
-        )
+        return await self._send(command, tenant, claimed_at, approved=decision.recipient)
 
     def _gate(
         self, command: TouchPointCommand, tenant: TenantProfile | None, facts: GateFacts
@@ -185,23 +175,18 @@ class TouchPointHandler:
                 opted_out=opted_out(command.channel, command.context) or facts.lead_opted_out,
                 phone_whitelist=self._cfg.phone_whitelist,
                 sms_regions=self._cfg.sms_regions,
-                consent=facts.consent,
-                other_consent=facts.other_consent,
             )
         )
 
-    async def _not_sent(
-        self, command: TouchPointCommand, decision: Decision, consent: ConsentRecord | None
-    ) -> TouchPointOutcome:
-        finish = functools.partial(self._outcomes.finish, consent=consent)
+    async def _not_sent(self, command: TouchPointCommand, decision: Decision) -> TouchPointOutcome:
         if decision.verdict is Verdict.DEFER:
-            return await finish(
+            return await self._outcomes.finish(
                 command,
                 LedgerStatus.DEFERRED,
                 decision.reason,
                 deferred_until=decision.deferred_until,
             )
-        return await finish(command, LedgerStatus.SKIPPED, decision.reason)
+        return await self._outcomes.finish(command, LedgerStatus.SKIPPED, decision.reason)
 
     def _render(
         self, command: TouchPointCommand, tenant: TenantProfile, approved: str | None
@@ -226,7 +211,7 @@ class TouchPointHandler:
         decision = self._gate(command, tenant, facts)
         if decision.verdict is not Verdict.SEND:
             log_decision(command, decision, replay_send=self._cfg.replay_send)
-            return Withdrawn(decision, facts.consent)
+            return Withdrawn(decision)
         assert tenant is not None
         return self._render(command, tenant, decision.recipient)
 
@@ -237,9 +222,8 @@ class TouchPointHandler:
         claimed_at: datetime | None,
         *,
         approved: str | None,
-        consent: ConsentRecord | None,
     ) -> TouchPointOutcome:
-        finish = functools.partial(self._outcomes.finish, consent=consent)
+        finish = self._outcomes.finish
         sender = self._senders.get(command.channel)
         if sender is None:  # configured per settings but not wired: fail closed
             return await finish(command, LedgerStatus.SKIPPED, f"{command.channel}_disabled")
@@ -253,7 +237,7 @@ class TouchPointHandler:
             await finish(command, LedgerStatus.FAILED, exc.reason)
             raise UnsendableCommand(exc.reason) from exc
         if isinstance(result, Withdrawn):
-            return await self._not_sent(command, result.decision, result.consent)
+            return await self._not_sent(command, result.decision)
         if isinstance(result, Accepted):
             reason = "reconciled_sent" if result.reconciled else "accepted"
             return await finish(
