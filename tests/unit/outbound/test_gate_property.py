@@ -419,8 +419,9 @@ def test_the_gate_forbids_every_request_it_should_over_10000_commands(world: Wor
     assert total[1] >= 10_000, total
     print(f"property run: {total[0]} examples, {total[1]} commands, {total[2]} sends")
     # the property must exercise the send path too, not only the refusals, on both channels
-    # (the examples vary a little from run to run: ~170-260 sends, ~60-130 of them SMS)
-    assert total[2] >= 100 and total[3] == total[2], total
+    # (the examples vary from run to run: usually ~170-260 sends, ~60-130 of them SMS; one
+    # full run drew 98, so the floor is half of that: a floor, not a typical figure)
+    assert total[2] >= 50 and total[3] == total[2], total
     assert sms_sent[0] >= 30, sms_sent
 
 
