@@ -177,7 +177,7 @@ class PostgresTenants:
     async def reload(self) -> Directory:
         """Load the directory anew (one load at a time: concurrent callers share it); raises
         Unavailable when PostgreSQL cannot be read (the last directory stays in use)."""
-        if self._loading is None:
+        if self._loading is None or self._loading.done():  # done: its callback not run yet
             self._loads_begun += 1
             self._loading_number = self._loads_begun
             self._loading = asyncio.get_running_loop().create_task(self._load())
@@ -188,13 +188,20 @@ class PostgresTenants:
         """A directory whose load began after load number `begun`: a load already in flight
         then may have read before the change the caller knows of, so it is waited for and a
         new one made."""
-        while self._loading is not None and self._loading_number <= begun:
+        # a finished load is awaited without yielding to the loop, so its done callback (which
+        # clears `_loading`) never ran and this loop spun forever, holding the event loop
+        while (
+            (task := self._loading) is not None
+            and not task.done()
+            and self._loading_number <= begun
+        ):
             with contextlib.suppress(Unavailable):
-                await asyncio.shield(self._loading)
+                await asyncio.shield(task)
         return await self.reload()
 
     def _loaded(self, task: asyncio.Task[Directory]) -> None:
-        self._loading = None
+        if self._loading is task:  # not a newer load begun before this callback ran
+            self._loading = None
         if not task.cancelled():
             task.exception()  # retrieved here: the callers see it through the shield
 
