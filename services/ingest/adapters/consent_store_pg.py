@@ -1,0 +1,78 @@
+"""`ConsentStore` over PostgreSQL (`source_consent`): one upsert per record, all committed in
+one transaction before the webhook, form or poll goes on, so the outbound gate, which reads the
+row at decision time, sees a consent change on its very next touch.
+
+The upsert is `services.common.domain.consent.merge` in SQL (a unit-tested twin): an older
+record changes nothing; a newer one replaces the row, except that an absent flag never lifts a
+recorded False, and an absent line type or channel preference keeps the recorded one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import case, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.db.models import SourceConsent
+from services.common.domain.consent import ConsentRecord
+from services.ingest.errors import Unavailable
+
+_T = SourceConsent
+
+
+def _row(company_id: str, record: ConsentRecord) -> dict[str, object]:
+    return {
+        "company_id": company_id,
+        "channel": record.channel.value,
+        "contact": record.contact[:320],
+        "source": record.source,
+        "customer_id": record.customer_id,
+        "opted_in": record.opted_in,
+        "marketing_opt_in": record.marketing_opt_in,
+        "preferred": record.preferred,
+        "line_type": record.line_type,
+        "verified_at": record.verified_at,
+        "text_version": record.text_version,
+        "consented_at": record.consented_at,
+        "changed_at": record.changed_at,
+        "event_key": record.event_key[:300],
+    }
+
+
+class PostgresConsentStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
+        if not records:
+            return
+        rows = [_row(company_id, r) for r in records]
+        new = insert(_T)
+        ex = new.excluded
+
+        def keep_false(column: str) -> object:
+            old = getattr(_T, column)
+            return case((ex[column].is_(None) & old.is_(False), False), else_=ex[column])
+
+        stmt = new.on_conflict_do_update(
+            index_elements=["company_id", "channel", "contact"],
+            set_={
+                **{k: ex[k] for k in rows[0] if k not in ("company_id", "channel", "contact")},
+                "opted_in": keep_false("opted_in"),
+                "marketing_opt_in": keep_false("marketing_opt_in"),
+                "preferred": func.coalesce(ex.preferred, _T.preferred),
+                "line_type": func.coalesce(ex.line_type, _T.line_type),
+                "updated_at": func.now(),
+            },
+            where=ex.changed_at >= _T.changed_at,
+        )
+        try:
+            async with self._engine.begin() as conn:
+                for row in rows:  # one contact per statement: ON CONFLICT sees each once
+                    await conn.execute(stmt, row)
+        except (DBAPIError, PoolTimeout, OSError) as exc:
+            raise Unavailable(f"consent store: {exc.__class__.__name__}") from exc
