@@ -24,22 +24,29 @@ from services.ingest.errors import Unavailable
 _T = SourceConsent
 
 
+def _text(value: str | None, limit: int) -> str | None:
+    """A source's text as its column can hold it: no NUL (PostgreSQL refuses it in text),
+    at most `limit` characters. A signed webhook may carry anything in these fields; refusing
+    the row would answer 5xx and the sender would retry it forever."""
+    return None if value is None else value.replace("\x00", "")[:limit]
+
+
 def _row(company_id: str, record: ConsentRecord) -> dict[str, object]:
     return {
-        "company_id": company_id,
+        "company_id": _text(company_id, 100),
         "channel": record.channel.value,
-        "contact": record.contact[:320],
-        "source": record.source,
-        "customer_id": record.customer_id,
+        "contact": _text(record.contact, 320),
+        "source": _text(record.source, 20),
+        "customer_id": _text(record.customer_id, 100),
         "opted_in": record.opted_in,
         "marketing_opt_in": record.marketing_opt_in,
-        "preferred": record.preferred,
-        "line_type": record.line_type,
+        "preferred": _text(record.preferred, 10),
+        "line_type": _text(record.line_type, 20),
         "verified_at": record.verified_at,
-        "text_version": record.text_version,
+        "text_version": _text(record.text_version, 50),
         "consented_at": record.consented_at,
         "changed_at": record.changed_at,
-        "event_key": record.event_key[:300],
+        "event_key": _text(record.event_key, 300),
     }
 
 

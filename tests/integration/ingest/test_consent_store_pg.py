@@ -94,3 +94,33 @@ async def test_evidence_of_a_form_is_kept(db_engine: Any) -> None:
     row = await stored(db_engine, company, "sam@example.com")
     assert row is not None
     assert (row["text_version"], row["consented_at"]) == ("2026-03-v2", record.consented_at)
+
+
+async def test_a_signed_webhooks_absurd_consent_text_is_stored_as_its_columns_hold_it(
+    db_engine: Any,
+) -> None:
+    """A signed webhook may carry anything in these fields. A NUL or a text longer than its
+    column made PostgreSQL refuse the row (DataError), and ingest answered 503: the sender
+    retried that order forever. Stored clamped and without the NUL instead."""
+    store = PostgresConsentStore(db_engine)
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    contact = "nul\x00@example.com"
+    record = ConsentRecord(
+        Channel.SMS,
+        contact,
+        "shopmonkey",
+        AT,
+        "k" * 400 + "\x00",
+        customer_id="c\x00" + "x" * 500,
+        opted_in=True,
+        line_type="mobile\x00" + "y" * 100,
+        text_version="v\x00" + "z" * 100,
+    )
+    await store.record(company, [record])
+    row = await stored(db_engine, company, "nul@example.com")
+    assert row is not None
+    assert row["customer_id"] == ("c" + "x" * 500)[:100]
+    assert row["line_type"] == ("mobile" + "y" * 100)[:20]
+    assert row["text_version"] == ("v" + "z" * 100)[:50]
+    assert row["event_key"] == "k" * 300
+    assert row["opted_in"] is True
