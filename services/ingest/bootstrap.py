@@ -143,12 +143,17 @@ def _ready(publisher: KafkaEventPublisher, tenants: PostgresTenants) -> ReadyChe
 
 @asynccontextmanager
 async def _closing(
-    engine: AsyncEngine, producer: KafkaProducer, client: ShopmonkeyClient
+    engine: AsyncEngine,
+    producer: KafkaProducer,
+    client: ShopmonkeyClient,
+    consents: PostgresConsentStore | None = None,
 ) -> AsyncIterator[None]:
     """Close what a builder opened, the newest first, however its block ends."""
     try:
         yield
     finally:
+        if consents is not None:
+            await consents.close()
         await client.close()
         await asyncio.to_thread(producer.close)
         await engine.dispose()
@@ -266,7 +271,8 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
-    async with _closing(engine, producer, client):
+    consents = PostgresConsentStore(engine)
+    async with _closing(engine, producer, client, consents):
         tenants = await _tenants(settings, engine, listen=True).start()
         try:
             publisher = KafkaEventPublisher(
@@ -274,7 +280,6 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 topic=settings.topics.order_events,
                 timeout=settings.kafka_publish_timeout_seconds,
             )
-            consents = PostgresConsentStore(engine)
             customers = RecordingCustomers(
                 CachedCustomers(
                     client,
@@ -343,14 +348,14 @@ async def build_poller(
         timeout=settings.shopmonkey_timeout_seconds,
         retry=retry or Retries(),
     ).start()
-    async with _closing(engine, producer, client):
+    consents = PostgresConsentStore(engine)
+    async with _closing(engine, producer, client, consents):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
             topic=settings.topics.order_events,
             timeout=max(30.0, settings.kafka_publish_timeout_seconds),
         )
-        consents = PostgresConsentStore(engine)
         poller = Poller(
             tenants=tenants,
             reader=RecordReader(client),
@@ -386,7 +391,8 @@ async def build_backfill(
         timeout=settings.shopmonkey_timeout_seconds,
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
-    async with _closing(engine, producer, client):
+    consents = PostgresConsentStore(engine)
+    async with _closing(engine, producer, client, consents):
         company = await PostgresTenants(engine, box=settings.secret_box, ttl=0).company_of(
             tenant_id
         )
@@ -399,10 +405,10 @@ async def build_backfill(
             reader=RecordReader(client),
             customers=RecordingCustomers(
                 CachedCustomers(client, ttl=3600.0, deadline=None, retry=Retries()),
-                PostgresConsentStore(engine),
+                consents,
                 utcnow,
             ),
-            consents=PostgresConsentStore(engine),
+            consents=consents,
             publisher=KafkaEventPublisher(
                 producer, topic=settings.topics.order_events, timeout=60.0
             ),
