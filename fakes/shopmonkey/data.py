@@ -31,6 +31,14 @@ def iso(moment: datetime) -> str:
 
 #: Area codes of real US/Canadian regions: with 555-0100..0199 (reserved for fiction) each gives
 #: numbers that are valid to libphonenumber yet belong to nobody.
+#: The consent changes `World.update_customer` takes (besides `email` and `phone`).
+CONSENT_CHANGES = (
+    "smsOptIn",
+    "phoneType",
+    "emailSubscribed",
+    "marketingOptIn",
+    "preferredContactMethod",
+)
 AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 702, 713, 206, 416, 604)
 
 
@@ -222,9 +230,15 @@ class World:
                 phone = phone or self.demo_phone
             else:
                 email = f"{first}.{last}.{rng.getrandbits(24):06x}@example.net".lower()
+        demo = phone is not None and phone == self.demo_phone
         if phone is None:
             phone = fictional_phone(rng)
         stamp = iso(self.now())
+        # consent as Shopmonkey records it (reference §3): most mobiles opted in, some
+        # landlines, some never asked; a demo customer (this run's number, see below) always
+        # opted in, so the demo shows SMS
+        landline = not demo and rng.random() < 0.1
+        opted = demo or (not landline and rng.random() < 0.8)
         record: dict[str, Any] = {
             "id": self._uuid(),
             "companyId": company.company_id,
@@ -236,7 +250,14 @@ class World:
             "phone": None,
             "emails": [{"id": self._uuid(), "email": email, "primary": True, "subscribed": True}],
             "phoneNumbers": [
-                {"id": self._uuid(), "number": phone, "primary": True, "type": "Mobile"}
+                {
+                    "id": self._uuid(),
+                    "number": phone,
+                    "primary": True,
+                    "type": "Landline" if landline else "Mobile",
+                    "optIn": opted,
+                    "optInVerifiedDate": stamp if opted else None,
+                }
             ],
             "marketingOptIn": rng.random() < 0.7,
             "preferredContactMethod": rng.choice(["SMS", "Email", "All"]),
@@ -244,6 +265,11 @@ class World:
             "updatedDate": None if self.null_updated_on_insert else stamp,
             "meta": {"userId": self._uuid(), "sessionId": self._uuid(), "version": 1},
         }
+        if demo:  # a mobile opted in to texts and marketing, no channel preferred: the gate
+            # lets the demo's SMS and email both go (a `false` marketingOptIn would refuse the
+            # SMS, a preference for one channel would skip the other)
+            record["marketingOptIn"] = True
+            record["preferredContactMethod"] = "All"
         company.customers[record["id"]] = record
         return record
 
@@ -251,6 +277,7 @@ class World:
         self, company: Company, customer_id: str, changes: dict[str, Any]
     ) -> tuple[dict[str, Any], list[str]]:
         record = company.customers[customer_id]
+        consent = {k: changes.pop(k) for k in CONSENT_CHANGES if k in changes}
         if "email" in changes:
             record["emails"] = [
                 {"id": self._uuid(), "email": changes.pop("email"), "primary": True}
@@ -261,7 +288,29 @@ class World:
                 {"id": self._uuid(), "number": changes.pop("phone"), "primary": True}
             ]
             changes["phoneNumbers"] = record["phoneNumbers"]
+        self._consent_changes(record, consent, changes)
         return self._touch(record, changes)
+
+    def _consent_changes(
+        self, record: dict[str, Any], consent: dict[str, Any], changes: dict[str, Any]
+    ) -> None:
+        """`smsOptIn` / `phoneType` on every phone, `emailSubscribed` on every email,
+        `marketingOptIn` / `preferredContactMethod` on the customer (a customer UPDATE)."""
+        if "smsOptIn" in consent or "phoneType" in consent:
+            for entry in record["phoneNumbers"]:
+                if "smsOptIn" in consent:
+                    entry["optIn"] = consent["smsOptIn"]
+                    entry["optInVerifiedDate"] = iso(self.now()) if consent["smsOptIn"] else None
+                if "phoneType" in consent:
+                    entry["type"] = consent["phoneType"]
+            changes["phoneNumbers"] = record["phoneNumbers"]
+        if "emailSubscribed" in consent:
+            for entry in record["emails"]:
+                entry["subscribed"] = consent["emailSubscribed"]
+            changes["emails"] = record["emails"]
+        for key in ("marketingOptIn", "preferredContactMethod"):
+            if key in consent:
+                changes[key] = consent[key]
 
     # orders ---------------------------------------------------------------------------------
     def create_order(
@@ -272,16 +321,24 @@ class World:
         created_at: datetime | None = None,
         location: Location | None = None,
         email: str | None = None,
+        consent: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """An estimate at `location` (default: the company's first) for `customer_id`, a new
-        customer with `email`, or (neither given) a new or returning customer of the company."""
+        customer with `email`, or (neither given) a new or returning customer of the company;
+        `consent` (`CONSENT_CHANGES`) is what a new customer's record says from the start."""
         rng = self.rng
         location = location or company.locations[0]
         if customer_id is None:
             if email is None and company.customers and rng.random() < 0.3:
                 customer_id = rng.choice(list(company.customers))
             else:
-                customer_id = self.add_customer(company, email=email, location=location)["id"]
+                new = self.add_customer(company, email=email, location=location)
+                customer_id = new["id"]
+                if consent:
+                    given = {k: v for k, v in consent.items() if k in CONSENT_CHANGES}
+                    changes: dict[str, Any] = {}
+                    self._consent_changes(new, given, changes)
+                    new.update(changes)
         customer = company.customers[customer_id]
         if location.location_id not in customer["locationIds"]:
             customer["locationIds"].append(location.location_id)

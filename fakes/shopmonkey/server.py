@@ -17,10 +17,12 @@ API (Bearer API key per company; every answer `{success, data, meta?}` or
 
 Admin (JSON): `GET /_admin/state`, `GET /_admin/requests`, `GET /_admin/deliveries`,
 `POST /_admin/quirks {...}`, `POST /_admin/rate_limit`, `POST /_admin/orders
-{"tenant_id"?, "count"?, "webhook"?, "email"?, "customer_id"?}` (at that location, else a random
-one; for that customer of the company, or with `email` a new customer with that address),
+{"tenant_id"?, "count"?, "webhook"?, "email"?, "customer_id"?, "consent"?}` (at that location,
+else a random one; for that customer of the company, or with `email` a new customer with that
+address; `consent`: what a new customer's record says, as the customer route takes it),
 `POST /_admin/orders/{id}/advance`, `POST /_admin/orders/{id}/delete`,
-`POST /_admin/customers/{id} {"email"?, "phone"?}`.
+`POST /_admin/customers/{id} {"email"?, "phone"?, "smsOptIn"?, "phoneType"?,
+"emailSubscribed"?, "marketingOptIn"?, "preferredContactMethod"?}`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.shopmonkey.data import Company, Location, World, fictional_phone
+from fakes.shopmonkey.data import CONSENT_CHANGES, Company, Location, World, fictional_phone
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import WebhookSender, envelope
 
@@ -116,9 +118,10 @@ class Simulator:
         location: Location | None = None,
         email: str | None = None,
         customer_id: str | None = None,
+        consent: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         order = self.world.create_order(
-            company, location=location, email=email, customer_id=customer_id
+            company, location=location, email=email, customer_id=customer_id, consent=consent
         )
         if webhook:
             await self.notify(company, "order", "INSERT", order)
@@ -283,6 +286,7 @@ class Simulator:
                 location=location,
                 email=body.get("email"),
                 customer_id=body.get("customer_id"),
+                consent=body.get("consent"),
             )
             created.append({"tenant_id": str(location.tenant_id), "order": order})
         return web.json_response({"created": created})
@@ -308,7 +312,8 @@ class Simulator:
     async def _admin_customer(self, request: web.Request) -> web.Response:
         customer_id = request.match_info["id"]
         company = self._owner(customer_id)
-        changes = {k: v for k, v in (await request.json()).items() if k in ("email", "phone")}
+        allowed = ("email", "phone", *CONSENT_CHANGES)
+        changes = {k: v for k, v in (await request.json()).items() if k in allowed}
         record, diff = self.world.update_customer(company, customer_id, changes)
         await self.notify(company, "customer", "UPDATE", record, diff)
         return web.json_response({"customer": record})

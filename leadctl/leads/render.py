@@ -11,7 +11,7 @@ import click
 
 from leadctl.tables import format_table, section, short_time
 from services.common.kafka.lead_scan import KafkaScan
-from services.common.lead_report import Masker, describe, when
+from services.common.lead_report import Masker, consent_summary, describe, when
 
 
 def print_lead(lead: dict[str, Any] | None, lead_id: uuid.UUID, mask: Masker) -> None:
@@ -68,7 +68,17 @@ def print_report(
     if jobs:
         click.echo(
             format_table(
-                ["STEP", "CHANNEL", "STATUS", "REASON", "DECIDED", "PROVIDER ID", "DELIVERY", "TO"],
+                [
+                    "STEP",
+                    "CHANNEL",
+                    "STATUS",
+                    "REASON",
+                    "DECIDED",
+                    "PROVIDER ID",
+                    "DELIVERY",
+                    "TO",
+                    "CONSENT",
+                ],
                 [
                     [
                         j["step_index"],
@@ -79,6 +89,7 @@ def print_report(
                         j["provider_message_id"] or "-",
                         _delivery(j),
                         mask.contact(j["recipient"]) or "-",
+                        consent_summary(j.get("consent")),
                     ]
                     for j in jobs
                 ],

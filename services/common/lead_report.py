@@ -126,7 +126,32 @@ def job_json(job: dict[str, Any], mask: Masker) -> dict[str, Any]:
     out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in job.items()}
     out["command_id"] = str(job["command_id"])
     out["recipient"] = mask.contact(job.get("recipient"))
+    if isinstance(consent := job.get("consent"), dict):
+        out["consent"] = {**consent, "contact": mask.contact(consent.get("contact"))}
     return out
+
+
+def _yes_no(value: Any) -> str:
+    return {True: "yes", False: "no"}.get(value, "?")
+
+
+def consent_summary(consent: dict[str, Any] | None) -> str:
+    """The source consent a decision was made on, in one short line (`?`: not recorded)."""
+    if not consent:
+        return "none recorded"
+    flag = "optIn" if consent.get("channel") == "sms" else "subscribed"
+    parts = [
+        str(consent.get("source")),
+        f"{flag}={_yes_no(consent.get('opted_in'))}",
+        f"marketing={_yes_no(consent.get('marketing_opt_in'))}",
+    ]
+    if consent.get("preferred"):
+        parts.append(f"prefers={consent['preferred']}")
+    if consent.get("line_type"):
+        parts.append(str(consent["line_type"]))
+    if consent.get("text_version"):
+        parts.append(f"text {consent['text_version']}")
+    return " ".join(parts)
 
 
 def masked_body(body: dict[str, Any], mask: Masker) -> dict[str, Any]:

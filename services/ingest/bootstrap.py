@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from schemas.base import utcnow
 from services.common.db.engine import async_engine
 from services.common.domain.signed_links import Signer
 from services.common.kafka.lag import consumer_lag
@@ -20,6 +21,7 @@ from services.common.kafka.producer import KafkaProducer
 from services.common.rate_limiter import RateLimiter
 from services.common.settings import CommonSettings
 from services.ingest.adapters.backfill_cursors_pg import PostgresBackfillCursors
+from services.ingest.adapters.consent_store_pg import PostgresConsentStore
 from services.ingest.adapters.customer_cache import CachedCustomers
 from services.ingest.adapters.dashboard_pg import PostgresDashboardReads
 from services.ingest.adapters.lag_probe import LagProbe, LagReader
@@ -38,6 +40,7 @@ from services.ingest.adapters.webhook_stats_prometheus import RegistryWebhookMet
 from services.ingest.errors import UnknownTenant
 from services.ingest.ports import LeadReader, TenantDirectory
 from services.ingest.service_layer.backfill import Backfill
+from services.ingest.service_layer.consent import RecordingCustomers
 from services.ingest.service_layer.contact_signals import SignalService
 from services.ingest.service_layer.dashboard import Dashboard
 from services.ingest.service_layer.lead_desk import LeadDesk
@@ -140,12 +143,17 @@ def _ready(publisher: KafkaEventPublisher, tenants: PostgresTenants) -> ReadyChe
 
 @asynccontextmanager
 async def _closing(
-    engine: AsyncEngine, producer: KafkaProducer, client: ShopmonkeyClient
+    engine: AsyncEngine,
+    producer: KafkaProducer,
+    client: ShopmonkeyClient,
+    consents: PostgresConsentStore | None = None,
 ) -> AsyncIterator[None]:
     """Close what a builder opened, the newest first, however its block ends."""
     try:
         yield
     finally:
+        if consents is not None:
+            await consents.close()
         await client.close()
         await asyncio.to_thread(producer.close)
         await engine.dispose()
@@ -263,7 +271,8 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
-    async with _closing(engine, producer, client):
+    consents = PostgresConsentStore(engine)
+    async with _closing(engine, producer, client, consents):
         tenants = await _tenants(settings, engine, listen=True).start()
         try:
             publisher = KafkaEventPublisher(
@@ -271,11 +280,15 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 topic=settings.topics.order_events,
                 timeout=settings.kafka_publish_timeout_seconds,
             )
-            customers = CachedCustomers(
-                client,
-                ttl=settings.customer_cache_seconds,
-                deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
-                retry=NO_RETRY,
+            customers = RecordingCustomers(
+                CachedCustomers(
+                    client,
+                    ttl=settings.customer_cache_seconds,
+                    deadline=min(WEBHOOK_CUSTOMER_DEADLINE, settings.shopmonkey_timeout_seconds),
+                    retry=NO_RETRY,
+                ),
+                consents,
+                utcnow,
             )
             seen_events = SeenEvents()
             config = webhook_config(settings)
@@ -283,10 +296,18 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 settings=settings,
                 tenants=tenants,
                 webhooks=WebhookIngest(
-                    customers=customers, publisher=publisher, config=config, seen_events=seen_events
+                    customers=customers,
+                    publisher=publisher,
+                    config=config,
+                    seen_events=seen_events,
+                    consents=consents,
                 ),
                 website=WebsiteLeads(
-                    tenants=tenants, publisher=publisher, config=config, seen_events=seen_events
+                    tenants=tenants,
+                    publisher=publisher,
+                    config=config,
+                    seen_events=seen_events,
+                    consents=consents,
                 ),
                 signals=_signal_parts(settings, engine, producer, sendgrid, tenants),
                 dashboard=build_dashboard(settings, engine),
@@ -327,7 +348,8 @@ async def build_poller(
         timeout=settings.shopmonkey_timeout_seconds,
         retry=retry or Retries(),
     ).start()
-    async with _closing(engine, producer, client):
+    consents = PostgresConsentStore(engine)
+    async with _closing(engine, producer, client, consents):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -337,12 +359,17 @@ async def build_poller(
         poller = Poller(
             tenants=tenants,
             reader=RecordReader(client),
-            customers=CachedCustomers(
-                client,
-                ttl=settings.customer_cache_seconds,
-                deadline=None,
-                retry=retry or Retries(),
+            customers=RecordingCustomers(
+                CachedCustomers(
+                    client,
+                    ttl=settings.customer_cache_seconds,
+                    deadline=None,
+                    retry=retry or Retries(),
+                ),
+                consents,
+                utcnow,
             ),
+            consents=consents,
             publisher=publisher,
             cursors=PostgresCursors(engine),
             config=poller_config(settings, only=only),
@@ -364,7 +391,8 @@ async def build_backfill(
         timeout=settings.shopmonkey_timeout_seconds,
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
-    async with _closing(engine, producer, client):
+    consents = PostgresConsentStore(engine)
+    async with _closing(engine, producer, client, consents):
         company = await PostgresTenants(engine, box=settings.secret_box, ttl=0).company_of(
             tenant_id
         )
@@ -375,7 +403,12 @@ async def build_backfill(
             tenant=company.by_id[tenant_id],
             since=since,
             reader=RecordReader(client),
-            customers=CachedCustomers(client, ttl=3600.0, deadline=None, retry=Retries()),
+            customers=RecordingCustomers(
+                CachedCustomers(client, ttl=3600.0, deadline=None, retry=Retries()),
+                consents,
+                utcnow,
+            ),
+            consents=consents,
             publisher=KafkaEventPublisher(
                 producer, topic=settings.topics.order_events, timeout=60.0
             ),

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from schemas.base import Channel
 from schemas.events import ContactSignal, OrderEvent
+from services.common.domain.consent import ConsentRecord
 from services.common.domain.operators import Operator
 from services.common.kafka.lead_scan import KafkaScan
 from services.ingest.domain.dashboard import LagReport, ReadModelCounts
@@ -63,6 +64,13 @@ class CustomerSource(Protocol):
     ) -> dict[str, Any] | None:
         """The company's Shopmonkey customer record (None: not found, or the company has no
         API key); raises ShopmonkeyUnavailable."""
+        ...
+
+
+class ConsentStore(Protocol):
+    async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
+        """Keep each record unless the one stored for its contact is newer (committed before
+        this returns: the outbound gate reads it on the next touch); raises Unavailable."""
         ...
 
 

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand, TouchPointOutcome
+from services.common.domain.consent import ConsentRecord
 from services.outbound.domain.model import (
     ClaimResult,
     GateFacts,
@@ -31,9 +32,11 @@ class Ledger(Protocol):
         recipient: str | None,
         now: datetime,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> ClaimResult:
         """Insert the command as 'claimed' (or re-claim a due 'deferred' row), else return the
-        row that already holds it. Reads the recipient's gate facts in the same round trip."""
+        row that already holds it. Reads the recipient's gate facts in the same round trip
+        (with the source consent of `other_contact`, the lead's contact on the other channel)."""
         ...
 
     async def facts(
@@ -45,6 +48,7 @@ class Ledger(Protocol):
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> GateFacts: ...
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None: ...
@@ -70,8 +74,10 @@ class Ledger(Protocol):
         provider_message_id: str | None = None,
         deferred_until: datetime | None = None,
         only_if_claimed_at: datetime | None = None,
+        consent: ConsentRecord | None = None,
     ) -> bool:
-        """Record the final status of a claimed row; False if it was not 'claimed' anymore."""
+        """Record the final status of a claimed row (with the source consent the gate decided
+        on); False if it was not 'claimed' anymore."""
         ...
 
     async def stale_claims(self, *, older_than: datetime, limit: int = 100) -> list[LedgerRow]: ...

@@ -26,6 +26,9 @@ from services.common.topics import Topics
 from tests.conftest import ROOT, free_port
 
 DEMO = "demo@example.com"
+#: the phone the simulator gives every demo customer (`--demo-phone`): a mobile opted in to
+#: texts with no channel preferred, so the gate's consent rules let the demo's email go
+DEMO_PHONE = "+12025550142"
 
 
 @dataclass

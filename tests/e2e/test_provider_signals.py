@@ -6,7 +6,10 @@ official libraries talk to. The tests play the providers' webhooks, signed as th
   (a replay that is NOT record-only, the worst case) and for another location's lead;
 - an email bounce → no more email to that address;
 - a reply → the sequence stops and the lead is engaged (read through the lead API);
-- a delivery callback → the touch point shows delivered in `job_executions`.
+- a delivery callback → the touch point shows delivered in `job_executions`;
+- consent at the source: a Shopmonkey customer UPDATE saying `optIn: false` takes effect
+  before the lead's next SMS (skipped `sms_no_consent`, the consent kept in the ledger), and
+  re-emitted commands send nothing new.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pytest
 from fakes._recorder import FakeAdmin
 from schemas.base import Channel, command_id_for
 from schemas.events import Recipient, TouchPointCommand
+from services.common.db.companies import new_webhook_secret
 from services.common.db.tenants import hash_api_key
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.kafka.producer import KafkaProducer
@@ -47,6 +51,7 @@ T = TypeVar("T")
 ACCOUNT = "AC" + "e2e0" * 8
 TOKEN = "e2e-twilio-auth-token"
 SENDER = "+12025550134"
+WEBHOOK_SECRET = new_webhook_secret()
 LEADCTL = str(Path(sys.executable).parent / "leadctl")
 
 
@@ -95,9 +100,10 @@ class Stack:
         tid, key, token = uuid.uuid4(), f"lk_{uuid.uuid4().hex}", f"lak_{uuid.uuid4().hex}"
         plan = {"name": "e2e", "steps": steps, "lost_after_minutes": 600, "min_gap_minutes": 0}
         self.sql(
-            "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, %s)",
+            "INSERT INTO shopmonkey_companies (id, name, webhook_secret) VALUES (%s, %s, %s)",
             f"co_{tid.hex[:8]}",
             f"e2e company {tid.hex[:6]}",
+            deployment_secrets.BOX.encrypt(WEBHOOK_SECRET),
         )
         self.sql(
             "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
@@ -127,12 +133,17 @@ class Stack:
             return exc.code, exc.read()
 
     def website_lead(self, key: str, person: Person) -> uuid.UUID:
+        """A website lead whose visitor ticked both consent boxes."""
         doc = {
             "submission_id": uuid.uuid4().hex,
             "name": "Sam Tester",
             "email": person.email,
             "phone": person.phone,
             "vehicle": "2019 Honda Civic",
+            "consentSms": True,
+            "consentEmail": True,
+            "consentTextVersion": "e2e-v1",
+            "consentedAt": datetime.now(UTC).isoformat(),
         }
         status, raw = self.http(
             "POST",
@@ -142,6 +153,34 @@ class Stack:
         )
         assert status == 200, raw
         return uuid.UUID(json.loads(raw)["leadId"])
+
+    def grant_sms(self, tenant: uuid.UUID, phone: str) -> None:
+        """The tenant's company holds an SMS opt-in for `phone` (as a customer record would)."""
+        self.sql(
+            "INSERT INTO source_consent (company_id, channel, contact, source, opted_in,"
+            " changed_at, event_key) VALUES (%s, 'sms', %s, 'shopmonkey', true, now(), 'e2e')",
+            f"co_{tenant.hex[:8]}",
+            phone,
+        )
+
+    def shopmonkey_webhook(self, tenant: uuid.UUID, doc: dict[str, Any]) -> tuple[int, bytes]:
+        """A webhook of the tenant's company, signed as Shopmonkey signs it."""
+        from fakes.shopmonkey.webhooks import standard_signature
+
+        path = f"/webhooks/shopmonkey/companies/co_{tenant.hex[:8]}/order"
+        body = json.dumps(doc).encode()
+        stamp, msg = int(time.time()), f"msg_{uuid.uuid4().hex}"
+        return self.http(
+            "POST",
+            path,
+            body=body,
+            headers={
+                "webhook-id": msg,
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": standard_signature(WEBHOOK_SECRET, msg, stamp, body),
+                "Content-Type": "application/json",
+            },
+        )
 
     def twilio_webhook(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
         from urllib.parse import urlencode
@@ -337,6 +376,7 @@ def test_stop_means_no_sms_ever_again(stack: Stack) -> None:
     # A replay re-emits commands, not record-only (the worst case): the old one and the next
     # step of this lead, and a step of another location's lead with the same number.
     other_tenant, _, _ = stack.tenant(SMS_FIRST)
+    stack.grant_sms(other_tenant, person.phone)  # consent there too: only the STOP forbids it
     other_lead = uuid.uuid4()
     replayed = [
         command(tenant, lead, 0, Channel.SMS, person),
@@ -450,3 +490,71 @@ def test_delivery_callback_marks_the_touch_delivered(stack: Stack) -> None:
     if code == 200:  # the projection may lag; the ledger row is the contract
         history = json.loads(raw)["touchHistory"]
         assert history[0]["deliveryStatus"] == "delivered"
+
+
+def customer_update(tenant: uuid.UUID, person: Person, *, opt_in: bool | None) -> dict[str, Any]:
+    """A customer UPDATE webhook of the tenant's company for `person` (the phone's `optIn`
+    left out when None, as a payload without the field)."""
+    phone: dict[str, Any] = {"number": person.phone, "primary": True, "type": "Mobile"}
+    if opt_in is not None:
+        phone["optIn"] = opt_in
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "apiVersion": "3",
+        "operation": "UPDATE",
+        "table": "customer",
+        "diff": ["phoneNumbers", "updatedDate"],
+        "data": {
+            "id": f"cus_{uuid.uuid4().hex[:12]}",
+            "companyId": f"co_{tenant.hex[:8]}",
+            "locationIds": [f"loc_{tenant.hex[:8]}"],
+            "firstName": "Sam",
+            "lastName": "Tester",
+            "emails": [{"email": person.email, "primary": True, "subscribed": True}],
+            "phoneNumbers": [phone],
+            "marketingOptIn": True,
+            "preferredContactMethod": "All",
+            "createdDate": "2026-01-01T00:00:00Z",
+            "updatedDate": now,
+            "meta": {"version": int(time.time() * 1000)},
+        },
+    }
+
+
+def test_opt_in_false_at_shopmonkey_means_no_sms_and_replay_sends_nothing(stack: Stack) -> None:
+    person = stack.person()
+    tenant, key, _ = stack.tenant(SMS_FIRST)
+    lead = stack.website_lead(key, person)  # the visitor consented to SMS on the form
+    first, second = (command_id_for(lead, i, Channel.SMS) for i in (0, 1))
+    wait_for("the first SMS", lambda: stack.sms_to(person.phone))
+    wait_for("the first SMS in the ledger", lambda: (stack.touch(first) or ("",))[0] == "sent")
+    # the customer withdraws SMS consent in Shopmonkey: the next touch (+1 min) must not go
+    status, raw = stack.shopmonkey_webhook(tenant, customer_update(tenant, person, opt_in=False))
+    assert status in (200, 202), raw
+    (stored,) = stack.sql(
+        "SELECT opted_in, source FROM source_consent WHERE channel='sms' AND contact=%s",
+        person.phone,
+    )
+    assert stored == (False, "shopmonkey")  # committed before the webhook was answered
+    row = wait_for(
+        "the second SMS decided", lambda: (t := stack.touch(second)) and t[0] != "claimed" and t
+    )
+    assert row[:2] == ("skipped", "sms_no_consent")
+    (consent,) = stack.sql("SELECT consent FROM job_executions WHERE command_id=%s", second)
+    assert consent[0]["opted_in"] is False and consent[0]["source"] == "shopmonkey"
+    assert len(stack.sms_to(person.phone)) == 1
+    # a replay that is NOT record-only (the worst case) and a new step: nothing new is sent
+    for step in range(3):
+        stack.reemit(command(tenant, lead, step, Channel.SMS, person))
+    third = command_id_for(lead, 2, Channel.SMS)
+    wait_for("the new step decided", lambda: (t := stack.touch(third)) and t[0] != "claimed")
+    assert stack.touch(third)[:2] == ("skipped", "sms_no_consent")  # type: ignore[index]
+    assert stack.touch(second)[:2] == ("skipped", "sms_no_consent")  # type: ignore[index]
+    assert len(stack.sms_to(person.phone)) == 1
+    # a later UPDATE without the field does not lift the refusal (absence is not consent)
+    status, raw = stack.shopmonkey_webhook(tenant, customer_update(tenant, person, opt_in=None))
+    assert status in (200, 202), raw
+    (stored,) = stack.sql(
+        "SELECT opted_in FROM source_consent WHERE channel='sms' AND contact=%s", person.phone
+    )
+    assert stored == (False,)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import tz_at_local_hour
-from tests.e2e.support import Stack
+from tests.e2e.support import DEMO_PHONE, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -91,6 +91,10 @@ def _simulated_day(stack: Stack, tmp_path: Path) -> list[str]:
         "240",
         "--demo-emails",
         "demo@example.com",
+        # the demo customers' consent agrees (opted in, no channel preferred): one shared
+        # address whose last customer preferred SMS would have every email give way to it
+        "--demo-phone",
+        DEMO_PHONE,
         "--webhook-url",
         f"http://127.0.0.1:{stack.ports['ingest']}/webhooks/shopmonkey/{{tenant_id}}/order",
         # where it is midday now: the day's touch points are inside their send windows

@@ -15,7 +15,7 @@ import pytest
 from services.common.kafka.admin import admin_client, ensure_topics
 from services.common.topics import Topics
 from tests.conftest import tz_at_local_hour
-from tests.e2e.support import DEMO, Stack, new_stack
+from tests.e2e.support import DEMO, DEMO_PHONE, Stack, new_stack
 from tests.support.sasl import connection, sasl_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
@@ -58,6 +58,8 @@ def test_a_touch_point_goes_from_webhook_to_sendgrid_over_sasl_ssl(
         "120",
         "--demo-emails",
         DEMO,
+        "--demo-phone",  # the demo customers' consent agrees (see DEMO_PHONE)
+        DEMO_PHONE,
         "--webhook-url",
         f"http://127.0.0.1:{stack.ports['ingest']}/webhooks/shopmonkey/{{tenant_id}}/order",
         "--timezone",

@@ -18,7 +18,7 @@ JOBS_SQL = """
 SELECT command_id, step_index, channel, template, recipient, status, reason, provider,
        provider_message_id, delivery_status, delivery_error, delivery_updated_at, record_only,
        attempts,
-       due_at, deferred_until, claimed_at, decided_at
+       due_at, deferred_until, claimed_at, decided_at, consent
 FROM job_executions WHERE tenant_id = :tenant AND lead_id = :lead
 ORDER BY coalesce(decided_at, claimed_at), step_index
 """

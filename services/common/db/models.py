@@ -213,6 +213,8 @@ class JobExecution(Base):
     deferred_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime] = _now()
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The source consent the gate decided on (0012), None when there was none to read.
+    consent: Mapped[dict[str, object] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         CheckConstraint(f"status in {JOB_STATUSES!r}", name="status"),
@@ -268,6 +270,38 @@ class ContactConsent(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "channel", "contact", postgresql_nulls_not_distinct=True),
         CheckConstraint("channel in ('email', 'sms')", name="channel"),
+    )
+
+
+class SourceConsent(Base):
+    """Consent as the source recorded it (0012): Shopmonkey's customer record or a website
+    form, per company, channel and contact; the newest record (`changed_at`) wins."""
+
+    __tablename__ = "source_consent"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    channel: Mapped[str] = mapped_column(String(10), nullable=False)
+    contact: Mapped[str] = mapped_column(String(320), nullable=False)
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    customer_id: Mapped[str | None] = mapped_column(String(100))
+    opted_in: Mapped[bool | None] = mapped_column(Boolean)
+    marketing_opt_in: Mapped[bool | None] = mapped_column(Boolean)
+    preferred: Mapped[str | None] = mapped_column(String(10))
+    line_type: Mapped[str | None] = mapped_column(String(20))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    text_version: Mapped[str | None] = mapped_column(String(50))
+    consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    event_key: Mapped[str] = mapped_column(String(300), nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("company_id", "channel", "contact"),
+        CheckConstraint("channel in ('email', 'sms')", name="channel"),
+        CheckConstraint(
+            "preferred is null or preferred in ('sms', 'email', 'all')", name="preferred"
+        ),
     )
 
 

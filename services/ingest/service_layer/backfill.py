@@ -37,7 +37,7 @@ from services.ingest.domain.model import BackfillPosition, IngestCompany, Ingest
 from services.ingest.domain.normalise import parse_ts
 from services.ingest.domain.routing import Unrouted, route_order
 from services.ingest.errors import BackfillError, InvalidPayload
-from services.ingest.ports import BackfillCursors, CustomerSource, EventPublisher
+from services.ingest.ports import BackfillCursors, ConsentStore, CustomerSource, EventPublisher
 from services.ingest.service_layer.order_events import (
     demo_admits,
     polled_drafts,
@@ -65,8 +65,10 @@ class Backfill:
         demo_mode: bool = False,
         whitelist: frozenset[str] = frozenset(),
         fetch_concurrency: int = 4,
+        consents: ConsentStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._consents = consents
         if not company.shopmonkey_api_key:
             raise BackfillError(f"company {company.id} of tenant {tenant.id} has no API key")
         self.company = company
@@ -127,6 +129,7 @@ class Backfill:
                 now=now,
                 gate=self._gate,
                 ids=self._lead_ids,
+                consents=self._consents,
             )
         except InvalidPayload as exc:  # one record refused; the page goes on
             refused(OrderSource.BACKFILL, "order", exc, self.company)

@@ -27,7 +27,8 @@ from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.routing import Unrouted
 from services.ingest.errors import InvalidPayload, ShopmonkeyRejected
-from services.ingest.ports import CustomerSource
+from services.ingest.ports import ConsentStore, CustomerSource
+from services.ingest.service_layer.consent import keep_consent
 from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
@@ -178,14 +179,17 @@ async def polled_drafts(
     gate: asyncio.Semaphore,
     ids: LeadIdKey,
     seen: SeenEvents | None = None,
+    consents: ConsentStore | None = None,
 ) -> list[OrderEventDraft]:
     """A record read from the REST API (poller, backfill) as the event of each of `targets`;
-    none when its `event_id` is in `seen`. The customer look-up, if any, waits for `gate`.
+    none when its `event_id` is in `seen`. The customer look-up, if any, waits for `gate`;
+    the consent the record carries is kept in `consents` first.
     Raises InvalidPayload for a record we refuse (an id over its bound)."""
     operation = normalise.polled_operation(data)
     facts = normalise.facts_of(table, data, operation)
     if seen is not None and facts.event_id in seen:
         return []
+    await keep_consent(consents, company, table, data, event_key=facts.event_id, now=now)
     adjusted: normalise.Adjusted = []
     async with gate:
         contact = await resolve_contact(company, table, data, customers, adjusted)

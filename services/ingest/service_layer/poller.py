@@ -38,7 +38,13 @@ from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.normalise import change_time
 from services.ingest.domain.routing import Unrouted, route_customer, route_order
 from services.ingest.errors import InvalidPayload, Unavailable
-from services.ingest.ports import CustomerSource, EventPublisher, PollCursors, TenantDirectory
+from services.ingest.ports import (
+    ConsentStore,
+    CustomerSource,
+    EventPublisher,
+    PollCursors,
+    TenantDirectory,
+)
 from services.ingest.service_layer.order_events import (
     demo_admits,
     polled_drafts,
@@ -89,8 +95,10 @@ class Poller:
         cursors: PollCursors,
         config: PollerConfig,
         seen_events: SeenEvents | None = None,
+        consents: ConsentStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._consents = consents
         self._tenants = tenants
         self._reader = reader
         self._customers = customers
@@ -215,6 +223,7 @@ class Poller:
                     gate=gate,
                     ids=self._config.lead_ids,
                     seen=self._seen_events,
+                    consents=self._consents,
                 )
             except InvalidPayload as exc:  # one record refused; the others go on
                 refused(OrderSource.POLL, table, exc, company)

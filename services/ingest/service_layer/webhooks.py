@@ -6,7 +6,8 @@ before anything is parsed, then content type (415), JSON and envelope (400). Tab
 order/customer are acknowledged and ignored (202). Then routing (`domain.routing`): an order
 goes to the tenant of its own location, or to none (202 "ignored" with the reason, counted);
 a customer change goes to every tenant of the company (one event each, same `event_id`). The
-answer is `Accepted` only after Kafka acknowledged every record.
+answer is `Accepted` only after Kafka acknowledged every record, and after the consent a
+customer record carries is committed to PostgreSQL (`service_layer.consent`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.routing import Unrouted, route_customer, route_order
 from services.ingest.domain.shopmonkey_signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
-from services.ingest.ports import CustomerSource, EventPublisher
+from services.ingest.ports import ConsentStore, CustomerSource, EventPublisher
+from services.ingest.service_layer.consent import keep_consent
 from services.ingest.service_layer.order_events import (
     build_drafts,
     complete_contact,
@@ -95,9 +97,11 @@ class WebhookIngest:
         publisher: EventPublisher,
         config: WebhookConfig,
         seen_events: SeenEvents,
+        consents: ConsentStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._customers = customers
+        self._consents = consents
         self._publisher = publisher
         self._config = config
         self._seen_events = seen_events
@@ -137,6 +141,16 @@ class WebhookIngest:
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
+            if self._consents is not None and (table == "customer" or "customer" in envelope.data):
+                # committed before Kafka and the answer: the gate reads it on the next touch
+                await keep_consent(
+                    self._consents,
+                    company,
+                    table,
+                    envelope.data,
+                    event_key=event_id,
+                    now=datetime.fromtimestamp(now, UTC),
+                )
             adjusted: normalise.Adjusted = []
             contact = known_contact(table, envelope.data, adjusted)
             if needs_lookup(company, contact):

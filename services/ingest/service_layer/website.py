@@ -1,5 +1,7 @@
 """Website lead forms (`POST /api/leads`): a tenant-scoped API key, then the same topic as the
-Shopmonkey orders with source `website`; idempotent on the client's submission id."""
+Shopmonkey orders with source `website`; idempotent on the client's submission id. The form's
+explicit consent answers are committed to PostgreSQL (with the consent text's version and time)
+before the event is published."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from schemas.events import OrderSource
 from services.ingest.domain.bearer import bearer_token
 from services.ingest.domain.demo_mode import DROP_REASON
 from services.ingest.domain.normalise import Adjusted
-from services.ingest.domain.website_form import WebsiteLeadForm, website_event
+from services.ingest.domain.website_form import WebsiteLeadForm, form_consent, website_event
 from services.ingest.errors import Unauthorized
-from services.ingest.ports import EventPublisher, TenantDirectory
+from services.ingest.ports import ConsentStore, EventPublisher, TenantDirectory
 from services.ingest.service_layer.order_events import demo_admits, note_adjusted
 from services.ingest.service_layer.seen_events import SeenEvents
 from services.ingest.service_layer.webhooks import (
@@ -40,8 +42,10 @@ class WebsiteLeads:
         publisher: EventPublisher,
         config: WebhookConfig,
         seen_events: SeenEvents,
+        consents: ConsentStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._consents = consents
         self._tenants = tenants
         self._publisher = publisher
         self._config = config
@@ -57,8 +61,9 @@ class WebsiteLeads:
         require_json(content_type)
         form = WebsiteLeadForm.parse(load_json(body))
         adjusted: Adjusted = []
+        now = self._clock()
         event = website_event(
-            tenant.id, form, now=self._clock(), ids=self._config.lead_ids, adjusted=adjusted
+            tenant.id, form, now=now, ids=self._config.lead_ids, adjusted=adjusted
         )
         if adjusted:
             note_adjusted(
@@ -72,6 +77,9 @@ class WebsiteLeads:
         if seen:
             return Accepted(event.event_id, lead_id, duplicate=True)
         try:
+            records = form_consent(form, event_key=event.event_id, now=now)
+            if records and self._consents is not None:  # committed before Kafka and the answer
+                await self._consents.record(tenant.company_id, records)
             await self._publisher.publish(event)
             self._seen_events.add(event.event_id, event.lead_id)
         finally:

@@ -4,6 +4,12 @@ Every statement is one autocommitted round trip; the claim also reads the recipi
 facts (suppression, recent sends) in the same statement, so the hot path is two round trips:
 claim, then finish.
 
+The gate facts also carry the consent the source recorded for the recipient on the channel
+(`source_consent`, read here at decision time, so a consent change ingest stored before it
+answered the source applies to the very next touch; `finish` keeps it with the decision), and
+the consent of the lead's contact on the other channel (whether the customer's preference for
+that channel can be honoured, `consent_refusal`).
+
 The gate facts are per contact across the locations of one Shopmonkey company (one business,
 one customer): a suppression recorded at any location of the company (or for every location)
 and the recent sends of every location of the company count, so two locations of a company
@@ -18,10 +24,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from schemas.base import Channel
 from schemas.events import TouchPointCommand
+from services.common.domain.consent import ConsentRecord, from_evidence
 from services.common.errors import InfrastructureError
 from services.outbound.adapters import metrics
 from services.outbound.adapters.pg_pool import connection
@@ -64,7 +72,16 @@ _FACTS = f"""
     EXISTS (SELECT 1 FROM leads l
             WHERE l.lead_id = %(lead_id)s
               AND CASE WHEN %(channel)s = 'email' THEN l.email_opted_out
-                       ELSE l.sms_opted_out END) AS lead_opted_out
+                       ELSE l.sms_opted_out END) AS lead_opted_out,
+    (SELECT to_jsonb(c) - 'id' - 'company_id' - 'updated_at'
+       FROM source_consent c JOIN tenants t ON t.shopmonkey_company_id = c.company_id
+      WHERE t.id = %(tenant_id)s AND c.channel = %(channel)s AND c.contact = %(recipient)s)
+      AS consent,
+    (SELECT to_jsonb(c) - 'id' - 'company_id' - 'updated_at'
+       FROM source_consent c JOIN tenants t ON t.shopmonkey_company_id = c.company_id
+      WHERE t.id = %(tenant_id)s AND c.channel = %(other_channel)s
+        AND c.contact = %(other_contact)s)
+      AS other_consent
 """
 CLAIM_SQL = f"""
 WITH {_COMPANY}, ins AS (
@@ -103,7 +120,7 @@ UPDATE job_executions
    SET status = %(status)s, reason = %(reason)s, decided_at = %(now)s,
        provider = coalesce(%(provider)s, provider),
        provider_message_id = coalesce(%(provider_message_id)s, provider_message_id),
-       deferred_until = %(deferred_until)s
+       deferred_until = %(deferred_until)s, consent = %(consent)s
  WHERE command_id = %(command_id)s AND status = 'claimed'
    AND (%(only_if)s::timestamptz IS NULL OR claimed_at = %(only_if)s::timestamptz)
 RETURNING 1
@@ -118,13 +135,6 @@ INSERT INTO suppressions (tenant_id, channel, contact, reason, source)
 VALUES (%(tenant_id)s, %(channel)s, %(contact)s, %(reason)s, %(source)s)
 ON CONFLICT (tenant_id, channel, contact) DO NOTHING
 """
-
-
-def _facts(values: Sequence[Any]) -> GateFacts:
-    suppressed, recent, lead_opted_out = values[:3]
-    return GateFacts(
-        suppressed=bool(suppressed), recent_sends=int(recent), lead_opted_out=bool(lead_opted_out)
-    )
 
 
 def _row(values: Sequence[Any]) -> LedgerRow:
@@ -152,6 +162,25 @@ def _row(values: Sequence[Any]) -> LedgerRow:
     )
 
 
+#: Columns of `_FACTS`: suppressed, recent, lead_opted_out, consent, other_consent.
+FACT_COLUMNS = 5
+
+
+def _other_channel(channel: Channel) -> str:
+    return (Channel.SMS if channel is Channel.EMAIL else Channel.EMAIL).value
+
+
+def _facts(values: Sequence[Any]) -> GateFacts:
+    suppressed, recent, lead_opted_out, consent, other = values[:FACT_COLUMNS]
+    return GateFacts(
+        suppressed=bool(suppressed),
+        recent_sends=int(recent),
+        lead_opted_out=bool(lead_opted_out),
+        consent=from_evidence(consent) if consent else None,
+        other_consent=from_evidence(other) if other else None,
+    )
+
+
 class PostgresLedger:
     """`Ledger` over a psycopg pool the composition root opens and closes."""
 
@@ -172,6 +201,7 @@ class PostgresLedger:
         recipient: str | None,
         now: datetime,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> ClaimResult:
         params = {
             "command_id": command.command_id,
@@ -181,6 +211,8 @@ class PostgresLedger:
             "channel": command.channel.value,
             "template": command.template[:100],
             "recipient": recipient[:320] if recipient else None,
+            "other_channel": _other_channel(command.channel),
+            "other_contact": other_contact,
             "record_only": command.record_only,
             "due_at": command.due_at,
             "now": now,
@@ -191,12 +223,13 @@ class PostgresLedger:
             for _ in range(3):
                 got = await self._one(CLAIM_SQL, params)
                 assert got is not None
-                claimed, facts = got[0], _facts(got[1:4])
+                claimed, facts = got[0], _facts(got[1 : 1 + FACT_COLUMNS])
                 if claimed:
                     return Claimed(facts)
-                if got[4] is None:  # lost a race with an insert not yet visible: read again
+                row_at = 1 + FACT_COLUMNS
+                if got[row_at] is None:  # lost a race with an insert not yet visible: again
                     continue
-                row = _row(got[4:])
+                row = _row(got[row_at:])
                 if (
                     row.status is LedgerStatus.DEFERRED
                     and row.deferred_until is not None
@@ -223,6 +256,7 @@ class PostgresLedger:
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> GateFacts:
         got = await self._one(
             FACTS_SQL,
@@ -232,6 +266,8 @@ class PostgresLedger:
                 "lead_id": lead_id,
                 "channel": channel.value,
                 "recipient": recipient,
+                "other_channel": _other_channel(channel),
+                "other_contact": other_contact,
                 "cap_since": cap_since,
             },
         )
@@ -265,6 +301,7 @@ class PostgresLedger:
         provider_message_id: str | None = None,
         deferred_until: datetime | None = None,
         only_if_claimed_at: datetime | None = None,
+        consent: ConsentRecord | None = None,
     ) -> bool:
         got = await self._one(
             FINISH_SQL,
@@ -277,6 +314,7 @@ class PostgresLedger:
                 "provider_message_id": provider_message_id[:100] if provider_message_id else None,
                 "deferred_until": deferred_until,
                 "only_if": only_if_claimed_at,
+                "consent": Jsonb(consent.evidence()) if consent else None,
             },
         )
         return got is not None

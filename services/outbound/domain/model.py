@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from schemas.base import Channel
+from services.common.domain.consent import ConsentRecord
 from services.common.domain.send_windows import SendWindowPolicy, WeeklyHours
 
 
@@ -75,6 +76,11 @@ class GateFacts:
     suppressed: bool = False
     recent_sends: int = 0
     lead_opted_out: bool = False
+    #: The source's consent for the recipient on the command's channel (None: none recorded).
+    consent: ConsentRecord | None = None
+    #: ... and for the lead's contact on the other channel (whether a preference for it can be
+    #: honoured, `consent_refusal`).
+    other_consent: ConsentRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,15 @@ order, and the first that fails decides:
    its region is not in SMS_ALLOWED_REGIONS              → skipped `phone_region`
    LEAD_PHONE_WHITELIST is empty                         → skipped `phone_whitelist_empty`
    the number (E.164, exact) is not on it                → skipped `phone_not_whitelisted`
+6b. consent recorded at the source (DESIGN §6 4b; `services.common.domain.consent`), read
+   from PostgreSQL at decision time, after the whitelist and never instead of it:
+   SMS to a number whose type is Landline                → skipped `landline`
+   the customer prefers the other channel and the source's consent allows it there
+   (SMS: a recorded opt-in, not a landline; email: not unsubscribed); a preference
+   for a channel the customer cannot be reached on skips nothing
+                                                         → skipped `contact_preference`
+   SMS without a recorded opt-in (no record is none)     → skipped `sms_no_consent`
+   email to an address the source marks unsubscribed    → skipped `email_unsubscribed`
 7. lead opted out / contact suppressed     → skipped `lead_opted_out` / `suppressed` (at any
                                              location of the tenant's company, or globally)
 8. outside the channel's send window       → deferred to the next opening
@@ -36,6 +45,7 @@ from enum import StrEnum
 from typing import Any
 
 from schemas.base import Channel
+from services.common.domain.consent import ConsentRecord, consent_refusal
 from services.common.domain.send_windows import SendWindowPolicy, next_opening
 from services.common.phones import normalize_phone, parse_phone
 from services.common.whitelist import normalize_email
@@ -75,6 +85,11 @@ class GateInput:
     phone_whitelist: frozenset[str] = frozenset()
     #: SMS_ALLOWED_REGIONS (ISO 3166 alpha-2 codes).
     sms_regions: frozenset[str] = frozenset({"US", "CA"})
+    #: The source's consent for this contact and channel (None: none recorded).
+    consent: ConsentRecord | None = None
+    #: The source's consent for the lead's contact on the other channel (read only to tell
+    #: whether a preference for that channel can be honoured; None: none recorded).
+    other_consent: ConsentRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +113,13 @@ def _skip(reason: str, *, whitelisted: bool = False) -> Decision:
 def contact_for(channel: Channel, email: str | None, phone: str | None) -> str | None:
     """The normalised address a channel delivers to (the ledger's `recipient`)."""
     return normalize_email(email) if channel is Channel.EMAIL else normalize_phone(phone)
+
+
+def other_contact_for(channel: Channel, email: str | None, phone: str | None) -> str | None:
+    """The lead's normalised address on the other channel (whose consent tells whether a
+    preference for that channel can be honoured)."""
+    other = Channel.SMS if channel is Channel.EMAIL else Channel.EMAIL
+    return contact_for(other, email, phone)
 
 
 def gate_view(tenant: TenantProfile | None) -> TenantGateView | None:
@@ -138,6 +160,8 @@ def decide(gate: GateInput) -> Decision:
         refusal, approved = _phone_refusal(gate)
         if refusal is not None:
             return _skip(refusal, whitelisted=True)
+    if (refused := consent_refusal(gate.channel, gate.consent, gate.other_consent)) is not None:
+        return _skip(refused, whitelisted=True)
     if gate.channel is Channel.EMAIL and not gate.tenant.has_postal_address:
         return _skip("no_postal_address", whitelisted=True)
     if gate.opted_out:

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from schemas.base import utcnow
 from services.common.domain import hops
+from services.common.domain.consent import ConsentRecord
 from services.common.domain.pacing import TokenBucket, backoff_delay
 from services.common.errors import InfrastructureError
 from services.outbound.adapters import metrics
@@ -71,9 +72,11 @@ class Unresolved:
 
 @dataclass(frozen=True, slots=True)
 class Withdrawn:
-    """Asked again before a later attempt, the gate no longer sends (skip or defer)."""
+    """Asked again before a later attempt, the gate no longer sends (skip or defer), on the
+    source consent it read then."""
 
     decision: Decision
+    consent: ConsentRecord | None = None
 
 
 DeliveryResult = Accepted | Rejected | Unresolved | Withdrawn

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from schemas.base import Channel, utcnow
 from schemas.events import TouchPointCommand, TouchPointOutcome
 from services.common.domain import hops
+from services.common.domain.consent import ConsentRecord
 from services.common.domain.send_windows import window_end
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import (
@@ -38,6 +40,7 @@ from services.outbound.domain.safety_gate import (
     decide,
     gate_view,
     opted_out,
+    other_contact_for,
 )
 from services.outbound.errors import TemplateError, UnsendableCommand
 from services.outbound.ports import Ledger, OutcomePublisher, Renderer, Sender, TenantDirectory
@@ -125,6 +128,9 @@ class TouchPointHandler:
                 recipient=contact,
                 now=now,
                 cap_since=now - self._cfg.frequency_window,
+                other_contact=other_contact_for(
+                    command.channel, command.recipient.email, command.recipient.phone
+                ),
             ),
             sleep=self._sleep,
         )
@@ -149,11 +155,15 @@ class TouchPointHandler:
         decision = self._gate(command, tenant, facts)
         log_decision(command, decision, replay_send=self._cfg.replay_send)
         if decision.verdict is not Verdict.SEND:
-            return await self._not_sent(command, decision)
+            return await self._not_sent(command, decision, facts.consent)
         if command.record_only and not self._cfg.replay_send:
-            return await self._outcomes.finish(command, LedgerStatus.RECORDED, "record_only")
+            return await self._outcomes.finish(
+                command, LedgerStatus.RECORDED, "record_only", consent=facts.consent
+            )
         assert tenant is not None  # the gate never lets an unknown tenant through
-        return await self._send(command, tenant, claimed_at, approved=decision.recipient)
+        return await self._send(
+            command, tenant, claimed_at, approved=decision.recipient, consent=facts.consent
+        )
 
     def _gate(
         self, command: TouchPointCommand, tenant: TenantProfile | None, facts: GateFacts
@@ -175,18 +185,23 @@ class TouchPointHandler:
                 opted_out=opted_out(command.channel, command.context) or facts.lead_opted_out,
                 phone_whitelist=self._cfg.phone_whitelist,
                 sms_regions=self._cfg.sms_regions,
+                consent=facts.consent,
+                other_consent=facts.other_consent,
             )
         )
 
-    async def _not_sent(self, command: TouchPointCommand, decision: Decision) -> TouchPointOutcome:
+    async def _not_sent(
+        self, command: TouchPointCommand, decision: Decision, consent: ConsentRecord | None
+    ) -> TouchPointOutcome:
+        finish = functools.partial(self._outcomes.finish, consent=consent)
         if decision.verdict is Verdict.DEFER:
-            return await self._outcomes.finish(
+            return await finish(
                 command,
                 LedgerStatus.DEFERRED,
                 decision.reason,
                 deferred_until=decision.deferred_until,
             )
-        return await self._outcomes.finish(command, LedgerStatus.SKIPPED, decision.reason)
+        return await finish(command, LedgerStatus.SKIPPED, decision.reason)
 
     def _render(
         self, command: TouchPointCommand, tenant: TenantProfile, approved: str | None
@@ -211,7 +226,7 @@ class TouchPointHandler:
         decision = self._gate(command, tenant, facts)
         if decision.verdict is not Verdict.SEND:
             log_decision(command, decision, replay_send=self._cfg.replay_send)
-            return Withdrawn(decision)
+            return Withdrawn(decision, facts.consent)
         assert tenant is not None
         return self._render(command, tenant, decision.recipient)
 
@@ -222,8 +237,9 @@ class TouchPointHandler:
         claimed_at: datetime | None,
         *,
         approved: str | None,
+        consent: ConsentRecord | None,
     ) -> TouchPointOutcome:
-        finish = self._outcomes.finish
+        finish = functools.partial(self._outcomes.finish, consent=consent)
         sender = self._senders.get(command.channel)
         if sender is None:  # configured per settings but not wired: fail closed
             return await finish(command, LedgerStatus.SKIPPED, f"{command.channel}_disabled")
@@ -237,7 +253,7 @@ class TouchPointHandler:
             await finish(command, LedgerStatus.FAILED, exc.reason)
             raise UnsendableCommand(exc.reason) from exc
         if isinstance(result, Withdrawn):
-            return await self._not_sent(command, result.decision)
+            return await self._not_sent(command, result.decision, result.consent)
         if isinstance(result, Accepted):
             reason = "reconciled_sent" if result.reconciled else "accepted"
             return await finish(

@@ -12,6 +12,7 @@ from datetime import datetime
 from schemas import bounds
 from schemas.base import utcnow
 from schemas.events import OutcomeStatus, TouchPointCommand, TouchPointOutcome
+from services.common.domain.consent import ConsentRecord
 from services.outbound.adapters import metrics
 from services.outbound.domain.model import LedgerRow, LedgerStatus
 from services.outbound.ports import Ledger, OutcomePublisher
@@ -83,8 +84,10 @@ class Outcomes:
         provider: str | None = None,
         provider_message_id: str | None = None,
         deferred_until: datetime | None = None,
+        consent: ConsentRecord | None = None,
     ) -> TouchPointOutcome:
-        """Record this process's decision on its claim and publish it."""
+        """Record this process's decision on its claim (with the source consent the gate read)
+        and publish it."""
         now = self._clock()
         done = await retrying_infra(
             "ledger.finish",
@@ -96,6 +99,7 @@ class Outcomes:
                 provider=provider,
                 provider_message_id=provider_message_id,
                 deferred_until=deferred_until,
+                consent=consent,
             ),
             sleep=self._sleep,
         )

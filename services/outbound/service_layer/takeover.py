@@ -20,6 +20,7 @@ from services.outbound.domain.model import (
     NotFound,
     Probe,
 )
+from services.outbound.domain.safety_gate import other_contact_for
 from services.outbound.ports import Ledger, Renderer, Sender
 from services.outbound.service_layer.delivery import Clock, Delivery, Sleep, retrying_infra
 from services.outbound.service_layer.outcomes import Outcomes
@@ -49,6 +50,9 @@ async def gate_facts(
             channel=command.channel,
             recipient=recipient,
             cap_since=since,
+            other_contact=other_contact_for(
+                command.channel, command.recipient.email, command.recipient.phone
+            ),
         ),
         sleep=sleep,
     )

@@ -30,6 +30,7 @@ from tests.integration.outbound.conftest import (
     wait_final,
     whitelisted_batch,
 )
+from tests.support.consent import grant_sms
 from tests.unit.outbound.support import FakeProviders
 
 pytestmark = pytest.mark.integration
@@ -80,6 +81,7 @@ async def test_sigkill_mid_batch_restart_sends_each_once_and_replay_sends_nothin
 ) -> None:
     tenants = [(await make_tenant(timezone=tz_at_local_hour(12)))[0].id for _ in range(6)]
     batch = whitelisted_batch(tenants, N)
+    await grant_sms(db_url, batch.commands)
     # Every message is created on arrival and answered 0.2 s later: a kill lands between a
     # provider having the message and our ledger knowing it.
     slow = {"storm": {"rate": 1.0, "seed": 1, "faults": [{"status": None, "delay": 0.2}]}}

@@ -130,3 +130,58 @@ async def test_cap_and_suppressions_apply_per_contact_across_a_companys_location
     assert (await facts(sibling, Channel.SMS, phone)).suppressed
     assert (await facts(here, Channel.SMS, phone)).suppressed
     assert not (await facts(stranger, Channel.SMS, phone)).suppressed
+
+
+async def test_the_claim_reads_the_source_consent_of_both_channels(
+    pool: AsyncConnectionPool[Any], make_tenant: Any
+) -> None:
+    """The consent of the recipient on the command's channel, and of the lead's contact on the
+    other channel (whether a preference for that channel can be honoured), of the tenant's
+    company only; the facts before a retry read the same."""
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    tenant, _ = await make_tenant(company_id=company)
+    stranger, _ = await make_tenant()
+    ledger = PostgresLedger(pool)
+    now = datetime.now(UTC)
+    email, phone = f"c{uuid.uuid4().hex[:8]}@example.com", f"+1202555{uuid.uuid4().int % 10**4:04d}"
+    async with pool.connection() as conn:
+        for channel, contact, opted_in, preferred in (
+            ("email", email, True, "sms"),
+            ("sms", phone, True, "sms"),
+        ):
+            await conn.execute(
+                "INSERT INTO source_consent (company_id, channel, contact, source, opted_in,"
+                " preferred, changed_at, event_key)"
+                " VALUES (%s, %s, %s, 'shopmonkey', %s, %s, %s, 'k')",
+                (company, channel, contact, opted_in, preferred, now),
+            )
+
+    mail = command(tenant_id=tenant.id, email=email, phone=phone, at=now)
+    claimed = await ledger.claim(mail, recipient=email, now=now, cap_since=now, other_contact=phone)
+    assert isinstance(claimed, Claimed)
+    facts = claimed.facts
+    assert facts.consent is not None and facts.other_consent is not None
+    assert (facts.consent.channel, facts.consent.contact, facts.consent.preferred) == (
+        Channel.EMAIL,
+        email,
+        "sms",
+    )
+    assert (facts.other_consent.channel, facts.other_consent.contact) == (Channel.SMS, phone)
+    assert facts.other_consent.opted_in is True
+
+    async def read(tenant_id: uuid.UUID, channel: Channel, to: str, other: str | None) -> Any:
+        return await ledger.facts(
+            command_id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            lead_id=uuid.uuid4(),
+            channel=channel,
+            recipient=to,
+            cap_since=now,
+            other_contact=other,
+        )
+
+    sms = await read(tenant.id, Channel.SMS, phone, email)
+    assert sms.consent.contact == phone and sms.other_consent.contact == email
+    assert (await read(tenant.id, Channel.SMS, phone, None)).other_consent is None
+    elsewhere = await read(stranger.id, Channel.EMAIL, email, phone)  # another company
+    assert (elsewhere.consent, elsewhere.other_consent) == (None, None)

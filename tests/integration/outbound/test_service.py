@@ -29,6 +29,7 @@ from tests.integration.outbound.conftest import (
     wait_final,
     whitelisted_batch,
 )
+from tests.support.consent import grant_sms
 from tests.unit.outbound.support import FakeProviders, command
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,7 @@ async def test_whitelisted_sent_once_with_the_right_payload_others_never(
     no_sms = command(tenant_id=tenant.id, at=now, email="jane.doe@gmail.com", channel=Channel.SMS)
     no_address = command(tenant_id=uuid.uuid4(), at=now)  # unknown tenant
     batch = [ok_email, ok_sms, no_email, no_sms, no_address]
+    await grant_sms(db_url, batch)
     await produce(kafka_bootstrap, topics, batch)
 
     async with running_outbound() as outbound:
@@ -120,12 +122,14 @@ async def test_empty_whitelist_sends_nothing_at_all(
     providers: FakeProviders,
     make_tenant: Any,
     kafka_bootstrap: str,
+    db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LEAD_EMAIL_WHITELIST", "")
     monkeypatch.setenv("DEMO_MODE", "true")  # never loosens the gate
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
     batch = whitelisted_batch([tenant.id], 6).commands
+    await grant_sms(db_url, batch)
     await produce(kafka_bootstrap, topics, batch)
     async with running_outbound():
         got = await outcomes(kafka_bootstrap, topics, len(batch))
@@ -139,9 +143,11 @@ async def test_outside_the_window_is_deferred_with_the_next_opening(
     providers: FakeProviders,
     make_tenant: Any,
     kafka_bootstrap: str,
+    db_url: str,
 ) -> None:
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(3))
     batch = whitelisted_batch([tenant.id], 2).commands
+    await grant_sms(db_url, batch)
     await produce(kafka_bootstrap, topics, batch)
     async with running_outbound():
         got = await outcomes(kafka_bootstrap, topics, len(batch))
@@ -158,10 +164,12 @@ async def test_unparseable_command_goes_to_the_dlq_and_the_stream_moves_on(
     providers: FakeProviders,
     make_tenant: Any,
     kafka_bootstrap: str,
+    db_url: str,
 ) -> None:
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
     await produce_raw(kafka_bootstrap, topics.touchpoint_commands, str(tenant.id), b'{"nope": 1}')
     good = whitelisted_batch([tenant.id], 1).commands
+    await grant_sms(db_url, good)
     await produce(kafka_bootstrap, topics, good)
     async with running_outbound():
         got = await outcomes(kafka_bootstrap, topics, 1)
@@ -211,6 +219,7 @@ async def test_429_and_500_storms_still_send_each_command_exactly_once(
 ) -> None:
     tenants = [(await make_tenant(timezone=tz_at_local_hour(12)))[0].id for _ in range(4)]
     batch = whitelisted_batch(tenants, 40)
+    await grant_sms(db_url, batch.commands)
     providers.sendgrid.configure(
         {
             "storm": {
@@ -262,6 +271,7 @@ async def test_an_sms_goes_only_to_a_listed_number_of_an_allowed_region(
     providers: FakeProviders,
     make_tenant: Any,
     kafka_bootstrap: str,
+    db_url: str,
 ) -> None:
     """The lead's email is whitelisted in every case: the phone decides (DESIGN §6 4a)."""
     tenant, _ = await make_tenant(timezone=tz_at_local_hour(12))
@@ -279,6 +289,7 @@ async def test_an_sms_goes_only_to_a_listed_number_of_an_allowed_region(
     ]
     cases = {cmd.command_id: reason for cmd, reason in refused}
     batch = [listed, *(cmd for cmd, _ in refused)]
+    await grant_sms(db_url, batch)
     await produce(kafka_bootstrap, topics, batch)
     async with running_outbound(lead_phone_whitelist="+12025550123, +442079460958"):
         got = {o.command_id: o for o in await outcomes(kafka_bootstrap, topics, len(batch))}

@@ -23,6 +23,7 @@ from tests.integration.outbound.conftest import (
     send_requests,
     wait_final,
 )
+from tests.support.consent import grant_sms
 from tests.support.phones import random_phone
 from tests.unit.outbound.support import FakeProviders, command
 
@@ -60,6 +61,7 @@ async def test_a_suppression_written_by_ingest_applies_to_the_very_next_command(
         at=now,
     )
     async with running_outbound(lead_phone_whitelist=phone):
+        await grant_sms(db_url, [first])
         await produce(kafka_bootstrap, topics, [first])
         assert (await _outcome_of(kafka_bootstrap, topics, first.command_id)).status is (
             OutcomeStatus.SENT
@@ -71,6 +73,7 @@ async def test_a_suppression_written_by_ingest_applies_to_the_very_next_command(
                 " VALUES (%s, 'sms', %s, 'opted_out', 'twilio_inbound')",
                 (tenant.id, phone),
             )
+        await grant_sms(db_url, [second])
         await produce(kafka_bootstrap, topics, [second])
         blocked = await _outcome_of(kafka_bootstrap, topics, second.command_id)
     assert (blocked.status, blocked.reason) == (OutcomeStatus.SKIPPED, "suppressed")
@@ -90,6 +93,7 @@ async def test_twilio_21610_fails_the_command_and_writes_a_suppression(
     phone = random_phone()
     providers.twilio_app[OPTOUTS].add(phone)  # Twilio knows the STOP: it answers 400 21610
     cmd = command(tenant_id=tenant.id, channel=Channel.SMS, phone=phone, at=datetime.now(UTC))
+    await grant_sms(db_url, [cmd])
     await produce(kafka_bootstrap, topics, [cmd])
     async with running_outbound(lead_phone_whitelist=phone):
         got = await _outcome_of(kafka_bootstrap, topics, cmd.command_id)
@@ -118,11 +122,15 @@ async def test_record_only_commands_are_gated_and_recorded_never_sent(
     replay_of_sent = sent_live.model_copy(update={"record_only": True})
     live_after_replay = allowed.model_copy(update={"record_only": False})
 
+    await grant_sms(db_url, [sent_live])
+
     await produce(kafka_bootstrap, topics, [sent_live])
     async with running_outbound():
         await _outcome_of(kafka_bootstrap, topics, sent_live.command_id)
+        await grant_sms(db_url, [allowed, stranger, replay_of_sent])
         await produce(kafka_bootstrap, topics, [allowed, stranger, replay_of_sent])
         await wait_final(db_url, [allowed.command_id, stranger.command_id])
+        await grant_sms(db_url, [live_after_replay])
         await produce(kafka_bootstrap, topics, [live_after_replay])
         got = await outcomes(kafka_bootstrap, topics, 5)
     by_id: dict[uuid.UUID, list[TouchPointOutcome]] = {}

@@ -79,6 +79,33 @@ def test_the_demo_customers_have_the_demo_phone() -> None:
     assert all(phone not in str(c) for c in customers if c not in demo)
 
 
+def test_the_gate_lets_the_demo_customers_sms_and_email_go() -> None:
+    """Every demo customer's consent, as ingest reads it from the simulator's record, lets both
+    channels through the gate (a per-run number, not only the first)."""
+    from fakes.shopmonkey.data import World
+    from schemas.base import Channel
+    from services.common.domain.consent import consent_refusal
+    from services.ingest.domain.consent import consent_of_customer
+
+    for phone in (DEMO_PHONES[0], DEMO_PHONES[37]):
+        world = World(seed=3, tenants=1, demo_emails=("demo.lead+y@example.com",), demo_phone=phone)
+        company = world.companies[0]
+        demo = [
+            c
+            for c in (world.add_customer(company) for _ in range(60))
+            if c["phoneNumbers"][0]["number"] == phone
+        ]
+        assert demo
+        for customer in demo:
+            held = {
+                r.channel: r
+                for r in consent_of_customer(customer, event_key="k", now=datetime.now(UTC))
+            }
+            assert held[Channel.SMS].contact == phone
+            for channel, other in ((Channel.SMS, Channel.EMAIL), (Channel.EMAIL, Channel.SMS)):
+                assert consent_refusal(channel, held[channel], held[other]) is None, customer
+
+
 def test_each_run_has_demo_addresses_of_its_own_exactly_whitelisted() -> None:
     """A second run within a day must not be all `frequency_cap` skips: new addresses, the
     simulator told to make new customers and orders (same companies and locations)."""

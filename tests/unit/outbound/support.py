@@ -20,6 +20,7 @@ from fakes.sendgrid_server import create_app as sendgrid_app
 from fakes.twilio_server import create_app as twilio_app
 from schemas.base import Channel, command_id_for
 from schemas.events import Recipient, TouchPointCommand, TouchPointOutcome
+from services.common.domain.consent import ConsentRecord
 from services.outbound.adapters.sendgrid_sender import SendGridSender
 from services.outbound.adapters.templates import JinjaRenderer
 from services.outbound.adapters.twilio_sender import TwilioSender
@@ -37,6 +38,7 @@ from services.outbound.domain.model import (
     Probe,
     TenantProfile,
 )
+from services.outbound.domain.safety_gate import GateInput, gate_view
 from services.outbound.ports import Sender
 from services.outbound.service_layer.delivery import Delivery, Pacer, RetryPolicy
 from services.outbound.service_layer.handler import HandlerConfig, TouchPointHandler
@@ -46,9 +48,32 @@ from tests.support.deployment_secrets import UNSUBSCRIBE_SIGNER
 OPEN_NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 #: 03:00 UTC = 23:00 the evening before in New York: every window is closed.
 NIGHT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+#: A phone the source recorded as opted in to SMS (the gate's tests about other rules use it).
+OPTED_IN = ConsentRecord(
+    Channel.SMS, "+12025550123", "shopmonkey", datetime(2026, 1, 1, tzinfo=UTC), "t", opted_in=True
+)
 TENANT_ID = uuid.UUID("11111111-2222-3333-4444-555555555555")
 WHITELISTED = "sam@example.com"
 PHONE = "+12025550123"
+
+
+def gate_input(**overrides: Any) -> GateInput:
+    """What the gate sees of a whitelisted email lead whose phone is listed and opted in, in an
+    open window; `overrides` change any of it."""
+    values: dict[str, Any] = {
+        "channel": Channel.EMAIL,
+        "email": WHITELISTED,
+        "phone": PHONE,
+        "whitelist": frozenset({WHITELISTED}),
+        "email_configured": True,
+        "sms_configured": True,
+        "tenant": gate_view(tenant_profile()),
+        "now": OPEN_NOW,
+        "phone_whitelist": frozenset({PHONE}),
+        "consent": OPTED_IN,
+    }
+    values.update(overrides)
+    return GateInput(**values)
 
 
 def tenant_profile(**overrides: Any) -> TenantProfile:
@@ -125,12 +150,28 @@ class InMemoryLedger:
     """The `Ledger` contract with the PostgreSQL adapter's semantics, in a dict (both are held
     to ledger_contract.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, default_sms_consent: bool = True) -> None:
         self.rows: dict[uuid.UUID, _Entry] = {}
         self.suppressions: set[tuple[uuid.UUID | None, Channel, str]] = set()
         #: (lead, channel) the read model shows opted out (the projection's `leads` flags)
         self.lead_opt_outs: set[tuple[uuid.UUID, Channel]] = set()
         self.claims = 0
+        #: source consent by (channel, contact), as `source_consent` holds it
+        self.consents: dict[tuple[Channel, str], ConsentRecord] = {}
+        #: the consent each decision was recorded with, by command id
+        self.decided_consent: dict[uuid.UUID, ConsentRecord | None] = {}
+        #: tests about other rules: a phone without a record counts as opted in
+        self.default_sms_consent = default_sms_consent
+
+    def _consent(self, channel: Channel, to: str | None) -> ConsentRecord | None:
+        if to is None:
+            return None
+        record = self.consents.get((channel, to))
+        if record is None and channel is Channel.SMS and self.default_sms_consent:
+            return ConsentRecord(
+                channel, to, "test", OPEN_NOW - timedelta(days=1), "test", opted_in=True
+            )
+        return record
 
     def opt_out_lead(self, lead_id: uuid.UUID, channel: Channel) -> None:
         self.lead_opt_outs.add((lead_id, channel))
@@ -143,6 +184,7 @@ class InMemoryLedger:
         channel: Channel,
         to: str | None,
         since: datetime,
+        other: str | None = None,
     ) -> GateFacts:
         suppressed = to is not None and (
             (tenant, channel, to) in self.suppressions or (None, channel, to) in self.suppressions
@@ -162,6 +204,10 @@ class InMemoryLedger:
             suppressed=suppressed,
             recent_sends=recent,
             lead_opted_out=(lead, channel) in self.lead_opt_outs,
+            consent=self._consent(channel, to),
+            other_consent=self._consent(
+                Channel.SMS if channel is Channel.EMAIL else Channel.EMAIL, other
+            ),
         )
 
     async def claim(
@@ -171,11 +217,18 @@ class InMemoryLedger:
         recipient: str | None,
         now: datetime,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> ClaimResult:
         self.claims += 1
         cid = command.command_id
         facts = self._facts(
-            cid, command.tenant_id, command.lead_id, command.channel, recipient, cap_since
+            cid,
+            command.tenant_id,
+            command.lead_id,
+            command.channel,
+            recipient,
+            cap_since,
+            other_contact,
         )
         entry = self.rows.get(cid)
         if entry is None:
@@ -226,8 +279,11 @@ class InMemoryLedger:
         channel: Channel,
         recipient: str | None,
         cap_since: datetime,
+        other_contact: str | None = None,
     ) -> GateFacts:
-        return self._facts(command_id, tenant_id, lead_id, channel, recipient, cap_since)
+        return self._facts(
+            command_id, tenant_id, lead_id, channel, recipient, cap_since, other_contact
+        )
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None:
         entry = self.rows.get(command_id)
@@ -262,6 +318,7 @@ class InMemoryLedger:
         provider_message_id: str | None = None,
         deferred_until: datetime | None = None,
         only_if_claimed_at: datetime | None = None,
+        consent: ConsentRecord | None = None,
     ) -> bool:
         entry = self.rows.get(command_id)
         if entry is None or entry.row.status is not LedgerStatus.CLAIMED:
@@ -278,6 +335,7 @@ class InMemoryLedger:
             decided_at=now,
         )
         entry.decided_at = now
+        self.decided_consent[command_id] = consent
         return True
 
     async def stale_claims(self, *, older_than: datetime, limit: int = 100) -> list[LedgerRow]:

@@ -11,25 +11,19 @@ from schemas.base import Channel
 from services.common.settings import CommonSettings
 from services.common.whitelist import parse_whitelist
 from services.outbound.domain.safety_gate import GateInput, TenantGateView, Verdict, decide
-from tests.unit.outbound.support import NIGHT, OPEN_NOW, PHONE, WHITELISTED, tenant_profile
+from tests.unit.outbound.support import (
+    NIGHT,
+    PHONE,
+    gate_input,
+    tenant_profile,
+)
 
 TENANT = TenantGateView(active=True, policy=tenant_profile().policy, has_postal_address=True)
 
 
 def gate(**overrides: object) -> GateInput:
-    values: dict[str, object] = {
-        "channel": Channel.EMAIL,
-        "email": WHITELISTED,
-        "phone": PHONE,
-        "whitelist": frozenset({WHITELISTED}),
-        "email_configured": True,
-        "sms_configured": True,
-        "tenant": TENANT,
-        "now": OPEN_NOW,
-        "phone_whitelist": frozenset({PHONE}),
-    }
-    values.update(overrides)
-    return GateInput(**values)  # type: ignore[arg-type]
+    """A whitelisted email lead with an SMS opt-in, in an open window; `overrides` change it."""
+    return gate_input(**overrides)
 
 
 # seed behaviour table ----------------------------------------------------------------------------
