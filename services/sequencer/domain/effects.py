@@ -114,10 +114,13 @@ def touchpoint_command(
     }
     if due.reemit:
         context["reemitted"] = True
+    if due.campaign is not None:
+        context["campaign"] = due.campaign.split(":", 1)[0]
+        context.update((key, list(v) if isinstance(v, tuple) else v) for key, v in due.context)
     return trusted(
         TouchPointCommand,
         schema_version=1,
-        command_id=command_id_for(lead.lead_id, due.step_index, due.channel),
+        command_id=command_id_for(lead.lead_id, due.step_index, due.channel, due.campaign),
         tenant_id=lead.tenant_id,
         lead_id=lead.lead_id,
         step_index=due.step_index,
@@ -130,4 +133,5 @@ def touchpoint_command(
         ),
         context=context,
         record_only=record_only,
+        campaign=due.campaign,
     )

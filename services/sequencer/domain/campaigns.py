@@ -1,0 +1,212 @@
+"""Campaigns after the estimate (DESIGN §12): declined work, review request, appointment
+reminder. Pure: what a lead's facts trigger, and which campaign steps are due when.
+
+A campaign is a trigger, a plan and stop conditions, run by the same sequencer, gate, ledger
+and replay machinery as the estimate nurture plan (`planner.py`), which stays as it was:
+- *declined work*: the order was invoiced (or paid) with services declined or deferred (not
+  excluded from the deferred list); steps count from the first event that showed it; it stops
+  when every such service was revived on a later order, when the customer came back (a later
+  order of theirs at this location), replied or clicked, or has no channel left;
+- *review request*: once the order is paid; steps count from the first event that showed it;
+  it stops when the customer replied or clicked (the review link is a click);
+- *appointment reminder*: `before` the appointment's start; a moved appointment is a new run
+  (the old run's steps are never emitted again: its command ids differ, `run_id`), a cancelled
+  one has none, nor has one whose reminder Shopmonkey sends itself.
+
+Every part of the facts only grows (times are the earliest seen, sets are unions, the
+appointment record is last-writer-wins by its own version and time), so any order or repetition
+of the same events ends in the same facts, as for the lead itself (`lead.py`).
+
+A step's channel may be `None`: the customer's preferred channel (SMS when they said SMS and
+have a phone, else email when they have an address, else SMS). The outbound gate still decides
+(consent, whitelist, windows, the frequency cap across campaigns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from schemas.base import Channel
+
+
+class Campaign(StrEnum):
+    DECLINED = "declined"
+    REVIEW = "review"
+    APPOINTMENT = "appointment"
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStep:
+    after: timedelta  # from the run's anchor (negative: before it, an appointment's start)
+    channel: Channel | None  # None: the customer's preferred channel
+    template: str
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignPlan:
+    campaign: Campaign
+    steps: tuple[CampaignStep, ...]
+    enabled: bool = True
+    #: a step this late (worker down, history replayed) is marked missed, not sent
+    max_late: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignPlans:
+    declined: CampaignPlan
+    review: CampaignPlan
+    appointment: CampaignPlan
+
+    def of(self, campaign: Campaign) -> CampaignPlan:
+        plan: CampaignPlan = getattr(self, campaign.value)
+        return plan
+
+
+_DAY = timedelta(days=1)
+
+#: Defaults after the peers (reference/shopmonkey.md §5): declined work +30, +60, +90 days;
+#: one review ask 2 h after payment and at most one reminder; a reminder 24 h before.
+DEFAULT_CAMPAIGNS = CampaignPlans(
+    declined=CampaignPlan(
+        Campaign.DECLINED,
+        (
+            CampaignStep(30 * _DAY, Channel.EMAIL, "declined_email_first"),
+            CampaignStep(60 * _DAY, Channel.SMS, "declined_sms_second"),
+            CampaignStep(90 * _DAY, Channel.EMAIL, "declined_email_last"),
+        ),
+        max_late=3 * _DAY,
+    ),
+    review=CampaignPlan(
+        Campaign.REVIEW,
+        (
+            CampaignStep(timedelta(hours=2), None, "review_request"),
+            CampaignStep(3 * _DAY, None, "review_reminder"),
+        ),
+    ),
+    appointment=CampaignPlan(
+        Campaign.APPOINTMENT,
+        (CampaignStep(-_DAY, None, "appointment_reminder"),),
+        max_late=timedelta(hours=20),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeclinedService:
+    name: str | None
+    total_cents: int
+
+
+#: (version or -1, occurred epoch ms, event id): the latest appointment record wins.
+AppointmentKey = tuple[int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentFacts:
+    key: AppointmentKey
+    start_at: datetime
+    cancelled: bool
+    shopmonkey_reminder: bool
+
+
+@dataclass(slots=True)
+class CampaignFacts:
+    """What a lead's events said that campaigns read. Every part only grows."""
+
+    paid_at: datetime | None = None
+    declined_at: datetime | None = None  # first event showing the order invoiced with declines
+    declined: dict[str, DeclinedService] = field(default_factory=dict)
+    revived: set[str] = field(default_factory=set)  # declined services a later order revived
+    returned_at: datetime | None = None  # the customer's later order (they came back)
+    engaged_at: datetime | None = None  # replied, clicked, opened a chat
+    appointments: dict[str, AppointmentFacts] = field(default_factory=dict)
+
+    def copy(self) -> CampaignFacts:
+        return CampaignFacts(
+            self.paid_at,
+            self.declined_at,
+            dict(self.declined),
+            set(self.revived),
+            self.returned_at,
+            self.engaged_at,
+            dict(self.appointments),
+        )
+
+
+def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One campaign run of a lead, active now: its id (the command ids' campaign part), its
+    plan and the instant its offsets count from."""
+
+    run_id: str
+    plan: CampaignPlan
+    anchor: datetime
+    context: tuple[tuple[str, object], ...] = ()
+
+
+def appointment_run_id(appointment_id: str, start_at: datetime) -> str:
+    """A run per appointment AND start: a moved appointment gets new command ids."""
+    return f"{Campaign.APPOINTMENT.value}:{appointment_id}@{int(start_at.timestamp())}"
+
+
+def active_runs(facts: CampaignFacts, plans: CampaignPlans, *, no_channel: bool) -> list[Run]:
+    """The runs whose steps may still be emitted, in a fixed order (run id)."""
+    if no_channel:
+        return []
+    runs: list[Run] = []
+    stopped_by_customer = facts.engaged_at is not None
+    declined = plans.declined
+    open_declines = sorted(set(facts.declined) - facts.revived)
+    if (
+        declined.enabled
+        and facts.declined_at is not None
+        and open_declines
+        and not stopped_by_customer
+        and (facts.returned_at is None or facts.returned_at <= facts.declined_at)
+    ):
+        services = [facts.declined[s] for s in open_declines]
+        runs.append(
+            Run(
+                Campaign.DECLINED.value,
+                declined,
+                facts.declined_at,
+                (
+                    ("declined_services", tuple(s.name for s in services if s.name)),
+                    ("declined_cents", sum(s.total_cents for s in services)),
+                ),
+            )
+        )
+    review = plans.review
+    if review.enabled and facts.paid_at is not None and not stopped_by_customer:
+        runs.append(Run(Campaign.REVIEW.value, review, facts.paid_at))
+    reminder = plans.appointment
+    if reminder.enabled:
+        for appointment_id, appt in sorted(facts.appointments.items()):
+            if appt.cancelled or appt.shopmonkey_reminder:
+                continue
+            runs.append(
+                Run(
+                    appointment_run_id(appointment_id, appt.start_at),
+                    reminder,
+                    appt.start_at,
+                    (("appointment_at", appt.start_at.astimezone(UTC).isoformat()),),
+                )
+            )
+    return sorted(runs, key=lambda r: r.run_id)
+
+
+def preferred_channel(preferred: str | None, email: str | None, phone: str | None) -> Channel:
+    """The channel a "preferred" step goes on."""
+    if preferred == "sms" and phone:
+        return Channel.SMS
+    if email:
+        return Channel.EMAIL
+    return Channel.SMS
