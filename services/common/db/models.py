@@ -98,6 +98,10 @@ class Tenant(Base):
     postal_address: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(32))
     nurture_plan: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    #: Campaigns after the estimate (0013): per campaign {"enabled", "steps", …}; None: off.
+    campaign_plans: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    #: Where the review request sends the customer (0013).
+    review_url: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
@@ -215,6 +219,8 @@ class JobExecution(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: The source consent the gate decided on (0012), None when there was none to read.
     consent: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    #: The command's campaign run (0013), None for the estimate nurture plan.
+    campaign: Mapped[str | None] = mapped_column(String(160))
 
     __table_args__ = (
         CheckConstraint(f"status in {JOB_STATUSES!r}", name="status"),

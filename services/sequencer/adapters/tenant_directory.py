@@ -21,6 +21,7 @@ from services.common.cache import TtlCache
 from services.common.db.models import LocationHours, Tenant
 from services.common.domain.send_windows import SendWindowPolicy, WeeklyHours
 from services.sequencer.adapters import metrics
+from services.sequencer.domain.campaigns import NO_CAMPAIGNS, CampaignPlanError, parse_campaigns
 from services.sequencer.domain.plan import DEFAULT_PLAN, PlanError, TenantConfig, parse_plan
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def config_for(
     us_state: str | None,
     hours: WeeklyHours | None,
     nurture_plan: dict[str, Any] | None,
+    campaign_plans: dict[str, Any] | None = None,
 ) -> TenantConfig:
     try:
         plan = parse_plan(nurture_plan)
@@ -40,10 +42,16 @@ def config_for(
         metrics.PLAN_ERRORS.inc()
         log.error("tenant %s: invalid nurture plan, using the default: %s", tenant_id, exc)
         plan = DEFAULT_PLAN
+    try:
+        campaigns = parse_campaigns(campaign_plans)
+    except CampaignPlanError as exc:  # fail closed: no campaign rather than a wrong one
+        metrics.PLAN_ERRORS.inc()
+        log.error("tenant %s: invalid campaign plans, every campaign off: %s", tenant_id, exc)
+        campaigns = NO_CAMPAIGNS
     policy = SendWindowPolicy.for_location(
         timezone=timezone, us_state=us_state, location_hours=hours or None
     )
-    return TenantConfig(tenant_id, plan, policy, known=True)
+    return TenantConfig(tenant_id, plan, policy, known=True, campaigns=campaigns)
 
 
 class StaticDirectory:
@@ -79,7 +87,7 @@ class PostgresDirectory(StaticDirectory):
 
     async def _load(self, tenant_ids: list[uuid.UUID] | None) -> dict[uuid.UUID, TenantConfig]:
         tenants = select(
-            Tenant.id, Tenant.timezone, Tenant.us_state, Tenant.nurture_plan
+            Tenant.id, Tenant.timezone, Tenant.us_state, Tenant.nurture_plan, Tenant.campaign_plans
         )  # inactive tenants keep their plan: their existing leads still follow it
         hours = select(
             LocationHours.tenant_id,
@@ -103,6 +111,7 @@ class PostgresDirectory(StaticDirectory):
                 us_state=r.us_state,
                 hours=by_tenant.get(r.id),
                 nurture_plan=r.nurture_plan,
+                campaign_plans=r.campaign_plans,
             )
             for r in rows
         }

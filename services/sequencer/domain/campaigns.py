@@ -24,9 +24,13 @@ have a phone, else email when they have an address, else SMS). The outbound gate
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.base import Channel
 
@@ -91,6 +95,105 @@ DEFAULT_CAMPAIGNS = CampaignPlans(
         max_late=timedelta(hours=20),
     ),
 )
+
+
+#: What a tenant has until it turns a campaign on: every campaign off.
+NO_CAMPAIGNS = CampaignPlans(
+    declined=replace(DEFAULT_CAMPAIGNS.declined, enabled=False),
+    review=replace(DEFAULT_CAMPAIGNS.review, enabled=False),
+    appointment=replace(DEFAULT_CAMPAIGNS.appointment, enabled=False),
+)
+
+
+class CampaignPlanError(ValueError):
+    """A tenant's campaign plans are not valid; the message says where."""
+
+
+class _StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after_minutes: int = Field(ge=-30 * 24 * 60, le=366 * 24 * 60)
+    channel: Channel | Literal["preferred"] = "preferred"
+    template: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class _CampaignSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    steps: list[_StepSpec] | None = Field(default=None, min_length=1, max_length=10)
+    max_late_minutes: int | None = Field(default=None, ge=1, le=30 * 24 * 60)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _CampaignSpec:
+        offsets = [s.after_minutes for s in self.steps or ()]
+        if offsets != sorted(offsets):
+            raise ValueError("steps must be ordered by after_minutes")
+        return self
+
+
+class _PlansSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    declined: _CampaignSpec | None = None
+    review: _CampaignSpec | None = None
+    appointment: _CampaignSpec | None = None
+
+
+def parse_campaigns(raw: Mapping[str, Any] | None) -> CampaignPlans:
+    """A tenant's `campaign_plans` JSONB: per campaign `{"enabled": true}` turns the default
+    plan on; `steps` (after_minutes from the trigger, channel email|sms|preferred, template)
+    and `max_late_minutes` change it. A campaign not named is off. Raises CampaignPlanError."""
+    if raw is None:
+        return NO_CAMPAIGNS
+    try:
+        spec = _PlansSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<plans>"
+        raise CampaignPlanError(f"campaign_plans.{where}: {first['msg']}") from None
+    plans = {}
+    for campaign in Campaign:
+        default = DEFAULT_CAMPAIGNS.of(campaign)
+        given: _CampaignSpec | None = getattr(spec, campaign.value)
+        if given is None:
+            plans[campaign.value] = replace(default, enabled=False)
+            continue
+        steps = default.steps
+        if given.steps is not None:
+            steps = tuple(
+                CampaignStep(
+                    timedelta(minutes=s.after_minutes),
+                    None if s.channel == "preferred" else Channel(s.channel),
+                    s.template,
+                )
+                for s in given.steps
+            )
+        late = default.max_late
+        if given.max_late_minutes is not None:
+            late = timedelta(minutes=given.max_late_minutes)
+        plans[campaign.value] = CampaignPlan(campaign, steps, given.enabled, late)
+    return CampaignPlans(**plans)
+
+
+def plans_document(plans: CampaignPlans) -> dict[str, Any]:
+    """The JSON a tenant's plans are written as (what `parse_campaigns` reads back)."""
+    out: dict[str, Any] = {}
+    for campaign in Campaign:
+        plan = plans.of(campaign)
+        out[campaign.value] = {
+            "enabled": plan.enabled,
+            "steps": [
+                {
+                    "after_minutes": int(s.after.total_seconds() // 60),
+                    "channel": s.channel.value if s.channel is not None else "preferred",
+                    "template": s.template,
+                }
+                for s in plan.steps
+            ],
+            "max_late_minutes": int(plan.max_late.total_seconds() // 60),
+        }
+    return out
 
 
 @dataclass(frozen=True, slots=True)

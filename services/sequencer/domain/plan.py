@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from schemas.base import Channel
 from services.common.domain.send_windows import SendWindowPolicy
-from services.sequencer.domain.campaigns import DEFAULT_CAMPAIGNS, CampaignPlans
+from services.sequencer.domain.campaigns import NO_CAMPAIGNS, CampaignPlans
 
 MINUTE = timedelta(minutes=1)
 
@@ -59,7 +59,7 @@ class TenantConfig:
     plan: NurturePlan
     policy: SendWindowPolicy
     known: bool = True  # False: not in `tenants`, defaults applied
-    campaigns: CampaignPlans = DEFAULT_CAMPAIGNS
+    campaigns: CampaignPlans = NO_CAMPAIGNS
 
 
 DEFAULT_PLAN = NurturePlan(

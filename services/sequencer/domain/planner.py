@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from schemas.base import Channel
 from services.common.domain.send_windows import SendWindowPolicy, next_opening
 from services.sequencer.domain.campaigns import (
-    DEFAULT_CAMPAIGNS,
+    NO_CAMPAIGNS,
     Campaign,
     CampaignPlans,
     CampaignStep,
@@ -149,7 +149,7 @@ def evaluate(
     plan: NurturePlan,
     policy: SendWindowPolicy,
     now: datetime,
-    campaigns: CampaignPlans = DEFAULT_CAMPAIGNS,
+    campaigns: CampaignPlans = NO_CAMPAIGNS,
 ) -> Evaluation:
     """What is due for `lead` at `now` (its nurture plan, then its campaigns), and the lead
     with those emissions recorded."""
@@ -209,7 +209,7 @@ def next_due(
     plan: NurturePlan,
     policy: SendWindowPolicy,
     upcoming: tuple[int, datetime] | None = None,
-    campaigns: CampaignPlans = DEFAULT_CAMPAIGNS,
+    campaigns: CampaignPlans = NO_CAMPAIGNS,
 ) -> datetime | None:
     """The next instant at which `evaluate` may act on `lead` (None: never, unless a new
     signal arrives). Used to index leads by due time. `upcoming`: `Evaluation.upcoming` of

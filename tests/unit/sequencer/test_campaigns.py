@@ -4,9 +4,12 @@ command ids (a campaign run in them), and that the facts survive the table's cod
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +27,14 @@ from schemas.events import (
 from services.common.domain.send_windows import SendWindowPolicy
 from services.sequencer.adapters.lead_codec import decode_lead, encode_lead
 from services.sequencer.adapters.tenant_directory import StaticDirectory
-from services.sequencer.domain.campaigns import DEFAULT_CAMPAIGNS, appointment_run_id
+from services.sequencer.domain.campaigns import (
+    DEFAULT_CAMPAIGNS,
+    Campaign,
+    CampaignPlanError,
+    appointment_run_id,
+    parse_campaigns,
+    plans_document,
+)
 from services.sequencer.domain.effects import touchpoint_command
 from services.sequencer.domain.lead import Lead, StepStatus
 from services.sequencer.domain.lifecycle import (
@@ -61,7 +71,7 @@ def invoiced(
 
 
 def campaign_commands(lead: Lead, now: datetime) -> tuple[Lead, list[DueCommand]]:
-    ev = evaluate(lead, DEFAULT_PLAN, POLICY, now)
+    ev = evaluate(lead, DEFAULT_PLAN, POLICY, now, DEFAULT_CAMPAIGNS)
     return ev.lead, [c for c in ev.commands if c.campaign is not None]
 
 
@@ -124,7 +134,7 @@ def test_a_revived_service_or_a_returning_customer_stops_declined_work() -> None
     assert lead.facts is not None and lead.facts.revived == {"svc-brakes"}
     seq.on_due(first.lead_id, lambda _: CONFIG, T0 + 91 * DAY)
     assert [c.campaign for c in outbox.commands if c.campaign] == ["declined"]
-    assert next_due(lead, DEFAULT_PLAN, POLICY) is None
+    assert next_due(lead, DEFAULT_PLAN, POLICY, campaigns=DEFAULT_CAMPAIGNS) is None
 
 
 def test_a_customer_who_comes_back_stops_declined_work_even_without_a_revival() -> None:
@@ -339,7 +349,9 @@ def test_defaults_follow_the_peers() -> None:
 
 
 # the sequencer, with fakes -------------------------------------------------------------------
-CONFIG = StaticDirectory("America/New_York").get(TENANT)
+CONFIG = dataclasses.replace(
+    StaticDirectory("America/New_York").get(TENANT), campaigns=DEFAULT_CAMPAIGNS
+)
 
 
 class Leads:
@@ -379,3 +391,39 @@ def test_an_appointment_of_an_order_never_seen_is_ignored_not_a_lead() -> None:
     seq, leads, _ = build()
     result = seq.on_order(appointment(T0 + DAY, version=1), CONFIG, T0)
     assert result.ignored == "unknown_lead" and not leads.data
+
+
+# a tenant's plans ----------------------------------------------------------------------------
+def test_a_tenant_without_plans_has_every_campaign_off_and_turns_one_on_by_name() -> None:
+    off = parse_campaigns(None)
+    assert not any(off.of(c).enabled for c in Campaign)
+    paid = apply_order(None, order(status="Invoice", invoiced=True, paid=True))
+    assert evaluate(paid, DEFAULT_PLAN, POLICY, T0 + DAY, off).commands[1:] == ()
+    on = parse_campaigns({"review": {"enabled": True}})
+    assert on.review == DEFAULT_CAMPAIGNS.review and not on.declined.enabled
+    custom = parse_campaigns(
+        {
+            "declined": {
+                "steps": [{"after_minutes": 5, "channel": "sms", "template": "declined_sms_second"}]
+            }
+        }
+    )
+    assert [(s.after, s.channel) for s in custom.declined.steps] == [
+        (timedelta(minutes=5), Channel.SMS)
+    ]
+    assert parse_campaigns(plans_document(DEFAULT_CAMPAIGNS)) == DEFAULT_CAMPAIGNS
+
+
+def test_invalid_plans_say_where() -> None:
+    for raw, where in (
+        ({"reviews": {}}, "campaign_plans.reviews"),
+        ({"review": {"steps": []}}, "campaign_plans.review.steps"),
+        ({"review": {"steps": [{"after_minutes": 1, "template": "../etc"}]}}, "template"),
+        (
+            {"declined": {"steps": [
+                {"after_minutes": 9, "template": "a"}, {"after_minutes": 1, "template": "b"}]}},
+            "ordered",
+        ),
+    ):  # fmt: skip
+        with pytest.raises(CampaignPlanError, match=re.escape(where)):
+            parse_campaigns(raw)
