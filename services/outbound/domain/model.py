@@ -65,6 +65,7 @@ class LedgerRow:
     record_only: bool = False
     attempts: int = 0
     decided_at: datetime | None = None  # when the row got its final status
+    campaign: str | None = None  # the command's campaign run (None: the nurture plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,11 @@ class GateFacts:
     #: ... and for the lead's contact on the other channel (whether a preference for it can be
     #: honoured, `consent_refusal`).
     other_consent: ConsentRecord | None = None
+    #: Another campaign's message went to this customer (either contact) today, the location's
+    #: day: the frequency cap across campaigns defers this one to tomorrow.
+    other_campaign_today: bool = False
+    #: A review request (from another order) went to this customer in the last 90 days.
+    review_recent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,8 @@ class TouchPointHandler:
                 sms_regions=self._cfg.sms_regions,
                 consent=facts.consent,
                 other_consent=facts.other_consent,
+                other_campaign_today=facts.other_campaign_today,
+                review_recent=facts.review_recent,
             )
         )
 
