@@ -25,6 +25,7 @@ class TenantProfile:
     phone: str | None = None
     hours: WeeklyHours = field(default_factory=dict)
     catalog: tuple[str, ...] = ()
+    review_url: str | None = None  # where a review request sends the customer
 
     @property
     def policy(self) -> SendWindowPolicy:
