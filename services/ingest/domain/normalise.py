@@ -396,7 +396,7 @@ def _snapshot(
         "paid": get("paid") is True,
         "archived": get("archived") is True,
         "deleted": operation is Operation.DELETE or get("deleted") is True,
-        "appointment_at": None,
+        "appointment_at": appointment_date(get("appointmentDates")),
         "total_cents": _cents(get("totalCostCents")),
         "vehicle": _display(get("generatedVehicleName"), bounds.VEHICLE, "vehicle", adjusted),
         "services": _services(embedded, adjusted),
@@ -450,6 +450,20 @@ def appointment_order_id(data: Mapping[str, Any]) -> str | None:
     if value is None or value == "":
         return None
     return _id_text(value, "orderId")
+
+
+#: At most this many of an order's `appointmentDates` are read (bounded input).
+MAX_APPOINTMENT_DATES = 20
+
+
+def appointment_date(value: Any) -> datetime | None:
+    """The latest readable date of an order's `appointmentDates` (its current booking; the
+    reminder campaign's appointment when no appointment record says otherwise); None when
+    there is none. Anything else in the list is ignored."""
+    if not isinstance(value, list):
+        return None
+    dates = [d for d in map(parse_ts, value[:MAX_APPOINTMENT_DATES]) if d is not None]
+    return max(dates, default=None)
 
 
 def _appointment_cancelled(data: Mapping[str, Any], operation: Operation) -> bool:

@@ -255,6 +255,10 @@ class Run:
     context: tuple[tuple[str, object], ...] = ()
 
 
+#: The id of an order's own appointment (its `appointmentDates`): "order:<order id>".
+ORDER_APPOINTMENT = "order:"
+
+
 def appointment_run_id(appointment_id: str, start_at: datetime) -> str:
     """A run per appointment AND start: a moved appointment gets new command ids."""
     return f"{Campaign.APPOINTMENT.value}:{appointment_id}@{int(start_at.timestamp())}"
@@ -292,8 +296,13 @@ def active_runs(facts: CampaignFacts, plans: CampaignPlans, *, no_channel: bool)
         runs.append(Run(Campaign.REVIEW.value, review, facts.paid_at))
     reminder = plans.appointment
     if reminder.enabled:
+        # an order's appointmentDates stand for its appointment only while no appointment
+        # record of the order is known (the record says more: moves, cancellation, reminders)
+        records = any(not a.startswith(ORDER_APPOINTMENT) for a in facts.appointments)
         for appointment_id, appt in sorted(facts.appointments.items()):
             if appt.cancelled or appt.shopmonkey_reminder:
+                continue
+            if records and appointment_id.startswith(ORDER_APPOINTMENT):
                 continue
             runs.append(
                 Run(

@@ -25,6 +25,7 @@ from schemas.events import (
 from schemas.events import Customer as CustomerContract
 from schemas.events import Operation as Op
 from services.sequencer.domain.campaigns import (
+    ORDER_APPOINTMENT,
     AppointmentFacts,
     CampaignFacts,
     DeclinedService,
@@ -109,7 +110,7 @@ def _order_facts(lead: Lead, event: OrderEvent, order: OrderSnapshot) -> None:
     if order.appointment_at is not None:
         _appointment(
             facts,
-            f"order:{order.order_id}",
+            f"{ORDER_APPOINTMENT}{order.order_id}",
             AppointmentFacts(
                 (order.version if order.version is not None else -1, ms(at), event.event_id),
                 order.appointment_at.astimezone(UTC),

@@ -232,6 +232,16 @@ def test_a_cancelled_appointment_or_one_shopmonkey_reminds_of_gets_no_reminder()
     assert run_until(theirs, T0 + 6 * DAY) == []
 
 
+def test_an_orders_appointment_date_is_reminded_of_until_an_appointment_record_says_more() -> None:
+    start = T0 + 3 * DAY
+    lead = apply_order(None, order(at=T0, appointment_at=start))
+    sent = run_until(lead, T0 + 4 * DAY)
+    assert [c.campaign for c in sent] == [appointment_run_id("order:o-1", start)]
+    moved = apply_appointment(lead, appointment(start + DAY, version=1))
+    sent = run_until(moved, T0 + 5 * DAY)
+    assert [c.campaign for c in sent] == [appointment_run_id("ap-1", start + DAY)]
+
+
 def test_a_reminder_is_never_sent_after_the_appointment_began() -> None:
     lead = apply_order(None, order(at=T0))
     soon = apply_appointment(lead, appointment(T0 + timedelta(hours=2), version=1))
