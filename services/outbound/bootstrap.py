@@ -45,6 +45,7 @@ def handler_config(settings: OutboundSettings) -> HandlerConfig:
             Channel.SMS: settings.frequency_cap_sms,
         },
         frequency_window=timedelta(hours=settings.frequency_window_hours),
+        campaign_cap=settings.campaign_cap,
         claim_stale=timedelta(seconds=settings.claim_stale_seconds),
         sms_validity_max=settings.sms_validity_max_seconds,
         replay_send=settings.outbound_replay_send,

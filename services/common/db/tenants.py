@@ -115,6 +115,22 @@ async def set_place(
     )
 
 
+async def set_campaigns(
+    conn: AsyncConnection,
+    *,
+    tenant_id: uuid.UUID,
+    plans: dict[str, Any] | None,
+    review_url: str | None,
+) -> None:
+    """A location's campaign plans (`tenants.campaign_plans`, as the sequencer parses them;
+    None: every campaign off) and review URL."""
+    await conn.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant_id)
+        .values(campaign_plans=plans, review_url=review_url)
+    )
+
+
 async def set_hours(
     conn: AsyncConnection, *, tenant_id: uuid.UUID, hours: dict[int, tuple[time, time]]
 ) -> None:
