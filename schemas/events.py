@@ -46,6 +46,9 @@ class Customer(Event):
     last_name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
+    #: `preferredContactMethod` ("sms", "email", "all"; None: not said): the channel a
+    #: campaign step "on the customer's preferred channel" takes
+    preferred: Literal["sms", "email", "all"] | None = None
 
 
 class ServiceAuthorization(StrEnum):

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from schemas import bounds
 from schemas.base import LeadIdKey, lead_id_for_order
 from schemas.events import Operation, OrderSource, ServiceAuthorization
+from services.common.domain.consent import preferred_channel
 from services.common.phones import normalize_phone
 from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.envelope import record_id
@@ -223,6 +224,7 @@ def contact_of_record(data: Mapping[str, Any], adjusted: Adjusted | None = None)
         "last_name": _display(get("lastName"), bounds.NAME, "last_name", adjusted),
         "email": _email(email, adjusted),
         "phone": _phone(phone, adjusted),
+        "preferred": preferred_channel(get("preferredContactMethod")),
     }
 
 
@@ -250,10 +252,13 @@ def contact_of_order(data: Mapping[str, Any], adjusted: Adjusted | None = None) 
         "last_name": base["last_name"] or last,
         "email": base["email"],
         "phone": base["phone"],
+        "preferred": base["preferred"],
     }
 
 
-_NO_CONTACT: Contact = dict.fromkeys(("customer_id", "first_name", "last_name", "email", "phone"))
+_NO_CONTACT: Contact = dict.fromkeys(
+    ("customer_id", "first_name", "last_name", "email", "phone", "preferred")
+)
 
 
 def contact_lacks(contact: Contact) -> bool:
@@ -271,6 +276,7 @@ def merge_contact(known: Contact, fetched: Contact | None) -> Contact:
         "last_name": fetched["last_name"] or known["last_name"],
         "email": fetched["email"] or known["email"],
         "phone": fetched["phone"] or known["phone"],
+        "preferred": fetched["preferred"] or known["preferred"],
     }
 
 

@@ -108,7 +108,8 @@ def encode_lead(lead: Lead) -> bytes:
         lead.vehicle,
         lead.services,
         list(lead.customer_key) if lead.customer_key else None,
-        [c.customer_id, c.first_name, c.last_name, c.email, c.phone],
+        [c.customer_id, c.first_name, c.last_name, c.email, c.phone]
+        + ([c.preferred] if c.preferred is not None else []),
         list(lead.interest_key) if lead.interest_key else None,
         lead.service_of_interest,
         steps,

@@ -69,6 +69,7 @@ def snapshot(lead: Lead) -> LeadSnapshot:
             last_name=c.last_name,
             email=c.email,
             phone=c.phone,
+            preferred=c.preferred,
         ),
         vehicle=lead.vehicle,
         services=list(lead.services),

@@ -78,6 +78,7 @@ class Customer:
     last_name: str | None = None
     email: str | None = None
     phone: str | None = None
+    preferred: str | None = None  # "sms" | "email" | "all" (Shopmonkey's preferredContactMethod)
 
 
 #: LWW keys: (order version or -1, occurred epoch ms, event id) / (occurred ms, event id).

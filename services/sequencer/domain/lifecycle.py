@@ -230,7 +230,7 @@ def _customer(c: CustomerContract) -> Customer | None:
     values = (c.customer_id, c.first_name, c.last_name, c.email, c.phone)
     if not any(values):
         return None
-    return Customer(*values)
+    return Customer(*values, preferred=c.preferred)
 
 
 def _apply_customer(lead: Lead, key: EventKey, customer: CustomerContract) -> None:

@@ -260,7 +260,7 @@ def _channel(lead: Lead, step: CampaignStep) -> Channel:
     if step.channel is not None:
         return step.channel
     c = lead.customer
-    return preferred_channel(None, c.email, c.phone)
+    return preferred_channel(c.preferred, c.email, c.phone)
 
 
 def _campaign_reemit_at(run: Run, step: CampaignStep, rec: StepRecord) -> datetime | None:

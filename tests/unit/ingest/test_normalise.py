@@ -141,6 +141,7 @@ def test_customer_update_has_no_lead_and_carries_the_customer() -> None:
         last_name="Smith",
         email="Jane.Smith@Example.com",
         phone="+12025550123",
+        preferred="sms",  # the record's preferredContactMethod "SMS"
     )
 
 

@@ -175,6 +175,18 @@ def test_a_click_on_the_review_link_stops_the_reminder() -> None:
     assert run_until(clicked, T0 + 30 * DAY) == []
 
 
+def test_a_customer_who_prefers_sms_gets_the_review_request_by_sms() -> None:
+    paid = apply_order(None, order(status="Invoice", invoiced=True, paid=True))
+    prefers = paid.copy(customer=dataclasses.replace(paid.customer, preferred="sms"))
+    _, sent = campaign_commands(prefers, T0 + timedelta(hours=3))
+    assert [c.channel for c in sent] == [Channel.SMS]
+    assert decode_lead(encode_lead(prefers)).customer.preferred == "sms"
+    said_all = paid.copy(customer=dataclasses.replace(paid.customer, preferred="all"))
+    assert [c.channel for c in campaign_commands(said_all, T0 + timedelta(hours=3))[1]] == [
+        Channel.EMAIL
+    ]
+
+
 def test_a_customer_with_only_a_phone_gets_the_review_request_by_sms() -> None:
     paid = apply_order(None, order(email=None, status="Invoice", invoiced=True, paid=True))
     _, sent = campaign_commands(paid, T0 + timedelta(hours=3))
