@@ -1,6 +1,7 @@
 """Campaigns after the estimate: the campaign run of each ledger row (the frequency cap across
 campaigns and the review request's once-per-customer rule read it), a tenant's campaign plans
-(JSONB, validated by the sequencer like `nurture_plan`) and its review URL.
+(JSONB, validated by the sequencer like `nurture_plan`), its review URL, and the days it marks
+closed (holidays: no send window opens on them, messages wait for the next open day).
 
 Revision ID: 0013
 Revises: 0012
@@ -25,9 +26,21 @@ def upgrade() -> None:
         sa.Column("campaign_plans", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     )
     op.add_column("tenants", sa.Column("review_url", sa.String(500), nullable=True))
+    op.create_table(
+        "location_closed_days",
+        sa.Column(
+            "tenant_id",
+            sa.UUID(),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE", name="fk_location_closed_days_tenant_id_tenants"),
+            nullable=False,
+        ),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "day", name="pk_location_closed_days"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("location_closed_days")
     op.drop_column("tenants", "review_url")
     op.drop_column("tenants", "campaign_plans")
     op.drop_column("job_executions", "campaign")

@@ -6,12 +6,13 @@ Constraint names are deterministic (naming convention) so Alembic revisions stay
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -107,6 +108,17 @@ class Tenant(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (UniqueConstraint("shopmonkey_company_id", "shopmonkey_location_id"),)
+
+
+class LocationClosedDay(Base):
+    """A day the location is closed (a holiday, local date): no send window opens (0013)."""
+
+    __tablename__ = "location_closed_days"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
 
 
 class LocationHours(Base):

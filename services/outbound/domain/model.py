@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from schemas.base import Channel
@@ -26,11 +26,15 @@ class TenantProfile:
     hours: WeeklyHours = field(default_factory=dict)
     catalog: tuple[str, ...] = ()
     review_url: str | None = None  # where a review request sends the customer
+    closed_days: frozenset[date] = frozenset()  # holidays: no window opens
 
     @property
     def policy(self) -> SendWindowPolicy:
         return SendWindowPolicy.for_location(
-            timezone=self.timezone, us_state=self.us_state, location_hours=self.hours or None
+            timezone=self.timezone,
+            us_state=self.us_state,
+            location_hours=self.hours or None,
+            closed_days=self.closed_days,
         )
 
 

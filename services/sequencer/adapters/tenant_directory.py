@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.cache import TtlCache
-from services.common.db.models import LocationHours, Tenant
+from services.common.db.models import LocationClosedDay, LocationHours, Tenant
 from services.common.domain.send_windows import SendWindowPolicy, WeeklyHours
 from services.sequencer.adapters import metrics
 from services.sequencer.domain.campaigns import NO_CAMPAIGNS, CampaignPlanError, parse_campaigns
@@ -35,6 +36,7 @@ def config_for(
     hours: WeeklyHours | None,
     nurture_plan: dict[str, Any] | None,
     campaign_plans: dict[str, Any] | None = None,
+    closed_days: Iterable[date] = (),
 ) -> TenantConfig:
     try:
         plan = parse_plan(nurture_plan)
@@ -49,7 +51,7 @@ def config_for(
         log.error("tenant %s: invalid campaign plans, every campaign off: %s", tenant_id, exc)
         campaigns = NO_CAMPAIGNS
     policy = SendWindowPolicy.for_location(
-        timezone=timezone, us_state=us_state, location_hours=hours or None
+        timezone=timezone, us_state=us_state, location_hours=hours or None, closed_days=closed_days
     )
     return TenantConfig(tenant_id, plan, policy, known=True, campaigns=campaigns)
 
@@ -95,12 +97,18 @@ class PostgresDirectory(StaticDirectory):
             LocationHours.opens_at,
             LocationHours.closes_at,
         )
+        closed = select(LocationClosedDay.tenant_id, LocationClosedDay.day)
         if tenant_ids is not None:
             tenants = tenants.where(Tenant.id.in_(tenant_ids))
             hours = hours.where(LocationHours.tenant_id.in_(tenant_ids))
+            closed = closed.where(LocationClosedDay.tenant_id.in_(tenant_ids))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(tenants)).all()
             hour_rows = (await conn.execute(hours)).all()
+            closed_rows = (await conn.execute(closed)).all()
+        closed_days: dict[uuid.UUID, list[date]] = {}
+        for c in closed_rows:
+            closed_days.setdefault(c.tenant_id, []).append(c.day)
         by_tenant: dict[uuid.UUID, WeeklyHours] = {}
         for h in hour_rows:
             by_tenant.setdefault(h.tenant_id, {})[h.weekday] = (h.opens_at, h.closes_at)
@@ -112,6 +120,7 @@ class PostgresDirectory(StaticDirectory):
                 hours=by_tenant.get(r.id),
                 nurture_plan=r.nurture_plan,
                 campaign_plans=r.campaign_plans,
+                closed_days=closed_days.get(r.id, ()),
             )
             for r in rows
         }

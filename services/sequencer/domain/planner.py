@@ -73,7 +73,12 @@ def opening(channel: Channel, at: datetime, policy: SendWindowPolicy) -> datetim
     tz = _zone(policy.timezone)
     local = at.astimezone(tz)
     hours = window.get(local.weekday())
-    if hours is not None and hours[0] <= local.time() < hours[1] and _steady(tz, at):
+    if (
+        hours is not None
+        and hours[0] <= local.time() < hours[1]
+        and _steady(tz, at)
+        and (not policy.closed or local.date() not in policy.closed)
+    ):
         return at.astimezone(UTC)
     return next_opening(channel, at, policy)
 

@@ -8,6 +8,7 @@ import dataclasses
 import re
 import uuid
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -51,6 +52,7 @@ from tests.support.deployment_secrets import LEAD_IDS
 from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, signal
 
 POLICY = SendWindowPolicy.for_location(timezone="America/New_York")
+POLICY_ZONE = ZoneInfo("America/New_York")
 DAY = timedelta(days=1)
 
 
@@ -449,3 +451,26 @@ def test_invalid_plans_say_where() -> None:
     ):  # fmt: skip
         with pytest.raises(CampaignPlanError, match=re.escape(where)):
             parse_campaigns(raw)
+
+
+def test_a_campaign_step_due_on_a_day_the_location_closed_waits_for_the_next_open_day() -> None:
+    closed = SendWindowPolicy.for_location(
+        timezone="America/New_York", closed_days=[T0.astimezone(POLICY_ZONE).date()]
+    )
+    paid = apply_order(None, order(status="Invoice", invoiced=True, paid=True))
+    later_that_day = evaluate(
+        paid, DEFAULT_PLAN, closed, T0 + timedelta(hours=5), DEFAULT_CAMPAIGNS
+    )
+    assert later_that_day.commands == ()  # closed: the review request waits (open: it goes)
+    assert [
+        c.campaign
+        for c in evaluate(
+            paid, DEFAULT_PLAN, POLICY, T0 + timedelta(hours=5), DEFAULT_CAMPAIGNS
+        ).commands
+    ] == ["review"]
+    ev = evaluate(paid, DEFAULT_PLAN, closed, T0 + DAY, DEFAULT_CAMPAIGNS)
+    review = [c for c in ev.commands if c.campaign == "review"]
+    assert len(review) == 1
+    assert (
+        review[0].due_at.astimezone(POLICY_ZONE).date() == (T0 + DAY).astimezone(POLICY_ZONE).date()
+    )
