@@ -189,6 +189,7 @@ class Simulator:
         rng = random.Random(seed)
         # appointments from a generator of their own: the changes above stay those of `seed`
         appointments = random.Random(f"{seed}:appointments")
+        demo = random.Random(f"{seed}:demo")
         while True:
             await asyncio.sleep(rng.expovariate(rate / 60.0))
             company = rng.choice(self.world.companies)
@@ -205,8 +206,30 @@ class Simulator:
                     )
                     await self.notify(company, "customer", "UPDATE", record, diff)
                 await self._appointment_activity(company, appointments)
+                await self._demo_story(company, demo)
             except Exception:
                 log.exception("simulated activity failed")
+
+    async def _demo_story(self, company: Company, rng: random.Random) -> None:
+        """With demo customers: every other step also moves one of their unpaid orders on
+        (authorized, repair order, invoice, paid), so a demo shows an estimate's whole life,
+        and the campaigns after it (declined work, the review request), within minutes."""
+        if not self.world.demo_emails or rng.random() < 0.5:
+            return
+        demo = set(self.world.demo_emails)
+        open_orders = [
+            o["id"]
+            for o in company.orders.values()
+            if not o["paid"] and not o.get("deleted") and self._email_of(company, o) in demo
+        ]
+        if open_orders:
+            await self.advance_order(company, rng.choice(sorted(open_orders)))
+
+    @staticmethod
+    def _email_of(company: Company, order: dict[str, Any]) -> str | None:
+        customer = company.customers.get(order.get("customerId") or "")
+        emails = customer.get("emails") if customer else None
+        return emails[0].get("email") if emails else None
 
     async def _appointment_activity(self, company: Company, rng: random.Random) -> None:
         """Now and then: book an authorized order, move an appointment's start, cancel one."""
