@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from schemas import bounds
 from schemas.base import LeadIdKey
 from schemas.events import Operation, OrderEvent, OrderSource
 from services.common.masking import mask_email
@@ -198,6 +199,12 @@ async def polled_drafts(
     Raises InvalidPayload for a record we refuse (an id over its bound)."""
     operation = normalise.polled_operation(data)
     facts = normalise.facts_of(table, data, operation)
+    enrich = services is not None and table == "order" and wants_services(data, operation)
+    if enrich:
+        # The webhook of the same change carried no services (Shopmonkey nests none in an
+        # order): under the change's own id this read, which adds them, would be a duplicate
+        # of it and dropped, and declined work would never be seen. An event of its own.
+        facts = facts._replace(event_id=f"{facts.event_id}{SERVICES_EVENT}"[: bounds.EVENT_ID])
     if seen is not None and facts.event_id in seen:
         return []
     if table == "appointment" and (why := normalise.appointment_unusable(data, operation)):
@@ -208,7 +215,7 @@ async def polled_drafts(
     fetched: list[dict[str, Any]] | None = None
     async with gate:
         contact = await resolve_contact(company, table, data, customers, adjusted)
-        if services is not None and table == "order" and wants_services(data, operation):
+        if enrich and services is not None:
             fetched = await order_services(company, facts.rid, services)
     return build_drafts(
         targets,
@@ -223,6 +230,10 @@ async def polled_drafts(
         adjusted=adjusted,
         fetched_services=fetched,
     )
+
+
+#: Suffix of the event id of a polled order whose services were read (`polled_drafts`).
+SERVICES_EVENT = ":services"
 
 
 def wants_services(data: dict[str, Any], operation: Operation) -> bool:
