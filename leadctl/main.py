@@ -30,6 +30,7 @@ COMMANDS = {
     "leads": "leadctl.leads.cli:leads",
     "replay": "leadctl.replay.cli:replay",
     "backfill": "leadctl.backfill.cli:backfill",
+    "plans": "leadctl.plans.cli:plans",
 }
 
 
