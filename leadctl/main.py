@@ -31,6 +31,7 @@ COMMANDS = {
     "replay": "leadctl.replay.cli:replay",
     "backfill": "leadctl.backfill.cli:backfill",
     "plans": "leadctl.plans.cli:plans",
+    "templates": "leadctl.templates.cli:templates",
 }
 
 
