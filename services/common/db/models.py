@@ -121,6 +121,34 @@ class LocationClosedDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
 
 
+#: What `plan_versions.campaign` names: the nurture plan and each campaign (DESIGN §12).
+PLAN_KINDS = ("nurture", "declined", "review", "appointment")
+
+
+class PlanVersion(Base):
+    """Every version of a tenant's nurture plan and campaign plans (0014), as an operator set
+    it (`leadctl plans set`): the sequencer follows the version in force at each event's time;
+    `tenants.nurture_plan` / `campaign_plans` hold the latest."""
+
+    __tablename__ = "plan_versions"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    campaign: Mapped[str] = mapped_column(String(20), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False)
+    valid_from: Mapped[datetime] = _now()
+    set_by: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(f"campaign in {PLAN_KINDS!r}", name="campaign"),
+        CheckConstraint("version >= 1", name="version"),
+    )
+
+
 class LocationHours(Base):
     """Opening hours per weekday (0 = Monday), in the tenant's timezone."""
 

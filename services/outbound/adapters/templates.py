@@ -29,6 +29,18 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SMS_MAX_CHARS = 1600  # Twilio's Body limit
 
 
+def template_files(channel: Channel, name: str) -> tuple[str, ...]:
+    """The files template `name` needs on `channel` (what `JinjaRenderer.render` loads)."""
+    if channel is Channel.SMS:
+        return (f"sms/{name}.txt.j2",)
+    return tuple(f"email/{name}.{part}.j2" for part in ("subject", "txt", "html"))
+
+
+def packaged_templates() -> frozenset[str]:
+    """Every template file packaged under `services/outbound/templates/`."""
+    return frozenset(jinja2.PackageLoader("services.outbound", "templates").list_templates())
+
+
 def _clock(t: time) -> str:
     return t.strftime("%I:%M %p").lstrip("0")
 

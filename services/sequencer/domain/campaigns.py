@@ -24,7 +24,7 @@ have a phone, else email when they have an address, else SMS). The outbound gate
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -67,6 +67,9 @@ class CampaignPlans:
         plan: CampaignPlan = getattr(self, campaign.value)
         return plan
 
+
+#: The plan of a campaign in force at an instant (`TenantConfig.campaign_at`).
+CampaignAt = Callable[[Campaign, datetime], CampaignPlan]
 
 _DAY = timedelta(days=1)
 
@@ -178,22 +181,28 @@ def parse_campaigns(raw: Mapping[str, Any] | None) -> CampaignPlans:
 
 def plans_document(plans: CampaignPlans) -> dict[str, Any]:
     """The JSON a tenant's plans are written as (what `parse_campaigns` reads back)."""
-    out: dict[str, Any] = {}
-    for campaign in Campaign:
-        plan = plans.of(campaign)
-        out[campaign.value] = {
-            "enabled": plan.enabled,
-            "steps": [
-                {
-                    "after_minutes": int(s.after.total_seconds() // 60),
-                    "channel": s.channel.value if s.channel is not None else "preferred",
-                    "template": s.template,
-                }
-                for s in plan.steps
-            ],
-            "max_late_minutes": int(plan.max_late.total_seconds() // 60),
-        }
-    return out
+    return {campaign.value: campaign_document(plans.of(campaign)) for campaign in Campaign}
+
+
+def campaign_document(plan: CampaignPlan) -> dict[str, Any]:
+    """One campaign's part of `campaign_plans`, every field written out."""
+    return {
+        "enabled": plan.enabled,
+        "steps": [
+            {
+                "after_minutes": int(s.after.total_seconds() // 60),
+                "channel": s.channel.value if s.channel is not None else "preferred",
+                "template": s.template,
+            }
+            for s in plan.steps
+        ],
+        "max_late_minutes": int(plan.max_late.total_seconds() // 60),
+    }
+
+
+def parse_campaign(campaign: Campaign, raw: Mapping[str, Any]) -> CampaignPlan:
+    """One campaign's part of `campaign_plans` (a stored version); raises CampaignPlanError."""
+    return parse_campaigns({campaign.value: raw}).of(campaign)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,20 +273,36 @@ def appointment_run_id(appointment_id: str, start_at: datetime) -> str:
     return f"{Campaign.APPOINTMENT.value}:{appointment_id}@{int(start_at.timestamp())}"
 
 
-def active_runs(facts: CampaignFacts, plans: CampaignPlans, *, no_channel: bool) -> list[Run]:
-    """The runs whose steps may still be emitted, in a fixed order (run id)."""
+def active_runs(
+    facts: CampaignFacts,
+    plans: CampaignPlans,
+    *,
+    no_channel: bool,
+    plan_at: CampaignAt | None = None,
+) -> list[Run]:
+    """The runs whose steps may still be emitted, in a fixed order (run id). `plans`: the
+    plans in force now; `plan_at`: a campaign's plan in force at an instant (its versions),
+    which gives each run the plan in force at its anchor. A campaign off now has no run (an
+    operator turning it off stops it at once), nor has one off at the run's anchor."""
     if no_channel:
         return []
+
+    def plan(campaign: Campaign, anchor: datetime) -> CampaignPlan | None:
+        current = plans.of(campaign)
+        if not current.enabled:
+            return None
+        at_anchor = current if plan_at is None else plan_at(campaign, anchor)
+        return at_anchor if at_anchor.enabled else None
+
     runs: list[Run] = []
     stopped_by_customer = facts.engaged_at is not None
-    declined = plans.declined
     open_declines = sorted(set(facts.declined) - facts.revived)
     if (
-        declined.enabled
-        and facts.declined_at is not None
+        facts.declined_at is not None
         and open_declines
         and not stopped_by_customer
         and (facts.returned_at is None or facts.returned_at <= facts.declined_at)
+        and (declined := plan(Campaign.DECLINED, facts.declined_at)) is not None
     ):
         services = [facts.declined[s] for s in open_declines]
         runs.append(
@@ -291,11 +316,13 @@ def active_runs(facts: CampaignFacts, plans: CampaignPlans, *, no_channel: bool)
                 ),
             )
         )
-    review = plans.review
-    if review.enabled and facts.paid_at is not None and not stopped_by_customer:
+    if (
+        facts.paid_at is not None
+        and not stopped_by_customer
+        and (review := plan(Campaign.REVIEW, facts.paid_at)) is not None
+    ):
         runs.append(Run(Campaign.REVIEW.value, review, facts.paid_at))
-    reminder = plans.appointment
-    if reminder.enabled:
+    if plans.appointment.enabled:
         # an order's appointmentDates stand for its appointment only while no appointment
         # record of the order is known (the record says more: moves, cancellation, reminders)
         records = any(not a.startswith(ORDER_APPOINTMENT) for a in facts.appointments)
@@ -303,6 +330,9 @@ def active_runs(facts: CampaignFacts, plans: CampaignPlans, *, no_channel: bool)
             if appt.cancelled or appt.shopmonkey_reminder:
                 continue
             if records and appointment_id.startswith(ORDER_APPOINTMENT):
+                continue
+            reminder = plan(Campaign.APPOINTMENT, appt.start_at)
+            if reminder is None:
                 continue
             runs.append(
                 Run(

@@ -25,6 +25,7 @@ from services.common.domain.send_windows import SendWindowPolicy, next_opening
 from services.sequencer.domain.campaigns import (
     NO_CAMPAIGNS,
     Campaign,
+    CampaignAt,
     CampaignPlans,
     CampaignStep,
     Run,
@@ -155,13 +156,16 @@ def evaluate(
     policy: SendWindowPolicy,
     now: datetime,
     campaigns: CampaignPlans = NO_CAMPAIGNS,
+    campaign_at: CampaignAt | None = None,
 ) -> Evaluation:
     """What is due for `lead` at `now` (its nurture plan, then its campaigns), and the lead
-    with those emissions recorded."""
+    with those emissions recorded. `plan`: the nurture plan in force at the lead's creation;
+    `campaign_at`: a campaign's plan in force at an instant (its versions; None: `campaigns`
+    alone), asked for each run's plan at its anchor."""
     ev = _evaluate_nurture(lead, plan, policy, now)
     if ev.lead.facts is None:
         return ev
-    out, commands = _evaluate_campaigns(ev.lead, campaigns, policy, now)
+    out, commands = _evaluate_campaigns(ev.lead, campaigns, policy, now, campaign_at)
     if not commands and out is ev.lead:
         return ev
     return dataclasses.replace(ev, lead=out, commands=ev.commands + tuple(commands))
@@ -215,6 +219,7 @@ def next_due(
     policy: SendWindowPolicy,
     upcoming: tuple[int, datetime] | None = None,
     campaigns: CampaignPlans = NO_CAMPAIGNS,
+    campaign_at: CampaignAt | None = None,
 ) -> datetime | None:
     """The next instant at which `evaluate` may act on `lead` (None: never, unless a new
     signal arrives). Used to index leads by due time. `upcoming`: `Evaluation.upcoming` of
@@ -222,7 +227,7 @@ def next_due(
     nurture = _next_nurture_due(lead, plan, policy, upcoming)
     if lead.facts is None:
         return nurture
-    later = _next_campaign_due(lead, campaigns, policy)
+    later = _next_campaign_due(lead, campaigns, policy, campaign_at)
     if nurture is None or (later is not None and later < nurture):
         return later
     return nurture
@@ -255,10 +260,15 @@ def _next_nurture_due(
 
 
 # campaigns ---------------------------------------------------------------------------------
-def _runs(lead: Lead, campaigns: CampaignPlans) -> list[Run]:
+def _runs(lead: Lead, campaigns: CampaignPlans, campaign_at: CampaignAt | None) -> list[Run]:
     if lead.paused or lead.facts is None:
         return []
-    return active_runs(lead.facts, campaigns, no_channel=bool(lead.email_off and lead.sms_off))
+    return active_runs(
+        lead.facts,
+        campaigns,
+        no_channel=bool(lead.email_off and lead.sms_off),
+        plan_at=campaign_at,
+    )
 
 
 def _channel(lead: Lead, step: CampaignStep) -> Channel:
@@ -290,11 +300,15 @@ def _step_due(run: Run, step: CampaignStep, channel: Channel, policy: SendWindow
 
 
 def _evaluate_campaigns(
-    lead: Lead, campaigns: CampaignPlans, policy: SendWindowPolicy, now: datetime
+    lead: Lead,
+    campaigns: CampaignPlans,
+    policy: SendWindowPolicy,
+    now: datetime,
+    campaign_at: CampaignAt | None,
 ) -> tuple[Lead, list[DueCommand]]:
     out = lead
     commands: list[DueCommand] = []
-    for run in _runs(lead, campaigns):
+    for run in _runs(lead, campaigns, campaign_at):
         steps = lead.runs.get(run.run_id, {})
         for index, step in enumerate(run.plan.steps):
             channel = _channel(lead, step)
@@ -360,10 +374,13 @@ def _with_step(out: Lead, lead: Lead, run_id: str, index: int, rec: StepRecord) 
 
 
 def _next_campaign_due(
-    lead: Lead, campaigns: CampaignPlans, policy: SendWindowPolicy
+    lead: Lead,
+    campaigns: CampaignPlans,
+    policy: SendWindowPolicy,
+    campaign_at: CampaignAt | None,
 ) -> datetime | None:
     candidates: list[datetime] = []
-    for run in _runs(lead, campaigns):
+    for run in _runs(lead, campaigns, campaign_at):
         steps = lead.runs.get(run.run_id, {})
         for index, step in enumerate(run.plan.steps):
             channel = _channel(lead, step)

@@ -230,7 +230,13 @@ class Sequencer:
         result = self._commit(before, before, "schedule", config, now, None)
         if result.unchanged:
             # the index is coarse (10 s buckets): not due yet, so put the hint back
-            at = next_due(before, config.plan, config.policy, campaigns=config.campaigns)
+            at = next_due(
+                before,
+                config.plan_at(before.created_at),
+                config.policy,
+                campaigns=config.campaigns,
+                campaign_at=config.campaign_history,
+            )
             if at is not None:
                 self.schedule.schedule(lead_id, at)
         return result
@@ -251,7 +257,10 @@ class Sequencer:
         now: datetime,
         replay: ReplayContext | None,
     ) -> Result:
-        ev = evaluate(after, config.plan, config.policy, now, config.campaigns)
+        # the versions in force at event time: the lead's creation, each campaign run's anchor
+        plan = config.plan_at(after.created_at)
+        history = config.campaign_history
+        ev = evaluate(after, plan, config.policy, now, config.campaigns, history)
         lead = ev.lead
         if before is not None and lead == before:
             return Result(unchanged=True)
@@ -262,7 +271,7 @@ class Sequencer:
             why = "no_engagement" if ev.exhausted else reason
             self.outbox.lead_changed(lead_changed(lead, from_state=from_state, reason=why, now=now))
             result.leads_changed = 1
-        at = next_due(lead, config.plan, config.policy, ev.upcoming, config.campaigns)
+        at = next_due(lead, plan, config.policy, ev.upcoming, config.campaigns, history)
         self.leads.put(lead, at)
         record_only = replay is not None
         for due in ev.commands:
