@@ -273,6 +273,14 @@ class LeadSnapshot(Event):
     email_opted_out: bool = False
     sms_opted_out: bool = False
     sequence_stopped: bool = False
+    #: declined work (the declined-work campaign's subject): the declined or deferred services
+    #: of the lead's invoiced order, how many and their value
+    declined_services: int = Field(default=0, ge=0)
+    declined_cents: int = Field(default=0, ge=0, le=bounds.MAX_CENTS)
+    #: of those, the ones a later order of the customer revived (brought back), value as
+    #: declined
+    revived_services: int = Field(default=0, ge=0)
+    revived_cents: int = Field(default=0, ge=0, le=bounds.MAX_CENTS)
 
 
 class LeadChanged(Event):

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.base import Channel
+from schemas.bounds import MAX_CENTS
 
 
 class Campaign(StrEnum):
@@ -245,6 +246,30 @@ class CampaignFacts:
             self.engaged_at,
             dict(self.appointments),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DeclinedWork:
+    """What the dashboard shows of a lead's declined work: the declined (or deferred) services
+    and their value, and those a later order revived (their value as declined). Values are
+    capped at `bounds.MAX_CENTS` (what the contract and a BIGINT column hold)."""
+
+    services: int = 0
+    cents: int = 0
+    revived_services: int = 0
+    revived_cents: int = 0
+
+
+def declined_work(facts: CampaignFacts | None) -> DeclinedWork:
+    if facts is None or not facts.declined:
+        return DeclinedWork()
+    revived = [s for sid, s in facts.declined.items() if sid in facts.revived]
+    return DeclinedWork(
+        len(facts.declined),
+        min(sum(s.total_cents for s in facts.declined.values()), MAX_CENTS),
+        len(revived),
+        min(sum(s.total_cents for s in revived), MAX_CENTS),
+    )
 
 
 def earliest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -22,6 +22,7 @@ from schemas.events import (
     Recipient,
     TouchPointCommand,
 )
+from services.sequencer.domain.campaigns import declined_work
 from services.sequencer.domain.lead import Lead, derive_state, sequence_stopped
 from services.sequencer.domain.planner import DueCommand
 
@@ -46,6 +47,7 @@ def visible(lead: Lead) -> Visible:
         lead.touches_sent,
         lead.email_off is not None,
         lead.sms_off is not None,
+        declined_work(lead.facts),
         sequence_stopped(lead),
     )
 
@@ -53,6 +55,7 @@ def visible(lead: Lead) -> Visible:
 def snapshot(lead: Lead) -> LeadSnapshot:
     c = lead.customer
     state, lost_reason = derive_state(lead)
+    work = declined_work(lead.facts)
     return trusted(
         LeadSnapshot,
         lead_id=lead.lead_id,
@@ -81,6 +84,10 @@ def snapshot(lead: Lead) -> LeadSnapshot:
         email_opted_out=lead.email_off is not None,
         sms_opted_out=lead.sms_off is not None,
         sequence_stopped=sequence_stopped(lead),
+        declined_services=work.services,
+        declined_cents=work.cents,
+        revived_services=work.revived_services,
+        revived_cents=work.revived_cents,
     )
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from schemas.base import Channel, command_id_for, lead_id_for_order
 from schemas.events import (
     Appointment,
+    LeadSnapshot,
     Operation,
     OrderEvent,
     OutcomeStatus,
@@ -36,7 +37,7 @@ from services.sequencer.domain.campaigns import (
     parse_campaigns,
     plans_document,
 )
-from services.sequencer.domain.effects import touchpoint_command
+from services.sequencer.domain.effects import snapshot, touchpoint_command, visible
 from services.sequencer.domain.lead import Lead, StepStatus
 from services.sequencer.domain.lifecycle import (
     apply_appointment,
@@ -145,6 +146,39 @@ def test_a_customer_who_comes_back_stops_declined_work_even_without_a_revival() 
     assert run_until(back, T0 + 100 * DAY, step=timedelta(hours=12)) == []
     earlier = customer_returned(lead, T0 - 10 * DAY, set())  # an older order stops nothing
     assert len(run_until(earlier, T0 + 31 * DAY, step=timedelta(hours=12))) == 1
+
+
+def test_the_snapshot_counts_declined_work_and_what_a_later_order_brought_back() -> None:
+    """Declined (or deferred) services of the invoiced order, how many and their value; of
+    those, the ones a later order revived (a revived id that was never declined counts not)."""
+    tires = ServiceLine(service_id="svc-tires", name="Tires", deferred=True, total_cents=55_000)
+    lead = apply_order(None, invoiced(service_lines=[declined(), tires]))
+    before = snapshot(lead)
+    assert (before.declined_services, before.declined_cents) == (2, 87_000)
+    assert (before.revived_services, before.revived_cents) == (0, 0)
+    back = customer_returned(lead, T0 + 10 * DAY, {"svc-brakes", "svc-never-declined"})
+    after = LeadSnapshot.model_validate(snapshot(back).model_dump())  # the contract holds it
+    assert (after.declined_services, after.declined_cents) == (2, 87_000)
+    assert (after.revived_services, after.revived_cents) == (1, 32_000)
+    assert visible(back) != visible(lead)  # a revival is a change the read model is told of
+    plain = snapshot(apply_order(None, order()))
+    assert (plain.declined_services, plain.declined_cents, plain.revived_services) == (0, 0, 0)
+
+
+def test_a_revival_through_the_sequencer_emits_a_lead_change_with_the_figures() -> None:
+    seq, _, outbox = build()
+    seq.on_order(order("o-1", at=T0), CONFIG, T0)
+    seq.on_order(invoiced("o-1", service_lines=[declined()]), CONFIG, T0)
+    assert outbox.changes[-1].lead.declined_cents == 32_000
+    assert outbox.changes[-1].lead.revived_services == 0
+    changes = len(outbox.changes)
+    revival = ServiceLine(service_id="svc-new", name="Brake pads", revived_from="svc-brakes")
+    later = order("o-2", at=T0 + 40 * DAY, service_lines=[revival])
+    seq.on_order(later.model_copy(update={"order": later.order.model_copy(  # type: ignore[union-attr]
+        update={"created_at": T0 + 40 * DAY})}), CONFIG, T0 + 40 * DAY)  # fmt: skip
+    first = [c for c in outbox.changes[changes:] if c.lead.shopmonkey_order_id == "o-1"]
+    assert first, "the revival changed the first lead: a LeadChanged says so"
+    assert (first[-1].lead.revived_services, first[-1].lead.revived_cents) == (1, 32_000)
 
 
 def test_a_reply_stops_declined_work() -> None:
