@@ -222,7 +222,7 @@ class Lead(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_touch_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     projected_at: Mapped[datetime] = _now()
-    #: Declined work (0014b): the declined or deferred services of the lead's invoiced order
+    #: Declined work (0015): the declined or deferred services of the lead's invoiced order
     #: (count, value in cents) and those a later order of the customer revived.
     declined_services: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     declined_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")

@@ -2,8 +2,8 @@
 services followed up, how many and their value, and those a later order of the customer
 revived (the dashboard sums them per location). Existing rows read 0 until their lead changes.
 
-Revision ID: 0014b
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014b"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
