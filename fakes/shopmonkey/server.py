@@ -180,12 +180,17 @@ class Simulator:
             await self.notify(company, "appointment", "DELETE", record)
         return record
 
-    def start_activity(self, rate_per_minute: float, seed: int | None = None) -> None:
-        """Create/advance orders and change customers at `rate_per_minute`, with webhooks."""
+    def start_activity(
+        self, rate_per_minute: float, seed: int | None = None, *, demo_story: bool = False
+    ) -> None:
+        """Create/advance orders and change customers at `rate_per_minute`, with webhooks;
+        `demo_story`: also move demo customers' orders on (`_demo_story`)."""
         if rate_per_minute > 0:
-            self._activity = asyncio.create_task(self._run_activity(rate_per_minute, seed))
+            self._activity = asyncio.create_task(
+                self._run_activity(rate_per_minute, seed, demo_story)
+            )
 
-    async def _run_activity(self, rate: float, seed: int | None) -> None:
+    async def _run_activity(self, rate: float, seed: int | None, demo_story: bool) -> None:
         rng = random.Random(seed)
         # appointments from a generator of their own: the changes above stay those of `seed`
         appointments = random.Random(f"{seed}:appointments")
@@ -206,7 +211,8 @@ class Simulator:
                     )
                     await self.notify(company, "customer", "UPDATE", record, diff)
                 await self._appointment_activity(company, appointments)
-                await self._demo_story(company, demo)
+                if demo_story:
+                    await self._demo_story(company, demo)
             except Exception:
                 log.exception("simulated activity failed")
 

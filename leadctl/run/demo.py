@@ -256,6 +256,7 @@ def plan(
                     ",".join(demo.emails),
                     "--demo-phone",
                     demo.phone,
+                    "--demo-story",
                     "--webhook-url",
                     ingest_url + COMPANY_WEBHOOK_PATH,
                 ),
