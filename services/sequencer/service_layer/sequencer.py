@@ -140,6 +140,11 @@ class Sequencer:
                 return self._commit(prior, before, "replay", config, now, replay)
             return Result(duplicate=True)
         after = apply_appointment(before, event)
+        if visible(after) == visible(before):
+            # nothing the lead shows changed: its updated_at stays. An appointment read before
+            # its order's lead existed is ignored live but applied in a replay (the lead exists
+            # by then), and a replay changes no lead (as `_on_customer`).
+            after.updated_at = before.updated_at
         return self._commit(prior, after, f"appointment_{event.operation}", config, now, replay)
 
     def _replay_touch(

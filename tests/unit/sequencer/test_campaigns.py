@@ -508,3 +508,19 @@ def test_a_campaign_step_due_on_a_day_the_location_closed_waits_for_the_next_ope
     assert (
         review[0].due_at.astimezone(POLICY_ZONE).date() == (T0 + DAY).astimezone(POLICY_ZONE).date()
     )
+
+
+def test_an_appointment_does_not_move_what_the_lead_shows() -> None:
+    """Read before its order's lead existed, an appointment is ignored live but applied in a
+    replay (the lead exists by then): so it moves nothing the read model shows, updated_at
+    included, or a replay would change the lead (the full-replay e2e caught it)."""
+    seq, leads, outbox = build()
+    first = order(at=T0)
+    seq.on_order(first, CONFIG, T0)
+    assert first.lead_id is not None
+    shown = leads.data[first.lead_id].updated_at
+    changes = len(outbox.changes)
+    seq.on_order(appointment(T0 + 5 * DAY, version=1, at=T0 + DAY), CONFIG, T0 + DAY)
+    lead = leads.data[first.lead_id]
+    assert lead.updated_at == shown and len(outbox.changes) == changes
+    assert lead.facts is not None and "ap-1" in lead.facts.appointments
