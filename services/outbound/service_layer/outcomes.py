@@ -56,7 +56,6 @@ def outcome_of(
         else None,
         deferred_until=deferred_until,
         duplicate=duplicate,
-        campaign=subject.campaign,
     )
 
 

@@ -22,7 +22,6 @@ from schemas.events import (
     Recipient,
     TouchPointCommand,
 )
-from services.sequencer.domain.campaigns import declined_work
 from services.sequencer.domain.lead import Lead, derive_state, sequence_stopped
 from services.sequencer.domain.planner import DueCommand
 
@@ -47,7 +46,6 @@ def visible(lead: Lead) -> Visible:
         lead.touches_sent,
         lead.email_off is not None,
         lead.sms_off is not None,
-        declined_work(lead.facts),
         sequence_stopped(lead),
     )
 
@@ -55,7 +53,6 @@ def visible(lead: Lead) -> Visible:
 def snapshot(lead: Lead) -> LeadSnapshot:
     c = lead.customer
     state, lost_reason = derive_state(lead)
-    work = declined_work(lead.facts)
     return trusted(
         LeadSnapshot,
         lead_id=lead.lead_id,
@@ -72,7 +69,6 @@ def snapshot(lead: Lead) -> LeadSnapshot:
             last_name=c.last_name,
             email=c.email,
             phone=c.phone,
-            preferred=c.preferred,
         ),
         vehicle=lead.vehicle,
         services=list(lead.services),
@@ -84,10 +80,6 @@ def snapshot(lead: Lead) -> LeadSnapshot:
         email_opted_out=lead.email_off is not None,
         sms_opted_out=lead.sms_off is not None,
         sequence_stopped=sequence_stopped(lead),
-        declined_services=work.services,
-        declined_cents=work.cents,
-        revived_services=work.revived_services,
-        revived_cents=work.revived_cents,
     )
 
 
@@ -122,13 +114,10 @@ def touchpoint_command(
     }
     if due.reemit:
         context["reemitted"] = True
-    if due.campaign is not None:
-        context["campaign"] = due.campaign.split(":", 1)[0]
-        context.update((key, list(v) if isinstance(v, tuple) else v) for key, v in due.context)
     return trusted(
         TouchPointCommand,
         schema_version=1,
-        command_id=command_id_for(lead.lead_id, due.step_index, due.channel, due.campaign),
+        command_id=command_id_for(lead.lead_id, due.step_index, due.channel),
         tenant_id=lead.tenant_id,
         lead_id=lead.lead_id,
         step_index=due.step_index,
@@ -141,5 +130,4 @@ def touchpoint_command(
         ),
         context=context,
         record_only=record_only,
-        campaign=due.campaign,
     )

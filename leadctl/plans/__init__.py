@@ -1,1 +1,0 @@
-"""`leadctl plans show|set|diff`: a tenant's nurture plan and campaign plans, versioned."""

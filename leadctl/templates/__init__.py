@@ -1,1 +1,0 @@
-"""`leadctl templates preview`: what outbound would send a lead, rendered, never sent."""
