@@ -30,6 +30,8 @@ COMMANDS = {
     "leads": "leadctl.leads.cli:leads",
     "replay": "leadctl.replay.cli:replay",
     "backfill": "leadctl.backfill.cli:backfill",
+    "plans": "leadctl.plans.cli:plans",
+    "templates": "leadctl.templates.cli:templates",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -170,3 +170,45 @@ def tenants_lead_api_key(tenant_id: uuid.UUID) -> None:
     token = asyncio.run(go())
     click.echo(f"lead API token for {tenant_id} (shown once; stored hashed):")
     click.echo(token)
+
+
+@tenants.command("closed-days")
+@click.argument("tenant_id", type=click.UUID)
+@click.option("--add", "add", multiple=True, metavar="YYYY-MM-DD", help="Mark a day closed.")
+@click.option("--remove", "remove", multiple=True, metavar="YYYY-MM-DD", help="Open it again.")
+def tenants_closed_days(
+    tenant_id: uuid.UUID, add: tuple[str, ...], remove: tuple[str, ...]
+) -> None:
+    """The days a location is closed (holidays, its local dates): no send window opens on
+    them, so campaigns and touch points due then wait for the next open day. Lists them."""
+    from services.common.db.engine import async_engine
+    from services.common.db.tenants import get_tenant, set_closed_days
+
+    def days(values: tuple[str, ...], option: str) -> set[date]:
+        out = set()
+        for value in values:
+            try:
+                out.add(date.fromisoformat(value))
+            except ValueError:
+                raise click.BadParameter(
+                    f"{value!r} is no date (YYYY-MM-DD)", param_hint=option
+                ) from None
+        return out
+
+    added, removed = days(add, "--add"), days(remove, "--remove")
+    settings = load_settings(CommonSettings)
+
+    async def go() -> list[date]:
+        engine = async_engine(settings.sqlalchemy_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                if await get_tenant(conn, tenant_id=tenant_id) is None:
+                    raise click.ClickException(f"no tenant {tenant_id}")
+                return await set_closed_days(conn, tenant_id=tenant_id, add=added, remove=removed)
+        finally:
+            await engine.dispose()
+
+    closed = asyncio.run(go())
+    click.echo(f"{len(closed)} closed day(s) for {tenant_id}")
+    for day in closed:
+        click.echo(f"  {day.isoformat()} {day:%a}")

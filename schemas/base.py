@@ -185,6 +185,12 @@ def lead_id_for_form(key: LeadIdKey, tenant_id: uuid.UUID, submission_id: str) -
     return key.derive(f"{tenant_id}:website-form:{submission_id}")
 
 
-def command_id_for(lead_id: uuid.UUID, step_index: int, channel: Channel) -> uuid.UUID:
-    """Touch-point command id (DESIGN §3): a replay reproduces it exactly."""
-    return id_for(f"{lead_id}:{step_index}:{channel.value}")
+def command_id_for(
+    lead_id: uuid.UUID, step_index: int, channel: Channel, campaign: str | None = None
+) -> uuid.UUID:
+    """Touch-point command id (DESIGN §3): a replay reproduces it exactly. A campaign's step
+    has the campaign run in it (None: the estimate nurture plan, ids as they always were), so
+    a re-planned run (an appointment moved) gets new ids and the old ones stay spent."""
+    if campaign is None:
+        return id_for(f"{lead_id}:{step_index}:{channel.value}")
+    return id_for(f"{lead_id}:{campaign}:{step_index}:{channel.value}")

@@ -44,6 +44,11 @@ EVENT_ID = 300
 SIGNAL_SOURCE = 50
 #: `job_executions.delivery_error` (a signal's detail is stored there).
 SIGNAL_DETAIL = 200
+#: A campaign run's key on commands and outcomes ("appointment:<id>@<epoch>"; no column of
+#: its own: `job_executions.campaign` has this length).
+CAMPAIGN_RUN = 160
+#: Money in cents (an order's, a service's): PostgreSQL's bigint.
+MAX_CENTS = 2**63 - 1
 #: Why a lead was lost or changed (`leads.lost_reason` is TEXT: the bound is ours).
 LEAD_REASON = 200
 

@@ -46,6 +46,46 @@ class Customer(Event):
     last_name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
+    #: `preferredContactMethod` ("sms", "email", "all"; None: not said): the channel a
+    #: campaign step "on the customer's preferred channel" takes
+    preferred: Literal["sms", "email", "all"] | None = None
+
+
+class ServiceAuthorization(StrEnum):
+    """A service's `authorizationStatus` (Shopmonkey's `NotAuthorized | Authorized |
+    Declined`)."""
+
+    NOT_AUTHORIZED = "not_authorized"
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+
+
+class ServiceLine(Event):
+    """One line of work on an order (Shopmonkey's Service), what campaigns need of it.
+
+    `deferred`: `deferredReason` is set and the service is not `excludedFromDeferred` (the shop
+    keeps it on the customer's deferred list). `revived_from`: `revivedFromId`, the service of
+    an earlier order this one brings back."""
+
+    service_id: RecordId = Field(min_length=1)
+    name: ServiceName | None = None
+    authorization: ServiceAuthorization | None = None
+    deferred: bool = False
+    revived_from: RecordId | None = None
+    total_cents: int = Field(default=0, ge=0, le=bounds.MAX_CENTS)
+
+
+class Appointment(Event):
+    """A Shopmonkey appointment (or an order's `appointmentDates` entry, `appointment_id`
+    "order:<order id>:<n>"), as campaigns need it. `shopmonkey_reminder`: `sendReminder`,
+    Shopmonkey sends its own reminder (ours never goes then)."""
+
+    appointment_id: RecordId = Field(min_length=1)
+    start_at: AwareDatetime
+    end_at: AwareDatetime | None = None
+    cancelled: bool = False
+    shopmonkey_reminder: bool = False
+    version: int | None = None
 
 
 class OrderSnapshot(Event):
@@ -64,6 +104,8 @@ class OrderSnapshot(Event):
     total_cents: int = 0
     vehicle: str | None = Field(default=None, max_length=bounds.VEHICLE)
     services: list[ServiceName] = Field(default_factory=list, max_length=bounds.SERVICES)
+    #: the order's services with what campaigns read (empty: not known, e.g. not fetched)
+    service_lines: list[ServiceLine] = Field(default_factory=list, max_length=bounds.SERVICES)
     version: int | None = None
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
@@ -83,7 +125,7 @@ class OrderEvent(Event):
     tenant_id: uuid.UUID
     lead_id: uuid.UUID | None
     source: OrderSource
-    entity: Literal["order", "customer", "website_form"]
+    entity: Literal["order", "customer", "website_form", "appointment"]
     operation: Operation
     occurred_at: AwareDatetime
     ingested_at: AwareDatetime
@@ -91,6 +133,8 @@ class OrderEvent(Event):
     customer: Customer = Field(default_factory=Customer)
     service_of_interest: str | None = Field(default=None, max_length=bounds.SERVICE_OF_INTEREST)
     plan_touchpoints: bool = True  # False for history too old to nurture (backfill)
+    #: entity "appointment": the appointment (its `lead_id` is its order's lead)
+    appointment: Appointment | None = None
 
     def to_bytes(self) -> bytes:
         """Byte for byte what `model_dump_json` writes (property-tested), at a third of its
@@ -100,9 +144,16 @@ class OrderEvent(Event):
             fields["order"] = self.order.__dict__
         fields["customer"] = self.customer.__dict__
         try:
-            return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
+            return orjson.dumps(fields, option=orjson.OPT_UTC_Z, default=_fields_of)
         except orjson.JSONEncodeError:  # an integer beyond 64 bits: pydantic writes those
             return super().to_bytes()
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    """A nested contract (a service line, an appointment) as its fields, for `to_bytes`."""
+    if isinstance(value, Event):
+        return value.__dict__
+    raise TypeError(f"{type(value).__name__} is not a contract")
 
 
 class Recipient(Event):
@@ -128,6 +179,9 @@ class TouchPointCommand(Event):
     recipient: Recipient
     context: dict[str, Any] = Field(default_factory=dict)
     record_only: bool = False  # set by replays: decide and record, never call a provider
+    #: the campaign run this step belongs to ("review", "declined", "appointment:<id>@<start>");
+    #: None: the estimate nurture plan
+    campaign: str | None = Field(default=None, max_length=bounds.CAMPAIGN_RUN)
 
 
 class OutcomeStatus(StrEnum):
@@ -155,6 +209,7 @@ class TouchPointOutcome(Event):
     provider_message_id: str | None = Field(default=None, max_length=bounds.PROVIDER_MESSAGE_ID)
     deferred_until: AwareDatetime | None = None
     duplicate: bool = False  # the ledger already held this command: no new effect
+    campaign: str | None = Field(default=None, max_length=bounds.CAMPAIGN_RUN)  # the command's
 
 
 class SignalKind(StrEnum):
@@ -218,6 +273,14 @@ class LeadSnapshot(Event):
     email_opted_out: bool = False
     sms_opted_out: bool = False
     sequence_stopped: bool = False
+    #: declined work (the declined-work campaign's subject): the declined or deferred services
+    #: of the lead's invoiced order, how many and their value
+    declined_services: int = Field(default=0, ge=0)
+    declined_cents: int = Field(default=0, ge=0, le=bounds.MAX_CENTS)
+    #: of those, the ones a later order of the customer revived (brought back), value as
+    #: declined
+    revived_services: int = Field(default=0, ge=0)
+    revived_cents: int = Field(default=0, ge=0, le=bounds.MAX_CENTS)
 
 
 class LeadChanged(Event):

@@ -140,6 +140,7 @@ async def serve(
     rate: float,
     seed: int,
     state_file: Path | None,
+    demo_story: bool = False,
 ) -> None:
     sim = await Simulator(world, sender=sender).start(host, port)
     log.info("Shopmonkey simulator on %s (API base %s)", sim.url, sim.api_base)
@@ -157,7 +158,7 @@ async def serve(
             "companies": [c.public() for c in world.companies],
         }
         await asyncio.to_thread(write_atomically, state_file, json.dumps(state, indent=2))
-    sim.start_activity(rate, seed)
+    sim.start_activity(rate, seed, demo_story=demo_story)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -246,6 +247,12 @@ async def serve(
     help="The phone of every customer given a demo email (listed in LEAD_PHONE_WHITELIST).",
 )
 @click.option(
+    "--demo-story",
+    is_flag=True,
+    help="Also move a demo customer's unpaid order on at every other step (make run's demo: "
+    "the campaigns after an estimate show within minutes).",
+)
+@click.option(
     "--provision",
     is_flag=True,
     help="Insert the companies (API key, webhook secret) and their locations as tenants into "
@@ -282,6 +289,7 @@ def main(
     drop_rate: float,
     demo_emails: str,
     demo_phone: str,
+    demo_story: bool,
     provision: bool,
     timezone: str,
     state_file: Path | None,
@@ -327,6 +335,7 @@ def main(
             rate=rate,
             seed=seed,
             state_file=state_file,
+            demo_story=demo_story,
         )
 
     asyncio.run(go())

@@ -6,6 +6,14 @@ rows.
 As in Shopmonkey, the API key and the webhook secret belong to the company, customers are
 company-level (`locationIds[]`: the locations they have orders at) and every order carries its
 `companyId` and `locationId`. Each location is one tenant of ours (`tenant_id`).
+
+Campaign records (reference §5) come from a generator of their own (`World.campaign_rng`), so
+the records above stay what they were for a seed: each order's services (not nested in the
+order unless `embed_services`: `GET /v3/order/:id/service` serves them) with their
+`authorizationStatus` (decided when the order is authorized, some Declined), `deferredReason`
+/ `excludedFromDeferred` (set when it is invoiced), `revivedFromId` on a later order of the
+customer that brings a deferred one back, and `totalCents` (the order's total split); and
+appointments of orders (`startDate`, `endDate`, `sendReminder`, `cancelationNote`).
 """
 
 from __future__ import annotations
@@ -81,6 +89,9 @@ class Company:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     locations: list[Location] = field(default_factory=list)
+    #: each order's services, by order id (`GET /v3/order/:id/service`)
+    services: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    appointments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -132,11 +143,19 @@ class World:
         null_updated_on_insert: bool = True,
         clock: Callable[[], datetime] | None = None,
         run_seed: int | None = None,
+        embed_services: bool = False,
     ) -> None:
         """`layout`: the number of locations of each company (default: `tenants` companies of
         one location each); `run_seed`: customers and orders of their own (the companies,
-        locations and secrets stay those of `seed`), so a second demo run is not a replay."""
+        locations and secrets stay those of `seed`), so a second demo run is not a replay;
+        `embed_services`: orders carry their `services` (the real API does not nest them)."""
         self.rng = random.Random(seed)
+        self.campaign_rng = random.Random(f"{seed}:campaigns")
+        self.embed_services = embed_services
+        #: deferred services already brought back on a later order
+        self._revived: set[str] = set()
+        #: each customer's deferred services (not excluded), in the order they were deferred
+        self._deferred: dict[str, list[dict[str, Any]]] = {}
         self.seed = seed
         self.demo_emails = demo_emails
         #: the phone of every customer given a demo email (a demo lists it for SMS)
@@ -150,10 +169,14 @@ class World:
             self.add_company(index, locations=count)
         if run_seed is not None:
             self.rng = random.Random(f"{seed}/{run_seed}")
+            self.campaign_rng = random.Random(f"{seed}/{run_seed}:campaigns")
 
     # ids and time ---------------------------------------------------------------------------
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _campaign_uuid(self) -> str:
+        return str(uuid.UUID(int=self.campaign_rng.getrandbits(128), version=4))
 
     def now(self) -> datetime:
         """Strictly increasing millisecond timestamps (like row updates on one database)."""
@@ -372,12 +395,155 @@ class World:
         }
         record["remainingCostCents"] = record["totalCostCents"]
         company.orders[record["id"]] = record
+        self._add_services(company, record)
+        return record
+
+    # services (campaign_rng only) -------------------------------------------------------------
+    def _add_services(self, company: Company, order: dict[str, Any]) -> None:
+        """1–3 services splitting the order's total; on a returning customer's order, half the
+        time one that revives a deferred service of an earlier order of theirs."""
+        rng = self.campaign_rng
+        names = rng.sample(SERVICES, rng.randint(1, 3))
+        revived: dict[str, Any] | None = None
+        deferred = [
+            s for s in self._deferred.get(order["customerId"], []) if s["id"] not in self._revived
+        ]
+        if deferred and rng.random() < 0.5:
+            revived = rng.choice(deferred)
+            self._revived.add(revived["id"])
+            names = [revived["name"], *(n for n in names if n != revived["name"])]
+        weights = [rng.randint(1, 10) for _ in names]
+        total = int(order["totalCostCents"])
+        shares = [total * w // sum(weights) for w in weights]
+        shares[0] += total - sum(shares)
+        lines = []
+        for index, (name, cents) in enumerate(zip(names, shares, strict=True)):
+            back = revived if index == 0 else None
+            lines.append(
+                {
+                    "id": self._campaign_uuid(),
+                    "companyId": order["companyId"],
+                    "locationId": order["locationId"],
+                    "orderId": order["id"],
+                    "name": name,
+                    "ordinal": index + 1,
+                    "authorizationStatus": "NotAuthorized",
+                    "recommended": False,
+                    "deferredReason": None,
+                    "deferredDate": None,
+                    "excludedFromDeferred": False,
+                    "revived": back is not None,
+                    "revivedFromId": back["id"] if back is not None else None,
+                    "totalCents": cents,
+                    "createdDate": order["createdDate"],
+                    "updatedDate": order["updatedDate"],
+                    "meta": {"version": 1},
+                }
+            )
+        company.services[order["id"]] = lines
+        if self.embed_services:
+            order["services"] = lines
+
+    def _service_step(
+        self, company: Company, order: dict[str, Any], changes: dict[str, Any]
+    ) -> None:
+        """What an order's step does to its services: authorizing decides each (about a third
+        Declined, recommended for later; the first of a revived order authorized), invoicing
+        defers the declined ones (`Declined`) and any still not authorized
+        (`InvoicedNotAuthorized`); now and then the shop removes one from the deferred list."""
+        rng = self.campaign_rng
+        stamp = order["updatedDate"]
+        for line in company.services.get(order["id"], []):
+            before = (line["authorizationStatus"], line["deferredReason"])
+            if changes.get("authorized") is True and line["authorizationStatus"] == "NotAuthorized":
+                declined = not line["revived"] and rng.random() < 0.35
+                line["authorizationStatus"] = "Declined" if declined else "Authorized"
+                line["recommended"] = declined
+            if changes.get("invoiced") is True and line["authorizationStatus"] != "Authorized":
+                declined = line["authorizationStatus"] == "Declined"
+                line["deferredReason"] = "Declined" if declined else "InvoicedNotAuthorized"
+                line["deferredDate"] = stamp
+                line["excludedFromDeferred"] = rng.random() < 0.15
+                if not line["excludedFromDeferred"]:
+                    self._deferred.setdefault(order["customerId"], []).append(line)
+            if (line["authorizationStatus"], line["deferredReason"]) != before:
+                line["updatedDate"] = stamp
+                line["meta"]["version"] += 1
+
+    # appointments (campaign_rng only) ---------------------------------------------------------
+    def create_appointment(
+        self,
+        company: Company,
+        order_id: str,
+        *,
+        start: datetime | None = None,
+        send_reminder: bool | None = None,
+        minutes: int = 60,
+    ) -> dict[str, Any]:
+        """An appointment for the order (its location, customer, vehicle): at `start` (default
+        1–7 days ahead on the hour), Shopmonkey's own reminder on `send_reminder` (default about
+        a third of them)."""
+        rng = self.campaign_rng
+        order = company.orders[order_id]
+        now = self.now()
+        if start is None:
+            start = (now + timedelta(days=rng.randint(1, 7))).replace(
+                hour=rng.randint(8, 16), minute=0, second=0, microsecond=0
+            )
+        if send_reminder is None:
+            send_reminder = rng.random() < 0.3
+        stamp = iso(now)
+        record: dict[str, Any] = {
+            "id": self._campaign_uuid(),
+            "companyId": company.company_id,
+            "locationId": order["locationId"],
+            "orderId": order_id,
+            "customerId": order["customerId"],
+            "vehicleId": order["vehicleId"],
+            "name": order.get("complaint") or "Appointment",
+            "note": "",
+            "allDay": False,
+            "startDate": iso(start),
+            "endDate": iso(start + timedelta(minutes=minutes)),
+            "confirmed": False,
+            "pendingConfirmation": True,
+            "cancelationNote": None,
+            "sendConfirmation": True,
+            "sendReminder": send_reminder,
+            "useEmail": True,
+            "useSMS": True,
+            "createdDate": stamp,
+            "updatedDate": None if self.null_updated_on_insert else stamp,
+            "meta": {"version": 1},
+        }
+        company.appointments[record["id"]] = record
+        return record
+
+    def move_appointment(
+        self, company: Company, appointment_id: str, start: datetime
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The appointment moved to `start` (its length kept)."""
+        record = company.appointments[appointment_id]
+        old_start = datetime.fromisoformat(record["startDate"])
+        old_end = datetime.fromisoformat(record["endDate"])
+        changes = {"startDate": iso(start), "endDate": iso(start + (old_end - old_start))}
+        return self._touch(record, changes)
+
+    def cancel_appointment(
+        self, company: Company, appointment_id: str, note: str = "Cancelled by the customer"
+    ) -> tuple[dict[str, Any], list[str]]:
+        return self._touch(company.appointments[appointment_id], {"cancelationNote": note})
+
+    def delete_appointment(self, company: Company, appointment_id: str) -> dict[str, Any]:
+        record, _ = self._touch(company.appointments[appointment_id], {"deleted": True})
         return record
 
     def update_order(
         self, company: Company, order_id: str, changes: dict[str, Any]
     ) -> tuple[dict[str, Any], list[str]]:
-        return self._touch(company.orders[order_id], changes)
+        order, diff = self._touch(company.orders[order_id], changes)
+        self._service_step(company, order, changes)
+        return order, diff
 
     def advance_order(self, company: Company, order_id: str) -> tuple[dict[str, Any], list[str]]:
         """The next step of an order's life: authorized → RepairOrder → Invoice, paid."""

@@ -12,7 +12,9 @@ API (Bearer API key per company; every answer `{success, data, meta?}` or
   the `locationId` query parameter filters when it names a location of the company and is
   silently ignored (the whole table, 200) when it does not. `ignore_location_filter` drops
   both silently (the open question whether a valid one scopes a multi-location account).
-- `GET /v3/order/{id}`, `GET /v3/customer/{id}`: one record, or 404.
+- `GET /v3/appointment`: the same list grammar and location filter as orders.
+- `GET /v3/order/{id}`, `GET /v3/customer/{id}`, `GET /v3/appointment/{id}`: one record, or
+  404; `GET /v3/order/{id}/service`: the order's services (not nested in the order), or 404.
 - Injectable 429s with `Retry-After` (`POST /_admin/rate_limit {"times": 3, "retry_after": 1}`).
 
 Admin (JSON): `GET /_admin/state`, `GET /_admin/requests`, `GET /_admin/deliveries`,
@@ -22,7 +24,10 @@ else a random one; for that customer of the company, or with `email` a new custo
 address; `consent`: what a new customer's record says, as the customer route takes it),
 `POST /_admin/orders/{id}/advance`, `POST /_admin/orders/{id}/delete`,
 `POST /_admin/customers/{id} {"email"?, "phone"?, "smsOptIn"?, "phoneType"?,
-"emailSubscribed"?, "marketingOptIn"?, "preferredContactMethod"?}`.
+"emailSubscribed"?, "marketingOptIn"?, "preferredContactMethod"?}`,
+`POST /_admin/appointments {"order_id", "start"?, "send_reminder"?, "webhook"?}`,
+`POST /_admin/appointments/{id}/move {"start"}`, `POST /_admin/appointments/{id}/cancel
+{"note"?}`, `POST /_admin/appointments/{id}/delete` (each sent as an `appointment` webhook).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import logging
 import random
 from collections import deque
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -105,7 +111,8 @@ class Simulator:
         if self.sender is None:
             return None
         doc = envelope(table, operation, json.loads(json.dumps(data)), diff)
-        ids = [data.get("locationId")] if table == "order" else data.get("locationIds") or []
+        located = table in ("order", "appointment")
+        ids = [data.get("locationId")] if located else data.get("locationIds") or []
         known = {loc.location_id: loc for loc in company.locations}
         location = next((known[i] for i in ids if i in known), None)
         return await self.sender.send(company, doc, location=location)
@@ -133,13 +140,61 @@ class Simulator:
             await self.notify(company, "order", "UPDATE", order, diff)
         return order
 
-    def start_activity(self, rate_per_minute: float, seed: int | None = None) -> None:
-        """Create/advance orders and change customers at `rate_per_minute`, with webhooks."""
-        if rate_per_minute > 0:
-            self._activity = asyncio.create_task(self._run_activity(rate_per_minute, seed))
+    async def create_appointment(
+        self,
+        company: Company,
+        order_id: str,
+        *,
+        webhook: bool = True,
+        start: datetime | None = None,
+        send_reminder: bool | None = None,
+    ) -> dict[str, Any]:
+        record = self.world.create_appointment(
+            company, order_id, start=start, send_reminder=send_reminder
+        )
+        if webhook:
+            await self.notify(company, "appointment", "INSERT", record)
+        return record
 
-    async def _run_activity(self, rate: float, seed: int | None) -> None:
+    async def move_appointment(
+        self, company: Company, appointment_id: str, start: datetime, *, webhook: bool = True
+    ) -> dict[str, Any]:
+        record, diff = self.world.move_appointment(company, appointment_id, start)
+        if webhook:
+            await self.notify(company, "appointment", "UPDATE", record, diff)
+        return record
+
+    async def cancel_appointment(
+        self, company: Company, appointment_id: str, *, webhook: bool = True, **note: str
+    ) -> dict[str, Any]:
+        record, diff = self.world.cancel_appointment(company, appointment_id, **note)
+        if webhook:
+            await self.notify(company, "appointment", "UPDATE", record, diff)
+        return record
+
+    async def delete_appointment(
+        self, company: Company, appointment_id: str, *, webhook: bool = True
+    ) -> dict[str, Any]:
+        record = self.world.delete_appointment(company, appointment_id)
+        if webhook:
+            await self.notify(company, "appointment", "DELETE", record)
+        return record
+
+    def start_activity(
+        self, rate_per_minute: float, seed: int | None = None, *, demo_story: bool = False
+    ) -> None:
+        """Create/advance orders and change customers at `rate_per_minute`, with webhooks;
+        `demo_story`: also move demo customers' orders on (`_demo_story`)."""
+        if rate_per_minute > 0:
+            self._activity = asyncio.create_task(
+                self._run_activity(rate_per_minute, seed, demo_story)
+            )
+
+    async def _run_activity(self, rate: float, seed: int | None, demo_story: bool) -> None:
         rng = random.Random(seed)
+        # appointments from a generator of their own: the changes above stay those of `seed`
+        appointments = random.Random(f"{seed}:appointments")
+        demo = random.Random(f"{seed}:demo")
         while True:
             await asyncio.sleep(rng.expovariate(rate / 60.0))
             company = rng.choice(self.world.companies)
@@ -155,14 +210,65 @@ class Simulator:
                         company, cid, {"phone": fictional_phone(rng)}
                     )
                     await self.notify(company, "customer", "UPDATE", record, diff)
+                await self._appointment_activity(company, appointments)
+                if demo_story:
+                    await self._demo_story(company, demo)
             except Exception:
                 log.exception("simulated activity failed")
+
+    async def _demo_story(self, company: Company, rng: random.Random) -> None:
+        """With demo customers: every other step also moves one of their unpaid orders on
+        (authorized, repair order, invoice, paid), so a demo shows an estimate's whole life,
+        and the campaigns after it (declined work, the review request), within minutes."""
+        if not self.world.demo_emails or rng.random() < 0.5:
+            return
+        demo = set(self.world.demo_emails)
+        open_orders = [
+            o["id"]
+            for o in company.orders.values()
+            if not o["paid"] and not o.get("deleted") and self._email_of(company, o) in demo
+        ]
+        if open_orders:
+            await self.advance_order(company, rng.choice(sorted(open_orders)))
+
+    @staticmethod
+    def _email_of(company: Company, order: dict[str, Any]) -> str | None:
+        customer = company.customers.get(order.get("customerId") or "")
+        emails = customer.get("emails") if customer else None
+        return emails[0].get("email") if emails else None
+
+    async def _appointment_activity(self, company: Company, rng: random.Random) -> None:
+        """Now and then: book an authorized order, move an appointment's start, cancel one."""
+        roll = rng.random()
+        booked = {a["orderId"] for a in company.appointments.values()}
+        live = [
+            a
+            for a in company.appointments.values()
+            if a.get("cancelationNote") is None and not a.get("deleted")
+        ]
+        if roll < 0.25:
+            open_orders = [
+                o["id"]
+                for o in company.orders.values()
+                if o["authorized"] and not o["invoiced"] and o["id"] not in booked
+            ]
+            if open_orders:
+                await self.create_appointment(company, rng.choice(open_orders))
+        elif roll < 0.35 and live:
+            appointment = rng.choice(live)
+            start = datetime.fromisoformat(appointment["startDate"])
+            await self.move_appointment(
+                company, appointment["id"], start + timedelta(hours=rng.choice([-24, 2, 24, 48]))
+            )
+        elif roll < 0.4 and live:
+            await self.cancel_appointment(company, rng.choice(live)["id"])
 
     # HTTP -----------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/v3/{table:order|customer}", self._list)
-        app.router.add_get("/v3/{table:order|customer}/{id}", self._get)
+        app.router.add_get("/v3/{table:order|customer|appointment}", self._list)
+        app.router.add_get("/v3/{table:order|customer|appointment}/{id}", self._get)
+        app.router.add_get("/v3/order/{id}/service", self._services)
         app.router.add_get("/_admin/state", self._state)
         app.router.add_get("/_admin/requests", self._requests)
         app.router.add_get("/_admin/deliveries", self._deliveries)
@@ -172,6 +278,10 @@ class Simulator:
         app.router.add_post("/_admin/orders/{id}/advance", self._admin_advance)
         app.router.add_post("/_admin/orders/{id}/delete", self._admin_delete)
         app.router.add_post("/_admin/customers/{id}", self._admin_customer)
+        app.router.add_post("/_admin/appointments", self._admin_appointment)
+        app.router.add_post(
+            "/_admin/appointments/{id}/{action:move|cancel|delete}", self._admin_rebook
+        )
         return app
 
     async def _gate(self, request: web.Request) -> Company | web.Response:
@@ -221,11 +331,11 @@ class Simulator:
             orderby = json.loads(raw_order) if raw_order else None
         except ValueError:
             return _error(400, "VAL-400", "Invalid Usage: Unable to parse orderby")
-        records = list((company.orders if table == "order" else company.customers).values())
+        records = list(_table(company, table).values())
         location = query.get("locationId")
         if self.quirks.ignore_location_filter and isinstance(where, dict):
             where = {k: v for k, v in where.items() if k != "locationId"}
-        elif location in {loc.location_id for loc in company.locations} and table == "order":
+        elif location in {loc.location_id for loc in company.locations} and table != "customer":
             records = [r for r in records if r["locationId"] == location]
         if records and isinstance(where, dict) and not self.quirks.ignore_filter:
             fields = frozenset(records[0])
@@ -241,11 +351,20 @@ class Simulator:
         if isinstance(company, web.Response):
             return company
         table = request.match_info["table"]
-        records = company.orders if table == "order" else company.customers
-        record = records.get(request.match_info["id"])
+        record = _table(company, table).get(request.match_info["id"])
         if record is None:
             return _error(404, "NF-404", f"{table} not found")
         return web.json_response({"success": True, "data": record})
+
+    async def _services(self, request: web.Request) -> web.Response:
+        company = await self._gate(request)
+        if isinstance(company, web.Response):
+            return company
+        services = company.services.get(request.match_info["id"])
+        if services is None:
+            return _error(404, "NF-404", "order not found")
+        meta = {"total": len(services), "hasMore": False}
+        return web.json_response({"success": True, "data": services, "meta": meta})
 
     # admin ----------------------------------------------------------------------------------
     async def _state(self, _: web.Request) -> web.Response:
@@ -293,7 +412,11 @@ class Simulator:
 
     def _owner(self, order_id: str) -> Company:
         for company in self.world.companies:
-            if order_id in company.orders or order_id in company.customers:
+            if (
+                order_id in company.orders
+                or order_id in company.customers
+                or order_id in company.appointments
+            ):
                 return company
         raise web.HTTPNotFound(text=json.dumps({"message": "no such record"}))
 
@@ -317,3 +440,38 @@ class Simulator:
         record, diff = self.world.update_customer(company, customer_id, changes)
         await self.notify(company, "customer", "UPDATE", record, diff)
         return web.json_response({"customer": record})
+
+    async def _admin_appointment(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        order_id = str(body["order_id"])
+        start = datetime.fromisoformat(body["start"]) if body.get("start") else None
+        reminder = body.get("send_reminder")
+        record = await self.create_appointment(
+            self._owner(order_id),
+            order_id,
+            webhook=bool(body.get("webhook", True)),
+            start=start,
+            send_reminder=None if reminder is None else bool(reminder),
+        )
+        return web.json_response({"appointment": record})
+
+    async def _admin_rebook(self, request: web.Request) -> web.Response:
+        appointment_id = request.match_info["id"]
+        company = self._owner(appointment_id)
+        body = await request.json() if request.can_read_body else {}
+        action = request.match_info["action"]
+        if action == "move":
+            start = datetime.fromisoformat(body["start"])
+            record = await self.move_appointment(company, appointment_id, start)
+        elif action == "cancel":
+            note = {"note": str(body["note"])} if body.get("note") else {}
+            record = await self.cancel_appointment(company, appointment_id, **note)
+        else:
+            record = await self.delete_appointment(company, appointment_id)
+        return web.json_response({"appointment": record})
+
+
+def _table(company: Company, table: str) -> dict[str, dict[str, Any]]:
+    if table == "order":
+        return company.orders
+    return company.appointments if table == "appointment" else company.customers

@@ -12,7 +12,10 @@ stand-ins when no real credentials are set.
   simulator's customers with those addresses have that number, so touch points are visibly
   sent to them (SMS included) and skipped for everyone else. The addresses are new each run
   (`demo.lead+<run>@example.com`) and so are the simulator's orders, so a second run within a
-  day is not all `frequency_cap` skips. Real credentials are never combined with the demo
+  day is not all `frequency_cap` skips. All the demo customers share this number, so the
+  per-customer caps (`FREQUENCY_CAP_EMAIL`, `FREQUENCY_CAP_SMS`, `CAMPAIGN_CAP`) are off for
+  the demo unless set: with them one message a day would get through, and no campaign.
+  Real credentials are never combined with the demo
   whitelists: with a real key set, the whitelists are exactly what the operator configured.
 """
 
@@ -22,6 +25,7 @@ import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from leadctl.companies import COMPANY_WEBHOOK_PATH
@@ -74,6 +78,37 @@ DEMO_ZONES = (
     "Pacific/Noumea",
     "Pacific/Auckland",
 )
+#: The demo locations' campaigns, in minutes rather than days, so `make run` shows each one
+#: within its first minutes: declined work followed up 1, 3 and 5 minutes after the invoice, a
+#: review request a minute after payment (a reminder 3 minutes later), and the appointment
+#: reminder as soon as the appointment is booked (the simulator books them 1 to 7 days ahead).
+DEMO_CAMPAIGNS: dict[str, Any] = {
+    "declined": {
+        "steps": [
+            {"after_minutes": 1, "channel": "email", "template": "declined_email_first"},
+            {"after_minutes": 3, "channel": "sms", "template": "declined_sms_second"},
+            {"after_minutes": 5, "channel": "email", "template": "declined_email_last"},
+        ]
+    },
+    "review": {
+        "steps": [
+            {"after_minutes": 1, "channel": "preferred", "template": "review_request"},
+            {"after_minutes": 4, "channel": "preferred", "template": "review_reminder"},
+        ]
+    },
+    "appointment": {
+        "steps": [
+            {
+                "after_minutes": -7 * 24 * 60,
+                "channel": "preferred",
+                "template": "appointment_reminder",
+            }
+        ],
+        "max_late_minutes": 7 * 24 * 60,
+    },
+}
+DEMO_REVIEW_URL = "https://reviews.example.com/demo-shop"
+
 DEMO_SERVICES = (
     ("oil-change", "Synthetic oil change", 8999),
     ("brakes", "Brake pads and rotors", 38999),
@@ -180,6 +215,15 @@ def plan(
             env["LEAD_PHONE_WHITELIST"] = demo.phone
             out.demo_phone = demo.phone
             out.notes.append(f"phone whitelist {demo.phone} (the demo customers' SMS number)")
+        # the demo's customers share these contacts: the per-customer caps would let one
+        # message a day through, so the demo shows each campaign only without them
+        caps = {"FREQUENCY_CAP_EMAIL": "0", "FREQUENCY_CAP_SMS": "0", "CAMPAIGN_CAP": "false"}
+        unset = {k: v for k, v in caps.items() if not environ.get(k, "").strip()}
+        if unset:
+            env |= unset
+            out.notes.append(
+                f"caps off        {', '.join(unset)} (the demo customers share one number)"
+            )
     if simulate:
         env["SHOPMONKEY_API_BASE_URL"] = _url(ports["shopmonkey"]) + "/v3"
     for name in ("ingest", "poller", "sequencer", "outbound"):
@@ -212,6 +256,7 @@ def plan(
                     ",".join(demo.emails),
                     "--demo-phone",
                     demo.phone,
+                    "--demo-story",
                     "--webhook-url",
                     ingest_url + COMPANY_WEBHOOK_PATH,
                 ),

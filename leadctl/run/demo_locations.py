@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from datetime import time as clock
 from typing import TYPE_CHECKING
 
-from leadctl.run.demo import DEMO_SERVICES, SIM_COMPANIES, SIM_SEED, midday_zone
+from leadctl.run.demo import (
+    DEMO_CAMPAIGNS,
+    DEMO_REVIEW_URL,
+    DEMO_SERVICES,
+    SIM_COMPANIES,
+    SIM_SEED,
+    midday_zone,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -86,7 +93,13 @@ async def _location(
 
     from fakes.shopmonkey.cli import add_simulated
     from services.common.db.models import Tenant
-    from services.common.db.tenants import add_services, get_tenant, set_hours, set_place
+    from services.common.db.tenants import (
+        add_services,
+        get_tenant,
+        set_campaigns,
+        set_hours,
+        set_place,
+    )
 
     what = f"demo location {location.name} of {location.company.company_name} ({zone})"
     hours = {day: DEMO_HOURS for day in range(7)}
@@ -117,8 +130,12 @@ async def _location(
         )
         await add_services(conn, tenant_id=tenant.id, services=list(DEMO_SERVICES))
         await set_hours(conn, tenant_id=tenant.id, hours=hours)
+        await set_campaigns(
+            conn, tenant_id=tenant.id, plans=DEMO_CAMPAIGNS, review_url=DEMO_REVIEW_URL
+        )
         out.lines.append(f"{what} {tenant.id}: added")
         return
     await set_place(conn, tenant_id=found.id, timezone=zone)
     await set_hours(conn, tenant_id=found.id, hours=hours)
+    await set_campaigns(conn, tenant_id=found.id, plans=DEMO_CAMPAIGNS, review_url=DEMO_REVIEW_URL)
     out.lines.append(f"{what} {found.id}: kept (hours 07-21, active)")

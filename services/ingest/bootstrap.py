@@ -30,6 +30,7 @@ from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
 from services.ingest.adapters.lead_timeline_kafka import KafkaLeadTimeline
 from services.ingest.adapters.metrics import WEBHOOK_LATENCY_METRIC, WEBHOOK_REQUEST_METRIC
 from services.ingest.adapters.operators_pg import Argon2Credentials, PostgresOperators
+from services.ingest.adapters.order_services import ShopmonkeyOrderServices
 from services.ingest.adapters.poll_cursors_pg import PostgresCursors
 from services.ingest.adapters.publisher_kafka import KafkaEventPublisher, KafkaSignalPublisher
 from services.ingest.adapters.sendgrid_webhook import SendGridVerifier
@@ -370,6 +371,7 @@ async def build_poller(
                 utcnow,
             ),
             consents=consents,
+            services=ShopmonkeyOrderServices(client, retry=retry or Retries()),
             publisher=publisher,
             cursors=PostgresCursors(engine),
             config=poller_config(settings, only=only),
@@ -409,6 +411,7 @@ async def build_backfill(
                 utcnow,
             ),
             consents=consents,
+            services=ShopmonkeyOrderServices(client, retry=Retries()),
             publisher=KafkaEventPublisher(
                 producer, topic=settings.topics.order_events, timeout=60.0
             ),

@@ -67,6 +67,13 @@ class CustomerSource(Protocol):
         ...
 
 
+class OrderServices(Protocol):
+    async def services(self, company: IngestCompany, order_id: str) -> list[dict[str, Any]] | None:
+        """The services of the company's order (`GET /v3/order/:id/service`; None: no such
+        order, or the company has no API key); raises ShopmonkeyUnavailable/Rejected."""
+        ...
+
+
 class ConsentStore(Protocol):
     async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
         """Keep each record unless the one stored for its contact is newer (committed before

@@ -45,6 +45,7 @@ def handler_config(settings: OutboundSettings) -> HandlerConfig:
             Channel.SMS: settings.frequency_cap_sms,
         },
         frequency_window=timedelta(hours=settings.frequency_window_hours),
+        campaign_cap=settings.campaign_cap,
         claim_stale=timedelta(seconds=settings.claim_stale_seconds),
         sms_validity_max=settings.sms_validity_max_seconds,
         replay_send=settings.outbound_replay_send,
@@ -81,6 +82,17 @@ def build_senders(
     return senders
 
 
+def build_renderer(settings: OutboundSettings) -> JinjaRenderer:
+    """The renderer outbound sends with (`leadctl templates preview` renders with it too)."""
+    return JinjaRenderer(
+        chat_base_url=settings.chat_base_url,
+        from_email=settings.sendgrid_from_email,
+        from_name=settings.sendgrid_from_name,
+        unsubscribe_base_url=settings.unsubscribe_base_url,
+        unsubscribe_signer=settings.unsubscribe_signer,
+    )
+
+
 def build_handler(
     settings: OutboundSettings,
     *,
@@ -107,13 +119,7 @@ def build_handler(
         config=handler_config(settings),
         ledger=ledger,
         tenants=PostgresTenantDirectory(pool, ttl_seconds=settings.tenant_cache_seconds),
-        renderer=JinjaRenderer(
-            chat_base_url=settings.chat_base_url,
-            from_email=settings.sendgrid_from_email,
-            from_name=settings.sendgrid_from_name,
-            unsubscribe_base_url=settings.unsubscribe_base_url,
-            unsubscribe_signer=settings.unsubscribe_signer,
-        ),
+        renderer=build_renderer(settings),
         senders=senders,
         publisher=publisher,
         delivery=delivery,

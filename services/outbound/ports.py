@@ -49,6 +49,8 @@ class Ledger(Protocol):
         recipient: str | None,
         cap_since: datetime,
         other_contact: str | None = None,
+        campaign: str | None = None,
+        now: datetime | None = None,
     ) -> GateFacts: ...
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None: ...

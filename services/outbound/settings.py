@@ -60,6 +60,9 @@ class OutboundSettings(CommonSettings, LinkSigningSettings):
     frequency_cap_email: int = Field(default=1, ge=0)
     frequency_cap_sms: int = Field(default=1, ge=0)
     frequency_window_hours: float = Field(default=24.0, gt=0)
+    #: One campaign's messages a day per customer (the estimate nurture plan counts as one):
+    #: a later campaign waits for tomorrow. Off only for a demo whose customers share contacts.
+    campaign_cap: bool = True
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
 

@@ -22,11 +22,13 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from playwright.async_api import Browser, Page, async_playwright, expect
 from prometheus_client import REGISTRY
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fakes.shopmonkey.data import Company, World
 from fakes.shopmonkey.server import Simulator
 from fakes.shopmonkey.webhooks import envelope, signed_headers
+from services.common.db.models import Lead
 from services.common.kafka.producer import KafkaProducer
 from services.common.settings import load_settings
 from services.common.topics import Topics
@@ -70,6 +72,8 @@ DECISIONS = (
     + [("deferred", "outside_send_window", "sms", None)] * 2
     + [("failed", "twilio_21211_invalid_number: 'To' is not valid", "sms", None)]
 )
+# declined work of the first two leads: (services, cents, revived services, revived cents)
+DECLINED = [(2, 120_000, 1, 45_050), (1, 30_000, 0, 0)]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -191,6 +195,14 @@ async def test_dashboard_shows_and_follows_the_database(
         for state, count in FUNNEL.items():
             for i in range(count):
                 leads.append(await add_lead(conn, tenant.id, state, created_minutes_ago=3 + i * 7))
+        for lead, (ds, dc, rs, rc) in zip(leads, DECLINED, strict=False):
+            await conn.execute(
+                update(Lead)
+                .where(Lead.lead_id == lead)
+                .values(
+                    declined_services=ds, declined_cents=dc, revived_services=rs, revived_cents=rc
+                )
+            )
         for step, (status, reason, channel, delivery) in enumerate(DECISIONS):
             await add_job(
                 conn,
@@ -241,6 +253,19 @@ async def test_dashboard_shows_and_follows_the_database(
             await expect(page.get_by_test_id("kpi-webhooks")).to_have_text(re.compile(r"[1-9]"))
             await expect(page.get_by_test_id("kpi-latency")).to_have_text(re.compile(r"\d+ ms"))
             await expect(page.get_by_test_id("delivery")).to_contain_text("delivered")
+            # declined work followed up and brought back: counts, dollars, per location
+            await expect(page.get_by_test_id("declined-followed")).to_have_text("3")
+            await expect(page.get_by_test_id("declined-followed-value")).to_have_text(
+                "$1,500.00 declined"
+            )
+            await expect(page.get_by_test_id("declined-back")).to_have_text("1")
+            await expect(page.get_by_test_id("declined-back-value")).to_contain_text("$450.50")
+            await expect(page.get_by_test_id("declined-ratio")).to_have_text("30.0%")
+            declined_row = page.get_by_test_id("declined-locations").locator(
+                f'tr[data-tenant="{tenant.id}"]'
+            )
+            await expect(declined_row.locator("td").first).to_have_text(HOSTILE_NAME)
+            await expect(declined_row.locator('[data-field="back-value"]')).to_have_text("$450.50")
             # data is text, never markup
             row = page.get_by_test_id("locations").locator(f'tr[data-tenant="{tenant.id}"]')
             await expect(row.locator("td").first).to_have_text(HOSTILE_NAME)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from schemas.base import Channel
 from services.outbound.domain.model import AlreadyClaimed, Claimed, GateFacts, LedgerStatus
@@ -221,6 +222,67 @@ class LedgerContract:
             cap_since=since,
         )
         assert not sms.suppressed and sms.recent_sends == 0
+
+    async def test_another_campaign_today_counts_either_contact_and_the_locations_day(
+        self, ledger: Ledger, tenant_id: uuid.UUID
+    ) -> None:
+        """The frequency cap across campaigns (gate `campaign_cap`): a message of another
+        campaign (the nurture plan is one) to this customer's address or number since the
+        start of the location's day (America/New_York, the tenants' default) counts; the same
+        campaign, or yesterday's, does not."""
+        email, phone = _contact(), f"+1202555{uuid.uuid4().int % 10_000:04d}"
+        zone = ZoneInfo("America/New_York")
+        noon = datetime.combine(NOW.astimezone(zone).date(), time(12), tzinfo=zone)
+        midnight = noon - timedelta(hours=12)
+        since = noon - timedelta(hours=24)
+
+        async def sent(at: datetime, campaign: str | None, channel: Channel) -> None:
+            c = command(tenant_id=tenant_id, channel=channel, campaign=campaign, at=at)
+            to = email if channel is Channel.EMAIL else phone
+            await ledger.claim(c, recipient=to, now=at, cap_since=since)
+            await ledger.finish(c.command_id, status=LedgerStatus.SENT, reason="x", now=at)
+
+        async def probe(campaign: str | None, at: datetime = noon) -> GateFacts:
+            c = command(tenant_id=tenant_id, channel=Channel.SMS, campaign=campaign, at=at)
+            claim = await ledger.claim(
+                c, recipient=phone, now=at, cap_since=since, other_contact=email
+            )
+            assert isinstance(claim, Claimed)
+            # a probe skipped is no message: it must not count for the next probe
+            await ledger.finish(c.command_id, status=LedgerStatus.SKIPPED, reason="x", now=at)
+            return claim.facts
+
+        await sent(midnight - timedelta(minutes=1), "review", Channel.SMS)  # yesterday
+        assert not (await probe("declined")).other_campaign_today
+        await sent(midnight + timedelta(minutes=1), None, Channel.EMAIL)  # nurture, today
+        assert (await probe("review")).other_campaign_today  # by the customer's address
+        assert (await probe("appointment:a1@1")).other_campaign_today
+        assert not (await probe(None)).other_campaign_today  # the same campaign
+        assert not (await probe("review", noon + timedelta(days=1))).other_campaign_today
+
+    async def test_a_review_request_sees_another_orders_request_within_90_days(
+        self, ledger: Ledger, tenant_id: uuid.UUID
+    ) -> None:
+        email = _contact()
+        first = command(tenant_id=tenant_id, campaign="review", at=NOW - timedelta(days=30))
+        await ledger.claim(first, recipient=email, now=first.due_at, cap_since=NOW)
+        await ledger.finish(first.command_id, status=LedgerStatus.SENT, reason="x", now=NOW)
+
+        async def review_recent(lead_id: uuid.UUID, step: int, campaign: str) -> bool:
+            c = command(tenant_id=tenant_id, lead_id=lead_id, step=step, campaign=campaign, at=NOW)
+            claim = await ledger.claim(c, recipient=email, now=NOW, cap_since=NOW)
+            assert isinstance(claim, Claimed)
+            await ledger.finish(c.command_id, status=LedgerStatus.SKIPPED, reason="x", now=NOW)
+            return claim.facts.review_recent
+
+        assert await review_recent(uuid.uuid4(), 0, "review")  # another order's request
+        assert not await review_recent(first.lead_id, 1, "review")  # its own reminder
+        assert not await review_recent(uuid.uuid4(), 0, "declined")  # not a review request
+        later = command(tenant_id=tenant_id, campaign="review", at=NOW + timedelta(days=91))
+        claim = await ledger.claim(
+            later, recipient=email, now=NOW + timedelta(days=91), cap_since=NOW
+        )
+        assert isinstance(claim, Claimed) and not claim.facts.review_recent
 
     async def test_frequency_counts_this_tenant_and_recipient_by_decision_time(
         self, ledger: Ledger, tenant_id: uuid.UUID

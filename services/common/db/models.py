@@ -6,12 +6,13 @@ Constraint names are deterministic (naming convention) so Alembic revisions stay
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -98,11 +99,54 @@ class Tenant(Base):
     postal_address: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(32))
     nurture_plan: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    #: Campaigns after the estimate (0013): per campaign {"enabled", "steps", …}; None: off.
+    campaign_plans: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    #: Where the review request sends the customer (0013).
+    review_url: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (UniqueConstraint("shopmonkey_company_id", "shopmonkey_location_id"),)
+
+
+class LocationClosedDay(Base):
+    """A day the location is closed (a holiday, local date): no send window opens (0013)."""
+
+    __tablename__ = "location_closed_days"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+#: What `plan_versions.campaign` names: the nurture plan and each campaign (DESIGN §12).
+PLAN_KINDS = ("nurture", "declined", "review", "appointment")
+
+
+class PlanVersion(Base):
+    """Every version of a tenant's nurture plan and campaign plans (0014), as an operator set
+    it (`leadctl plans set`): the sequencer follows the version in force at each event's time;
+    `tenants.nurture_plan` / `campaign_plans` hold the latest."""
+
+    __tablename__ = "plan_versions"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("tenants.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    campaign: Mapped[str] = mapped_column(String(20), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False)
+    valid_from: Mapped[datetime] = _now()
+    set_by: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(f"campaign in {PLAN_KINDS!r}", name="campaign"),
+        CheckConstraint("version >= 1", name="version"),
+    )
 
 
 class LocationHours(Base):
@@ -178,6 +222,12 @@ class Lead(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_touch_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     projected_at: Mapped[datetime] = _now()
+    #: Declined work (0015): the declined or deferred services of the lead's invoiced order
+    #: (count, value in cents) and those a later order of the customer revived.
+    declined_services: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    declined_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    revived_services: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    revived_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
     __table_args__ = (
         CheckConstraint(f"state in {LEAD_STATES!r}", name="state"),
@@ -215,6 +265,8 @@ class JobExecution(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: The source consent the gate decided on (0012), None when there was none to read.
     consent: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    #: The command's campaign run (0013), None for the estimate nurture plan.
+    campaign: Mapped[str | None] = mapped_column(String(160))
 
     __table_args__ = (
         CheckConstraint(f"status in {JOB_STATUSES!r}", name="status"),

@@ -6,14 +6,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.db.models import LocationHours, ServiceCatalog, Tenant
+from services.common.db.models import LocationClosedDay, LocationHours, ServiceCatalog, Tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,48 @@ async def set_place(
     await conn.execute(
         update(Tenant).where(Tenant.id == tenant_id).values(timezone=timezone, active=active)
     )
+
+
+async def set_campaigns(
+    conn: AsyncConnection,
+    *,
+    tenant_id: uuid.UUID,
+    plans: dict[str, Any] | None,
+    review_url: str | None,
+) -> None:
+    """A location's campaign plans (`tenants.campaign_plans`, as the sequencer parses them;
+    None: every campaign off) and review URL."""
+    await conn.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant_id)
+        .values(campaign_plans=plans, review_url=review_url)
+    )
+
+
+async def set_closed_days(
+    conn: AsyncConnection,
+    *,
+    tenant_id: uuid.UUID,
+    add: Iterable[date] = (),
+    remove: Iterable[date] = (),
+) -> list[date]:
+    """Mark days closed and open again; the location's closed days after the change."""
+    gone = list(remove)
+    if gone:
+        await conn.execute(
+            delete(LocationClosedDay).where(
+                LocationClosedDay.tenant_id == tenant_id, LocationClosedDay.day.in_(gone)
+            )
+        )
+    new = [{"tenant_id": tenant_id, "day": d} for d in sorted(set(add) - set(gone))]
+    if new:
+        await conn.execute(pg_insert(LocationClosedDay).values(new).on_conflict_do_nothing())
+    rows = await conn.execute(
+        select(LocationClosedDay.day)
+        .where(LocationClosedDay.tenant_id == tenant_id)
+        .order_by(LocationClosedDay.day)
+    )
+    return list(rows.scalars())
 
 
 async def set_hours(

@@ -8,6 +8,7 @@ on local wall-clock time, so DST changes move the UTC instant, never the local h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -59,6 +60,9 @@ class SendWindowPolicy:
     email_hours: WeeklyHours = field(
         default_factory=lambda: _week(DEFAULT_EMAIL_START, DEFAULT_EMAIL_END)
     )
+    #: Days the location marked closed (holidays, local dates): no window opens on them, so a
+    #: message due then waits for the next open day.
+    closed: frozenset[date] = frozenset()
 
     @classmethod
     def for_location(
@@ -67,6 +71,7 @@ class SendWindowPolicy:
         timezone: str,
         us_state: str | None = None,
         location_hours: WeeklyHours | None = None,
+        closed_days: Iterable[date] = (),
     ) -> SendWindowPolicy:
         sms = _week(TCPA_START, TCPA_END)
         if us_state and us_state.upper() in STATE_SMS_HOURS:
@@ -76,7 +81,9 @@ class SendWindowPolicy:
             if location_hours
             else _week(DEFAULT_EMAIL_START, DEFAULT_EMAIL_END)
         )
-        return cls(timezone=timezone, sms_hours=sms, email_hours=email)
+        return cls(
+            timezone=timezone, sms_hours=sms, email_hours=email, closed=frozenset(closed_days)
+        )
 
     def hours(self, channel: Channel) -> WeeklyHours:
         return self.sms_hours if channel is Channel.SMS else self.email_hours
@@ -105,10 +112,10 @@ def next_opening(channel: Channel, at: datetime, policy: SendWindowPolicy) -> da
     tz = ZoneInfo(policy.timezone)
     at_utc = at.astimezone(UTC)
     local_day = at_utc.astimezone(tz).date()
-    for offset in range(-1, 9):
+    for offset in range(-1, 9 + len(policy.closed)):
         day = local_day + timedelta(days=offset)
         window = hours.get(day.weekday())
-        if window is None:
+        if window is None or day in policy.closed:
             continue
         start = _local(day, window[0], tz).astimezone(UTC)
         end = _local(day, window[1], tz).astimezone(UTC)
@@ -125,7 +132,7 @@ def window_end(channel: Channel, at: datetime, policy: SendWindowPolicy) -> date
     at_utc = at.astimezone(UTC)
     day = at_utc.astimezone(tz).date()
     window = policy.hours(channel).get(day.weekday())
-    if window is None:
+    if window is None or day in policy.closed:
         return None
     start, end = (_local(day, w, tz).astimezone(UTC) for w in window)
     return end if start <= at_utc < end else None

@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.db.location_health import location_facts
 from services.common.domain.read_model import JOB_STATUSES
-from services.ingest.domain.dashboard import LeadCounts, ReadModelCounts, TouchCounts
+from services.ingest.domain.dashboard import (
+    DeclinedWork,
+    LeadCounts,
+    ReadModelCounts,
+    TouchCounts,
+)
 from services.ingest.errors import ReadModelUnavailable
 
 #: Outcome reasons that mean "the outbound whitelist stopped it" (DESIGN §6 rules 1–2).
@@ -28,11 +33,15 @@ WHITELIST_REASONS = ("whitelist_empty", "not_whitelisted")
 #: A row claimed this long before the window may still have been decided inside it.
 DECISION_SLACK = timedelta(minutes=10)
 
+#: Per (location, state) also the sums of declined work (`DeclinedWork`), in the same scan.
 _LEADS_SQL = """
 SELECT tenant_id, state, bucket, count(*) AS n,
-       GROUPING(tenant_id) AS g_tenant
+       GROUPING(tenant_id) AS g_tenant,
+       sum(declined_services) AS ds, sum(declined_cents) AS dc,
+       sum(revived_services) AS rs, sum(revived_cents) AS rc
 FROM (
     SELECT tenant_id, state,
+           declined_services, declined_cents, revived_services, revived_cents,
            CASE WHEN created_at >= :since
                 THEN floor(extract(epoch FROM created_at) / :bucket)::bigint END AS bucket
     FROM leads {where}
@@ -74,9 +83,13 @@ async def lead_counts(
         params["tenants"] = sorted(tenants)
     result = await conn.execute(text(_LEADS_SQL.format(where=where)), params)
     counts = LeadCounts()
-    for tenant_id, state, bucket, n, g_tenant in result:
+    for tenant_id, state, bucket, n, g_tenant, ds, dc, rs, rc in result:
         if g_tenant == 0:
             counts.by_tenant.setdefault(tenant_id, {})[state] = int(n)
+            if ds or rs:
+                work = DeclinedWork(int(ds), int(dc), int(rs), int(rc))
+                old = counts.declined_by_tenant.get(tenant_id)
+                counts.declined_by_tenant[tenant_id] = work if old is None else old + work
         elif bucket is not None:
             counts.created_per_bucket[int(bucket)] = int(n)
     return counts

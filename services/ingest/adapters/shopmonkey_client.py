@@ -13,7 +13,8 @@ Public API (stable):
   rows never updated, ties at a page boundary), use
   `services.ingest.service_layer.record_reader.RecordReader(client).read(tenant, table, since)`
   (reference §2.3).
-- `get_customer(api_key, id)`, `get_order(api_key, id)` → the record, or None on 404.
+- `get_customer(api_key, id)`, `get_order(api_key, id)` → the record, or None on 404;
+  `get_order_services(api_key, id)` → the order's services (`/v3/order/:id/service`).
 - Errors: `ShopmonkeyRateLimited` (429, `.retry_after` seconds from `Retry-After`),
   `ShopmonkeyUnavailable` (timeouts, 408/5xx), `ShopmonkeyRejected` (401/403/400, no retry).
   Transient failures are retried as `Retries` says first, waiting `backoff_delay` (exponential
@@ -138,6 +139,18 @@ class ShopmonkeyClient:
     ) -> dict[str, Any] | None:
         doc = await self._get(api_key, f"/order/{quote(order_id, safe='')}", None, retry)
         return _data_object(doc)
+
+    async def get_order_services(
+        self, api_key: str, order_id: str, *, retry: Retries | None = None
+    ) -> list[dict[str, Any]] | None:
+        """`GET /v3/order/:id/service`: the order's services (Shopmonkey does not nest them in
+        the order, reference §5); None on 404."""
+        path = f"/order/{quote(order_id, safe='')}/service"
+        doc = await self._get(api_key, path, None, retry)
+        if doc is None:
+            return None
+        data = doc.get("data")
+        return [s for s in data if isinstance(s, dict)] if isinstance(data, list) else []
 
     async def list_records(
         self,

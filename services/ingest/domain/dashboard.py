@@ -51,11 +51,40 @@ class Window:
 
 
 @dataclass(slots=True)
+class DeclinedWork:
+    """Declined work of a location's leads (every lead, like the funnel): the declined or
+    deferred services the declined-work campaign follows up, and those a later order of the
+    customer brought back (revived), each a count and a value in cents."""
+
+    services: int = 0
+    cents: int = 0
+    revived_services: int = 0
+    revived_cents: int = 0
+
+    def __add__(self, other: DeclinedWork) -> DeclinedWork:
+        return DeclinedWork(
+            self.services + other.services,
+            self.cents + other.cents,
+            self.revived_services + other.revived_services,
+            self.revived_cents + other.revived_cents,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "followed_up": {"services": self.services, "cents": self.cents},
+            "brought_back": {"services": self.revived_services, "cents": self.revived_cents},
+            "value_ratio": _ratio(self.revived_cents, self.cents),
+        }
+
+
+@dataclass(slots=True)
 class LeadCounts:
-    """Leads by location and state, and leads created per time bucket."""
+    """Leads by location and state, leads created per time bucket, and each location's
+    declined work."""
 
     by_tenant: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
     created_per_bucket: dict[int, int] = field(default_factory=dict)
+    declined_by_tenant: dict[uuid.UUID, DeclinedWork] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -148,6 +177,7 @@ def build_summary(
         for status, n in statuses.items():
             totals[status] = totals.get(status, 0) + n
     whitelist_skips = sum(touches.whitelist_by_tenant.values())
+    declined = sum(leads.declined_by_tenant.values(), DeclinedWork())
 
     by_status: dict[str, list[int]] = {s: [0] * len(grid) for s in JOB_STATUSES}
     reasons: dict[tuple[str, str], list[int]] = {}
@@ -181,6 +211,7 @@ def build_summary(
                 "touchpoints": {s: statuses.get(s, 0) for s in JOB_STATUSES},
                 "whitelist_skips": wl,
                 "skip_rate": _ratio(wl, _decisions(statuses)),
+                "declined": leads.declined_by_tenant.get(tid, DeclinedWork()).to_json(),
             }
         )
 
@@ -213,6 +244,7 @@ def build_summary(
             for (c, s, d), n in sorted(touches.by_channel.items())
             if s == "sent"
         ],
+        "declined": declined.to_json(),
         "locations": locations,
         "health": health or [],
         "webhooks": webhooks,

@@ -19,7 +19,14 @@ from typing import Any
 import orjson
 
 from schemas.base import trusted
-from schemas.events import Customer, OrderEvent, OrderSnapshot, OrderSource
+from schemas.events import (
+    Appointment,
+    Customer,
+    OrderEvent,
+    OrderSnapshot,
+    OrderSource,
+    ServiceLine,
+)
 
 #: A Customer's fields, in its order (`customer_id`, `first_name`, `last_name`, `email`,
 #: `phone`), each a str or None.
@@ -29,7 +36,9 @@ Contact = dict[str, str | None]
 class OrderEventDraft:
     """`fields`: every OrderEvent field in the contract's order, of its contract's type;
     `order` (or None) and `customer` hold every field of OrderSnapshot and Customer the
-    same way. Built by `normalise.order_draft`/`customer_draft`, never from outside input."""
+    same way, `order["service_lines"]` a list of ServiceLine fields, `appointment` (or None)
+    Appointment's. Built by `normalise.order_draft`/`customer_draft`/`appointment_draft`,
+    never from outside input."""
 
     __slots__ = ("fields",)
 
@@ -83,13 +92,20 @@ class OrderEventDraft:
     def event(self) -> OrderEvent:
         fields = self.fields
         order = fields["order"]
+        appointment = fields["appointment"]
+        if order is not None:
+            lines = [trusted(ServiceLine, **line) for line in order["service_lines"]]
+            order = trusted(OrderSnapshot, **(order | {"service_lines": lines}))
         return trusted(
             OrderEvent,
             **(
                 fields
                 | {
-                    "order": None if order is None else trusted(OrderSnapshot, **order),
+                    "order": order,
                     "customer": trusted(Customer, **fields["customer"]),
+                    "appointment": (
+                        None if appointment is None else trusted(Appointment, **appointment)
+                    ),
                 }
             ),
         )

@@ -10,7 +10,7 @@ from schemas.events import Operation
 from services.ingest.errors import InvalidPayload
 
 #: Tables that become OrderEvents; every other table is acknowledged and ignored.
-INGESTED_TABLES = frozenset({"order", "customer"})
+INGESTED_TABLES = frozenset({"order", "customer", "appointment"})
 _OPERATIONS = {"INSERT": Operation.INSERT, "UPDATE": Operation.UPDATE, "DELETE": Operation.DELETE}
 _VERSION_TYPES = (str, int, float)
 _ID_TYPES = (str, int)

@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 
 from schemas import bounds
 from schemas.base import LeadIdKey, lead_id_for_order
-from schemas.events import Operation, OrderSource
+from schemas.events import Operation, OrderSource, ServiceAuthorization
+from services.common.domain.consent import preferred_channel
 from services.common.phones import normalize_phone
 from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.envelope import record_id
@@ -223,6 +224,7 @@ def contact_of_record(data: Mapping[str, Any], adjusted: Adjusted | None = None)
         "last_name": _display(get("lastName"), bounds.NAME, "last_name", adjusted),
         "email": _email(email, adjusted),
         "phone": _phone(phone, adjusted),
+        "preferred": preferred_channel(get("preferredContactMethod")),
     }
 
 
@@ -250,10 +252,13 @@ def contact_of_order(data: Mapping[str, Any], adjusted: Adjusted | None = None) 
         "last_name": base["last_name"] or last,
         "email": base["email"],
         "phone": base["phone"],
+        "preferred": base["preferred"],
     }
 
 
-_NO_CONTACT: Contact = dict.fromkeys(("customer_id", "first_name", "last_name", "email", "phone"))
+_NO_CONTACT: Contact = dict.fromkeys(
+    ("customer_id", "first_name", "last_name", "email", "phone", "preferred")
+)
 
 
 def contact_lacks(contact: Contact) -> bool:
@@ -271,6 +276,7 @@ def merge_contact(known: Contact, fetched: Contact | None) -> Contact:
         "last_name": fetched["last_name"] or known["last_name"],
         "email": fetched["email"] or known["email"],
         "phone": fetched["phone"] or known["phone"],
+        "preferred": fetched["preferred"] or known["preferred"],
     }
 
 
@@ -290,6 +296,85 @@ def _services(value: Any, adjusted: Adjusted | None) -> list[str]:
     return names
 
 
+#: `authorizationStatus` (reference §5), compared without case or underscores
+_AUTHORIZATION = {
+    "notauthorized": ServiceAuthorization.NOT_AUTHORIZED,
+    "authorized": ServiceAuthorization.AUTHORIZED,
+    "declined": ServiceAuthorization.DECLINED,
+}
+#: Entries of a `services` list looked at: a list longer than this is hostile, not an order.
+_SERVICES_SCANNED = 10 * bounds.SERVICES
+
+
+def _line_id(value: Any) -> str | None:
+    """A service's id (or `revivedFromId`): None when absent, blank, not a string/integer, over
+    its bound or holding a NUL (a service line is never a reason to refuse its order)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    if not text or len(text) > bounds.RECORD_ID or "\x00" in text:
+        return None
+    return text
+
+
+def service_lines(value: Any, adjusted: Adjusted | None = None) -> list[dict[str, Any]]:
+    """An order's Shopmonkey services (`services[]` embedded in the order, or the answer of
+    `GET /v3/order/:id/service`) as ServiceLine fields, in the contract's order and bounds:
+    - at most `bounds.SERVICES` lines, the first of each id; an entry without an id skipped,
+      one whose id is unusable (over its bound, NUL, not a string/integer) skipped and noted;
+    - an unknown `authorizationStatus`: None; an unusable `revivedFromId`: None (noted);
+    - `deferred`: a `deferredReason` and not `excludedFromDeferred`;
+    - a total that is no amount in cents (negative, not finite, beyond bigint, no number): 0.
+    Each kind of change is noted once."""
+    if not isinstance(value, list):
+        return []
+    lines: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    notes: set[str] = set()
+    for index, entry in enumerate(value):
+        if index == _SERVICES_SCANNED or len(lines) == bounds.SERVICES:
+            if lines:
+                notes.add("cut")
+            break
+        if not isinstance(entry, dict) or entry.get("id") is None:
+            continue  # a name-only entry (older bodies), or no service at all
+        get = entry.get
+        service_id = _line_id(get("id"))
+        if service_id is None:
+            notes.add("invalid_id")
+            continue
+        if service_id in seen:
+            continue
+        seen.add(service_id)
+        status = get("authorizationStatus")
+        reason = get("deferredReason")
+        revived = get("revivedFromId")
+        revived_from = _line_id(revived)
+        if revived_from is None and revived is not None:
+            notes.add("invalid_revived_from")
+        total = get("totalCents")
+        cents = _cents(total if total is not None else get("totalCostCents"))
+        lines.append(
+            {
+                "service_id": service_id,
+                "name": _display(get("name"), bounds.SERVICE, "service_lines", adjusted),
+                "authorization": (
+                    _AUTHORIZATION.get(status.strip().lower().replace("_", ""))
+                    if isinstance(status, str)
+                    else None
+                ),
+                "deferred": isinstance(reason, str)
+                and bool(reason.strip())
+                and get("excludedFromDeferred") is not True,
+                "revived_from": revived_from,
+                "total_cents": max(cents, 0),
+            }
+        )
+    for note in sorted(notes):
+        _note(adjusted, "service_lines", note)
+    return lines
+
+
 def _number(value: Any, adjusted: Adjusted | None) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
@@ -297,10 +382,17 @@ def _number(value: Any, adjusted: Adjusted | None) -> str | None:
 
 
 def _snapshot(
-    data: Mapping[str, Any], operation: Operation, facts: Facts, adjusted: Adjusted | None
+    data: Mapping[str, Any],
+    operation: Operation,
+    facts: Facts,
+    adjusted: Adjusted | None,
+    fetched_services: Any = None,
 ) -> dict[str, Any]:
-    """Every OrderSnapshot field in its order, each of its contract's type and bound."""
+    """Every OrderSnapshot field in its order, each of its contract's type and bound; the
+    service lines from the order's own `services` when it embeds them, else from
+    `fetched_services` (`GET /v3/order/:id/service`, the poller's and the backfill's)."""
     get = data.get
+    embedded = get("services")
     return {
         "order_id": facts.rid,
         "number": _number(get("number"), adjusted),
@@ -310,10 +402,13 @@ def _snapshot(
         "paid": get("paid") is True,
         "archived": get("archived") is True,
         "deleted": operation is Operation.DELETE or get("deleted") is True,
-        "appointment_at": None,
+        "appointment_at": appointment_date(get("appointmentDates")),
         "total_cents": _cents(get("totalCostCents")),
         "vehicle": _display(get("generatedVehicleName"), bounds.VEHICLE, "vehicle", adjusted),
-        "services": _services(get("services"), adjusted),
+        "services": _services(embedded, adjusted),
+        "service_lines": service_lines(
+            embedded if isinstance(embedded, list) else fetched_services, adjusted
+        ),
         "version": facts.version,
         "created_at": facts.created or parse_ts(get("orderCreatedDate")),
         "updated_at": facts.updated,
@@ -331,10 +426,12 @@ def order_draft(
     ids: LeadIdKey,
     facts: Facts | None = None,
     adjusted: Adjusted | None = None,
+    fetched_services: list[dict[str, Any]] | None = None,
 ) -> OrderEventDraft:
     """Each field of the record is read once. `now` must be aware (UTC); `ids`: the key lead
     ids are derived under. `facts`: the record's `facts_of`, when the caller already has
-    them; `adjusted` collects the values cut or dropped."""
+    them; `adjusted` collects the values cut or dropped; `fetched_services`: the order's
+    services read from Shopmonkey (used when the order embeds none)."""
     if facts is None:
         facts = facts_of("order", data, operation)
     return _draft(
@@ -345,9 +442,112 @@ def order_draft(
         "order",
         operation,
         now,
-        _snapshot(data, operation, facts, adjusted),
+        _snapshot(data, operation, facts, adjusted, fetched_services),
         contact,
     )
+
+
+def appointment_order_id(data: Mapping[str, Any]) -> str | None:
+    """An appointment's order (`orderId`, its lead's order): None when it names none (or not
+    as an id); an id over its bound or holding a NUL is refused (400), as an order's is."""
+    value = data.get("orderId")
+    if isinstance(value, str):
+        value = value.strip()
+    if value is None or value == "":
+        return None
+    return _id_text(value, "orderId")
+
+
+#: At most this many of an order's `appointmentDates` are read (bounded input).
+MAX_APPOINTMENT_DATES = 20
+
+
+def appointment_date(value: Any) -> datetime | None:
+    """The latest readable date of an order's `appointmentDates` (its current booking; the
+    reminder campaign's appointment when no appointment record says otherwise); None when
+    there is none. Anything else in the list is ignored."""
+    if not isinstance(value, list):
+        return None
+    dates = [d for d in map(parse_ts, value[:MAX_APPOINTMENT_DATES]) if d is not None]
+    return max(dates, default=None)
+
+
+def _appointment_cancelled(data: Mapping[str, Any], operation: Operation) -> bool:
+    """DELETE, a deleted row, or a `cancelationNote` (Shopmonkey sets it when the appointment
+    is cancelled; null otherwise)."""
+    return (
+        operation is Operation.DELETE
+        or data.get("deleted") is True
+        or isinstance(data.get("cancelationNote"), str)
+    )
+
+
+def appointment_unusable(data: Mapping[str, Any], operation: Operation) -> str | None:
+    """Why an appointment record cannot be a lead's event (the webhook answers 2xx Ignored
+    with it, the poller skips it), or None. Raises InvalidPayload for an `orderId` we refuse."""
+    if appointment_order_id(data) is None:
+        return "appointment without orderId: it belongs to no lead"
+    if parse_ts(data.get("startDate")) is None and not _appointment_cancelled(data, operation):
+        return "appointment without a readable startDate"
+    return None
+
+
+def _appointment(
+    data: Mapping[str, Any],
+    operation: Operation,
+    facts: Facts,
+    now: datetime,
+    adjusted: Adjusted | None,
+) -> dict[str, Any]:
+    """Every Appointment field in its order. A cancellation without a readable `startDate` (a
+    DELETE's body may be bare) starts at its change time: the contract needs a start, and a
+    cancelled appointment is never reminded of."""
+    start = parse_ts(data.get("startDate"))
+    if start is None:
+        start = facts.updated or facts.created or now
+        _note(adjusted, "appointment", "start_missing")
+    return {
+        "appointment_id": facts.rid,
+        "start_at": start,
+        "end_at": parse_ts(data.get("endDate")),
+        "cancelled": _appointment_cancelled(data, operation),
+        "shopmonkey_reminder": data.get("sendReminder") is True,
+        "version": facts.version,
+    }
+
+
+def appointment_draft(
+    tenant_id: uuid.UUID,
+    data: Mapping[str, Any],
+    *,
+    operation: Operation,
+    source: OrderSource,
+    contact: Contact,
+    now: datetime,
+    ids: LeadIdKey,
+    facts: Facts | None = None,
+    adjusted: Adjusted | None = None,
+) -> OrderEventDraft:
+    """An appointment change: the lead of its order (`lead_id_for_order` of its `orderId`, the
+    same lead the order's events have). The caller checked `appointment_unusable` first."""
+    if facts is None:
+        facts = facts_of("appointment", data, operation)
+    order_id = appointment_order_id(data)
+    if order_id is None:
+        raise InvalidPayload("appointment without orderId")
+    draft = _draft(
+        facts,
+        tenant_id,
+        lead_id_for_order(ids, tenant_id, order_id),
+        source,
+        "appointment",
+        operation,
+        now,
+        None,
+        contact,
+    )
+    draft.fields["appointment"] = _appointment(data, operation, facts, now, adjusted)
+    return draft
 
 
 def customer_draft(
@@ -394,6 +594,7 @@ def _draft(
             "customer": contact,
             "service_of_interest": None,
             "plan_touchpoints": True,
+            "appointment": None,
         }
     )
 

@@ -245,6 +245,25 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
     },
 }
 
+_WORK = {
+    "type": "object",
+    "properties": {"services": {"type": "integer"}, "cents": {"type": "integer"}},
+}
+#: Declined work of the leads shown (also each location's, `locations[].declined`).
+_DECLINED = {
+    "type": "object",
+    "description": (
+        "Declined or deferred services of the leads' invoiced orders, which the declined-work"
+        " campaign follows up, and those a later order of the customer brought back (revived);"
+        " values in cents, every lead (not the window)."
+    ),
+    "properties": {
+        "followed_up": _WORK,
+        "brought_back": _WORK,
+        "value_ratio": {"type": ["number", "null"]},
+    },
+}
+
 OPENAPI_COMPONENTS: dict[str, dict[str, Any]] = {
     "DashboardError": {
         "type": "object",
@@ -297,6 +316,7 @@ OPENAPI_COMPONENTS: dict[str, dict[str, Any]] = {
                 },
             },
             "delivery": {"type": "array", "items": {"type": "object"}},
+            "declined": _DECLINED,
             "locations": {"type": "array", "items": {"type": "object"}},
             "webhooks": {"type": "object"},
             "lag": {"type": "object"},

@@ -12,7 +12,9 @@
   instant; `limit` 100 (the API's cap).
 - Each order becomes the event the webhook/poller path builds (same `event_id`
   `shopmonkey:order:<id>:<meta.version>`, same `lead_id`), completed with its customer's
-  contact details; a re-run or an overlap with the poller is deduplicated downstream.
+  contact details and, invoiced or paid, its services (`GET /v3/order/:id/service`, paced by
+  the same limiter) as service lines; a re-run or an overlap with the poller is deduplicated
+  downstream.
 - The page's events are all acknowledged by Kafka before the position (`BackfillCursors`, per
   tenant and `since`) moves: a killed backfill resumes at the first page not fully
   acknowledged, and re-sends at most that page (same event ids).
@@ -37,7 +39,13 @@ from services.ingest.domain.model import BackfillPosition, IngestCompany, Ingest
 from services.ingest.domain.normalise import parse_ts
 from services.ingest.domain.routing import Unrouted, route_order
 from services.ingest.errors import BackfillError, InvalidPayload
-from services.ingest.ports import BackfillCursors, ConsentStore, CustomerSource, EventPublisher
+from services.ingest.ports import (
+    BackfillCursors,
+    ConsentStore,
+    CustomerSource,
+    EventPublisher,
+    OrderServices,
+)
 from services.ingest.service_layer.order_events import (
     demo_admits,
     polled_drafts,
@@ -66,9 +74,11 @@ class Backfill:
         whitelist: frozenset[str] = frozenset(),
         fetch_concurrency: int = 4,
         consents: ConsentStore | None = None,
+        services: OrderServices | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._consents = consents
+        self._services = services
         if not company.shopmonkey_api_key:
             raise BackfillError(f"company {company.id} of tenant {tenant.id} has no API key")
         self.company = company
@@ -130,6 +140,7 @@ class Backfill:
                 gate=self._gate,
                 ids=self._lead_ids,
                 consents=self._consents,
+                services=self._services,
             )
         except InvalidPayload as exc:  # one record refused; the page goes on
             refused(OrderSource.BACKFILL, "order", exc, self.company)

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from schemas import bounds
 from schemas.base import LeadIdKey
 from schemas.events import Operation, OrderEvent, OrderSource
 from services.common.masking import mask_email
@@ -27,7 +28,7 @@ from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.routing import Unrouted
 from services.ingest.errors import InvalidPayload, ShopmonkeyRejected
-from services.ingest.ports import ConsentStore, CustomerSource
+from services.ingest.ports import ConsentStore, CustomerSource, OrderServices
 from services.ingest.service_layer.consent import keep_consent
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -115,10 +116,12 @@ def build_draft(
     ids: LeadIdKey,
     facts: normalise.Facts | None = None,
     adjusted: normalise.Adjusted | None = None,
+    fetched_services: list[dict[str, Any]] | None = None,
 ) -> OrderEventDraft:
-    """The record's event as a draft (published as is, see `draft.py`); an order's lead id is
-    derived under `ids`. `facts`: the record's `normalise.facts_of`, when the caller already
-    has them; `adjusted` collects what was cut or dropped."""
+    """The record's event as a draft (published as is, see `draft.py`); an order's (and an
+    appointment's, by its order) lead id is derived under `ids`. `facts`: the record's
+    `normalise.facts_of`, when the caller already has them; `adjusted` collects what was cut
+    or dropped; `fetched_services`: an order's services read from Shopmonkey."""
     fields: dict[str, Any] = {
         "operation": operation,
         "source": source,
@@ -128,7 +131,11 @@ def build_draft(
         "adjusted": adjusted,
     }
     if table == "order":
-        return normalise.order_draft(tenant.id, data, ids=ids, **fields)
+        return normalise.order_draft(
+            tenant.id, data, ids=ids, fetched_services=fetched_services, **fields
+        )
+    if table == "appointment":
+        return normalise.appointment_draft(tenant.id, data, ids=ids, **fields)
     return normalise.customer_draft(tenant.id, data, **fields)
 
 
@@ -144,6 +151,7 @@ def build_drafts(
     ids: LeadIdKey,
     facts: normalise.Facts,
     adjusted: normalise.Adjusted,
+    fetched_services: list[dict[str, Any]] | None = None,
 ) -> list[OrderEventDraft]:
     """The record's event for each of its tenants (`targets`, see `domain.routing`); what
     the normaliser cut or dropped is noted once (the first draft collects it)."""
@@ -159,6 +167,7 @@ def build_drafts(
             ids=ids,
             facts=facts,
             adjusted=adjusted if i == 0 else None,
+            fetched_services=fetched_services,
         )
         for i, tenant in enumerate(targets)
     ]
@@ -180,19 +189,34 @@ async def polled_drafts(
     ids: LeadIdKey,
     seen: SeenEvents | None = None,
     consents: ConsentStore | None = None,
+    services: OrderServices | None = None,
 ) -> list[OrderEventDraft]:
     """A record read from the REST API (poller, backfill) as the event of each of `targets`;
-    none when its `event_id` is in `seen`. The customer look-up, if any, waits for `gate`;
-    the consent the record carries is kept in `consents` first.
+    none when its `event_id` is in `seen`, or when it is an appointment of no lead
+    (`normalise.appointment_unusable`). The customer look-up and, for an invoiced or paid order
+    that embeds no services, the read of its services from `services` (`wants_services`) wait
+    for `gate`; the consent the record carries is kept in `consents` first.
     Raises InvalidPayload for a record we refuse (an id over its bound)."""
     operation = normalise.polled_operation(data)
     facts = normalise.facts_of(table, data, operation)
+    enrich = services is not None and table == "order" and wants_services(data, operation)
+    if enrich:
+        # The webhook of the same change carried no services (Shopmonkey nests none in an
+        # order): under the change's own id this read, which adds them, would be a duplicate
+        # of it and dropped, and declined work would never be seen. An event of its own.
+        facts = facts._replace(event_id=f"{facts.event_id}{SERVICES_EVENT}"[: bounds.EVENT_ID])
     if seen is not None and facts.event_id in seen:
+        return []
+    if table == "appointment" and (why := normalise.appointment_unusable(data, operation)):
+        log.debug("appointment %s of company %s skipped: %s", facts.rid, company.id, why)
         return []
     await keep_consent(consents, company, table, data, event_key=facts.event_id, now=now)
     adjusted: normalise.Adjusted = []
+    fetched: list[dict[str, Any]] | None = None
     async with gate:
         contact = await resolve_contact(company, table, data, customers, adjusted)
+        if enrich and services is not None:
+            fetched = await order_services(company, facts.rid, services)
     return build_drafts(
         targets,
         table,
@@ -204,7 +228,34 @@ async def polled_drafts(
         ids=ids,
         facts=facts,
         adjusted=adjusted,
+        fetched_services=fetched,
     )
+
+
+#: Suffix of the event id of a polled order whose services were read (`polled_drafts`).
+SERVICES_EVENT = ":services"
+
+
+def wants_services(data: dict[str, Any], operation: Operation) -> bool:
+    """Whether a polled order's services are worth a Shopmonkey read: it embeds none, and it
+    is invoiced or paid (when declined work matters: campaigns), and not deleted."""
+    return (
+        not isinstance(data.get("services"), list)
+        and (data.get("invoiced") is True or data.get("paid") is True)
+        and operation is not Operation.DELETE
+    )
+
+
+async def order_services(
+    company: IngestCompany, order_id: str, services: OrderServices
+) -> list[dict[str, Any]] | None:
+    """The order's services; a refused read (a key without that right) only costs the lines
+    (logged), ShopmonkeyUnavailable propagates (the poll or backfill is retried)."""
+    try:
+        return await services.services(company, order_id)
+    except ShopmonkeyRejected as exc:
+        log.warning("services of order %s not read: %s (company %s)", order_id, exc, company.id)
+        return None
 
 
 def unrouted(company: IngestCompany, table: str, why: Unrouted, *, source: OrderSource) -> None:

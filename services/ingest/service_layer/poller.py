@@ -1,12 +1,16 @@
 """The poller (seed: "Polling Backup, every 30 s, catches missed webhook events").
 
 Every cycle, for each active Shopmonkey company with an API key and active locations
-(tenants), concurrently but bounded: read the company's orders (and customers) changed since
-its cursor minus the overlap ONCE, with its key (Shopmonkey's rate limit is per key: one read
-serves every location), the orders filtered to its tenants' locations in `where`; route every
-record itself (`domain.routing`: the API may ignore a location filter and answer the whole
-table, so each order's own `locationId` decides) — an order to its location's tenant or to
-none (counted, never attributed elsewhere), a customer change to every tenant of the company;
+(tenants), concurrently but bounded: read the company's orders (and customers, appointments)
+changed since its cursor minus the overlap ONCE, with its key (Shopmonkey's rate limit is per
+key: one read serves every location), the orders and appointments filtered to its tenants'
+locations in `where`; route every record itself (`domain.routing`: the API may ignore a
+location filter and answer the whole table, so each record's own `locationId` decides) — an
+order or an appointment to its location's tenant or to none (counted, never attributed
+elsewhere), a customer change to every tenant of the company; an appointment without
+`orderId` is skipped (no lead); an invoiced or paid order that embeds no services has them
+read (`GET /v3/order/:id/service`, with `services`) for its service lines; a key refused the
+appointments (401/403) costs only them;
 complete their customers, produce OrderEvents whose `event_id` equals the webhook path's, and
 only once Kafka acknowledged all of them move the company's cursor in PostgreSQL. A company's
 failure is recorded in its cursor row (`last_error`) and counted; the others carry on.
@@ -37,11 +41,12 @@ from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.normalise import change_time
 from services.ingest.domain.routing import Unrouted, route_customer, route_order
-from services.ingest.errors import InvalidPayload, Unavailable
+from services.ingest.errors import InvalidPayload, ShopmonkeyRejected, Unavailable
 from services.ingest.ports import (
     ConsentStore,
     CustomerSource,
     EventPublisher,
+    OrderServices,
     PollCursors,
     TenantDirectory,
 )
@@ -55,7 +60,9 @@ from services.ingest.service_layer.record_reader import RecordReader
 from services.ingest.service_layer.seen_events import SeenEvents
 
 log = logging.getLogger(__name__)
-CURSOR_KINDS = {"order": "poll", "customer": "poll_customer"}
+CURSOR_KINDS = {"order": "poll", "customer": "poll_customer", "appointment": "poll_appointment"}
+#: Tables read with the location filter and routed by their own location, like orders.
+LOCATED = frozenset({"order", "appointment"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +75,7 @@ class PollerConfig:
     concurrency: int = 8
     demo_mode: bool = False
     whitelist: frozenset[str] = frozenset()
-    tables: tuple[str, ...] = ("order", "customer")
+    tables: tuple[str, ...] = ("order", "customer", "appointment")
     fetch_concurrency: int = 4
     publish_batch: int = 500
     #: poll just the companies of these tenants (operators, tests)
@@ -96,9 +103,11 @@ class Poller:
         config: PollerConfig,
         seen_events: SeenEvents | None = None,
         consents: ConsentStore | None = None,
+        services: OrderServices | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._consents = consents
+        self._services = services
         self._tenants = tenants
         self._reader = reader
         self._customers = customers
@@ -164,9 +173,17 @@ class Poller:
                 else now - timedelta(seconds=self._config.initial_lookback)
             )
             where = (
-                {"locationId": {"in": sorted(company.by_location)}} if table == "order" else None
+                {"locationId": {"in": sorted(company.by_location)}} if table in LOCATED else None
             )
-            report = await self._reader.read(company, table, since, where=where)
+            try:
+                report = await self._reader.read(company, table, since, where=where)
+            except ShopmonkeyRejected as exc:
+                if table != "appointment":
+                    raise
+                # a key without the appointments right: orders and customers still count
+                POLLER_ERRORS.labels(company.id, type(exc).__name__).inc()
+                log.warning("appointments of company %s not polled: %s", company.id, exc)
+                continue
             records = sorted(report.records.values(), key=_change_key)
             events, missed = await self._events(company, table, records, now)
             await self._publish(events)
@@ -202,7 +219,7 @@ class Poller:
         def targets(data: dict[str, Any]) -> tuple[IngestTenant, ...]:
             nonlocal missed
             routed = (
-                route_order(company, data) if table == "order" else route_customer(company, data)
+                route_order(company, data) if table in LOCATED else route_customer(company, data)
             )
             if isinstance(routed, Unrouted):
                 missed += 1
@@ -224,6 +241,7 @@ class Poller:
                     ids=self._config.lead_ids,
                     seen=self._seen_events,
                     consents=self._consents,
+                    services=self._services,
                 )
             except InvalidPayload as exc:  # one record refused; the others go on
                 refused(OrderSource.POLL, table, exc, company)

@@ -3,9 +3,13 @@
 A delivery comes to a company (the company URL, or a location URL naming one of its tenants)
 and is verified with the company's secret. Order of checks: signature (401) on the raw bytes
 before anything is parsed, then content type (415), JSON and envelope (400). Tables other than
-order/customer are acknowledged and ignored (202). Then routing (`domain.routing`): an order
-goes to the tenant of its own location, or to none (202 "ignored" with the reason, counted);
-a customer change goes to every tenant of the company (one event each, same `event_id`). The
+order/customer/appointment are acknowledged and ignored (202). Then routing
+(`domain.routing`): an order, or an appointment, goes to the tenant of its own location, or to
+none (202 "ignored" with the reason, counted); a customer change goes to every tenant of the
+company (one event each, same `event_id`). An appointment without `orderId` belongs to no lead
+(202 "ignored", with the reason); one with it is its order's lead's event (the order's
+`lead_id`). No Shopmonkey read but the customer look-up: an order's service lines are those
+its body embeds (none: empty; the poller reads them for invoiced orders). The
 answer is `Accepted` only after Kafka acknowledged every record, and after the consent a
 customer record carries is committed to PostgreSQL (`service_layer.consent`).
 """
@@ -123,7 +127,7 @@ class WebhookIngest:
         envelope = parse_envelope(load_json(body))
         table = envelope.table
         targets: tuple[IngestTenant, ...] | Unrouted
-        if table == "order":
+        if table in ("order", "appointment"):  # an appointment is its location's, like an order
             routed = route_order(company, envelope.data, default=tenant)
             targets = routed if isinstance(routed, Unrouted) else (routed,)
         elif table == "customer":
@@ -133,6 +137,10 @@ class WebhookIngest:
         if isinstance(targets, Unrouted):
             unrouted(company, table, targets, source=OrderSource.WEBHOOK)
             return Ignored(str(targets), outcome="unrouted")
+        if table == "appointment" and (
+            why := normalise.appointment_unusable(envelope.data, envelope.operation)
+        ):
+            return Ignored(why)  # no lead to remind of it: not an error
         facts = normalise.facts_of(table, envelope.data, envelope.operation, rid=envelope.rid)
         event_id = facts.event_id
         # the awaits below only when needed: most deliveries need neither (no suspension)

@@ -50,7 +50,7 @@ DEFER_SKEW = timedelta(seconds=60)
 _ROW = (
     "j.command_id, j.tenant_id, j.lead_id, j.step_index, j.channel, j.status, j.claimed_at, "
     "j.recipient, j.reason, j.provider, j.provider_message_id, j.deferred_until, j.due_at, "
-    "j.record_only, j.attempts, j.decided_at"
+    "j.record_only, j.attempts, j.decided_at, j.campaign"
 )
 _CAP = ", ".join(f"'{s.value}'" for s in CAP_STATUSES)
 #: The command's tenant and every other tenant of its company (once per statement).
@@ -58,7 +58,12 @@ _COMPANY = """
 company AS (
     SELECT ARRAY(SELECT sib.id FROM tenants me
                    JOIN tenants sib ON sib.shopmonkey_company_id = me.shopmonkey_company_id
-                  WHERE me.id = %(tenant_id)s) || %(tenant_id)s::uuid AS ids
+                  WHERE me.id = %(tenant_id)s) || %(tenant_id)s::uuid AS ids,
+           coalesce(%(now)s::timestamptz, now()) AS now,
+           (date_trunc('day', coalesce(%(now)s::timestamptz, now()) AT TIME ZONE tz.zone)
+              AT TIME ZONE tz.zone) AS day_start
+      FROM (SELECT coalesce((SELECT timezone FROM tenants WHERE id = %(tenant_id)s),
+                            'UTC') AS zone) tz
 )"""
 _FACTS = f"""
     EXISTS (SELECT 1 FROM suppressions s
@@ -81,15 +86,33 @@ _FACTS = f"""
        FROM source_consent c JOIN tenants t ON t.shopmonkey_company_id = c.company_id
       WHERE t.id = %(tenant_id)s AND c.channel = %(other_channel)s
         AND c.contact = %(other_contact)s)
-      AS other_consent
+      AS other_consent,
+    EXISTS (SELECT 1 FROM job_executions r
+             WHERE r.tenant_id = ANY (company.ids) AND r.command_id <> %(command_id)s
+               AND ((r.channel = %(channel)s AND r.recipient = %(recipient)s)
+                    OR (r.channel = %(other_channel)s AND r.recipient = %(other_contact)s))
+               AND r.status IN ({_CAP})
+               AND coalesce(split_part(r.campaign, ':', 1), 'nurture')
+                   <> coalesce(split_part(%(campaign)s, ':', 1), 'nurture')
+               AND coalesce(r.decided_at, r.claimed_at) >= company.day_start)
+      AS other_campaign_today,
+    %(campaign)s::text = 'review' AND EXISTS (
+        SELECT 1 FROM job_executions r
+         WHERE r.tenant_id = ANY (company.ids) AND r.lead_id <> %(lead_id)s
+           AND ((r.channel = %(channel)s AND r.recipient = %(recipient)s)
+                OR (r.channel = %(other_channel)s AND r.recipient = %(other_contact)s))
+           AND r.campaign = 'review' AND r.status IN ({_CAP})
+           AND coalesce(r.decided_at, r.claimed_at) >= company.now - interval '90 days')
+      AS review_recent
 """
 CLAIM_SQL = f"""
 WITH {_COMPANY}, ins AS (
     INSERT INTO job_executions
         (command_id, tenant_id, lead_id, step_index, channel, template, recipient, status,
-         record_only, attempts, due_at, claimed_at)
+         record_only, attempts, due_at, claimed_at, campaign)
     VALUES (%(command_id)s, %(tenant_id)s, %(lead_id)s, %(step_index)s, %(channel)s,
-            %(template)s, %(recipient)s, 'claimed', %(record_only)s, 1, %(due_at)s, %(now)s)
+            %(template)s, %(recipient)s, 'claimed', %(record_only)s, 1, %(due_at)s, %(now)s,
+            %(campaign)s)
     ON CONFLICT (command_id) DO NOTHING
     RETURNING 1
 )
@@ -141,7 +164,7 @@ def _row(values: Sequence[Any]) -> LedgerRow:
     (cid, tid, lid, step, channel, status, claimed_at, recipient, reason, provider, pmid) = values[
         :11
     ]
-    deferred_until, due_at, record_only, attempts, decided_at = values[11:16]
+    deferred_until, due_at, record_only, attempts, decided_at, campaign = values[11:17]
     return LedgerRow(
         command_id=cid,
         tenant_id=tid,
@@ -159,11 +182,13 @@ def _row(values: Sequence[Any]) -> LedgerRow:
         record_only=record_only,
         attempts=attempts,
         decided_at=decided_at,
+        campaign=campaign,
     )
 
 
-#: Columns of `_FACTS`: suppressed, recent, lead_opted_out, consent, other_consent.
-FACT_COLUMNS = 5
+#: Columns of `_FACTS`: suppressed, recent, lead_opted_out, consent, other_consent,
+#: other_campaign_today, review_recent.
+FACT_COLUMNS = 7
 
 
 def _other_channel(channel: Channel) -> str:
@@ -171,13 +196,17 @@ def _other_channel(channel: Channel) -> str:
 
 
 def _facts(values: Sequence[Any]) -> GateFacts:
-    suppressed, recent, lead_opted_out, consent, other = values[:FACT_COLUMNS]
+    suppressed, recent, lead_opted_out, consent, other, campaign_today, review = values[
+        :FACT_COLUMNS
+    ]
     return GateFacts(
         suppressed=bool(suppressed),
         recent_sends=int(recent),
         lead_opted_out=bool(lead_opted_out),
         consent=from_evidence(consent) if consent else None,
         other_consent=from_evidence(other) if other else None,
+        other_campaign_today=bool(campaign_today),
+        review_recent=bool(review),
     )
 
 
@@ -217,6 +246,7 @@ class PostgresLedger:
             "due_at": command.due_at,
             "now": now,
             "cap_since": cap_since,
+            "campaign": command.campaign,
         }
         started = time.perf_counter()
         try:
@@ -257,6 +287,8 @@ class PostgresLedger:
         recipient: str | None,
         cap_since: datetime,
         other_contact: str | None = None,
+        campaign: str | None = None,
+        now: datetime | None = None,
     ) -> GateFacts:
         got = await self._one(
             FACTS_SQL,
@@ -269,6 +301,8 @@ class PostgresLedger:
                 "other_channel": _other_channel(channel),
                 "other_contact": other_contact,
                 "cap_since": cap_since,
+                "campaign": campaign,
+                "now": now,
             },
         )
         assert got is not None

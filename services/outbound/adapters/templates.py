@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 import markupsafe
@@ -26,6 +27,18 @@ from services.outbound.errors import TemplateError
 TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SMS_MAX_CHARS = 1600  # Twilio's Body limit
+
+
+def template_files(channel: Channel, name: str) -> tuple[str, ...]:
+    """The files template `name` needs on `channel` (what `JinjaRenderer.render` loads)."""
+    if channel is Channel.SMS:
+        return (f"sms/{name}.txt.j2",)
+    return tuple(f"email/{name}.{part}.j2" for part in ("subject", "txt", "html"))
+
+
+def packaged_templates() -> frozenset[str]:
+    """Every template file packaged under `services/outbound/templates/`."""
+    return frozenset(jinja2.PackageLoader("services.outbound", "templates").list_templates())
 
 
 def _clock(t: time) -> str:
@@ -78,6 +91,41 @@ def template_context(
         "chat_link": chat_link,
         "unsubscribe_url": unsubscribe_url,
         "step_index": command.step_index,
+        **campaign_context(command, tenant, chat_link=chat_link),
+    }
+
+
+def campaign_context(
+    command: TouchPointCommand, tenant: TenantProfile, *, chat_link: str
+) -> dict[str, Any]:
+    """What a campaign's templates read: the declined work (names, total in dollars), the
+    appointment's time in the location's zone, the review link (the chat link when the
+    location set none). Every key is present, empty for other campaigns."""
+    ctx = command.context
+    names = ctx.get("declined_services")
+    cents = ctx.get("declined_cents")
+    appointment = None
+    raw = ctx.get("appointment_at")
+    if isinstance(raw, str):
+        try:
+            at = datetime.fromisoformat(raw)
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None:
+            local = at.astimezone(ZoneInfo(tenant.timezone))
+            appointment = (
+                f"{DAYS[local.weekday()]} {local:%b} {local.day} at {_clock(local.time())}"
+            )
+    return {
+        "campaign": _text(ctx.get("campaign")),
+        "declined_services": [n.strip() for n in names if isinstance(n, str) and n.strip()]
+        if isinstance(names, list)
+        else [],
+        "declined_total": f"${cents / 100:,.2f}"
+        if isinstance(cents, int) and not isinstance(cents, bool) and cents > 0
+        else None,
+        "appointment_at": appointment,
+        "review_url": tenant.review_url or chat_link,
     }
 
 

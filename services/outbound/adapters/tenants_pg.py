@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import date
 from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,14 +22,20 @@ SELECT t.id, t.name, t.timezone, t.active, t.us_state, t.postal_address, t.phone
        coalesce((SELECT json_agg(json_build_array(h.weekday, h.opens_at::text, h.closes_at::text))
                    FROM location_hours h WHERE h.tenant_id = t.id), '[]'::json) AS hours,
        coalesce((SELECT json_agg(s.name ORDER BY s.name)
-                   FROM service_catalog s WHERE s.tenant_id = t.id), '[]'::json) AS catalog
+                   FROM service_catalog s WHERE s.tenant_id = t.id), '[]'::json) AS catalog,
+       t.review_url,
+       coalesce((SELECT json_agg(d.day::text ORDER BY d.day)
+                   FROM location_closed_days d WHERE d.tenant_id = t.id), '[]'::json)
+         AS closed_days
   FROM tenants t WHERE t.id = %(tenant_id)s
 """
 
 
 def profile_from_row(row: tuple[Any, ...]) -> TenantProfile | None:
     """Build a profile; a tenant whose timezone does not exist is treated as unknown."""
-    tid, name, tz, active, us_state, address, phone, hours, catalog = row
+    tid, name, tz, active, us_state, address, phone, hours, catalog = row[:9]
+    review_url = row[9] if len(row) > 9 else None
+    closed = row[10] if len(row) > 10 else []
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -44,6 +51,8 @@ def profile_from_row(row: tuple[Any, ...]) -> TenantProfile | None:
         phone=phone,
         hours={int(d): (dtime.fromisoformat(o), dtime.fromisoformat(c)) for d, o, c in hours},
         catalog=tuple(catalog),
+        review_url=(review_url or "").strip() or None,
+        closed_days=frozenset(date.fromisoformat(d) for d in closed),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from schemas.base import Channel
@@ -25,11 +25,16 @@ class TenantProfile:
     phone: str | None = None
     hours: WeeklyHours = field(default_factory=dict)
     catalog: tuple[str, ...] = ()
+    review_url: str | None = None  # where a review request sends the customer
+    closed_days: frozenset[date] = frozenset()  # holidays: no window opens
 
     @property
     def policy(self) -> SendWindowPolicy:
         return SendWindowPolicy.for_location(
-            timezone=self.timezone, us_state=self.us_state, location_hours=self.hours or None
+            timezone=self.timezone,
+            us_state=self.us_state,
+            location_hours=self.hours or None,
+            closed_days=self.closed_days,
         )
 
 
@@ -65,6 +70,7 @@ class LedgerRow:
     record_only: bool = False
     attempts: int = 0
     decided_at: datetime | None = None  # when the row got its final status
+    campaign: str | None = None  # the command's campaign run (None: the nurture plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,11 @@ class GateFacts:
     #: ... and for the lead's contact on the other channel (whether a preference for it can be
     #: honoured, `consent_refusal`).
     other_consent: ConsentRecord | None = None
+    #: Another campaign's message went to this customer (either contact) today, the location's
+    #: day: the frequency cap across campaigns defers this one to tomorrow.
+    other_campaign_today: bool = False
+    #: A review request (from another order) went to this customer in the last 90 days.
+    review_recent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

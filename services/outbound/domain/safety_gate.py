@@ -29,6 +29,11 @@ order, and the first that fails decides:
 7. lead opted out / contact suppressed     → skipped `lead_opted_out` / `suppressed` (at any
                                              location of the tenant's company, or globally)
 8. outside the channel's send window       → deferred to the next opening
+8a. campaigns (DESIGN §12): a review request to a customer who got one (another order's)
+   within 90 days                                        → skipped `review_recent`
+   another campaign's message went to this customer (email or phone) today, the
+   location's day; the estimate nurture plan counts as a campaign
+                                                         → deferred `campaign_cap` to tomorrow
 9. frequency cap reached for the contact   → skipped `frequency_cap` (sends of every location
                                              of the tenant's company count, ledger_pg)
 otherwise                                  → send (`whitelisted`); an SMS decision names the
@@ -40,9 +45,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from schemas.base import Channel
 from services.common.domain.consent import ConsentRecord, consent_refusal
@@ -90,6 +96,10 @@ class GateInput:
     #: The source's consent for the lead's contact on the other channel (read only to tell
     #: whether a preference for that channel can be honoured; None: none recorded).
     other_consent: ConsentRecord | None = None
+    #: Another campaign's message went to this customer today (the location's day).
+    other_campaign_today: bool = False
+    #: This is a review request and the customer got one (another order's) within 90 days.
+    review_recent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +184,22 @@ def decide(gate: GateInput) -> Decision:
         return _skip("no_send_window", whitelisted=True)
     if opening > gate.now:
         return Decision(Verdict.DEFER, "outside_send_window", True, opening)
+    if gate.review_recent:
+        return _skip("review_recent", whitelisted=True)
+    if gate.other_campaign_today:  # one campaign a day per customer: tomorrow, not never
+        tomorrow = next_local_day(gate.now, gate.tenant.policy.timezone)
+        return Decision(Verdict.DEFER, "campaign_cap", True, tomorrow)
     if gate.frequency_cap and gate.recent_sends >= gate.frequency_cap:
         return _skip("frequency_cap", whitelisted=True)
     return Decision(Verdict.SEND, "whitelisted", whitelisted=True, recipient=approved)
+
+
+def next_local_day(now: datetime, timezone: str) -> datetime:
+    """The start of the day after `now`'s, in `timezone` (as UTC)."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    start = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
+    return start.astimezone(UTC)
 
 
 def _phone_refusal(gate: GateInput) -> tuple[str | None, str | None]:

@@ -74,6 +74,8 @@ class HandlerConfig:
     #: LEAD_PHONE_WHITELIST (E.164; empty: no SMS) and SMS_ALLOWED_REGIONS.
     phone_whitelist: frozenset[str] = frozenset()
     sms_regions: frozenset[str] = frozenset({"US", "CA"})
+    #: CAMPAIGN_CAP: one campaign's messages a day per customer.
+    campaign_cap: bool = True
 
 
 class TouchPointHandler:
@@ -187,6 +189,8 @@ class TouchPointHandler:
                 sms_regions=self._cfg.sms_regions,
                 consent=facts.consent,
                 other_consent=facts.other_consent,
+                other_campaign_today=facts.other_campaign_today and self._cfg.campaign_cap,
+                review_recent=facts.review_recent,
             )
         )
 

@@ -56,6 +56,7 @@ def outcome_of(
         else None,
         deferred_until=deferred_until,
         duplicate=duplicate,
+        campaign=subject.campaign,
     )
 
 

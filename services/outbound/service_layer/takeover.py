@@ -53,6 +53,7 @@ async def gate_facts(
             other_contact=other_contact_for(
                 command.channel, command.recipient.email, command.recipient.phone
             ),
+            campaign=command.campaign,
         ),
         sleep=sleep,
     )

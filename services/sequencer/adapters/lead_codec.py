@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from schemas.events import OrderSource
+from services.sequencer.domain.campaigns import AppointmentFacts, CampaignFacts, DeclinedService
 from services.sequencer.domain.lead import Customer, Lead, Stage, StepRecord, StepStatus
 
 FORMAT = 1
@@ -37,13 +38,55 @@ def _at(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
-def encode_lead(lead: Lead) -> bytes:
-    c = lead.customer
-    steps = [
+def _steps(steps: dict[int, StepRecord]) -> list[list[Any]]:
+    return [
         [i, int(r.status), r.reason, us(r.due), us(r.emitted_at), r.emits, us(r.until),
          us(r.decided_at)]
-        for i, r in sorted(lead.steps.items())
+        for i, r in sorted(steps.items())
     ]  # fmt: skip
+
+
+def _decode_steps(rows: list[list[Any]]) -> dict[int, StepRecord]:
+    return {
+        s[0]: StepRecord(StepStatus(s[1]), s[2], at(s[3]), at(s[4]), s[5], at(s[6]), at(s[7]))
+        for s in rows
+    }
+
+
+def _encode_facts(f: CampaignFacts) -> list[Any]:
+    return [
+        us(f.paid_at),
+        us(f.declined_at),
+        {sid: [d.name, d.total_cents] for sid, d in sorted(f.declined.items())},
+        sorted(f.revived),
+        us(f.returned_at),
+        us(f.engaged_at),
+        {
+            aid: [list(a.key), us(a.start_at), a.cancelled, a.shopmonkey_reminder]
+            for aid, a in sorted(f.appointments.items())
+        },
+    ]
+
+
+def _decode_facts(row: list[Any]) -> CampaignFacts:
+    paid, declined_at, declined, revived, returned, engaged, appointments = row
+    return CampaignFacts(
+        paid_at=at(paid),
+        declined_at=at(declined_at),
+        declined={sid: DeclinedService(d[0], d[1]) for sid, d in declined.items()},
+        revived=set(revived),
+        returned_at=at(returned),
+        engaged_at=at(engaged),
+        appointments={
+            aid: AppointmentFacts((a[0][0], a[0][1], a[0][2]), _at(a[1]), a[2], a[3])
+            for aid, a in appointments.items()
+        },
+    )
+
+
+def encode_lead(lead: Lead) -> bytes:
+    c = lead.customer
+    steps = _steps(lead.steps)
     row: list[Any] = [
         FORMAT,
         lead.lead_id.hex,
@@ -65,17 +108,26 @@ def encode_lead(lead: Lead) -> bytes:
         lead.vehicle,
         lead.services,
         list(lead.customer_key) if lead.customer_key else None,
-        [c.customer_id, c.first_name, c.last_name, c.email, c.phone],
+        [c.customer_id, c.first_name, c.last_name, c.email, c.phone]
+        + ([c.preferred] if c.preferred is not None else []),
         list(lead.interest_key) if lead.interest_key else None,
         lead.service_of_interest,
         steps,
         lead.version,
         lead.seen,
     ]
-    if lead.replay_id is not None or lead.pause is not None:
+    campaigns = lead.facts is not None or bool(lead.runs)
+    if lead.replay_id is not None or lead.pause is not None or campaigns:
         row.append(lead.replay_id)
-    if lead.pause is not None:
-        row.append(list(lead.pause))
+    if lead.pause is not None or campaigns:
+        row.append(list(lead.pause) if lead.pause is not None else None)
+    if campaigns:  # appended: records written before campaigns read as they always did
+        row.append(
+            [
+                _encode_facts(lead.facts) if lead.facts is not None else None,
+                {run: _steps(steps) for run, steps in sorted(lead.runs.items())},
+            ]
+        )
     return _dumps(row)
 
 
@@ -134,14 +186,17 @@ def decode_lead(raw: bytes) -> Lead:
         customer=Customer(*customer),
         interest_key=(interest_key[0], interest_key[1]) if interest_key else None,
         service_of_interest=interest,
-        steps={
-            s[0]: StepRecord(StepStatus(s[1]), s[2], at(s[3]), at(s[4]), s[5], at(s[6]), at(s[7]))
-            for s in steps
-        },
+        steps=_decode_steps(steps),
         version=version,
         seen=seen,
         replay_id=row[26] if len(row) > 26 else None,
         pause=_pause(row[27]) if len(row) > 27 else None,
+        facts=_decode_facts(row[28][0]) if len(row) > 28 and row[28][0] is not None else None,
+        runs=(
+            {run: _decode_steps(steps) for run, steps in row[28][1].items()}
+            if len(row) > 28
+            else {}
+        ),
     )
 
 

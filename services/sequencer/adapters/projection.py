@@ -64,6 +64,10 @@ COLUMNS = (
     "created_at",
     "updated_at",
     "last_touch_at",
+    "declined_services",
+    "declined_cents",
+    "revived_services",
+    "revived_cents",
 )
 #: What "the same lead" means for the read model (no version, no timestamps of change).
 CONTENT = tuple(c for c in COLUMNS if c not in ("lead_id", "version", "updated_at"))
@@ -107,6 +111,10 @@ def row_of(change: LeadChanged) -> dict[str, Any]:
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
         "last_touch_at": lead.last_touch_at,
+        "declined_services": lead.declined_services,
+        "declined_cents": lead.declined_cents,
+        "revived_services": lead.revived_services,
+        "revived_cents": lead.revived_cents,
     }
 
 

@@ -4,7 +4,8 @@ Held in memory (200+ rows), reloaded every TENANT_CACHE_SECONDS; a tenant not se
 looked up once before its batch is processed, then cached (also when missing, for
 TENANT_CACHE_SECONDS). A tenant that is not in `tenants` gets the default plan in
 SEQUENCER_DEFAULT_TIMEZONE; an invalid `nurture_plan` is logged and replaced by the default
-plan, never half-applied.
+plan, never half-applied. The versions of its plans (`plan_versions`, `leadctl plans set`)
+come along, so each lead follows the version in force at its event time (`TenantConfig`).
 """
 
 from __future__ import annotations
@@ -12,16 +13,31 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.cache import TtlCache
-from services.common.db.models import LocationHours, Tenant
+from services.common.db.models import LocationClosedDay, LocationHours, PlanVersion, Tenant
 from services.common.domain.send_windows import SendWindowPolicy, WeeklyHours
 from services.sequencer.adapters import metrics
-from services.sequencer.domain.plan import DEFAULT_PLAN, PlanError, TenantConfig, parse_plan
+from services.sequencer.domain.campaigns import (
+    NO_CAMPAIGNS,
+    Campaign,
+    CampaignPlan,
+    CampaignPlanError,
+    parse_campaign,
+    parse_campaigns,
+)
+from services.sequencer.domain.plan import (
+    DEFAULT_PLAN,
+    NurturePlan,
+    PlanError,
+    TenantConfig,
+    parse_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +49,56 @@ def config_for(
     us_state: str | None,
     hours: WeeklyHours | None,
     nurture_plan: dict[str, Any] | None,
+    campaign_plans: dict[str, Any] | None = None,
+    closed_days: Iterable[date] = (),
+    versions: Iterable[tuple[str, datetime, dict[str, Any]]] = (),
 ) -> TenantConfig:
+    """`versions`: (kind: nurture or a campaign, valid from, document), oldest first."""
     try:
         plan = parse_plan(nurture_plan)
     except PlanError as exc:
         metrics.PLAN_ERRORS.inc()
         log.error("tenant %s: invalid nurture plan, using the default: %s", tenant_id, exc)
         plan = DEFAULT_PLAN
+    try:
+        campaigns = parse_campaigns(campaign_plans)
+    except CampaignPlanError as exc:  # fail closed: no campaign rather than a wrong one
+        metrics.PLAN_ERRORS.inc()
+        log.error("tenant %s: invalid campaign plans, every campaign off: %s", tenant_id, exc)
+        campaigns = NO_CAMPAIGNS
     policy = SendWindowPolicy.for_location(
-        timezone=timezone, us_state=us_state, location_hours=hours or None
+        timezone=timezone, us_state=us_state, location_hours=hours or None, closed_days=closed_days
     )
-    return TenantConfig(tenant_id, plan, policy, known=True)
+    nurture: list[tuple[datetime, NurturePlan]] = []
+    by_campaign: dict[Campaign, list[tuple[datetime, CampaignPlan]]] = {}
+    for kind, valid_from, document in versions:
+        if kind == "nurture":
+            try:
+                nurture.append((valid_from, parse_plan(document)))
+            except PlanError as exc:
+                metrics.PLAN_ERRORS.inc()
+                log.error("tenant %s: invalid nurture plan version: %s", tenant_id, exc)
+                nurture.append((valid_from, DEFAULT_PLAN))
+            continue
+        campaign = Campaign(kind)
+        try:
+            version = parse_campaign(campaign, document)
+        except CampaignPlanError as exc:
+            metrics.PLAN_ERRORS.inc()
+            log.error("tenant %s: invalid %s plan version, off: %s", tenant_id, kind, exc)
+            version = NO_CAMPAIGNS.of(campaign)
+        by_campaign.setdefault(campaign, []).append((valid_from, version))
+    return TenantConfig(
+        tenant_id,
+        plan,
+        policy,
+        known=True,
+        campaigns=campaigns,
+        plan_versions=tuple(sorted(nurture, key=lambda v: v[0])),
+        campaign_versions=tuple(
+            (c, tuple(sorted(v, key=lambda v: v[0]))) for c, v in sorted(by_campaign.items())
+        ),
+    )
 
 
 class StaticDirectory:
@@ -79,7 +134,7 @@ class PostgresDirectory(StaticDirectory):
 
     async def _load(self, tenant_ids: list[uuid.UUID] | None) -> dict[uuid.UUID, TenantConfig]:
         tenants = select(
-            Tenant.id, Tenant.timezone, Tenant.us_state, Tenant.nurture_plan
+            Tenant.id, Tenant.timezone, Tenant.us_state, Tenant.nurture_plan, Tenant.campaign_plans
         )  # inactive tenants keep their plan: their existing leads still follow it
         hours = select(
             LocationHours.tenant_id,
@@ -87,15 +142,32 @@ class PostgresDirectory(StaticDirectory):
             LocationHours.opens_at,
             LocationHours.closes_at,
         )
+        closed = select(LocationClosedDay.tenant_id, LocationClosedDay.day)
+        versions = select(
+            PlanVersion.tenant_id,
+            PlanVersion.campaign,
+            PlanVersion.valid_from,
+            PlanVersion.document,
+        ).order_by(PlanVersion.tenant_id, PlanVersion.campaign, PlanVersion.version)
         if tenant_ids is not None:
             tenants = tenants.where(Tenant.id.in_(tenant_ids))
             hours = hours.where(LocationHours.tenant_id.in_(tenant_ids))
+            closed = closed.where(LocationClosedDay.tenant_id.in_(tenant_ids))
+            versions = versions.where(PlanVersion.tenant_id.in_(tenant_ids))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(tenants)).all()
             hour_rows = (await conn.execute(hours)).all()
+            closed_rows = (await conn.execute(closed)).all()
+            version_rows = (await conn.execute(versions)).all()
+        closed_days: dict[uuid.UUID, list[date]] = {}
+        for c in closed_rows:
+            closed_days.setdefault(c.tenant_id, []).append(c.day)
         by_tenant: dict[uuid.UUID, WeeklyHours] = {}
         for h in hour_rows:
             by_tenant.setdefault(h.tenant_id, {})[h.weekday] = (h.opens_at, h.closes_at)
+        versions_of: dict[uuid.UUID, list[tuple[str, datetime, dict[str, Any]]]] = {}
+        for v in version_rows:
+            versions_of.setdefault(v.tenant_id, []).append((v.campaign, v.valid_from, v.document))
         return {
             r.id: config_for(
                 r.id,
@@ -103,6 +175,9 @@ class PostgresDirectory(StaticDirectory):
                 us_state=r.us_state,
                 hours=by_tenant.get(r.id),
                 nurture_plan=r.nurture_plan,
+                campaign_plans=r.campaign_plans,
+                closed_days=closed_days.get(r.id, ()),
+                versions=versions_of.get(r.id, ()),
             )
             for r in rows
         }

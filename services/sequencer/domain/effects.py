@@ -22,6 +22,7 @@ from schemas.events import (
     Recipient,
     TouchPointCommand,
 )
+from services.sequencer.domain.campaigns import declined_work
 from services.sequencer.domain.lead import Lead, derive_state, sequence_stopped
 from services.sequencer.domain.planner import DueCommand
 
@@ -46,6 +47,7 @@ def visible(lead: Lead) -> Visible:
         lead.touches_sent,
         lead.email_off is not None,
         lead.sms_off is not None,
+        declined_work(lead.facts),
         sequence_stopped(lead),
     )
 
@@ -53,6 +55,7 @@ def visible(lead: Lead) -> Visible:
 def snapshot(lead: Lead) -> LeadSnapshot:
     c = lead.customer
     state, lost_reason = derive_state(lead)
+    work = declined_work(lead.facts)
     return trusted(
         LeadSnapshot,
         lead_id=lead.lead_id,
@@ -69,6 +72,7 @@ def snapshot(lead: Lead) -> LeadSnapshot:
             last_name=c.last_name,
             email=c.email,
             phone=c.phone,
+            preferred=c.preferred,
         ),
         vehicle=lead.vehicle,
         services=list(lead.services),
@@ -80,6 +84,10 @@ def snapshot(lead: Lead) -> LeadSnapshot:
         email_opted_out=lead.email_off is not None,
         sms_opted_out=lead.sms_off is not None,
         sequence_stopped=sequence_stopped(lead),
+        declined_services=work.services,
+        declined_cents=work.cents,
+        revived_services=work.revived_services,
+        revived_cents=work.revived_cents,
     )
 
 
@@ -114,10 +122,13 @@ def touchpoint_command(
     }
     if due.reemit:
         context["reemitted"] = True
+    if due.campaign is not None:
+        context["campaign"] = due.campaign.split(":", 1)[0]
+        context.update((key, list(v) if isinstance(v, tuple) else v) for key, v in due.context)
     return trusted(
         TouchPointCommand,
         schema_version=1,
-        command_id=command_id_for(lead.lead_id, due.step_index, due.channel),
+        command_id=command_id_for(lead.lead_id, due.step_index, due.channel, due.campaign),
         tenant_id=lead.tenant_id,
         lead_id=lead.lead_id,
         step_index=due.step_index,
@@ -130,4 +141,5 @@ def touchpoint_command(
         ),
         context=context,
         record_only=record_only,
+        campaign=due.campaign,
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 from schemas.base import Channel, LeadState
 from schemas.events import OrderSource
+from services.sequencer.domain.campaigns import CampaignFacts
 
 
 class Stage(IntEnum):
@@ -77,6 +78,7 @@ class Customer:
     last_name: str | None = None
     email: str | None = None
     phone: str | None = None
+    preferred: str | None = None  # "sms" | "email" | "all" (Shopmonkey's preferredContactMethod)
 
 
 #: LWW keys: (order version or -1, occurred epoch ms, event id) / (occurred ms, event id).
@@ -116,6 +118,10 @@ class Lead:
     #: the signal's time, then a stop before a resume of the same instant, then the signal id,
     #: so any order of arrival (a replay, a re-delivery) ends in the same pause.
     pause: tuple[str, bool] | None = None
+    #: What campaigns read (`campaigns.py`); None until an event says anything of it.
+    facts: CampaignFacts | None = None
+    #: Each campaign run's steps, by run id (`campaigns.Run.run_id`), as `steps` for the plan.
+    runs: dict[str, dict[int, StepRecord]] = field(default_factory=dict)
 
     def copy(self, **changes: object) -> Lead:
         """A shallow copy, far cheaper than `dataclasses.replace` (which re-runs __init__);

@@ -18,11 +18,19 @@ from schemas.events import (
     OrderEvent,
     OrderSnapshot,
     OutcomeStatus,
+    ServiceAuthorization,
     SignalKind,
     TouchPointOutcome,
 )
 from schemas.events import Customer as CustomerContract
 from schemas.events import Operation as Op
+from services.sequencer.domain.campaigns import (
+    ORDER_APPOINTMENT,
+    AppointmentFacts,
+    CampaignFacts,
+    DeclinedService,
+    earliest,
+)
 from services.sequencer.domain.lead import (
     Customer,
     EventKey,
@@ -63,7 +71,103 @@ def ms(at: datetime) -> int:
 def clone(lead: Lead) -> Lead:
     """A copy whose containers can be changed without touching `lead` (records are replaced,
     never mutated)."""
-    return lead.copy(steps=dict(lead.steps), seen=list(lead.seen))
+    runs = {run: dict(steps) for run, steps in lead.runs.items()} if lead.runs else {}
+    return lead.copy(steps=dict(lead.steps), seen=list(lead.seen), runs=runs)
+
+
+def _facts(lead: Lead) -> CampaignFacts:
+    """`lead.facts` made the clone's own, to be changed."""
+    lead.facts = CampaignFacts() if lead.facts is None else lead.facts.copy()
+    return lead.facts
+
+
+def _latest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def _order_facts(lead: Lead, event: OrderEvent, order: OrderSnapshot) -> None:
+    """What the order tells campaigns: paid (review), declined or deferred work on an invoiced
+    order (declined work), an appointment date (reminder, when no appointment record says)."""
+    at = event.occurred_at.astimezone(UTC)
+    closed = order.paid or order.invoiced or order.status == "Invoice"
+    declines = [
+        line
+        for line in order.service_lines
+        if closed and (line.authorization is ServiceAuthorization.DECLINED or line.deferred)
+    ]
+    if not (order.paid or declines or order.appointment_at is not None):
+        return
+    facts = _facts(lead)
+    if order.paid:
+        facts.paid_at = earliest(facts.paid_at, at)
+    if declines:
+        facts.declined_at = earliest(facts.declined_at, at)
+        for line in declines:
+            seen = DeclinedService(line.name, line.total_cents)
+            old = facts.declined.get(line.service_id)
+            if old is None or _rank(seen) > _rank(old):  # any order of events: the same
+                facts.declined[line.service_id] = seen
+    if order.appointment_at is not None:
+        _appointment(
+            facts,
+            f"{ORDER_APPOINTMENT}{order.order_id}",
+            AppointmentFacts(
+                (order.version if order.version is not None else -1, ms(at), event.event_id),
+                order.appointment_at.astimezone(UTC),
+                cancelled=False,
+                shopmonkey_reminder=False,
+            ),
+        )
+
+
+def _rank(service: DeclinedService) -> tuple[str, int]:
+    return (service.name or "", service.total_cents)
+
+
+def _appointment(facts: CampaignFacts, appointment_id: str, new: AppointmentFacts) -> None:
+    old = facts.appointments.get(appointment_id)
+    if old is None or new.key > old.key:
+        facts.appointments[appointment_id] = new
+
+
+def apply_appointment(lead: Lead, event: OrderEvent) -> Lead:
+    """An appointment record of this lead's order (its latest version wins)."""
+    appointment = event.appointment
+    if appointment is None or is_duplicate(lead, event.event_id):
+        return lead
+    out = clone(lead)
+    out.updated_at = max(out.updated_at, event.occurred_at.astimezone(UTC))
+    _appointment(
+        _facts(out),
+        appointment.appointment_id,
+        AppointmentFacts(
+            (
+                appointment.version if appointment.version is not None else -1,
+                ms(event.occurred_at),
+                event.event_id,
+            ),
+            appointment.start_at.astimezone(UTC),
+            cancelled=appointment.cancelled or event.operation is Op.DELETE,
+            shopmonkey_reminder=appointment.shopmonkey_reminder,
+        ),
+    )
+    _remember(out, event.event_id)
+    return out
+
+
+def customer_returned(lead: Lead, created_at: datetime, revived: set[str]) -> Lead:
+    """Another order of this lead's customer, created at `created_at`, reviving `revived`
+    (service ids): a declined-work run that started before that order stops (`campaigns`)."""
+    at = created_at.astimezone(UTC)
+    facts = lead.facts
+    known = facts is not None and facts.returned_at is not None and facts.returned_at >= at
+    if known and facts is not None and revived <= facts.revived:
+        return lead
+    out = clone(lead)
+    facts = _facts(out)
+    facts.returned_at = _latest(facts.returned_at, at)
+    facts.revived |= revived
+    return out
 
 
 def digest(event_id: str) -> str:
@@ -126,7 +230,7 @@ def _customer(c: CustomerContract) -> Customer | None:
     values = (c.customer_id, c.first_name, c.last_name, c.email, c.phone)
     if not any(values):
         return None
-    return Customer(*values)
+    return Customer(*values, preferred=c.preferred)
 
 
 def _apply_customer(lead: Lead, key: EventKey, customer: CustomerContract) -> None:
@@ -191,6 +295,7 @@ def apply_order(lead: Lead | None, event: OrderEvent) -> Lead:
         out.nurture = out.nurture or event.plan_touchpoints
         if event.order is not None:
             _apply_order_facts(out, event, event.order)
+            _order_facts(out, event, event.order)
         if event.service_of_interest and (out.interest_key is None or key > out.interest_key):
             out.interest_key, out.service_of_interest = key, event.service_of_interest
         _raise_stage(out, *order_stage(event))
@@ -202,7 +307,8 @@ def apply_outcome(lead: Lead, outcome: TouchPointOutcome) -> Lead:
     """What outbound did with one of this lead's commands."""
     out = clone(lead)
     status = OUTCOME_STATUS[outcome.status]
-    old = out.steps.get(outcome.step_index)
+    steps = out.steps if outcome.campaign is None else out.runs.setdefault(outcome.campaign, {})
+    old = steps.get(outcome.step_index)
     decided = outcome.decided_at.astimezone(UTC)
     until = outcome.deferred_until.astimezone(UTC) if outcome.deferred_until else None
     if old is None:
@@ -218,7 +324,7 @@ def apply_outcome(lead: Lead, outcome: TouchPointOutcome) -> Lead:
             rec.decided_at = min(old.decided_at or decided, decided)
         if until is not None:
             rec.until = until if old.until is None else max(old.until, until)
-    out.steps[outcome.step_index] = rec
+    steps[outcome.step_index] = rec
     if status is StepStatus.SENT:
         _raise_stage(out, Stage.CONTACTED, "touch_sent")
     elif status is StepStatus.SKIPPED and outcome.reason in CHANNEL_OFF_SKIPS:
@@ -245,6 +351,8 @@ def apply_contact(lead: Lead, signal: ContactSignal) -> Lead:
     kind = signal.kind
     if kind in ENGAGEMENT:
         _raise_stage(out, Stage.ENGAGED, ENGAGEMENT[kind])
+        facts = _facts(out)
+        facts.engaged_at = _latest(facts.engaged_at, signal.occurred_at.astimezone(UTC))
     elif kind is SignalKind.QUALIFIED:
         _raise_stage(out, Stage.QUALIFIED, "qualified")
     elif kind is SignalKind.APPOINTMENT_BOOKED:

@@ -16,16 +16,24 @@ JSON form::
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.base import Channel
 from services.common.domain.send_windows import SendWindowPolicy
+from services.sequencer.domain.campaigns import (
+    NO_CAMPAIGNS,
+    Campaign,
+    CampaignAt,
+    CampaignPlan,
+    CampaignPlans,
+)
 
 MINUTE = timedelta(minutes=1)
 
@@ -50,14 +58,57 @@ class NurturePlan:
     name: str = "default"
 
 
+T = TypeVar("T")
+
+
+def in_force(versions: tuple[tuple[datetime, T], ...], at: datetime, current: T, before: T) -> T:
+    """The version in force at `at`: `current` (what the tenant's row says now) from the
+    latest version on, the latest version set at or before `at` before that, and `before`
+    (what a tenant had before its first version) when `at` precedes them all."""
+    if not versions or at >= versions[-1][0]:
+        return current
+    i = bisect.bisect_right([v[0] for v in versions], at)
+    return versions[i - 1][1] if i else before
+
+
 @dataclass(frozen=True, slots=True)
 class TenantConfig:
-    """What the sequencer follows for one tenant: its plan and its send windows."""
+    """What the sequencer follows for one tenant: its plan and its send windows.
+
+    `plan` and `campaigns` are the plans in force now; `plan_versions` and `campaign_versions`
+    (DESIGN §12: plans are versioned) are the versions an operator set, oldest first, so a
+    lead follows the nurture plan in force when it was created and a campaign run the plan in
+    force at its anchor (`plan_at`, `campaign_at`), also in a replay. Without versions both
+    are `plan` and `campaigns`."""
 
     tenant_id: uuid.UUID
     plan: NurturePlan
     policy: SendWindowPolicy
     known: bool = True  # False: not in `tenants`, defaults applied
+    campaigns: CampaignPlans = NO_CAMPAIGNS
+    plan_versions: tuple[tuple[datetime, NurturePlan], ...] = ()
+    campaign_versions: tuple[tuple[Campaign, tuple[tuple[datetime, CampaignPlan], ...]], ...] = ()
+
+    def plan_at(self, at: datetime) -> NurturePlan:
+        """The nurture plan in force at `at` (a lead's creation, event time)."""
+        return in_force(self.plan_versions, at, self.plan, DEFAULT_PLAN)
+
+    def campaign_at(self, campaign: Campaign, at: datetime) -> CampaignPlan:
+        """The plan of `campaign` in force at `at` (a run's anchor, event time)."""
+        current = self.campaigns.of(campaign)
+        for c, versions in self.campaign_versions:
+            if c is campaign:
+                return in_force(versions, at, current, NO_CAMPAIGNS.of(campaign))
+        return current
+
+    def campaigns_at(self, at: datetime) -> CampaignPlans:
+        """Every campaign's plan in force at `at`."""
+        return CampaignPlans(**{c.value: self.campaign_at(c, at) for c in Campaign})
+
+    @property
+    def campaign_history(self) -> CampaignAt | None:
+        """What the planner asks for a run's plan (None: no versions, `campaigns` alone)."""
+        return self.campaign_at if self.campaign_versions else None
 
 
 DEFAULT_PLAN = NurturePlan(
@@ -117,3 +168,25 @@ def parse_plan(raw: Mapping[str, Any] | None) -> NurturePlan:
         min_gap=spec.min_gap_minutes * MINUTE,
         max_late=spec.max_late_minutes * MINUTE,
     )
+
+
+def plan_document(plan: NurturePlan) -> dict[str, Any]:
+    """The JSON a nurture plan is written as (what `parse_plan` reads back, every field)."""
+    return {
+        "name": plan.name,
+        "steps": [
+            {
+                "after_minutes": _minutes(s.after),
+                "channel": s.channel.value,
+                "template": s.template,
+            }
+            for s in plan.steps
+        ],
+        "lost_after_minutes": _minutes(plan.lost_after),
+        "min_gap_minutes": _minutes(plan.min_gap),
+        "max_late_minutes": _minutes(plan.max_late),
+    }
+
+
+def _minutes(d: timedelta) -> int:
+    return int(d.total_seconds() // 60)

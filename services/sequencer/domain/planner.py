@@ -22,6 +22,16 @@ from zoneinfo import ZoneInfo
 
 from schemas.base import Channel
 from services.common.domain.send_windows import SendWindowPolicy, next_opening
+from services.sequencer.domain.campaigns import (
+    NO_CAMPAIGNS,
+    Campaign,
+    CampaignAt,
+    CampaignPlans,
+    CampaignStep,
+    Run,
+    active_runs,
+    preferred_channel,
+)
 from services.sequencer.domain.lead import Lead, Stage, StepRecord, StepStatus, sequence_stopped
 from services.sequencer.domain.lifecycle import clone
 from services.sequencer.domain.plan import NurturePlan
@@ -39,6 +49,8 @@ class DueCommand:
     template: str
     due_at: datetime
     reemit: bool = False
+    campaign: str | None = None  # the campaign run (None: the estimate nurture plan)
+    context: tuple[tuple[str, object], ...] = ()  # the run's facts for the template
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +74,12 @@ def opening(channel: Channel, at: datetime, policy: SendWindowPolicy) -> datetim
     tz = _zone(policy.timezone)
     local = at.astimezone(tz)
     hours = window.get(local.weekday())
-    if hours is not None and hours[0] <= local.time() < hours[1] and _steady(tz, at):
+    if (
+        hours is not None
+        and hours[0] <= local.time() < hours[1]
+        and _steady(tz, at)
+        and (not policy.closed or local.date() not in policy.closed)
+    ):
         return at.astimezone(UTC)
     return next_opening(channel, at, policy)
 
@@ -133,8 +150,30 @@ def _active(lead: Lead) -> bool:
     return lead.nurture and not sequence_stopped(lead)
 
 
-def evaluate(lead: Lead, plan: NurturePlan, policy: SendWindowPolicy, now: datetime) -> Evaluation:
-    """What is due for `lead` at `now`, and the lead with those emissions recorded."""
+def evaluate(
+    lead: Lead,
+    plan: NurturePlan,
+    policy: SendWindowPolicy,
+    now: datetime,
+    campaigns: CampaignPlans = NO_CAMPAIGNS,
+    campaign_at: CampaignAt | None = None,
+) -> Evaluation:
+    """What is due for `lead` at `now` (its nurture plan, then its campaigns), and the lead
+    with those emissions recorded. `plan`: the nurture plan in force at the lead's creation;
+    `campaign_at`: a campaign's plan in force at an instant (its versions; None: `campaigns`
+    alone), asked for each run's plan at its anchor."""
+    ev = _evaluate_nurture(lead, plan, policy, now)
+    if ev.lead.facts is None:
+        return ev
+    out, commands = _evaluate_campaigns(ev.lead, campaigns, policy, now, campaign_at)
+    if not commands and out is ev.lead:
+        return ev
+    return dataclasses.replace(ev, lead=out, commands=ev.commands + tuple(commands))
+
+
+def _evaluate_nurture(
+    lead: Lead, plan: NurturePlan, policy: SendWindowPolicy, now: datetime
+) -> Evaluation:
     if not _active(lead):
         return Evaluation(lead)
     if lead.stage < Stage.ENGAGED and now >= lead.created_at + plan.lost_after:
@@ -179,10 +218,27 @@ def next_due(
     plan: NurturePlan,
     policy: SendWindowPolicy,
     upcoming: tuple[int, datetime] | None = None,
+    campaigns: CampaignPlans = NO_CAMPAIGNS,
+    campaign_at: CampaignAt | None = None,
 ) -> datetime | None:
     """The next instant at which `evaluate` may act on `lead` (None: never, unless a new
     signal arrives). Used to index leads by due time. `upcoming`: `Evaluation.upcoming` of
     this very lead (its steps unchanged since), which saves computing that step's due time."""
+    nurture = _next_nurture_due(lead, plan, policy, upcoming)
+    if lead.facts is None:
+        return nurture
+    later = _next_campaign_due(lead, campaigns, policy, campaign_at)
+    if nurture is None or (later is not None and later < nurture):
+        return later
+    return nurture
+
+
+def _next_nurture_due(
+    lead: Lead,
+    plan: NurturePlan,
+    policy: SendWindowPolicy,
+    upcoming: tuple[int, datetime] | None,
+) -> datetime | None:
     if not _active(lead):
         return None
     candidates: list[datetime] = []
@@ -200,4 +256,143 @@ def next_due(
             candidates.append(upcoming[1])
         else:
             candidates.append(step_due(lead, plan, index, policy))
+    return min(candidates, default=None)
+
+
+# campaigns ---------------------------------------------------------------------------------
+def _runs(lead: Lead, campaigns: CampaignPlans, campaign_at: CampaignAt | None) -> list[Run]:
+    if lead.paused or lead.facts is None:
+        return []
+    return active_runs(
+        lead.facts,
+        campaigns,
+        no_channel=bool(lead.email_off and lead.sms_off),
+        plan_at=campaign_at,
+    )
+
+
+def _channel(lead: Lead, step: CampaignStep) -> Channel:
+    if step.channel is not None:
+        return step.channel
+    c = lead.customer
+    return preferred_channel(c.preferred, c.email, c.phone)
+
+
+def _campaign_reemit_at(run: Run, step: CampaignStep, rec: StepRecord) -> datetime | None:
+    if rec.status is not StepStatus.DEFERRED or rec.until is None or rec.emits >= MAX_EMITS:
+        return None
+    if rec.due is not None and rec.until <= rec.due:
+        return None  # already re-emitted for this deferral
+    if run.plan.campaign is Campaign.APPOINTMENT and rec.until >= run.anchor:
+        return None  # a reminder after the appointment began is no reminder
+    if rec.until > run.anchor + step.after + _CAMPAIGN_DEFER_LIMIT:
+        return None
+    return rec.until
+
+
+#: A deferred campaign step (a window, the frequency cap) is re-emitted at most this long
+#: after it fell due.
+_CAMPAIGN_DEFER_LIMIT = timedelta(days=7)
+
+
+def _step_due(run: Run, step: CampaignStep, channel: Channel, policy: SendWindowPolicy) -> datetime:
+    return opening(channel, run.anchor + step.after, policy)
+
+
+def _evaluate_campaigns(
+    lead: Lead,
+    campaigns: CampaignPlans,
+    policy: SendWindowPolicy,
+    now: datetime,
+    campaign_at: CampaignAt | None,
+) -> tuple[Lead, list[DueCommand]]:
+    out = lead
+    commands: list[DueCommand] = []
+    for run in _runs(lead, campaigns, campaign_at):
+        steps = lead.runs.get(run.run_id, {})
+        for index, step in enumerate(run.plan.steps):
+            channel = _channel(lead, step)
+            rec = steps.get(index)
+            if rec is not None:
+                at = _campaign_reemit_at(run, step, rec)
+                if at is None or lead.channel_off(channel):
+                    continue
+                due = opening(channel, at, policy)
+                if due > now:
+                    continue
+                if run.plan.campaign is Campaign.APPOINTMENT and max(due, now) >= run.anchor:
+                    continue  # a reminder once the appointment began is no reminder
+                out = _with_step(
+                    out,
+                    lead,
+                    run.run_id,
+                    index,
+                    dataclasses.replace(rec, due=due, emits=rec.emits + 1),
+                )
+                commands.append(
+                    DueCommand(
+                        index,
+                        channel,
+                        step.template,
+                        due,
+                        reemit=True,
+                        campaign=run.run_id,
+                        context=run.context,
+                    )
+                )
+                continue
+            off = lead.channel_off(channel)
+            if off:
+                new = StepRecord(StepStatus.MISSED, reason=f"channel_off:{off}")
+                out = _with_step(out, lead, run.run_id, index, new)
+                continue
+            due = _step_due(run, step, channel, policy)
+            if due > now:
+                break  # the steps of a run go out in order
+            late = now - due > run.plan.max_late
+            if run.plan.campaign is Campaign.APPOINTMENT and max(due, now) >= run.anchor:
+                new = StepRecord(StepStatus.MISSED, reason="after_start")
+            elif late:
+                new = StepRecord(StepStatus.MISSED, reason="too_late")
+            else:
+                new = StepRecord(StepStatus.EMITTED, due=due, emitted_at=now, emits=1)
+                commands.append(
+                    DueCommand(
+                        index, channel, step.template, due, campaign=run.run_id, context=run.context
+                    )
+                )
+            out = _with_step(out, lead, run.run_id, index, new)
+    return out, commands
+
+
+def _with_step(out: Lead, lead: Lead, run_id: str, index: int, rec: StepRecord) -> Lead:
+    """`out` (`lead` itself until the first change, then its own clone) with `rec` set."""
+    if out is lead:
+        out = clone(lead)
+    out.runs.setdefault(run_id, {})[index] = rec
+    return out
+
+
+def _next_campaign_due(
+    lead: Lead,
+    campaigns: CampaignPlans,
+    policy: SendWindowPolicy,
+    campaign_at: CampaignAt | None,
+) -> datetime | None:
+    candidates: list[datetime] = []
+    for run in _runs(lead, campaigns, campaign_at):
+        steps = lead.runs.get(run.run_id, {})
+        for index, step in enumerate(run.plan.steps):
+            channel = _channel(lead, step)
+            rec = steps.get(index)
+            if rec is not None:
+                at = _campaign_reemit_at(run, step, rec)
+                if at is not None and not lead.channel_off(channel):
+                    candidates.append(opening(channel, at, policy))
+                continue
+            if lead.channel_off(channel):
+                candidates.append(run.anchor)  # to be marked missed at once
+            else:
+                candidates.append(_step_due(run, step, channel, policy))
+            break
     return min(candidates, default=None)

@@ -20,9 +20,11 @@ from schemas.events import TouchPointOutcome as Outcome
 from services.sequencer.domain.effects import lead_changed, touchpoint_command, visible
 from services.sequencer.domain.lead import Lead, derive_state
 from services.sequencer.domain.lifecycle import (
+    apply_appointment,
     apply_contact,
     apply_order,
     apply_outcome,
+    customer_returned,
     is_duplicate,
 )
 from services.sequencer.domain.plan import TenantConfig
@@ -44,6 +46,13 @@ class Result:
     duplicate: bool = False
     ignored: str | None = None  # why nothing happened (unknown lead, no lead id, …)
     unchanged: bool = False  # the lead was evaluated and nothing changed
+
+
+def _revives(event: OrderEvent) -> set[str]:
+    """The services of earlier orders this order revives."""
+    if event.order is None:
+        return set()
+    return {line.revived_from for line in event.order.service_lines if line.revived_from}
 
 
 class Sequencer:
@@ -70,6 +79,8 @@ class Sequencer:
             return self._on_customer(event, config, now, replay)
         if event.lead_id is None:
             raise BadRecord(f"{event.entity} event {event.event_id} has no lead_id")
+        if event.entity == "appointment":
+            return self._on_appointment(event, config, now, replay)
         prior = self._get(event.lead_id, event.tenant_id)
         before = self._replay_touch(prior, replay, reset=True)
         if is_duplicate(before, event.event_id):
@@ -86,7 +97,55 @@ class Sequencer:
         if cid and (before is None or before.customer.customer_id != cid):
             self.customers.add(event.tenant_id, cid, after.lead_id)
         reason = "website_form" if event.entity == "website_form" else f"order_{event.operation}"
-        return self._commit(prior, after, reason, config, now, replay)
+        result = self._commit(prior, after, reason, config, now, replay)
+        if cid and (before is None or _revives(event)):  # a new order, or one reviving work
+            self._tell_other_orders(event, after, cid, config, now, replay, result)
+        return result
+
+    def _tell_other_orders(
+        self,
+        event: OrderEvent,
+        lead: Lead,
+        customer_id: str,
+        config: TenantConfig,
+        now: datetime,
+        replay: ReplayContext | None,
+        total: Result,
+    ) -> None:
+        """The customer's other orders at this location learn of this one: it was created at
+        `lead.created_at` and revives these services (declined work stops, `campaigns`)."""
+        revived = _revives(event)
+        for other_id in self.customers.leads_of(event.tenant_id, customer_id):
+            if other_id == lead.lead_id:
+                continue
+            other = self.leads.get(other_id)
+            if other is None or other.facts is None or other.created_at >= lead.created_at:
+                continue  # only an earlier order with campaign facts can be stopped by this
+            after = customer_returned(other, lead.created_at, revived)
+            if after is not other:
+                done = self._commit(other, after, "customer_returned", config, now, replay)
+                total.leads_changed += done.leads_changed
+                total.commands += done.commands
+
+    def _on_appointment(
+        self, event: OrderEvent, config: TenantConfig, now: datetime, replay: ReplayContext | None
+    ) -> Result:
+        assert event.lead_id is not None
+        prior = self._get(event.lead_id, event.tenant_id)
+        before = self._replay_touch(prior, replay)
+        if prior is None or before is None:
+            return Result(ignored="unknown_lead")  # an appointment of an order not seen yet
+        if is_duplicate(before, event.event_id):
+            if before is not prior:  # stamped only
+                return self._commit(prior, before, "replay", config, now, replay)
+            return Result(duplicate=True)
+        after = apply_appointment(before, event)
+        if visible(after) == visible(before):
+            # nothing the lead shows changed: its updated_at stays. An appointment read before
+            # its order's lead existed is ignored live but applied in a replay (the lead exists
+            # by then), and a replay changes no lead (as `_on_customer`).
+            after.updated_at = before.updated_at
+        return self._commit(prior, after, f"appointment_{event.operation}", config, now, replay)
 
     def _replay_touch(
         self, lead: Lead | None, replay: ReplayContext | None, *, reset: bool = False
@@ -176,7 +235,13 @@ class Sequencer:
         result = self._commit(before, before, "schedule", config, now, None)
         if result.unchanged:
             # the index is coarse (10 s buckets): not due yet, so put the hint back
-            at = next_due(before, config.plan, config.policy)
+            at = next_due(
+                before,
+                config.plan_at(before.created_at),
+                config.policy,
+                campaigns=config.campaigns,
+                campaign_at=config.campaign_history,
+            )
             if at is not None:
                 self.schedule.schedule(lead_id, at)
         return result
@@ -197,7 +262,10 @@ class Sequencer:
         now: datetime,
         replay: ReplayContext | None,
     ) -> Result:
-        ev = evaluate(after, config.plan, config.policy, now)
+        # the versions in force at event time: the lead's creation, each campaign run's anchor
+        plan = config.plan_at(after.created_at)
+        history = config.campaign_history
+        ev = evaluate(after, plan, config.policy, now, config.campaigns, history)
         lead = ev.lead
         if before is not None and lead == before:
             return Result(unchanged=True)
@@ -208,7 +276,7 @@ class Sequencer:
             why = "no_engagement" if ev.exhausted else reason
             self.outbox.lead_changed(lead_changed(lead, from_state=from_state, reason=why, now=now))
             result.leads_changed = 1
-        at = next_due(lead, config.plan, config.policy, ev.upcoming)
+        at = next_due(lead, plan, config.policy, ev.upcoming, config.campaigns, history)
         self.leads.put(lead, at)
         record_only = replay is not None
         for due in ev.commands:

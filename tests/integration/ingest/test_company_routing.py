@@ -139,7 +139,8 @@ async def test_one_poll_per_company_routes_by_location_even_when_the_filter_is_i
                 {"c": company.company_id},
             )
         ).all()
-    assert sorted(k for _, k in kinds) == ["poll", "poll_customer"]
+    # a cursor per table read: orders, customers, appointments
+    assert sorted(k for _, k in kinds) == ["poll", "poll_appointment", "poll_customer"]
 
 
 async def test_a_new_location_and_a_deactivated_one_reach_the_webhook_path(

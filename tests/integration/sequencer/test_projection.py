@@ -10,10 +10,10 @@ import psycopg
 import pytest
 
 from schemas.base import LeadState
-from schemas.events import LeadChanged
+from schemas.events import LeadChanged, ServiceAuthorization, ServiceLine
 from services.sequencer.adapters.projection import upsert
 from services.sequencer.domain.effects import lead_changed
-from services.sequencer.domain.lifecycle import apply_order
+from services.sequencer.domain.lifecycle import apply_order, customer_returned
 from tests.unit.sequencer.support import T0, order
 
 pytestmark = pytest.mark.integration
@@ -63,3 +63,43 @@ async def test_projection_skips_leads_of_unknown_tenants(db_url: str) -> None:
         assert conn.execute(
             "SELECT count(*) FROM leads WHERE lead_id = %s", (stray.lead_id,)
         ).fetchone() == (0,)
+
+
+def declined_work(db_url: str, lead_id: Any) -> tuple[Any, ...]:
+    with psycopg.connect(db_url) as conn:
+        found = conn.execute(
+            "SELECT declined_services, declined_cents, revived_services, revived_cents"
+            " FROM leads WHERE lead_id = %s",
+            (lead_id,),
+        ).fetchone()
+    assert found is not None
+    return found
+
+
+async def test_projection_writes_declined_work_and_what_was_brought_back(
+    db_url: str, make_tenant: Any
+) -> None:
+    tenant = (await make_tenant())[0].id
+    lines = [
+        ServiceLine(
+            service_id="svc-brakes",
+            name="Brake pads",
+            authorization=ServiceAuthorization.DECLINED,
+            total_cents=32_000,
+        ),
+        ServiceLine(service_id="svc-tires", name="Tires", deferred=True, total_cents=55_000),
+    ]
+    lead = apply_order(
+        None, order(tenant=tenant, status="Invoice", invoiced=True, service_lines=lines)
+    )
+    lead.version = 1
+    invoiced = lead_changed(lead, from_state=None, reason="test", now=T0)
+    revived = customer_returned(lead, T0 + timedelta(days=40), {"svc-tires"})
+    revived.version = 2
+    brought_back = lead_changed(revived, from_state=None, reason="test", now=T0)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert upsert(conn, [LeadChanged.from_bytes(invoiced.to_bytes())]) == 1
+        assert declined_work(db_url, lead.lead_id) == (2, 87_000, 0, 0)
+        # only the brought-back figures differ: that is a change of the row
+        assert upsert(conn, [LeadChanged.from_bytes(brought_back.to_bytes())]) == 1
+        assert declined_work(db_url, lead.lead_id) == (2, 87_000, 1, 55_000)

@@ -22,7 +22,13 @@ from services.common.settings import CommonSettings
 from services.ingest.adapters.metrics import WEBHOOK_LATENCY_METRIC, WEBHOOK_REQUEST_METRIC
 from services.ingest.adapters.webhook_stats_prometheus import RegistryWebhookMeter
 from services.ingest.bootstrap import build_dashboard
-from services.ingest.domain.dashboard import LagReport, LeadCounts, ReadModelCounts, TouchCounts
+from services.ingest.domain.dashboard import (
+    DeclinedWork,
+    LagReport,
+    LeadCounts,
+    ReadModelCounts,
+    TouchCounts,
+)
 from services.ingest.entrypoints.dashboard import create_dashboard_app
 from services.ingest.service_layer.dashboard import WINDOWS, Dashboard
 from services.ingest.service_layer.operator_access import OperatorAccess
@@ -31,6 +37,11 @@ from tests.unit.ingest.support_operators import FakeOperatorStore, operator_acce
 
 Client = TestClient[web.Request, web.Application]
 A, B = uuid.uuid4(), uuid.uuid4()
+#: each location's declined work as the read model sums it
+DECLINED = {
+    A: DeclinedWork(services=2, cents=80_000, revived_services=1, revived_cents=20_000),
+    B: DeclinedWork(services=5, cents=900_000, revived_services=3, revived_cents=600_000),
+}
 
 
 def no_lag() -> list[PartitionLag]:
@@ -50,8 +61,10 @@ class FakeReads:
     ) -> ReadModelCounts:
         self.asked.append(tenants)
         await asyncio.sleep(self.delay)
+        shown = [t for t in self.names if tenants is None or t in tenants]
         leads = LeadCounts(
-            by_tenant={t: {"new": 1} for t in self.names if tenants is None or t in tenants}
+            by_tenant={t: {"new": 1} for t in shown},
+            declined_by_tenant={t: DECLINED[t] for t in shown if t in DECLINED},
         )
         return ReadModelCounts(names=dict(self.names), leads=leads, touches=TouchCounts())
 
@@ -209,6 +222,31 @@ async def test_a_location_operator_sees_only_its_locations(stack: Stack) -> None
     assert every["viewer"] == {"email": "a***@example.com", "role": "location"}
     assert stack.reads.asked == [frozenset({A}), frozenset({A})]
     assert stack.lag.reads == 0  # process-wide figures are hq's
+
+
+async def test_declined_work_brought_back_is_scoped_to_the_operators_locations(
+    stack: Stack,
+) -> None:
+    stack.store.add("austin@example.com", "location", tenants=frozenset({A}))
+    stack.store.add("hq@example.com")
+    assert await sign_in(stack.client, "austin@example.com") == 303
+    mine = await (await stack.client.get("/dashboard/api/summary?tenant=all&window=60")).json()
+    only_austin = {
+        "followed_up": {"services": 2, "cents": 80_000},
+        "brought_back": {"services": 1, "cents": 20_000},
+        "value_ratio": 0.25,
+    }
+    assert mine["declined"] == only_austin  # Boston's figures are in no total it sees
+    assert [(row["tenant_id"], row["declined"]) for row in mine["locations"]] == [
+        (str(A), only_austin)
+    ]
+    await stack.client.post("/dashboard/sign-out")
+    assert await sign_in(stack.client, "hq@example.com") == 303
+    every = await (await stack.client.get("/dashboard/api/summary?window=60")).json()
+    assert every["declined"]["followed_up"] == {"services": 7, "cents": 980_000}
+    assert every["declined"]["brought_back"] == {"services": 4, "cents": 620_000}
+    boston = await (await stack.client.get(f"/dashboard/api/summary?tenant={B}")).json()
+    assert boston["declined"]["brought_back"] == {"services": 3, "cents": 600_000}
 
 
 async def test_hq_sees_every_location_and_an_unknown_one_is_404(stack: Stack) -> None:

@@ -15,6 +15,7 @@ from services.common.kafka.lag import PartitionLag
 from services.ingest.adapters.lag_probe import LagProbe
 from services.ingest.adapters.webhook_stats_prometheus import RegistryWebhookMeter
 from services.ingest.domain.dashboard import (
+    DeclinedWork,
     LagReport,
     LeadCounts,
     TouchCounts,
@@ -155,6 +156,50 @@ def test_summary_counts_funnel_skip_rate_series_and_locations() -> None:
         window=win, tenant=b, names=names, leads=leads, touches=touches, webhooks={}, lag={}
     )
     assert [loc["name"] for loc in one["locations"]] == ["beta"] and one["tenant"] == str(b)
+
+
+def test_summary_shows_declined_work_brought_back_per_location_and_in_total() -> None:
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    win = Window.of(60, NOW)
+    leads = LeadCounts(
+        by_tenant={a: {"completed": 2}, b: {"new": 1}},
+        declined_by_tenant={
+            a: DeclinedWork(services=3, cents=120_000, revived_services=1, revived_cents=30_000),
+            b: DeclinedWork(services=1, cents=45_050),
+        },
+    )
+    names = {a: "Alpha", b: "Beta", c: "Gamma"}
+    out = build_summary(
+        window=win,
+        tenant=None,
+        names=names,
+        leads=leads,
+        touches=TouchCounts(),
+        webhooks={},
+        lag={},
+    )
+    assert out["declined"] == {
+        "followed_up": {"services": 4, "cents": 165_050},
+        "brought_back": {"services": 1, "cents": 30_000},
+        "value_ratio": 0.1818,
+    }
+    by_name = {loc["name"]: loc["declined"] for loc in out["locations"]}
+    assert by_name["Alpha"] == {
+        "followed_up": {"services": 3, "cents": 120_000},
+        "brought_back": {"services": 1, "cents": 30_000},
+        "value_ratio": 0.25,
+    }
+    assert by_name["Beta"]["brought_back"] == {"services": 0, "cents": 0}
+    assert by_name["Gamma"] == {  # no declined work: zeros, no ratio
+        "followed_up": {"services": 0, "cents": 0},
+        "brought_back": {"services": 0, "cents": 0},
+        "value_ratio": None,
+    }
+    empty = build_summary(
+        window=win, tenant=None, names=names, leads=LeadCounts(), touches=TouchCounts(),
+        webhooks={}, lag={},
+    )  # fmt: skip
+    assert empty["declined"]["followed_up"] == {"services": 0, "cents": 0}
 
 
 def test_lag_report_aggregates_partitions_per_group() -> None:

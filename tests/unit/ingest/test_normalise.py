@@ -141,6 +141,7 @@ def test_customer_update_has_no_lead_and_carries_the_customer() -> None:
         last_name="Smith",
         email="Jane.Smith@Example.com",
         phone="+12025550123",
+        preferred="sms",  # the record's preferredContactMethod "SMS"
     )
 
 
@@ -313,6 +314,7 @@ _records = st.fixed_dictionaries(
         | st.lists(st.just({"name": "s"}), min_size=99, max_size=102)
         | _any,
         "meta": st.fixed_dictionaries({}, optional={"version": _any}) | _any,
+        "appointmentDates": st.lists(_stamps | _any, max_size=3) | _any,
         "customer": _customers | _any,
         "firstName": _any,
         "emails": _entries | _any,
@@ -445,3 +447,12 @@ def test_a_website_phone_that_is_no_number_is_dropped_when_the_email_reaches_the
     event = website_event(TENANT, form, now=NOW, ids=LEAD_IDS, adjusted=adjusted)
     assert event.customer.phone is None and event.customer.email == "sam@example.com"
     assert adjusted == [("phone", "invalid_phone")]
+
+
+def test_an_orders_appointment_is_the_latest_readable_of_its_appointment_dates() -> None:
+    from services.ingest.domain.normalise import appointment_date
+
+    dates = ["2026-03-10T15:00:00Z", "not a date", 42, "2026-03-12T09:30:00-05:00", None]
+    assert appointment_date(dates) == datetime(2026, 3, 12, 14, 30, tzinfo=UTC)
+    assert appointment_date([]) is None and appointment_date("2026-03-10T15:00:00Z") is None
+    assert appointment_date(["2026-01-01T00:00:00Z"] * 10_000) is not None  # bounded, no error

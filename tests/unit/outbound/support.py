@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -104,10 +105,12 @@ def command(
     record_only: bool = False,
     at: datetime = OPEN_NOW,
     context: dict[str, Any] | None = None,
+    campaign: str | None = None,
 ) -> TouchPointCommand:
     lead = lead_id or uuid.uuid4()
     return TouchPointCommand(
-        command_id=command_id_for(lead, step, channel),
+        command_id=command_id_for(lead, step, channel, campaign),
+        campaign=campaign,
         tenant_id=tenant_id,
         lead_id=lead,
         step_index=step,
@@ -162,6 +165,9 @@ class InMemoryLedger:
         self.decided_consent: dict[uuid.UUID, ConsentRecord | None] = {}
         #: tests about other rules: a phone without a record counts as opted in
         self.default_sms_consent = default_sms_consent
+        #: tenants' timezones (the location's day of the campaign cap); tenants.timezone's
+        #: default otherwise
+        self.timezones: dict[uuid.UUID, str] = {}
 
     def _consent(self, channel: Channel, to: str | None) -> ConsentRecord | None:
         if to is None:
@@ -185,6 +191,8 @@ class InMemoryLedger:
         to: str | None,
         since: datetime,
         other: str | None = None,
+        campaign: str | None = None,
+        now: datetime | None = None,
     ) -> GateFacts:
         suppressed = to is not None and (
             (tenant, channel, to) in self.suppressions or (None, channel, to) in self.suppressions
@@ -200,7 +208,38 @@ class InMemoryLedger:
             and e.row.status in CAP_STATUSES
             and (e.decided_at or e.row.claimed_at) >= since
         )
+        other_channel = Channel.SMS if channel is Channel.EMAIL else Channel.EMAIL
+        at = now or datetime.now(UTC)
+        zone = ZoneInfo(self.timezones.get(tenant, "America/New_York"))
+        day_start = datetime.combine(at.astimezone(zone).date(), time(0), tzinfo=zone)
+
+        def same_customer(row: LedgerRow) -> bool:
+            return row.command_id != cid and (
+                (row.channel is channel and to is not None and row.recipient == to)
+                or (row.channel is other_channel and other is not None and row.recipient == other)
+            )
+
+        kind = (campaign or "nurture").split(":", 1)[0]
+        today = any(
+            same_customer(e.row)
+            and e.row.tenant_id == tenant
+            and e.row.status in CAP_STATUSES
+            and (e.row.campaign or "nurture").split(":", 1)[0] != kind
+            and (e.decided_at or e.row.claimed_at) >= day_start
+            for e in self.rows.values()
+        )
+        review = campaign == "review" and any(
+            same_customer(e.row)
+            and e.row.tenant_id == tenant
+            and e.row.lead_id != lead
+            and e.row.campaign == "review"
+            and e.row.status in CAP_STATUSES
+            and (e.decided_at or e.row.claimed_at) >= at - timedelta(days=90)
+            for e in self.rows.values()
+        )
         return GateFacts(
+            other_campaign_today=today,
+            review_recent=review,
             suppressed=suppressed,
             recent_sends=recent,
             lead_opted_out=(lead, channel) in self.lead_opt_outs,
@@ -229,6 +268,8 @@ class InMemoryLedger:
             recipient,
             cap_since,
             other_contact,
+            command.campaign,
+            now,
         )
         entry = self.rows.get(cid)
         if entry is None:
@@ -245,6 +286,7 @@ class InMemoryLedger:
                     due_at=command.due_at,
                     record_only=command.record_only,
                     attempts=1,
+                    campaign=command.campaign,
                 )
             )
             return Claimed(facts)
@@ -280,9 +322,19 @@ class InMemoryLedger:
         recipient: str | None,
         cap_since: datetime,
         other_contact: str | None = None,
+        campaign: str | None = None,
+        now: datetime | None = None,
     ) -> GateFacts:
         return self._facts(
-            command_id, tenant_id, lead_id, channel, recipient, cap_since, other_contact
+            command_id,
+            tenant_id,
+            lead_id,
+            channel,
+            recipient,
+            cap_since,
+            other_contact,
+            campaign,
+            now,
         )
 
     async def get(self, command_id: uuid.UUID) -> LedgerRow | None:

@@ -158,3 +158,63 @@ def test_any_failure_while_rendering_is_a_template_error() -> None:
             now=OPEN_NOW,
             validity_seconds=600,
         )
+
+
+def _campaign_templates() -> list[tuple[Channel, str]]:
+    """Every (channel, template) the sequencer's default campaign plans may emit: a step on
+    the preferred channel may go either way."""
+    from services.sequencer.domain.campaigns import DEFAULT_CAMPAIGNS, Campaign
+
+    out = set()
+    for campaign in Campaign:
+        for step in DEFAULT_CAMPAIGNS.of(campaign).steps:
+            channels = [step.channel] if step.channel else [Channel.EMAIL, Channel.SMS]
+            out |= {(channel, step.template) for channel in channels}
+    return sorted(out)
+
+
+CAMPAIGN_CONTEXT = {
+    "vehicle": "2019 Honda Civic",
+    "campaign": "declined",
+    "declined_services": ["Brake pads", "Cabin filter"],
+    "declined_cents": 32_050,
+    "appointment_at": "2026-03-12T14:30:00+00:00",
+}
+
+
+@pytest.mark.parametrize(("channel", "name"), _campaign_templates())
+def test_every_campaign_template_renders_with_its_facts_and_the_legal_parts(
+    channel: Channel, name: str
+) -> None:
+    cmd = command(channel=channel, template=name, campaign="declined", context=CAMPAIGN_CONTEXT)
+    tenant = tenant_profile(review_url="https://g.page/r/tint-world/review")
+    msg = renderer().render(cmd, tenant, now=OPEN_NOW, validity_seconds=60)
+    chat = f"https://chat.example.com/{cmd.lead_id}"
+    text = msg.text if isinstance(msg, EmailMessage) else msg.body
+    assert chat in text
+    if isinstance(msg, EmailMessage):
+        assert "1 Main St, Springfield, IL 62701" in msg.html and msg.unsubscribe_url in msg.html
+        assert "are a customer of Tint World Springfield" in msg.text
+    else:
+        assert "STOP" in msg.body and len(msg.body) <= 320
+    if name.startswith("declined"):
+        assert "Brake pads" in text
+    if name.startswith("review"):
+        assert "https://g.page/r/tint-world/review" in text
+    if name.startswith("appointment") and isinstance(msg, EmailMessage):
+        assert "Thu Mar 12 at 10:30 AM" in msg.text  # the location's time (New York)
+
+
+def test_a_review_request_without_a_review_url_links_the_chat() -> None:
+    cmd = command(template="review_request", campaign="review", context={"campaign": "review"})
+    msg = renderer().render(cmd, tenant_profile(), now=OPEN_NOW, validity_seconds=60)
+    assert isinstance(msg, EmailMessage)
+    assert msg.text.count(f"https://chat.example.com/{cmd.lead_id}") >= 2
+
+
+def test_campaign_facts_of_the_wrong_type_are_left_out_not_an_error() -> None:
+    """A command's context is JSON from the sequencer: odd values render as nothing."""
+    odd = {"declined_services": "Brakes", "declined_cents": True, "appointment_at": "soon"}
+    cmd = command(template="declined_email_first", campaign="declined", context=odd)
+    msg = renderer().render(cmd, tenant_profile(), now=OPEN_NOW, validity_seconds=60)
+    assert isinstance(msg, EmailMessage) and "the work we recommended" in msg.text

@@ -21,7 +21,15 @@ from schemas import (
     lead_id_for_form,
     lead_id_for_order,
 )
-from schemas.events import Customer, Operation, OrderSnapshot, OrderSource
+from schemas.events import (
+    Appointment,
+    Customer,
+    Operation,
+    OrderSnapshot,
+    OrderSource,
+    ServiceAuthorization,
+    ServiceLine,
+)
 from schemas.generate import rendered
 from services.common.errors import ContractError
 from services.common.kafka.codec import decode
@@ -102,7 +110,7 @@ _order_events = st.builds(
     tenant_id=st.uuids(),
     lead_id=st.none() | st.uuids(),
     source=st.sampled_from(OrderSource),
-    entity=st.sampled_from(["order", "customer", "website_form"]),
+    entity=st.sampled_from(["order", "customer", "website_form", "appointment"]),
     operation=st.sampled_from(Operation),
     occurred_at=_moments,
     ingested_at=_moments,
@@ -117,8 +125,30 @@ _order_events = st.builds(
         total_cents=st.integers(min_value=-(2**70), max_value=2**70),
         vehicle=_texts,
         services=st.lists(st.text(max_size=20), max_size=3),
+        service_lines=st.lists(
+            st.builds(
+                ServiceLine,
+                service_id=st.text(min_size=1, max_size=20),
+                name=_texts,
+                authorization=st.none() | st.sampled_from(ServiceAuthorization),
+                deferred=st.booleans(),
+                revived_from=st.none() | st.text(min_size=1, max_size=20),
+                total_cents=st.integers(min_value=0, max_value=2**63 - 1),
+            ),
+            max_size=3,
+        ),
         version=st.none() | st.integers(min_value=0, max_value=2**70),
         created_at=st.none() | _moments,
+    ),
+    appointment=st.none()
+    | st.builds(
+        Appointment,
+        appointment_id=st.text(min_size=1, max_size=20),
+        start_at=_moments,
+        end_at=st.none() | _moments,
+        cancelled=st.booleans(),
+        shopmonkey_reminder=st.booleans(),
+        version=st.none() | st.integers(min_value=0, max_value=2**70),
     ),
     customer=st.builds(
         Customer, email=_texts, phone=st.none() | st.text(max_size=32), first_name=_texts

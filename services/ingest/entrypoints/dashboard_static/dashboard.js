@@ -20,6 +20,13 @@
 
   const $ = (id) => document.getElementById(id);
   const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+  // cents → "$1,234.56" (whole dollars from $10,000 on: the figure, not the change)
+  const dollars = (cents) => {
+    if (cents === null || cents === undefined) return "–";
+    const d = Number(cents) / 100;
+    const digits = Math.abs(d) >= 10000 ? 0 : 2;
+    return "$" + d.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  };
   const pct = (r) => (r === null || r === undefined ? "–" : (r * 100).toFixed(1) + "%");
   const label = (s) => String(s).replace(/_/g, " ");
   const SHORT = { appointment_set: "appt set", completed: "completed" };
@@ -231,6 +238,31 @@
     }
   }
 
+  function drawDeclined(total, locations, scope) {
+    if (!total) return;
+    $("declined-scope").textContent = scope + " · every lead, not the window";
+    const f = total.followed_up, b = total.brought_back;
+    setKpi("declined-followed", fmt(f.services), dollars(f.cents) + " declined");
+    setKpi("declined-back", fmt(b.services), dollars(b.cents) + " revived on a later order", "good");
+    setKpi("declined-ratio", pct(total.value_ratio), `${dollars(b.cents)} of ${dollars(f.cents)}`);
+    const tbody = clear($("declined-locations"));
+    const rows = (locations || []).filter((loc) => loc.declined && loc.declined.followed_up.services);
+    if (!rows.length) {
+      tbody.appendChild(el("tr")).appendChild(el("td", { colspan: "6", class: "muted" }, "No declined work followed up yet"));
+      return;
+    }
+    for (const loc of rows) {
+      const d = loc.declined;
+      const tr = tbody.appendChild(el("tr", { "data-tenant": loc.tenant_id }));
+      tr.appendChild(el("td", { class: "name" }, loc.name));
+      tr.appendChild(el("td", { class: "num", "data-field": "followed" }, fmt(d.followed_up.services)));
+      tr.appendChild(el("td", { class: "num", "data-field": "followed-value" }, dollars(d.followed_up.cents)));
+      tr.appendChild(el("td", { class: "num", "data-field": "back" }, fmt(d.brought_back.services)));
+      tr.appendChild(el("td", { class: "num", "data-field": "back-value" }, dollars(d.brought_back.cents)));
+      tr.appendChild(el("td", { class: "num", "data-field": "ratio" }, pct(d.value_ratio)));
+    }
+  }
+
   function drawHealth(list, locations) {
     clear(list);
     const troubled = (locations || []).filter((loc) => loc.problems.length);
@@ -299,6 +331,7 @@
     drawLocations($("locations-head"), $("locations"), d.locations);
     drawDelivery($("delivery"), d.delivery);
     drawHealth($("health"), d.health);
+    drawDeclined(d.declined, d.locations, scope);
     syncTenants(d.tenants);
     showViewer(d.viewer);
   }

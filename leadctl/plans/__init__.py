@@ -1,0 +1,1 @@
+"""`leadctl plans show|set|diff`: a tenant's nurture plan and campaign plans, versioned."""

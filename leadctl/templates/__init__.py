@@ -1,0 +1,1 @@
+"""`leadctl templates preview`: what outbound would send a lead, rendered, never sent."""
