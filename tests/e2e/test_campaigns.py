@@ -109,7 +109,14 @@ class Orders:
         }
         if services is not None:
             data["services"] = services
-        return uuid.UUID(self._deliver("order", operation, data)["leadId"])
+
+        # a location added a moment ago: ingest learns of it when PostgreSQL's notification
+        # reaches its directory; until then the order is acknowledged unrouted (202 Ignored)
+        def routed() -> dict[str, Any] | None:
+            answer = self._deliver("order", operation, dict(data))
+            return answer if "leadId" in answer else None
+
+        return uuid.UUID(wait_for("ingest to route the order", routed, timeout=30)["leadId"])
 
     def appointment(
         self, appointment_id: str, order_id: str, operation: str, start: datetime
