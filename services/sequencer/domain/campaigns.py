@@ -278,6 +278,10 @@ def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if b is None or a <= b else b
 
 
+def latest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """One campaign run of a lead, active now: its id (the command ids' campaign part), its

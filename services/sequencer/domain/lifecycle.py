@@ -30,6 +30,7 @@ from services.sequencer.domain.campaigns import (
     CampaignFacts,
     DeclinedService,
     earliest,
+    latest,
 )
 from services.sequencer.domain.lead import (
     Customer,
@@ -79,10 +80,6 @@ def _facts(lead: Lead) -> CampaignFacts:
     """`lead.facts` made the clone's own, to be changed."""
     lead.facts = CampaignFacts() if lead.facts is None else lead.facts.copy()
     return lead.facts
-
-
-def _latest(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b > a else a
 
 
 def _order_facts(lead: Lead, event: OrderEvent, order: OrderSnapshot) -> None:
@@ -165,7 +162,7 @@ def customer_returned(lead: Lead, created_at: datetime, revived: set[str]) -> Le
         return lead
     out = clone(lead)
     facts = _facts(out)
-    facts.returned_at = _latest(facts.returned_at, at)
+    facts.returned_at = latest(facts.returned_at, at)
     facts.revived |= revived
     return out
 
@@ -352,7 +349,7 @@ def apply_contact(lead: Lead, signal: ContactSignal) -> Lead:
     if kind in ENGAGEMENT:
         _raise_stage(out, Stage.ENGAGED, ENGAGEMENT[kind])
         facts = _facts(out)
-        facts.engaged_at = _latest(facts.engaged_at, signal.occurred_at.astimezone(UTC))
+        facts.engaged_at = latest(facts.engaged_at, signal.occurred_at.astimezone(UTC))
     elif kind is SignalKind.QUALIFIED:
         _raise_stage(out, Stage.QUALIFIED, "qualified")
     elif kind is SignalKind.APPOINTMENT_BOOKED:

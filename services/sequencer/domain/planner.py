@@ -283,7 +283,7 @@ def _campaign_reemit_at(run: Run, step: CampaignStep, rec: StepRecord) -> dateti
         return None
     if rec.due is not None and rec.until <= rec.due:
         return None  # already re-emitted for this deferral
-    if run.plan.campaign is Campaign.APPOINTMENT and rec.until >= run.anchor:
+    if _after_start(run, rec.until):
         return None  # a reminder after the appointment began is no reminder
     if rec.until > run.anchor + step.after + _CAMPAIGN_DEFER_LIMIT:
         return None
@@ -320,8 +320,8 @@ def _evaluate_campaigns(
                 due = opening(channel, at, policy)
                 if due > now:
                     continue
-                if run.plan.campaign is Campaign.APPOINTMENT and max(due, now) >= run.anchor:
-                    continue  # a reminder once the appointment began is no reminder
+                if _after_start(run, max(due, now)):
+                    continue
                 out = _with_step(
                     out,
                     lead,
@@ -350,7 +350,7 @@ def _evaluate_campaigns(
             if due > now:
                 break  # the steps of a run go out in order
             late = now - due > run.plan.max_late
-            if run.plan.campaign is Campaign.APPOINTMENT and max(due, now) >= run.anchor:
+            if _after_start(run, max(due, now)):
                 new = StepRecord(StepStatus.MISSED, reason="after_start")
             elif late:
                 new = StepRecord(StepStatus.MISSED, reason="too_late")
@@ -363,6 +363,11 @@ def _evaluate_campaigns(
                 )
             out = _with_step(out, lead, run.run_id, index, new)
     return out, commands
+
+
+def _after_start(run: Run, at: datetime) -> bool:
+    """A reminder at `at` would come once its appointment began: it is no reminder."""
+    return run.plan.campaign is Campaign.APPOINTMENT and at >= run.anchor
 
 
 def _with_step(out: Lead, lead: Lead, run_id: str, index: int, rec: StepRecord) -> Lead:

@@ -22,6 +22,9 @@ from schemas.events import (
     TouchPointOutcome,
 )
 from services.common.kafka.dlq import DeadLetter
+from services.sequencer.domain.lead import Lead
+from services.sequencer.ports import CustomerIndex
+from services.sequencer.service_layer.sequencer import Sequencer
 from tests.support.deployment_secrets import LEAD_IDS
 
 T0 = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York
@@ -134,3 +137,55 @@ def signal(
         occurred_at=at,
         source="test",
     )
+
+
+class MemoryLeads:
+    """The lead table (`LeadStore`) in a dict."""
+
+    def __init__(self) -> None:
+        self.data: dict[uuid.UUID, Lead] = {}
+
+    def get(self, lead_id: uuid.UUID) -> Lead | None:
+        return self.data.get(lead_id)
+
+    def put(self, lead: Lead, due: datetime | None) -> None:
+        self.data[lead.lead_id] = lead
+
+
+class NoCustomers:
+    """A customer index that knows no customer."""
+
+    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
+        return []
+
+    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None:
+        return None
+
+
+class MemoryCustomers:
+    """The customer index (`CustomerIndex`) in a dict."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
+
+    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
+        return list(self.index.get((tenant_id, customer_id), []))
+
+    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None:
+        self.index.setdefault((tenant_id, customer_id), []).append(lead_id)
+
+
+class NoSchedule:
+    def schedule(self, lead_id: uuid.UUID, at: datetime) -> None:
+        return None
+
+
+def build_sequencer(
+    customers: CustomerIndex | None = None,
+) -> tuple[Sequencer, MemoryLeads, FakeOutbox]:
+    """A `Sequencer` over memory fakes (no customer known unless `customers` says)."""
+    leads, outbox = MemoryLeads(), FakeOutbox()
+    seq = Sequencer(
+        leads=leads, customers=customers or NoCustomers(), outbox=outbox, schedule=NoSchedule()
+    )
+    return seq, leads, outbox

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -48,9 +47,8 @@ from services.sequencer.domain.lifecycle import (
 )
 from services.sequencer.domain.plan import DEFAULT_PLAN
 from services.sequencer.domain.planner import DueCommand, evaluate, next_due, opening
-from services.sequencer.service_layer.sequencer import Sequencer
 from tests.support.deployment_secrets import LEAD_IDS
-from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, signal
+from tests.unit.sequencer.support import T0, TENANT, MemoryCustomers, build_sequencer, order, signal
 
 POLICY = SendWindowPolicy.for_location(timezone="America/New_York")
 POLICY_ZONE = ZoneInfo("America/New_York")
@@ -121,7 +119,7 @@ def test_deferred_work_counts_and_work_excluded_from_the_deferred_list_does_not(
 def test_a_revived_service_or_a_returning_customer_stops_declined_work() -> None:
     """Through the sequencer: the customer's later order (found by the customer index)
     revives the declined service, and nothing more of that campaign goes out."""
-    seq, leads, outbox = build()
+    seq, leads, outbox = build_sequencer(MemoryCustomers())
     first = invoiced("o-1", service_lines=[declined()])
     seq.on_order(order("o-1", at=T0), CONFIG, T0)
     seq.on_order(first, CONFIG, T0)
@@ -166,7 +164,7 @@ def test_the_snapshot_counts_declined_work_and_what_a_later_order_brought_back()
 
 
 def test_a_revival_through_the_sequencer_emits_a_lead_change_with_the_figures() -> None:
-    seq, _, outbox = build()
+    seq, _, outbox = build_sequencer(MemoryCustomers())
     seq.on_order(order("o-1", at=T0), CONFIG, T0)
     seq.on_order(invoiced("o-1", service_lines=[declined()]), CONFIG, T0)
     assert outbox.changes[-1].lead.declined_cents == 32_000
@@ -412,41 +410,8 @@ CONFIG = dataclasses.replace(
 )
 
 
-class Leads:
-    def __init__(self) -> None:
-        self.data: dict[uuid.UUID, Lead] = {}
-
-    def get(self, lead_id: uuid.UUID) -> Lead | None:
-        return self.data.get(lead_id)
-
-    def put(self, lead: Lead, due: datetime | None) -> None:
-        self.data[lead.lead_id] = lead
-
-
-class Customers:
-    def __init__(self) -> None:
-        self.index: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
-
-    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
-        return list(self.index.get((tenant_id, customer_id), []))
-
-    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None:
-        self.index.setdefault((tenant_id, customer_id), []).append(lead_id)
-
-
-class NoSchedule:
-    def schedule(self, lead_id: uuid.UUID, at: datetime) -> None:
-        return None
-
-
-def build() -> tuple[Sequencer, Leads, FakeOutbox]:
-    leads, outbox = Leads(), FakeOutbox()
-    seq = Sequencer(leads=leads, customers=Customers(), outbox=outbox, schedule=NoSchedule())
-    return seq, leads, outbox
-
-
 def test_an_appointment_of_an_order_never_seen_is_ignored_not_a_lead() -> None:
-    seq, leads, _ = build()
+    seq, leads, _ = build_sequencer(MemoryCustomers())
     result = seq.on_order(appointment(T0 + DAY, version=1), CONFIG, T0)
     assert result.ignored == "unknown_lead" and not leads.data
 
@@ -514,7 +479,7 @@ def test_an_appointment_does_not_move_what_the_lead_shows() -> None:
     """Read before its order's lead existed, an appointment is ignored live but applied in a
     replay (the lead exists by then): so it moves nothing the read model shows, updated_at
     included, or a replay would change the lead (the full-replay e2e caught it)."""
-    seq, leads, outbox = build()
+    seq, leads, outbox = build_sequencer(MemoryCustomers())
     first = order(at=T0)
     seq.on_order(first, CONFIG, T0)
     assert first.lead_id is not None

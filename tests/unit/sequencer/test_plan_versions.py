@@ -17,8 +17,7 @@ from services.sequencer.domain.lifecycle import apply_order
 from services.sequencer.domain.plan import DEFAULT_PLAN, TenantConfig, in_force, parse_plan
 from services.sequencer.domain.planner import evaluate, next_due
 from services.sequencer.domain.replay import ReplayContext
-from services.sequencer.service_layer.sequencer import Sequencer
-from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order
+from tests.unit.sequencer.support import T0, TENANT, build_sequencer, order
 
 DAY = timedelta(days=1)
 
@@ -57,39 +56,9 @@ def config(
     )
 
 
-class Leads:
-    def __init__(self) -> None:
-        self.data: dict[uuid.UUID, Lead] = {}
-
-    def get(self, lead_id: uuid.UUID) -> Lead | None:
-        return self.data.get(lead_id)
-
-    def put(self, lead: Lead, due: datetime | None) -> None:
-        self.data[lead.lead_id] = lead
-
-
-class Customers:
-    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
-        return []
-
-    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None:
-        return None
-
-
-class NoSchedule:
-    def schedule(self, lead_id: uuid.UUID, at: datetime) -> None:
-        return None
-
-
 def created(event: OrderEvent, at: datetime) -> OrderEvent:
     assert event.order is not None
     return event.model_copy(update={"order": event.order.model_copy(update={"created_at": at})})
-
-
-def build() -> tuple[Sequencer, Leads, FakeOutbox]:
-    leads, outbox = Leads(), FakeOutbox()
-    seq = Sequencer(leads=leads, customers=Customers(), outbox=outbox, schedule=NoSchedule())
-    return seq, leads, outbox
 
 
 # the version in force at an instant ---------------------------------------------------------
@@ -145,7 +114,7 @@ def test_an_invalid_stored_version_is_the_default_plan_or_the_campaign_off() -> 
 
 # the sequencer ------------------------------------------------------------------------------
 def test_a_replayed_event_gets_the_nurture_plan_version_in_force_at_its_time() -> None:
-    seq, _, outbox = build()
+    seq, _, outbox = build_sequencer()
     v1, v2 = nurture("nurture_email_welcome"), nurture("estimate_checkin")
     then = config([("nurture", T0 - 10 * DAY, v1)], nurture_plan=v1)
     event = order(at=T0)
@@ -172,7 +141,7 @@ def test_a_replayed_event_gets_the_nurture_plan_version_in_force_at_its_time() -
 
 
 def test_the_due_timer_plans_with_the_version_of_the_leads_creation() -> None:
-    seq, _, outbox = build()
+    seq, _, outbox = build_sequencer()
     two_steps = nurture("nurture_email_welcome")
     two_steps["steps"].append({"after_minutes": 120, "channel": "sms", "template": "sms_a"})
     changed = nurture("estimate_checkin")

@@ -5,53 +5,27 @@ an older lead only stamped and re-applied, nothing logical changed → no LeadCh
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from schemas.base import Channel
 from schemas.events import OutcomeStatus
 from services.common.domain.replay import ReplayRun
 from services.sequencer.adapters.tenant_directory import StaticDirectory
-from services.sequencer.domain.lead import Lead
 from services.sequencer.domain.replay import ReplayContext
-from services.sequencer.service_layer.sequencer import Sequencer
-from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome
-
-
-class Leads:
-    def __init__(self) -> None:
-        self.data: dict[uuid.UUID, Lead] = {}
-
-    def get(self, lead_id: uuid.UUID) -> Lead | None:
-        return self.data.get(lead_id)
-
-    def put(self, lead: Lead, due: datetime | None) -> None:
-        self.data[lead.lead_id] = lead
-
-
-class Customers:
-    def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
-        return []
-
-    def add(self, tenant_id: uuid.UUID, customer_id: str, lead_id: uuid.UUID) -> None:
-        return None
-
-
-class NoSchedule:
-    def schedule(self, lead_id: uuid.UUID, at: datetime) -> None:
-        return None
-
-
-def build() -> tuple[Sequencer, Leads, FakeOutbox]:
-    leads, outbox = Leads(), FakeOutbox()
-    seq = Sequencer(leads=leads, customers=Customers(), outbox=outbox, schedule=NoSchedule())
-    return seq, leads, outbox
-
+from tests.unit.sequencer.support import (
+    T0,
+    TENANT,
+    NoCustomers,
+    build_sequencer,
+    order,
+    outcome,
+)
 
 CONFIG = StaticDirectory("America/New_York").get(TENANT)
 
 
 def test_replayed_order_resets_a_recent_lead_and_reemits_record_only() -> None:
-    seq, leads, outbox = build()
+    seq, leads, outbox = build_sequencer()
     event = order()
     assert event.lead_id is not None
     seq.on_order(event, CONFIG, T0)
@@ -79,7 +53,7 @@ def test_replayed_order_resets_a_recent_lead_and_reemits_record_only() -> None:
 def test_a_replayed_outcome_read_before_the_order_event_does_not_prevent_the_reset() -> None:
     """Outcomes and orders are different topics, read in no fixed order during a replay: the
     lead is re-derived from its order event either way, and only once."""
-    seq, leads, outbox = build()
+    seq, leads, outbox = build_sequencer()
     event = order()
     assert event.lead_id is not None
     seq.on_order(event, CONFIG, T0)
@@ -97,7 +71,7 @@ def test_a_replayed_outcome_read_before_the_order_event_does_not_prevent_the_res
 
 
 def test_replayed_order_of_an_older_lead_is_only_stamped_and_changes_nothing() -> None:
-    seq, leads, outbox = build()
+    seq, leads, outbox = build_sequencer()
     event = order()
     assert event.lead_id is not None
     seq.on_order(event, CONFIG, T0)
@@ -126,12 +100,11 @@ def test_a_customer_event_that_changes_nothing_a_lead_shows_leaves_its_updated_a
     lead_id = order().lead_id
     assert lead_id is not None
 
-    class Known(Customers):
+    class Known(NoCustomers):
         def leads_of(self, tenant_id: uuid.UUID, customer_id: str) -> list[uuid.UUID]:
             return [lead_id]
 
-    leads, outbox = Leads(), FakeOutbox()
-    seq = Sequencer(leads=leads, customers=Known(), outbox=outbox, schedule=NoSchedule())
+    seq, leads, _ = build_sequencer(Known())
     seq.on_order(order(at=T0), CONFIG, T0)
     created = leads.data[lead_id].updated_at
     later = T0 + timedelta(hours=20)
