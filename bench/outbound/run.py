@@ -91,7 +91,7 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 def prepare_database() -> str:
     url = migrated_database(BENCH_DB)
     with psycopg.connect(url, autocommit=True) as conn:  # every run starts from empty tables
-        conn.execute("TRUNCATE job_executions, suppressions")
+        conn.execute("TRUNCATE job_executions, suppressions, source_consent")
         conn.execute("DELETE FROM tenants WHERE name LIKE 'bench %'")
     return url
 
@@ -122,6 +122,22 @@ AREA_CODES = (202, 206, 212, 303, 305, 312, 404, 415, 512, 617)
 def bench_phone(i: int) -> str:
     """Lead i's number, distinct for the first 100,000 leads."""
     return f"+1{AREA_CODES[(i // 10_000) % len(AREA_CODES)]}555{i % 10_000:04d}"
+
+
+def add_sms_consent(url: str, n: int, tenants: list[uuid.UUID]) -> None:
+    """Lead i's number opted in to texts at its tenant's company, as ingest records it from a
+    Shopmonkey customer (the gate sends no SMS without it: `sms_no_consent`)."""
+    companies = {tid: f"co_{i}" for i, tid in enumerate(tenants)}
+    rows = [
+        (companies[tenants[i % len(tenants)]], bench_phone(i), datetime.now(UTC)) for i in range(n)
+    ]
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO source_consent (company_id, channel, contact, source, opted_in,"
+            " line_type, changed_at, event_key) VALUES (%s, 'sms', %s, 'shopmonkey', true,"
+            " 'mobile', %s, 'bench') ON CONFLICT DO NOTHING",
+            rows,
+        )
 
 
 def make_commands(
@@ -404,6 +420,7 @@ def main() -> None:
 
     url = prepare_database()
     tenants = add_tenants(url, TENANTS)
+    add_sms_consent(url, n, tenants)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     sg_port, tw_port = free_port(), free_port()
     fakes = [
