@@ -52,13 +52,26 @@ def write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def seed_history(world: World, orders_per_tenant: int, history: timedelta) -> None:
-    """Orders created over the past `history` at each location, before the simulator started."""
+def seed_history(
+    world: World, orders_per_tenant: int, history: timedelta, progress: float = 0.0
+) -> None:
+    """Orders created over the past `history` at each location, before the simulator started.
+    `progress`: the share of them that moved on just before it started, half invoiced and
+    paid (their declined services deferred), half authorized with an appointment booked."""
     now = datetime.now(UTC)
     for location in world.locations:
+        company = location.company
         for _ in range(orders_per_tenant):
             created = now - history * world.rng.random()
-            world.create_order(location.company, created_at=created, location=location)
+            order = world.create_order(company, created_at=created, location=location)
+            # (drawn only when asked for: other runs keep their sequences of records)
+            roll = world.campaign_rng.random() if progress else 1.0
+            if roll < progress / 2:
+                while not order["paid"]:
+                    order, _ = world.advance_order(company, order["id"])
+            elif roll < progress:
+                world.advance_order(company, order["id"])  # authorized
+                world.create_appointment(company, order["id"])
 
 
 async def add_simulated(
@@ -91,13 +104,36 @@ async def add_simulated(
     return record
 
 
-async def provision_tenants(world: World, timezone: str = "America/New_York") -> None:
-    """Insert each simulated company (key, secret) and its locations as tenants; what already
-    exists is kept."""
+def read_campaigns(path: Path) -> dict[str, Any]:
+    """The --campaigns document, checked as the sequencer would parse it (an invalid one would
+    turn every campaign of the tenants off)."""
+    from services.sequencer.domain.campaigns import CampaignPlanError, parse_campaigns
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(f"{path}: {e}", param_hint="--campaigns") from None
+    if not isinstance(doc, dict):
+        raise click.BadParameter(f"{path}: not a JSON object", param_hint="--campaigns")
+    try:
+        parse_campaigns({k: v for k, v in doc.items() if k != "review_url"})
+    except CampaignPlanError as e:
+        raise click.BadParameter(f"{path}: {e}", param_hint="--campaigns") from None
+    return doc
+
+
+async def provision_tenants(
+    world: World,
+    timezone: str = "America/New_York",
+    campaigns: dict[str, Any] | None = None,
+) -> None:
+    """Insert each simulated company (key, secret) and its locations as tenants, with
+    `campaigns` (`tenants.campaign_plans`, and `review_url` if the document has one) when
+    given; what already exists is kept."""
     from sqlalchemy.exc import IntegrityError
 
     from services.common.db.engine import async_engine
-    from services.common.db.tenants import get_tenant
+    from services.common.db.tenants import get_tenant, set_campaigns
     from services.common.settings import (
         CommonSettings,
         SecretsEncryptionSettings,
@@ -123,6 +159,14 @@ async def provision_tenants(world: World, timezone: str = "America/New_York") ->
                         postal_address=f"{location.name}, 1 Simulated Way, Springfield, IL",
                         timezone=timezone,
                     )
+                    if campaigns is not None:
+                        plans = {k: v for k, v in campaigns.items() if k != "review_url"}
+                        await set_campaigns(
+                            conn,
+                            tenant_id=location.tenant_id,
+                            plans=plans,
+                            review_url=campaigns.get("review_url"),
+                        )
                 except IntegrityError:
                     log.warning("tenant for %s exists under another id", location.location_id)
                     continue
@@ -213,6 +257,15 @@ async def serve(
     "poller finds them).",
 )
 @click.option(
+    "--history-progress",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of the history orders that moved on by now: half invoiced and paid (declined "
+    "services deferred), half authorized with an appointment booked. The campaigns after "
+    "an estimate have work from the start.",
+)
+@click.option(
     "--rate",
     type=float,
     default=0.0,
@@ -265,6 +318,16 @@ async def serve(
     help="IANA zone of the --provision'ed tenants (their send windows are local to it).",
 )
 @click.option(
+    "--campaigns",
+    "campaigns_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="With --provision: a JSON file of the new tenants' campaign plans, as "
+    '`tenants.campaign_plans` holds them ({"declined": {"steps": [...]}, ...}), plus an '
+    'optional "review_url". Set before the first webhook goes out, so every event of the '
+    "run sees them.",
+)
+@click.option(
     "--state-file",
     "--tenants-file",
     "state_file",
@@ -284,6 +347,7 @@ def main(
     run_seed: int | None,
     orders: int,
     history_hours: float,
+    history_progress: float,
     rate: float,
     webhook_url: str | None,
     drop_rate: float,
@@ -292,6 +356,7 @@ def main(
     demo_story: bool,
     provision: bool,
     timezone: str,
+    campaigns_file: Path | None,
     state_file: Path | None,
 ) -> None:
     """Run a Shopmonkey v3 simulator (API subset + signed webhooks) for tests and demos."""
@@ -317,7 +382,10 @@ def main(
         demo_phone=demo_phone.strip() or None,
         run_seed=run_seed,
     )
-    seed_history(world, orders, timedelta(hours=history_hours))
+    seed_history(world, orders, timedelta(hours=history_hours), history_progress)
+    campaigns = read_campaigns(campaigns_file) if campaigns_file else None
+    if campaigns is not None and not provision:
+        raise click.BadParameter("only with --provision", param_hint="--campaigns")
     sender = (
         WebhookSender(delivery_url(webhook_url), drop_rate=drop_rate, seed=seed)
         if webhook_url
@@ -326,7 +394,7 @@ def main(
 
     async def go() -> None:
         if provision:
-            await provision_tenants(world, timezone)
+            await provision_tenants(world, timezone, campaigns)
         await serve(
             host=host,
             port=port,

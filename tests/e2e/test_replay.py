@@ -4,13 +4,17 @@
    webhooks), with outbound sending to the fake SendGrid/Twilio;
 2. a full replay from the beginning with `--execute` (the CLI rewinds the stopped sequencer's
    group, the restarted sequencer replays, the CLI follows and summarises) → the `leads`
-   table is identical and the fakes received zero new requests;
+   table is identical and the fakes received zero new requests. The tenants run every
+   campaign (declined work, review requests, appointment reminders; plans in minutes) and
+   part of the day's orders were paid or booked, so the replay re-derives campaign runs
+   as well as the estimate nurture;
 3. a replay of one tenant → every other tenant's rows are untouched (byte for byte, including
    `version` and `projected_at`), and again nothing reaches a provider.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +29,29 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1200
 
 TENANTS = 20
 TRAFFIC_SECONDS = 40
+#: Every campaign on, its first message at once (the day's paid orders and bookings get theirs
+#: before the snapshot, so a replay could send them again), the next ones minutes later.
+CAMPAIGNS = {
+    "declined": {
+        "steps": [
+            {"after_minutes": 0, "channel": "email", "template": "declined_email_first"},
+            {"after_minutes": 3, "channel": "sms", "template": "declined_sms_second"},
+        ]
+    },
+    "review": {
+        "steps": [
+            {"after_minutes": 0, "channel": "preferred", "template": "review_request"},
+            {"after_minutes": 4, "channel": "preferred", "template": "review_reminder"},
+        ]
+    },
+    "appointment": {
+        "steps": [
+            {"after_minutes": -7 * 24 * 60, "channel": "email", "template": "appointment_reminder"}
+        ],
+        "max_late_minutes": 7 * 24 * 60,
+    },
+    "review_url": "https://reviews.example.com/e2e-shop",
+}
 
 
 def _comparable(leads: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -71,7 +98,7 @@ def _stop_sequencer(stack: Stack) -> None:
     stack.wait(lambda: not stack.sequencer_active(), 60, "the sequencer to leave its group")
 
 
-def _simulated_day(stack: Stack, tmp_path: Path) -> list[str]:
+def _simulated_day(stack: Stack, tmp_path: Path, *campaign_options: str) -> list[str]:
     stack.start("sendgrid", "simulate", "sendgrid", "--port", str(stack.ports["sendgrid"]))
     stack.start("twilio", "simulate", "twilio", "--port", str(stack.ports["twilio"]))
     stack.start("ingest")
@@ -101,6 +128,7 @@ def _simulated_day(stack: Stack, tmp_path: Path) -> list[str]:
         # whatever the hour CI runs at (the default zone's evening defers every email)
         "--timezone",
         tz_at_local_hour(12),
+        *campaign_options,
     )
     started = time.monotonic()
     poller = stack.start("poller", "poller", "--once")  # the day's history (24 h)
@@ -149,6 +177,17 @@ def _assert_nothing_sent_again(
     return first_sends
 
 
+def _campaign_sends(stack: Stack, tenants: set[str]) -> dict[tuple[str, str], int]:
+    """How many of the tenants' campaign touch points the ledger holds, by (campaign kind,
+    status): `appointment:ap-1@…` counts as `appointment`."""
+    rows = stack.rows(
+        "SELECT split_part(campaign, ':', 1) AS kind, status, count(*) AS n FROM job_executions"
+        " WHERE campaign IS NOT NULL AND tenant_id = ANY(%s) GROUP BY 1, 2",
+        [uuid.UUID(t) for t in tenants],
+    )
+    return {(r["kind"], r["status"]): r["n"] for r in rows}
+
+
 def _without(leads: dict[str, dict[str, Any]], gone: set[str]) -> dict[str, dict[str, Any]]:
     """The leads but those with a touch point of their own since the snapshot (a step that
     fell due: its send and delivery move the lead, whatever the replay does)."""
@@ -158,7 +197,22 @@ def _without(leads: dict[str, dict[str, Any]], gone: set[str]) -> dict[str, dict
 def test_full_replay_changes_no_lead_and_sends_nothing(  # type: ignore[no-untyped-def]
     stack: Stack, tmp_path: Path
 ) -> None:
-    tenants = set(_simulated_day(stack, tmp_path))
+    plans = tmp_path / "campaigns.json"
+    plans.write_text(json.dumps(CAMPAIGNS))
+    # the day's whitelisted customers share one address and number: with the caps, one
+    # message a day would go to them and every campaign but one would be skipped or wait
+    stack.env |= {"CAMPAIGN_CAP": "false", "FREQUENCY_CAP_EMAIL": "0", "FREQUENCY_CAP_SMS": "0"}
+    tenants = set(
+        _simulated_day(
+            stack,
+            tmp_path,
+            "--campaigns",
+            str(plans),
+            "--history-progress",
+            "0.6",
+            "--demo-story",
+        )
+    )
 
     def leads() -> dict[str, dict[str, Any]]:  # this run's (the database is per session)
         return {k: r for k, r in stack.leads().items() if str(r["tenant_id"]) in tenants}
@@ -167,6 +221,11 @@ def test_full_replay_changes_no_lead_and_sends_nothing(  # type: ignore[no-untyp
     assert len({r["tenant_id"] for r in before.values()}) == TENANTS, stack.tails()
     requests_before, sent_before = _requests(stack), _sent(stack)
     assert requests_before > 0, "the day sent nothing: the test could not see a re-send"
+    campaigns = _campaign_sends(stack, tenants)
+    print(f"the day's campaign touch points by (campaign, status): {campaigns}")
+    assert {"declined", "review", "appointment"} <= {c for c, s in campaigns if s == "sent"}, (
+        "a campaign sent nothing in the day: the test could not see it sent again"
+    )
 
     _stop_sequencer(stack)
     replay = stack.start(

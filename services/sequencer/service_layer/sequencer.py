@@ -140,11 +140,6 @@ class Sequencer:
                 return self._commit(prior, before, "replay", config, now, replay)
             return Result(duplicate=True)
         after = apply_appointment(before, event)
-        if visible(after) == visible(before):
-            # nothing the lead shows changed: its updated_at stays. An appointment read before
-            # its order's lead existed is ignored live but applied in a replay (the lead exists
-            # by then), and a replay changes no lead (as `_on_customer`).
-            after.updated_at = before.updated_at
         return self._commit(prior, after, f"appointment_{event.operation}", config, now, replay)
 
     def _replay_touch(
@@ -179,12 +174,6 @@ class Sequencer:
             if before is None or is_duplicate(before, event.event_id):
                 continue
             after = apply_order(before, event)
-            if visible(after) == visible(before):
-                # nothing this lead shows changed: its updated_at stays. Else a customer event
-                # read before the lead existed (the customer index then had no such lead) but
-                # applied in a replay (the index knows it now) would move it, and a replay
-                # changes no lead.
-                after.updated_at = before.updated_at
             done = self._commit(before, after, "customer_updated", config, now, replay)
             total.leads_changed += done.leads_changed
             total.commands += done.commands
@@ -262,11 +251,27 @@ class Sequencer:
         now: datetime,
         replay: ReplayContext | None,
     ) -> Result:
+        """Store `after` (evaluated: its commands emitted, its next due time scheduled) and
+        publish it when what it shows changed.
+
+        `updated_at` moves only with what the lead shows. A change nobody sees (a campaign
+        fact: paid, an appointment, a customer's unchanged name) is not published, so moving
+        it would leave the read model behind the table, and the next visible change, which a
+        replay reads in another order across topics (an outcome after the payment rather
+        than before), would publish it: the replay would change the lead. Likewise for an
+        appointment or customer event read before its lead existed, ignored live and applied
+        in a replay."""
         # the versions in force at event time: the lead's creation, each campaign run's anchor
         plan = config.plan_at(after.created_at)
         history = config.campaign_history
         ev = evaluate(after, plan, config.policy, now, config.campaigns, history)
         lead = ev.lead
+        if (
+            before is not None
+            and lead.updated_at != before.updated_at
+            and visible(lead) == visible(before)
+        ):
+            lead = lead.copy(updated_at=before.updated_at)
         if before is not None and lead == before:
             return Result(unchanged=True)
         result = Result(commands=len(ev.commands))

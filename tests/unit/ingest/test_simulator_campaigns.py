@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import click
+import pytest
 
+from fakes.shopmonkey.cli import read_campaigns, seed_history
 from fakes.shopmonkey.data import World
 from fakes.shopmonkey.server import Simulator
 
@@ -95,3 +99,43 @@ async def test_services_and_appointments_over_http_and_as_webhooks() -> None:
     assert received[0]["data"]["sendReminder"] is True
     assert received[1]["diff"] == ["startDate", "endDate", "updatedDate"]
     assert received[2]["data"]["cancelationNote"]
+
+
+def test_history_progress_pays_or_books_a_share_and_leaves_other_runs_alone() -> None:
+    """`--history-progress`: half the moved orders are paid (declined work deferred), half
+    authorized with an appointment; without it, the history is the one it always was."""
+    world = World(seed=5, tenants=2)
+    seed_history(world, 40, timedelta(hours=24), progress=0.5)
+    orders = [o for c in world.companies for o in c.orders.values()]
+    paid = [o for o in orders if o["paid"]]
+    booked = {a["orderId"] for c in world.companies for a in c.appointments.values()}
+    assert paid and booked and not booked & {o["id"] for o in paid}
+    assert 0.3 < (len(paid) + len(booked)) / len(orders) < 0.7
+    assert all(o["status"] == "Invoice" and o["invoiced"] for o in paid)
+    plain, before = World(seed=5, tenants=2), World(seed=5, tenants=2)
+    seed_history(plain, 40, timedelta(hours=24))
+    assert not any(o["paid"] or o["authorized"] for c in plain.companies for o in c.orders.values())
+    for location in before.locations:  # the history as it was made before the option
+        for _ in range(40):
+            before.rng.random()
+            before.create_order(location.company, location=location)
+    # no other draw: the services and appointments of a run without the option stay the same
+    assert plain.campaign_rng.getstate() == before.campaign_rng.getstate()
+    assert plain.rng.getstate() == before.rng.getstate()
+
+
+def test_campaigns_file_is_checked_as_the_sequencer_parses_it(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"review": {"enabled": True}, "review_url": "https://r.example"}))
+    assert read_campaigns(good)["review_url"] == "https://r.example"
+    for name, text in (
+        ("bad.json", "{not json"),
+        ("list.json", "[]"),
+        ("unknown.json", json.dumps({"reviews": {"enabled": True}})),
+        ("offset.json", json.dumps({"declined": {"steps": [{"after_minutes": -1}]}})),
+    ):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(click.BadParameter) as err:
+            read_campaigns(path)
+        assert name in str(err.value)

@@ -48,11 +48,20 @@ from services.sequencer.domain.lifecycle import (
 from services.sequencer.domain.plan import DEFAULT_PLAN
 from services.sequencer.domain.planner import DueCommand, evaluate, next_due, opening
 from tests.support.deployment_secrets import LEAD_IDS
-from tests.unit.sequencer.support import T0, TENANT, MemoryCustomers, build_sequencer, order, signal
+from tests.unit.sequencer.support import (
+    T0,
+    TENANT,
+    MemoryCustomers,
+    build_sequencer,
+    order,
+    outcome,
+    signal,
+)
 
 POLICY = SendWindowPolicy.for_location(timezone="America/New_York")
 POLICY_ZONE = ZoneInfo("America/New_York")
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 
 
 def declined(service_id: str = "svc-brakes", **more: object) -> ServiceLine:
@@ -489,3 +498,30 @@ def test_an_appointment_does_not_move_what_the_lead_shows() -> None:
     lead = leads.data[first.lead_id]
     assert lead.updated_at == shown and len(outbox.changes) == changes
     assert lead.facts is not None and "ap-1" in lead.facts.appointments
+
+
+def test_what_the_lead_shows_does_not_depend_on_when_an_outcome_arrives() -> None:
+    """A payment after the invoice changes nothing the lead shows (a campaign fact only). Live,
+    the welcome email's outcome came before the payment; a replay reads outcomes from their
+    own topic and may apply it after. Both orders end with the same published lead, and the
+    lead table agrees with it (the full-replay e2e with campaigns on caught updated_at moved
+    to the payment's time)."""
+    published = []
+    for outcome_first in (True, False):
+        seq, leads, outbox = build_sequencer(MemoryCustomers())
+        first = order(at=T0)
+        lead_id = first.lead_id
+        assert lead_id is not None
+        sent = outcome(lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT, at=T0 + timedelta(seconds=1))
+        paid = order(at=T0 + 2 * HOUR, version=3, status="Invoice", invoiced=True, paid=True)
+        seq.on_order(first, CONFIG, T0)
+        seq.on_order(invoiced(at=T0 + HOUR), CONFIG, T0 + HOUR)
+        for step in (sent, paid) if outcome_first else (paid, sent):
+            if isinstance(step, OrderEvent):
+                seq.on_order(step, CONFIG, T0 + 2 * HOUR)
+            else:
+                seq.on_outcome(step, CONFIG, T0 + 2 * HOUR)
+        last = outbox.changes[-1].lead
+        assert last.updated_at == leads.data[lead_id].updated_at == T0 + HOUR
+        published.append(last.model_dump(exclude={"version"}))
+    assert published[0] == published[1]
