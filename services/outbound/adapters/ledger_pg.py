@@ -1,8 +1,16 @@
 """The send ledger on PostgreSQL (`job_executions`), over a psycopg 3 async pool.
 
 Every statement is one autocommitted round trip; the claim also reads the recipient's gate
-facts (suppression, recent sends) in the same statement, so the hot path is two round trips:
+facts (suppression, recent sends) in the same statement, so the hot path is two statements:
 claim, then finish.
+
+Claims to one customer are serialised. Two claims at the same instant (two locations of a
+company: different partitions, often different workers) would each read the facts before the
+other's row exists, and both pass the caps. So a claim first takes a transaction lock per
+contact of the customer (its address and number, within the company), then claims: its facts
+are read after the lock, so they count any claim that held it before. The lock, the claim and
+its commit are pipelined (two round trips); a replay's record-only claim sends nothing and
+takes no lock.
 
 The gate facts also carry the consent the source recorded for the recipient on the channel
 (`source_consent`, read here at decision time, so a consent change ingest stored before it
@@ -24,6 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -120,6 +129,16 @@ SELECT EXISTS (SELECT 1 FROM ins) AS claimed, {_FACTS}, {_ROW}
 FROM company LEFT JOIN job_executions j ON j.command_id = %(command_id)s
 """
 FACTS_SQL = f"WITH {_COMPANY} SELECT {_FACTS} FROM company"
+#: One lock per contact of the customer within the company (taken in a fixed order: two
+#: claims never wait for each other in a cycle); released when the claim commits.
+LOCK_CONTACTS_SQL = """
+SELECT pg_advisory_xact_lock(k) FROM (
+    SELECT DISTINCT hashtextextended(
+               coalesce(t.shopmonkey_company_id, %(tenant_id)s::text) || '|' || c, 0) AS k
+      FROM unnest(%(contacts)s::text[]) c
+      LEFT JOIN tenants t ON t.id = %(tenant_id)s
+     ORDER BY k) keys
+"""
 RECLAIM_SQL = """
 UPDATE job_executions
    SET status = 'claimed', claimed_at = %(now)s, attempts = attempts + 1, reason = NULL,
@@ -248,34 +267,48 @@ class PostgresLedger:
             "cap_since": cap_since,
             "campaign": command.campaign,
         }
+        contacts = [c for c in (params["recipient"], other_contact) if c]
         started = time.perf_counter()
         try:
-            for _ in range(3):
-                got = await self._one(CLAIM_SQL, params)
-                assert got is not None
-                claimed, facts = got[0], _facts(got[1 : 1 + FACT_COLUMNS])
-                if claimed:
-                    return Claimed(facts)
-                row_at = 1 + FACT_COLUMNS
-                if got[row_at] is None:  # lost a race with an insert not yet visible: again
-                    continue
-                row = _row(got[row_at:])
-                if (
-                    row.status is LedgerStatus.DEFERRED
-                    and row.deferred_until is not None
-                    and row.deferred_until <= now + DEFER_SKEW
-                ):
-                    reclaimed = await self._one(RECLAIM_SQL, params | {"due_by": now + DEFER_SKEW})
-                    if reclaimed is not None:
-                        return Claimed(facts, reclaimed=True)
-                    row = await self.get(command.command_id) or row
-                return AlreadyClaimed(row)
-            raise InfrastructureError(f"claim of {command.command_id} kept racing")
+            async with connection(self._pool) as conn:
+                if command.record_only or not contacts:
+                    return await self._claim(conn, params, now)
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(
+                        LOCK_CONTACTS_SQL, {"tenant_id": command.tenant_id, "contacts": contacts}
+                    )
+                    return await self._claim(conn, params, now)
         finally:
             elapsed = time.perf_counter() - started
             metrics.LEDGER_CLAIM_SECONDS.observe(elapsed)
             if self.claim_samples is not None:
                 self.claim_samples.append(elapsed)
+
+    async def _claim(
+        self, conn: AsyncConnection[Any], params: dict[str, Any], now: datetime
+    ) -> ClaimResult:
+        for _ in range(3):
+            got = await (await conn.execute(CLAIM_SQL, params)).fetchone()
+            assert got is not None
+            claimed, facts = got[0], _facts(got[1 : 1 + FACT_COLUMNS])
+            if claimed:
+                return Claimed(facts)
+            row_at = 1 + FACT_COLUMNS
+            if got[row_at] is None:  # lost a race with an insert not yet visible: again
+                continue
+            row = _row(got[row_at:])
+            if (
+                row.status is LedgerStatus.DEFERRED
+                and row.deferred_until is not None
+                and row.deferred_until <= now + DEFER_SKEW
+            ):
+                due_by = params | {"due_by": now + DEFER_SKEW}
+                if await (await conn.execute(RECLAIM_SQL, due_by)).fetchone() is not None:
+                    return Claimed(facts, reclaimed=True)
+                again = await (await conn.execute(GET_SQL, params)).fetchone()
+                row = _row(again) if again is not None else row
+            return AlreadyClaimed(row)
+        raise InfrastructureError(f"claim of {params['command_id']} kept racing")
 
     async def facts(
         self,

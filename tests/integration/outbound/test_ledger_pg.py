@@ -4,6 +4,7 @@ on the real database."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
@@ -185,3 +186,33 @@ async def test_the_claim_reads_the_source_consent_of_both_channels(
     assert (await read(tenant.id, Channel.SMS, phone, None)).other_consent is None
     elsewhere = await read(stranger.id, Channel.EMAIL, email, phone)  # another company
     assert (elsewhere.consent, elsewhere.other_consent) == (None, None)
+
+
+async def test_claims_for_one_customer_at_the_same_instant_see_each_other(
+    pool: AsyncConnectionPool[Any], make_tenant: Any
+) -> None:
+    """Two locations of a company claim a message to one customer at the same instant (their
+    commands sit on different partitions, often different workers): the later claim counts
+    the earlier one, in the frequency cap and in the cap across campaigns. Never neither,
+    which would send the customer two messages that day."""
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    here, _ = await make_tenant(company_id=company)
+    sibling, _ = await make_tenant(company_id=company)
+    ledger = PostgresLedger(pool)
+    now = datetime.now(UTC)
+    blind = []
+    for attempt in range(60):
+        contact = f"race{attempt}-{uuid.uuid4().hex[:8]}@example.com"
+        review = command(tenant_id=here.id, email=contact, at=now, campaign="review")
+        nurture = command(tenant_id=sibling.id, email=contact, at=now)
+        got = await asyncio.gather(
+            *(
+                ledger.claim(c, recipient=contact, now=now, cap_since=now - timedelta(hours=24))
+                for c in (review, nurture)
+            )
+        )
+        assert all(isinstance(g, Claimed) for g in got)
+        facts = [g.facts for g in got if isinstance(g, Claimed)]
+        if not any(f.recent_sends for f in facts) or not any(f.other_campaign_today for f in facts):
+            blind.append(attempt)
+    assert not blind, f"{len(blind)} of 60 pairs of claims did not see each other"
