@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from schemas import bounds
 from schemas.base import trusted
 from schemas.events import (
     Appointment,
@@ -31,6 +32,10 @@ from schemas.events import (
 #: A Customer's fields, in its order (`customer_id`, `first_name`, `last_name`, `email`,
 #: `phone`), each a str or None.
 Contact = dict[str, str | None]
+
+
+#: Between an order's event id and the location it is told to (`OrderEventDraft.elsewhere`).
+ELSEWHERE_EVENT = ":elsewhere:"
 
 
 class OrderEventDraft:
@@ -77,6 +82,16 @@ class OrderEventDraft:
     def customer_email(self) -> str | None:
         value: str | None = self.fields["customer"]["email"]
         return value
+
+    def elsewhere(self, tenant_id: uuid.UUID) -> OrderEventDraft:
+        """This order told to another location of its company (`tenant_id`): a customer event
+        (no lead of its own, it reaches that location's leads of the customer) carrying the
+        order, so declined work there stops when the customer comes back here."""
+        event_id = f"{self.event_id}{ELSEWHERE_EVENT}{tenant_id.hex[:8]}"[: bounds.EVENT_ID]
+        return OrderEventDraft(
+            self.fields
+            | {"event_id": event_id, "tenant_id": tenant_id, "lead_id": None, "entity": "customer"}
+        )
 
     def plan_no_touchpoints(self) -> None:
         """History (`leadctl backfill` of an old order): a lead, but no touch points."""

@@ -176,6 +176,25 @@ def build_drafts(
     return drafts
 
 
+def told_elsewhere(company: IngestCompany, drafts: list[OrderEventDraft]) -> list[OrderEventDraft]:
+    """`drafts`, and when they are a new order of a known customer or an order reviving
+    declined work, that order told to every other location of the company
+    (`OrderEventDraft.elsewhere`, one event each): a Shopmonkey customer is the company's, so
+    the declined work their earlier orders there left stops when they come back here. Other
+    changes of an order concern its own location only. The webhook path and the poller tell;
+    a backfill of one location does not (history there is that location's own)."""
+    if len(company.tenants) < 2 or len(drafts) != 1 or drafts[0].entity != "order":
+        return drafts
+    draft = drafts[0]
+    order = draft.fields["order"]
+    if not draft.fields["customer"]["customer_id"] or order is None:
+        return drafts
+    new = draft.fields["operation"] == Operation.INSERT
+    if not new and not any(line["revived_from"] for line in order["service_lines"]):
+        return drafts
+    return drafts + [draft.elsewhere(t.id) for t in company.tenants if t.id != draft.tenant_id]
+
+
 async def polled_drafts(
     company: IngestCompany,
     table: str,

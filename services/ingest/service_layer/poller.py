@@ -54,6 +54,7 @@ from services.ingest.service_layer.order_events import (
     demo_admits,
     polled_drafts,
     refused,
+    told_elsewhere,
     unrouted,
 )
 from services.ingest.service_layer.record_reader import RecordReader
@@ -251,7 +252,7 @@ class Poller:
                 events[0], demo_mode=config.demo_mode, whitelist=config.whitelist
             ):
                 return []  # one customer, one decision for all its tenants' events
-            return events
+            return told_elsewhere(company, events)
 
         routed = [(r, to) for r in records if (to := targets(r))]
         built = await asyncio.gather(*(one(r, to) for r, to in routed))

@@ -44,6 +44,7 @@ from services.ingest.service_layer.order_events import (
     demo_admits,
     known_contact,
     needs_lookup,
+    told_elsewhere,
     unrouted,
 )
 from services.ingest.service_layer.seen_events import SeenEvents
@@ -175,6 +176,7 @@ class WebhookIngest:
                 facts=facts,
                 adjusted=adjusted,
             )
+            events = told_elsewhere(company, events)
             if not demo_admits(
                 events[0], demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):

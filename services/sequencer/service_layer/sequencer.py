@@ -55,6 +55,14 @@ def _revives(event: OrderEvent) -> set[str]:
     return {line.revived_from for line in event.order.service_lines if line.revived_from}
 
 
+def _came_back_at(event: OrderEvent) -> datetime | None:
+    """When the customer came back, for a customer event carrying their order at another
+    location of the company (ingest's `told_elsewhere`); None for a plain customer change."""
+    if event.order is None:
+        return None
+    return event.order.created_at or event.occurred_at
+
+
 class Sequencer:
     def __init__(
         self, *, leads: LeadStore, customers: CustomerIndex, outbox: Outbox, schedule: Schedule
@@ -169,11 +177,14 @@ class Sequencer:
         else:
             raise BadRecord(f"customer event {event.event_id} has neither lead_id nor customer_id")
         total = Result(ignored=None if targets else "no_leads_for_customer")
+        came_back = _came_back_at(event)
         for lead_id in targets:
             before = self._get(lead_id, event.tenant_id)
             if before is None or is_duplicate(before, event.event_id):
                 continue
             after = apply_order(before, event)
+            if came_back is not None and before.facts is not None and before.created_at < came_back:
+                after = customer_returned(after, came_back, _revives(event))
             done = self._commit(before, after, "customer_updated", config, now, replay)
             total.leads_changed += done.leads_changed
             total.commands += done.commands

@@ -13,7 +13,7 @@ from fakes.shopmonkey.data import Company, Location, World
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import signed_headers
 from schemas.events import OrderEvent
-from services.ingest.domain.draft import OrderEventDraft
+from services.ingest.domain.draft import ELSEWHERE_EVENT, OrderEventDraft
 from services.ingest.domain.model import IngestCompany, IngestTenant, Page
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
 from services.ingest.errors import (
@@ -108,6 +108,16 @@ class FakePublisher:
 
     def ids(self) -> list[str]:
         return [e.event_id for e in self.events]
+
+    @property
+    def own(self) -> list[OrderEvent]:
+        """The events of the records themselves, without a new order told to the other
+        locations of its company (`told_elsewhere`)."""
+        return [e for e in self.events if ELSEWHERE_EVENT not in e.event_id]
+
+    @property
+    def elsewhere(self) -> list[OrderEvent]:
+        return [e for e in self.events if ELSEWHERE_EVENT in e.event_id]
 
 
 class FakeCustomers:

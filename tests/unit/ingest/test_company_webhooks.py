@@ -106,8 +106,45 @@ async def test_the_company_url_routes_each_order_to_its_own_location(
             lead = lead_id_for_order(LEAD_IDS, location.tenant_id, doc["data"]["id"])
             assert answer["leadId"] == str(lead)
             sent[doc["data"]["id"]] = location.tenant_id
-    got = {e.order.order_id: e.tenant_id for e in h.publisher.events if e.order}
-    assert got == sent and len(h.publisher.events) == 6
+    got = {e.order.order_id: e.tenant_id for e in h.publisher.own if e.order}
+    assert got == sent and len(h.publisher.own) == 6
+    # each new order is told to the company's other locations, as a customer event (no lead)
+    told = sorted((e.order.order_id, e.tenant_id) for e in h.publisher.elsewhere if e.order)
+    assert told == sorted(
+        (order_id, other.tenant_id)
+        for order_id, tenant in sent.items()
+        for other in h.mapped
+        if other.tenant_id != tenant
+    )
+    assert {(e.entity, e.lead_id) for e in h.publisher.elsewhere} == {("customer", None)}
+
+
+async def test_an_order_is_told_elsewhere_only_when_new_or_reviving_work(
+    client: TestClient, h: Companies
+) -> None:
+    """A change of an order concerns its own location; only a new order of a known customer,
+    or one reviving a declined service, is told to the company's other locations."""
+    here = h.mapped[0]
+    doc = h.order(here)
+    doc["operation"] = "UPDATE"
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    assert h.publisher.elsewhere == []
+    revived = copy.deepcopy(doc)
+    revived["data"]["meta"] = {"version": 7}
+    revived["data"]["services"] = [
+        {"id": "svc-2", "name": "Brakes", "revivedFromId": "svc-1", "totalCents": 100}
+    ]
+    assert (await post(client, company_url(h.chain), h.chain, revived))[0] == 200
+    told = h.publisher.elsewhere
+    assert sorted(e.tenant_id for e in told) == sorted(t.tenant_id for t in h.mapped[1:])
+    assert all(e.order and e.order.service_lines[0].revived_from == "svc-1" for e in told)
+    anonymous = h.order(here, customerId=None, customer=None)
+    published = len(h.publisher.events)
+    assert (await post(client, company_url(h.chain), h.chain, anonymous))[0] == 200
+    assert len(h.publisher.events) == published + 1  # its own event, nobody to tell about
+    lone = h.order(h.solo.locations[0])
+    assert (await post(client, company_url(h.solo), h.solo, lone))[0] == 200
+    assert len(h.publisher.elsewhere) == len(told)  # a company of one location
 
 
 async def test_an_order_of_a_location_without_tenant_is_ignored_and_counted(
@@ -138,7 +175,7 @@ async def test_a_location_url_routes_a_sibling_locations_order_to_that_location(
     status, answer = await post(client, location_url(here), h.chain, doc)
     assert status == 200
     assert answer["leadId"] == str(lead_id_for_order(LEAD_IDS, there.tenant_id, doc["data"]["id"]))
-    [event] = h.publisher.events
+    [event] = h.publisher.own
     assert event.tenant_id == there.tenant_id != here.tenant_id
 
 
@@ -149,12 +186,13 @@ async def test_legacy_orders_without_location_belong_to_the_location_url_only(
     del doc["data"]["locationId"]
     status, answer = await post(client, location_url(h.mapped[1]), h.chain, doc)
     assert status == 200
-    assert [e.tenant_id for e in h.publisher.events] == [h.mapped[1].tenant_id]
+    assert [e.tenant_id for e in h.publisher.own] == [h.mapped[1].tenant_id]
+    published = len(h.publisher.events)
     other = h.order(h.mapped[2])
     del other["data"]["locationId"]
     status, answer = await post(client, company_url(h.chain), h.chain, other)
     assert status == 202 and answer["ignored"].startswith("no_location")
-    assert len(h.publisher.events) == 1
+    assert len(h.publisher.events) == published
 
 
 async def test_a_customer_change_reaches_every_location_of_the_company(
@@ -263,10 +301,11 @@ async def test_replays_are_answered_once_or_refused(client: TestClient, h: Compa
         for n in range(1, 4)
     ]
     assert {a[0] for a in answers} == {200} and len({a[1]["leadId"] for a in answers}) == 1
-    assert len(h.publisher.events) == 1
+    assert len(h.publisher.own) == 1
+    published = len(h.publisher.events)
     # the same delivery through a location URL too: still the one record
     status, _ = await post(client, location_url(h.mapped[0]), h.chain, doc)
-    assert status == 200 and len(h.publisher.events) == 1
+    assert status == 200 and len(h.publisher.events) == published
     # a captured delivery replayed later (stale timestamp) or at another company's URL
     stale = int(time.time()) - 3600
     status, answer = await post(client, company_url(h.chain), h.chain, doc, timestamp=stale)
@@ -274,7 +313,7 @@ async def test_replays_are_answered_once_or_refused(client: TestClient, h: Compa
     headers, body = delivery(h.chain, doc)
     resp = await client.post(company_url(h.solo), data=body, headers=headers)
     assert resp.status == 401
-    assert len(h.publisher.events) == 1
+    assert len(h.publisher.events) == published
 
 
 async def test_an_inactive_or_unknown_location_url_is_404(client: TestClient, h: Companies) -> None:

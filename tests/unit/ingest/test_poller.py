@@ -321,9 +321,15 @@ async def test_one_read_per_company_routes_every_order_to_its_own_location(
         for order in company.orders.values()
         if order["locationId"] in owner
     }
-    got = [(e.order.order_id, e.tenant_id) for e in rig.publisher.events if e.order]
+    got = [(e.order.order_id, e.tenant_id) for e in rig.publisher.own if e.order]
     assert len(got) == len(expected) == 4 * 20  # three of chain's locations and solo's one
     assert dict(got) == expected
+    # each new order of chain's is told to its two other locations here, never to solo
+    told = [(e.order.order_id, e.tenant_id) for e in rig.publisher.elsewhere if e.order]
+    assert len(told) == 2 * 3 * 20 and {t for _, t in told} == set(owner.values()) - {
+        solo.locations[0].tenant_id
+    }
+    assert all(expected[order_id] != tenant for order_id, tenant in told)
     # asked for the mapped locations only; when the API ignores that, the rest is counted
     assert unrouted("poll", "unknown_location") == before + (20 if location_filter_ignored else 0)
     # one read per company and stream (updatedDate, created-never-updated): not per location
@@ -343,7 +349,7 @@ async def test_a_polled_customer_change_reaches_every_location_of_its_company() 
     order = rig.world.create_order(chain, location=chain.locations[1])
     rig.world.update_customer(chain, order["customerId"], {"email": "moved@example.org"})
     await rig.poller.poll_all()
-    changes = [e for e in rig.publisher.events if e.entity == "customer"]
+    changes = [e for e in rig.publisher.own if e.entity == "customer"]
     assert sorted(e.tenant_id for e in changes) == sorted(loc.tenant_id for loc in chain.locations)
     assert len({e.event_id for e in changes}) == 1
     assert {e.customer.email for e in changes} == {"moved@example.org"}
@@ -361,6 +367,6 @@ async def test_orders_of_another_company_in_an_answer_are_never_attributed() -> 
     rig.source.ignore_location_filter = True  # and not filtered out by its locationId
     before = unrouted("poll", "other_company")
     await rig.poller.poll_all()
-    events = [e for e in rig.publisher.events if e.order and e.order.order_id == stray["id"]]
+    events = [e for e in rig.publisher.own if e.order and e.order.order_id == stray["id"]]
     assert [e.tenant_id for e in events] == [solo.tenant_id]  # from solo's own read only
     assert unrouted("poll", "other_company") == before + 1

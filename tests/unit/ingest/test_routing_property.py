@@ -218,9 +218,14 @@ def test_every_delivery_lands_at_its_own_location_exactly_once_or_nowhere(
                     continue
                 result = await handled
                 want = expected(u, cid, order, tenant.id if tenant else None)
-                attributed = [e.tenant_id for e in publisher.events]
+                attributed = [e.tenant_id for e in publisher.own]
                 assert len(attributed) <= 1
                 assert attributed == ([want] if want is not None else [])
+                # told to the company's other locations only, never with a lead, never twice
+                told = [e.tenant_id for e in publisher.elsewhere]
+                assert len(told) == len(set(told)) and want not in told
+                assert all(u.tenants[t] == cid for t in told)
+                assert all(e.lead_id is None for e in publisher.elsewhere)
                 if want is None:
                     assert isinstance(result, Ignored) and result.outcome == "unrouted"
                 else:

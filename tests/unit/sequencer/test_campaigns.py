@@ -147,6 +147,46 @@ def test_a_revived_service_or_a_returning_customer_stops_declined_work() -> None
     assert next_due(lead, DEFAULT_PLAN, POLICY, campaigns=DEFAULT_CAMPAIGNS) is None
 
 
+def test_an_order_at_another_location_of_the_company_stops_declined_work_here() -> None:
+    """Ingest tells a new order (or one reviving work) to the company's other locations as a
+    customer event carrying the order: here, the declined work of the customer's earlier
+    order stops, and its revived service counts as brought back. A plain customer change, or
+    an order older than this lead, stops nothing."""
+    seq, leads, outbox = build_sequencer(MemoryCustomers())
+    first = invoiced("o-1", service_lines=[declined()])
+    seq.on_order(order("o-1", at=T0), CONFIG, T0)
+    seq.on_order(first, CONFIG, T0)
+    assert first.lead_id is not None
+
+    def told(order_id: str, created: datetime, *lines: ServiceLine) -> OrderEvent:
+        there = order(order_id, at=created, service_lines=list(lines))
+        assert there.order is not None
+        return there.model_copy(
+            update={
+                "event_id": f"shopmonkey:order:{order_id}:1:elsewhere:0001",
+                "entity": "customer",
+                "lead_id": None,
+                "order": there.order.model_copy(update={"created_at": created}),
+            }
+        )
+
+    plain = order("c-1", at=T0 + DAY).model_copy(
+        update={"entity": "customer", "lead_id": None, "order": None, "event_id": "customer:c-1"}
+    )
+    seq.on_order(plain, CONFIG, T0 + DAY)
+    seq.on_order(told("o-old", T0 - DAY), CONFIG, T0 + DAY)  # placed before this lead
+    facts = leads.data[first.lead_id].facts
+    assert facts is not None and facts.returned_at is None
+    revival = ServiceLine(service_id="svc-new", name="Brake pads", revived_from="svc-brakes")
+    seq.on_order(told("o-2", T0 + 10 * DAY, revival), CONFIG, T0 + 10 * DAY)
+    lead = leads.data[first.lead_id]
+    assert lead.facts is not None and lead.facts.returned_at == T0 + 10 * DAY
+    assert lead.facts.revived == {"svc-brakes"}
+    assert outbox.changes[-1].lead.revived_cents == 32_000
+    seq.on_due(first.lead_id, lambda _: CONFIG, T0 + 91 * DAY)
+    assert [c for c in outbox.commands if c.campaign] == []
+
+
 def test_a_customer_who_comes_back_stops_declined_work_even_without_a_revival() -> None:
     lead = apply_order(None, invoiced(service_lines=[declined()]))
     back = customer_returned(lead, T0 + 10 * DAY, set())
