@@ -35,7 +35,10 @@ order, and the first that fails decides:
    location's day; the estimate nurture plan counts as a campaign
                                                          → deferred `campaign_cap` to tomorrow
 9. frequency cap reached for the contact   → skipped `frequency_cap` (sends of every location
-                                             of the tenant's company count, ledger_pg)
+                                             of the tenant's company count, ledger_pg); a
+                                             campaign's step (declined work, review,
+                                             appointment) is deferred `frequency_cap` by the
+                                             cap's window instead: it waits, it is not lost
 otherwise                                  → send (`whitelisted`); an SMS decision names the
                                              number it approved (`recipient`), which the
                                              Twilio sender checks again before it sends
@@ -100,6 +103,10 @@ class GateInput:
     other_campaign_today: bool = False
     #: This is a review request and the customer got one (another order's) within 90 days.
     review_recent: bool = False
+    #: A campaign's step (not the estimate nurture's): the frequency cap defers it.
+    campaign_step: bool = False
+    #: The frequency cap's window (FREQUENCY_WINDOW_HOURS): how long a deferred step waits.
+    frequency_window: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +154,13 @@ def opted_out(channel: Channel, context: Mapping[str, Any]) -> bool:
     return context.get("opted_out") is True or context.get(key) is True
 
 
+#: A campaign step the frequency cap defers waits its window and this much more: a send
+#: counts while it is inside the window (inclusive), and the step may come back early by the
+#: clock skew the ledger allows (DEFER_SKEW, a minute); deferred to the window's very end it
+#: would find the send still counted and wait a whole window again.
+CAP_DEFER_MARGIN = timedelta(minutes=2)
+
+
 def decide(gate: GateInput) -> Decision:
     """Decide one touch point. Pure: same input, same decision."""
     if not gate.whitelist:
@@ -190,6 +204,9 @@ def decide(gate: GateInput) -> Decision:
         tomorrow = next_local_day(gate.now, gate.tenant.policy.timezone)
         return Decision(Verdict.DEFER, "campaign_cap", True, tomorrow)
     if gate.frequency_cap and gate.recent_sends >= gate.frequency_cap:
+        if gate.campaign_step:  # by then every send it counted has left the window
+            until = gate.now + gate.frequency_window + CAP_DEFER_MARGIN
+            return Decision(Verdict.DEFER, "frequency_cap", True, until)
         return _skip("frequency_cap", whitelisted=True)
     return Decision(Verdict.SEND, "whitelisted", whitelisted=True, recipient=approved)
 

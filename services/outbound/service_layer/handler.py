@@ -191,6 +191,8 @@ class TouchPointHandler:
                 other_consent=facts.other_consent,
                 other_campaign_today=facts.other_campaign_today and self._cfg.campaign_cap,
                 review_recent=facts.review_recent,
+                campaign_step=command.campaign is not None,
+                frequency_window=self._cfg.frequency_window,
             )
         )
 

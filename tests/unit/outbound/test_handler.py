@@ -155,6 +155,21 @@ async def test_frequency_cap_across_leads_of_one_contact() -> None:
     assert (await h.handle(command(lead_id=uuid.uuid4()))).status is OutcomeStatus.SENT
 
 
+async def test_a_campaign_step_over_the_frequency_cap_waits_for_its_window() -> None:
+    """Declined work, a review, a reminder: the cap defers them (and the sequencer emits
+    them again then) rather than dropping them for good as an estimate nurture step."""
+    h = harness()
+    first = await h.handle(command(lead_id=uuid.uuid4(), campaign="declined"))
+    assert first.status is OutcomeStatus.SENT  # another order's declined work, same customer
+    review = command(lead_id=uuid.uuid4(), campaign="declined")
+    waited = await h.handle(review)
+    assert (waited.status, waited.reason) == (OutcomeStatus.DEFERRED, "frequency_cap")
+    assert waited.deferred_until == h.clock.now + timedelta(hours=24, minutes=2)
+    h.clock.now = waited.deferred_until - timedelta(seconds=60)  # back early, by the skew
+    again = await h.handle(review.model_copy(update={"due_at": waited.deferred_until}))
+    assert again.status is OutcomeStatus.SENT
+
+
 async def test_suppressed_contact_is_skipped() -> None:
     h = harness()
     await h.ledger.suppress(

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
 from schemas.base import Channel
 from services.common.settings import CommonSettings
 from services.common.whitelist import parse_whitelist
-from services.outbound.domain.safety_gate import GateInput, TenantGateView, Verdict, decide
+from services.outbound.domain.safety_gate import (
+    CAP_DEFER_MARGIN,
+    GateInput,
+    TenantGateView,
+    Verdict,
+    decide,
+)
 from tests.unit.outbound.support import (
     NIGHT,
     PHONE,
@@ -124,6 +130,15 @@ def test_frequency_cap(recent: int, cap: int, verdict: Verdict) -> None:
     assert decision.verdict is verdict
     if verdict is Verdict.SKIP:
         assert decision.reason == "frequency_cap"
+
+
+def test_frequency_cap_defers_a_campaign_step_by_its_window_instead_of_dropping_it() -> None:
+    window = timedelta(hours=12)
+    step = gate(recent_sends=1, frequency_cap=1, campaign_step=True, frequency_window=window)
+    decision = decide(step)
+    assert (decision.verdict, decision.reason) == (Verdict.DEFER, "frequency_cap")
+    assert decision.deferred_until == step.now + window + CAP_DEFER_MARGIN
+    assert decide(gate(recent_sends=0, campaign_step=True)).verdict is Verdict.SEND
 
 
 def test_frequency_cap_does_not_skip_what_is_deferred_anyway() -> None:
