@@ -248,7 +248,7 @@
     const tbody = clear($("declined-locations"));
     const rows = (locations || []).filter((loc) => loc.declined && loc.declined.followed_up.services);
     if (!rows.length) {
-      tbody.appendChild(el("tr")).appendChild(el("td", { colspan: "6", class: "muted" }, "No declined work followed up yet"));
+      tbody.appendChild(el("tr")).appendChild(el("td", { colspan: "6", class: "muted" }, "No declined work yet"));
       return;
     }
     for (const loc of rows) {
