@@ -150,6 +150,11 @@ async def provision_tenants(
         for location in world.locations:
             async with engine.begin() as conn:
                 if await get_tenant(conn, tenant_id=location.tenant_id) is not None:
+                    if campaigns is not None:
+                        log.warning(
+                            "tenant %s exists: kept as it is, --campaigns not applied",
+                            location.tenant_id,
+                        )
                     continue
                 try:
                     await add_simulated(

@@ -7,7 +7,7 @@
    table is identical and the fakes received zero new requests. The tenants run every
    campaign (declined work, review requests, appointment reminders; plans in minutes) and
    part of the day's orders were paid or booked, so the replay re-derives campaign runs
-   as well as the estimate nurture;
+   as well as the estimate nurture; most locations belong to a company of several;
 3. a replay of one tenant → every other tenant's rows are untouched (byte for byte, including
    `version` and `projected_at`), and again nothing reaches a provider.
 """
@@ -136,7 +136,7 @@ def _simulated_day(stack: Stack, tmp_path: Path, *campaign_options: str) -> list
     time.sleep(max(0.0, TRAFFIC_SECONDS - (time.monotonic() - started)))
     stack.procs["shopmonkey"].stop()
     stack.quiesce()
-    return [c["tenant_id"] for c in sim["companies"]]
+    return [loc["tenant_id"] for c in sim["companies"] for loc in c["locations"]]
 
 
 def _sent(stack: Stack) -> dict[str, tuple[str, str]]:
@@ -211,6 +211,10 @@ def test_full_replay_changes_no_lead_and_sends_nothing(  # type: ignore[no-untyp
             "--history-progress",
             "0.6",
             "--demo-story",
+            # chains and single shops: a new order is told to its company's other locations,
+            # and claims for one customer meet across them (the contact lock)
+            "--companies",
+            "3,3,3,3,2,2,2,1,1",
         )
     )
 

@@ -43,7 +43,8 @@ SIGNAL_SECONDS = Histogram(
 )
 LEADS_INGESTED = Counter(
     "ingest_leads_ingested_total",
-    "OrderEvents acknowledged by Kafka, per tenant, source and entity.",
+    "OrderEvents acknowledged by Kafka, per tenant, source and entity (`elsewhere`: another "
+    "location's new order told to this one).",
     ["tenant_id", "source", "entity"],
 )
 UNROUTED = Counter(

@@ -19,7 +19,7 @@ from services.common.domain import hops
 from services.common.errors import DeliveryError, DeliveryTimeout
 from services.common.kafka.producer import KafkaProducer
 from services.ingest.adapters.metrics import LEADS_INGESTED, child
-from services.ingest.domain.draft import OrderEventDraft
+from services.ingest.domain.draft import ELSEWHERE_EVENT, OrderEventDraft
 from services.ingest.errors import PublishUnavailable
 
 RETRY_AFTER_SECONDS = 5.0
@@ -55,7 +55,9 @@ class KafkaEventPublisher:
             raise _not_acknowledged(self._timeout) from None
         except DeliveryError as exc:
             raise PublishUnavailable(f"Kafka: {exc}", retry_after=RETRY_AFTER_SECONDS) from exc
-        child(LEADS_INGESTED, tenant, event.source.value, event.entity).inc()
+        # an order told to the company's other locations is no record of theirs: counted apart
+        entity = "elsewhere" if ELSEWHERE_EVENT in event.event_id else event.entity
+        child(LEADS_INGESTED, tenant, event.source.value, entity).inc()
 
     async def ready(self) -> bool:
         """The broker answers a metadata request for our topic (cached for 2 s)."""

@@ -12,6 +12,7 @@ serialising them takes (their share of a webhook's CPU: bench/ingest/README.md).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -86,11 +87,23 @@ class OrderEventDraft:
     def elsewhere(self, tenant_id: uuid.UUID) -> OrderEventDraft:
         """This order told to another location of its company (`tenant_id`): a customer event
         (no lead of its own, it reaches that location's leads of the customer) carrying the
-        order, so declined work there stops when the customer comes back here."""
-        event_id = f"{self.event_id}{ELSEWHERE_EVENT}{tenant_id.hex[:8]}"[: bounds.EVENT_ID]
+        order, so declined work there stops when the customer comes back here.
+
+        Its id names the order and the services it revives, not the version: the order's
+        later changes that revive nothing more are the same news, dropped there as duplicates.
+        """
+        order = self.fields["order"]
+        revived = sorted({line["revived_from"] for line in order["service_lines"]} - {None})
+        news = hashlib.blake2b("|".join(revived).encode(), digest_size=4).hexdigest()
+        event_id = f"shopmonkey{ELSEWHERE_EVENT}{tenant_id.hex[:8]}:{news}:{order['order_id']}"
         return OrderEventDraft(
             self.fields
-            | {"event_id": event_id, "tenant_id": tenant_id, "lead_id": None, "entity": "customer"}
+            | {
+                "event_id": event_id[: bounds.EVENT_ID],
+                "tenant_id": tenant_id,
+                "lead_id": None,
+                "entity": "customer",
+            }
         )
 
     def plan_no_touchpoints(self) -> None:

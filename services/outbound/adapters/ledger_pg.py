@@ -1,16 +1,18 @@
 """The send ledger on PostgreSQL (`job_executions`), over a psycopg 3 async pool.
 
-Every statement is one autocommitted round trip; the claim also reads the recipient's gate
-facts (suppression, recent sends) in the same statement, so the hot path is two statements:
-claim, then finish.
+Every statement but the claim is one autocommitted round trip; the claim reads the
+recipient's gate facts (suppression, recent sends) in its own statement, so the hot path is
+two statements: claim, then finish.
 
 Claims to one customer are serialised. Two claims at the same instant (two locations of a
 company: different partitions, often different workers) would each read the facts before the
 other's row exists, and both pass the caps. So a claim first takes a transaction lock per
 contact of the customer (its address and number, within the company), then claims: its facts
 are read after the lock, so they count any claim that held it before. The lock, the claim and
-its commit are pipelined (two round trips); a replay's record-only claim sends nothing and
-takes no lock.
+its commit are pipelined (two round trips instead of one); a replay's record-only claim
+sends nothing and takes no lock. A claim waits at most LOCK_TIMEOUT for the lock (a contact
+every claim shares, e.g. a demo address, queues them all): then it fails as PostgreSQL being
+unavailable would, and is retried.
 
 The gate facts also carry the consent the source recorded for the recipient on the channel
 (`source_consent`, read here at decision time, so a consent change ingest stored before it
@@ -129,6 +131,8 @@ SELECT EXISTS (SELECT 1 FROM ins) AS claimed, {_FACTS}, {_ROW}
 FROM company LEFT JOIN job_executions j ON j.command_id = %(command_id)s
 """
 FACTS_SQL = f"WITH {_COMPANY} SELECT {_FACTS} FROM company"
+LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT_SQL = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
 #: One lock per contact of the customer within the company (taken in a fixed order: two
 #: claims never wait for each other in a cycle); released when the claim commits.
 LOCK_CONTACTS_SQL = """
@@ -274,6 +278,7 @@ class PostgresLedger:
                 if command.record_only or not contacts:
                     return await self._claim(conn, params, now)
                 async with conn.pipeline(), conn.transaction():
+                    await conn.execute(LOCK_TIMEOUT_SQL)
                     await conn.execute(
                         LOCK_CONTACTS_SQL, {"tenant_id": command.tenant_id, "contacts": contacts}
                     )

@@ -1,10 +1,11 @@
 """The `lead-projection` consumer: leads.lead-changes.v1 → the `leads` table (read model).
 
 Idempotent and monotonic: a row is written only when the incoming snapshot's `version` is
-newer than the row's AND its content differs from the row (everything but `version`,
-`updated_at` and `projected_at`). So a redelivered, replayed or late change never overwrites a
-newer row, and a replay that changes nothing logically leaves the table byte-for-byte as it was
-(no `updated_at`/`projected_at` bump). A lead of a tenant that is not in `tenants` is skipped
+newer than the row's AND its content differs from the row (everything but `version` and
+`projected_at`; `updated_at` is content: the latest time of the lead's own events, which a
+payment moves alone). So a redelivered, replayed or late change never overwrites a newer row,
+and a replay that changes nothing logically leaves the table byte-for-byte as it was (no
+`projected_at` bump). A lead of a tenant that is not in `tenants` is skipped
 (the read model only holds known locations).
 
 Poison records never stop the read model: a record that is not a valid LeadChanged goes to the
@@ -69,8 +70,8 @@ COLUMNS = (
     "revived_services",
     "revived_cents",
 )
-#: What "the same lead" means for the read model (no version, no timestamps of change).
-CONTENT = tuple(c for c in COLUMNS if c not in ("lead_id", "version", "updated_at"))
+#: What "the same lead" means for the read model (no version, no time it was projected).
+CONTENT = tuple(c for c in COLUMNS if c not in ("lead_id", "version"))
 
 _placeholders = ", ".join(f"%({c})s" for c in COLUMNS)
 _set = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "lead_id")

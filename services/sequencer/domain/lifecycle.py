@@ -132,8 +132,7 @@ def apply_appointment(lead: Lead, event: OrderEvent) -> Lead:
     appointment = event.appointment
     if appointment is None or is_duplicate(lead, event.event_id):
         return lead
-    out = clone(lead)
-    out.updated_at = max(out.updated_at, event.occurred_at.astimezone(UTC))
+    out = clone(lead)  # what the lead shows stays, `updated_at` included (`Sequencer._commit`)
     _appointment(
         _facts(out),
         appointment.appointment_id,
@@ -283,9 +282,12 @@ def apply_order(lead: Lead | None, event: OrderEvent) -> Lead:
         return lead
     out = clone(lead)
     key: EventKey = (ms(event.occurred_at), event.event_id)
-    out.updated_at = max(out.updated_at, event.occurred_at.astimezone(UTC))
     _apply_customer(out, key, event.customer)
-    if event.entity != "customer":
+    if event.entity != "customer" or out.customer != lead.customer:
+        # a customer change moves it only when it changes the customer's details: one that
+        # changes nothing (or only tells of an order elsewhere) is not the lead's activity,
+        # and its effect must not depend on what other topics told the lead first
+        out.updated_at = max(out.updated_at, event.occurred_at.astimezone(UTC))
         if key < out.origin:
             out.origin, out.source = key, event.source
         out.created_at = min(out.created_at, _created_at(event))

@@ -60,7 +60,7 @@ def _came_back_at(event: OrderEvent) -> datetime | None:
     location of the company (ingest's `told_elsewhere`); None for a plain customer change."""
     if event.order is None:
         return None
-    return event.order.created_at or event.occurred_at
+    return event.order.created_at  # without it, nothing tells which leads came before
 
 
 class Sequencer:
@@ -263,30 +263,26 @@ class Sequencer:
         replay: ReplayContext | None,
     ) -> Result:
         """Store `after` (evaluated: its commands emitted, its next due time scheduled) and
-        publish it when what it shows changed.
+        publish it when what it shows changed, `updated_at` included.
 
-        `updated_at` moves only with what the lead shows. A change nobody sees (a campaign
-        fact: paid, an appointment, a customer's unchanged name) is not published, so moving
-        it would leave the read model behind the table, and the next visible change, which a
-        replay reads in another order across topics (an outcome after the payment rather
-        than before), would publish it: the replay would change the lead. Likewise for an
-        appointment or customer event read before its lead existed, ignored live and applied
-        in a replay."""
+        `updated_at` is the latest time of the lead's own order events and signals (`lifecycle`:
+        appointments, customer changes and outcomes never move it). A maximum over the same
+        events does not depend on the order they arrive in, which a replay changes across
+        topics; and a move is published even when nothing else shows, or the read model would
+        keep the older time until some later change."""
         # the versions in force at event time: the lead's creation, each campaign run's anchor
         plan = config.plan_at(after.created_at)
         history = config.campaign_history
         ev = evaluate(after, plan, config.policy, now, config.campaigns, history)
         lead = ev.lead
-        if (
-            before is not None
-            and lead.updated_at != before.updated_at
-            and visible(lead) == visible(before)
-        ):
-            lead = lead.copy(updated_at=before.updated_at)
         if before is not None and lead == before:
             return Result(unchanged=True)
         result = Result(commands=len(ev.commands))
-        if before is None or visible(lead) != visible(before):
+        if (
+            before is None
+            or lead.updated_at != before.updated_at
+            or visible(lead) != visible(before)
+        ):
             lead = lead.copy(version=(before.version if before else 0) + 1)
             from_state = derive_state(before)[0] if before is not None else None
             why = "no_engagement" if ev.exhausted else reason

@@ -23,6 +23,7 @@ from schemas.events import OrderEvent
 from services.common.settings import load_settings
 from services.common.topics import Topics
 from services.ingest.bootstrap import build_poller
+from services.ingest.domain.draft import ELSEWHERE_EVENT
 from services.ingest.settings import IngestSettings
 from tests.integration.ingest.conftest import ProvisionFn, StartIngest, read_topic
 from tests.integration.ingest.test_poller_kafka import FAST_RETRY
@@ -81,9 +82,14 @@ async def test_company_global_webhooks_land_each_order_at_its_own_location(
         else:
             lead = lead_id_for_order(LEAD_IDS, location.tenant_id, order_id)
             assert delivery.response["leadId"] == str(lead)
-    records = events(kafka_bootstrap, topics)
+    everything = events(kafka_bootstrap, topics)
+    records = [(k, e) for k, e in everything if ELSEWHERE_EVENT not in e.event_id]
     got = {e.order.order_id: (key, e.tenant_id) for key, e in records if e.order}
     assert len(records) == len(got) == 6  # one record per mapped order, none for the unmapped
+    # each new order told to the company's two other mapped locations, keyed by them
+    told = [(k, e) for k, e in everything if ELSEWHERE_EVENT in e.event_id]
+    assert len(told) == 2 * 6 and all(k == str(e.tenant_id) for k, e in told)
+    assert all(e.tenant_id != got[e.order.order_id][1] for _, e in told if e.order)
     for order_id, (location, _) in placed.items():
         if location is unmapped:
             assert order_id not in got
@@ -124,8 +130,9 @@ async def test_one_poll_per_company_routes_by_location_even_when_the_filter_is_i
     by_tenant = Counter(e.tenant_id for _, e in records if e.entity == "order")
     assert by_tenant == Counter({tid: 5 for tid in owner.values()})
     for key, event in records:
-        if event.order is None:
-            continue  # a customer change (fanned out to the company's tenants)
+        if event.order is None or ELSEWHERE_EVENT in event.event_id:
+            continue  # a customer change (fanned out to the company's tenants), or an order
+            # told to the company's other locations
         order = chain.world.company(event.tenant_id).orders[event.order.order_id]
         assert order["locationId"] != unmapped.location_id
         assert owner[order["locationId"]] == event.tenant_id and key == str(event.tenant_id)

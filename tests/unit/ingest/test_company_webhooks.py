@@ -138,6 +138,12 @@ async def test_an_order_is_told_elsewhere_only_when_new_or_reviving_work(
     told = h.publisher.elsewhere
     assert sorted(e.tenant_id for e in told) == sorted(t.tenant_id for t in h.mapped[1:])
     assert all(e.order and e.order.service_lines[0].revived_from == "svc-1" for e in told)
+    # a later version reviving nothing more is the same news: the same ids, dropped there
+    revived["data"]["meta"] = {"version": 8}
+    assert (await post(client, company_url(h.chain), h.chain, revived))[0] == 200
+    again = h.publisher.elsewhere[len(told) :]
+    assert sorted(e.event_id for e in again) == sorted(e.event_id for e in told)
+    told = h.publisher.elsewhere
     anonymous = h.order(here, customerId=None, customer=None)
     published = len(h.publisher.events)
     assert (await post(client, company_url(h.chain), h.chain, anonymous))[0] == 200

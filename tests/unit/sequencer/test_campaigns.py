@@ -524,6 +524,31 @@ def test_a_campaign_step_due_on_a_day_the_location_closed_waits_for_the_next_ope
     )
 
 
+def test_signals_and_outcomes_in_any_order_publish_the_same_lead() -> None:
+    """A bounce (a signal, at its time) and the outcome that skipped a step for it (no time of
+    its own) reach the sequencer in either order in a replay: the same lead comes out."""
+    published = []
+    for signal_first in (True, False):
+        seq, leads, outbox = build_sequencer(MemoryCustomers())
+        first = order(at=T0)
+        lead_id = first.lead_id
+        assert lead_id is not None
+        seq.on_order(first, CONFIG, T0)
+        bounced = signal(lead_id, SignalKind.BOUNCED, channel=Channel.EMAIL, at=T0 + HOUR)
+        skipped = outcome(lead_id, 0, Channel.EMAIL, OutcomeStatus.SKIPPED, reason="suppressed")
+        later = T0 + 2 * HOUR
+        if signal_first:
+            seq.on_signal(bounced, CONFIG, later)
+            seq.on_outcome(skipped, CONFIG, later)
+        else:
+            seq.on_outcome(skipped, CONFIG, later)
+            seq.on_signal(bounced, CONFIG, later)
+        last = outbox.changes[-1].lead
+        assert last.updated_at == leads.data[lead_id].updated_at == T0 + HOUR
+        published.append(last.model_dump(exclude={"version"}))
+    assert published[0] == published[1]
+
+
 def test_an_appointment_does_not_move_what_the_lead_shows() -> None:
     """Read before its order's lead existed, an appointment is ignored live but applied in a
     replay (the lead exists by then): so it moves nothing the read model shows, updated_at
@@ -541,11 +566,11 @@ def test_an_appointment_does_not_move_what_the_lead_shows() -> None:
 
 
 def test_what_the_lead_shows_does_not_depend_on_when_an_outcome_arrives() -> None:
-    """A payment after the invoice changes nothing the lead shows (a campaign fact only). Live,
-    the welcome email's outcome came before the payment; a replay reads outcomes from their
-    own topic and may apply it after. Both orders end with the same published lead, and the
-    lead table agrees with it (the full-replay e2e with campaigns on caught updated_at moved
-    to the payment's time)."""
+    """A payment after the invoice changes nothing else the lead shows (a campaign fact only).
+    Live, the welcome email's outcome came before the payment; a replay reads outcomes from
+    their own topic and may apply it after. Both orders publish the same lead, updated at the
+    payment's time, and the lead table agrees (the full-replay e2e with campaigns on caught a
+    lead whose payment moved updated_at unpublished)."""
     published = []
     for outcome_first in (True, False):
         seq, leads, outbox = build_sequencer(MemoryCustomers())
@@ -562,6 +587,6 @@ def test_what_the_lead_shows_does_not_depend_on_when_an_outcome_arrives() -> Non
             else:
                 seq.on_outcome(step, CONFIG, T0 + 2 * HOUR)
         last = outbox.changes[-1].lead
-        assert last.updated_at == leads.data[lead_id].updated_at == T0 + HOUR
+        assert last.updated_at == leads.data[lead_id].updated_at == T0 + 2 * HOUR
         published.append(last.model_dump(exclude={"version"}))
     assert published[0] == published[1]
