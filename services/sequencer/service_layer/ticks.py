@@ -27,7 +27,13 @@ from services.sequencer.service_layer.sequencer import Sequencer
 log = logging.getLogger(__name__)
 
 REBUILD_CHUNK = 2_000
-TICK_LIMIT = 5_000  # leads evaluated per tick record; more → another tick at once
+#: Leads evaluated per tick record; more → another tick at once. A tick's leads are evaluated
+#: in one go on the event loop (~0.26 ms each at 1M leads): 5,000 held it over a second when
+#: many fell due together, and every order waited (bench/sequencer/README.md).
+TICK_LIMIT = 200
+#: Tick records per batch: one, so a batch holds the loop for at most TICK_LIMIT leads and
+#: the orders waiting for the batch lock go between two ticks.
+TICK_BATCH_SIZE = 1
 TICK_RETRY_SECONDS = 60.0
 
 

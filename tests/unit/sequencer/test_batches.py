@@ -321,6 +321,25 @@ async def test_leads_left_over_by_the_tick_limit_get_another_tick_at_once(
     assert len(outbox.commands) == 4
 
 
+def batches_of(agent: str) -> tuple[float, float]:
+    """(batches, records) the agent has processed so far."""
+    labels = {"agent": agent}
+    count = REGISTRY.get_sample_value("sequencer_batch_records_count", labels) or 0.0
+    return count, REGISTRY.get_sample_value("sequencer_batch_records_sum", labels) or 0.0
+
+
+async def test_the_ticks_agent_takes_one_tick_record_per_batch(seq: Any) -> None:
+    """A batch's records are evaluated in one go on the event loop: tick records queued
+    together (a partition each, TICK_LIMIT leads each) would hold it for all of them."""
+    app, _, _ = seq
+    batches, records = batches_of("ticks")
+    async with app.tick_agent.test_context() as ctx:
+        for partition in (0, 1, 2):
+            await ctx.put(b"tick", partition=partition)
+        await asyncio.sleep(0.05)
+    assert batches_of("ticks") == (batches + 3, records + 3)
+
+
 class FlakyDirectory(StaticDirectory):
     """Tenant configs that fail `failures` times with `error` before they answer."""
 
