@@ -21,6 +21,7 @@ from services.sequencer.adapters import faust_transport
 from services.sequencer.adapters.tenant_directory import StaticDirectory
 from services.sequencer.bootstrap import build_worker
 from services.sequencer.entrypoints.faust_app import SequencerApp
+from services.sequencer.service_layer import ticks as ticks_module
 from services.sequencer.settings import SequencerSettings
 from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome, signal
 
@@ -257,8 +258,14 @@ async def test_ticks_agent_emits_due_steps_once(seq: Any) -> None:
     ]
 
 
-async def test_a_tick_that_comes_early_keeps_the_lead_in_the_due_index(seq: Any) -> None:
-    app, outbox, clock = seq
+async def tick(app: SequencerApp) -> None:
+    async with app.tick_agent.test_context() as ctx:
+        await ctx.put(b"tick", partition=0)
+        await asyncio.sleep(0.01)
+
+
+async def tick_3_s_early(app: SequencerApp, outbox: FakeOutbox, clock: Clock) -> None:
+    """A lead whose SMS step falls due mid-bucket, and a tick 3 s before that (same bucket)."""
     event = order()
     assert event.order is not None and event.lead_id is not None
     created = T0 + timedelta(seconds=5)  # SMS step due at 16:00:05 UTC, mid-bucket
@@ -269,9 +276,12 @@ async def test_a_tick_that_comes_early_keeps_the_lead_in_the_due_index(seq: Any)
     await put(app.order_agent, event)
     assert len(outbox.commands) == 1  # the welcome email
     clock.now = created + timedelta(hours=2) - timedelta(seconds=3)  # same 10 s bucket
-    async with app.tick_agent.test_context() as ctx:
-        await ctx.put(b"tick", partition=0)
-        await asyncio.sleep(0.01)
+    await tick(app)
+
+
+async def test_a_tick_that_comes_early_keeps_the_lead_in_the_due_index(seq: Any) -> None:
+    app, outbox, clock = seq
+    await tick_3_s_early(app, outbox, clock)
     assert len(outbox.commands) == 1  # the SMS is not due yet
     assert app.ticks.due.has_due(0, (clock.now + timedelta(seconds=3)).timestamp())
     clock.now += timedelta(seconds=4)
@@ -279,6 +289,55 @@ async def test_a_tick_that_comes_early_keeps_the_lead_in_the_due_index(seq: Any)
         await ctx.put(b"tick", partition=0)
         await asyncio.sleep(0.01)
     assert [(c.step_index, c.channel) for c in outbox.commands][-1] == (1, Channel.SMS)
+
+
+async def test_a_lead_not_due_yet_waits_for_the_timer_not_for_another_tick_at_once(
+    seq: Any,
+) -> None:
+    """Put back into the current bucket, the early lead made the partition look due again:
+    a tick at once popped it again, and so on until it was due, each tick a Kafka round
+    trip under the batch lock (1M leads, bench/sequencer --scale: orders waited seconds)."""
+    app, outbox, clock = seq
+    await tick_3_s_early(app, outbox, clock)
+    assert outbox.ticks == []
+    clock.now += timedelta(seconds=10)  # the timer's next tick: the SMS is due
+    await tick(app)
+    assert [c.channel for c in outbox.commands] == [Channel.EMAIL, Channel.SMS]
+    assert outbox.ticks == []
+
+
+async def test_leads_left_over_by_the_tick_limit_get_another_tick_at_once(
+    seq: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, outbox, clock = seq
+    monkeypatch.setattr(ticks_module, "TICK_LIMIT", 1)
+    await put(app.order_agent, order("o-1"), order("o-2"))
+    clock.now = T0 + timedelta(hours=2, minutes=1)  # both SMS steps are due
+    await tick(app)
+    assert [c.channel for c in outbox.commands] == [Channel.EMAIL, Channel.EMAIL, Channel.SMS]
+    assert [partition for _, partition, _ in outbox.ticks] == [0]
+    await tick(app)
+    assert [c.channel for c in outbox.commands][-1] is Channel.SMS
+    assert len(outbox.commands) == 4
+
+
+def batches_of(agent: str) -> tuple[float, float]:
+    """(batches, records) the agent has processed so far."""
+    labels = {"agent": agent}
+    count = REGISTRY.get_sample_value("sequencer_batch_records_count", labels) or 0.0
+    return count, REGISTRY.get_sample_value("sequencer_batch_records_sum", labels) or 0.0
+
+
+async def test_the_ticks_agent_takes_one_tick_record_per_batch(seq: Any) -> None:
+    """A batch's records are evaluated in one go on the event loop: tick records queued
+    together (a partition each, TICK_LIMIT leads each) would hold it for all of them."""
+    app, _, _ = seq
+    batches, records = batches_of("ticks")
+    async with app.tick_agent.test_context() as ctx:
+        for partition in (0, 1, 2):
+            await ctx.put(b"tick", partition=partition)
+        await asyncio.sleep(0.05)
+    assert batches_of("ticks") == (batches + 3, records + 3)
 
 
 class FlakyDirectory(StaticDirectory):
