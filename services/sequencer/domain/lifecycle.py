@@ -288,6 +288,7 @@ def apply_order(lead: Lead | None, event: OrderEvent) -> Lead:
         # changes nothing (or only tells of an order elsewhere) is not the lead's activity,
         # and its effect must not depend on what other topics told the lead first
         out.updated_at = max(out.updated_at, event.occurred_at.astimezone(UTC))
+    if event.entity != "customer":  # a customer event carries another order at most
         if key < out.origin:
             out.origin, out.source = key, event.source
         out.created_at = min(out.created_at, _created_at(event))

@@ -187,6 +187,24 @@ def test_an_order_at_another_location_of_the_company_stops_declined_work_here() 
     assert [c for c in outbox.commands if c.campaign] == []
 
 
+def test_an_order_told_from_another_location_never_becomes_this_leads_order() -> None:
+    """The customer event carrying another location's order, with the customer's new
+    address: the address is taken, the order (its id, status, stage) is not."""
+    lead = apply_order(None, order("o-1", at=T0))
+    there = order("o-9", at=T0 + DAY, status="Invoice", invoiced=True, email="new@example.com")
+    told = there.model_copy(
+        update={"event_id": "shopmonkey:elsewhere:x", "entity": "customer", "lead_id": None}
+    )
+    after = apply_order(lead, told)
+    assert after.customer.email == "new@example.com" and after.updated_at == T0 + DAY
+    assert (after.order_id, after.order_status, after.stage) == (
+        lead.order_id,
+        lead.order_status,
+        lead.stage,
+    )
+    assert visible(after)[0] == visible(lead)[0]
+
+
 def test_a_customer_who_comes_back_stops_declined_work_even_without_a_revival() -> None:
     lead = apply_order(None, invoiced(service_lines=[declined()]))
     back = customer_returned(lead, T0 + 10 * DAY, set())
