@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import signal
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,15 @@ async def add_simulated(
     return record
 
 
-def read_campaigns(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Campaigns:
+    """The --campaigns document: `tenants.campaign_plans` and the locations' review URL."""
+
+    plans: dict[str, Any]
+    review_url: str | None
+
+
+def read_campaigns(path: Path) -> Campaigns:
     """The --campaigns document, checked as the sequencer would parse it (an invalid one would
     turn every campaign of the tenants off)."""
     from services.sequencer.domain.campaigns import CampaignPlanError, parse_campaigns
@@ -115,17 +124,18 @@ def read_campaigns(path: Path) -> dict[str, Any]:
         raise click.BadParameter(f"{path}: {e}", param_hint="--campaigns") from None
     if not isinstance(doc, dict):
         raise click.BadParameter(f"{path}: not a JSON object", param_hint="--campaigns")
+    review_url = doc.pop("review_url", None)
     try:
-        parse_campaigns({k: v for k, v in doc.items() if k != "review_url"})
+        parse_campaigns(doc)
     except CampaignPlanError as e:
         raise click.BadParameter(f"{path}: {e}", param_hint="--campaigns") from None
-    return doc
+    return Campaigns(doc, review_url)
 
 
 async def provision_tenants(
     world: World,
     timezone: str = "America/New_York",
-    campaigns: dict[str, Any] | None = None,
+    campaigns: Campaigns | None = None,
 ) -> None:
     """Insert each simulated company (key, secret) and its locations as tenants, with
     `campaigns` (`tenants.campaign_plans`, and `review_url` if the document has one) when
@@ -165,12 +175,11 @@ async def provision_tenants(
                         timezone=timezone,
                     )
                     if campaigns is not None:
-                        plans = {k: v for k, v in campaigns.items() if k != "review_url"}
                         await set_campaigns(
                             conn,
                             tenant_id=location.tenant_id,
-                            plans=plans,
-                            review_url=campaigns.get("review_url"),
+                            plans=campaigns.plans,
+                            review_url=campaigns.review_url,
                         )
                 except IntegrityError:
                     log.warning("tenant for %s exists under another id", location.location_id)

@@ -153,12 +153,15 @@ def apply_appointment(lead: Lead, event: OrderEvent) -> Lead:
 
 def customer_returned(lead: Lead, created_at: datetime, revived: set[str]) -> Lead:
     """Another order of this lead's customer, created at `created_at`, reviving `revived`
-    (service ids): a declined-work run that started before that order stops (`campaigns`)."""
+    (service ids): a declined-work run that started before that order stops (`campaigns`).
+    Only a lead with campaign facts created before that order can be stopped; any other is
+    returned as it is."""
     at = created_at.astimezone(UTC)
     facts = lead.facts
-    known = facts is not None and facts.returned_at is not None and facts.returned_at >= at
-    if known and facts is not None and revived <= facts.revived:
+    if facts is None or lead.created_at >= at:
         return lead
+    if facts.returned_at is not None and facts.returned_at >= at and revived <= facts.revived:
+        return lead  # known already
     out = clone(lead)
     facts = _facts(out)
     facts.returned_at = latest(facts.returned_at, at)

@@ -127,8 +127,8 @@ class Sequencer:
             if other_id == lead.lead_id:
                 continue
             other = self.leads.get(other_id)
-            if other is None or other.facts is None or other.created_at >= lead.created_at:
-                continue  # only an earlier order with campaign facts can be stopped by this
+            if other is None:
+                continue
             after = customer_returned(other, lead.created_at, revived)
             if after is not other:
                 done = self._commit(other, after, "customer_returned", config, now, replay)
@@ -183,7 +183,7 @@ class Sequencer:
             if before is None or is_duplicate(before, event.event_id):
                 continue
             after = apply_order(before, event)
-            if came_back is not None and before.facts is not None and before.created_at < came_back:
+            if came_back is not None:
                 after = customer_returned(after, came_back, _revives(event))
             done = self._commit(before, after, "customer_updated", config, now, replay)
             total.leads_changed += done.leads_changed

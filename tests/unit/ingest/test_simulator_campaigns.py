@@ -127,7 +127,7 @@ def test_history_progress_pays_or_books_a_share_and_leaves_other_runs_alone() ->
 def test_campaigns_file_is_checked_as_the_sequencer_parses_it(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"review": {"enabled": True}, "review_url": "https://r.example"}))
-    assert read_campaigns(good)["review_url"] == "https://r.example"
+    assert read_campaigns(good).review_url == "https://r.example"
     for name, text in (
         ("bad.json", "{not json"),
         ("list.json", "[]"),
