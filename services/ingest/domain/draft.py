@@ -35,7 +35,8 @@ from schemas.events import (
 Contact = dict[str, str | None]
 
 
-#: Between an order's event id and the location it is told to (`OrderEventDraft.elsewhere`).
+#: Marks an order told to another location (`OrderEventDraft.elsewhere`):
+#: `shopmonkey:elsewhere:<tenant>:<revived services' digest>:<order id>`.
 ELSEWHERE_EVENT = ":elsewhere:"
 
 
