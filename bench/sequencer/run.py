@@ -12,13 +12,15 @@ RSS <= 500 MB with every lead (1M in the full run) in state; order event → com
     uv run python bench/sequencer/run.py --scale --events 5000000   # 5M leads, 5 min window
 
 Scale mode (`--scale`): the latency window lasts 5 minutes (`--latency-seconds`), and 2 % of
-the backlog's leads (`--due-fraction`) were created 7 days before an instant of the window, so
-their last step (an email) falls due and the ticks emit it while orders are measured; the
+the leads (`--due-fraction`) were created 7 days before an instant of the window, so their
+last step (an email) falls due and the ticks emit it while orders are measured (they are
+produced after the backlog, timed from its measured pace, and taken in before the window); the
 worker's loop lag (`sequencer_event_loop_lag_seconds`), its batches and their stages over the
 window are reported with p50/p95/p99/max and RSS (now and peak).
 
 Phases: (1) produce N order events (one new lead each, 200 tenants, compact JSON, batched
-confluent-kafka producer); (2) baseline: a raw consumer reads them all; (3) the worker starts
+confluent-kafka producer); (2) baselines: a raw consumer and a do-nothing Faust worker read
+them (at most BASELINE_EVENTS); (3) the worker starts
 on the backlog: events/s = N / (time from its first processed record to the last), read from
 its /metrics; RSS (VmRSS and peak VmHWM from /proc) with every lead in state; (4) latency:
 200 events/s for a while, each event's produce time → its command's arrival (the first
@@ -79,6 +81,8 @@ LATENCY_RATE = 200.0
 #: The first second at 200/s is reported separately (`p99_ms_including_warmup`): it covers
 #: the worker's first records after the idle pause between the phases.
 WARMUP_SECONDS = 1.0
+#: The raw consumer and the do-nothing Faust worker read at most this many events.
+BASELINE_EVENTS = 1_000_000
 TENANTS = 200
 PARTITIONS = 12
 BENCH_DB = "lo_bench_sequencer"
@@ -112,22 +116,18 @@ def event_bytes(tenant: uuid.UUID, n: int, now_iso: str, occurred_iso: str | Non
     ).encode()
 
 
-def backdated(count: int, fraction: float, window_at: datetime, window_s: float) -> dict[int, str]:
-    """Every 1/`fraction`-th lead of the backlog is created DUE_STEP_AFTER before an instant
-    spread over the latency window starting at `window_at`: a step of it falls due, and the
-    ticks emit it, while orders are measured."""
-    if fraction <= 0:
-        return {}
-    every = max(1, round(1 / fraction))
-    picked = range(0, count, every)
+def backdated(leads: range, window_at: datetime, window_s: float) -> dict[int, str]:
+    """The leads `leads` are created DUE_STEP_AFTER before an instant spread over the latency
+    window starting at `window_at`: a step of each falls due, and the ticks emit it, while
+    orders are measured."""
     return {
-        n: (window_at - DUE_STEP_AFTER + timedelta(seconds=window_s * i / len(picked))).isoformat()
-        for i, n in enumerate(picked)
+        n: (window_at - DUE_STEP_AFTER + timedelta(seconds=window_s * i / len(leads))).isoformat()
+        for i, n in enumerate(leads)
     }
 
 
 def produce_backlog(
-    topic: str, tenants: list[uuid.UUID], count: int, occurred: dict[int, str] | None = None
+    topic: str, tenants: list[uuid.UUID], leads: range, occurred: dict[int, str] | None = None
 ) -> float:
     producer = Producer(
         producer_config(KAFKA, client_id="bench-seq", linger_ms=20)
@@ -136,7 +136,7 @@ def produce_backlog(
     keys = [str(t).encode() for t in tenants]
     now_iso = datetime.now(UTC).isoformat()
     started = time.perf_counter()
-    for n in range(count):
+    for n in leads:
         t = n % len(tenants)
         while True:
             try:
@@ -266,6 +266,16 @@ class Worker:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def wait_processed(worker: Worker, count: int, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while worker.orders_done() < count:
+        if worker.proc.poll() is not None:
+            raise SystemExit(f"worker died; see {worker.log}")
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"worker processed {worker.orders_done():.0f}/{count} events")
+        time.sleep(0.5)
 
 
 def run_worker_backlog(worker: Worker, count: int, timeout: float) -> tuple[float, float]:
@@ -463,17 +473,19 @@ def main() -> None:
     ensure_topics(KAFKA, partitions=PARTITIONS, names=topics.with_dlqs())
     tenants = [uuid.uuid4() for _ in range(TENANTS)]
     work = Path(tempfile.mkdtemp(prefix="bench-seq-"))
-    print(f"producing {count:,} order events over {TENANTS} tenants ({prefix}) ...", flush=True)
-    # when the window will start, roughly: the baselines and the backlog at this machine's pace
-    window_at = datetime.now(UTC) + timedelta(seconds=30 + count / 2_000)
-    occurred = backdated(count, due_fraction, window_at, lat_seconds)
-    if occurred:
-        print(f"  {len(occurred):,} leads have a step falling due from ~{window_at:%H:%M:%S}")
-    produce_s = produce_backlog(topics.order_events, tenants, count, occurred)
-    print(f"  produced in {produce_s:.1f} s ({count / produce_s:,.0f}/s)", flush=True)
-    raw_rate = raw_consume(topics.order_events, count)
-    print(f"  raw consumer: {raw_rate:,.0f} events/s", flush=True)
-    faust_rate = faust_noop_consume(topics.order_events, count)
+    # The leads with a step falling due in the window come after the backlog (their steps
+    # are timed once the backlog's pace is known); the backlog is the rest.
+    due_count = int(count * due_fraction)
+    backlog = count - due_count
+    print(f"producing {backlog:,} order events over {TENANTS} tenants ({prefix}) ...", flush=True)
+    produce_s = produce_backlog(topics.order_events, tenants, range(backlog))
+    print(f"  produced in {produce_s:.1f} s ({backlog / produce_s:,.0f}/s)", flush=True)
+    # The baselines read at most BASELINE_EVENTS (a rate per event; a do-nothing worker keeps
+    # no state, so more events would only make the run longer).
+    baseline_n = min(backlog, BASELINE_EVENTS)
+    raw_rate = raw_consume(topics.order_events, baseline_n)
+    print(f"  raw consumer: {raw_rate:,.0f} events/s ({baseline_n:,} events)", flush=True)
+    faust_rate = faust_noop_consume(topics.order_events, baseline_n)
     print(f"  do-nothing Faust worker: {faust_rate:,.0f} events/s", flush=True)
 
     port = free_port()
@@ -491,7 +503,17 @@ def main() -> None:
     }
     worker = Worker(env, port, work / "worker.log")
     try:
-        rate, startup = run_worker_backlog(worker, count, timeout=max(600.0, count / 1000))
+        rate, startup = run_worker_backlog(worker, backlog, timeout=max(600.0, count / 1000))
+        if due_count:
+            # time to take them in at the backlog's pace, and a margin
+            window_at = datetime.now(UTC) + timedelta(seconds=10 + 1.5 * due_count / rate)
+            due = range(backlog, count)
+            occurred = backdated(due, window_at, lat_seconds)
+            produce_backlog(topics.order_events, tenants, due, occurred)
+            wait_processed(worker, count, timeout=max(300.0, 10 * due_count / rate))
+            print(f"  {due_count:,} leads more have a step falling due from {window_at:%H:%M:%S}",
+                  flush=True)  # fmt: skip
+            time.sleep(max(0.0, (window_at - datetime.now(UTC)).total_seconds()))
         rss, hwm = worker.rss_mb()
         stages = worker.stages()
         print(f"  sequencer: {rate:,.0f} events/s (start-up {startup:.1f} s), "
