@@ -167,7 +167,9 @@ class SequencerApp:
         self.order_agent = self._agent("orders", self.order_topic, batches.on_order)
         self.outcome_agent = self._agent("outcomes", self.outcome_topic, batches.on_outcome)
         self.signal_agent = self._agent("signals", self.signal_topic, batches.on_signal)
-        self.tick_agent = self._agent("ticks", self.tick_topic, ticks.on_tick, TICK_BATCH_SIZE)
+        self.tick_agent = self._agent(
+            "ticks", self.tick_topic, ticks.on_tick, TICK_BATCH_SIZE, background=True
+        )
         app.timer(settings.touchpoint_tick_seconds, name="publish_ticks")(ticks.publish)
         # every tenant's configuration reloaded as often as TENANT_CACHE_SECONDS (0: each minute)
         refresh = settings.tenant_cache_seconds or 60.0
@@ -177,12 +179,20 @@ class SequencerApp:
         tables.leads_table.on_recover(ticks.rebuild)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
-    def _agent(self, name: str, channel: Any, handle: Handler, size: int | None = None) -> Any:
+    def _agent(
+        self,
+        name: str,
+        channel: Any,
+        handle: Handler,
+        size: int | None = None,
+        *,
+        background: bool = False,
+    ) -> Any:
         batches, batch_size = self.batches, size or self.batch_size
 
         async def run(stream: Any) -> None:
             async for events in take_ready(stream, batch_size, self.batch_seconds):
-                await batches.process(name, events, handle)
+                await batches.process(name, events, handle, background=background)
                 for event in events:
                     await stream.ack(event)
 

@@ -1,11 +1,16 @@
 """The batch loop every agent runs its records through.
 
 A batch is processed under one lock shared by all agents (two agents never interleave on the
-same lead): each record is decoded and handed to its use case (with its replay context, if
-replayed), the outputs are flushed (acknowledged), the leads written to the tables, the
-changelog flushed, and only then does the agent ack the batch. A record that fails for good is
-dead-lettered and the batch goes on; one that fails for a while (an outage) is retried alone,
-with backoff (failures.py and services.common.poison decide).
+same lead), live records first: a background batch (the ticks' due steps) lets waiting live
+batches (orders, outcomes, signals) go before it, unless it has waited BACKGROUND_MAX_WAIT; and
+while orders or signals keep coming it leaves the loop idle after it for as long as it held it,
+so due steps take at most about half the loop from them (a night of deferred steps falling due
+at opening time made new orders wait over half a second: bench/sequencer/README.md). Each
+record is decoded and handed to its use case (with its replay context, if replayed), the
+outputs are flushed (acknowledged), the leads written to the tables, the changelog flushed, and
+only then does the agent ack the batch. A record that fails for good is dead-lettered and the
+batch goes on; one that fails for a while (an outage) is retried alone, with backoff
+(failures.py and services.common.poison decide).
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -41,7 +49,75 @@ APPLIED = "applied"
 #: loop longer than this is logged: every record and timer of the worker waited that long.
 HOLD_WARN_SECONDS = 0.1
 
+#: The sources a background batch gives the loop back to while their records keep coming
+#: (within LIVE_SECONDS): a new order's first message and a reply are waited for; outcomes
+#: (the ticks' own commands answered) are not, or the ticks would pause for their own work.
+PACED_FOR = frozenset({"orders", "signals"})
+LIVE_SECONDS = 1.0
+#: The longest pause after a background batch (its hold includes a failed record's backoff).
+MAX_PAUSE_SECONDS = 0.5
+#: A background batch that has waited this long goes before live ones: due steps may be a
+#: little late, never held back for as long as live records keep the lock busy.
+BACKGROUND_MAX_WAIT = 1.0
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    live: bool
+    since: float
+    granted: asyncio.Future[None]
+
+
+class BatchLock:
+    """One batch at a time. On release the lock is handed over to the oldest background
+    waiter if it has waited BACKGROUND_MAX_WAIT, else the oldest live waiter, else the oldest
+    background one."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held = False
+        self._waiters: deque[_Waiter] = deque()
+
+    @asynccontextmanager
+    async def holding(self, *, live: bool) -> AsyncIterator[None]:
+        await self._acquire(live)
+        try:
+            yield
+        finally:
+            self._held = False
+            self._hand_over()
+
+    async def _acquire(self, live: bool) -> None:
+        waiter = _Waiter(live, self._clock(), asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        self._hand_over()  # free: whoever goes first by the rules (this one, if alone)
+        try:
+            await waiter.granted
+        except BaseException:
+            if waiter.granted.done() and not waiter.granted.cancelled():  # handed over first
+                self._held = False
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            self._hand_over()
+            raise
+
+    def _hand_over(self) -> None:
+        if self._held:
+            return
+        waiting = [w for w in self._waiters if not w.granted.done()]
+        self._waiters = deque(waiting)
+        if not waiting:
+            return
+        background = next((w for w in waiting if not w.live), None)
+        if background is not None and self._clock() - background.since >= BACKGROUND_MAX_WAIT:
+            chosen = background
+        else:
+            chosen = next((w for w in waiting if w.live), waiting[0])
+        self._waiters.remove(chosen)
+        self._held = True
+        chosen.granted.set_result(None)
 
 
 def counted(result: Result) -> str:
@@ -87,19 +163,24 @@ class BatchProcessor:
         self.replay = replay
         self.clock = clock
         self._counters: dict[tuple[str, str], Any] = {}
-        self._lock: asyncio.Lock | None = None
+        self.lock = BatchLock()
+        self._live_at = -LIVE_SECONDS  # time.monotonic() of the last live batch
 
-    @property
-    def lock(self) -> asyncio.Lock:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
-
-    async def process(self, source: str, events: Sequence[SourceEvent], handle: Handler) -> None:
-        """One batch: handle each record, flush outputs, write tables, flush changelogs."""
+    async def process(
+        self,
+        source: str,
+        events: Sequence[SourceEvent],
+        handle: Handler,
+        *,
+        background: bool = False,
+    ) -> None:
+        """One batch: handle each record, flush outputs, write tables, flush changelogs.
+        `background`: work that can wait (the ticks) and gives way to live records."""
         started = time.perf_counter()
         outputs, tables = self.outputs, self.tables
-        async with self.lock:
+        async with self.lock.holding(live=not background):
+            if source in PACED_FOR:
+                self._live_at = time.monotonic()
             try:
                 await self.replay.load()  # which replay applies, before the first record
                 await self._ensure_tenants(events)
@@ -153,6 +234,8 @@ class BatchProcessor:
                 (handled - handling) * 1000,
                 (written - outputs_acked) * 1000,
             )
+        if background and time.monotonic() - self._live_at < LIVE_SECONDS:
+            await self.sleep(min(held, MAX_PAUSE_SECONDS))  # the loop's other half is theirs
 
     async def _after_failure(
         self,

@@ -21,7 +21,9 @@ from services.sequencer.adapters import faust_transport
 from services.sequencer.adapters.tenant_directory import StaticDirectory
 from services.sequencer.bootstrap import build_worker
 from services.sequencer.entrypoints.faust_app import SequencerApp
+from services.sequencer.service_layer import batches as batches_module
 from services.sequencer.service_layer import ticks as ticks_module
+from services.sequencer.service_layer.batches import BatchLock
 from services.sequencer.settings import SequencerSettings
 from tests.unit.sequencer.support import T0, TENANT, FakeOutbox, order, outcome, signal
 
@@ -338,6 +340,91 @@ async def test_the_ticks_agent_takes_one_tick_record_per_batch(seq: Any) -> None
             await ctx.put(b"tick", partition=partition)
         await asyncio.sleep(0.05)
     assert batches_of("ticks") == (batches + 3, records + 3)
+
+
+async def test_a_tick_batch_gives_the_loop_back_for_as_long_as_it_held_it_while_orders_come(
+    tmp_path: Path,
+) -> None:
+    """Due steps falling due in bulk (a night of deferred SMS at opening time) must not take
+    the loop from new orders: after a tick batch, while orders came in the last second, the
+    ticks agent leaves the loop idle for as long as its batch held it. With no orders, the
+    due steps go at full speed."""
+    for orders_came in (True, False):
+        clock = Clock(T0)
+        app = build(tmp_path / str(orders_came), FakeOutbox(), clock)
+        for n in range(3):  # three leads whose SMS step falls due
+            await put(app.order_agent, order(f"o-{n}"))
+        if not orders_came:  # ... a second or more ago
+            app.batches._live_at = time.monotonic() - batches_module.LIVE_SECONDS
+        slept: list[float] = []
+
+        async def sleep(seconds: float, slept: list[float] = slept) -> None:
+            slept.append(seconds)
+
+        app.batches.sleep = sleep
+        clock.now = T0 + timedelta(hours=2, minutes=1)
+        await tick(app)
+        assert len(app.ticks.due.pop_due(0, clock.now.timestamp(), 10)) == 0  # all evaluated
+        if orders_came:
+            assert len(slept) == 1 and 0 < slept[0] < 1, slept
+        else:
+            assert slept == []
+
+
+async def test_a_waiting_order_batch_goes_before_a_tick_batch_that_waited_longer() -> None:
+    lock, went = BatchLock(), []
+
+    async def batch(name: str, live: bool) -> None:
+        async with lock.holding(live=live):
+            went.append(name)
+            await asyncio.sleep(0)
+
+    async with lock.holding(live=True):
+        tick_batch = asyncio.create_task(batch("ticks", live=False))
+        await asyncio.sleep(0)
+        order_batch = asyncio.create_task(batch("orders", live=True))
+        await asyncio.sleep(0)
+    await asyncio.gather(tick_batch, order_batch)
+    assert went == ["orders", "ticks"]
+
+
+async def test_a_tick_batch_that_has_waited_a_second_goes_before_order_batches() -> None:
+    """Live records first, but not for ever: while orders kept the lock busy (a backlog after
+    a restart), due steps would wait as long as the backlog lasts."""
+    now = [0.0]
+    lock, went = BatchLock(clock=lambda: now[0]), []
+
+    async def batch(name: str, live: bool) -> None:
+        async with lock.holding(live=live):
+            went.append(name)
+
+    async with lock.holding(live=True):
+        tick_batch = asyncio.create_task(batch("ticks", live=False))
+        await asyncio.sleep(0)
+        now[0] = batches_module.BACKGROUND_MAX_WAIT
+        order_batch = asyncio.create_task(batch("orders", live=True))
+        await asyncio.sleep(0)
+    await asyncio.gather(tick_batch, order_batch)
+    assert went == ["ticks", "orders"]
+
+
+async def test_a_batch_cancelled_while_waiting_for_the_lock_leaves_it_free() -> None:
+    """Cancelled while it waits, or just after the lock was handed to it: either way the
+    next batch gets the lock (a worker stopping or losing partitions mid-wait)."""
+    lock = BatchLock()
+    for handed_over in (False, True):
+        async with lock.holding(live=True):
+            waiting = asyncio.create_task(lock.holding(live=False).__aenter__())
+            await asyncio.sleep(0)
+            if not handed_over:
+                waiting.cancel()
+        if handed_over:  # released: the lock is the waiter's now, and it is cancelled
+            waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with asyncio.timeout(1):
+            async with lock.holding(live=False):
+                pass
 
 
 class FlakyDirectory(StaticDirectory):
