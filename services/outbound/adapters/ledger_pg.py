@@ -8,9 +8,13 @@ Claims to one customer are serialised. Two claims at the same instant (two locat
 company: different partitions, often different workers) would each read the facts before the
 other's row exists, and both pass the caps. So a claim first takes a transaction lock per
 contact of the customer (its address and number, within the company), then claims: its facts
-are read after the lock, so they count any claim that held it before. The lock, the claim and
-its commit are pipelined (two round trips instead of one); a replay's record-only claim
-sends nothing and takes no lock. A claim waits at most LOCK_TIMEOUT for the lock (a contact
+are read after the lock, so they count any claim that held it before. The lock and the claim
+go in one pipeline sync, so one round trip: PostgreSQL runs the statements up to a sync as one
+implicit transaction (the lock is held until the claimed row is committed, and released with
+it, or when a statement fails) and the claim's snapshot is taken after the lock is granted.
+A claim that must do more than insert (reclaim a deferred row, or retry after racing an insert)
+takes the lock again and does it in an explicit transaction. A replay's record-only claim sends
+nothing and takes no lock. A claim waits at most LOCK_TIMEOUT for the lock (a contact
 every claim shares, e.g. a demo address, queues them all): then it fails as PostgreSQL being
 unavailable would, and is retried.
 
@@ -132,7 +136,9 @@ FROM company LEFT JOIN job_executions j ON j.command_id = %(command_id)s
 """
 FACTS_SQL = f"WITH {_COMPANY} SELECT {_FACTS} FROM company"
 LOCK_TIMEOUT = "5s"
-LOCK_TIMEOUT_SQL = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+#: `set_config(..., true)`, not SET LOCAL: the statements of one pipeline sync are a transaction
+#: but not a transaction block, and SET LOCAL would log a warning on every claim.
+LOCK_TIMEOUT_SQL = f"SELECT set_config('lock_timeout', '{LOCK_TIMEOUT}', true)"
 #: One lock per contact of the customer within the company (taken in a fixed order: two
 #: claims never wait for each other in a cycle); released when the claim commits.
 LOCK_CONTACTS_SQL = """
@@ -214,6 +220,28 @@ def _row(values: Sequence[Any]) -> LedgerRow:
 FACT_COLUMNS = 7
 
 
+#: Where the existing row's columns start in a CLAIM_SQL result (after claimed and the facts).
+_ROW_AT = 1 + FACT_COLUMNS
+
+
+def _settled(got: Sequence[Any], now: datetime) -> ClaimResult | None:
+    """The claim's result from its CLAIM_SQL row, or None when it takes more: the insert lost
+    a race with one not yet visible (try again), or the row is a deferred command now due
+    (reclaim it)."""
+    if got[0]:
+        return Claimed(_facts(got[1:_ROW_AT]))
+    if got[_ROW_AT] is None:
+        return None
+    row = _row(got[_ROW_AT:])
+    if (
+        row.status is LedgerStatus.DEFERRED
+        and row.deferred_until is not None
+        and row.deferred_until <= now + DEFER_SKEW
+    ):
+        return None
+    return AlreadyClaimed(row)
+
+
 def _other_channel(channel: Channel) -> str:
     return (Channel.SMS if channel is Channel.EMAIL else Channel.EMAIL).value
 
@@ -272,16 +300,30 @@ class PostgresLedger:
             "campaign": command.campaign,
         }
         contacts = [c for c in (params["recipient"], other_contact) if c]
+        lock = {"tenant_id": command.tenant_id, "contacts": contacts}
         started = time.perf_counter()
         try:
             async with connection(self._pool) as conn:
                 if command.record_only or not contacts:
                     return await self._claim(conn, params, now)
+                # One sync, sent when the block ends: lock, claim, commit (implicitly: the
+                # pool's connections autocommit, so no BEGIN keeps the lock past the sync).
+                # Its results are read after it (a fetch inside the block would cost a round
+                # trip of its own, holding the lock meanwhile).
+                assert conn.autocommit
+                async with conn.pipeline():
+                    await conn.execute(LOCK_TIMEOUT_SQL)
+                    await conn.execute(LOCK_CONTACTS_SQL, lock)
+                    cur = await conn.execute(CLAIM_SQL, params)
+                got = await cur.fetchone()
+                assert got is not None
+                settled = _settled(got, now)
+                if settled is not None:
+                    return settled
+                # a race to retry or a deferred row to reclaim: under the lock again
                 async with conn.pipeline(), conn.transaction():
                     await conn.execute(LOCK_TIMEOUT_SQL)
-                    await conn.execute(
-                        LOCK_CONTACTS_SQL, {"tenant_id": command.tenant_id, "contacts": contacts}
-                    )
+                    await conn.execute(LOCK_CONTACTS_SQL, lock)
                     return await self._claim(conn, params, now)
         finally:
             elapsed = time.perf_counter() - started
@@ -295,24 +337,17 @@ class PostgresLedger:
         for _ in range(3):
             got = await (await conn.execute(CLAIM_SQL, params)).fetchone()
             assert got is not None
-            claimed, facts = got[0], _facts(got[1 : 1 + FACT_COLUMNS])
-            if claimed:
-                return Claimed(facts)
-            row_at = 1 + FACT_COLUMNS
-            if got[row_at] is None:  # lost a race with an insert not yet visible: again
+            settled = _settled(got, now)
+            if settled is not None:
+                return settled
+            if got[_ROW_AT] is None:  # lost a race with an insert not yet visible: again
                 continue
-            row = _row(got[row_at:])
-            if (
-                row.status is LedgerStatus.DEFERRED
-                and row.deferred_until is not None
-                and row.deferred_until <= now + DEFER_SKEW
-            ):
-                due_by = params | {"due_by": now + DEFER_SKEW}
-                if await (await conn.execute(RECLAIM_SQL, due_by)).fetchone() is not None:
-                    return Claimed(facts, reclaimed=True)
-                again = await (await conn.execute(GET_SQL, params)).fetchone()
-                row = _row(again) if again is not None else row
-            return AlreadyClaimed(row)
+            row = _row(got[_ROW_AT:])  # deferred, and due: ours again
+            due_by = params | {"due_by": now + DEFER_SKEW}
+            if await (await conn.execute(RECLAIM_SQL, due_by)).fetchone() is not None:
+                return Claimed(_facts(got[1:_ROW_AT]), reclaimed=True)
+            again = await (await conn.execute(GET_SQL, params)).fetchone()
+            return AlreadyClaimed(_row(again) if again is not None else row)
         raise InfrastructureError(f"claim of {params['command_id']} kept racing")
 
     async def facts(

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from schemas.base import Channel
 from services.common.db.tenants import add_services, set_hours
+from services.common.errors import DataRejected
 from services.outbound.adapters.ledger_pg import PostgresLedger
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
@@ -216,3 +217,60 @@ async def test_claims_for_one_customer_at_the_same_instant_see_each_other(
         if not any(f.recent_sends for f in facts) or not any(f.other_campaign_today for f in facts):
             blind.append(attempt)
     assert not blind, f"{len(blind)} of 60 pairs of claims did not see each other"
+
+
+async def test_a_claim_that_fails_after_taking_the_lock_lets_the_customer_go(
+    pool: AsyncConnectionPool[Any], db_url: str, make_tenant: Any
+) -> None:
+    """The contact lock and the claim go in one pipeline sync (an implicit transaction): when
+    PostgreSQL refuses the claim, the lock goes with it. A lock left behind would make every
+    later claim to that customer, from any connection, wait out LOCK_TIMEOUT and fail."""
+    tenant, _ = await make_tenant()
+    contact = f"refused-{uuid.uuid4().hex[:8]}@example.com"
+    now = datetime.now(UTC)
+    refused = command(tenant_id=tenant.id, email=contact, at=now).model_copy(
+        update={"step_index": 2**31}  # out of the column's range: refused after the lock
+    )
+    with pytest.raises(DataRejected, match="out of range"):
+        await PostgresLedger(pool).claim(
+            refused, recipient=contact, now=now, cap_since=now - timedelta(hours=24)
+        )
+    other = await open_pool(db_url, size=1)  # another session: a lock left would block it
+    try:
+        got = await PostgresLedger(other).claim(
+            command(tenant_id=tenant.id, email=contact, at=now),
+            recipient=contact,
+            now=now,
+            cap_since=now - timedelta(hours=24),
+        )
+    finally:
+        await other.close()
+    assert isinstance(got, Claimed)
+
+
+async def test_a_claim_puts_no_warning_in_the_server_log(db_url: str, make_tenant: Any) -> None:
+    """The lock's timeout is set for the claim's implicit transaction without SET LOCAL, which
+    PostgreSQL answers with a WARNING there (not a transaction block): one log line a claim."""
+    tenant, _ = await make_tenant()
+    notices: list[str] = []
+
+    async def configure(conn: Any) -> None:
+        conn.add_notice_handler(lambda diag: notices.append(str(diag.message_primary)))
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        db_url, min_size=1, max_size=1, kwargs={"autocommit": True}, configure=configure, open=False
+    )
+    await pool.open(wait=True)
+    try:
+        now = datetime.now(UTC)
+        contact = f"quiet-{uuid.uuid4().hex[:8]}@example.com"
+        got = await PostgresLedger(pool).claim(
+            command(tenant_id=tenant.id, email=contact, at=now),
+            recipient=contact,
+            now=now,
+            cap_since=now - timedelta(hours=24),
+        )
+    finally:
+        await pool.close()
+    assert isinstance(got, Claimed)
+    assert notices == []
