@@ -6,6 +6,10 @@ fake SendGrid records when each request arrives. Each outcome's `hop.*` headers
 (services/common/domain/hops.py) give the hops in between; the bench prints p50/p99/max of
 every segment and of the whole way.
 
+It also prints the CPU each process used per measured order (the three services, the fake
+SendGrid, the bench's own client, Kafka and PostgreSQL, from /proc), and how many of the
+machine's cores the whole took: at 200 orders/s on two cores, whether the pipeline fits at all.
+
 `--baseline DIR` runs the same load first against the code in DIR (e.g. `git worktree add
 /tmp/base <commit>`), then against this checkout, in the same run: on a shared machine only the
 ratio of the two means anything.
@@ -56,6 +60,77 @@ PARTITIONS = 4
 #: The way of a first message, from the bench's POST to the provider's answer.
 POSTED, PROVIDER_REQUEST = "posted", "provider_request"
 POINTS = (POSTED, *hops.HOPS[:5], PROVIDER_REQUEST, hops.PROVIDER_ANSWERED)
+#: The processes the bench starts, in order.
+SERVICES = ("sendgrid", "ingest", "sequencer", "outbound")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float | None:
+    """CPU seconds (user + system, every thread) the process has used so far, or (`reaped`)
+    what its children that ended have used; None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    at = 13 if reaped else 11  # cutime, cstime: fields 16-17; utime, stime: 14-15
+    return (int(fields[at]) + int(fields[at + 1])) / CLOCK_TICKS
+
+
+#: A process group's pseudo-pid for the CPU of its processes that ended (PostgreSQL backends
+#: that closed: the postmaster's reaped children).
+REAPED = -1
+
+
+def infra_pids() -> dict[str, list[int]]:
+    """Kafka's and PostgreSQL's processes now (every backend: the ledger's claims run there),
+    the postmaster's pid negated (its reaped children count)."""
+    found: dict[str, list[int]] = {"kafka": [], "postgres": []}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv0, _, rest = (entry / "cmdline").read_bytes().partition(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" in rest:
+            found["kafka"].append(int(entry.name))
+        elif argv0.startswith(b"postgres:"):
+            found["postgres"].append(int(entry.name))
+        elif argv0.endswith(b"/postgres"):  # the postmaster
+            found["postgres"] += [int(entry.name), -int(entry.name)]
+    return found
+
+
+def cpu_snapshot(services: dict[str, int]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each process (pid → seconds) per name: the services, Kafka and
+    PostgreSQL (listed anew: backends come and go), and the bench itself (its client)."""
+    own = os.times()
+    out: dict[str, dict[int, float]] = {"bench client": {0: own.user + own.system}}
+    for name, pids in ({n: [p] for n, p in services.items()} | infra_pids()).items():
+        out[name] = {}
+        for pid in pids:
+            seconds = cpu_seconds(abs(pid), reaped=pid < 0)
+            if seconds is not None:
+                out[name][REAPED if pid < 0 else pid] = seconds
+    return out
+
+
+def cpu_used(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """CPU seconds per name between two snapshots. A process that started meanwhile counts
+    from zero; one that ended counts through its parent's reaped children (less what it had
+    used before), where the group has that (PostgreSQL); elsewhere its share is lost."""
+    used = {}
+    for name, now in after.items():
+        then = before.get(name, {})
+        seconds = sum(value - then.get(pid, 0.0) for pid, value in now.items())
+        if REAPED in now:
+            seconds -= sum(value for pid, value in then.items() if pid not in now)
+        used[name] = seconds
+    return used
 
 
 def start(code: Path, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -142,8 +217,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_stack(code: Path, args: Any, logs: Path) -> dict[str, list[float]]:
-    """One deployment of the code in `code` under the load; the milliseconds of each segment."""
+Segments = dict[str, list[float]]
+#: CPU seconds per process over the measured orders, and the wall seconds they took.
+Cpu = tuple[dict[str, float], float]
+
+
+def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
+    """One deployment of the code in `code` under the load; the milliseconds of each segment
+    and the CPU each process used meanwhile."""
     topics = Topics(f"lat{uuid.uuid4().hex[:6]}.")
     db = migrated_database(BENCH_DB)
     tenants = add_tenants(db, args.tenants, timezone=tz_at_local_hour(12))
@@ -183,11 +264,10 @@ def run_stack(code: Path, args: Any, logs: Path) -> dict[str, list[float]]:
     )
     with ExitStack() as stack:
         procs = []
-        for name, argv in (
-            ("sendgrid", ["simulate", "sendgrid", "--port", str(sg)]),
-            ("ingest", ["ingest"]),
-            ("sequencer", ["sequencer"]),
-            ("outbound", ["outbound"]),
+        for name, argv in zip(
+            SERVICES,
+            (["simulate", "sendgrid", "--port", str(sg)], ["ingest"], ["sequencer"], ["outbound"]),
+            strict=True,
         ):
             proc = start(code, argv, env, logs / f"latency-{name}.log")
             procs.append(proc)
@@ -203,8 +283,12 @@ def run_stack(code: Path, args: Any, logs: Path) -> dict[str, list[float]]:
         base = f"http://127.0.0.1:{ingest}"
         asyncio.run(post_all(base, requests[:warm], 5.0))  # assignments, connections, caches
         wait_for(lambda: len(sent(fake)) >= warm, 40, "the warm-up's messages")
+        services = {name: p.pid for name, p in zip(SERVICES, procs, strict=True)}
+        cpu_before, wall_before = cpu_snapshot(services), time.monotonic()
         posted = asyncio.run(post_all(base, requests[warm:], args.rate))
         wait_for(lambda: len(sent(fake)) >= warm + n, 180, "every message")
+        used = cpu_used(cpu_before, cpu_snapshot(services))
+        wall = time.monotonic() - wall_before
         arrivals = {
             r["payload"]["custom_args"]["command_id"]: (
                 r["payload"]["personalizations"][0]["to"][0]["email"],
@@ -230,7 +314,7 @@ def run_stack(code: Path, args: Any, logs: Path) -> dict[str, list[float]]:
         segments.setdefault("webhook → provider request", []).append(
             (arrived - at[hops.WEBHOOK_RECEIVED]) / 1000
         )
-    return segments
+    return segments, (used, wall)
 
 
 def sent(fake: FakeAdmin) -> list[dict[str, Any]]:
@@ -253,6 +337,22 @@ def report(label: str, segments: dict[str, list[float]]) -> None:
             f"{name:46} {len(values):>4} {pct(values, 0.5):>8.1f} {pct(values, 0.99):>8.1f}"
             f" {max(values):>8.1f} {statistics.fmean(values):>8.1f}"
         )
+
+
+def report_cpu(label: str, orders: int, cpu: Cpu) -> None:
+    used, wall = cpu
+    total = sum(used.values())
+    print(f"\n{label}: CPU per measured order (ms), over {wall:.1f} s of wall time")
+    for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:14} {seconds / orders * 1000:7.2f} ms  ({seconds / wall:.2f} cores)")
+    print(
+        f"  {'all':14} {total / orders * 1000:7.2f} ms  ({total / wall:.2f} cores of"
+        f" {os.cpu_count()}; the window includes the wait for the last message)"
+    )
+    print(
+        "  (Kafka and PostgreSQL: every broker and cluster process on this machine; the fake"
+        " SendGrid and the client include the bench reading the fake's records once a second)"
+    )
 
 
 def main() -> None:
@@ -284,8 +384,9 @@ def main() -> None:
         f" service, {os.cpu_count()} cores (shared: compare the runs, not the figures)"
     )
     results = [(label, run_stack(code, args, logs)) for label, code in runs]
-    for label, segments in results:
+    for label, (segments, cpu) in results:
         report(label, segments)
+        report_cpu(label, args.orders, cpu)
 
 
 if __name__ == "__main__":
