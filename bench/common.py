@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 PG_BASE = os.environ.get("BENCH_PG_BASE", "postgresql://postgres:postgres@localhost:5432")
@@ -32,6 +33,17 @@ def secret_box() -> Any:
     from services.common.secret_box import SecretBox
 
     return SecretBox.from_setting(SECRETS["SECRETS_ENCRYPTION_KEYS"])
+
+
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float | None:
+    """CPU seconds (user + system, every thread) the process has used so far, or (`reaped`)
+    what its children that ended have used; None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    at = 13 if reaped else 11  # cutime, cstime: fields 16-17; utime, stime: 14-15
+    return (int(fields[at]) + int(fields[at + 1])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:

@@ -44,6 +44,7 @@ from confluent_kafka import Consumer  # noqa: E402
 from bench.common import (  # noqa: E402
     KAFKA,
     SECRETS,
+    cpu_seconds,
     free_port,
     migrated_database,
     tz_at_local_hour,
@@ -62,20 +63,6 @@ POSTED, PROVIDER_REQUEST = "posted", "provider_request"
 POINTS = (POSTED, *hops.HOPS[:5], PROVIDER_REQUEST, hops.PROVIDER_ANSWERED)
 #: The processes the bench starts, in order.
 SERVICES = ("sendgrid", "ingest", "sequencer", "outbound")
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int, *, reaped: bool = False) -> float | None:
-    """CPU seconds (user + system, every thread) the process has used so far, or (`reaped`)
-    what its children that ended have used; None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    at = 13 if reaped else 11  # cutime, cstime: fields 16-17; utime, stime: 14-15
-    return (int(fields[at]) + int(fields[at + 1])) / CLOCK_TICKS
 
 
 #: A process group's pseudo-pid for the CPU of its processes that ended (PostgreSQL backends

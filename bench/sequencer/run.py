@@ -54,6 +54,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 from bench.common import (  # noqa: E402
     KAFKA,
+    cpu_seconds,
     free_port,
     lead_ids,
     migrated_database,
@@ -253,9 +254,8 @@ class Worker:
         }
 
     def cpu_seconds(self) -> float:
-        """CPU seconds (user + system, every thread: Python, librdkafka, RocksDB) so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds (every thread: Python, librdkafka, RocksDB) so far."""
+        return cpu_seconds(self.proc.pid) or 0.0
 
     def rss_mb(self) -> tuple[float, float]:
         values = {}

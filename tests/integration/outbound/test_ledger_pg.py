@@ -219,6 +219,17 @@ async def test_claims_for_one_customer_at_the_same_instant_see_each_other(
     assert not blind, f"{len(blind)} of 60 pairs of claims did not see each other"
 
 
+async def claim_email(
+    pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID, contact: str, **changes: Any
+) -> Any:
+    """Claim, now, an email to `contact` (a command with `changes`), caps over 24 h."""
+    now = datetime.now(UTC)
+    email = command(tenant_id=tenant_id, email=contact, at=now).model_copy(update=changes)
+    return await PostgresLedger(pool).claim(
+        email, recipient=contact, now=now, cap_since=now - timedelta(hours=24)
+    )
+
+
 async def test_a_claim_that_fails_after_taking_the_lock_lets_the_customer_go(
     pool: AsyncConnectionPool[Any], db_url: str, make_tenant: Any
 ) -> None:
@@ -227,22 +238,12 @@ async def test_a_claim_that_fails_after_taking_the_lock_lets_the_customer_go(
     later claim to that customer, from any connection, wait out LOCK_TIMEOUT and fail."""
     tenant, _ = await make_tenant()
     contact = f"refused-{uuid.uuid4().hex[:8]}@example.com"
-    now = datetime.now(UTC)
-    refused = command(tenant_id=tenant.id, email=contact, at=now).model_copy(
-        update={"step_index": 2**31}  # out of the column's range: refused after the lock
-    )
     with pytest.raises(DataRejected, match="out of range"):
-        await PostgresLedger(pool).claim(
-            refused, recipient=contact, now=now, cap_since=now - timedelta(hours=24)
-        )
+        # a step out of the column's range: refused after the lock
+        await claim_email(pool, tenant.id, contact, step_index=2**31)
     other = await open_pool(db_url, size=1)  # another session: a lock left would block it
     try:
-        got = await PostgresLedger(other).claim(
-            command(tenant_id=tenant.id, email=contact, at=now),
-            recipient=contact,
-            now=now,
-            cap_since=now - timedelta(hours=24),
-        )
+        got = await claim_email(other, tenant.id, contact)
     finally:
         await other.close()
     assert isinstance(got, Claimed)
@@ -262,14 +263,7 @@ async def test_a_claim_puts_no_warning_in_the_server_log(db_url: str, make_tenan
     )
     await pool.open(wait=True)
     try:
-        now = datetime.now(UTC)
-        contact = f"quiet-{uuid.uuid4().hex[:8]}@example.com"
-        got = await PostgresLedger(pool).claim(
-            command(tenant_id=tenant.id, email=contact, at=now),
-            recipient=contact,
-            now=now,
-            cap_since=now - timedelta(hours=24),
-        )
+        got = await claim_email(pool, tenant.id, f"quiet-{uuid.uuid4().hex[:8]}@example.com")
     finally:
         await pool.close()
     assert isinstance(got, Claimed)
