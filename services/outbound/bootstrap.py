@@ -67,6 +67,7 @@ def build_senders(
             executor=executor,
             reconcile=settings.sendgrid_reconcile,
             settle_seconds=settings.sendgrid_activity_settle_seconds,
+            max_connections=settings.outbound_concurrency,
         )
     if settings.sms_configured and settings.twilio_auth_token is not None:
         senders[Channel.SMS] = TwilioSender(
@@ -194,8 +195,7 @@ async def build(settings: OutboundSettings) -> AsyncIterator[Outbound]:
         yield Outbound(settings, handler, ledger, producer, senders, sweeper)
     finally:
         for sender in senders.values():
-            if isinstance(sender, TwilioSender):
-                await sender.close()
+            await sender.close()
         executor.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(producer.close)
         await pool.close()

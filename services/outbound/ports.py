@@ -117,6 +117,10 @@ class Sender(Protocol):
         """Did the provider accept this message at or after `since`?"""
         ...
 
+    async def close(self) -> None:
+        """Close its connections (the process is stopping)."""
+        ...
+
 
 class OutcomePublisher(Protocol):
     async def publish(self, outcome: TouchPointOutcome) -> None: ...

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -11,13 +13,16 @@ from tests.conftest import free_port
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[int]:
-    """Serve `app` on 127.0.0.1; yields its port."""
-    runner = web.AppRunner(app)
-    await runner.setup()
+async def serving(
+    app: web.Application, *, ssl_context: ssl.SSLContext | None = None, **runner: Any
+) -> AsyncIterator[int]:
+    """Serve `app` on 127.0.0.1 (over TLS with `ssl_context`; `runner`: AppRunner's options,
+    e.g. keepalive_timeout); yields its port."""
+    app_runner = web.AppRunner(app, **runner)
+    await app_runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(app_runner, "127.0.0.1", port, ssl_context=ssl_context).start()
     try:
         yield port
     finally:
-        await runner.cleanup()
+        await app_runner.cleanup()

@@ -1,5 +1,6 @@
 """Email through the official `sendgrid` library (Mail helper), run in a thread pool because
-the library is synchronous (urllib) and has no default timeout (DESIGN §9).
+the library is synchronous and has no default timeout (DESIGN §9). It sends through kept-alive
+connections (sendgrid_http.py), not a new one per mail.
 
 Failure classes (see errors.py):
 - 202 → accepted; the `X-Message-Id` header is the provider id.
@@ -34,6 +35,7 @@ from sendgrid.helpers.mail import Category, CustomArg, From, Header, Mail, To
 
 from services.common.masking import mask_contacts
 from services.outbound.adapters import metrics
+from services.outbound.adapters.sendgrid_http import ConnectionPool, KeptAliveClient
 from services.outbound.domain.model import (
     EmailMessage,
     Found,
@@ -110,8 +112,16 @@ class SendGridSender:
         executor: Executor,
         reconcile: str = "none",
         settle_seconds: float = 120.0,
+        max_connections: int = 32,
     ) -> None:
         self._client = SendGridAPIClient(api_key=api_key, host=base_url.rstrip("/"))
+        self.pool = ConnectionPool(self._client.host, max_idle=max_connections)
+        self._client.client = KeptAliveClient(
+            self.pool,
+            host=self._client.host,
+            request_headers=self._client.client.request_headers,
+            version=3,
+        )
         self._timeout = timeout
         self._executor = executor
         self._reconcile = reconcile
@@ -121,6 +131,9 @@ class SendGridSender:
     @property
     def lookup_settle_seconds(self) -> float:
         return self._settle
+
+    async def close(self) -> None:
+        self.pool.close()
 
     async def send(self, message: OutboundMessage) -> str:
         assert isinstance(message, EmailMessage)

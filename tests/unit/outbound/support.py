@@ -451,6 +451,9 @@ class ScriptedSender:
         self.probes.append(probe)
         return self.lookups.pop(0) if self.lookups else NotFound()
 
+    async def close(self) -> None:
+        pass
+
 
 def renderer(
     chat: str = "https://chat.example.com", loader: jinja2.BaseLoader | None = None

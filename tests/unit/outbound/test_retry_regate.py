@@ -43,6 +43,9 @@ class OutageSender:
         self.sent.append(message)
         return f"{self.name}-{len(self.sent)}"
 
+    async def close(self) -> None:
+        pass
+
     async def lookup(self, probe: object, *, since: datetime) -> object:
         raise AssertionError("an unavailable provider took nothing: no reconciliation")
 

@@ -1,0 +1,256 @@
+"""The official sendgrid library's requests go through kept-alive connections
+(services/outbound/adapters/sendgrid_http.py), against real HTTP peers on loopback: one
+connection serves many mails, a connection the server closed is never written to, and what a
+failure means to the sender (safe to retry, or maybe sent) is what it was with urllib."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from fakes.sendgrid_server import create_app
+from services.outbound.adapters.sendgrid_http import ConnectionPool, KeptAliveClient
+from services.outbound.adapters.sendgrid_sender import SendGridSender
+from services.outbound.domain.model import EmailMessage, Found, Probe
+from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+from tests.support.http_peer import serving
+from tests.unit.outbound.support import OPEN_NOW, command, renderer, tenant_profile
+
+KEY = "SG.test-key"
+
+
+def email() -> EmailMessage:
+    msg = renderer().render(command(), tenant_profile(), now=OPEN_NOW, validity_seconds=60)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(4)
+    yield pool
+    pool.shutdown(wait=False)
+
+
+class Peer:
+    """The fake SendGrid, noting the client port of every request (one per connection)."""
+
+    def __init__(self) -> None:
+        self.ports: list[int] = []
+        self.url = ""
+
+    @property
+    def connections(self) -> int:
+        return len(set(self.ports))
+
+    def app(self) -> web.Application:
+        app = create_app(api_key=KEY)
+
+        @web.middleware
+        async def note_peer(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            assert request.transport is not None
+            self.ports.append(request.transport.get_extra_info("peername")[1])
+            return await handler(request)
+
+        app.middlewares.append(note_peer)
+        return app
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Peer]:
+    p = Peer()
+    async with serving(p.app()) as port:
+        p.url = f"http://127.0.0.1:{port}"
+        yield p
+
+
+def sender(url: str, executor: ThreadPoolExecutor, timeout: float = 2.0) -> SendGridSender:
+    return SendGridSender(
+        api_key=KEY, base_url=url, timeout=timeout, executor=executor, reconcile="none"
+    )
+
+
+async def test_one_connection_serves_many_mails(peer: Peer, executor: ThreadPoolExecutor) -> None:
+    mail = sender(peer.url, executor)
+    ids = [await mail.send(email()) for _ in range(20)]
+    assert len(set(ids)) == 20 and len(peer.ports) == 20
+    assert peer.connections == 1 and mail.pool.opened == 1  # urllib: 20
+    await mail.close()
+
+
+async def test_concurrent_mails_open_no_more_connections_than_threads(
+    peer: Peer, executor: ThreadPoolExecutor
+) -> None:
+    mail = sender(peer.url, executor)
+    for _ in range(5):
+        await asyncio.gather(*(mail.send(email()) for _ in range(12)))
+    assert len(peer.ports) == 60
+    assert peer.connections <= 4  # the executor's threads
+    await mail.close()
+
+
+async def test_a_connection_the_server_closed_is_not_written_to(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """The server closes idle connections after 0.1 s. A request written into the closed one
+    would get no answer: an Email Activity query unanswered (small: one write that succeeds),
+    or a mail ambiguous, marked unknown. Each goes on a new connection instead."""
+    peer = Peer()
+    async with serving(peer.app(), keepalive_timeout=0.1) as port:
+        peer.url = f"http://127.0.0.1:{port}"
+        mail = SendGridSender(
+            api_key=KEY, base_url=peer.url, timeout=2, executor=executor, reconcile="activity"
+        )
+        msg = email()
+        sent = await mail.send(msg)
+        await asyncio.sleep(0.4)
+        found = await mail.lookup(Probe.of(msg), since=OPEN_NOW)
+        assert isinstance(found, Found) and found.provider_message_id.startswith(sent)
+        await asyncio.sleep(0.4)
+        await mail.send(email())  # no ProviderAmbiguous
+        assert len(peer.ports) == 3 and peer.connections == 3
+        await mail.close()
+
+
+async def test_a_connection_idle_too_long_is_closed_not_reused(
+    peer: Peer, executor: ThreadPoolExecutor
+) -> None:
+    pool = ConnectionPool(peer.url, idle_seconds=0.2)
+    client = KeptAliveClient(pool, host=peer.url, request_headers=auth(), version=3)
+
+    def post() -> int:
+        return int(client.mail.send.post(request_body=email_body(), timeout=2).status_code)
+
+    assert await asyncio.to_thread(post) == 202
+    assert await asyncio.to_thread(post) == 202
+    await asyncio.sleep(0.3)
+    assert await asyncio.to_thread(post) == 202
+    assert pool.opened == 2 and peer.connections == 2
+    pool.close()
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}", "Accept": "application/json"}
+
+
+def email_body() -> dict[str, Any]:
+    from services.outbound.adapters.sendgrid_sender import build_mail
+
+    return build_mail(email())
+
+
+async def test_errors_are_the_library_s_and_leave_the_connection_usable(
+    peer: Peer, executor: ThreadPoolExecutor
+) -> None:
+    mail = SendGridSender(
+        api_key="SG.wrong", base_url=peer.url, timeout=2, executor=executor, reconcile="none"
+    )
+    for _ in range(3):
+        with pytest.raises(ProviderUnavailable, match="sendgrid_401"):
+            await mail.send(email())
+    assert peer.connections == 1
+    await mail.close()
+
+
+async def test_an_answer_that_never_comes_is_ambiguous_and_not_sent_again(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """The server reads the whole request and hangs up: it may have queued the mail. The
+    transport must neither retry it on a new connection nor call it safe to retry."""
+    requests: list[bytes] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(
+            next(
+                line.split(b":", 1)[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
+        requests.append(head + await reader.readexactly(length))
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        mail = sender(f"http://127.0.0.1:{port}", executor)
+        with pytest.raises(ProviderAmbiguous, match="no response"):
+            await mail.send(email())
+        assert len(requests) == 1
+        await mail.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_redirect_is_not_followed(executor: ThreadPoolExecutor) -> None:
+    """A 3xx is the library's error, never a Mail Send re-posted elsewhere."""
+    seen: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(status=307, headers={"Location": "/elsewhere"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", moved)
+    async with serving(app) as port:
+        mail = sender(f"http://127.0.0.1:{port}", executor)
+        with pytest.raises(ProviderRejected, match="sendgrid_307"):
+            await mail.send(email())
+        assert seen == ["/v3/mail/send"]
+        await mail.close()
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_verifies_the_certificate_and_keeps_the_connection(
+    tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    peer = Peer()
+    async with serving(peer.app(), ssl_context=tls) as port:
+        url = f"https://127.0.0.1:{port}"
+        untrusted = sender(url, executor)  # the system's CAs: this certificate is nobody's
+        with pytest.raises(ProviderUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusted.send(email())
+        assert peer.ports == []
+
+        pool = ConnectionPool(url, context=ssl.create_default_context(cafile=str(cert)))
+        client = KeptAliveClient(pool, host=url, request_headers=auth(), version=3)
+        for _ in range(5):
+            answer = await asyncio.to_thread(
+                lambda: client.mail.send.post(request_body=email_body(), timeout=2)
+            )
+            assert answer.status_code == 202 and answer.headers.get("X-Message-Id")
+        assert pool.opened == 1 and peer.connections == 1  # one handshake
+        pool.close()
+
+
+def test_only_http_urls() -> None:
+    with pytest.raises(ValueError, match="not an http"):
+        ConnectionPool("ftp://sendgrid.example")
