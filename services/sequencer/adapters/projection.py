@@ -153,7 +153,8 @@ def refusal(exc: psycopg.Error) -> str:
 def project(
     conn: psycopg.Connection[Any], changes: Sequence[tuple[M, LeadChanged]]
 ) -> Projected[M]:
-    """Apply a batch in one transaction; if PostgreSQL refuses some record's data, again one
+    """Apply a batch in one transaction (three round trips whatever its size; a batch of one
+    is one autocommitted statement); if PostgreSQL refuses some record's data, again one
     record per savepoint, leaving out (and returning) the refused ones. A transient error
     (connection, server) propagates: the caller retries the batch."""
     newest = newest_per_lead(changes)
@@ -162,10 +163,13 @@ def project(
         return done
     rows = [(source, row_of(change)) for source, change in newest]
     try:
-        with conn.transaction(), conn.cursor() as cur:
-            for _, row in rows:
-                cur.execute(UPSERT, row)
-                done.written += max(cur.rowcount, 0)
+        with conn.cursor() as cur:
+            if len(rows) == 1:  # one statement is atomic on its own: one round trip
+                cur.execute(UPSERT, rows[0][1])
+            else:  # one transaction; psycopg sends its statements in one pipeline
+                with conn.transaction():
+                    cur.executemany(UPSERT, [row for _, row in rows])
+            done.written = max(cur.rowcount, 0)  # executemany: the sum over its rows
         return done
     except REFUSED_DATA:
         done = Projected()

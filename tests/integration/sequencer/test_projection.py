@@ -70,6 +70,25 @@ async def test_projection_skips_leads_of_unknown_tenants(db_url: str) -> None:
         ).fetchone() == (0,)
 
 
+async def test_a_batch_of_many_leads_counts_every_row_it_wrote(
+    db_url: str, make_tenant: Any
+) -> None:
+    """A batch of several leads goes as one transaction (one pipeline): the count is over all
+    its rows, not the last statement's."""
+    import uuid
+
+    tenant = (await make_tenant())[0].id
+    known = change(tenant, 1)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert upsert(conn, [known]) == 1
+        fresh = [change(tenant, 1, order_id=f"o-many-{i}") for i in range(3)]
+        batch = [*fresh, known, change(uuid.uuid4(), 1)]  # + one unchanged, one stray
+        assert upsert(conn, batch) == 3
+        assert upsert(conn, batch) == 0
+        assert upsert(conn, [*fresh[:2], known]) == 0
+        assert [row(db_url, c.lead_id)[1] for c in fresh] == [1, 1, 1]
+
+
 def declined_work(db_url: str, lead_id: Any) -> tuple[Any, ...]:
     with psycopg.connect(db_url) as conn:
         found = conn.execute(

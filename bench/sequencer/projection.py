@@ -1,0 +1,124 @@
+"""Benchmark of the read model's writes: `project()` (services/sequencer/adapters/projection.py)
+on batches of 1, 3, 10 and 100 lead changes, against a baseline measured in the same run: the
+same upserts one statement per row in one transaction (what `project` did before: N + 2 round
+trips a batch). At 200 orders/s end to end the projection's batches hold a few changes each,
+so its cost per batch is what the sequencer's process and PostgreSQL pay.
+
+    uv run --frozen python bench/sequencer/projection.py [--batches 300]
+
+Prints, per batch size, wall time and this process's CPU per batch for both, and the ratios.
+Uses its own database (lo_bench_projection, created and migrated here). Only loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import migrated_database  # noqa: E402
+from schemas.base import LeadState  # noqa: E402
+from schemas.events import Customer, LeadChanged, LeadSnapshot, OrderSource  # noqa: E402
+from services.sequencer.adapters.projection import UPSERT, project, row_of  # noqa: E402
+
+SIZES = (1, 3, 10, 100)
+
+
+def a_change(tenant: uuid.UUID) -> LeadChanged:
+    now = datetime.now(UTC)
+    lead = LeadSnapshot(
+        lead_id=uuid.uuid4(),
+        tenant_id=tenant,
+        state=LeadState.NEW,
+        source=OrderSource.WEBHOOK,
+        version=1,
+        shopmonkey_order_id=f"bench-{uuid.uuid4().hex}",
+        customer=Customer(email="jane@example.net", first_name="Jane"),
+        created_at=now,
+        updated_at=now,
+    )
+    return LeadChanged(
+        tenant_id=tenant,
+        lead_id=lead.lead_id,
+        from_state=None,
+        to_state=LeadState.NEW,
+        reason="bench",
+        changed_at=now,
+        lead=lead,
+    )
+
+
+def row_at_a_time(
+    conn: psycopg.Connection[Any], changes: Sequence[tuple[None, LeadChanged]]
+) -> int:
+    """The baseline: one statement per row, in one transaction."""
+    written = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for _, change in changes:
+            cur.execute(UPSERT, row_of(change))
+            written += max(cur.rowcount, 0)
+    return written
+
+
+def measure(
+    write: Callable[[psycopg.Connection[Any], Any], Any],
+    conn: psycopg.Connection[Any],
+    tenant: uuid.UUID,
+    size: int,
+    batches: int,
+) -> tuple[float, float]:
+    """(wall ms, CPU ms) per batch of `size` new leads."""
+    work = [[(None, a_change(tenant)) for _ in range(size)] for _ in range(batches)]
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for batch in work:
+        write(conn, batch)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return wall / batches * 1000, cpu / batches * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=300, help="batches per size and side")
+    args = parser.parse_args()
+    url = migrated_database("lo_bench_projection")
+    with psycopg.connect(url, autocommit=True) as conn:
+        tenant = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO shopmonkey_companies (id, name) VALUES ('co_bench', 'bench')"
+            " ON CONFLICT (id) DO NOTHING"
+        )
+        conn.execute(
+            "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
+            " timezone) VALUES (%s, 'bench', 'co_bench', %s, 'UTC')",
+            (tenant, f"loc_{tenant.hex[:8]}"),
+        )
+        print(f"bench/sequencer/projection: {args.batches} batches per size and side")
+        print(f"{'batch':>6} {'side':12} {'wall ms':>8} {'CPU ms':>8}")
+        for size in SIZES:
+            batches = max(10, args.batches * 10 // max(size, 10))
+            figures = {}
+            for _ in range(2):  # alternate, twice: the machine is noisy
+                for name, write in (("row at a time", row_at_a_time), ("project", project)):
+                    wall, cpu = measure(write, conn, tenant, size, batches)
+                    best = figures.get(name)
+                    figures[name] = (wall, cpu) if best is None else min(best, (wall, cpu))
+            for name, (wall, cpu) in figures.items():
+                print(f"{size:>6} {name:12} {wall:8.3f} {cpu:8.3f}")
+            (bw, bc), (nw, nc) = figures["row at a time"], figures["project"]
+            print(f"{size:>6} {'ratio':12} {nw / bw:8.2f} {nc / bc:8.2f}")
+        conn.execute("DELETE FROM leads WHERE tenant_id = %s", (tenant,))
+        conn.execute("DELETE FROM tenants WHERE id = %s", (tenant,))
+
+
+if __name__ == "__main__":
+    main()
