@@ -354,6 +354,13 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100, help="orders measured")
     parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each checkout, alternating with the baseline's; prints the medians (and "
+        "their ratios) instead of every table: one run's CPU varies by 10-20 %% here",
+    )
+    parser.add_argument(
         "--tenants",
         type=int,
         default=50,
@@ -370,10 +377,70 @@ def main() -> None:
         f"{args.orders} orders at {args.rate:g}/s over {args.tenants} locations, one process per"
         f" service, {os.cpu_count()} cores (shared: compare the runs, not the figures)"
     )
-    results = [(label, run_stack(code, args, logs)) for label, code in runs]
+    results: list[tuple[str, tuple[dict[str, list[float]], Cpu]]] = []
+    for i in range(args.repeat):
+        for label, code in runs:
+            results.append((label, run_stack(code, args, logs)))
+            if args.repeat > 1:
+                print(
+                    f"run {i + 1}/{args.repeat}, {summary_line(label, results[-1][1], args.orders)}"
+                )
+    if args.repeat == 1:
+        for label, (segments, cpu) in results:
+            report(label, segments)
+            report_cpu(label, args.orders, cpu)
+    else:
+        report_medians(results, args.orders)
+
+
+WHOLE = "POST → provider request (whole way)"
+
+
+def cpu_per_order(cpu: Cpu, orders: int) -> dict[str, float]:
+    """ms of CPU per measured order, per process and `all`."""
+    used, _ = cpu
+    per = {name: seconds / orders * 1000 for name, seconds in used.items()}
+    per["all"] = sum(used.values()) / orders * 1000
+    return per
+
+
+def summary_line(label: str, result: tuple[dict[str, list[float]], Cpu], orders: int) -> str:
+    segments, cpu = result
+    whole = segments[WHOLE]
+    per = cpu_per_order(cpu, orders)
+    return (
+        f"{label}: p50 {pct(whole, 0.5):.1f} / p99 {pct(whole, 0.99):.1f} ms, CPU ms an order "
+        + " ".join(f"{name} {ms:.2f}" for name, ms in sorted(per.items(), key=lambda kv: -kv[1]))
+    )
+
+
+def report_medians(
+    results: list[tuple[str, tuple[dict[str, list[float]], Cpu]]], orders: int
+) -> None:
+    """Per checkout, the median over its runs of the whole way's p50/p99 and of each process's
+    CPU per order; with a baseline, this checkout's medians over the baseline's."""
+    sides: dict[str, list[dict[str, float]]] = {}
     for label, (segments, cpu) in results:
-        report(label, segments)
-        report_cpu(label, args.orders, cpu)
+        whole = segments[WHOLE]
+        figures = {"p50 ms": pct(whole, 0.5), "p99 ms": pct(whole, 0.99)}
+        figures |= {f"cpu {name}": ms for name, ms in cpu_per_order(cpu, orders).items()}
+        sides.setdefault(label, []).append(figures)
+    medians = {
+        label: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        for label, runs in sides.items()
+    }
+    labels = list(medians)
+    print(f"\nmedians over {len(sides[labels[0]])} runs each (CPU: ms an order)")
+    header = f"{'':16}" + "".join(f"{label[-24:]:>26}" for label in labels)
+    print(header + (f"{'ratio':>8}" if len(labels) == 2 else ""))
+    for key in medians[labels[-1]]:
+        values = [medians[label].get(key) for label in labels]
+        row = f"{key:16}" + "".join(
+            f"{v:>26.2f}" if v is not None else f"{'-':>26}" for v in values
+        )
+        if len(labels) == 2 and values[0] and values[1] is not None:
+            row += f"{values[1] / values[0]:>8.2f}"
+        print(row)
 
 
 if __name__ == "__main__":
