@@ -19,6 +19,11 @@ class SequencerSettings(CommonSettings):
     #: Run the lead-changes → `leads` table projection inside `leadctl sequencer`.
     sequencer_projection: bool = True
     projection_group_id: str = Field(default="lead-projection", min_length=1)
+    #: How long the broker may hold a fetch of the projection's consumer to gather lead
+    #: changes (librdkafka fetch.wait.max.ms, with fetch.min.bytes 1 MiB): the `leads` table
+    #: trails the sequencer by up to this much more, and each of its transactions writes more
+    #: rows. 0: every change is fetched as soon as it is written.
+    projection_fetch_wait_ms: int = Field(default=100, ge=0, le=5_000)
     #: A worker that stops heartbeating (killed) loses its partitions after this long.
     sequencer_session_timeout_seconds: float = Field(default=30.0, ge=6, le=300)
     #: How often the worker looks for a pending/running replay in `replay_runs`.

@@ -121,3 +121,63 @@ async def test_the_projection_dead_letters_poison_and_keeps_moving(
         assert headers["dlq.reason"].startswith(b"poison: PostgreSQL refused the row")
         assert headers["dlq.service"] == b"lead-projection"
     assert not leads_present(db_url, [bad_name.lead_id, bad_number.lead_id])
+
+
+def batches_written(
+    monkeypatch: pytest.MonkeyPatch, tenant: uuid.UUID, db_url: str, wait_ms: int
+) -> int:
+    """Six changes written 30 ms apart to a projection that has caught up: how many
+    transactions (batches) it took them in."""
+    monkeypatch.setenv("PROJECTION_FETCH_WAIT_MS", str(wait_ms))
+    settings = load_settings(SequencerSettings)
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="test").start()
+    projection = build_projection(settings, producer)
+    stop = threading.Event()
+    runner = threading.Thread(target=projection.run, args=(stop,), daemon=True)
+    key = str(tenant).encode()
+
+    def written(changes: list[LeadChanged]) -> None:
+        want = {c.lead_id for c in changes}
+        deadline = time.monotonic() + 30
+        while leads_present(db_url, list(want)) != want:
+            assert time.monotonic() < deadline, "the projection did not write them"
+            time.sleep(0.05)
+
+    try:
+        runner.start()
+        first = fresh(tenant)
+        producer.send_sync(settings.topics.lead_changes, key=key, value=first.to_bytes())
+        written([first])  # assigned and caught up
+        time.sleep(0.5)
+        before = batch_count()
+        changes = [fresh(tenant) for _ in range(6)]
+        for c in changes:
+            producer.send_sync(settings.topics.lead_changes, key=key, value=c.to_bytes())
+            time.sleep(0.03)
+        written(changes)
+        return batch_count() - before
+    finally:
+        stop.set()
+        runner.join(10)
+        projection.close()
+        producer.close()
+
+
+def batch_count() -> int:
+    from services.sequencer.adapters.metrics import PROJECTION_BATCH_SECONDS
+
+    [metric] = PROJECTION_BATCH_SECONDS.collect()
+    return int(next(s.value for s in metric.samples if s.name.endswith("_count")))
+
+
+async def test_lead_changes_that_come_close_together_share_a_transaction(
+    service_env: dict[str, str],
+    db_url: str,
+    make_tenant: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PROJECTION_FETCH_WAIT_MS lets Kafka hold the projection's fetch to gather changes: six
+    changes within 150 ms take at most two transactions; with 0, each goes on its own."""
+    tenant = (await make_tenant())[0].id
+    assert batches_written(monkeypatch, tenant, db_url, 400) <= 2
+    assert batches_written(monkeypatch, tenant, db_url, 0) >= 4
