@@ -174,11 +174,12 @@ def _still_open(conn: http.client.HTTPConnection) -> bool:
     sock = conn.sock
     if sock is None:
         return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
+    try:  # poll, not select: no limit on the descriptor's number
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
     except (OSError, ValueError):
         return False
-    return not readable
 
 
 class KeptAliveClient(Client):  # type: ignore[misc]

@@ -254,3 +254,26 @@ async def test_https_verifies_the_certificate_and_keeps_the_connection(
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not an http"):
         ConnectionPool("ftp://sendgrid.example")
+
+
+async def test_a_connection_numbered_above_1024_is_kept_too(
+    peer: Peer, executor: ThreadPoolExecutor
+) -> None:
+    """select() refuses descriptors from 1024 up (a busy process has that many): the pool
+    would then drop every connection, silently. It polls instead."""
+    import os
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:  # pragma: no cover - the machines of this project allow 20,000
+        pytest.fail(f"RLIMIT_NOFILE {soft}: cannot open descriptors above 1024 here")
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        mail = sender(peer.url, executor)
+        for _ in range(5):
+            await mail.send(email())
+        assert mail.pool.opened == 1 and peer.connections == 1
+        await mail.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
