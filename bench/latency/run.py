@@ -379,7 +379,7 @@ def main() -> None:
     )
     results: list[tuple[str, tuple[dict[str, list[float]], Cpu]]] = []
     for i in range(args.repeat):
-        for label, code in runs:
+        for label, code in runs if i % 2 == 0 else runs[::-1]:  # ABBA: no side always first
             results.append((label, run_stack(code, args, logs)))
             if args.repeat > 1:
                 print(

@@ -20,6 +20,9 @@ What may be reused, and what a failure means (the sender's classes depend on it)
   connection is tried once more on a new one, since the server cannot have processed it.
 - a non-2xx answer raises what the library raises for it (`handle_error`), redirects included:
   a Mail Send is never re-posted elsewhere.
+- no proxy: urllib went through HTTPS_PROXY/HTTP_PROXY when set, this does not (nor does the
+  Twilio client). `proxy_for` names the variable that would apply, and outbound refuses to start
+  rather than fail every mail as unreachable.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class ConnectionPool:
         self._idle_seconds = idle_seconds
         self._idle: list[tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
+        self._closed = False
         self.opened = 0  # connections opened so far (a figure for tests and benches)
 
     def open(self, request: urllib.request.Request, timeout: float | None) -> Answer:
@@ -99,10 +103,16 @@ class ConnectionPool:
             except OSError as again:
                 conn.close()
                 raise urllib.error.URLError(again) from None
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            conn.close()
+            raise
         try:
             response = conn.getresponse()
             body = response.read()
-        except BaseException:
+        except BaseException:  # it may have been processed: never sent again here
             conn.close()
             raise
         if response.will_close:
@@ -117,7 +127,9 @@ class ConnectionPool:
         return Answer(response.status, body, response.msg)
 
     def close(self) -> None:
+        """Close the idle connections; one handed back after this is closed too."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for conn, _ in idle:
             conn.close()
@@ -162,10 +174,20 @@ class ConnectionPool:
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            if len(self._idle) < self._max_idle:
+            if not self._closed and len(self._idle) < self._max_idle:
                 self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
+
+
+def proxy_for(base_url: str) -> str | None:
+    """The environment variable of a proxy urllib would have used for `base_url` (None: none,
+    or NO_PROXY exempts its host)."""
+    parts = urlsplit(base_url)
+    proxies = urllib.request.getproxies()
+    if parts.scheme not in proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return f"{parts.scheme.upper()}_PROXY"
 
 
 def _still_open(conn: http.client.HTTPConnection) -> bool:

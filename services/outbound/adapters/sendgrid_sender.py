@@ -10,6 +10,8 @@ Failure classes (see errors.py):
 - 500, 502, 504 and other 5xx, a timeout or a dropped connection while waiting for the
   response → ambiguous: SendGrid documents no idempotency and nothing about what a 500 did,
   so the mail may be queued; reconcile (SENDGRID_RECONCILE=activity) or mark it `unknown`.
+- a 3xx (never followed: a Mail Send is not re-posted elsewhere) → not processed: retry, and
+  an error log (SENDGRID_API_BASE_URL is wrong).
 - other 4xx → rejected for good.
 
 Reconciliation asks the Email Activity API (`GET /v3/messages?query=unique_args['command_id']=
@@ -33,9 +35,10 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Category, CustomArg, From, Header, Mail, To
 
+from services.common.errors import ConfigError
 from services.common.masking import mask_contacts
 from services.outbound.adapters import metrics
-from services.outbound.adapters.sendgrid_http import ConnectionPool, KeptAliveClient
+from services.outbound.adapters.sendgrid_http import ConnectionPool, KeptAliveClient, proxy_for
 from services.outbound.domain.model import (
     EmailMessage,
     Found,
@@ -115,12 +118,18 @@ class SendGridSender:
         max_connections: int = 32,
     ) -> None:
         self._client = SendGridAPIClient(api_key=api_key, host=base_url.rstrip("/"))
+        proxy = proxy_for(self._client.host)
+        if proxy is not None:
+            raise ConfigError(
+                f"{proxy} is set and applies to SENDGRID_API_BASE_URL's host, but outbound does"
+                " not send through proxies: add the host to NO_PROXY, or unset the proxy"
+            )
         self.pool = ConnectionPool(self._client.host, max_idle=max_connections)
+        # every header set before the threads share it: the library would otherwise add
+        # Content-Type to this dict on a first POST while another thread reads it
+        headers = {**self._client.client.request_headers, "Content-Type": "application/json"}
         self._client.client = KeptAliveClient(
-            self.pool,
-            host=self._client.host,
-            request_headers=self._client.client.request_headers,
-            version=3,
+            self.pool, host=self._client.host, request_headers=headers, version=3
         )
         self._timeout = timeout
         self._executor = executor
@@ -184,6 +193,9 @@ class SendGridSender:
             )
         if status in AMBIGUOUS or status >= 500:
             return ProviderAmbiguous(NAME, f"sendgrid_{status}")
+        if status < 400:  # a redirect: not processed there, and never followed (our base URL)
+            log.error("SendGrid answered %d: check SENDGRID_API_BASE_URL; email paused", status)
+            return ProviderUnavailable(NAME, f"sendgrid_{status}")
         reason = f"sendgrid_{status}: {detail}" if detail else f"sendgrid_{status}"
         return ProviderRejected(NAME, reason)
 

@@ -164,7 +164,7 @@ def project(
     rows = [(source, row_of(change)) for source, change in newest]
     try:
         with conn.cursor() as cur:
-            if len(rows) == 1:  # one statement is atomic on its own: one round trip
+            if len(rows) == 1 and conn.autocommit:  # atomic on its own: one round trip
                 cur.execute(UPSERT, rows[0][1])
             else:  # one transaction; psycopg sends its statements in one pipeline
                 with conn.transaction():

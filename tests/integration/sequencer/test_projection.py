@@ -127,3 +127,15 @@ async def test_projection_writes_declined_work_and_what_was_brought_back(
         # only the brought-back figures differ: that is a change of the row
         assert upsert(conn, [LeadChanged.from_bytes(brought_back.to_bytes())]) == 1
         assert declined_work(db_url, lead.lead_id) == (2, 87_000, 1, 55_000)
+
+
+async def test_a_lone_change_on_a_connection_in_a_transaction_is_committed(
+    db_url: str, make_tenant: Any
+) -> None:
+    """One change is sent as a lone statement only on an autocommit connection; on another it
+    goes in a transaction of its own, committed before `upsert` returns."""
+    tenant = (await make_tenant())[0].id
+    lone = change(tenant, 1, order_id="o-lone")
+    with psycopg.connect(db_url) as conn:  # not autocommit
+        assert upsert(conn, [lone]) == 1
+        assert row(db_url, lone.lead_id)[1] == 1  # read from another connection, meanwhile

@@ -57,10 +57,10 @@ async def test_refused_rows_are_left_out_one_savepoint_each(db_url: str, make_te
     nul, _ = poisoned(tenant, first_name="Sa\x00m")
     huge, _ = poisoned(tenant, touches_sent=2**40)  # leads.touches_sent is an integer
     checked, _ = poisoned(tenant, first_name=marker)
-    batch = [
+    batch = [  # `huge` first: PostgreSQL refuses it inside the batch's pipeline
+        ("huge", huge),
         ("a", good_before),
         ("nul", nul),
-        ("huge", huge),
         ("check", checked),
         ("b", good_after),
     ]
@@ -126,7 +126,7 @@ async def test_the_projection_dead_letters_poison_and_keeps_moving(
 def batches_written(
     monkeypatch: pytest.MonkeyPatch, tenant: uuid.UUID, db_url: str, wait_ms: int
 ) -> int:
-    """Six changes written 30 ms apart to a projection that has caught up: how many
+    """Six changes written 60 ms apart to a projection that has caught up: how many
     transactions (batches) it took them in."""
     monkeypatch.setenv("PROJECTION_FETCH_WAIT_MS", str(wait_ms))
     settings = load_settings(SequencerSettings)
@@ -153,7 +153,7 @@ def batches_written(
         changes = [fresh(tenant) for _ in range(6)]
         for c in changes:
             producer.send_sync(settings.topics.lead_changes, key=key, value=c.to_bytes())
-            time.sleep(0.03)
+            time.sleep(0.06)
         written(changes)
         return batch_count() - before
     finally:
@@ -177,7 +177,7 @@ async def test_lead_changes_that_come_close_together_share_a_transaction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """PROJECTION_FETCH_WAIT_MS lets Kafka hold the projection's fetch to gather changes: six
-    changes within 150 ms take at most two transactions; with 0, each goes on its own."""
+    changes within 300 ms take at most two transactions; with 0, each goes on its own."""
     tenant = (await make_tenant())[0].id
     assert batches_written(monkeypatch, tenant, db_url, 400) <= 2
     assert batches_written(monkeypatch, tenant, db_url, 0) >= 4

@@ -6,7 +6,10 @@ failure means to the sender (safe to retry, or maybe sent) is what it was with u
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
+import struct
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +20,11 @@ import pytest
 from aiohttp import web
 
 from fakes.sendgrid_server import create_app
+from services.common.errors import ConfigError
 from services.outbound.adapters.sendgrid_http import ConnectionPool, KeptAliveClient
 from services.outbound.adapters.sendgrid_sender import SendGridSender
 from services.outbound.domain.model import EmailMessage, Found, Probe
-from services.outbound.errors import ProviderAmbiguous, ProviderRejected, ProviderUnavailable
+from services.outbound.errors import ProviderAmbiguous, ProviderUnavailable
 from tests.support.http_peer import serving
 from tests.unit.outbound.support import OPEN_NOW, command, renderer, tenant_profile
 
@@ -125,7 +129,7 @@ async def test_a_connection_the_server_closed_is_not_written_to(
 async def test_a_connection_idle_too_long_is_closed_not_reused(
     peer: Peer, executor: ThreadPoolExecutor
 ) -> None:
-    pool = ConnectionPool(peer.url, idle_seconds=0.2)
+    pool = ConnectionPool(peer.url, idle_seconds=1.0)
     client = KeptAliveClient(pool, host=peer.url, request_headers=auth(), version=3)
 
     def post() -> int:
@@ -133,7 +137,7 @@ async def test_a_connection_idle_too_long_is_closed_not_reused(
 
     assert await asyncio.to_thread(post) == 202
     assert await asyncio.to_thread(post) == 202
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.3)
     assert await asyncio.to_thread(post) == 202
     assert pool.opened == 2 and peer.connections == 2
     pool.close()
@@ -195,7 +199,8 @@ async def test_an_answer_that_never_comes_is_ambiguous_and_not_sent_again(
 
 
 async def test_a_redirect_is_not_followed(executor: ThreadPoolExecutor) -> None:
-    """A 3xx is the library's error, never a Mail Send re-posted elsewhere."""
+    """A 3xx is never followed (a Mail Send re-posted elsewhere): nothing was processed, so
+    it is retried later, as an outage (the base URL is wrong), not the lead's mail failed."""
     seen: list[str] = []
 
     async def moved(request: web.Request) -> web.Response:
@@ -206,7 +211,7 @@ async def test_a_redirect_is_not_followed(executor: ThreadPoolExecutor) -> None:
     app.router.add_route("*", "/{tail:.*}", moved)
     async with serving(app) as port:
         mail = sender(f"http://127.0.0.1:{port}", executor)
-        with pytest.raises(ProviderRejected, match="sendgrid_307"):
+        with pytest.raises(ProviderUnavailable, match="sendgrid_307"):
             await mail.send(email())
         assert seen == ["/v3/mail/send"]
         await mail.close()
@@ -264,16 +269,119 @@ async def test_a_connection_numbered_above_1024_is_kept_too(
     import os
     import resource
 
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1200:  # pragma: no cover - the machines of this project allow 20,000
-        pytest.fail(f"RLIMIT_NOFILE {soft}: cannot open descriptors above 1024 here")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
     fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     try:
         mail = sender(peer.url, executor)
         for _ in range(5):
             await mail.send(email())
         assert mail.pool.opened == 1 and peer.connections == 1
+        [(conn, _)] = mail.pool._idle
+        assert conn.sock is not None and conn.sock.fileno() >= 1024
         await mail.close()
     finally:
         for fd in fillers:
             os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class RawPeer:
+    """An HTTP/1.1 server on a bare socket, scripted per request: "ok" answers 202 and keeps
+    the connection, "hang up" reads the whole request and closes without an answer, "reset"
+    answers 202 and then resets the connection (RST) a moment later."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = script
+        self.requests: list[tuple[int, bytes]] = []  # (connection number, request)
+        self.connections = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                return
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            self.requests.append((number, head + await reader.readexactly(length)))
+            action = self.script.pop(0) if self.script else "ok"
+            if action == "hang up":
+                writer.close()
+                return
+            writer.write(
+                b"HTTP/1.1 202 Accepted\r\nX-Message-Id: m"
+                + str(len(self.requests)).encode()
+                + b"\r\nContent-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+            if action == "reset":
+                await asyncio.sleep(0.05)
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return
+
+
+@contextlib.asynccontextmanager
+async def raw_peer(script: list[str]) -> AsyncIterator[tuple[RawPeer, str]]:
+    peer = RawPeer(script)
+    server = await asyncio.start_server(peer.handle, "127.0.0.1", 0)
+    try:
+        yield peer, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_no_answer_on_a_reused_connection_is_ambiguous_and_not_sent_again(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """The second mail goes on the kept connection; the server reads it and hangs up. It may
+    have been queued: ambiguous, and never re-sent on a new connection."""
+    async with raw_peer(["ok", "hang up"]) as (peer, url):
+        mail = sender(url, executor)
+        await mail.send(email())
+        with pytest.raises(ProviderAmbiguous, match="no response"):
+            await mail.send(email())
+        assert [n for n, _ in peer.requests] == [1, 1]  # both on the first connection
+        assert mail.pool.opened == 1 and peer.connections == 1
+        await mail.close()
+
+
+async def test_a_write_that_fails_on_a_reused_connection_goes_once_on_a_new_one(
+    executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the readability check cannot close: the server resets the kept connection
+    after the check. The request could not reach it whole (the write failed): it is sent on a
+    new connection, and reaches the server exactly once."""
+    from services.outbound.adapters import sendgrid_http
+
+    async with raw_peer(["reset"]) as (peer, url):
+        mail = sender(url, executor)
+        await mail.send(email())
+        await asyncio.sleep(0.3)  # the reset has arrived
+        monkeypatch.setattr(sendgrid_http, "_still_open", lambda conn: True)
+        await mail.send(email())
+        assert [n for n, _ in peer.requests] == [1, 2]
+        assert mail.pool.opened == 2
+        await mail.close()
+
+
+def test_a_proxy_the_library_would_have_used_stops_outbound_at_start(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    with pytest.raises(ConfigError, match="HTTPS_PROXY"):
+        sender("https://api.sendgrid.com", executor)
+    monkeypatch.setenv("NO_PROXY", "api.sendgrid.com")
+    sender("https://api.sendgrid.com", executor)  # exempt: starts
