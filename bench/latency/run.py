@@ -328,12 +328,12 @@ def report(label: str, segments: dict[str, list[float]]) -> None:
 
 def report_cpu(label: str, orders: int, cpu: Cpu) -> None:
     used, wall = cpu
-    total = sum(used.values())
+    per = cpu_per_order(cpu, orders)
     print(f"\n{label}: CPU per measured order (ms), over {wall:.1f} s of wall time")
     for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:14} {seconds / orders * 1000:7.2f} ms  ({seconds / wall:.2f} cores)")
+        print(f"  {name:14} {per[name]:7.2f} ms  ({seconds / wall:.2f} cores)")
     print(
-        f"  {'all':14} {total / orders * 1000:7.2f} ms  ({total / wall:.2f} cores of"
+        f"  {'all':14} {per['all']:7.2f} ms  ({sum(used.values()) / wall:.2f} cores of"
         f" {os.cpu_count()}; the window includes the wait for the last message)"
     )
     print(

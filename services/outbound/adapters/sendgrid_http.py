@@ -91,24 +91,19 @@ class ConnectionPool:
     def open(self, request: urllib.request.Request, timeout: float | None) -> Answer:
         """Send `request` and read its whole answer (raises as urllib would, see above)."""
         conn, reused = self._take(timeout)
-        try:
-            self._write(conn, request)
-        except OSError as exc:
-            conn.close()
-            if not reused:
-                raise urllib.error.URLError(exc) from None
-            conn = self._new(timeout)
+        while True:
             try:
                 self._write(conn, request)
-            except OSError as again:
+                break
+            except OSError as exc:
                 conn.close()
-                raise urllib.error.URLError(again) from None
+                if not reused:
+                    raise urllib.error.URLError(exc) from None
+                # the server cannot have processed it: once more, on a new connection
+                conn, reused = self._new(timeout), False
             except BaseException:
                 conn.close()
                 raise
-        except BaseException:
-            conn.close()
-            raise
         try:
             response = conn.getresponse()
             body = response.read()

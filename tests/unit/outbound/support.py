@@ -30,6 +30,7 @@ from services.outbound.domain.model import (
     AlreadyClaimed,
     Claimed,
     ClaimResult,
+    EmailMessage,
     GateFacts,
     LedgerRow,
     LedgerStatus,
@@ -467,6 +468,13 @@ def renderer(
         unsubscribe_signer=UNSUBSCRIBE_SIGNER,
         loader=loader,
     )
+
+
+def email_message() -> EmailMessage:
+    """The rendered email of the default command, at OPEN_NOW."""
+    msg = renderer().render(command(), tenant_profile(), now=OPEN_NOW, validity_seconds=60)
+    assert isinstance(msg, EmailMessage)
+    return msg
 
 
 @dataclass

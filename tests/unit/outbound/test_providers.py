@@ -7,7 +7,7 @@ import dataclasses
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +20,6 @@ from services.outbound.adapters.sendgrid_sender import SendGridSender
 from services.outbound.adapters.twilio_http import RoutedAsyncHttpClient
 from services.outbound.adapters.twilio_sender import TwilioSender
 from services.outbound.domain.model import (
-    EmailMessage,
     Found,
     NotFound,
     Probe,
@@ -33,6 +32,7 @@ from tests.unit.outbound.support import (
     OPEN_NOW,
     FakeProviders,
     command,
+    email_message,
     fake_providers,
     real_senders,
     renderer,
@@ -41,22 +41,9 @@ from tests.unit.outbound.support import (
 
 
 @pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(4)
-    yield pool
-    pool.shutdown(wait=False)
-
-
-@pytest.fixture
 async def providers() -> AsyncIterator[FakeProviders]:
     async with fake_providers() as p:
         yield p
-
-
-def email_message() -> EmailMessage:
-    msg = renderer().render(command(), tenant_profile(), now=OPEN_NOW, validity_seconds=60)
-    assert isinstance(msg, EmailMessage)
-    return msg
 
 
 def sms_message(phone: str = "+12025550123") -> SmsMessage:

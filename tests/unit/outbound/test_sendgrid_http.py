@@ -11,7 +11,7 @@ import socket
 import ssl
 import struct
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,25 +23,12 @@ from fakes.sendgrid_server import create_app
 from services.common.errors import ConfigError
 from services.outbound.adapters.sendgrid_http import ConnectionPool, KeptAliveClient
 from services.outbound.adapters.sendgrid_sender import SendGridSender
-from services.outbound.domain.model import EmailMessage, Found, Probe
+from services.outbound.domain.model import Found, Probe
 from services.outbound.errors import ProviderAmbiguous, ProviderUnavailable
 from tests.support.http_peer import serving
-from tests.unit.outbound.support import OPEN_NOW, command, renderer, tenant_profile
+from tests.unit.outbound.support import OPEN_NOW, email_message
 
 KEY = "SG.test-key"
-
-
-def email() -> EmailMessage:
-    msg = renderer().render(command(), tenant_profile(), now=OPEN_NOW, validity_seconds=60)
-    assert isinstance(msg, EmailMessage)
-    return msg
-
-
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(4)
-    yield pool
-    pool.shutdown(wait=False)
 
 
 class Peer:
@@ -86,7 +73,7 @@ def sender(url: str, executor: ThreadPoolExecutor, timeout: float = 2.0) -> Send
 
 async def test_one_connection_serves_many_mails(peer: Peer, executor: ThreadPoolExecutor) -> None:
     mail = sender(peer.url, executor)
-    ids = [await mail.send(email()) for _ in range(20)]
+    ids = [await mail.send(email_message()) for _ in range(20)]
     assert len(set(ids)) == 20 and len(peer.ports) == 20
     assert peer.connections == 1 and mail.pool.opened == 1  # urllib: 20
     await mail.close()
@@ -97,7 +84,7 @@ async def test_concurrent_mails_open_no_more_connections_than_threads(
 ) -> None:
     mail = sender(peer.url, executor)
     for _ in range(5):
-        await asyncio.gather(*(mail.send(email()) for _ in range(12)))
+        await asyncio.gather(*(mail.send(email_message()) for _ in range(12)))
     assert len(peer.ports) == 60
     assert peer.connections <= 4  # the executor's threads
     await mail.close()
@@ -115,13 +102,13 @@ async def test_a_connection_the_server_closed_is_not_written_to(
         mail = SendGridSender(
             api_key=KEY, base_url=peer.url, timeout=2, executor=executor, reconcile="activity"
         )
-        msg = email()
+        msg = email_message()
         sent = await mail.send(msg)
         await asyncio.sleep(0.4)
         found = await mail.lookup(Probe.of(msg), since=OPEN_NOW)
         assert isinstance(found, Found) and found.provider_message_id.startswith(sent)
         await asyncio.sleep(0.4)
-        await mail.send(email())  # no ProviderAmbiguous
+        await mail.send(email_message())  # no ProviderAmbiguous
         assert len(peer.ports) == 3 and peer.connections == 3
         await mail.close()
 
@@ -150,7 +137,7 @@ def auth() -> dict[str, str]:
 def email_body() -> dict[str, Any]:
     from services.outbound.adapters.sendgrid_sender import build_mail
 
-    return build_mail(email())
+    return build_mail(email_message())
 
 
 async def test_errors_are_the_library_s_and_leave_the_connection_usable(
@@ -161,7 +148,7 @@ async def test_errors_are_the_library_s_and_leave_the_connection_usable(
     )
     for _ in range(3):
         with pytest.raises(ProviderUnavailable, match="sendgrid_401"):
-            await mail.send(email())
+            await mail.send(email_message())
     assert peer.connections == 1
     await mail.close()
 
@@ -190,7 +177,7 @@ async def test_an_answer_that_never_comes_is_ambiguous_and_not_sent_again(
     try:
         mail = sender(f"http://127.0.0.1:{port}", executor)
         with pytest.raises(ProviderAmbiguous, match="no response"):
-            await mail.send(email())
+            await mail.send(email_message())
         assert len(requests) == 1
         await mail.close()
     finally:
@@ -212,7 +199,7 @@ async def test_a_redirect_is_not_followed(executor: ThreadPoolExecutor) -> None:
     async with serving(app) as port:
         mail = sender(f"http://127.0.0.1:{port}", executor)
         with pytest.raises(ProviderUnavailable, match="sendgrid_307"):
-            await mail.send(email())
+            await mail.send(email_message())
         assert seen == ["/v3/mail/send"]
         await mail.close()
 
@@ -242,7 +229,7 @@ async def test_https_verifies_the_certificate_and_keeps_the_connection(
         url = f"https://127.0.0.1:{port}"
         untrusted = sender(url, executor)  # the system's CAs: this certificate is nobody's
         with pytest.raises(ProviderUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
-            await untrusted.send(email())
+            await untrusted.send(email_message())
         assert peer.ports == []
 
         pool = ConnectionPool(url, context=ssl.create_default_context(cafile=str(cert)))
@@ -276,7 +263,7 @@ async def test_a_connection_numbered_above_1024_is_kept_too(
     try:
         mail = sender(peer.url, executor)
         for _ in range(5):
-            await mail.send(email())
+            await mail.send(email_message())
         assert mail.pool.opened == 1 and peer.connections == 1
         [(conn, _)] = mail.pool._idle
         assert conn.sock is not None and conn.sock.fileno() >= 1024
@@ -348,9 +335,9 @@ async def test_no_answer_on_a_reused_connection_is_ambiguous_and_not_sent_again(
     have been queued: ambiguous, and never re-sent on a new connection."""
     async with raw_peer(["ok", "hang up"]) as (peer, url):
         mail = sender(url, executor)
-        await mail.send(email())
+        await mail.send(email_message())
         with pytest.raises(ProviderAmbiguous, match="no response"):
-            await mail.send(email())
+            await mail.send(email_message())
         assert [n for n, _ in peer.requests] == [1, 1]  # both on the first connection
         assert mail.pool.opened == 1 and peer.connections == 1
         await mail.close()
@@ -366,10 +353,10 @@ async def test_a_write_that_fails_on_a_reused_connection_goes_once_on_a_new_one(
 
     async with raw_peer(["reset"]) as (peer, url):
         mail = sender(url, executor)
-        await mail.send(email())
+        await mail.send(email_message())
         await asyncio.sleep(0.3)  # the reset has arrived
         monkeypatch.setattr(sendgrid_http, "_still_open", lambda conn: True)
-        await mail.send(email())
+        await mail.send(email_message())
         assert [n for n, _ in peer.requests] == [1, 2]
         assert mail.pool.opened == 2
         await mail.close()
