@@ -6,7 +6,10 @@ new urllib opener for each request, and urllib opens a new connection for each o
 it after (`Connection: close`): a TCP and a TLS handshake per mail, on both sides. Its seam for
 that is `Client._make_request(opener, request, timeout)` ("separated into its own function, so
 we can mock it easily"); `KeptAliveClient` sends there through a `ConnectionPool` instead, and
-changes nothing else the library does.
+changes nothing else the library does, but one: the opener it builds for every request (ten
+urllib handlers, each introspected attribute by attribute) and never uses here. Its module sees
+a `urllib.request` whose `build_opener()` returns one opener, built at the first call and shared
+from then on, as `urllib.request.urlopen` shares its own (`_SharedOpener`).
 
 What may be reused, and what a failure means (the sender's classes depend on it):
 - the pool is last in, first out: at a low rate one warm connection serves every mail;
@@ -40,8 +43,34 @@ from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
 
+import python_http_client.client
 from python_http_client import Client
 from python_http_client.exceptions import handle_error
+
+
+class _SharedOpener:
+    """`urllib.request` as python_http_client's module sees it, with one difference:
+    `build_opener()` without handlers returns the same opener every time (built at the first
+    call, so it reads the proxy variables then). The library builds one for every request and
+    hands it to `_make_request`, which in `KeptAliveClient` never uses it: a tenth of a mail's
+    CPU in outbound (bench/latency/README.md). A plain `Client` still opens through a real
+    opener, shared as `urlopen` shares its own."""
+
+    def __init__(self) -> None:
+        self._opener: urllib.request.OpenerDirector | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(urllib.request, name)
+
+    def build_opener(self, *handlers: Any) -> urllib.request.OpenerDirector:
+        if handlers:
+            return urllib.request.build_opener(*handlers)
+        if self._opener is None:  # two threads may both build one: either will do
+            self._opener = urllib.request.build_opener()
+        return self._opener
+
+
+python_http_client.client.urllib = _SharedOpener()
 
 
 @dataclass(frozen=True, slots=True)

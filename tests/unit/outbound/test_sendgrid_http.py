@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +77,27 @@ async def test_one_connection_serves_many_mails(peer: Peer, executor: ThreadPool
     ids = [await mail.send(email_message()) for _ in range(20)]
     assert len(set(ids)) == 20 and len(peer.ports) == 20
     assert peer.connections == 1 and mail.pool.opened == 1  # urllib: 20
+    await mail.close()
+
+
+async def test_the_library_builds_no_opener_per_mail(
+    peer: Peer, executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python_http_client builds a urllib opener for every request, unused by the pool: it
+    gets one shared opener instead (without that: one `build_opener` per mail)."""
+    built: list[object] = []
+    real = urllib.request.build_opener
+
+    def counted(*handlers: Any) -> urllib.request.OpenerDirector:
+        built.append(handlers)
+        return real(*handlers)
+
+    monkeypatch.setattr(urllib.request, "build_opener", counted)
+    mail = sender(peer.url, executor)
+    for _ in range(10):
+        await mail.send(email_message())
+    assert len(peer.ports) == 10
+    assert len(built) <= 1
     await mail.close()
 
 
