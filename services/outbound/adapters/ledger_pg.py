@@ -1,22 +1,28 @@
 """The send ledger on PostgreSQL (`job_executions`), over a psycopg 3 async pool.
 
-Every statement but the claim is one autocommitted round trip; the claim reads the
-recipient's gate facts (suppression, recent sends) in its own statement, so the hot path is
-two statements: claim, then finish.
+Every statement is one autocommitted round trip; the claim reads the recipient's gate facts
+(suppression, recent sends) in its own statement, so the hot path is two statements: claim,
+then finish. Finishes waiting at the same moment share one statement (group commit: with none
+in flight, a finish goes at once; while one is written, the next gather behind it).
 
 Claims to one customer are serialised. Two claims at the same instant (two locations of a
 company: different partitions, often different workers) would each read the facts before the
 other's row exists, and both pass the caps. So a claim first takes a transaction lock per
 contact of the customer (its address and number, within the company), then claims: its facts
-are read after the lock, so they count any claim that held it before. The lock and the claim
-go in one pipeline sync, so one round trip: PostgreSQL runs the statements up to a sync as one
-implicit transaction (the lock is held until the claimed row is committed, and released with
-it, or when a statement fails) and the claim's snapshot is taken after the lock is granted.
-A claim that must do more than insert (reclaim a deferred row, or retry after racing an insert)
-takes the lock again and does it in an explicit transaction. A replay's record-only claim sends
-nothing and takes no lock. A claim waits at most LOCK_TIMEOUT for the lock (a contact
-every claim shares, e.g. a demo address, queues them all): then it fails as PostgreSQL being
-unavailable would, and is retried.
+are read after the lock, so they count any claim that held it before.
+
+The lock and the claim are one statement: `pg_temp.outbound_claim`, a PL/pgSQL function each
+connection defines for its session the first time it claims, from LOCK_CONTACTS_SQL and
+CLAIM_SQL below (the SQL is written once, here, not in a migration that could drift from it).
+A VOLATILE function's statements each take a new snapshot, so its claim reads the facts after
+the lock is granted; the lock is held until the calling statement's transaction (autocommit:
+the statement) commits the claimed row, or fails. A pipeline of three statements (timeout,
+lock, claim) cost outbound's event loop and the server more than the claim's own work
+(bench/latency/README.md). A claim that must do more than insert (reclaim a deferred row, or
+retry after racing an insert) takes the lock again and does it in an explicit transaction. A
+replay's record-only claim sends nothing and takes no lock. A claim waits at most LOCK_TIMEOUT
+for the lock (a contact every claim shares, e.g. a demo address, queues them all): then it
+fails as PostgreSQL being unavailable would, and is retried.
 
 The gate facts also carry the consent the source recorded for the recipient on the channel
 (`source_consent`, read here at decision time, so a consent change ingest stored before it
@@ -32,12 +38,15 @@ never message one customer twice within the frequency-cap window.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -45,7 +54,7 @@ from psycopg_pool import AsyncConnectionPool
 from schemas.base import Channel
 from schemas.events import TouchPointCommand
 from services.common.domain.consent import ConsentRecord, from_evidence
-from services.common.errors import InfrastructureError
+from services.common.errors import DataRejected, InfrastructureError
 from services.outbound.adapters import metrics
 from services.outbound.adapters.pg_pool import connection
 from services.outbound.domain.model import (
@@ -149,6 +158,67 @@ SELECT pg_advisory_xact_lock(k) FROM (
       LEFT JOIN tenants t ON t.id = %(tenant_id)s
      ORDER BY k) keys
 """
+
+#: The arguments of `pg_temp.outbound_claim`, in order, with their types: CLAIM_SQL's
+#: parameters and the lock's contacts.
+CLAIM_ARGS = (
+    ("command_id", "uuid"),
+    ("tenant_id", "uuid"),
+    ("lead_id", "uuid"),
+    ("step_index", "integer"),
+    ("channel", "text"),
+    ("template", "text"),
+    ("recipient", "text"),
+    ("other_channel", "text"),
+    ("other_contact", "text"),
+    ("record_only", "boolean"),
+    ("due_at", "timestamptz"),
+    ("now", "timestamptz"),
+    ("cap_since", "timestamptz"),
+    ("campaign", "text"),
+    ("contacts", "text[]"),
+)
+#: CLAIM_SQL's columns: claimed, the facts (FACT_COLUMNS), then the row (_ROW).
+_CLAIM_RESULT = (
+    "claimed boolean, suppressed boolean, recent bigint, lead_opted_out boolean, "
+    "consent jsonb, other_consent jsonb, other_campaign_today boolean, review_recent boolean, "
+    "command_id uuid, tenant_id uuid, lead_id uuid, step_index integer, channel varchar, "
+    "status varchar, claimed_at timestamptz, recipient varchar, reason text, provider varchar, "
+    "provider_message_id varchar, deferred_until timestamptz, due_at timestamptz, "
+    "record_only boolean, attempts integer, decided_at timestamptz, campaign varchar"
+)
+
+
+def _in_function(sql: str) -> str:
+    """`sql`'s psycopg parameters as the function's arguments (`%(x)s` → `p_x`)."""
+    for name, _ in CLAIM_ARGS:
+        sql = sql.replace(f"%({name})s", f"p_{name}")
+    if "%(" in sql:
+        raise AssertionError(f"a parameter of the claim is not an argument: {sql}")
+    return sql
+
+
+#: The lock, then the claim (a new snapshot: its facts count every claim that held the lock
+#: before), in one statement; no lock when `contacts` is empty (a replay's record-only claim).
+#: `use_column`: the result's column names are also variables in PL/pgSQL.
+CLAIM_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION pg_temp.outbound_claim(
+    {", ".join(f"p_{name} {kind}" for name, kind in CLAIM_ARGS)})
+RETURNS TABLE ({_CLAIM_RESULT})
+LANGUAGE plpgsql VOLATILE
+SET lock_timeout = '{LOCK_TIMEOUT}'
+AS $claim$
+#variable_conflict use_column
+BEGIN
+    PERFORM {_in_function(LOCK_CONTACTS_SQL.strip().removeprefix("SELECT "))};
+    RETURN QUERY {_in_function(CLAIM_SQL.strip())};
+END
+$claim$
+"""
+CALL_CLAIM_SQL = "SELECT * FROM pg_temp.outbound_claim({})".format(
+    ", ".join(f"%({name})s::{kind}" for name, kind in CLAIM_ARGS)
+)
+
 RECLAIM_SQL = """
 UPDATE job_executions
    SET status = 'claimed', claimed_at = %(now)s, attempts = attempts + 1, reason = NULL,
@@ -177,6 +247,23 @@ UPDATE job_executions
    AND (%(only_if)s::timestamptz IS NULL OR claimed_at = %(only_if)s::timestamptz)
 RETURNING 1
 """
+#: FINISH_SQL for a round of finishes in one statement (one JSON array: `jsonb_to_recordset`
+#: makes the rows); the command ids it decided come back.
+FINISH_MANY_SQL = """
+UPDATE job_executions j
+   SET status = r.status, reason = r.reason, decided_at = r.now,
+       provider = coalesce(r.provider, j.provider),
+       provider_message_id = coalesce(r.provider_message_id, j.provider_message_id),
+       deferred_until = r.deferred_until, consent = r.consent
+  FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+       command_id uuid, status text, reason text, now timestamptz, provider text,
+       provider_message_id text, deferred_until timestamptz, only_if timestamptz, consent jsonb)
+ WHERE j.command_id = r.command_id AND j.status = 'claimed'
+   AND (r.only_if IS NULL OR j.claimed_at = r.only_if)
+RETURNING j.command_id
+"""
+#: At most this many finishes share one statement.
+MAX_FINISHES = 64
 STALE_SQL = f"""
 SELECT {_ROW} FROM job_executions j
  WHERE j.status = 'claimed' AND j.claimed_at < %(older_than)s
@@ -261,11 +348,22 @@ def _facts(values: Sequence[Any]) -> GateFacts:
     )
 
 
+#: A finish's row (FINISH_SQL's parameters) and the future its caller waits on.
+Finishing = tuple[dict[str, Any], "asyncio.Future[bool]"]
+
+
 class PostgresLedger:
     """`Ledger` over a psycopg pool the composition root opens and closes."""
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
+        #: finishes waiting for the next round, and the task writing the rounds
+        self._finishing: list[Finishing] = []
+        self._finisher: asyncio.Task[None] | None = None
+        #: statements the finishes took (tests read it)
+        self.finish_statements = 0
+        #: the connections whose session has `pg_temp.outbound_claim`
+        self._defined: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
         #: When a list, every claim's latency (seconds) is appended (the benchmark's p99).
         self.claim_samples: list[float] | None = None
 
@@ -300,26 +398,26 @@ class PostgresLedger:
             "campaign": command.campaign,
         }
         contacts = [c for c in (params["recipient"], other_contact) if c]
+        if command.record_only:
+            contacts = []
         lock = {"tenant_id": command.tenant_id, "contacts": contacts}
         started = time.perf_counter()
         try:
             async with connection(self._pool) as conn:
-                if command.record_only or not contacts:
-                    return await self._claim(conn, params, now)
-                # One sync, sent when the block ends: lock, claim, commit (implicitly: the
-                # pool's connections autocommit, so no BEGIN keeps the lock past the sync).
-                # Its results are read after it (a fetch inside the block would cost a round
-                # trip of its own, holding the lock meanwhile).
+                # One statement: lock, claim, commit (the pool's connections autocommit, so
+                # no BEGIN keeps the lock past it).
                 assert conn.autocommit
-                async with conn.pipeline():
-                    await conn.execute(LOCK_TIMEOUT_SQL)
-                    await conn.execute(LOCK_CONTACTS_SQL, lock)
-                    cur = await conn.execute(CLAIM_SQL, params)
+                if conn not in self._defined:
+                    await conn.execute(CLAIM_FUNCTION_SQL)
+                    self._defined.add(conn)
+                cur = await conn.execute(CALL_CLAIM_SQL, params | lock)
                 got = await cur.fetchone()
                 assert got is not None
                 settled = _settled(got, now)
                 if settled is not None:
                     return settled
+                if not contacts:
+                    return await self._claim(conn, params, now)
                 # a race to retry or a deferred row to reclaim: under the lock again
                 async with conn.pipeline(), conn.transaction():
                     await conn.execute(LOCK_TIMEOUT_SQL)
@@ -410,20 +508,86 @@ class PostgresLedger:
         only_if_claimed_at: datetime | None = None,
         consent: ConsentRecord | None = None,
     ) -> bool:
-        got = await self._one(
-            FINISH_SQL,
-            {
-                "command_id": command_id,
-                "status": status.value,
-                "reason": reason,
-                "now": now,
-                "provider": provider,
-                "provider_message_id": provider_message_id[:100] if provider_message_id else None,
-                "deferred_until": deferred_until,
-                "only_if": only_if_claimed_at,
-                "consent": Jsonb(consent.evidence()) if consent else None,
-            },
+        """Group commit: the finishes waiting at that moment go in one statement; with none in
+        flight a finish goes at once (`_finish_rounds`)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._finishing.append(
+            (
+                {
+                    "command_id": command_id,
+                    "status": status.value,
+                    "reason": reason,
+                    "now": now,
+                    "provider": provider,
+                    "provider_message_id": (
+                        provider_message_id[:100] if provider_message_id else None
+                    ),
+                    "deferred_until": deferred_until,
+                    "only_if": only_if_claimed_at,
+                    "consent": consent.evidence() if consent else None,
+                },
+                done,
+            )
         )
+        if self._finisher is None:
+            self._finisher = asyncio.create_task(self._finish_rounds(), name="ledger-finish")
+        return await done  # a caller that goes away cancels its future, not the round
+
+    async def _finish_rounds(self) -> None:
+        """Write the waiting finishes, a round at a time, until none waits. A command at most
+        once a round (a second finish of it waits for the next: it sees the first's decision);
+        a round PostgreSQL refuses is written again one finish at a time, so a refused finish
+        fails only its own call; an outage fails every call of the round (each retries)."""
+        try:
+            while self._finishing:
+                round_: list[Finishing] = []
+                later: list[Finishing] = []
+                seen: set[uuid.UUID] = set()
+                for item in self._finishing:
+                    key = item[0]["command_id"]
+                    if key in seen or len(round_) >= MAX_FINISHES:
+                        later.append(item)
+                    else:
+                        seen.add(key)
+                        round_.append(item)
+                self._finishing = later
+                await self._finish_round(round_)
+        finally:
+            self._finisher = None
+
+    async def _finish_round(self, round_: list[Finishing]) -> None:
+        try:
+            if len(round_) == 1:
+                decided = await self._finish_one(round_[0][0])
+                results: list[bool | BaseException] = [decided]
+            else:
+                rows = orjson.dumps([row for row, _ in round_]).decode()
+                self.finish_statements += 1
+                async with connection(self._pool) as conn:
+                    cur = await conn.execute(FINISH_MANY_SQL, {"rows": rows})
+                    ids = {r[0] for r in await cur.fetchall()}
+                results = [row["command_id"] in ids for row, _ in round_]
+        except DataRejected:
+            results = []
+            for row, _ in round_:
+                try:
+                    results.append(await self._finish_one(row))
+                except Exception as exc:
+                    results.append(exc)
+        except Exception as exc:
+            results = [exc] * len(round_)
+        for (_, done), result in zip(round_, results, strict=True):
+            if done.done():
+                continue
+            if isinstance(result, BaseException):
+                done.set_exception(result)
+            else:
+                done.set_result(result)
+
+    async def _finish_one(self, row: dict[str, Any]) -> bool:
+        consent = row["consent"]
+        self.finish_statements += 1
+        got = await self._one(FINISH_SQL, row | {"consent": Jsonb(consent) if consent else None})
         return got is not None
 
     async def stale_claims(self, *, older_than: datetime, limit: int = 100) -> list[LedgerRow]:

@@ -233,14 +233,18 @@ async def claim_email(
 async def test_a_claim_that_fails_after_taking_the_lock_lets_the_customer_go(
     pool: AsyncConnectionPool[Any], db_url: str, make_tenant: Any
 ) -> None:
-    """The contact lock and the claim go in one pipeline sync (an implicit transaction): when
+    """The contact lock and the claim go in one statement (its own transaction): when
     PostgreSQL refuses the claim, the lock goes with it. A lock left behind would make every
     later claim to that customer, from any connection, wait out LOCK_TIMEOUT and fail."""
     tenant, _ = await make_tenant()
     contact = f"refused-{uuid.uuid4().hex[:8]}@example.com"
     with pytest.raises(DataRejected, match="out of range"):
-        # a step out of the column's range: refused after the lock
+        # a step out of the column's range: refused before the lock
         await claim_email(pool, tenant.id, contact, step_index=2**31)
+    with pytest.raises(DataRejected, match="too long"):
+        # a campaign longer than its column (the schema bounds it; model_copy does not
+        # check): refused by the insert, after the lock
+        await claim_email(pool, tenant.id, contact, campaign="x" * 200)
     other = await open_pool(db_url, size=1)  # another session: a lock left would block it
     try:
         got = await claim_email(other, tenant.id, contact)
@@ -268,3 +272,53 @@ async def test_a_claim_puts_no_warning_in_the_server_log(db_url: str, make_tenan
         await pool.close()
     assert isinstance(got, Claimed)
     assert notices == []
+
+
+async def test_finishes_at_the_same_time_share_statements_and_keep_their_own_answers(
+    pool: AsyncConnectionPool[Any], make_tenant: Any
+) -> None:
+    """Finishes waiting at the same moment go in one statement (group commit), and each caller
+    still gets its own answer: a decision for a claimed row is taken (True), a second decision
+    of the same command is refused (False) whether it shares the moment or not, a finish that
+    names another claim time is refused, and a finish PostgreSQL refuses (a NUL in its reason)
+    fails alone, not the others of its round."""
+    tenant, _ = await make_tenant()
+    ledger = PostgresLedger(pool)
+    now = datetime.now(UTC)
+    cap = now - timedelta(hours=24)
+    commands = [
+        command(tenant_id=tenant.id, email=f"group-{i}-{uuid.uuid4().hex[:6]}@example.com", at=now)
+        for i in range(24)
+    ]
+    for c in commands:
+        assert isinstance(
+            await ledger.claim(c, recipient=c.recipient.email, now=now, cap_since=cap), Claimed
+        )
+
+    def finish(c: Any, **kw: Any) -> Any:
+        return ledger.finish(c.command_id, status=LedgerStatus.SENT, reason="sent", now=now, **kw)
+
+    got = await asyncio.gather(
+        *(
+            finish(c, provider="sendgrid", provider_message_id=f"m{i}")
+            for i, c in enumerate(commands[:20])
+        ),
+        finish(commands[0]),  # the same command again, in the same moment
+        finish(commands[20], only_if_claimed_at=now - timedelta(minutes=5)),  # another claim
+    )
+    assert got == [True] * 20 + [False, False]
+    assert ledger.finish_statements <= 3, ledger.finish_statements  # one a finish: 22
+    before = ledger.finish_statements
+    refused, taken = await asyncio.gather(
+        ledger.finish(commands[21].command_id, status=LedgerStatus.FAILED, reason="\x00", now=now),
+        finish(commands[22]),
+        return_exceptions=True,
+    )
+    assert isinstance(refused, DataRejected) and taken is True
+    assert ledger.finish_statements - before == 3  # the round, then each of its finishes
+    rows = {c.command_id: await ledger.get(c.command_id) for c in commands}
+    assert all(rows[c.command_id].status is LedgerStatus.SENT for c in commands[:20])  # type: ignore[union-attr]
+    assert rows[commands[3].command_id].provider_message_id == "m3"  # type: ignore[union-attr]
+    assert rows[commands[20].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
+    assert rows[commands[21].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
+    assert not await finish(commands[0])  # decided already
