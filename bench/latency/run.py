@@ -286,7 +286,8 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
         traced = outcome_hops(topics.touchpoint_outcomes, warm + n)
     index = {email: i - warm for i, email in enumerate(emails)}
     segments: dict[str, list[float]] = {}
-    for command_id, (email, arrived) in arrivals.items():
+    # in posting order: each segment's n-th value is the n-th order's (`report_timeline`)
+    for command_id, (email, arrived) in sorted(arrivals.items(), key=lambda kv: index[kv[1][0]]):
         i = index[email]
         if i < 0:
             continue
@@ -326,6 +327,23 @@ def report(label: str, segments: dict[str, list[float]]) -> None:
         )
 
 
+def report_timeline(label: str, segments: dict[str, list[float]], rate: float) -> None:
+    """p50/max of each segment over each second of the load (at most 30 columns: longer runs
+    get wider buckets). A backlog (a start-up, a stall) shows as a run of high columns, and how
+    long the pipeline took to drain it."""
+    n = len(segments[WHOLE])
+    per = max(1, int(rate), -(-n // 30))
+    print(f"\n{label}: p50/max (ms) over each {per / rate:g} s of the load, in posting order")
+    for name, values in segments.items():
+        if len(values) != n:  # untraced orders: no per-order order to keep
+            continue
+        cells = (
+            f"{statistics.median(chunk):.0f}/{max(chunk):.0f}"
+            for chunk in (values[i : i + per] for i in range(0, n, per))
+        )
+        print(f"{name[:44]:44} " + " ".join(f"{c:>9}" for c in cells))
+
+
 def report_cpu(label: str, orders: int, cpu: Cpu) -> None:
     used, wall = cpu
     per = cpu_per_order(cpu, orders)
@@ -361,6 +379,11 @@ def main() -> None:
         "their ratios) instead of every table: one run's CPU varies by 10-20 %% here",
     )
     parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also print each segment's p50/max over each second of the load (one run only)",
+    )
+    parser.add_argument(
         "--tenants",
         type=int,
         default=50,
@@ -388,6 +411,8 @@ def main() -> None:
     if args.repeat == 1:
         for label, (segments, cpu) in results:
             report(label, segments)
+            if args.timeline:
+                report_timeline(label, segments, args.rate)
             report_cpu(label, args.orders, cpu)
     else:
         report_medians(results, args.orders)
