@@ -22,6 +22,7 @@ import asyncio
 import itertools
 import json
 import random
+import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -115,6 +116,15 @@ def add_admin_routes(app: web.Application, extra: dict[str, Any] | None = None) 
     async def messages(request: web.Request) -> web.Response:
         return web.json_response({"messages": request.app[STATE].messages})
 
+    async def count(request: web.Request) -> web.Response:
+        """How many requests were recorded (to `?path=` only, if given) and how many of them
+        were accepted: what a waiting benchmark polls, without every record's payload."""
+        path = request.query.get("path")
+        chosen = [r for r in request.app[STATE].requests if path is None or r["path"] == path]
+        return web.json_response(
+            {"requests": len(chosen), "accepted": sum(1 for r in chosen if r["accepted"])}
+        )
+
     async def clear(request: web.Request) -> web.Response:
         state = request.app[STATE]
         state.requests.clear()
@@ -132,6 +142,7 @@ def add_admin_routes(app: web.Application, extra: dict[str, Any] | None = None) 
     app.router.add_get("/_admin/requests", requests)
     app.router.add_get("/__requests", requests)  # short alias for scripts (`make run`)
     app.router.add_get("/_admin/messages", messages)
+    app.router.add_get("/_admin/count", count)
     app.router.add_delete("/_admin/requests", clear)
     app.router.add_post("/_admin/faults", faults)
     app.router.add_delete("/_admin/faults", reset)
@@ -224,6 +235,11 @@ class FakeAdmin:
 
     def requests(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/_admin/requests")["requests"])
+
+    def accepted(self, path: str) -> int:
+        """How many requests to `path` the fake accepted (no payloads: cheap to poll)."""
+        query = urllib.parse.urlencode({"path": path})
+        return int(self._call("GET", f"/_admin/count?{query}")["accepted"])
 
     def messages(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/_admin/messages")["messages"])

@@ -1,4 +1,5 @@
-"""The fake providers' command-line fault injection and request record (`GET /__requests`)."""
+"""The fake providers' command-line fault injection, request record (`GET /__requests`) and
+count (`GET /_admin/count`)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ async def test_cli_fault_plan_and_request_record() -> None:
         got = await _post_all(url, 40)
         async with aiohttp.ClientSession() as http:
             record: dict[str, Any] = await (await http.get(f"{url}/__requests")).json()
+            count = await (await http.get(f"{url}/_admin/count?path=/v3/mail/send")).json()
+            elsewhere = await (await http.get(f"{url}/_admin/count?path=/nowhere")).json()
     finally:
         await runner.cleanup()
     statuses = [s for s, _ in got]
@@ -61,3 +64,6 @@ async def test_cli_fault_plan_and_request_record() -> None:
     assert all(ra == "2.0" for s, ra in got if s == 429)
     assert [r["status"] for r in record["requests"]] == statuses
     assert sum(r["accepted"] for r in record["requests"]) == statuses.count(202)
+    # the count a benchmark polls, without the records
+    assert count == {"requests": 40, "accepted": statuses.count(202)}
+    assert elsewhere == {"requests": 0, "accepted": 0}
