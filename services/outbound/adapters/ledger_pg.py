@@ -39,6 +39,7 @@ never message one customer twice within the frequency-cap window.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 import weakref
@@ -54,9 +55,9 @@ from psycopg_pool import AsyncConnectionPool
 from schemas.base import Channel
 from schemas.events import TouchPointCommand
 from services.common.domain.consent import ConsentRecord, from_evidence
-from services.common.errors import DataRejected, InfrastructureError
+from services.common.errors import InfrastructureError
 from services.outbound.adapters import metrics
-from services.outbound.adapters.pg_pool import connection
+from services.outbound.adapters.pg_pool import LOCK_TIMEOUT, connection
 from services.outbound.domain.model import (
     CAP_STATUSES,
     AlreadyClaimed,
@@ -67,15 +68,33 @@ from services.outbound.domain.model import (
     LedgerStatus,
 )
 
+log = logging.getLogger(__name__)
+
 #: A re-emitted deferred command may arrive this much before its time (clock skew between the
 #: sequencer and us); the gate then decides again whether the window is open.
 DEFER_SKEW = timedelta(seconds=60)
 
-_ROW = (
-    "j.command_id, j.tenant_id, j.lead_id, j.step_index, j.channel, j.status, j.claimed_at, "
-    "j.recipient, j.reason, j.provider, j.provider_message_id, j.deferred_until, j.due_at, "
-    "j.record_only, j.attempts, j.decided_at, j.campaign"
+#: A ledger row's columns as `_row` reads them, with their types (the claim function's result).
+_ROW_COLUMNS = (
+    ("command_id", "uuid"),
+    ("tenant_id", "uuid"),
+    ("lead_id", "uuid"),
+    ("step_index", "integer"),
+    ("channel", "varchar"),
+    ("status", "varchar"),
+    ("claimed_at", "timestamptz"),
+    ("recipient", "varchar"),
+    ("reason", "text"),
+    ("provider", "varchar"),
+    ("provider_message_id", "varchar"),
+    ("deferred_until", "timestamptz"),
+    ("due_at", "timestamptz"),
+    ("record_only", "boolean"),
+    ("attempts", "integer"),
+    ("decided_at", "timestamptz"),
+    ("campaign", "varchar"),
 )
+_ROW = ", ".join(f"j.{name}" for name, _ in _ROW_COLUMNS)
 _CAP = ", ".join(f"'{s.value}'" for s in CAP_STATUSES)
 #: The command's tenant and every other tenant of its company (once per statement).
 _COMPANY = """
@@ -129,7 +148,11 @@ _FACTS = f"""
            AND coalesce(r.decided_at, r.claimed_at) >= company.now - interval '90 days')
       AS review_recent
 """
-CLAIM_SQL = f"""
+
+
+def _claim_sql(row: str) -> str:
+    """The claim, selecting the ledger row's columns as `row` does."""
+    return f"""
 WITH {_COMPANY}, ins AS (
     INSERT INTO job_executions
         (command_id, tenant_id, lead_id, step_index, channel, template, recipient, status,
@@ -140,11 +163,13 @@ WITH {_COMPANY}, ins AS (
     ON CONFLICT (command_id) DO NOTHING
     RETURNING 1
 )
-SELECT EXISTS (SELECT 1 FROM ins) AS claimed, {_FACTS}, {_ROW}
+SELECT EXISTS (SELECT 1 FROM ins) AS claimed, {_FACTS}, {row}
 FROM company LEFT JOIN job_executions j ON j.command_id = %(command_id)s
 """
+
+
+CLAIM_SQL = _claim_sql(_ROW)
 FACTS_SQL = f"WITH {_COMPANY} SELECT {_FACTS} FROM company"
-LOCK_TIMEOUT = "5s"
 #: `set_config(..., true)`, not SET LOCAL: the statements of one pipeline sync are a transaction
 #: but not a transaction block, and SET LOCAL would log a warning on every claim.
 LOCK_TIMEOUT_SQL = f"SELECT set_config('lock_timeout', '{LOCK_TIMEOUT}', true)"
@@ -182,11 +207,13 @@ CLAIM_ARGS = (
 _CLAIM_RESULT = (
     "claimed boolean, suppressed boolean, recent bigint, lead_opted_out boolean, "
     "consent jsonb, other_consent jsonb, other_campaign_today boolean, review_recent boolean, "
-    "command_id uuid, tenant_id uuid, lead_id uuid, step_index integer, channel varchar, "
-    "status varchar, claimed_at timestamptz, recipient varchar, reason text, provider varchar, "
-    "provider_message_id varchar, deferred_until timestamptz, due_at timestamptz, "
-    "record_only boolean, attempts integer, decided_at timestamptz, campaign varchar"
+    + ", ".join(f"{name} {kind}" for name, kind in _ROW_COLUMNS)
 )
+#: The row's columns cast to the function's result types: a later migration that widens a
+#: column (varchar → text, integer → bigint) must not make every claim fail (a result of
+#: another type than declared is an error in PL/pgSQL), here or in a worker still running the
+#: code before it.
+_ROW_CAST = ", ".join(f"j.{name}::{kind}" for name, kind in _ROW_COLUMNS)
 
 
 def _in_function(sql: str) -> str:
@@ -211,7 +238,7 @@ AS $claim$
 #variable_conflict use_column
 BEGIN
     PERFORM {_in_function(LOCK_CONTACTS_SQL.strip().removeprefix("SELECT "))};
-    RETURN QUERY {_in_function(CLAIM_SQL.strip())};
+    RETURN QUERY {_in_function(_claim_sql(_ROW_CAST).strip())};
 END
 $claim$
 """
@@ -360,8 +387,9 @@ class PostgresLedger:
         #: finishes waiting for the next round, and the task writing the rounds
         self._finishing: list[Finishing] = []
         self._finisher: asyncio.Task[None] | None = None
-        #: statements the finishes took (tests read it)
+        #: statements the finishes took (tests read it), and at most how many share one
         self.finish_statements = 0
+        self.max_finishes = MAX_FINISHES
         #: the connections whose session has `pg_temp.outbound_claim`
         self._defined: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
         #: When a list, every claim's latency (seconds) is appended (the benchmark's p99).
@@ -529,57 +557,61 @@ class PostgresLedger:
                 done,
             )
         )
-        if self._finisher is None:
+        if self._finisher is None or self._finisher.done():
             self._finisher = asyncio.create_task(self._finish_rounds(), name="ledger-finish")
         return await done  # a caller that goes away cancels its future, not the round
 
     async def _finish_rounds(self) -> None:
-        """Write the waiting finishes, a round at a time, until none waits. A command at most
-        once a round (a second finish of it waits for the next: it sees the first's decision);
-        a round PostgreSQL refuses is written again one finish at a time, so a refused finish
-        fails only its own call; an outage fails every call of the round (each retries)."""
+        """Write the waiting finishes, a round at a time, until none waits. A command is at
+        most once in a round: a second finish of it waits for the next round, and sees the
+        first one's decision."""
+        round_: list[Finishing] = []
         try:
             while self._finishing:
-                round_: list[Finishing] = []
-                later: list[Finishing] = []
-                seen: set[uuid.UUID] = set()
+                round_, later, seen = [], [], set()
                 for item in self._finishing:
                     key = item[0]["command_id"]
-                    if key in seen or len(round_) >= MAX_FINISHES:
+                    if key in seen or len(round_) >= self.max_finishes:
                         later.append(item)
                     else:
                         seen.add(key)
                         round_.append(item)
                 self._finishing = later
                 await self._finish_round(round_)
+            round_ = []
         finally:
             self._finisher = None
+            for _, done in round_:  # the writer was cancelled mid-round: so are its callers
+                done.cancel()
 
     async def _finish_round(self, round_: list[Finishing]) -> None:
-        try:
-            if len(round_) == 1:
-                decided = await self._finish_one(round_[0][0])
-                results: list[bool | BaseException] = [decided]
-            else:
+        """One statement for the round. If it fails for any reason (data PostgreSQL refuses,
+        a row that cannot be encoded, a row lock not granted within the session's
+        lock_timeout, an outage), each finish goes on its own, so each caller gets its own
+        answer: a refused finish fails only its own call, a locked row holds only its own."""
+        if len(round_) > 1:
+            try:
                 rows = orjson.dumps([row for row, _ in round_]).decode()
                 self.finish_statements += 1
                 async with connection(self._pool) as conn:
                     cur = await conn.execute(FINISH_MANY_SQL, {"rows": rows})
                     ids = {r[0] for r in await cur.fetchall()}
-                results = [row["command_id"] in ids for row, _ in round_]
-        except DataRejected:
-            results = []
-            for row, _ in round_:
-                try:
-                    results.append(await self._finish_one(row))
-                except Exception as exc:
-                    results.append(exc)
-        except Exception as exc:
-            results = [exc] * len(round_)
+            except Exception as exc:
+                log.info("a round of %d finishes failed (%s): one at a time", len(round_), exc)
+            else:
+                for row, done in round_:
+                    if not done.done():
+                        done.set_result(row["command_id"] in ids)
+                return
+        results = await asyncio.gather(
+            *(self._finish_one(row) for row, _ in round_), return_exceptions=True
+        )
         for (_, done), result in zip(round_, results, strict=True):
             if done.done():
                 continue
-            if isinstance(result, BaseException):
+            if isinstance(result, asyncio.CancelledError):
+                done.cancel()
+            elif isinstance(result, BaseException):
                 done.set_exception(result)
             else:
                 done.set_result(result)

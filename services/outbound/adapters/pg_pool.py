@@ -14,14 +14,26 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common.errors import DataRejected, InfrastructureError
 
+#: How long any statement of outbound waits for a lock (a row, a contact) before it fails as
+#: PostgreSQL being unavailable would, and is retried: one held by someone else (an operator's
+#: open transaction) holds up that command, not every command behind it.
+LOCK_TIMEOUT = "5s"
 
-async def open_pool(conninfo: str, *, size: int) -> AsyncConnectionPool[Any]:
-    """An autocommit pool (every ledger statement is its own transaction)."""
+
+async def open_pool(
+    conninfo: str, *, size: int, lock_timeout: str = LOCK_TIMEOUT
+) -> AsyncConnectionPool[Any]:
+    """An autocommit pool (every ledger statement is its own transaction), each session with
+    `lock_timeout` (LOCK_TIMEOUT). The connections are session-pinned: the ledger defines a
+    function in each session (`pg_temp`, ledger_pg.py), so no pooler in transaction mode
+    (PgBouncer) may sit between; the role needs the database's TEMPORARY privilege (PUBLIC
+    has it by default)."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo,
         min_size=min(2, size),
         max_size=size,
         kwargs={"autocommit": True},
+        configure=lambda conn: _session(conn, lock_timeout),
         open=False,
         timeout=10.0,
         name="outbound-ledger",
@@ -32,6 +44,10 @@ async def open_pool(conninfo: str, *, size: int) -> AsyncConnectionPool[Any]:
         await pool.close()
         raise InfrastructureError(f"PostgreSQL unreachable: {exc}") from exc
     return pool
+
+
+async def _session(conn: psycopg.AsyncConnection[Any], lock_timeout: str) -> None:
+    await conn.execute("SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
 
 
 @asynccontextmanager

@@ -10,13 +10,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from schemas.base import Channel
 from services.common.db.tenants import add_services, set_hours
-from services.common.errors import DataRejected
-from services.outbound.adapters.ledger_pg import PostgresLedger
+from services.common.errors import DataRejected, InfrastructureError
+from services.outbound.adapters.ledger_pg import (
+    CALL_CLAIM_SQL,
+    CLAIM_FUNCTION_SQL,
+    PostgresLedger,
+)
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
 from services.outbound.domain.model import Claimed, LedgerStatus
@@ -322,3 +327,105 @@ async def test_finishes_at_the_same_time_share_statements_and_keep_their_own_ans
     assert rows[commands[20].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
     assert rows[commands[21].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
     assert not await finish(commands[0])  # decided already
+
+
+async def claimed(ledger: PostgresLedger, tenant_id: uuid.UUID, n: int) -> list[Any]:
+    """`n` commands to distinct customers, claimed now."""
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        c = command(tenant_id=tenant_id, email=f"f{i}-{uuid.uuid4().hex[:8]}@example.com", at=now)
+        got = await ledger.claim(c, recipient=c.recipient.email, now=now, cap_since=now)
+        assert isinstance(got, Claimed)
+        out.append(c)
+    return out
+
+
+def sent(ledger: PostgresLedger, c: Any) -> Any:
+    return ledger.finish(c.command_id, status=LedgerStatus.SENT, reason="x", now=datetime.now(UTC))
+
+
+async def test_more_finishes_than_a_round_holds_take_more_rounds(
+    pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID
+) -> None:
+    ledger = PostgresLedger(pool)
+    ledger.max_finishes = 5
+    commands = await claimed(ledger, tenant_id, 12)
+    assert await asyncio.gather(*(sent(ledger, c) for c in commands)) == [True] * 12
+    assert ledger.finish_statements == 3  # 5 + 5 + 2
+
+
+async def test_a_locked_row_holds_up_only_its_own_finish(db_url: str, tenant_id: uuid.UUID) -> None:
+    """Someone holds a claimed row's lock (an operator's open transaction): the round that
+    has it fails on the session's lock_timeout, and each finish goes on its own, so the others
+    are decided and only the locked one fails (as an outage would: it is retried)."""
+    pool = await open_pool(db_url, size=4, lock_timeout="300ms")
+    other = await psycopg.AsyncConnection.connect(db_url)
+    try:
+        ledger = PostgresLedger(pool)
+        commands = await claimed(ledger, tenant_id, 6)
+        await other.execute(
+            "SELECT 1 FROM job_executions WHERE command_id = %s FOR UPDATE",
+            (commands[2].command_id,),
+        )
+        got = await asyncio.gather(*(sent(ledger, c) for c in commands), return_exceptions=True)
+        assert [g for i, g in enumerate(got) if i != 2] == [True] * 5
+        assert isinstance(got[2], InfrastructureError), got[2]
+        await other.rollback()
+        assert await sent(ledger, commands[2])  # free again: decided
+    finally:
+        await other.close()
+        await pool.close()
+
+
+async def test_a_caller_that_goes_away_leaves_the_others_answered(
+    pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID
+) -> None:
+    ledger = PostgresLedger(pool)
+    commands = await claimed(ledger, tenant_id, 4)
+    tasks = [asyncio.ensure_future(sent(ledger, c)) for c in commands]
+    await asyncio.sleep(0)  # every finish is waiting for its round
+    tasks[1].cancel()
+    got = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(got[1], asyncio.CancelledError)
+    assert [got[0], got[2], got[3]] == [True, True, True]
+    row = await ledger.get(commands[1].command_id)
+    assert row is not None and row.status is LedgerStatus.SENT  # its round went on
+
+
+async def test_the_claim_function_outlives_a_widened_column(
+    db_url: str, tenant_id: uuid.UUID
+) -> None:
+    """A later migration may widen a column the claim returns (varchar → text, integer →
+    bigint); the function casts its row to the types it declares, so claims go on, in this
+    code and in workers still running it while the migration lands (in a transaction rolled
+    back: the schema is untouched after)."""
+    now = datetime.now(UTC)
+    c = command(tenant_id=tenant_id, email=f"wide-{uuid.uuid4().hex[:8]}@example.com", at=now)
+    params = {
+        "command_id": c.command_id,
+        "tenant_id": c.tenant_id,
+        "lead_id": c.lead_id,
+        "step_index": c.step_index,
+        "channel": c.channel.value,
+        "template": c.template,
+        "recipient": c.recipient.email,
+        "other_channel": "sms",
+        "other_contact": None,
+        "record_only": False,
+        "due_at": now,
+        "now": now,
+        "cap_since": now,
+        "campaign": None,
+        "contacts": [c.recipient.email],
+    }
+    conn = await psycopg.AsyncConnection.connect(db_url)
+    try:
+        await conn.execute("ALTER TABLE job_executions ALTER COLUMN recipient TYPE text")
+        await conn.execute("ALTER TABLE job_executions ALTER COLUMN attempts TYPE bigint")
+        await conn.execute(CLAIM_FUNCTION_SQL)
+        got = await (await conn.execute(CALL_CLAIM_SQL, params)).fetchone()
+        assert got is not None and got[0] is True
+    finally:
+        await conn.rollback()
+        await conn.close()
