@@ -256,7 +256,10 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
             (["simulate", "sendgrid", "--port", str(sg)], ["ingest"], ["sequencer"], ["outbound"]),
             strict=True,
         ):
-            proc = start(code, argv, env, logs / f"latency-{name}.log")
+            # the fake is the bench's, not the code's under test: the same on both sides
+            proc = start(
+                ROOT if name == "sendgrid" else code, argv, env, logs / f"latency-{name}.log"
+            )
             procs.append(proc)
             stack.callback(proc.wait, 30)
             stack.callback(proc.terminate)
