@@ -375,6 +375,36 @@ def _facts(values: Sequence[Any]) -> GateFacts:
     )
 
 
+def claim_params(
+    command: TouchPointCommand,
+    *,
+    recipient: str | None,
+    now: datetime,
+    cap_since: datetime,
+    other_contact: str | None = None,
+) -> dict[str, Any]:
+    """CLAIM_SQL's parameters for `command`, and `contacts` (the lock's: none for a replay's
+    record-only claim): CALL_CLAIM_SQL's."""
+    recipient = recipient[:320] if recipient else None
+    return {
+        "command_id": command.command_id,
+        "tenant_id": command.tenant_id,
+        "lead_id": command.lead_id,
+        "step_index": command.step_index,
+        "channel": command.channel.value,
+        "template": command.template[:100],
+        "recipient": recipient,
+        "other_channel": _other_channel(command.channel),
+        "other_contact": other_contact,
+        "record_only": command.record_only,
+        "due_at": command.due_at,
+        "now": now,
+        "cap_since": cap_since,
+        "campaign": command.campaign,
+        "contacts": [] if command.record_only else [c for c in (recipient, other_contact) if c],
+    }
+
+
 #: A finish's row (FINISH_SQL's parameters) and the future its caller waits on.
 Finishing = tuple[dict[str, Any], "asyncio.Future[bool]"]
 
@@ -409,25 +439,10 @@ class PostgresLedger:
         cap_since: datetime,
         other_contact: str | None = None,
     ) -> ClaimResult:
-        params = {
-            "command_id": command.command_id,
-            "tenant_id": command.tenant_id,
-            "lead_id": command.lead_id,
-            "step_index": command.step_index,
-            "channel": command.channel.value,
-            "template": command.template[:100],
-            "recipient": recipient[:320] if recipient else None,
-            "other_channel": _other_channel(command.channel),
-            "other_contact": other_contact,
-            "record_only": command.record_only,
-            "due_at": command.due_at,
-            "now": now,
-            "cap_since": cap_since,
-            "campaign": command.campaign,
-        }
-        contacts = [c for c in (params["recipient"], other_contact) if c]
-        if command.record_only:
-            contacts = []
+        params = claim_params(
+            command, recipient=recipient, now=now, cap_since=cap_since, other_contact=other_contact
+        )
+        contacts = params["contacts"]
         lock = {"tenant_id": command.tenant_id, "contacts": contacts}
         started = time.perf_counter()
         try:
@@ -438,7 +453,7 @@ class PostgresLedger:
                 if conn not in self._defined:
                     await conn.execute(CLAIM_FUNCTION_SQL)
                     self._defined.add(conn)
-                cur = await conn.execute(CALL_CLAIM_SQL, params | lock)
+                cur = await conn.execute(CALL_CLAIM_SQL, params)
                 got = await cur.fetchone()
                 assert got is not None
                 settled = _settled(got, now)

@@ -21,6 +21,7 @@ from services.outbound.adapters.ledger_pg import (
     CALL_CLAIM_SQL,
     CLAIM_FUNCTION_SQL,
     PostgresLedger,
+    claim_params,
 )
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
@@ -279,56 +280,6 @@ async def test_a_claim_puts_no_warning_in_the_server_log(db_url: str, make_tenan
     assert notices == []
 
 
-async def test_finishes_at_the_same_time_share_statements_and_keep_their_own_answers(
-    pool: AsyncConnectionPool[Any], make_tenant: Any
-) -> None:
-    """Finishes waiting at the same moment go in one statement (group commit), and each caller
-    still gets its own answer: a decision for a claimed row is taken (True), a second decision
-    of the same command is refused (False) whether it shares the moment or not, a finish that
-    names another claim time is refused, and a finish PostgreSQL refuses (a NUL in its reason)
-    fails alone, not the others of its round."""
-    tenant, _ = await make_tenant()
-    ledger = PostgresLedger(pool)
-    now = datetime.now(UTC)
-    cap = now - timedelta(hours=24)
-    commands = [
-        command(tenant_id=tenant.id, email=f"group-{i}-{uuid.uuid4().hex[:6]}@example.com", at=now)
-        for i in range(24)
-    ]
-    for c in commands:
-        assert isinstance(
-            await ledger.claim(c, recipient=c.recipient.email, now=now, cap_since=cap), Claimed
-        )
-
-    def finish(c: Any, **kw: Any) -> Any:
-        return ledger.finish(c.command_id, status=LedgerStatus.SENT, reason="sent", now=now, **kw)
-
-    got = await asyncio.gather(
-        *(
-            finish(c, provider="sendgrid", provider_message_id=f"m{i}")
-            for i, c in enumerate(commands[:20])
-        ),
-        finish(commands[0]),  # the same command again, in the same moment
-        finish(commands[20], only_if_claimed_at=now - timedelta(minutes=5)),  # another claim
-    )
-    assert got == [True] * 20 + [False, False]
-    assert ledger.finish_statements <= 3, ledger.finish_statements  # one a finish: 22
-    before = ledger.finish_statements
-    refused, taken = await asyncio.gather(
-        ledger.finish(commands[21].command_id, status=LedgerStatus.FAILED, reason="\x00", now=now),
-        finish(commands[22]),
-        return_exceptions=True,
-    )
-    assert isinstance(refused, DataRejected) and taken is True
-    assert ledger.finish_statements - before == 3  # the round, then each of its finishes
-    rows = {c.command_id: await ledger.get(c.command_id) for c in commands}
-    assert all(rows[c.command_id].status is LedgerStatus.SENT for c in commands[:20])  # type: ignore[union-attr]
-    assert rows[commands[3].command_id].provider_message_id == "m3"  # type: ignore[union-attr]
-    assert rows[commands[20].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
-    assert rows[commands[21].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
-    assert not await finish(commands[0])  # decided already
-
-
 async def claimed(ledger: PostgresLedger, tenant_id: uuid.UUID, n: int) -> list[Any]:
     """`n` commands to distinct customers, claimed now."""
     now = datetime.now(UTC)
@@ -341,8 +292,48 @@ async def claimed(ledger: PostgresLedger, tenant_id: uuid.UUID, n: int) -> list[
     return out
 
 
-def sent(ledger: PostgresLedger, c: Any) -> Any:
-    return ledger.finish(c.command_id, status=LedgerStatus.SENT, reason="x", now=datetime.now(UTC))
+def sent(ledger: PostgresLedger, c: Any, **kw: Any) -> Any:
+    return ledger.finish(
+        c.command_id, status=LedgerStatus.SENT, reason="x", now=datetime.now(UTC), **kw
+    )
+
+
+async def test_finishes_at_the_same_time_share_statements_and_keep_their_own_answers(
+    pool: AsyncConnectionPool[Any], make_tenant: Any
+) -> None:
+    """Finishes waiting at the same moment go in one statement (group commit), and each caller
+    still gets its own answer: a decision for a claimed row is taken (True), a second decision
+    of the same command is refused (False) whether it shares the moment or not, a finish that
+    names another claim time is refused, and a finish PostgreSQL refuses (a NUL in its reason)
+    fails alone, not the others of its round."""
+    tenant, _ = await make_tenant()
+    ledger = PostgresLedger(pool)
+    now = datetime.now(UTC)
+    commands = await claimed(ledger, tenant.id, 24)
+    got = await asyncio.gather(
+        *(
+            sent(ledger, c, provider="sendgrid", provider_message_id=f"m{i}")
+            for i, c in enumerate(commands[:20])
+        ),
+        sent(ledger, commands[0]),  # the same command again, in the same moment
+        sent(ledger, commands[20], only_if_claimed_at=now - timedelta(minutes=5)),  # another claim
+    )
+    assert got == [True] * 20 + [False, False]
+    assert ledger.finish_statements <= 3, ledger.finish_statements  # one a finish: 22
+    before = ledger.finish_statements
+    refused, taken = await asyncio.gather(
+        ledger.finish(commands[21].command_id, status=LedgerStatus.FAILED, reason="\x00", now=now),
+        sent(ledger, commands[22]),
+        return_exceptions=True,
+    )
+    assert isinstance(refused, DataRejected) and taken is True
+    assert ledger.finish_statements - before == 3  # the round, then each of its finishes
+    rows = {c.command_id: await ledger.get(c.command_id) for c in commands}
+    assert all(rows[c.command_id].status is LedgerStatus.SENT for c in commands[:20])  # type: ignore[union-attr]
+    assert rows[commands[3].command_id].provider_message_id == "m3"  # type: ignore[union-attr]
+    assert rows[commands[20].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
+    assert rows[commands[21].command_id].status is LedgerStatus.CLAIMED  # type: ignore[union-attr]
+    assert not await sent(ledger, commands[0])  # decided already
 
 
 async def test_more_finishes_than_a_round_holds_take_more_rounds(
@@ -402,23 +393,7 @@ async def test_the_claim_function_outlives_a_widened_column(
     back: the schema is untouched after)."""
     now = datetime.now(UTC)
     c = command(tenant_id=tenant_id, email=f"wide-{uuid.uuid4().hex[:8]}@example.com", at=now)
-    params = {
-        "command_id": c.command_id,
-        "tenant_id": c.tenant_id,
-        "lead_id": c.lead_id,
-        "step_index": c.step_index,
-        "channel": c.channel.value,
-        "template": c.template,
-        "recipient": c.recipient.email,
-        "other_channel": "sms",
-        "other_contact": None,
-        "record_only": False,
-        "due_at": now,
-        "now": now,
-        "cap_since": now,
-        "campaign": None,
-        "contacts": [c.recipient.email],
-    }
+    params = claim_params(c, recipient=c.recipient.email, now=now, cap_since=now)
     conn = await psycopg.AsyncConnection.connect(db_url)
     try:
         await conn.execute("ALTER TABLE job_executions ALTER COLUMN recipient TYPE text")
