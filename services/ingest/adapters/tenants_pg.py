@@ -4,9 +4,11 @@ every caller, known or not, is answered without the database.
 
 The directory is loaded at start and again whenever PostgreSQL says a tenant or company
 changed (LISTEN `tenants_changed`, sent by the triggers of migration 0011), at the latest every
-TENANT_CACHE_SECONDS (what a lost notification costs). An id or key not in it costs nothing:
-at most one reload a second is made for such misses (a location added a moment ago answers
-at once), never a query per request. While PostgreSQL is down the last directory is served.
+TENANT_CACHE_SECONDS (what a lost notification costs). An id or key not in it is answered by
+a directory loaded after it arrived, so a location added a moment ago answers even before its
+notification is read; yet misses cost at most one reload a second whatever their number, never
+a query per request: a miss within a second of the last miss reload waits for the next one, which
+every miss until then shares. While PostgreSQL is down the last directory is served.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class PostgresTenants:
         self._directory: Directory | None = None
         self._refused: set[str] = set()  # companies whose secrets do not decrypt, logged once
         self._missed_at = -math.inf  # when the last reload for a miss began
+        self._next_miss: asyncio.Future[None] | None = None  # the wait the throttled misses share
         self._loading: asyncio.Task[Directory] | None = None
         self._loads_begun = 0  # loads started so far; the one in flight is `_loading_number`
         self._loading_number = 0
@@ -261,18 +264,22 @@ class PostgresTenants:
         return self._directory if self._directory is not None else await self.reload()
 
     async def _after_miss(self) -> Directory | None:
-        """A key not in the directory: the directory anew when a change was notified and not
-        loaded yet (or is being loaded), or when no miss made a reload in the last
-        `miss_reload_seconds` (a key created a moment ago answers at once; random ids cost
-        one reload a second at most); else None. Never raises."""
+        """A key not in the directory: the directory anew, from a load begun after the miss
+        arrived, or None when PostgreSQL cannot be read. With a change notified and not loaded
+        yet (or a load in flight) it is loaded at once; otherwise at most one miss reload is
+        made each `miss_reload_seconds`: a miss sooner than that after the last one waits for
+        the next, shared by every miss until then (random ids cost a reload a second at most,
+        and a key created a moment ago, whose notification is not read yet, still answers)."""
         begun = self._loads_begun
         pending = self._loading is not None or (
             self._changed is not None and self._changed.is_set()
         )
-        now = self._clock()
-        if not pending and now - self._missed_at < self._miss_reload:
-            return None
-        self._missed_at = now
+        wait = self._missed_at + self._miss_reload - self._clock()
+        if not pending and wait > 0:
+            if self._next_miss is None or self._next_miss.done():
+                self._next_miss = asyncio.ensure_future(asyncio.sleep(wait))
+            await asyncio.shield(self._next_miss)  # a caller gone leaves it to the others
+        self._missed_at = self._clock()
         try:
             # not the load in flight: it may have read the tenants before the change whose
             # notification (a company, then its location, say) made this miss a pending one
