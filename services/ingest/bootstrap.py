@@ -302,6 +302,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                     config=config,
                     seen_events=seen_events,
                     consents=consents,
+                    tenants=tenants,
                 ),
                 website=WebsiteLeads(
                     tenants=tenants,

@@ -38,6 +38,12 @@ class TenantDirectory(Protocol):
         """The active company of an active tenant (None: unknown or inactive)."""
         ...
 
+    async def company_anew(self, company_id: str) -> IngestCompany | None:
+        """The company as a directory read after this call began holds it: its locations
+        include one added a moment ago (None: unknown, inactive, or the directory cannot be
+        read now). May wait for a read shared with other callers; cheap to call often."""
+        ...
+
     async def get(self, tenant_id: uuid.UUID) -> IngestTenant | None:
         """An active tenant by id (None: unknown or inactive)."""
         ...

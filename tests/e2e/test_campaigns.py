@@ -110,13 +110,11 @@ class Orders:
         if services is not None:
             data["services"] = services
 
-        # a location added a moment ago: ingest learns of it when PostgreSQL's notification
-        # reaches its directory; until then the order is acknowledged unrouted (202 Ignored)
-        def routed() -> dict[str, Any] | None:
-            answer = self._deliver("order", operation, dict(data))
-            return answer if "leadId" in answer else None
-
-        return uuid.UUID(wait_for("ingest to route the order", routed, timeout=30)["leadId"])
+        # a location added a moment ago, maybe before ingest read its notification: its order
+        # is routed all the same, never acknowledged unrouted (Shopmonkey would not resend it)
+        answer = self._deliver("order", operation, dict(data))
+        assert "leadId" in answer, answer
+        return uuid.UUID(answer["leadId"])
 
     def appointment(
         self, appointment_id: str, order_id: str, operation: str, start: datetime

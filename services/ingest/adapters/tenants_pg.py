@@ -136,6 +136,11 @@ class PostgresTenants:
             found = again.companies.get(company_id)
         return found
 
+    async def company_anew(self, company_id: str) -> IngestCompany | None:
+        """Through the miss reloads (`_after_miss`): at most one a second, whoever asks."""
+        again = await self._after_miss()
+        return again.companies.get(company_id) if again is not None else None
+
     async def company_of(self, tenant_id: uuid.UUID) -> IngestCompany | None:
         directory = self._directory if self._directory is not None else await self._first()
         found = directory.by_tenant.get(tenant_id)

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -33,10 +34,16 @@ from services.ingest.domain.demo_mode import DROP_REASON
 from services.ingest.domain.draft import OrderEventDraft
 from services.ingest.domain.envelope import parse_envelope
 from services.ingest.domain.model import IngestCompany, IngestTenant
-from services.ingest.domain.routing import Unrouted, route_customer, route_order
+from services.ingest.domain.routing import (
+    NO_TENANTS,
+    UNKNOWN_LOCATION,
+    Unrouted,
+    route_customer,
+    route_order,
+)
 from services.ingest.domain.shopmonkey_signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
-from services.ingest.ports import ConsentStore, CustomerSource, EventPublisher
+from services.ingest.ports import ConsentStore, CustomerSource, EventPublisher, TenantDirectory
 from services.ingest.service_layer.consent import keep_consent
 from services.ingest.service_layer.order_events import (
     build_drafts,
@@ -94,6 +101,20 @@ def load_json(body: bytes) -> object:
         raise InvalidPayload("body is not valid JSON") from None
 
 
+def _targets(
+    company: IngestCompany,
+    table: str,
+    data: Mapping[str, Any],
+    tenant: IngestTenant | None,
+) -> tuple[IngestTenant, ...] | Unrouted:
+    """The tenants a delivery of `table` belongs to; `tenant`: the location URL's."""
+    if table == "customer":
+        return route_customer(company, data)
+    # an appointment is its location's, like an order
+    routed = route_order(company, data, default=tenant)
+    return routed if isinstance(routed, Unrouted) else (routed,)
+
+
 class WebhookIngest:
     def __init__(
         self,
@@ -103,9 +124,14 @@ class WebhookIngest:
         config: WebhookConfig,
         seen_events: SeenEvents,
         consents: ConsentStore | None = None,
+        tenants: TenantDirectory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`tenants`: read again when a delivery names a location its company does not have
+        (yet): a location created a moment ago, whose change the directory has not read,
+        must not have its first orders ignored."""
         self._customers = customers
+        self._tenants = tenants
         self._consents = consents
         self._publisher = publisher
         self._config = config
@@ -127,14 +153,19 @@ class WebhookIngest:
         require_json(content_type)
         envelope = parse_envelope(load_json(body))
         table = envelope.table
-        targets: tuple[IngestTenant, ...] | Unrouted
-        if table in ("order", "appointment"):  # an appointment is its location's, like an order
-            routed = route_order(company, envelope.data, default=tenant)
-            targets = routed if isinstance(routed, Unrouted) else (routed,)
-        elif table == "customer":
-            targets = route_customer(company, envelope.data)
-        else:
+        if table not in ("order", "appointment", "customer"):
             return Ignored(f"table '{table}' is not ingested")
+        targets = _targets(company, table, envelope.data, tenant)
+        if (
+            isinstance(targets, Unrouted)
+            and targets.code in (UNKNOWN_LOCATION, NO_TENANTS)
+            and self._tenants is not None
+        ):
+            # signed by the company, so only its own deliveries can ask for this read
+            fresh = await self._tenants.company_anew(company.id)
+            if fresh is not None and fresh is not company:
+                company = fresh
+                targets = _targets(company, table, envelope.data, tenant)
         if isinstance(targets, Unrouted):
             unrouted(company, table, targets, source=OrderSource.WEBHOOK)
             return Ignored(str(targets), outcome="unrouted")

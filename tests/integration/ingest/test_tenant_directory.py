@@ -94,6 +94,42 @@ async def test_known_and_unknown_callers_are_answered_without_a_query_each(
     assert statements.count - before <= 2 * 6
 
 
+async def test_a_company_read_anew_has_the_location_added_a_moment_ago(
+    sa_url: str, db_url: str
+) -> None:
+    """What a webhook naming a location its company lacks asks for: the company as a read
+    begun after the question holds it, even with no notification (no LISTEN here)."""
+    engine = async_engine(sa_url, pool_size=2)
+    company = f"co_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(db_url, autocommit=True) as other:
+        other.execute(
+            "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, 'Chain')", (company,)
+        )
+        other.execute(
+            "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
+            " VALUES (%s, 'First', %s, 'loc_1')",
+            (uuid.uuid4(), company),
+        )
+    tenants = await PostgresTenants(engine, box=BOX, ttl=300.0).start()
+    try:
+        assert await tenants.for_api_key(f"lk_{uuid.uuid4().hex}") is None  # a miss just now
+        known = await tenants.company(company)
+        assert known is not None and set(known.by_location) == {"loc_1"}
+        with psycopg.connect(db_url, autocommit=True) as other:
+            other.execute(
+                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
+                " VALUES (%s, 'Second', %s, 'loc_2')",
+                (uuid.uuid4(), company),
+            )
+        assert await tenants.company(company) is known  # what is served until a read
+        fresh = await tenants.company_anew(company)
+        assert fresh is not None and set(fresh.by_location) == {"loc_1", "loc_2"}
+        assert await tenants.company_anew("co_nobody") is None
+    finally:
+        await tenants.close()
+        await engine.dispose()
+
+
 async def test_a_key_created_after_a_miss_answers_before_its_notification_is_read(
     sa_url: str, db_url: str
 ) -> None:

@@ -67,11 +67,16 @@ class FakeTenants:
         self.companies = {c.id: c for c in companies}
         self.website_keys = website_keys or {}
         self.fail: Exception | None = None
+        self.anew_calls = 0  # reads asked for by a delivery to a location not known
 
     def add(self, company: IngestCompany) -> None:
         self.companies[company.id] = company
 
     async def company(self, company_id: str) -> IngestCompany | None:
+        return self.companies.get(company_id)
+
+    async def company_anew(self, company_id: str) -> IngestCompany | None:
+        self.anew_calls += 1
         return self.companies.get(company_id)
 
     async def company_of(self, tenant_id: uuid.UUID) -> IngestCompany | None:

@@ -62,6 +62,7 @@ class Harness:
                 publisher=self.publisher,
                 config=config,
                 seen_events=seen_events,
+                tenants=self.tenants,
             ),
             website=WebsiteLeads(
                 tenants=self.tenants,

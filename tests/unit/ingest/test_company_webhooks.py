@@ -171,6 +171,33 @@ async def test_an_order_of_a_location_without_tenant_is_ignored_and_counted(
         status, answer = await post(client, location_url(location), h.chain, doc)
         assert status == 202 and answer["ignored"].startswith("unknown_location")
     assert h.publisher.events == []
+    # each delivery made sure the location is not one added a moment ago
+    assert h.tenants.anew_calls == 1 + len(h.mapped)
+
+
+async def test_a_location_added_a_moment_ago_gets_its_first_order(
+    client: TestClient, h: Companies
+) -> None:
+    """The directory served still lacks the location (its change not read yet); the company
+    read anew has it: the order is routed, not ignored (Shopmonkey would not send it again)."""
+    stale = h.tenants.companies[h.chain.company_id]
+    h.tenants.add(company_of(h.chain, locations=h.chain.locations))  # read anew: all four
+    served = h.tenants.company
+
+    async def stale_company(company_id: str) -> IngestCompany | None:
+        return stale if company_id == h.chain.company_id else await served(company_id)
+
+    h.tenants.company = stale_company  # type: ignore[method-assign]
+    doc = h.order(h.unmapped)
+    status, answer = await post(client, company_url(h.chain), h.chain, doc)
+    assert status == 200, answer
+    lead = lead_id_for_order(LEAD_IDS, h.unmapped.tenant_id, doc["data"]["id"])
+    assert answer["leadId"] == str(lead)
+    assert [e.tenant_id for e in h.publisher.own] == [h.unmapped.tenant_id]
+    # a known location's order never asks for a read
+    calls = h.tenants.anew_calls
+    assert (await post(client, company_url(h.chain), h.chain, h.order(h.mapped[0])))[0] == 200
+    assert h.tenants.anew_calls == calls == 1
 
 
 async def test_a_location_url_routes_a_sibling_locations_order_to_that_location(
@@ -228,6 +255,7 @@ async def test_the_signature_is_checked_before_any_routing(
         assert resp.status == 401
     assert await metric(client, "unknown_location") == before  # never routed, never counted
     assert h.publisher.events == [] and h.customers.calls == []
+    assert h.tenants.anew_calls == 0  # nor can a forged delivery make the directory read
 
 
 async def test_another_companys_signature_opens_neither_url(
