@@ -14,6 +14,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from schemas.base import Channel
+from services.common.errors import InfrastructureError
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.producer import KafkaProducer
@@ -100,6 +101,7 @@ def build_handler(
     pool: AsyncConnectionPool[Any],
     senders: dict[Channel, Sender],
     publisher: OutcomePublisher,
+    tenants: PostgresTenantDirectory,
 ) -> tuple[TouchPointHandler, PostgresLedger]:
     ledger = PostgresLedger(pool)
     delivery = Delivery(
@@ -119,7 +121,7 @@ def build_handler(
     handler = TouchPointHandler(
         config=handler_config(settings),
         ledger=ledger,
-        tenants=PostgresTenantDirectory(pool, ttl_seconds=settings.tenant_cache_seconds),
+        tenants=tenants,
         renderer=build_renderer(settings),
         senders=senders,
         publisher=publisher,
@@ -181,7 +183,14 @@ async def build(settings: OutboundSettings) -> AsyncIterator[Outbound]:
     )
     senders = build_senders(settings, executor)
     publisher = KafkaOutcomePublisher(producer, topic=settings.topics.touchpoint_outcomes)
-    handler, ledger = build_handler(settings, pool=pool, senders=senders, publisher=publisher)
+    tenants = PostgresTenantDirectory(pool, ttl_seconds=settings.tenant_cache_seconds)
+    try:
+        log.info("tenant profiles read: %d", await tenants.preload())
+    except InfrastructureError as exc:  # each is read when first needed, as later
+        log.warning("tenant profiles not read at start (%s)", exc)
+    handler, ledger = build_handler(
+        settings, pool=pool, senders=senders, publisher=publisher, tenants=tenants
+    )
     sweeper = Sweeper(
         ledger=ledger,
         senders=senders,

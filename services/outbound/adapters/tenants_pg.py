@@ -1,4 +1,8 @@
-"""Tenant profiles (location, hours, catalog) read from PostgreSQL, cached for a short while."""
+"""Tenant profiles (location, hours, catalog) read from PostgreSQL, cached for a short while.
+
+Every tenant's profile is read at start in one statement (`preload`), so no location's first
+command after a deploy or a quiet spell waits for a read of its own; after that each profile
+is read again once TENANT_CACHE_SECONDS have passed (how long a change takes to apply)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from services.outbound.domain.model import TenantProfile
 
 log = logging.getLogger(__name__)
 
-PROFILE_SQL = """
+PROFILES_SQL = """
 SELECT t.id, t.name, t.timezone, t.active, t.us_state, t.postal_address, t.phone,
        coalesce((SELECT json_agg(json_build_array(h.weekday, h.opens_at::text, h.closes_at::text))
                    FROM location_hours h WHERE h.tenant_id = t.id), '[]'::json) AS hours,
@@ -27,8 +31,9 @@ SELECT t.id, t.name, t.timezone, t.active, t.us_state, t.postal_address, t.phone
        coalesce((SELECT json_agg(d.day::text ORDER BY d.day)
                    FROM location_closed_days d WHERE d.tenant_id = t.id), '[]'::json)
          AS closed_days
-  FROM tenants t WHERE t.id = %(tenant_id)s
+  FROM tenants t
 """
+PROFILE_SQL = PROFILES_SQL + " WHERE t.id = %(tenant_id)s"
 
 
 def profile_from_row(row: tuple[Any, ...]) -> TenantProfile | None:
@@ -66,6 +71,17 @@ class PostgresTenantDirectory:
 
     async def get(self, tenant_id: uuid.UUID) -> TenantProfile | None:
         return await self._cache.get(tenant_id, lambda: self._load(tenant_id))
+
+    async def preload(self) -> int:
+        """Cache every tenant's profile (one statement); returns how many. A tenant whose
+        profile is unusable (its timezone: logged) is left to its own read, as before."""
+        async with connection(self._pool) as conn:
+            cur = await conn.execute(PROFILES_SQL)
+            rows = await cur.fetchall()
+        profiles = [p for p in map(profile_from_row, rows) if p is not None]
+        for profile in profiles:
+            self._cache.put(profile.id, profile)
+        return len(profiles)
 
     async def _load(self, tenant_id: uuid.UUID) -> TenantProfile | None:
         async with connection(self._pool) as conn:

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import text
 
 from schemas.base import Channel
 from services.common.db.tenants import add_services, set_hours
@@ -94,6 +95,30 @@ async def test_tenant_directory_reads_hours_catalog_and_caches(
     assert profile.catalog == ("Window tint",)
     assert profile.postal_address == "1 Main St, Springfield, IL 62701"
     assert await directory.get(uuid.uuid4()) is None
+
+
+async def test_every_profile_is_read_at_start_and_served_without_a_read(
+    db_url: str, db_engine: Any, make_tenant: Any
+) -> None:
+    """`preload` (at start): every location's first command after a deploy finds its profile
+    in memory; here the pool is gone after it, so any read would fail."""
+    first, _ = await make_tenant(timezone="America/Chicago")
+    second, _ = await make_tenant(timezone="America/Denver")
+    broken, _ = await make_tenant()
+    async with db_engine.begin() as conn:
+        await set_hours(conn, tenant_id=second.id, hours={2: (time(8), time(12))})
+        await conn.execute(
+            text("UPDATE tenants SET timezone = 'Mars/Olympus' WHERE id = :id"), {"id": broken.id}
+        )
+    pool = await open_pool(db_url, size=1)
+    directory = PostgresTenantDirectory(pool, ttl_seconds=60)
+    assert await directory.preload() >= 2
+    await pool.close()
+    one, two = await directory.get(first.id), await directory.get(second.id)
+    assert one is not None and one.timezone == "America/Chicago"
+    assert two is not None and two.hours == {2: (time(8), time(12))}
+    with pytest.raises(InfrastructureError):  # left to its own read, which needs the pool
+        await directory.get(broken.id)
 
 
 async def test_cap_and_suppressions_apply_per_contact_across_a_companys_locations(
