@@ -24,13 +24,16 @@ async def open_pool(
     conninfo: str, *, size: int, lock_timeout: str = LOCK_TIMEOUT
 ) -> AsyncConnectionPool[Any]:
     """An autocommit pool (every ledger statement is its own transaction), each session with
-    `lock_timeout` (LOCK_TIMEOUT). The connections are session-pinned: the ledger defines a
-    function in each session (`pg_temp`, ledger_pg.py), so no pooler in transaction mode
-    (PgBouncer) may sit between; the role needs the database's TEMPORARY privilege (PUBLIC
-    has it by default)."""
+    `lock_timeout` (LOCK_TIMEOUT). All `size` connections are opened at start and kept: one
+    opened when commands arrive costs ~10 ms of CPU on each side (SCRAM) and the pool opens
+    them one after the other, so a burst after a quiet spell (or the first after a deploy)
+    waited a few hundred ms for the pool to grow. The connections are session-pinned: the
+    ledger defines a function in each session (`pg_temp`, ledger_pg.py), so no pooler in
+    transaction mode (PgBouncer) may sit between; the role needs the database's TEMPORARY
+    privilege (PUBLIC has it by default)."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo,
-        min_size=min(2, size),
+        min_size=size,
         max_size=size,
         kwargs={"autocommit": True},
         configure=lambda conn: _session(conn, lock_timeout),
