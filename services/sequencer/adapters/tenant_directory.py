@@ -1,11 +1,12 @@
 """Tenants' timezone, SMS state rules, opening hours and nurture plan, from PostgreSQL.
 
-Held in memory (200+ rows), reloaded every TENANT_CACHE_SECONDS; a tenant not seen yet is
-looked up once before its batch is processed, then cached (also when missing, for
-TENANT_CACHE_SECONDS). A tenant that is not in `tenants` gets the default plan in
-SEQUENCER_DEFAULT_TIMEZONE; an invalid `nurture_plan` is logged and replaced by the default
-plan, never half-applied. The versions of its plans (`plan_versions`, `leadctl plans set`)
-come along, so each lead follows the version in force at its event time (`TenantConfig`).
+Held in memory (200+ rows): all of them read before the first batch is processed, and again
+every TENANT_CACHE_SECONDS; a tenant not seen yet is looked up once before its batch is
+processed, then cached (also when missing, for TENANT_CACHE_SECONDS). A tenant that is not
+in `tenants` gets the default plan in SEQUENCER_DEFAULT_TIMEZONE; an invalid `nurture_plan`
+is logged and replaced by the default plan, never half-applied. The versions of its plans
+(`plan_versions`, `leadctl plans set`) come along, so each lead follows the version in force
+at its event time (`TenantConfig`).
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class PostgresDirectory(StaticDirectory):
         self.engine = engine
         #: tenants not in `tenants` (negative entries only): looked up again once expired
         self._misses: TtlCache[uuid.UUID, TenantConfig] = TtlCache(ttl=ttl)
+        #: every tenant was read once: until then the first look-up reads them all
+        self._whole = False
 
     async def _load(self, tenant_ids: list[uuid.UUID] | None) -> dict[uuid.UUID, TenantConfig]:
         tenants = select(
@@ -187,10 +190,15 @@ class PostgresDirectory(StaticDirectory):
         loaded = await self._load(None)
         self.configs = {tid: c for tid, c in self.configs.items() if not c.known} | loaded
         self._misses.clear()
+        self._whole = True
         log.debug("tenant directory: %d tenants", len(loaded))
 
     async def ensure(self, tenant_ids: Iterable[uuid.UUID]) -> None:
-        """Look up tenants never seen (or missing for longer than the TTL) in one query."""
+        """Look up tenants never seen (or missing for longer than the TTL) in one query. The
+        first call reads every tenant: after a start, each location's first batch would
+        otherwise wait for a read of its own (200 locations, 200 reads)."""
+        if not self._whole:
+            await self.refresh()
         wanted = [
             t
             for t in set(tenant_ids)
