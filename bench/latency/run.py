@@ -214,7 +214,9 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
     and the CPU each process used meanwhile."""
     topics = Topics(f"lat{uuid.uuid4().hex[:6]}.")
     db = migrated_database(BENCH_DB)
-    tenants = add_tenants(db, args.tenants, timezone=tz_at_local_hour(12))
+    tenants = add_tenants(
+        db, args.tenants, per_company=args.per_company, timezone=tz_at_local_hour(12)
+    )
     warm, n = 5, args.orders
     requests = webhook_requests(tenants, warm + n)
     emails = [f"jane.{i}@example.net" for i in range(warm + n)]
@@ -399,15 +401,25 @@ def main() -> None:
         help="locations the orders are spread over (outbound handles one tenant's commands "
         "in order, different tenants' at once)",
     )
+    parser.add_argument(
+        "--per-company",
+        type=int,
+        default=5,
+        help="locations of each Shopmonkey company: a new order of a customer is also told to "
+        "each other location of its company (one more order event each for the sequencer)",
+    )
     args = parser.parse_args()
+    if args.per_company < 1:
+        parser.error("--per-company must be at least 1")
     logs = ROOT / ".local" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     runs = [("this checkout", ROOT)]
     if args.baseline:
         runs.insert(0, (f"baseline {args.baseline}", args.baseline.resolve()))
     print(
-        f"{args.orders} orders at {args.rate:g}/s over {args.tenants} locations, one process per"
-        f" service, {os.cpu_count()} cores (shared: compare the runs, not the figures)"
+        f"{args.orders} orders at {args.rate:g}/s over {args.tenants} locations"
+        f" ({args.per_company} a company), one process per service, {os.cpu_count()} cores"
+        " (shared: compare the runs, not the figures)"
     )
     results: list[tuple[str, tuple[dict[str, list[float]], Cpu]]] = []
     for i in range(args.repeat):
