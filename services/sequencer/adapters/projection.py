@@ -33,8 +33,10 @@ from typing import Any, Generic, TypeVar
 import orjson
 import psycopg
 from confluent_kafka import Message, TopicPartition
+from sqlalchemy.dialects import postgresql
 
 from schemas.events import LeadChanged
+from services.common.db.models import Lead
 from services.common.errors import ContractError, InfrastructureError
 from services.common.kafka.codec import decode
 from services.common.kafka.consumer import AtLeastOnceConsumer
@@ -87,32 +89,17 @@ WHERE leads.version < EXCLUDED.version AND ({_old}) IS DISTINCT FROM ({_new})
 """
 
 
-#: Each column's type in a batch's JSON rows (`leads`' own types; text for its varchars, which
-#: PostgreSQL checks on the insert as it does a parameter's).
-_TYPES = {
-    "lead_id": "uuid",
-    "tenant_id": "uuid",
-    "version": "bigint",
-    "services": "jsonb",
-    "touches_sent": "integer",
-    "email_opted_out": "boolean",
-    "sms_opted_out": "boolean",
-    "sequence_stopped": "boolean",
-    "created_at": "timestamptz",
-    "updated_at": "timestamptz",
-    "last_touch_at": "timestamptz",
-    "declined_services": "integer",
-    "declined_cents": "bigint",
-    "revived_services": "integer",
-    "revived_cents": "bigint",
-}
+#: Each column's type in a batch's JSON rows: the `leads` model's own (a value too long for
+#: its varchar is refused as a parameter's would be).
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+_TYPES = {c: Lead.__table__.c[c].type.compile(dialect=_DIALECT) for c in COLUMNS}
 #: A batch of changes in one statement: the rows as one JSON array (one statement's
 #: overhead in PostgreSQL and in psycopg for the whole batch, not one per row).
 UPSERT_BATCH = f"""
 INSERT INTO leads ({", ".join(COLUMNS)}, projected_at)
 SELECT {", ".join(f"r.{c}" for c in COLUMNS)}, now()
   FROM jsonb_to_recordset(%(rows)s::jsonb)
-       AS r({", ".join(f"{c} {_TYPES.get(c, 'text')}" for c in COLUMNS)})
+       AS r({", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS)})
  WHERE EXISTS (SELECT 1 FROM tenants WHERE id = r.tenant_id)
 ON CONFLICT (lead_id) DO UPDATE SET {_set}, projected_at = now()
 WHERE leads.version < EXCLUDED.version AND ({_old}) IS DISTINCT FROM ({_new})

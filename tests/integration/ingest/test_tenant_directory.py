@@ -53,6 +53,23 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         await asyncio.sleep(0.05)
 
 
+def add_location(
+    db_url: str, company: str, location: str, *, key: str | None = None, new: bool = True
+) -> None:
+    """A location (and, `new`, its company) committed at once by another session, as an
+    operator's `leadctl` would; `key`: its website key."""
+    with psycopg.connect(db_url, autocommit=True) as other:
+        if new:
+            other.execute(
+                "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, %s)", (company, company)
+            )
+        other.execute(
+            "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
+            " website_api_key_sha256) VALUES (%s, %s, %s, %s, %s)",
+            (uuid.uuid4(), location, company, location, hash_api_key(key) if key else None),
+        )
+
+
 @pytest.fixture
 async def directory(sa_url: str, db_url: str) -> AsyncIterator[tuple[PostgresTenants, Statements]]:
     engine = async_engine(sa_url, pool_size=2)
@@ -101,26 +118,13 @@ async def test_a_company_read_anew_has_the_location_added_a_moment_ago(
     begun after the question holds it, even with no notification (no LISTEN here)."""
     engine = async_engine(sa_url, pool_size=2)
     company = f"co_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(db_url, autocommit=True) as other:
-        other.execute(
-            "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, 'Chain')", (company,)
-        )
-        other.execute(
-            "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
-            " VALUES (%s, 'First', %s, 'loc_1')",
-            (uuid.uuid4(), company),
-        )
+    add_location(db_url, company, "loc_1")
     tenants = await PostgresTenants(engine, box=BOX, ttl=300.0).start()
     try:
         assert await tenants.for_api_key(f"lk_{uuid.uuid4().hex}") is None  # a miss just now
         known = await tenants.company(company)
         assert known is not None and set(known.by_location) == {"loc_1"}
-        with psycopg.connect(db_url, autocommit=True) as other:
-            other.execute(
-                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
-                " VALUES (%s, 'Second', %s, 'loc_2')",
-                (uuid.uuid4(), company),
-            )
+        add_location(db_url, company, "loc_2", new=False)
         assert await tenants.company(company) is known  # what is served until a read
         fresh = await tenants.company_anew(company)
         assert fresh is not None and set(fresh.by_location) == {"loc_1", "loc_2"}
@@ -142,15 +146,7 @@ async def test_a_key_created_after_a_miss_answers_before_its_notification_is_rea
     try:
         assert await tenants.for_api_key(f"lk_{uuid.uuid4().hex}") is None  # a reload now
         key, company = f"lk_{uuid.uuid4().hex}", f"co_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(db_url, autocommit=True) as other:
-            other.execute(
-                "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, 'New')", (company,)
-            )
-            other.execute(
-                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
-                " website_api_key_sha256) VALUES (%s, 'New', %s, 'loc_1', %s)",
-                (uuid.uuid4(), company, hash_api_key(key)),
-            )
+        add_location(db_url, company, "loc_1", key=key)
         before = statements.count
         found = await asyncio.gather(*(tenants.for_api_key(key) for _ in range(50)))
         assert all(f is not None for f in found), "a new key turned away after a miss"
@@ -257,15 +253,7 @@ async def test_a_miss_is_never_answered_by_a_load_that_read_before_the_change(
     ) -> None:
         if lookups or "FROM shopmonkey_companies" not in statement:
             return
-        with psycopg.connect(db_url, autocommit=True) as other:  # committed now
-            other.execute(
-                "INSERT INTO shopmonkey_companies (id, name) VALUES (%s, 'Late Co')", (company,)
-            )
-            other.execute(
-                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id,"
-                " website_api_key_sha256) VALUES (%s, 'Late', %s, 'loc_1', %s)",
-                (uuid.uuid4(), company, hash_api_key(key)),
-            )
+        add_location(db_url, company, "loc_1", key=key)  # committed now
         # the caller arrives while the load that read the companies is still in flight
         lookups.append(asyncio.get_running_loop().create_task(tenants.for_api_key(key)))
         await_only(asyncio.sleep(0.2))  # the load waits here (SQLAlchemy's greenlet bridge)
