@@ -199,7 +199,7 @@ def project(
                     cur.execute(statement, params)
             done.written = max(cur.rowcount, 0)
         return done
-    except (*REFUSED_DATA, orjson.JSONEncodeError):  # (orjson: a string no JSON can hold)
+    except REFUSED_DATA:
         done = Projected()
     with conn.transaction(), conn.cursor() as cur:
         for source, row in rows:
