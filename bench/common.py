@@ -61,9 +61,11 @@ def tz_at_local_hour(hour: int, now: datetime | None = None) -> str:
     return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
-def migrated_database(name: str, *, base: str = PG_BASE) -> str:
-    """The URL of database `name` on `base` (PG_BASE), created when missing and migrated to
-    head."""
+def migrated_database(
+    name: str, *, base: str = PG_BASE, template: str | None = None, fresh: bool = False
+) -> str:
+    """The URL of database `name` on `base` (PG_BASE), created when missing (as a copy of
+    database `template`, if given) and migrated to head. `fresh`: dropped first."""
     import psycopg
     from alembic import command
     from psycopg import sql
@@ -71,8 +73,15 @@ def migrated_database(name: str, *, base: str = PG_BASE) -> str:
     from leadctl.provision import alembic_config
 
     with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        if fresh:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template is not None:
+                create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            conn.execute(create)
     url = f"{base}/{name}"
     config = alembic_config("postgresql+psycopg://" + url.split("://", 1)[1])
     config.attributes["configure_logger"] = False

@@ -34,11 +34,11 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
 from confluent_kafka import Consumer  # noqa: E402
 
 from bench.common import (  # noqa: E402
@@ -57,6 +57,48 @@ from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E40
 from services.common.topics import Topics  # noqa: E402
 
 BENCH_DB = "lo_bench_latency"
+#: The state every run starts from (`seeded_database`).
+SEED_DB = "lo_bench_latency_seed"
+#: Leads of the past (each with one send and one consent) in the seed.
+SEED_ROWS = 100_000
+#: A past: a Shopmonkey company of 200 locations, since closed (inactive: nothing routes to
+#: them), and SEED_ROWS leads, sends and consents of theirs.
+SEED_SQL = (
+    """
+    INSERT INTO shopmonkey_companies (id, name, active) VALUES ('past', 'Past Auto', false)
+    """,
+    """
+    INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id, active)
+    SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Past ' || g,
+        'past', 'past-' || g, false
+    FROM generate_series(0, 199) AS g
+    """,
+    """
+    INSERT INTO leads (lead_id, tenant_id, state, source, version, customer_id, first_name,
+        email, phone, created_at, updated_at)
+    SELECT gen_random_uuid(),
+        ('00000000-0000-4000-8000-' || lpad(to_hex(g %% 200), 12, '0'))::uuid,
+        'contacted', 'shopmonkey', 2, 'past-' || g, 'Past', 'past.' || g || '@example.org',
+        '+1555' || lpad((g %% 10000000)::text, 7, '0'),
+        now() - make_interval(secs => g * 60), now() - make_interval(secs => g * 60)
+    FROM generate_series(1, %(rows)s) AS g
+    """,
+    """
+    INSERT INTO job_executions (command_id, tenant_id, lead_id, step_index, channel, template,
+        recipient, status, reason, provider, provider_message_id, attempts, claimed_at,
+        decided_at)
+    SELECT gen_random_uuid(), tenant_id, lead_id, 0, 'email', 'nurture_email_welcome', email,
+        'sent', 'accepted', 'sendgrid', md5(lead_id::text), 1, created_at, created_at
+    FROM leads
+    """,
+    """
+    INSERT INTO source_consent (company_id, channel, contact, source, customer_id, opted_in,
+        marketing_opt_in, changed_at, event_key)
+    SELECT 'past', 'email', email, 'shopmonkey', customer_id, true, true, created_at,
+        'seed:' || customer_id
+    FROM leads
+    """,
+)
 PARTITIONS = 4
 #: The way of a first message, from the bench's POST to the provider's answer.
 POSTED, PROVIDER_REQUEST = "posted", "provider_request"
@@ -149,25 +191,52 @@ def wait_ok(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> N
 
 
 async def post_all(base: str, requests: list[bytes], rate: float) -> list[int]:
-    """Posts each raw request at `rate`/s on its own schedule; returns when each was posted."""
+    """Posts each raw request at `rate`/s on its own schedule; returns when each was posted.
+
+    The requests go as they were built (bench/ingest/fixtures.py: signed, HTTP/1.1 with
+    Content-Length), written as they are over kept-alive connections, one request at a time
+    on each (a connection is opened when none is free). An HTTP client library would parse
+    them back into headers and build them again: at 200/s that alone cost this process ~0.4 ms
+    of the machine's CPU an order, taken from the services under test. Only the answer's
+    status line and body are read back."""
     posted = [0] * len(requests)
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    opened: list[asyncio.StreamWriter] = []
     start = time.monotonic()
 
-    async def one(i: int, raw: bytes, http: aiohttp.ClientSession) -> None:
+    async def one(i: int, raw: bytes) -> None:
         await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-        head, body = raw.split(b"\r\n\r\n", 1)
-        lines = head.decode().split("\r\n")
-        path = lines[0].split(" ")[1]
-        headers = dict(line.split(": ", 1) for line in lines[1:])
-        headers.pop("Content-Length", None)
-        headers.pop("Host", None)
         posted[i] = hops.now_us()
-        async with http.post(base + path, data=body, headers=headers) as r:
-            if r.status != 200:
-                raise RuntimeError(f"webhook {i}: {r.status} {await r.text()}")
+        if idle:
+            reader, writer = idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(host, port)
+            opened.append(writer)
+        writer.write(raw)
+        status_line = await reader.readline()
+        length, close = 0, False
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+            elif name.strip().lower() == "connection" and "close" in value.lower():
+                close = True
+        body = await reader.readexactly(length)
+        status = int(status_line.split(b" ", 2)[1]) if status_line else 0
+        if status != 200:
+            raise RuntimeError(f"webhook {i}: {status} {body.decode(errors='replace')}")
+        if close:
+            writer.close()
+        else:
+            idle.append((reader, writer))
 
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(*(one(i, raw, http) for i, raw in enumerate(requests)))
+    try:
+        await asyncio.gather(*(one(i, raw) for i, raw in enumerate(requests)))
+    finally:
+        for writer in opened:
+            writer.close()
     return posted
 
 
@@ -206,14 +275,43 @@ def pct(values: list[float], q: float) -> float:
 
 Segments = dict[str, list[float]]
 #: CPU seconds per process over the measured orders, and the wall seconds they took.
-Cpu = tuple[dict[str, float], float]
+Cpu = tuple[dict[str, float], float, float]
+
+
+def stolen_seconds() -> float:
+    """CPU seconds the hypervisor has taken from this machine's cores so far (/proc/stat's
+    steal): a run whose window had much of it ran on less than two cores."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def seeded_database() -> str:
+    """A new copy of the seed for one run: every run, of either checkout, starts from the same
+    state. Left to itself the bench's database grew by each run's rows; and one started empty
+    is no better: its first statements are planned for empty tables (no statistics until
+    autovacuum's next ANALYZE, a minute away), the cached plans scan whole tables, and
+    PostgreSQL's CPU an order grew through the run (3.1 ms an order against 1.7: the ledger's,
+    consent's and leads' statements read thousands of rows each by the end, seen in
+    pg_stat_user_tables). The seed holds a past (SEED_SQL), analyzed: the planner sees tables
+    in use. It is built once and kept (SEED_DB); drop it to build it anew."""
+    import psycopg
+
+    seed = migrated_database(SEED_DB)
+    with psycopg.connect(seed, autocommit=True) as conn:
+        seeded = conn.execute("SELECT 1 FROM shopmonkey_companies WHERE id = 'past'").fetchone()
+        if seeded is None:
+            for statement in SEED_SQL:
+                conn.execute(statement, {"rows": SEED_ROWS})  # type: ignore[arg-type]
+            conn.execute("ANALYZE")
+    return migrated_database(BENCH_DB, template=SEED_DB, fresh=True)
 
 
 def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
     """One deployment of the code in `code` under the load; the milliseconds of each segment
     and the CPU each process used meanwhile."""
     topics = Topics(f"lat{uuid.uuid4().hex[:6]}.")
-    db = migrated_database(BENCH_DB)
+    db = seeded_database()
     tenants = add_tenants(
         db, args.tenants, per_company=args.per_company, timezone=tz_at_local_hour(12)
     )
@@ -277,12 +375,14 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
         wait_for(lambda: fake.accepted(MAIL_SEND) >= warm, 40, "the warm-up's messages")
         services = {name: p.pid for name, p in zip(SERVICES, procs, strict=True)}
         cpu_before, wall_before = cpu_snapshot(services), time.monotonic()
+        stolen_before = stolen_seconds()
         posted = asyncio.run(post_all(base, requests[warm:], args.rate))
         # a count while the load runs: every record's payload, a few MB of JSON a look by the
         # end, cost the fake and this client more CPU than the fake's answers (and in bursts)
         wait_for(lambda: fake.accepted(MAIL_SEND) >= warm + n, 180, "every message")
         used = cpu_used(cpu_before, cpu_snapshot(services))
         wall = time.monotonic() - wall_before
+        stolen = stolen_seconds() - stolen_before
         arrivals = {
             r["payload"]["custom_args"]["command_id"]: (
                 r["payload"]["personalizations"][0]["to"][0]["email"],
@@ -309,7 +409,7 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
         segments.setdefault("webhook → provider request", []).append(
             (arrived - at[hops.WEBHOOK_RECEIVED]) / 1000
         )
-    return segments, (used, wall)
+    return segments, (used, wall, stolen)
 
 
 MAIL_SEND = "/v3/mail/send"
@@ -355,7 +455,7 @@ def report_timeline(label: str, segments: dict[str, list[float]], rate: float) -
 
 
 def report_cpu(label: str, orders: int, cpu: Cpu) -> None:
-    used, wall = cpu
+    used, wall, stolen = cpu
     per = cpu_per_order(cpu, orders)
     print(f"\n{label}: CPU per measured order (ms), over {wall:.1f} s of wall time")
     for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
@@ -368,6 +468,10 @@ def report_cpu(label: str, orders: int, cpu: Cpu) -> None:
         "  (Kafka and PostgreSQL: every broker and cluster process on this machine; the fake"
         " SendGrid and the client include the bench asking the fake for its count 5 times a"
         " second)"
+    )
+    print(
+        f"  the hypervisor took {stolen / wall:.2f} cores meanwhile (steal): compare runs"
+        " that had about as little"
     )
 
 
@@ -444,7 +548,7 @@ WHOLE = "POST → provider request (whole way)"
 
 def cpu_per_order(cpu: Cpu, orders: int) -> dict[str, float]:
     """ms of CPU per measured order, per process and `all`."""
-    used, _ = cpu
+    used = cpu[0]
     per = {name: seconds / orders * 1000 for name, seconds in used.items()}
     per["all"] = sum(used.values()) / orders * 1000
     return per
@@ -457,6 +561,7 @@ def summary_line(label: str, result: tuple[dict[str, list[float]], Cpu], orders:
     return (
         f"{label}: p50 {pct(whole, 0.5):.1f} / p99 {pct(whole, 0.99):.1f} ms, CPU ms an order "
         + " ".join(f"{name} {ms:.2f}" for name, ms in sorted(per.items(), key=lambda kv: -kv[1]))
+        + f", steal {cpu[2] / cpu[1]:.2f} cores"
     )
 
 
