@@ -113,7 +113,30 @@ def keep_current_records_on_resume(app: Any) -> None:
     app.flow_control = KeepCurrentFlowControl(lambda: app.consumer_generation_id)
 
 
+#: The longest the broker holds one of the worker's fetches while none of its partitions has a
+#: record (Faust asks aiokafka for 1,500 ms). aiokafka has one fetch in flight per broker, of
+#: the partitions whose fetched records are all consumed; a partition emptied meanwhile joins
+#: only the next one. Once the agents were behind (records of every busy partition still
+#: queued when a fetch left), the fetch in flight held only idle partitions (signals, ticks)
+#: and kept the busy ones out for its whole wait: the sequencer then sat 1.5-2 s behind at 200
+#: orders/s, a third of a core idle, until the load ended (bench/latency/README.md). A fetch
+#: with data is answered at once whatever this is; the bound costs only while every partition
+#: is idle: a fetch each 50 ms, ~1 % of a core between the worker and the broker.
+FETCH_MAX_WAIT_MS = 50
+
+
+def bound_fetch_wait(consumer: AIOKafkaConsumer, ms: int = FETCH_MAX_WAIT_MS) -> AIOKafkaConsumer:
+    """`consumer` (not started yet) with fetches held at most `ms` (FETCH_MAX_WAIT_MS)."""
+    if getattr(consumer, "_fetcher", None) is not None:
+        raise RuntimeError("the fetch wait is read when the consumer starts: set it before")
+    consumer._fetch_max_wait_ms = ms  # read by start() into its Fetcher (aiokafka 0.14)
+    return consumer
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        return bound_fetch_wait(super()._create_worker_consumer(transport))
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         result: Mapping[TP, int] = await self.call_thread(self._seek_back)
         return result
