@@ -44,9 +44,10 @@ async def delay_of_a_record_behind_a_queued_one(
     try:
         first = await asyncio.wait_for(consumer.getone(), 30)
         assert first.value == b"0"
-        # record 1 stays queued; once aiokafka's prefetch backoff is over, a fetch of the
-        # idle partition alone goes out
-        await asyncio.sleep(0.3)
+        # record 1 stays queued; once aiokafka's prefetch backoff (0.1 s) is over, a fetch of
+        # the idle partition alone goes out (were it later, it would still be of that one
+        # alone: record 1 is consumed only below)
+        await asyncio.sleep(0.15)
         produced = time.monotonic()
         produce(producer, busy, b"2")
         assert (await asyncio.wait_for(consumer.getone(), 30)).value == b"1"
