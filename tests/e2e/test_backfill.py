@@ -16,6 +16,7 @@ import pytest
 
 from leadctl.replay.kafka import KafkaView
 from schemas.base import lead_id_for_order
+from tests.conftest import tz_at_local_hour
 from tests.e2e.support import Stack
 from tests.support.deployment_secrets import LEAD_IDS
 
@@ -71,7 +72,19 @@ def test_backfill_creates_every_lead_and_plans_only_recent_ones(  # type: ignore
     stack: Stack, tmp_path: Path
 ) -> None:
     sim = stack.simulate_shopmonkey(  # 60 orders over the last 48 h
-        tmp_path / "sim-state.json", "--tenants", "1", "--orders", "60", "--history-hours", "48"
+        tmp_path / "sim-state.json",
+        "--tenants",
+        "1",
+        "--orders",
+        "60",
+        "--history-hours",
+        "48",
+        # mid-day there: a recent order's first email is due now whenever the test runs. In
+        # the simulator's default zone (New York: email 8:00-20:00) before 8:00, the emails of
+        # orders that came in after 20:00 wait for the opening, and the test failed when none
+        # of the ~18 recent ones came in before 20:00 (1 run in 6 at 11:20 UTC; most by 12:45)
+        "--timezone",
+        tz_at_local_hour(12),
     )
     company = sim["companies"][0]
     tenant = uuid.UUID(company["tenant_id"])
