@@ -85,14 +85,3 @@ async def test_faust_s_own_wait_holds_it_out_for_most_of_its_length(
     delay = await delay_of_a_record_behind_a_queued_one(kafka_bootstrap, topic_prefix, consumer)
     print(f"Faust's wait: {delay:.3f} s")
     assert delay > 0.8, f"{delay:.3f} s"
-
-
-async def test_the_bound_is_set_before_the_consumer_starts() -> None:
-    consumer = faust_like_consumer("localhost:1")
-    consumer._fetcher = object()  # started
-    try:
-        with pytest.raises(RuntimeError, match="before"):
-            bound_fetch_wait(consumer)
-    finally:
-        consumer._fetcher = None
-        await consumer.stop()

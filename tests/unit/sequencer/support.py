@@ -6,6 +6,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import faust
 
 from schemas.base import Channel, command_id_for, lead_id_for_order
 from schemas.events import (
@@ -23,12 +26,27 @@ from schemas.events import (
 )
 from services.common.kafka.dlq import DeadLetter
 from services.sequencer.domain.lead import Lead
+from services.sequencer.entrypoints.faust_app import faust_app
 from services.sequencer.ports import CustomerIndex
 from services.sequencer.service_layer.sequencer import Sequencer
+from services.sequencer.settings import SequencerSettings
 from tests.support.deployment_secrets import LEAD_IDS
 
 T0 = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York
 TENANT = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+
+def unit_faust_app(tmp_path: Path, prefix: str) -> faust.App:
+    """The sequencer's Faust app as the worker builds it (its transport, its flow control),
+    in memory, never started."""
+    return faust_app(
+        SequencerSettings(
+            kafka_topic_prefix=prefix,
+            kafka_partitions=4,
+            sequencer_store="memory://",
+            sequencer_data_dir=tmp_path,
+        )
+    )
 
 
 @dataclass

@@ -6,24 +6,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.sequencer.adapters.faust_transport import FETCH_MAX_WAIT_MS
-from services.sequencer.entrypoints.faust_app import faust_app
-from services.sequencer.settings import SequencerSettings
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from services.sequencer.adapters.faust_transport import FETCH_MAX_WAIT_MS, bound_fetch_wait
+from tests.unit.sequencer.support import unit_faust_app
 
 
 async def test_the_worker_consumer_of_the_sequencer_app_holds_a_fetch_briefly(
     tmp_path: Path,
 ) -> None:
-    settings = SequencerSettings(
-        kafka_topic_prefix="unitfetch.",
-        kafka_partitions=4,
-        sequencer_store="memory://",
-        sequencer_data_dir=tmp_path,
-    )
-    app = faust_app(settings)
+    app = unit_faust_app(tmp_path, "unitfetch.")
     thread = app.consumer._new_consumer_thread()
     consumer = thread._create_worker_consumer(app.transport)
     try:
         assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1500
     finally:
         await consumer.stop()  # never started: only marks it closed
+
+
+async def test_the_bound_is_set_before_the_consumer_starts() -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers="localhost:1", fetch_max_wait_ms=1500)
+    consumer._fetcher = object()  # started
+    try:
+        with pytest.raises(RuntimeError, match="before"):
+            bound_fetch_wait(consumer)
+    finally:
+        consumer._fetcher = None
+        await consumer.stop()

@@ -15,8 +15,7 @@ from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from services.sequencer.adapters import faust_transport
 from services.sequencer.adapters.faust_transport import KeepCurrentFlowControl
-from services.sequencer.entrypoints.faust_app import faust_app
-from services.sequencer.settings import SequencerSettings
+from tests.unit.sequencer.support import unit_faust_app
 
 
 @dataclass
@@ -82,13 +81,7 @@ async def test_a_producer_waiting_on_suspended_flow_goes_on_once_resumed() -> No
 
 
 def test_the_sequencer_app_uses_it_for_every_agent_queue(tmp_path: Path) -> None:
-    settings = SequencerSettings(
-        kafka_topic_prefix="unitflow.",
-        kafka_partitions=4,
-        sequencer_store="memory://",
-        sequencer_data_dir=tmp_path,
-    )
-    app = faust_app(settings)
+    app = unit_faust_app(tmp_path, "unitflow.")
     assert isinstance(app.flow_control, faust_transport.KeepCurrentFlowControl)
     app.consumer_generation_id = 5
     topic = app.topic("unitflow.orders")
