@@ -90,3 +90,4 @@ def test_a_touch_point_goes_from_webhook_to_sendgrid_over_sasl_ssl(
     assert DEMO in body  # only the whitelisted address was ever sent to
     for name in ("ingest", "sequencer", "outbound"):
         assert "refused the credentials" not in stack.procs[name].text()
+        assert "event loop: uvloop" in stack.procs[name].text(), name  # as deployed

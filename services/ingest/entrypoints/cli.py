@@ -11,6 +11,7 @@ import uuid
 import click
 from aiohttp import web
 
+from services.common.event_loop import use_fast_event_loop
 from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.observability import add_observability_routes
@@ -100,6 +101,7 @@ def ingest(port: int | None, host: str | None, admin_port: int | None) -> None:
     setup_logging("ingest", settings.log_level)
     _describe(settings)
     check_kafka(settings)
+    use_fast_event_loop()
     asyncio.run(_serve_until_signalled(settings))
 
 
@@ -153,4 +155,5 @@ def poller(once: bool, port: int | None, tenants: tuple[uuid.UUID, ...]) -> None
     setup_logging("poller", settings.log_level)
     _describe(settings)
     check_kafka(settings)
+    use_fast_event_loop()
     asyncio.run(run_poller(settings, once=once, only=frozenset(tenants) or None))

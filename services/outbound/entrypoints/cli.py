@@ -9,6 +9,7 @@ import signal
 import click
 from aiohttp import web
 
+from services.common.event_loop import use_fast_event_loop
 from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.settings import load_settings
@@ -74,4 +75,5 @@ def outbound(port: int | None) -> None:
     setup_logging("outbound", settings.log_level)
     describe(settings)
     check_kafka(settings)
+    use_fast_event_loop()
     asyncio.run(serve(settings))

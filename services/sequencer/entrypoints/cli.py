@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from services.common.event_loop import use_fast_event_loop
 from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.settings import load_settings
@@ -40,4 +41,5 @@ def sequencer(port: int | None, projection: bool | None) -> None:
     )
     check_kafka(settings, internal_topics(settings))
     declare_internal_topics(settings)
+    use_fast_event_loop()
     build(settings, projection=projection).run()
