@@ -26,6 +26,7 @@ from fakes._recorder import (
     Fault,
     add_admin_routes,
     apply_fault,
+    fast_loop,
     fault_options,
     state_from_options,
 )
@@ -189,4 +190,4 @@ def main(host: str, port: int, api_key: str, **faults: Any) -> None:
     """
     click.echo(f"fake SendGrid on http://{host}:{port} (requests: /__requests)")
     app = create_app(api_key=api_key, state=state_from_options(**faults))
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, loop=fast_loop())

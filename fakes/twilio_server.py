@@ -28,6 +28,7 @@ from fakes._recorder import (
     Fault,
     add_admin_routes,
     apply_fault,
+    fast_loop,
     fault_options,
     state_from_options,
 )
@@ -271,4 +272,5 @@ def main(host: str, port: int, account_sid: str, auth_token: str, **faults: Any)
         port=port,
         print=None,
         access_log=None,
+        loop=fast_loop(),
     )
