@@ -8,7 +8,6 @@ disabled, the `lead-projection` consumer thread. `Runtime.run()` blocks in the F
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.base import utcnow
 from services.common.db.engine import async_engine
+from services.common.heap import freeze_heap
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.producer import KafkaProducer
@@ -161,9 +161,7 @@ class Runtime:
         self.start_projection()
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # GC's generations, and collect less often (fewer full-heap pauses on the hot path).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 50)
+        freeze_heap(20_000, 20, 50)
         try:
             worker.execute_from_commandline()
         finally:

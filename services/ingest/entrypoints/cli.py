@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import uuid
@@ -12,6 +11,7 @@ import click
 from aiohttp import web
 
 from services.common.event_loop import use_fast_event_loop
+from services.common.heap import freeze_heap
 from services.common.kafka.startup import check_kafka
 from services.common.logging import setup_logging
 from services.common.observability import add_observability_routes
@@ -40,20 +40,20 @@ def _describe(settings: IngestSettings) -> None:
 GC_GEN0_THRESHOLD = 10_000
 
 
-async def freeze_heap(_: web.Application) -> None:
+async def freeze_started_heap(_: web.Application) -> None:
     """Once started, move every object of the start-up (modules, clients, caches) out of the
     collector's reach, so full (gen2) collections of the ingest process pause it far less:
     those pauses go straight into webhook tail latency (bench/ingest/README.md)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+    freeze_heap(GC_GEN0_THRESHOLD)
 
 
 async def serve(settings: IngestSettings, stop: asyncio.Event) -> None:
     """The public listener (WEBHOOK_HOST:WEBHOOK_PORT) and the admin listener
     (ADMIN_HOST:ADMIN_PORT) on one set of parts, until `stop` is set."""
     public = create_app(settings)
-    public.on_startup.append(freeze_heap)  # after the cleanup_ctx built the producer, pool, ...
+    public.on_startup.append(
+        freeze_started_heap
+    )  # after the cleanup_ctx built the producer, pool, ...
     runner = web.AppRunner(public, access_log=None)
     await runner.setup()
     admin = web.AppRunner(create_admin_app(settings, lambda: public[INGEST]), access_log=None)
