@@ -12,6 +12,9 @@ every one or two of them.
 from __future__ import annotations
 
 import gc
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def freeze_heap(gen0: int, gen1: int | None = None, gen2: int | None = None) -> int:
@@ -21,4 +24,6 @@ def freeze_heap(gen0: int, gen1: int | None = None, gen2: int | None = None) -> 
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(gen0, older if gen1 is None else gen1, oldest if gen2 is None else gen2)
-    return gc.get_freeze_count()
+    frozen = gc.get_freeze_count()
+    log.info("heap frozen: %d objects, collector thresholds %s", frozen, gc.get_threshold())
+    return frozen

@@ -91,3 +91,4 @@ def test_a_touch_point_goes_from_webhook_to_sendgrid_over_sasl_ssl(
     for name in ("ingest", "sequencer", "outbound"):
         assert "refused the credentials" not in stack.procs[name].text()
         assert "event loop: uvloop" in stack.procs[name].text(), name  # as deployed
+        assert "heap frozen: " in stack.procs[name].text(), name  # no full-heap GC pauses
