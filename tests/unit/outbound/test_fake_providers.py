@@ -3,13 +3,14 @@ count (`GET /_admin/count`)."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from click.testing import CliRunner
 
-from fakes._recorder import state_from_options
+from fakes._recorder import FREEZE_EVERY, state_from_options
 from fakes.sendgrid_server import create_app as sendgrid_app
 from fakes.sendgrid_server import main as sendgrid_main
 from fakes.twilio_server import main as twilio_main
@@ -67,3 +68,21 @@ async def test_cli_fault_plan_and_request_record() -> None:
     # the count a benchmark polls, without the records
     assert count == {"requests": 40, "accepted": statuses.count(202)}
     assert elsewhere == {"requests": 0, "accepted": 0}
+
+
+async def test_the_growing_record_is_frozen_out_of_the_collectors_reach() -> None:
+    """A full collection walking thousands of recorded requests stalled the fake in the middle
+    of a latency benchmark: every FREEZE_EVERY requests the record is frozen."""
+    runner = web.AppRunner(sendgrid_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    frozen_before = gc.get_freeze_count()
+    try:
+        await _post_all(f"http://127.0.0.1:{port}", FREEZE_EVERY)
+    finally:
+        await runner.cleanup()
+        frozen_after = gc.get_freeze_count()
+        gc.unfreeze()
+    assert frozen_after > frozen_before + FREEZE_EVERY  # the record's entries among them
