@@ -51,9 +51,7 @@ async def serve(settings: IngestSettings, stop: asyncio.Event) -> None:
     """The public listener (WEBHOOK_HOST:WEBHOOK_PORT) and the admin listener
     (ADMIN_HOST:ADMIN_PORT) on one set of parts, until `stop` is set."""
     public = create_app(settings)
-    public.on_startup.append(
-        freeze_started_heap
-    )  # after the cleanup_ctx built the producer, pool, ...
+    public.on_startup.append(freeze_started_heap)  # once its cleanup_ctx built the clients
     runner = web.AppRunner(public, access_log=None)
     await runner.setup()
     admin = web.AppRunner(create_admin_app(settings, lambda: public[INGEST]), access_log=None)
