@@ -29,18 +29,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine
 from contextlib import ExitStack
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import uvloop  # noqa: E402
 from confluent_kafka import Consumer  # noqa: E402
 
 from bench.common import (  # noqa: E402
@@ -55,6 +53,7 @@ from bench.ingest.fixtures import add_tenants, webhook_requests  # noqa: E402
 from fakes._recorder import FakeAdmin  # noqa: E402
 from schemas.events import TouchPointOutcome  # noqa: E402
 from services.common.domain import hops  # noqa: E402
+from services.common.event_loop import use_fast_event_loop  # noqa: E402
 from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
 
@@ -190,16 +189,6 @@ def wait_ok(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> N
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} not ready")
-
-
-T = TypeVar("T")
-
-
-def run_fast(coro: Coroutine[Any, Any, T]) -> T:
-    """`coro` on uvloop's event loop, as the services and the fakes run: the client's CPU
-    is not the pipeline's, and it shares the machine's two cores with it."""
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 async def post_all(base: str, requests: list[bytes], rate: float) -> list[int]:
@@ -383,12 +372,12 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
         wait_ok(f"http://127.0.0.1:{out}/readyz", procs[3])
         fake = FakeAdmin(f"http://127.0.0.1:{sg}", timeout=30)
         base = f"http://127.0.0.1:{ingest}"
-        run_fast(post_all(base, requests[:warm], 5.0))  # assignments, connections, caches
+        asyncio.run(post_all(base, requests[:warm], 5.0))  # assignments, connections, caches
         wait_for(lambda: fake.accepted(MAIL_SEND) >= warm, 40, "the warm-up's messages")
         services = {name: p.pid for name, p in zip(SERVICES, procs, strict=True)}
         cpu_before, wall_before = cpu_snapshot(services), time.monotonic()
         stolen_before = stolen_seconds()
-        posted = run_fast(post_all(base, requests[warm:], args.rate))
+        posted = asyncio.run(post_all(base, requests[warm:], args.rate))
         # a count while the load runs: every record's payload, a few MB of JSON a look by the
         # end, cost the fake and this client more CPU than the fake's answers (and in bursts)
         wait_for(lambda: fake.accepted(MAIL_SEND) >= warm + n, 180, "every message")
@@ -527,6 +516,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.per_company < 1:
         parser.error("--per-company must be at least 1")
+    use_fast_event_loop()  # the client, as the services: its CPU shares the machine's two cores
     logs = ROOT / ".local" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     runs = [("this checkout", ROOT)]

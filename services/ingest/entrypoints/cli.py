@@ -34,17 +34,11 @@ def _describe(settings: IngestSettings) -> None:
         log.info("TENANT_ID unset: POST /webhooks/shopmonkey/order answers 404")
 
 
-#: Young-generation threshold of the collector. A webhook allocates a few hundred container
-#: objects (parsed JSON, models) that die with it; at the default 700 a collection ran every
-#: request or two (cost measured in bench/ingest/README.md).
-GC_GEN0_THRESHOLD = 10_000
-
-
 async def freeze_started_heap(_: web.Application) -> None:
     """Once started, move every object of the start-up (modules, clients, caches) out of the
     collector's reach, so full (gen2) collections of the ingest process pause it far less:
     those pauses go straight into webhook tail latency (bench/ingest/README.md)."""
-    freeze_heap(GC_GEN0_THRESHOLD)
+    freeze_heap()
 
 
 async def serve(settings: IngestSettings, stop: asyncio.Event) -> None:

@@ -21,12 +21,6 @@ from services.outbound.settings import OutboundSettings
 log = logging.getLogger("services.outbound")
 
 
-#: Young-generation threshold of the collector: a command allocates a few hundred container
-#: objects (its record, the claim's rows, the rendered mail, SendGrid's request) that die with
-#: it; at the default 700 a collection ran every command or two.
-GC_GEN0_THRESHOLD = 10_000
-
-
 async def serve(settings: OutboundSettings) -> None:
     """Run until SIGTERM/SIGINT: consumer, sweeper and the health/metrics endpoint."""
     stop = asyncio.Event()
@@ -37,7 +31,7 @@ async def serve(settings: OutboundSettings) -> None:
         runner = web.AppRunner(create_app(outbound), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.outbound_host, settings.outbound_port).start()
-        freeze_heap(GC_GEN0_THRESHOLD)  # before the first command (bench/latency/README.md)
+        freeze_heap()  # before the first command (bench/latency/README.md)
         log.info(
             "outbound listening on %s:%d, consuming %s as group %s",
             settings.outbound_host,

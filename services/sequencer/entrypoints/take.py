@@ -44,7 +44,7 @@ async def take_ready(stream: Any, max_: int, within: float) -> AsyncIterator[lis
     busy = False  # the last batch was large: records are piling up
     channel = stream.channel
     enable_acks = stream.enable_acks
-    loop = asyncio.get_running_loop()
+    loop = stream.loop
     first_at = 0.0  # loop.time() of the buffer's first record
 
     async def add_to_buffer(value: Any) -> Any:
