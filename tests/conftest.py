@@ -3,16 +3,16 @@ PostgreSQL that `make test` starts; if they do not answer, those tests FAIL (nev
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from bench.common import delete_topics_where as delete_topics_where
 from bench.common import free_port as free_port
 from bench.common import tz_at_local_hour as tz_at_local_hour
 from tests.support import deployment_secrets
@@ -91,22 +91,6 @@ def db_url() -> str:
 @pytest.fixture(scope="session")
 def sa_url(db_url: str) -> str:
     return "postgresql+psycopg://" + db_url.split("://", 1)[1]
-
-
-def delete_topics_where(bootstrap: str, keep: Callable[[str], bool]) -> None:
-    """Delete every topic `keep` refuses. A broker keeps ~3 open files per partition, so a
-    suite that leaves its topics behind ends with the broker out of file descriptors."""
-    from services.common.kafka.admin import admin_client
-
-    admin = admin_client(bootstrap)
-    try:
-        names = [n for n in admin.list_topics(timeout=10).topics if not keep(n)]
-        if names:
-            for future in admin.delete_topics(names, operation_timeout=30).values():
-                with contextlib.suppress(Exception):
-                    future.result()
-    except Exception as exc:  # cleanup must never fail a test
-        print(f"topic cleanup skipped: {exc}")
 
 
 #: Topic prefixes this session made (`new_topic_prefix`): the only ones its sweep may delete,

@@ -34,7 +34,7 @@ from bench.chaos.load import WebhookLoad  # noqa: E402
 from bench.chaos.pipeline import EMAIL, Pipeline  # noqa: E402
 from bench.chaos.postgres import PrivatePostgres  # noqa: E402
 from bench.chaos.scenarios import SCENARIOS, Scenario, World  # noqa: E402
-from services.common.kafka.admin import admin_client  # noqa: E402
+from bench.common import delete_topics_with_prefix  # noqa: E402
 
 OUT = ROOT / ".local" / "bench" / "chaos.json"
 DATABASE = "lo_chaos"
@@ -140,10 +140,7 @@ def run_scenario(
         return result
     finally:
         pipeline.stop_all()
-        admin = admin_client(cluster.bootstrap)
-        names = [n for n in admin.list_topics(timeout=30).topics if n.startswith(pipeline.prefix)]
-        if names:
-            admin.delete_topics(names, operation_timeout=60)
+        delete_topics_with_prefix(cluster.bootstrap, pipeline.prefix)
 
 
 def main() -> None:

@@ -47,7 +47,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-from bench.common import KAFKA, SECRETS, free_port, migrated_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    KAFKA,
+    SECRETS,
+    delete_topics_with_prefix,
+    free_port,
+    migrated_database,
+)
 from bench.ingest.fixtures import (  # noqa: E402
     BENCH_DB,
     BenchTenant,
@@ -55,7 +61,7 @@ from bench.ingest.fixtures import (  # noqa: E402
     webhook_requests,
 )
 from bench.ingest.loadgen import Result, closed_loop, fixed_rate  # noqa: E402
-from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
+from services.common.kafka.admin import ensure_topics  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
 
 TARGET_P99_MS = 15.0
@@ -366,7 +372,7 @@ def main() -> None:
         if cluster is not None:
             on_cluster[0]["records_in_kafka"] = topic_records(topic, cluster.bootstrap)
     finally:
-        admin_client(KAFKA).delete_topics([topic, baseline_topic], operation_timeout=10)
+        delete_topics_with_prefix(KAFKA, prefix)
         if cluster is not None:
             cluster.down()
             shutil.rmtree(cluster.state, ignore_errors=True)

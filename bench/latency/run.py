@@ -45,6 +45,7 @@ from bench.common import (  # noqa: E402
     KAFKA,
     SECRETS,
     cpu_seconds,
+    delete_topics_with_prefix,
     free_port,
     migrated_database,
     tz_at_local_hour,
@@ -54,7 +55,7 @@ from fakes._recorder import FakeAdmin  # noqa: E402
 from schemas.events import TouchPointOutcome  # noqa: E402
 from services.common.domain import hops  # noqa: E402
 from services.common.event_loop import use_fast_event_loop  # noqa: E402
-from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
+from services.common.kafka.admin import ensure_topics  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
 
 BENCH_DB = "lo_bench_latency"
@@ -351,6 +352,8 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
         }
     )
     with ExitStack() as stack:
+        # last, once every service has stopped: a running one would create them again
+        stack.callback(delete_topics_with_prefix, KAFKA, topics.prefix)
         procs = []
         for name, argv in zip(
             SERVICES,
@@ -364,9 +367,6 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
             procs.append(proc)
             stack.callback(proc.wait, 30)
             stack.callback(proc.terminate)
-        stack.callback(
-            lambda: admin_client(KAFKA).delete_topics(topics.with_dlqs(), operation_timeout=10)
-        )
         wait_ok(f"http://127.0.0.1:{admin}/healthz", procs[1])
         wait_ok(f"http://127.0.0.1:{seq}/readyz", procs[2])
         wait_ok(f"http://127.0.0.1:{out}/readyz", procs[3])

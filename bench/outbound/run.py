@@ -53,6 +53,7 @@ import psycopg  # noqa: E402
 from bench.common import (  # noqa: E402
     KAFKA,
     SECRETS,
+    delete_topics_with_prefix,
     free_port,
     migrated_database,
     tz_at_local_hour,
@@ -60,7 +61,7 @@ from bench.common import (  # noqa: E402
 from fakes._recorder import FakeAdmin  # noqa: E402
 from schemas.base import Channel, command_id_for  # noqa: E402
 from schemas.events import Recipient, TouchPointCommand  # noqa: E402
-from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
+from services.common.kafka.admin import ensure_topics  # noqa: E402
 from services.common.kafka.codec import decode  # noqa: E402
 from services.common.kafka.consumer import AtLeastOnceConsumer  # noqa: E402
 from services.common.kafka.partition_buffer import PartitionBuffer  # noqa: E402
@@ -480,7 +481,7 @@ def main() -> None:
         if args.cluster:
             cluster = on_cluster(settings, url, tenants, n, mix[args.channels])
     finally:
-        admin_client(KAFKA).delete_topics(settings.topics.with_dlqs(), operation_timeout=10)
+        delete_topics_with_prefix(KAFKA, prefix)
         for proc in fakes:
             proc.terminate()
             proc.wait(10)

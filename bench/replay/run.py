@@ -42,7 +42,13 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
 
-from bench.common import KAFKA, free_port, lead_ids, migrated_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    KAFKA,
+    delete_topics_with_prefix,
+    free_port,
+    lead_ids,
+    migrated_database,
+)
 from leadctl.replay.kafka import KafkaView  # noqa: E402
 from schemas.base import lead_id_for_order  # noqa: E402
 from schemas.events import (  # noqa: E402
@@ -52,7 +58,7 @@ from schemas.events import (  # noqa: E402
     OrderSnapshot,
     OrderSource,
 )
-from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
+from services.common.kafka.admin import ensure_topics  # noqa: E402
 from services.common.kafka.config import producer_config  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
 
@@ -236,17 +242,6 @@ def replay_time(
             worker.kill()
 
 
-def cleanup(prefix: str) -> None:
-    admin = admin_client(KAFKA)
-    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            try:
-                future.result()
-            except Exception as exc:  # best effort: report and go on
-                print(f"could not delete a topic: {exc}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50,000 events (smoke run)")
@@ -306,7 +301,7 @@ def main() -> None:
     finally:
         view.close()
         if not args.keep:
-            cleanup(prefix)
+            delete_topics_with_prefix(KAFKA, prefix)
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
             "SELECT status, stats FROM replay_runs WHERE app_group = %s", (group,)

@@ -55,13 +55,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from bench.common import (  # noqa: E402
     KAFKA,
     cpu_seconds,
+    delete_topics_with_prefix,
     free_port,
     lead_ids,
     migrated_database,
     tz_at_local_hour,
 )
 from schemas.base import lead_id_for_order  # noqa: E402
-from services.common.kafka.admin import admin_client, ensure_topics  # noqa: E402
+from services.common.kafka.admin import ensure_topics  # noqa: E402
 from services.common.kafka.config import producer_config  # noqa: E402
 from services.common.topics import Topics  # noqa: E402
 from services.sequencer.settings import SequencerSettings  # noqa: E402
@@ -541,9 +542,7 @@ def main() -> None:
               flush=True)  # fmt: skip
     finally:
         worker.stop()
-    admin = admin_client(KAFKA)
-    internal = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-    admin.delete_topics(internal, operation_timeout=30)
+    delete_topics_with_prefix(KAFKA, prefix)
 
     ratio = rate / raw_rate
     rows = [
