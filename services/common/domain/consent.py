@@ -25,7 +25,7 @@ Both readings of what the reference could not confirm are honoured, fail-closed:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,12 +62,16 @@ class ConsentRecord:
 
     def evidence(self) -> dict[str, Any]:
         """The record as JSON-ready values (kept with each gate decision, shown to operators)."""
-        out = asdict(self)
+        # every field is a scalar: no deep copy (asdict's) needed, a tenth of its cost
+        out = {name: getattr(self, name) for name in _FIELDS}
         out["channel"] = self.channel.value
         for key in ("changed_at", "verified_at", "consented_at"):
             value = out[key]
             out[key] = value.isoformat() if isinstance(value, datetime) else None
         return out
+
+
+_FIELDS = tuple(f.name for f in fields(ConsentRecord))
 
 
 def from_evidence(doc: dict[str, Any]) -> ConsentRecord:
