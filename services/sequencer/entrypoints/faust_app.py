@@ -29,7 +29,7 @@ from services.sequencer.adapters.faust_transport import (
 from services.sequencer.adapters.table_stores import TABLE_NAMES, TableStores
 from services.sequencer.adapters.tables import raw_schema
 from services.sequencer.entrypoints.take import take_ready
-from services.sequencer.service_layer.batches import BatchProcessor, Handler
+from services.sequencer.service_layer.batches import BatchProcessor, Source
 from services.sequencer.service_layer.replay import ReplayCoordinator
 from services.sequencer.service_layer.ticks import TICK_BATCH_SIZE, Ticks
 from services.sequencer.settings import SequencerSettings
@@ -164,11 +164,25 @@ class SequencerApp:
             schema=raw_schema(),
             config={"min.insync.replicas": str(settings.kafka_min_insync)},
         )
-        self.order_agent = self._agent("orders", self.order_topic, batches.on_order)
-        self.outcome_agent = self._agent("outcomes", self.outcome_topic, batches.on_outcome)
-        self.signal_agent = self._agent("signals", self.signal_topic, batches.on_signal)
+        self.order_agent = self._agent(
+            "orders", self.order_topic, {topics.order_events: Source("orders", batches.on_order)}
+        )
+        self.outcome_agent = self._agent(
+            "outcomes",
+            self.outcome_topic,
+            {topics.touchpoint_outcomes: Source("outcomes", batches.on_outcome)},
+        )
+        self.signal_agent = self._agent(
+            "signals",
+            self.signal_topic,
+            {topics.contact_signals: Source("signals", batches.on_signal)},
+        )
         self.tick_agent = self._agent(
-            "ticks", self.tick_topic, ticks.on_tick, TICK_BATCH_SIZE, background=True
+            "ticks",
+            self.tick_topic,
+            {ticks.topic: Source("ticks", ticks.on_tick)},
+            TICK_BATCH_SIZE,
+            background=True,
         )
         app.timer(settings.touchpoint_tick_seconds, name="publish_ticks")(ticks.publish)
         # every tenant's configuration reloaded as often as TENANT_CACHE_SECONDS (0: each minute)
@@ -183,7 +197,7 @@ class SequencerApp:
         self,
         name: str,
         channel: Any,
-        handle: Handler,
+        sources: dict[str, Source],
         size: int | None = None,
         *,
         background: bool = False,
@@ -192,7 +206,7 @@ class SequencerApp:
 
         async def run(stream: Any) -> None:
             async for events in take_ready(stream, batch_size, self.batch_seconds):
-                await batches.process(name, events, handle, background=background)
+                await batches.process(name, events, sources, background=background)
                 for event in events:
                     await stream.ack(event)
 

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +43,16 @@ E = TypeVar("E", OrderEvent, TouchPointOutcome, ContactSignal)
 
 #: Handles one record at an instant (its replay context, if replayed); returns its result label.
 Handler = Callable[[SourceEvent, datetime, ReplayContext | None], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A source topic of an agent: its name (the `topic` label of `sequencer_records_total`,
+    a dead letter's source) and the handler of its records."""
+
+    name: str
+    handle: Handler
+
 
 APPLIED = "applied"
 #: A batch whose synchronous work (handling its records, writing the tables) holds the event
@@ -120,6 +130,34 @@ class BatchLock:
         chosen.granted.set_result(None)
 
 
+def _router(agent: str, sources: Mapping[str, Source]) -> Callable[[SourceEvent], Source]:
+    """The `Source` of a record, by its topic. An agent of one topic takes every record as
+    its own (a test context names none)."""
+    if len(sources) == 1:
+        [only] = sources.values()
+        return lambda _event: only
+
+    def source_of(event: SourceEvent) -> Source:
+        found = sources.get(event.message.topic)
+        if found is None:  # a topology bug: the agent was given a topic it cannot handle
+            raise RuntimeError(f"agent {agent}: no source for topic {event.message.topic!r}")
+        return found
+
+    return source_of
+
+
+def _paced(
+    sources: Mapping[str, Source],
+    events: Sequence[SourceEvent],
+    source_of: Callable[[SourceEvent], Source],
+) -> bool:
+    """Whether the batch holds records the ticks give way to (PACED_FOR)."""
+    names = {source.name for source in sources.values()}
+    if not names & PACED_FOR:
+        return False
+    return names <= PACED_FOR or any(source_of(event).name in PACED_FOR for event in events)
+
+
 def counted(result: Result) -> str:
     """The result label of a record (`sequencer_records_total`); lead changes counted."""
     if result.leads_changed:
@@ -168,18 +206,20 @@ class BatchProcessor:
 
     async def process(
         self,
-        source: str,
+        agent: str,
         events: Sequence[SourceEvent],
-        handle: Handler,
+        sources: Mapping[str, Source],
         *,
         background: bool = False,
     ) -> None:
-        """One batch: handle each record, flush outputs, write tables, flush changelogs.
-        `background`: work that can wait (the ticks) and gives way to live records."""
+        """One batch of an agent: handle each record (by the `Source` of its topic), flush
+        outputs, write tables, flush changelogs. `background`: work that can wait (the ticks)
+        and gives way to live records."""
         started = time.perf_counter()
         outputs, tables = self.outputs, self.tables
+        source_of = _router(agent, sources)
         async with self.lock.holding(live=not background):
-            if source in PACED_FOR:
+            if _paced(sources, events, source_of):
                 self._live_at = time.monotonic()
             try:
                 await self.replay.load()  # which replay applies, before the first record
@@ -189,17 +229,18 @@ class BatchProcessor:
                 make_current, context_for = tables.make_current, self.replay.context_for
                 for event in events:
                     make_current(event)
+                    source = source_of(event)
                     replay = context_for(event.message)
                     if replay is False:
-                        self._count_record(source, "replay_skipped")
+                        self._count_record(source.name, "replay_skipped")
                         continue
                     at = now if replay is None else judged_at(event.message, now)
                     try:
                         with hops.tracing(traced(event.message)):
-                            result = handle(event, at, replay)
+                            result = source.handle(event, at, replay)
                     except Exception as exc:  # failures.py decides
-                        result = await self._after_failure(source, event, at, replay, handle, exc)
-                    self._count_record(source, result)
+                        result = await self._after_failure(source, event, at, replay, exc)
+                    self._count_record(source.name, result)
                 handled = time.perf_counter()
                 await outputs.flush()
                 self._count_commands()
@@ -214,8 +255,8 @@ class BatchProcessor:
                 tables.make_current(None)
                 self.sequencer.emitted.clear()
         done = time.perf_counter()
-        metrics.BATCH_SECONDS.labels(source).observe(done - started)
-        metrics.BATCH_RECORDS.labels(source).observe(len(events))
+        metrics.BATCH_SECONDS.labels(agent).observe(done - started)
+        metrics.BATCH_RECORDS.labels(agent).observe(len(events))
         for stage, seconds in (
             ("handle", handled - started),
             ("outputs_ack", outputs_acked - handled),
@@ -229,7 +270,7 @@ class BatchProcessor:
                 "a batch of %d %s records held the event loop for %.0f ms "
                 "(handling %.0f ms, table writes %.0f ms)",
                 len(events),
-                source,
+                agent,
                 held * 1000,
                 (handled - handling) * 1000,
                 (written - outputs_acked) * 1000,
@@ -239,25 +280,24 @@ class BatchProcessor:
 
     async def _after_failure(
         self,
-        source: str,
+        source: Source,
         event: SourceEvent,
         at: datetime,
         replay: ReplayContext | None,
-        handle: Handler,
         exc: Exception,
     ) -> str:
         """A record whose handling raised `exc`: tried again while it fails transiently (or
         for an unknown reason, a few times), dead-lettered when it fails for good."""
-        tries = 1
+        tries, name = 1, source.name
         while True:
             failure = classify(exc)
-            failures.record_failed(source, event.message, exc, failure)
+            failures.record_failed(name, event.message, exc, failure)
             if gives_up(failure, tries):
-                self.outputs.dead_letter(failures.dead_letter(source, event.message, exc, failure))
+                self.outputs.dead_letter(failures.dead_letter(name, event.message, exc, failure))
                 return failures.DEAD_LETTERED
             await self.sleep(failures.retry_delay(tries))
             try:
-                return handle(event, at, replay)
+                return source.handle(event, at, replay)
             except Exception as again:
                 exc, tries = again, tries + 1
 
