@@ -1,11 +1,18 @@
 """The Faust application `lead-sequencer`: its topics, agents and timers (DESIGN §2–5).
 
-Agents (one per source topic, all keyed by tenant, all with KAFKA_PARTITIONS partitions):
-- `orders`   leads.order-events.v1: create/update leads, plan and emit the first step;
-- `outcomes` leads.touchpoint-outcomes.v1: sent → contacted, skipped/failed per reason,
-             deferred → the same command again at deferred_until;
+Agents (all their topics keyed by tenant, all with KAFKA_PARTITIONS partitions):
+- `live`     leads.order-events.v1 (source `orders`): create/update leads, plan and emit the
+             first step; and leads.touchpoint-outcomes.v1 (source `outcomes`): sent →
+             contacted, skipped/failed per reason, deferred → the same command again at
+             deferred_until;
 - `signals`  leads.contact-signals.v1: engagement, opt-outs, bounces, business progress;
 - `ticks`    an internal topic: the timer's tick records (service_layer/ticks.py).
+
+Orders and outcomes share one agent, so one batch takes whatever of both is queued. A batch
+holds the batch lock through two rounds of Kafka acknowledgements (its outputs, then its
+changelog); as two agents, an order waited for the outcomes' batch and its acknowledgements
+as often as for its own (at 200 orders/s the lock was held ~75 % of the time waiting for
+acknowledgements, ~60 batches a second, half of them outcomes: bench/latency/README.md).
 
 Each agent takes records in batches (`take.take_ready`: at once when nothing more is queued,
 up to SEQUENCER_BATCH_SIZE within SEQUENCER_BATCH_MS when records pile up), has the batch loop
@@ -153,8 +160,7 @@ class SequencerApp:
         self.batch_size = settings.sequencer_batch_size
         self.batch_seconds = settings.sequencer_batch_ms / 1000
         topics = settings.topics
-        self.order_topic = app.topic(topics.order_events, schema=raw_schema())
-        self.outcome_topic = app.topic(topics.touchpoint_outcomes, schema=raw_schema())
+        self.order_events = topics.order_events  # the partitions the ticks follow
         self.signal_topic = app.topic(topics.contact_signals, schema=raw_schema())
         self.tick_topic = app.topic(
             ticks.topic,
@@ -164,13 +170,16 @@ class SequencerApp:
             schema=raw_schema(),
             config={"min.insync.replicas": str(settings.kafka_min_insync)},
         )
-        self.order_agent = self._agent(
-            "orders", self.order_topic, {topics.order_events: Source("orders", batches.on_order)}
+        self.live_topic = app.topic(
+            topics.order_events, topics.touchpoint_outcomes, schema=raw_schema()
         )
-        self.outcome_agent = self._agent(
-            "outcomes",
-            self.outcome_topic,
-            {topics.touchpoint_outcomes: Source("outcomes", batches.on_outcome)},
+        self.live_agent = self._agent(
+            "live",
+            self.live_topic,
+            {
+                topics.order_events: Source("orders", batches.on_order),
+                topics.touchpoint_outcomes: Source("outcomes", batches.on_outcome),
+            },
         )
         self.signal_agent = self._agent(
             "signals",
@@ -222,5 +231,5 @@ class SequencerApp:
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: Iterable[Any] = args[0] if args else kwargs.get("revoked", set())
-        name = self.order_topic.get_topic_name()
+        name = self.order_events
         self.ticks.revoked(tp.partition for tp in revoked if tp.topic == name)

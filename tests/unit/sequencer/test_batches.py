@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.types import Message
 from prometheus_client import REGISTRY
 
 from schemas.base import Channel, LeadState
-from schemas.events import OutcomeStatus, SignalKind
+from schemas.events import ContactSignal, OrderEvent, OutcomeStatus, SignalKind, TouchPointOutcome
 from services.common.domain.replay import ReplayRun
 from services.sequencer.adapters import faust_transport
 from services.sequencer.adapters.tenant_directory import StaticDirectory
@@ -68,16 +69,56 @@ async def seq(tmp_path: Path) -> tuple[SequencerApp, FakeOutbox, Clock]:
     return build(tmp_path, outbox, clock), outbox, clock
 
 
+#: The topic a record of each kind comes from (an agent may take several).
+TOPIC_OF = {
+    OrderEvent: "leads.order-events.v1",
+    TouchPointOutcome: "leads.touchpoint-outcomes.v1",
+    ContactSignal: "leads.contact-signals.v1",
+}
+
+
+def topic_of(agent: Any, kind: str) -> str:
+    """The full name of the agent's topic ending in `kind`."""
+    [name] = [t for t in agent.channel.topics if t.endswith(kind)]
+    return str(name)
+
+
+async def put_on(ctx: Any, topic: str, value: bytes, key: bytes, *, wait: bool = True) -> None:
+    """`ctx.put` (Faust's test context) with the record's topic set: a test context of an
+    agent over several topics names none."""
+    message = Message(
+        topic=topic,
+        partition=0,
+        offset=ctx.sent_offset,
+        timestamp=time.time(),
+        timestamp_type=0,
+        headers=None,
+        key=key,
+        value=value,
+        checksum=b"",
+        serialized_key_size=0,
+        serialized_value_size=0,
+        generation_id=ctx.app.consumer_generation_id,
+    )
+    channel = ctx.stream().channel
+    await channel.put(await channel.decode(message))
+    ctx.sent_offset += 1
+    if wait:
+        async with ctx.new_value_processed:
+            await ctx.new_value_processed.wait()
+
+
 async def put(agent: Any, *records: Any) -> None:
     async with agent.test_context() as ctx:
         for r in records:
-            await ctx.put(r.to_bytes(), key=str(r.tenant_id).encode(), partition=0)
+            topic = topic_of(agent, TOPIC_OF[type(r)])
+            await put_on(ctx, topic, r.to_bytes(), str(r.tenant_id).encode())
             await asyncio.sleep(0.01)  # each record its own batch (as they arrive live)
 
 
-async def put_raw(agent: Any, key: bytes, value: bytes) -> None:
+async def put_raw(agent: Any, key: bytes, value: bytes, kind: str = TOPIC_OF[OrderEvent]) -> None:
     async with agent.test_context() as ctx:
-        await ctx.put(value, key=key, partition=0)
+        await put_on(ctx, topic_of(agent, kind), value, key)
         await asyncio.sleep(0.01)
 
 
@@ -130,11 +171,11 @@ async def test_a_batch_that_comes_while_the_timer_loads_the_replay_is_replayed(
     run = ReplayRun(uuid.uuid4(), since=T0 - timedelta(days=1), end_offsets={})
     replays = SlowReplays(run)
     app = build(tmp_path, outbox, Clock(T0), replays=replays)
-    run.end_offsets[f"{app.order_topic.get_topic_name()}:0"] = 100
+    run.end_offsets[f"{topic_of(app.live_agent, TOPIC_OF[OrderEvent])}:0"] = 100
     timer = asyncio.create_task(app.replay.poll())
     await asyncio.sleep(0.01)
     assert replays.calls == 1  # the timer waits on the database
-    await put(app.order_agent, order())
+    await put(app.live_agent, order())
     replays.release.set()
     await timer
     assert [c.record_only for c in outbox.commands] == [True]
@@ -144,7 +185,7 @@ async def test_a_batch_that_comes_while_the_timer_loads_the_replay_is_replayed(
 async def test_orders_agent_creates_lead_emits_first_step_and_dedupes(seq: Any) -> None:
     app, outbox, _ = seq
     event = order()
-    await put(app.order_agent, event, event)  # a webhook retry: the same event id
+    await put(app.live_agent, event, event)  # a webhook retry: the same event id
     assert [(c.step_index, c.channel) for c in outbox.commands] == [(0, Channel.EMAIL)]
     assert len(outbox.changes) == 1
     change = outbox.changes[0]
@@ -164,7 +205,7 @@ async def test_emitted_commands_are_counted_by_channel(seq: Any) -> None:
     """`sequencer_commands_total` (plotted on the Grafana dashboard) counts the commands."""
     app, outbox, clock = seq
     email, sms = commands_counted("email"), commands_counted("sms")
-    await put(app.order_agent, order("o-1"), order("o-2"))
+    await put(app.live_agent, order("o-1"), order("o-2"))
     assert commands_counted("email") - email == 2
     assert commands_counted("sms") == sms
     clock.now = T0 + timedelta(hours=2, minutes=1)  # the SMS step of both leads
@@ -177,12 +218,13 @@ async def test_emitted_commands_are_counted_by_channel(seq: Any) -> None:
 
 async def test_orders_agent_dead_letters_bad_records_and_keeps_going(seq: Any) -> None:
     app, outbox, _ = seq
-    await put_raw(app.order_agent, str(TENANT).encode(), b"{not json")
+    await put_raw(app.live_agent, str(TENANT).encode(), b"{not json")
     other = order("o-2")
     wrong_key = order("o-3")
-    async with app.order_agent.test_context() as ctx:
-        await ctx.put(wrong_key.to_bytes(), key=b"another-tenant", partition=0)
-        await ctx.put(other.to_bytes(), key=str(TENANT).encode(), partition=0)
+    async with app.live_agent.test_context() as ctx:
+        orders = topic_of(app.live_agent, TOPIC_OF[OrderEvent])
+        await put_on(ctx, orders, wrong_key.to_bytes(), b"another-tenant")
+        await put_on(ctx, orders, other.to_bytes(), str(TENANT).encode())
         await asyncio.sleep(0.01)
     assert len(outbox.dead) == 2
     assert "tenant" in outbox.dead[1].reason
@@ -192,13 +234,13 @@ async def test_orders_agent_dead_letters_bad_records_and_keeps_going(seq: Any) -
 async def test_outcomes_agent_sent_contacts_and_deferred_reemits_same_command(seq: Any) -> None:
     app, outbox, clock = seq
     event = order()
-    await put(app.order_agent, event)
+    await put(app.live_agent, event)
     first = outbox.commands[-1]
     lead_id = event.lead_id
     assert lead_id is not None
     until = T0 + timedelta(hours=1)
     await put(
-        app.outcome_agent,
+        app.live_agent,
         outcome(lead_id, 0, Channel.EMAIL, OutcomeStatus.DEFERRED, until=until),
     )
     assert len(outbox.commands) == 1  # not yet: the re-emission is due at `until`
@@ -210,15 +252,44 @@ async def test_outcomes_agent_sent_contacts_and_deferred_reemits_same_command(se
     again = outbox.commands[-1]
     assert len(outbox.commands) == 2
     assert again.command_id == first.command_id and again.due_at == until
-    await put(app.outcome_agent, outcome(lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT))
+    await put(app.live_agent, outcome(lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT))
     assert outbox.changes[-1].to_state is LeadState.CONTACTED
     assert outbox.changes[-1].lead.touches_sent == 1
+
+
+async def test_orders_and_outcomes_queued_together_are_one_batch_of_the_live_agent(
+    seq: Any,
+) -> None:
+    """One agent takes both topics: an outcome and an order that come together share one
+    batch (one round of acknowledgements under the batch lock), each handled as its own
+    kind, instead of two agents' batches taking turns."""
+    app, outbox, _ = seq
+    first = order("o-1")
+    await put(app.live_agent, first)
+    assert first.lead_id is not None
+    before = batches_counted()
+    second = order("o-2")
+    sent = outcome(first.lead_id, 0, Channel.EMAIL, OutcomeStatus.SENT)
+    agent = app.live_agent
+    async with agent.test_context() as ctx:
+        for record in (sent, second):
+            topic = topic_of(agent, TOPIC_OF[type(record)])
+            await put_on(ctx, topic, record.to_bytes(), str(record.tenant_id).encode(), wait=False)
+        deadline = time.monotonic() + 5.0
+        while len(outbox.commands) < 2:
+            assert time.monotonic() < deadline, "the records were not handled"
+            await asyncio.sleep(0.01)
+    batches, records = batches_counted()
+    assert (batches - before[0], records - before[1]) == (1, 2)
+    assert [c.lead_id for c in outbox.commands] == [first.lead_id, second.lead_id]
+    contacted = [c for c in outbox.changes if c.lead.lead_id == first.lead_id]
+    assert contacted[-1].to_state is LeadState.CONTACTED
 
 
 async def test_signals_agent_reply_engages_and_stops_the_sequence(seq: Any) -> None:
     app, outbox, clock = seq
     event = order()
-    await put(app.order_agent, event)
+    await put(app.live_agent, event)
     assert event.lead_id is not None
     await put(app.signal_agent, signal(event.lead_id, SignalKind.REPLIED, channel=Channel.SMS))
     assert outbox.changes[-1].to_state is LeadState.ENGAGED
@@ -233,7 +304,7 @@ async def test_signals_agent_reply_engages_and_stops_the_sequence(seq: Any) -> N
 async def test_signals_agent_opt_out_turns_channel_off(seq: Any) -> None:
     app, outbox, clock = seq
     event = order()
-    await put(app.order_agent, event)
+    await put(app.live_agent, event)
     assert event.lead_id is not None
     await put(app.signal_agent, signal(event.lead_id, SignalKind.OPTED_OUT, channel=Channel.SMS))
     assert outbox.changes[-1].lead.sms_opted_out
@@ -248,7 +319,7 @@ async def test_signals_agent_opt_out_turns_channel_off(seq: Any) -> None:
 async def test_ticks_agent_emits_due_steps_once(seq: Any) -> None:
     app, outbox, clock = seq
     event = order()
-    await put(app.order_agent, event)
+    await put(app.live_agent, event)
     clock.now = T0 + timedelta(hours=2, minutes=1)  # SMS +2 h (12:01 New York)
     for _ in range(3):
         async with app.tick_agent.test_context() as ctx:
@@ -275,7 +346,7 @@ async def tick_3_s_early(app: SequencerApp, outbox: FakeOutbox, clock: Clock) ->
         update={"order": event.order.model_copy(update={"created_at": created})}
     )
     clock.now = created
-    await put(app.order_agent, event)
+    await put(app.live_agent, event)
     assert len(outbox.commands) == 1  # the welcome email
     clock.now = created + timedelta(hours=2) - timedelta(seconds=3)  # same 10 s bucket
     await tick(app)
@@ -313,7 +384,7 @@ async def test_leads_left_over_by_the_tick_limit_get_another_tick_at_once(
 ) -> None:
     app, outbox, clock = seq
     monkeypatch.setattr(ticks_module, "TICK_LIMIT", 1)
-    await put(app.order_agent, order("o-1"), order("o-2"))
+    await put(app.live_agent, order("o-1"), order("o-2"))
     clock.now = T0 + timedelta(hours=2, minutes=1)  # both SMS steps are due
     await tick(app)
     assert [c.channel for c in outbox.commands] == [Channel.EMAIL, Channel.EMAIL, Channel.SMS]
@@ -353,7 +424,7 @@ async def test_a_tick_batch_gives_the_loop_back_for_as_long_as_it_held_it_while_
         clock = Clock(T0)
         app = build(tmp_path / str(orders_came), FakeOutbox(), clock)
         for n in range(3):  # three leads whose SMS step falls due
-            await put(app.order_agent, order(f"o-{n}"))
+            await put(app.live_agent, order(f"o-{n}"))
         if not orders_came:  # ... a second or more ago
             app.batches._live_at = time.monotonic() - batches_module.LIVE_SECONDS
         slept: list[float] = []
@@ -460,7 +531,7 @@ async def test_a_transient_failure_retries_that_record_with_backoff_and_drops_no
 ) -> None:
     app, outbox, slept = await flaky(tmp_path, error, failures=6)
     event = order("o-transient")
-    await put(app.order_agent, event)
+    await put(app.live_agent, event)
     assert outbox.dead == []  # an outage is no reason to dead-letter anything
     assert [c.lead_id for c in outbox.commands] == [event.lead_id]
     assert len(slept) == 6 and slept[-1] > slept[0]  # backoff, growing
@@ -469,18 +540,18 @@ async def test_a_transient_failure_retries_that_record_with_backoff_and_drops_no
 async def test_an_unknown_failure_is_tried_a_few_times_then_dead_lettered(tmp_path: Path) -> None:
     app, outbox, slept = await flaky(tmp_path, RuntimeError("a bug"), failures=1000)
     poison, after = order("o-poison"), order("o-after")
-    await put(app.order_agent, poison)
+    await put(app.live_agent, poison)
     [letter] = outbox.dead
     assert letter.reason.startswith("unknown: RuntimeError: a bug")
     assert len(slept) == 2  # three tries in all
     app.batches.directory.failures = 0  # the next record is fine: the stream went on
-    await put(app.order_agent, after)
+    await put(app.live_agent, after)
     assert [c.lead_id for c in outbox.commands] == [after.lead_id]
 
 
 async def test_a_poison_record_is_dead_lettered_after_one_try(tmp_path: Path) -> None:
     app, outbox, slept = await flaky(tmp_path, RuntimeError("never"), failures=0)
-    await put_raw(app.order_agent, str(TENANT).encode(), b'{"schema_version": 1}')
+    await put_raw(app.live_agent, str(TENANT).encode(), b'{"schema_version": 1}')
     [letter] = outbox.dead
     assert letter.reason.startswith("poison: ContractError: OrderEvent:")
     assert slept == []
@@ -506,13 +577,13 @@ async def test_a_batch_that_holds_the_loop_over_100_ms_is_logged_and_a_quick_one
 ) -> None:
     caplog.set_level(logging.WARNING, logger="services.sequencer.service_layer.batches")
     quick = build(tmp_path / "quick", FakeOutbox(), Clock(T0))
-    await put(quick.order_agent, order())
+    await put(quick.live_agent, order())
     assert not [r for r in caplog.records if HOLD_WARNING in r.getMessage()]
 
     slow = build(tmp_path / "slow", FakeOutbox(), Clock(T0), directory=SlowDirectory(0.12))
-    await put(slow.order_agent, order())
+    await put(slow.live_agent, order())
     warnings = [r.getMessage() for r in caplog.records if HOLD_WARNING in r.getMessage()]
-    assert len(warnings) == 1 and "1 orders records" in warnings[0], warnings
+    assert len(warnings) == 1 and "1 live records" in warnings[0], warnings
 
 
 async def test_a_lone_record_is_handled_at_once_not_after_the_batch_window(
@@ -521,9 +592,10 @@ async def test_a_lone_record_is_handled_at_once_not_after_the_batch_window(
     """Nothing else queued: the batch is handed over now, however long SEQUENCER_BATCH_MS."""
     outbox = FakeOutbox()
     app = build(tmp_path, outbox, Clock(T0), batch_ms=10_000.0)
-    async with app.order_agent.test_context() as ctx:
+    async with app.live_agent.test_context() as ctx:
         event = order()
-        await ctx.put(event.to_bytes(), key=str(event.tenant_id).encode(), partition=0)
+        orders = topic_of(app.live_agent, TOPIC_OF[OrderEvent])
+        await put_on(ctx, orders, event.to_bytes(), str(event.tenant_id).encode(), wait=False)
         deadline = time.monotonic() + 5.0  # half the window
         while not outbox.commands:
             assert time.monotonic() < deadline, "the record waited for the batch window"
@@ -532,9 +604,9 @@ async def test_a_lone_record_is_handled_at_once_not_after_the_batch_window(
 
 
 def batches_counted() -> tuple[float, float]:
-    """(batches, records) the orders agent handled so far (`sequencer_batch_records`)."""
-    count = REGISTRY.get_sample_value("sequencer_batch_records_count", {"agent": "orders"})
-    total = REGISTRY.get_sample_value("sequencer_batch_records_sum", {"agent": "orders"})
+    """(batches, records) the live agent handled so far (`sequencer_batch_records`)."""
+    count = REGISTRY.get_sample_value("sequencer_batch_records_count", {"agent": "live"})
+    total = REGISTRY.get_sample_value("sequencer_batch_records_sum", {"agent": "live"})
     return count or 0.0, total or 0.0
 
 
@@ -545,14 +617,15 @@ async def test_while_records_pile_up_a_batch_fills_and_a_quiet_stream_hands_over
     more instead of going out with what is queued; after a small one it goes at once."""
     outbox = FakeOutbox()
     app = build(tmp_path, outbox, Clock(T0), batch_ms=600.0, batch_size=1000)
-    async with app.order_agent.test_context() as ctx:
+    orders = topic_of(app.live_agent, TOPIC_OF[OrderEvent])
+    async with app.live_agent.test_context() as ctx:
 
         async def put_orders(n: int) -> list[Any]:
             """`n` records queued at once (as a fetch delivers them)."""
             events = [order(f"o-{uuid.uuid4().hex[:10]}") for _ in range(n)]
             for e in events:
                 key = str(e.tenant_id).encode()
-                await ctx.put(e.to_bytes(), key=key, partition=0, wait=False)
+                await put_on(ctx, orders, e.to_bytes(), key, wait=False)
             return events
 
         async def handled(events: list[Any]) -> float:
