@@ -106,9 +106,12 @@ async def test_known_and_unknown_callers_are_answered_without_a_query_each(
     answers = await asyncio.gather(*(attacker() for _ in range(2000)))
     assert all(a is None for found in answers for a in found)
     # 8,000 misses, four after one another on each of 2,000 connections: a miss waits at most
-    # for the next reload of the second, so a handful of reloads (two statements each)
-    assert time.monotonic() - began < 8.0
-    assert statements.count - before <= 2 * 6
+    # for the next reload of the second, so a handful of reloads (two statements each): at
+    # most one a second of the attack, plus the first, never one a miss. (A fixed 6 failed
+    # once on a loaded machine where the attack took ~7 s: 15 statements.)
+    elapsed = time.monotonic() - began
+    assert elapsed < 8.0
+    assert statements.count - before <= 2 * (int(elapsed) + 2)
 
 
 async def test_a_company_read_anew_has_the_location_added_a_moment_ago(
