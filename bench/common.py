@@ -60,7 +60,9 @@ def delete_topics_where(bootstrap: str, keep: Callable[[str], bool]) -> list[str
 
     Every run of a bench left its topics behind when it did not wait: a broker of the dev
     set-up gathered 2,500 of them (10,500 partitions), a high-watermark checkpoint over all of
-    them every 5 s and metadata requests that list them, and later runs measured that."""
+    them every 5 s and metadata requests that list them, and later runs measured that. A
+    broker also keeps ~3 open files a partition: a test suite that left its topics behind
+    ended with the broker out of file descriptors."""
     from services.common.kafka.admin import admin_client
 
     failed: list[str] = []

@@ -257,6 +257,34 @@ async def test_outcomes_agent_sent_contacts_and_deferred_reemits_same_command(se
     assert outbox.changes[-1].lead.touches_sent == 1
 
 
+async def test_the_live_agent_reads_a_record_as_the_kind_its_topic_carries(seq: Any) -> None:
+    """A broken peer writes an order event (and garbage) to the outcomes topic: each is read
+    as an outcome, dead-lettered on the outcomes topic's DLQ as such, counted under
+    `outcomes`, and never taken for an order; the stream goes on."""
+    app, outbox, _ = seq
+    agent = app.live_agent
+    outcomes = topic_of(agent, TOPIC_OF[TouchPointOutcome])
+    stray = order("o-stray")
+    dead_before = (
+        REGISTRY.get_sample_value(
+            "sequencer_records_total", {"topic": "outcomes", "result": "dead_lettered"}
+        )
+        or 0.0
+    )
+    async with agent.test_context() as ctx:
+        await put_on(ctx, outcomes, stray.to_bytes(), str(TENANT).encode())
+        await put_on(ctx, outcomes, b"\x00" * 10_000, str(TENANT).encode())
+    assert [d.topic for d in outbox.dead] == [outcomes, outcomes]
+    assert all(d.reason.startswith("poison: ContractError: TouchPointOutcome") for d in outbox.dead)
+    assert outbox.commands == [] and outbox.changes == []  # no lead came of it
+    dead_after = REGISTRY.get_sample_value(
+        "sequencer_records_total", {"topic": "outcomes", "result": "dead_lettered"}
+    )
+    assert dead_after == dead_before + 2
+    await put(agent, order("o-1"))  # and the next record is handled
+    assert len(outbox.commands) == 1
+
+
 async def test_orders_and_outcomes_queued_together_are_one_batch_of_the_live_agent(
     seq: Any,
 ) -> None:
