@@ -58,6 +58,7 @@ from services.common.domain.consent import ConsentRecord, from_evidence
 from services.common.errors import InfrastructureError
 from services.outbound.adapters import metrics
 from services.outbound.adapters.pg_pool import LOCK_TIMEOUT, connection
+from services.outbound.adapters.rounds import Rounds, Waiting, settle
 from services.outbound.domain.model import (
     CAP_STATUSES,
     AlreadyClaimed,
@@ -405,21 +406,20 @@ def claim_params(
     }
 
 
-#: A finish's row (FINISH_SQL's parameters) and the future its caller waits on.
-Finishing = tuple[dict[str, Any], "asyncio.Future[bool]"]
-
-
 class PostgresLedger:
     """`Ledger` over a psycopg pool the composition root opens and closes."""
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
-        #: finishes waiting for the next round, and the task writing the rounds
-        self._finishing: list[Finishing] = []
-        self._finisher: asyncio.Task[None] | None = None
-        #: statements the finishes took (tests read it), and at most how many share one
+        #: finishes in rounds (group commit), keyed by command
+        self._finishes: Rounds[dict[str, Any], bool] = Rounds(
+            self._finish_round,
+            key=lambda row: row["command_id"],
+            max_size=MAX_FINISHES,
+            name="ledger-finish",
+        )
+        #: statements the finishes took (tests read it)
         self.finish_statements = 0
-        self.max_finishes = MAX_FINISHES
         #: the connections whose session has `pg_temp.outbound_claim`
         self._defined: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
         #: When a list, every claim's latency (seconds) is appended (the benchmark's p99).
@@ -552,54 +552,31 @@ class PostgresLedger:
         consent: ConsentRecord | None = None,
     ) -> bool:
         """Group commit: the finishes waiting at that moment go in one statement; with none in
-        flight a finish goes at once (`_finish_rounds`)."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._finishing.append(
-            (
-                {
-                    "command_id": command_id,
-                    "status": status.value,
-                    "reason": reason,
-                    "now": now,
-                    "provider": provider,
-                    "provider_message_id": (
-                        provider_message_id[:100] if provider_message_id else None
-                    ),
-                    "deferred_until": deferred_until,
-                    "only_if": only_if_claimed_at,
-                    "consent": consent.evidence() if consent else None,
-                },
-                done,
-            )
+        flight a finish goes at once (`rounds.Rounds`)."""
+        return await self._finishes.submit(
+            {
+                "command_id": command_id,
+                "status": status.value,
+                "reason": reason,
+                "now": now,
+                "provider": provider,
+                "provider_message_id": (provider_message_id[:100] if provider_message_id else None),
+                "deferred_until": deferred_until,
+                "only_if": only_if_claimed_at,
+                "consent": consent.evidence() if consent else None,
+            }
         )
-        if self._finisher is None or self._finisher.done():
-            self._finisher = asyncio.create_task(self._finish_rounds(), name="ledger-finish")
-        return await done  # a caller that goes away cancels its future, not the round
 
-    async def _finish_rounds(self) -> None:
-        """Write the waiting finishes, a round at a time, until none waits. A command is at
-        most once in a round: a second finish of it waits for the next round, and sees the
-        first one's decision."""
-        round_: list[Finishing] = []
-        try:
-            while self._finishing:
-                round_, later, seen = [], [], set()
-                for item in self._finishing:
-                    key = item[0]["command_id"]
-                    if key in seen or len(round_) >= self.max_finishes:
-                        later.append(item)
-                    else:
-                        seen.add(key)
-                        round_.append(item)
-                self._finishing = later
-                await self._finish_round(round_)
-            round_ = []
-        finally:
-            self._finisher = None
-            for _, done in round_:  # the writer was cancelled mid-round: so are its callers
-                done.cancel()
+    @property
+    def max_finishes(self) -> int:
+        """At most how many finishes share a statement."""
+        return self._finishes.max_size
 
-    async def _finish_round(self, round_: list[Finishing]) -> None:
+    @max_finishes.setter
+    def max_finishes(self, value: int) -> None:
+        self._finishes.max_size = value
+
+    async def _finish_round(self, round_: list[Waiting[dict[str, Any], bool]]) -> None:
         """One statement for the round. If it fails for any reason (data PostgreSQL refuses,
         a row that cannot be encoded, a row lock not granted within the session's
         lock_timeout, an outage), each finish goes on its own, so each caller gets its own
@@ -621,15 +598,7 @@ class PostgresLedger:
         results = await asyncio.gather(
             *(self._finish_one(row) for row, _ in round_), return_exceptions=True
         )
-        for (_, done), result in zip(round_, results, strict=True):
-            if done.done():
-                continue
-            if isinstance(result, asyncio.CancelledError):
-                done.cancel()
-            elif isinstance(result, BaseException):
-                done.set_exception(result)
-            else:
-                done.set_result(result)
+        settle(round_, results)
 
     async def _finish_one(self, row: dict[str, Any]) -> bool:
         consent = row["consent"]
