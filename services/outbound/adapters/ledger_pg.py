@@ -2,8 +2,11 @@
 
 Every statement is one autocommitted round trip; the claim reads the recipient's gate facts
 (suppression, recent sends) in its own statement, so the hot path is two statements: claim,
-then finish. Finishes waiting at the same moment share one statement (group commit: with none
-in flight, a finish goes at once; while one is written, the next gather behind it).
+then finish. Claims waiting at the same moment share one statement, and so do finishes (group
+commit, `rounds.py`: with none in flight, a call goes at once; while one is written, the next
+gather behind it). A round of claims was half the server time of its claims one by one (one
+call, one commit) and, under load, a batch's claims no longer queue for the pool's
+connections one statement each.
 
 Claims to one customer are serialised. Two claims at the same instant (two locations of a
 company: different partitions, often different workers) would each read the facts before the
@@ -12,17 +15,19 @@ contact of the customer (its address and number, within the company), then claim
 are read after the lock, so they count any claim that held it before.
 
 The lock and the claim are one statement: `pg_temp.outbound_claim`, a PL/pgSQL function each
-connection defines for its session the first time it claims, from LOCK_CONTACTS_SQL and
-CLAIM_SQL below (the SQL is written once, here, not in a migration that could drift from it).
-A VOLATILE function's statements each take a new snapshot, so its claim reads the facts after
-the lock is granted; the lock is held until the calling statement's transaction (autocommit:
-the statement) commits the claimed row, or fails. A pipeline of three statements (timeout,
-lock, claim) cost outbound's event loop and the server more than the claim's own work
+connection defines for its session the first time it claims (with `outbound_claim_many`, a
+round's: every contact's lock first, in the same order, then each claim), from LOCK_CONTACTS_SQL
+and CLAIM_SQL below (the SQL is written once, here, not in a migration that could drift from
+it). A VOLATILE function's statements each take a new snapshot, so its claim reads the facts
+after the lock is granted; the lock is held until the calling statement's transaction
+(autocommit: the statement) commits the claimed row, or fails. A pipeline of three statements
+(timeout, lock, claim) cost outbound's event loop and the server more than the claim's own work
 (bench/latency/README.md). A claim that must do more than insert (reclaim a deferred row, or
 retry after racing an insert) takes the lock again and does it in an explicit transaction. A
 replay's record-only claim sends nothing and takes no lock. A claim waits at most LOCK_TIMEOUT
-for the lock (a contact every claim shares, e.g. a demo address, queues them all): then it
-fails as PostgreSQL being unavailable would, and is retried.
+for the lock (a contact every claim shares, e.g. a demo address, queues them all): then it fails
+as PostgreSQL being unavailable would, and is retried (a round that waits it out goes on claim
+by claim, so only the claims to that contact wait it out again).
 
 The gate facts also carry the consent the source recorded for the recipient on the channel
 (`source_consent`, read here at decision time, so a consent change ingest stored before it
@@ -151,8 +156,9 @@ _FACTS = f"""
 """
 
 
-def _claim_sql(row: str) -> str:
-    """The claim, selecting the ledger row's columns as `row` does."""
+def _claim_sql(row: str, lead: str = "") -> str:
+    """The claim, selecting the ledger row's columns as `row` does (after `lead`, columns
+    selected first)."""
     return f"""
 WITH {_COMPANY}, ins AS (
     INSERT INTO job_executions
@@ -164,7 +170,7 @@ WITH {_COMPANY}, ins AS (
     ON CONFLICT (command_id) DO NOTHING
     RETURNING 1
 )
-SELECT EXISTS (SELECT 1 FROM ins) AS claimed, {_FACTS}, {row}
+SELECT {lead}EXISTS (SELECT 1 FROM ins) AS claimed, {_FACTS}, {row}
 FROM company LEFT JOIN job_executions j ON j.command_id = %(command_id)s
 """
 
@@ -174,16 +180,24 @@ FACTS_SQL = f"WITH {_COMPANY} SELECT {_FACTS} FROM company"
 #: `set_config(..., true)`, not SET LOCAL: the statements of one pipeline sync are a transaction
 #: but not a transaction block, and SET LOCAL would log a warning on every claim.
 LOCK_TIMEOUT_SQL = f"SELECT set_config('lock_timeout', '{LOCK_TIMEOUT}', true)"
+
+
 #: One lock per contact of the customer within the company (taken in a fixed order: two
 #: claims never wait for each other in a cycle); released when the claim commits.
-LOCK_CONTACTS_SQL = """
+def _lock_sql(contacts: str, tenant: str) -> str:
+    """The locks of the contacts `contacts` selects (column `c`, with their tenant's id
+    `tenant`), in the one order every claim takes them."""
+    return f"""
 SELECT pg_advisory_xact_lock(k) FROM (
     SELECT DISTINCT hashtextextended(
-               coalesce(t.shopmonkey_company_id, %(tenant_id)s::text) || '|' || c, 0) AS k
-      FROM unnest(%(contacts)s::text[]) c
-      LEFT JOIN tenants t ON t.id = %(tenant_id)s
+               coalesce(t.shopmonkey_company_id, {tenant}::text) || '|' || c, 0) AS k
+      FROM {contacts}
+      LEFT JOIN tenants t ON t.id = {tenant}
      ORDER BY k) keys
 """
+
+
+LOCK_CONTACTS_SQL = _lock_sql("unnest(%(contacts)s::text[]) c", "%(tenant_id)s")
 
 #: The arguments of `pg_temp.outbound_claim`, in order, with their types: CLAIM_SQL's
 #: parameters and the lock's contacts.
@@ -217,10 +231,11 @@ _CLAIM_RESULT = (
 _ROW_CAST = ", ".join(f"j.{name}::{kind}" for name, kind in _ROW_COLUMNS)
 
 
-def _in_function(sql: str) -> str:
-    """`sql`'s psycopg parameters as the function's arguments (`%(x)s` → `p_x`)."""
+def _in_function(sql: str, prefix: str = "p_") -> str:
+    """`sql`'s psycopg parameters as the function's arguments (`%(x)s` → `p_x`), or as the
+    fields of a record (`prefix` "x.")."""
     for name, _ in CLAIM_ARGS:
-        sql = sql.replace(f"%({name})s", f"p_{name}")
+        sql = sql.replace(f"%({name})s", f"{prefix}{name}")
     if "%(" in sql:
         raise AssertionError(f"a parameter of the claim is not an argument: {sql}")
     return sql
@@ -246,6 +261,45 @@ $claim$
 CALL_CLAIM_SQL = "SELECT * FROM pg_temp.outbound_claim({})".format(
     ", ".join(f"%({name})s::{kind}" for name, kind in CLAIM_ARGS)
 )
+
+_ROUND_LOCK = (
+    _lock_sql(
+        "jsonb_to_recordset(p_rows) AS r(tenant_id uuid, contacts text[])"
+        " CROSS JOIN LATERAL unnest(r.contacts) c",
+        "r.tenant_id",
+    )
+    .strip()
+    .removeprefix("SELECT ")
+)
+#: A round of claims in one statement (group commit, `PostgresLedger.claim`): the locks of
+#: every contact of the round first, in the one order every claim takes them (two claimers
+#: never wait for each other in a cycle), then each claim in the round's order, each statement
+#: with a new snapshot: a claim counts the claims before it in the round as it counts those
+#: committed before it. One row a claim, `idx` its place in the round. It all commits, or
+#: nothing does (then each claim goes on its own).
+CLAIM_MANY_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION pg_temp.outbound_claim_many(p_rows jsonb)
+RETURNS TABLE (idx integer, {_CLAIM_RESULT})
+LANGUAGE plpgsql VOLATILE
+SET lock_timeout = '{LOCK_TIMEOUT}'
+AS $claim$
+#variable_conflict use_column
+DECLARE
+    x record;
+BEGIN
+    PERFORM {_ROUND_LOCK};
+    FOR x IN SELECT * FROM jsonb_to_recordset(p_rows) AS r(
+        idx integer, {", ".join(f"{name} {kind}" for name, kind in CLAIM_ARGS)})
+        ORDER BY r.idx
+    LOOP
+        RETURN QUERY {_in_function(_claim_sql(_ROW_CAST, lead="x.idx, ").strip(), "x.")};
+    END LOOP;
+END
+$claim$
+"""
+CALL_CLAIM_MANY_SQL = "SELECT * FROM pg_temp.outbound_claim_many(%(rows)s::jsonb)"
+#: At most this many claims share one statement.
+MAX_CLAIMS = 64
 
 RECLAIM_SQL = """
 UPDATE job_executions
@@ -420,7 +474,16 @@ class PostgresLedger:
         )
         #: statements the finishes took (tests read it)
         self.finish_statements = 0
-        #: the connections whose session has `pg_temp.outbound_claim`
+        #: claims in rounds too: each round one statement (its locks, its claims, one commit)
+        self._claims: Rounds[dict[str, Any], ClaimResult] = Rounds(
+            self._claim_round,
+            key=lambda params: params["command_id"],
+            max_size=MAX_CLAIMS,
+            name="ledger-claim",
+        )
+        #: statements the claims took, a round's or one claim's first (tests read it)
+        self.claim_statements = 0
+        #: the connections whose session has `pg_temp.outbound_claim` and `_claim_many`
         self._defined: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
         #: When a list, every claim's latency (seconds) is appended (the benchmark's p99).
         self.claim_samples: list[float] | None = None
@@ -439,38 +502,86 @@ class PostgresLedger:
         cap_since: datetime,
         other_contact: str | None = None,
     ) -> ClaimResult:
+        """Group commit, as `finish`: the claims waiting at that moment go in one statement
+        (`_claim_round`); with none in flight a claim goes at once."""
         params = claim_params(
             command, recipient=recipient, now=now, cap_since=cap_since, other_contact=other_contact
         )
-        contacts = params["contacts"]
-        lock = {"tenant_id": command.tenant_id, "contacts": contacts}
         started = time.perf_counter()
         try:
-            async with connection(self._pool) as conn:
-                # One statement: lock, claim, commit (the pool's connections autocommit, so
-                # no BEGIN keeps the lock past it).
-                assert conn.autocommit
-                if conn not in self._defined:
-                    await conn.execute(CLAIM_FUNCTION_SQL)
-                    self._defined.add(conn)
-                cur = await conn.execute(CALL_CLAIM_SQL, params)
-                got = await cur.fetchone()
-                assert got is not None
-                settled = _settled(got, now)
-                if settled is not None:
-                    return settled
-                if not contacts:
-                    return await self._claim(conn, params, now)
-                # a race to retry or a deferred row to reclaim: under the lock again
-                async with conn.pipeline(), conn.transaction():
-                    await conn.execute(LOCK_TIMEOUT_SQL)
-                    await conn.execute(LOCK_CONTACTS_SQL, lock)
-                    return await self._claim(conn, params, now)
+            return await self._claims.submit(params)
         finally:
             elapsed = time.perf_counter() - started
             metrics.LEDGER_CLAIM_SECONDS.observe(elapsed)
             if self.claim_samples is not None:
                 self.claim_samples.append(elapsed)
+
+    async def _define(self, conn: AsyncConnection[Any]) -> None:
+        """The claim functions in this session, the first time it claims."""
+        # One statement: lock, claim, commit (the pool's connections autocommit, so no
+        # BEGIN keeps the lock past it).
+        assert conn.autocommit
+        if conn not in self._defined:
+            await conn.execute(CLAIM_FUNCTION_SQL)
+            await conn.execute(CLAIM_MANY_FUNCTION_SQL)
+            self._defined.add(conn)
+
+    async def _claim_round(self, round_: list[Waiting[dict[str, Any], ClaimResult]]) -> None:
+        """One statement for the round (CLAIM_MANY_FUNCTION_SQL). A claim that takes more than
+        an insert (a deferred row now due, a race with an insert not yet visible) then goes on
+        its own, as does every claim of a round whose statement fails for any reason (data
+        PostgreSQL refuses, a contact's lock not granted within LOCK_TIMEOUT, an outage): each
+        caller gets its own answer, a refused claim fails only its own call."""
+        if len(round_) > 1:
+            try:
+                got = await self._claim_many([params for params, _ in round_])
+            except Exception as exc:
+                log.info("a round of %d claims failed (%s): one at a time", len(round_), exc)
+            else:
+                rest = []
+                for (params, done), row in zip(round_, got, strict=True):
+                    settled = _settled(row, params["now"])
+                    if settled is None:
+                        rest.append((params, done))
+                    elif not done.done():
+                        done.set_result(settled)
+                round_ = rest
+        results = await asyncio.gather(
+            *(self._claim_one(params) for params, _ in round_), return_exceptions=True
+        )
+        settle(round_, results)
+
+    async def _claim_many(self, claims: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each claim's CLAIM_SQL row (without `idx`), in the round's order."""
+        rows = orjson.dumps([params | {"idx": i} for i, params in enumerate(claims)]).decode()
+        self.claim_statements += 1
+        async with connection(self._pool) as conn:
+            await self._define(conn)
+            got = await (await conn.execute(CALL_CLAIM_MANY_SQL, {"rows": rows})).fetchall()
+        if [row[0] for row in got] != list(range(len(claims))):
+            raise InfrastructureError(f"a round of {len(claims)} claims answered {len(got)} rows")
+        return [row[1:] for row in got]
+
+    async def _claim_one(self, params: dict[str, Any]) -> ClaimResult:
+        now = params["now"]
+        contacts = params["contacts"]
+        self.claim_statements += 1
+        async with connection(self._pool) as conn:
+            await self._define(conn)
+            cur = await conn.execute(CALL_CLAIM_SQL, params)
+            got = await cur.fetchone()
+            assert got is not None
+            settled = _settled(got, now)
+            if settled is not None:
+                return settled
+            if not contacts:
+                return await self._claim(conn, params, now)
+            # a race to retry or a deferred row to reclaim: under the lock again
+            lock = {"tenant_id": params["tenant_id"], "contacts": contacts}
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(LOCK_TIMEOUT_SQL)
+                await conn.execute(LOCK_CONTACTS_SQL, lock)
+                return await self._claim(conn, params, now)
 
     async def _claim(
         self, conn: AsyncConnection[Any], params: dict[str, Any], now: datetime

@@ -26,7 +26,7 @@ from services.outbound.adapters.ledger_pg import (
 )
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
-from services.outbound.domain.model import Claimed, LedgerStatus
+from services.outbound.domain.model import AlreadyClaimed, Claimed, LedgerStatus
 from tests.support.ledger_contract import LedgerContract, OptOutLead, SuppressGlobally
 from tests.unit.outbound.support import command
 
@@ -421,6 +421,128 @@ async def test_a_caller_that_goes_away_leaves_the_others_answered(
     assert [got[0], got[2], got[3]] == [True, True, True]
     row = await ledger.get(commands[1].command_id)
     assert row is not None and row.status is LedgerStatus.SENT  # its round went on
+
+
+def claim_of(ledger: PostgresLedger, c: Any, now: datetime, contact: str | None = None) -> Any:
+    return ledger.claim(
+        c, recipient=contact or c.recipient.email, now=now, cap_since=now - timedelta(hours=24)
+    )
+
+
+async def test_claims_at_the_same_time_share_statements_and_keep_their_own_answers(
+    pool: AsyncConnectionPool[Any], make_tenant: Any
+) -> None:
+    """Claims waiting at the same moment go in one statement (its locks, its claims, one
+    commit), and each caller still gets its own answer: a claim to a customer another claim of
+    the round holds counts it (as it counts a claim committed before), a command claimed twice
+    in the same moment is claimed once (the second waits for the next round and finds the
+    row), and a claim PostgreSQL refuses fails alone, not the others of its round."""
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    here, _ = await make_tenant(company_id=company)
+    sibling, _ = await make_tenant(company_id=company)
+    ledger = PostgresLedger(pool)
+    now = datetime.now(UTC)
+    distinct = [
+        command(tenant_id=here.id, email=f"r{i}-{uuid.uuid4().hex[:8]}@example.com", at=now)
+        for i in range(20)
+    ]
+    shared = f"shared-{uuid.uuid4().hex[:8]}@example.com"
+    to_shared = [command(tenant_id=t.id, email=shared, at=now) for t in (here, sibling)]
+    got = await asyncio.gather(
+        *(claim_of(ledger, c, now) for c in [*distinct, *to_shared]),
+        claim_of(ledger, distinct[0], now),  # the same command again, in the same moment
+    )
+    assert all(isinstance(g, Claimed) for g in got[:22]), got
+    assert [g.facts.recent_sends for g in got[20:22]] == [0, 1]  # the later counts the earlier
+    assert isinstance(got[22], AlreadyClaimed) and got[22].row.status is LedgerStatus.CLAIMED
+    assert ledger.claim_statements <= 3, ledger.claim_statements  # one a claim: 23
+
+    before = ledger.claim_statements
+    fine = [
+        command(tenant_id=here.id, email=f"ok{i}-{uuid.uuid4().hex[:8]}@example.com", at=now)
+        for i in range(2)
+    ]
+    bad = command(tenant_id=here.id, email=f"bad-{uuid.uuid4().hex[:8]}@example.com", at=now)
+    bad = bad.model_copy(update={"campaign": "x" * 200})  # longer than its column
+    results = await asyncio.gather(
+        claim_of(ledger, fine[0], now),
+        claim_of(ledger, fine[1], now),
+        claim_of(ledger, bad, now),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Claimed) and isinstance(results[1], Claimed)
+    assert isinstance(results[2], DataRejected), results[2]
+    # the first alone (none in flight), then the round of the other two, then each on its own
+    assert ledger.claim_statements - before == 4
+    assert (await ledger.get(fine[1].command_id)) is not None
+    assert await ledger.get(bad.command_id) is None
+
+
+async def test_a_deferred_command_due_again_is_reclaimed_from_a_round(
+    pool: AsyncConnectionPool[Any], tenant_id: uuid.UUID
+) -> None:
+    """A deferred row now due takes more than an insert: from a round, that claim goes on its
+    own (under the lock again) and is reclaimed; the others of the round are claimed."""
+    ledger = PostgresLedger(pool)
+    then = datetime.now(UTC) - timedelta(hours=1)
+    deferred = command(tenant_id=tenant_id, email=f"d-{uuid.uuid4().hex[:8]}@example.com", at=then)
+    assert isinstance(await claim_of(ledger, deferred, then), Claimed)
+    assert await ledger.finish(
+        deferred.command_id,
+        status=LedgerStatus.DEFERRED,
+        reason="quiet_hours",
+        now=then,
+        deferred_until=then + timedelta(minutes=30),
+    )
+    now = datetime.now(UTC)
+    others = [
+        command(tenant_id=tenant_id, email=f"o{i}-{uuid.uuid4().hex[:8]}@example.com", at=now)
+        for i in range(3)
+    ]
+    got = await asyncio.gather(*(claim_of(ledger, c, now) for c in [*others, deferred]))
+    assert all(isinstance(g, Claimed) for g in got)
+    assert [g.reclaimed for g in got] == [False, False, False, True]
+    row = await ledger.get(deferred.command_id)
+    assert row is not None and row.status is LedgerStatus.CLAIMED and row.attempts == 2
+
+
+async def test_rounds_of_two_workers_over_the_same_customers_never_deadlock(
+    db_url: str, make_tenant: Any
+) -> None:
+    """Two workers (two pools) claim messages to the same two customers at the same moment,
+    each round naming them in the other order. A round takes every contact's lock first, in
+    the one order every claim takes them, so neither waits for the other in a cycle: every
+    round is one statement that commits (none fails over to claims one by one, as a deadlock
+    PostgreSQL broke would make it), and of each customer's two claims the later counts the
+    earlier."""
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    here, _ = await make_tenant(company_id=company)
+    there, _ = await make_tenant(company_id=company)
+    pools = [await open_pool(db_url, size=2) for _ in range(2)]
+    try:
+        ledgers = [PostgresLedger(p) for p in pools]
+        for attempt in range(25):
+            now = datetime.now(UTC)
+            a, b = (f"{x}{attempt}-{uuid.uuid4().hex[:8]}@example.com" for x in "ab")
+            mine = [command(tenant_id=here.id, email=e, at=now) for e in (a, b)]
+            theirs = [command(tenant_id=there.id, email=e, at=now) for e in (b, a)]
+            got = await asyncio.gather(
+                *(claim_of(ledgers[0], c, now) for c in mine),
+                *(claim_of(ledgers[1], c, now) for c in theirs),
+            )
+            assert all(isinstance(g, Claimed) for g in got), got
+            facts = {id(c): g.facts for c, g in zip([*mine, *theirs], got, strict=True)}
+            for email in (a, b):
+                pair = [
+                    facts[id(c)].recent_sends
+                    for c in [*mine, *theirs]
+                    if c.recipient.email == email
+                ]
+                assert sorted(pair) == [0, 1], (attempt, email, pair)
+        assert [ledger.claim_statements for ledger in ledgers] == [25, 25]  # 1 an attempt
+    finally:
+        for p in pools:
+            await p.close()
 
 
 async def test_the_claim_function_outlives_a_widened_column(
