@@ -545,6 +545,52 @@ async def test_rounds_of_two_workers_over_the_same_customers_never_deadlock(
             await p.close()
 
 
+async def test_a_session_plans_the_claim_once_not_once_a_claim(
+    db_url: str, tenant_id: uuid.UUID
+) -> None:
+    """Planning the claim cost the server ~0.9 ms against ~0.2-0.3 ms to run it, and
+    PostgreSQL's plan cache kept choosing a new plan for every call (measured: 304 plans for
+    300 claims). The claim functions use one generic plan a session: with the planner printing
+    every plan it makes (`debug_print_plan`), a claim after the session's first plans only the
+    statement that calls the function, alone or in a round (before: three plans a claim)."""
+    plans: list[str] = []
+
+    def on_notice(diag: Any) -> None:
+        if (diag.message_primary or "").startswith("plan"):
+            plans.append(diag.message_primary)
+
+    async def configure(conn: Any) -> None:
+        conn.add_notice_handler(on_notice)
+        await conn.execute("SET debug_print_plan = on")
+        await conn.execute("SET client_min_messages = log")
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        db_url, min_size=1, max_size=1, kwargs={"autocommit": True}, configure=configure, open=False
+    )
+    await pool.open(wait=True)
+    ledger = PostgresLedger(pool)
+
+    def claims(n: int) -> Any:
+        now = datetime.now(UTC)
+        emails = [f"plan{i}-{uuid.uuid4().hex[:8]}@example.com" for i in range(n)]
+        return asyncio.gather(
+            *(claim_of(ledger, command(tenant_id=tenant_id, email=e, at=now), now) for e in emails)
+        )
+
+    try:
+        await claims(1)
+        await claims(3)  # the session's first of each function
+        for _ in range(6):
+            for n in (1, 3):
+                plans.clear()
+                got = await claims(n)
+                assert all(isinstance(g, Claimed) for g in got)
+                assert len(plans) <= 1, (n, len(plans))
+        assert ledger.claim_statements == 14  # 1 a claim alone, 1 a round
+    finally:
+        await pool.close()
+
+
 async def test_the_claim_function_outlives_a_widened_column(
     db_url: str, tenant_id: uuid.UUID
 ) -> None:
