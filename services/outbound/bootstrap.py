@@ -18,7 +18,7 @@ from services.common.errors import InfrastructureError
 from services.common.kafka.consumer import AtLeastOnceConsumer
 from services.common.kafka.dlq import DeadLetters
 from services.common.kafka.producer import KafkaProducer
-from services.outbound.adapters.ledger_pg import PostgresLedger
+from services.outbound.adapters.ledger_pg import PostgresLedger, define_claims
 from services.outbound.adapters.outcomes_kafka import KafkaOutcomePublisher
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.sendgrid_sender import SendGridSender
@@ -176,7 +176,7 @@ class Outbound:
 
 @asynccontextmanager
 async def build(settings: OutboundSettings) -> AsyncIterator[Outbound]:
-    pool = await open_pool(settings.libpq_url, size=settings.db_pool_size)
+    pool = await open_pool(settings.libpq_url, size=settings.db_pool_size, session=define_claims)
     producer = KafkaProducer(settings.kafka, client_id=SERVICE).start()
     executor = ThreadPoolExecutor(
         max_workers=settings.outbound_concurrency, thread_name_prefix="sendgrid"

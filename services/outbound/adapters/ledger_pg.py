@@ -466,6 +466,22 @@ def claim_params(
     }
 
 
+#: The sessions that have the claim functions (a session is the connection's, whichever
+#: ledger uses it).
+_DEFINED: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
+
+
+async def define_claims(conn: AsyncConnection[Any]) -> None:
+    """The claim functions in this session (`pg_temp`), once. The outbound pool defines them
+    as it opens each connection (`open_pool(session=…)`); a ledger on another pool defines them
+    the first time a session claims. Defined on first claim, ~10 ms a connection of the
+    server's CPU fell on the first commands after a start, together (bench/latency/README.md)."""
+    if conn not in _DEFINED:
+        await conn.execute(CLAIM_FUNCTION_SQL)
+        await conn.execute(CLAIM_MANY_FUNCTION_SQL)
+        _DEFINED.add(conn)
+
+
 class PostgresLedger:
     """`Ledger` over a psycopg pool the composition root opens and closes."""
 
@@ -489,8 +505,6 @@ class PostgresLedger:
         )
         #: statements the claims took, a round's or one claim's first (tests read it)
         self.claim_statements = 0
-        #: the connections whose session has `pg_temp.outbound_claim` and `_claim_many`
-        self._defined: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
         #: When a list, every claim's latency (seconds) is appended (the benchmark's p99).
         self.claim_samples: list[float] | None = None
 
@@ -523,14 +537,10 @@ class PostgresLedger:
                 self.claim_samples.append(elapsed)
 
     async def _define(self, conn: AsyncConnection[Any]) -> None:
-        """The claim functions in this session, the first time it claims."""
         # One statement: lock, claim, commit (the pool's connections autocommit, so no
         # BEGIN keeps the lock past it).
         assert conn.autocommit
-        if conn not in self._defined:
-            await conn.execute(CLAIM_FUNCTION_SQL)
-            await conn.execute(CLAIM_MANY_FUNCTION_SQL)
-            self._defined.add(conn)
+        await define_claims(conn)
 
     async def _claim_round(self, round_: list[Waiting[dict[str, Any], ClaimResult]]) -> None:
         """One statement for the round (CLAIM_MANY_FUNCTION_SQL). A claim that takes more than

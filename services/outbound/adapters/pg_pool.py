@@ -5,7 +5,7 @@ as is: the record goes to the DLQ)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,8 +20,12 @@ from services.common.errors import DataRejected, InfrastructureError
 LOCK_TIMEOUT = "5s"
 
 
+#: What each session gets once its connection opens (the ledger's claim functions).
+Session = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+
+
 async def open_pool(
-    conninfo: str, *, size: int, lock_timeout: str = LOCK_TIMEOUT
+    conninfo: str, *, size: int, lock_timeout: str = LOCK_TIMEOUT, session: Session | None = None
 ) -> AsyncConnectionPool[Any]:
     """An autocommit pool (every ledger statement is its own transaction), each session with
     `lock_timeout` (LOCK_TIMEOUT). All `size` connections are opened at start and kept: one
@@ -30,13 +34,14 @@ async def open_pool(
     waited a few hundred ms for the pool to grow. The connections are session-pinned: the
     ledger defines a function in each session (`pg_temp`, ledger_pg.py), so no pooler in
     transaction mode (PgBouncer) may sit between; the role needs the database's TEMPORARY
-    privilege (PUBLIC has it by default)."""
+    privilege (PUBLIC has it by default). `session` runs once in each new session, before the
+    pool hands the connection out."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo,
         min_size=size,
         max_size=size,
         kwargs={"autocommit": True},
-        configure=lambda conn: _session(conn, lock_timeout),
+        configure=lambda conn: _session(conn, lock_timeout, session),
         open=False,
         timeout=10.0,
         name="outbound-ledger",
@@ -49,8 +54,12 @@ async def open_pool(
     return pool
 
 
-async def _session(conn: psycopg.AsyncConnection[Any], lock_timeout: str) -> None:
+async def _session(
+    conn: psycopg.AsyncConnection[Any], lock_timeout: str, session: Session | None
+) -> None:
     await conn.execute("SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
+    if session is not None:
+        await session(conn)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from schemas.base import Channel
 from schemas.events import OutcomeStatus, TouchPointOutcome, dlq_topic
 from services.common.domain import hops
 from services.common.topics import Topics
+from services.outbound.bootstrap import build
 from services.outbound.entrypoints.http import create_app
 from tests.conftest import tz_at_local_hour
 from tests.integration.outbound.conftest import (
@@ -26,6 +27,7 @@ from tests.integration.outbound.conftest import (
     running_outbound,
     send_requests,
     sends_per_command,
+    settings_from_env,
     wait_final,
     whitelisted_batch,
 )
@@ -33,6 +35,28 @@ from tests.support.consent import grant_sms
 from tests.unit.outbound.support import FakeProviders, command
 
 pytestmark = pytest.mark.integration
+
+
+async def test_every_ledger_session_has_the_claim_functions_before_the_first_command(
+    outbound_env: dict[str, str],
+) -> None:
+    """The service's pool defines the claim functions as it opens each connection: defined
+    on a session's first claim, ~10 ms of the server's CPU a connection fell on the first
+    commands after a start (or a step in load), all at once."""
+    settings = settings_from_env()
+    async with build(settings) as outbound:
+        pool = outbound.ledger._pool
+        conns = [await pool.getconn() for _ in range(settings.db_pool_size)]
+        try:
+            for conn in conns:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()"
+                    " AND proname IN ('outbound_claim', 'outbound_claim_many')"
+                )
+                assert await cur.fetchone() == (2,)
+        finally:
+            for conn in conns:
+                await pool.putconn(conn)
 
 
 async def test_whitelisted_sent_once_with_the_right_payload_others_never(
