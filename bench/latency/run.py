@@ -438,19 +438,23 @@ def report(label: str, segments: dict[str, list[float]]) -> None:
         )
 
 
-def report_timeline(label: str, segments: dict[str, list[float]], rate: float) -> None:
+def report_timeline(
+    label: str, segments: dict[str, list[float]], rate: float, seconds: float | None = None
+) -> None:
     """p50/max of each segment over each second of the load (at most 30 columns: longer runs
-    get wider buckets). A backlog (a start-up, a stall) shows as a run of high columns, and how
-    long the pipeline took to drain it."""
+    get wider buckets), or over each `seconds` of its first 30 such spans (the step from the
+    warm-up's rate to the load's, at a finer grain). A backlog (a start-up, a stall) shows as a
+    run of high columns, and how long the pipeline took to drain it."""
     n = len(segments[WHOLE])
-    per = max(1, int(rate), -(-n // 30))
+    per = max(1, round(rate * seconds)) if seconds else max(1, int(rate), -(-n // 30))
+    shown = min(n, 30 * per)
     print(f"\n{label}: p50/max (ms) over each {per / rate:g} s of the load, in posting order")
     for name, values in segments.items():
         if len(values) != n:  # untraced orders: no per-order order to keep
             continue
         cells = (
             f"{statistics.median(chunk):.0f}/{max(chunk):.0f}"
-            for chunk in (values[i : i + per] for i in range(0, n, per))
+            for chunk in (values[i : i + per] for i in range(0, shown, per))
         )
         print(f"{name[:44]:44} " + " ".join(f"{c:>9}" for c in cells))
 
@@ -500,6 +504,12 @@ def main() -> None:
         help="also print each segment's p50/max over each second of the load (one run only)",
     )
     parser.add_argument(
+        "--timeline-seconds",
+        type=float,
+        help="a timeline over spans this long (e.g. 0.1), the first 30 of the load: the step "
+        "from the warm-up's 5 orders/s to the load's rate (one run only)",
+    )
+    parser.add_argument(
         "--tenants",
         type=int,
         default=50,
@@ -538,8 +548,8 @@ def main() -> None:
     if args.repeat == 1:
         for label, (segments, cpu) in results:
             report(label, segments)
-            if args.timeline:
-                report_timeline(label, segments, args.rate)
+            if args.timeline or args.timeline_seconds:
+                report_timeline(label, segments, args.rate, args.timeline_seconds)
             report_cpu(label, args.orders, cpu)
     else:
         report_medians(results, args.orders)
