@@ -15,19 +15,20 @@ contact of the customer (its address and number, within the company), then claim
 are read after the lock, so they count any claim that held it before.
 
 The lock and the claim are one statement: `pg_temp.outbound_claim`, a PL/pgSQL function each
-connection defines for its session the first time it claims (with `outbound_claim_many`, a
-round's: every contact's lock first, in the same order, then each claim), from LOCK_CONTACTS_SQL
-and CLAIM_SQL below (the SQL is written once, here, not in a migration that could drift from
-it). A VOLATILE function's statements each take a new snapshot, so its claim reads the facts
-after the lock is granted; the lock is held until the calling statement's transaction
-(autocommit: the statement) commits the claimed row, or fails. A pipeline of three statements
-(timeout, lock, claim) cost outbound's event loop and the server more than the claim's own work
-(bench/latency/README.md). A claim that must do more than insert (reclaim a deferred row, or
-retry after racing an insert) takes the lock again and does it in an explicit transaction. A
-replay's record-only claim sends nothing and takes no lock. A claim waits at most LOCK_TIMEOUT
-for the lock (a contact every claim shares, e.g. a demo address, queues them all): then it fails
-as PostgreSQL being unavailable would, and is retried (a round that waits it out goes on claim
-by claim, so only the claims to that contact wait it out again).
+session of the pool gets as its connection opens (`define_claims`; a session of another pool,
+the first time it claims), with `outbound_claim_many`, a round's (every contact's lock first, in
+the same order, then each claim), from LOCK_CONTACTS_SQL and CLAIM_SQL below (the SQL is written
+once, here, not in a migration that could drift from it). A VOLATILE function's statements each
+take a new snapshot, so its claim reads the facts after the lock is granted; the lock is held
+until the calling statement's transaction (autocommit: the statement) commits the claimed row,
+or fails. A pipeline of three statements (timeout, lock, claim) cost outbound's event loop and
+the server more than the claim's own work (bench/latency/README.md). A claim that must do more
+than insert (reclaim a deferred row, or retry after racing an insert) takes the lock again and
+does it in an explicit transaction. A replay's record-only claim sends nothing and takes no
+lock. A claim waits at most LOCK_TIMEOUT for the lock (a contact every claim shares, e.g. a demo
+address, queues them all): then it fails as PostgreSQL being unavailable would, and is retried.
+A round waits at most ROUND_LOCK_TIMEOUT, then its claims go one by one beside the next rounds,
+so only the claims to that contact wait LOCK_TIMEOUT.
 
 The gate facts also carry the consent the source recorded for the recipient on the channel
 (`source_consent`, read here at decision time, so a consent change ingest stored before it
@@ -53,7 +54,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from psycopg import AsyncConnection
+import psycopg
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -267,6 +269,14 @@ CALL_CLAIM_SQL = "SELECT * FROM pg_temp.outbound_claim({})".format(
     ", ".join(f"%({name})s::{kind}" for name, kind in CLAIM_ARGS)
 )
 
+#: At most this many claims share one statement (each takes a lock a contact, and a
+#: transaction's locks beyond max_locks_per_transaction, 64 by default, take from what every
+#: session shares; OUTBOUND_CONCURRENCY, 32 by default, bounds a process's claims anyway).
+MAX_CLAIMS = 32
+#: How long a round waits for a contact's lock before it goes claim by claim (those wait
+#: LOCK_TIMEOUT): a lock held that long is no round's contention but someone's (an operator's
+#: transaction, a contact every claim shares).
+ROUND_LOCK_TIMEOUT = "1s"
 _ROUND_LOCK = (
     _lock_sql(
         "jsonb_to_recordset(p_rows) AS r(tenant_id uuid, contacts text[])"
@@ -281,12 +291,15 @@ _ROUND_LOCK = (
 #: never wait for each other in a cycle), then each claim in the round's order, each statement
 #: with a new snapshot: a claim counts the claims before it in the round as it counts those
 #: committed before it. One row a claim, `idx` its place in the round. It all commits, or
-#: nothing does (then each claim goes on its own).
+#: nothing does (then each claim goes on its own). Record-only claims take no lock: two
+#: workers' rounds with the same record-only commands in opposite orders (a rebalance's
+#: duplicate delivery) can wait for each other's insert; PostgreSQL breaks that after
+#: deadlock_timeout, and those rounds go claim by claim.
 CLAIM_MANY_FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION pg_temp.outbound_claim_many(p_rows jsonb)
 RETURNS TABLE (idx integer, {_CLAIM_RESULT})
 LANGUAGE plpgsql VOLATILE
-SET lock_timeout = '{LOCK_TIMEOUT}'
+SET lock_timeout = '{ROUND_LOCK_TIMEOUT}'
 SET plan_cache_mode = force_generic_plan
 AS $claim$
 #variable_conflict use_column
@@ -304,8 +317,6 @@ END
 $claim$
 """
 CALL_CLAIM_MANY_SQL = "SELECT * FROM pg_temp.outbound_claim_many(%(rows)s::jsonb)"
-#: At most this many claims share one statement.
-MAX_CLAIMS = 64
 
 RECLAIM_SQL = """
 UPDATE job_executions
@@ -502,7 +513,10 @@ class PostgresLedger:
             key=lambda params: params["command_id"],
             max_size=MAX_CLAIMS,
             name="ledger-claim",
+            skip_abandoned=True,  # a claim whose caller went away would be acted on by nobody
         )
+        #: claims of rounds that go on their own, beside the next rounds
+        self._alone: set[asyncio.Future[None]] = set()
         #: statements the claims took, a round's or one claim's first (tests read it)
         self.claim_statements = 0
         #: When a list, every claim's latency (seconds) is appended (the benchmark's p99).
@@ -536,46 +550,74 @@ class PostgresLedger:
             if self.claim_samples is not None:
                 self.claim_samples.append(elapsed)
 
-    async def _define(self, conn: AsyncConnection[Any]) -> None:
-        # One statement: lock, claim, commit (the pool's connections autocommit, so no
-        # BEGIN keeps the lock past it).
+    async def _call(
+        self, conn: AsyncConnection[Any], sql: str, params: dict[str, Any]
+    ) -> AsyncCursor[Any]:
+        """A claim function's call on `conn` (autocommit: the call is its own transaction, so
+        no BEGIN keeps a lock past it). A session found without the functions (something
+        reset it behind the pool) gets them again, once."""
         assert conn.autocommit
         await define_claims(conn)
+        try:
+            return await conn.execute(sql, params)
+        except psycopg.errors.UndefinedFunction:
+            _DEFINED.discard(conn)
+            await define_claims(conn)
+            return await conn.execute(sql, params)
 
     async def _claim_round(self, round_: list[Waiting[dict[str, Any], ClaimResult]]) -> None:
-        """One statement for the round (CLAIM_MANY_FUNCTION_SQL). A claim that takes more than
+        """One statement for the round (CLAIM_MANY_FUNCTION_SQL, a round of one too: it waits
+        for a held lock ROUND_LOCK_TIMEOUT, not LOCK_TIMEOUT). A claim that takes more than
         an insert (a deferred row now due, a race with an insert not yet visible) then goes on
         its own, as does every claim of a round whose statement fails for any reason (data
-        PostgreSQL refuses, a contact's lock not granted within LOCK_TIMEOUT, an outage): each
-        caller gets its own answer, a refused claim fails only its own call."""
-        if len(round_) > 1:
-            try:
-                got = await self._claim_many([params for params, _ in round_])
-            except Exception as exc:
-                log.info("a round of %d claims failed (%s): one at a time", len(round_), exc)
-            else:
-                rest = []
-                for (params, done), row in zip(round_, got, strict=True):
+        PostgreSQL refuses, a contact's lock not granted within ROUND_LOCK_TIMEOUT, an
+        outage): each caller gets its own answer, a refused claim fails only its own call.
+        Those go beside the next rounds, not before them: a contact whose lock is held holds
+        up the claims to it, not every claim of the process.
+
+        If the round committed but its answer was lost (the connection dropped), each of its
+        claims finds its row claimed on its own, as a redelivered command would: the takeover
+        reconciles it (services/outbound/service_layer/takeover.py). Never sent twice."""
+        try:
+            got = await self._claim_many([params for params, _ in round_])
+        except Exception as exc:
+            log.info("a round of %d claims failed (%s): one at a time", len(round_), exc)
+        else:
+            rest = []
+            for (params, done), row in zip(round_, got, strict=True):
+                try:
                     settled = _settled(row, params["now"])
-                    if settled is None:
-                        rest.append((params, done))
-                    elif not done.done():
-                        done.set_result(settled)
-                round_ = rest
-        results = await asyncio.gather(
-            *(self._claim_one(params) for params, _ in round_), return_exceptions=True
-        )
-        settle(round_, results)
+                except Exception as exc:  # a row this code cannot read: that claim fails
+                    if not done.done():
+                        done.set_exception(exc)
+                    continue
+                if settled is None:
+                    rest.append((params, done))
+                elif not done.done():
+                    done.set_result(settled)
+            round_ = rest
+        round_ = [(params, done) for params, done in round_ if not done.done()]
+        for waiting in round_:
+            alone = asyncio.ensure_future(self._claim_alone(waiting))
+            self._alone.add(alone)
+            alone.add_done_callback(self._alone.discard)
+
+    async def _claim_alone(self, waiting: Waiting[dict[str, Any], ClaimResult]) -> None:
+        """One claim on its own, answered as soon as it is done."""
+        params, _ = waiting
+        results = await asyncio.gather(self._claim_one(params), return_exceptions=True)
+        settle([waiting], results)
 
     async def _claim_many(self, claims: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """Each claim's CLAIM_SQL row (without `idx`), in the round's order."""
         rows = orjson.dumps([params | {"idx": i} for i, params in enumerate(claims)]).decode()
         self.claim_statements += 1
         async with connection(self._pool) as conn:
-            await self._define(conn)
-            got = await (await conn.execute(CALL_CLAIM_MANY_SQL, {"rows": rows})).fetchall()
+            got = await (await self._call(conn, CALL_CLAIM_MANY_SQL, {"rows": rows})).fetchall()
         if [row[0] for row in got] != list(range(len(claims))):
-            raise InfrastructureError(f"a round of {len(claims)} claims answered {len(got)} rows")
+            raise InfrastructureError(
+                f"a round of {len(claims)} claims answered rows {[row[0] for row in got]}"
+            )
         return [row[1:] for row in got]
 
     async def _claim_one(self, params: dict[str, Any]) -> ClaimResult:
@@ -583,8 +625,7 @@ class PostgresLedger:
         contacts = params["contacts"]
         self.claim_statements += 1
         async with connection(self._pool) as conn:
-            await self._define(conn)
-            cur = await conn.execute(CALL_CLAIM_SQL, params)
+            cur = await self._call(conn, CALL_CLAIM_SQL, params)
             got = await cur.fetchone()
             assert got is not None
             settled = _settled(got, now)

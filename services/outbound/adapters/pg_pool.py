@@ -32,10 +32,10 @@ async def open_pool(
     opened when commands arrive costs ~10 ms of CPU on each side (SCRAM) and the pool opens
     them one after the other, so a burst after a quiet spell (or the first after a deploy)
     waited a few hundred ms for the pool to grow. The connections are session-pinned: the
-    ledger defines a function in each session (`pg_temp`, ledger_pg.py), so no pooler in
-    transaction mode (PgBouncer) may sit between; the role needs the database's TEMPORARY
-    privilege (PUBLIC has it by default). `session` runs once in each new session, before the
-    pool hands the connection out."""
+    ledger's claim functions live in each session (`pg_temp`, ledger_pg.py, defined by
+    `session`), so no pooler in transaction mode (PgBouncer) may sit between; the role needs
+    the database's TEMPORARY privilege (PUBLIC has it by default). `session` runs once in
+    each new session, before the pool hands the connection out."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo,
         min_size=size,

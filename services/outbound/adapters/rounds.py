@@ -8,7 +8,10 @@ commit for many calls. A key (a command) is at most once in a round: a second ca
 waits for the next round and sees what the first one did.
 
 `write` takes a round and answers every future of it (`settle` helps it answer from one
-result a call). A caller that goes away cancels its own future, not the round.
+result a call); if it raises, the calls it left unanswered get its exception (the callers'
+retries and dead letters decide, as for any failure of theirs) and the rounds go on. A caller
+that goes away cancels its own future, not the round; with `skip_abandoned`, a call whose
+caller went away before its round is not written at all (a claim nobody would act on).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ class Rounds(Generic[T, R]):
         key: Callable[[T], Hashable],
         max_size: int,
         name: str,
+        skip_abandoned: bool = False,
     ) -> None:
         self._write = write
         self._key = key
         self._name = name
+        self._skip_abandoned = skip_abandoned
         #: at most how many calls share a round
         self.max_size = max_size
         #: calls waiting for the next round, and the task writing the rounds
@@ -56,6 +61,8 @@ class Rounds(Generic[T, R]):
             while self._waiting:
                 round_, later, seen = [], [], set()
                 for waiting in self._waiting:
+                    if self._skip_abandoned and waiting[1].done():
+                        continue
                     key = self._key(waiting[0])
                     if key in seen or len(round_) >= self.max_size:
                         later.append(waiting)
@@ -63,12 +70,23 @@ class Rounds(Generic[T, R]):
                         seen.add(key)
                         round_.append(waiting)
                 self._waiting = later
-                await self._write(round_)
-            round_ = []
+                if round_:
+                    await self._written(round_)
+        except BaseException:  # cancelled (a shutdown): so are its callers, and those waiting
+            for _, done in [*round_, *self._waiting]:
+                done.cancel()
+            self._waiting = []
+            raise
         finally:
             self._writer = None
-            for _, done in round_:  # the writer was cancelled mid-round: so are its callers
-                done.cancel()
+
+    async def _written(self, round_: list[Waiting[T, R]]) -> None:
+        try:
+            await self._write(round_)
+        except Exception as exc:  # a bug or a surprise: its calls fail, not the next rounds
+            for _, done in round_:
+                if not done.done():
+                    done.set_exception(exc)
 
 
 def settle(round_: Sequence[Waiting[T, R]], results: Sequence[R | BaseException]) -> None:

@@ -101,3 +101,60 @@ async def test_a_writer_cancelled_mid_round_cancels_its_callers_and_the_next_cal
         await task
     writer.gate.set()
     assert await rounds.submit("b") == "bb"
+
+
+async def test_a_write_that_raises_fails_its_calls_and_the_rounds_go_on() -> None:
+    """A surprise in `write` (a row this code cannot read, a bug) fails the calls of its round
+    with that exception, which the callers' retries and dead letters handle; it does not
+    cancel them (a cancelled command would stop the consumer), and the calls that waited
+    behind that round are written."""
+    written: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def write(round_: list[Waiting[str, str]]) -> None:
+        written.append([item for item, _ in round_])
+        await gate.wait()
+        if "boom" in written[-1]:
+            raise LookupError("unreadable")
+        settle(round_, [item * 2 for item, _ in round_])
+
+    rounds: Rounds[str, str] = Rounds(write, key=lambda item: item, max_size=8, name="test")
+    first = [asyncio.ensure_future(rounds.submit(x)) for x in ("boom", "a")]
+    await asyncio.sleep(0.01)
+    behind = asyncio.ensure_future(rounds.submit("b"))
+    await asyncio.sleep(0.01)
+    gate.set()
+    got = await asyncio.gather(*first, return_exceptions=True)
+    assert all(isinstance(g, LookupError) for g in got), got
+    assert await behind == "bb"
+    assert written == [["boom", "a"], ["b"]]
+
+
+async def test_with_skip_abandoned_a_call_whose_caller_went_away_is_not_written() -> None:
+    writer = Writer()
+    rounds: Rounds[str, str] = Rounds(
+        writer.write, key=lambda item: item, max_size=8, name="test", skip_abandoned=True
+    )
+    writer.gate.clear()
+    first = asyncio.ensure_future(rounds.submit("a"))
+    await asyncio.sleep(0.01)
+    gone, kept = (asyncio.ensure_future(rounds.submit(x)) for x in ("gone", "kept"))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    writer.gate.set()
+    assert await first == "aa" and await kept == "keptkept"
+    assert writer.rounds == [["a"], ["kept"]]
+
+
+async def test_a_cancelled_writer_cancels_the_calls_waiting_behind_its_round() -> None:
+    writer = Writer()
+    rounds = rounds_of(writer)
+    writer.gate.clear()
+    in_round = asyncio.ensure_future(rounds.submit("a"))
+    await asyncio.sleep(0.01)
+    behind = asyncio.ensure_future(rounds.submit("b"))
+    await asyncio.sleep(0.01)
+    assert rounds._writer is not None
+    rounds._writer.cancel()
+    got = await asyncio.gather(in_round, behind, return_exceptions=True)
+    assert all(isinstance(g, asyncio.CancelledError) for g in got)
