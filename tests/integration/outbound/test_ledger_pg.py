@@ -26,6 +26,7 @@ from services.outbound.adapters.ledger_pg import (
     CLAIM_MANY_FUNCTION_SQL,
     PostgresLedger,
     claim_params,
+    define_claims,
 )
 from services.outbound.adapters.pg_pool import open_pool
 from services.outbound.adapters.tenants_pg import PostgresTenantDirectory
@@ -519,6 +520,34 @@ async def test_a_held_contact_lock_holds_up_the_claims_to_it_not_the_others(
         assert isinstance(await asyncio.wait_for(waiting, timeout=5), Claimed)
     finally:
         await other.close()
+
+
+async def test_a_session_that_lost_the_claim_functions_gets_them_again(
+    db_url: str, tenant_id: uuid.UUID
+) -> None:
+    """Something reset a session behind the pool (DISCARD ALL, a pooler in front): the claim
+    finds its function gone, defines it again and goes on, alone and in a round, instead of
+    failing on that connection for good."""
+    pool = await open_pool(db_url, size=1, session=define_claims)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("DISCARD ALL")  # the session's temporary functions go too
+        ledger = PostgresLedger(pool)
+        now = datetime.now(UTC)
+        one = command(tenant_id=tenant_id, email=f"lost-{uuid.uuid4().hex[:8]}@example.com", at=now)
+        assert isinstance(await claim_of(ledger, one, now), Claimed)
+        async with pool.connection() as conn:
+            await conn.execute("DISCARD ALL")
+        some = [
+            command(
+                tenant_id=tenant_id, email=f"lost{i}-{uuid.uuid4().hex[:8]}@example.com", at=now
+            )
+            for i in range(3)
+        ]
+        got = await asyncio.gather(*(claim_of(ledger, c, now) for c in some))
+        assert all(isinstance(g, Claimed) for g in got)
+    finally:
+        await pool.close()
 
 
 async def test_record_only_claims_share_a_round_without_locks(
