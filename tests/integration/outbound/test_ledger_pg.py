@@ -481,6 +481,14 @@ async def test_claims_at_the_same_time_share_statements_and_keep_their_own_answe
     assert isinstance(results[2], DataRejected), results[2]
     # the round of the three, refused as a whole, then each on its own
     assert ledger.claim_statements - before == 4
+    nul = command(tenant_id=here.id, email=f"nul-{uuid.uuid4().hex[:8]}@example.com", at=now)
+    nul = nul.model_copy(update={"template": "estimate\x00followup"})  # a broken peer's text
+    ok = command(tenant_id=here.id, email=f"ok-{uuid.uuid4().hex[:8]}@example.com", at=now)
+    refused, taken = await asyncio.gather(
+        claim_of(ledger, nul, now), claim_of(ledger, ok, now), return_exceptions=True
+    )
+    assert isinstance(refused, DataRejected), refused
+    assert isinstance(taken, Claimed)
     assert (await ledger.get(fine[1].command_id)) is not None
     assert await ledger.get(bad.command_id) is None
 
