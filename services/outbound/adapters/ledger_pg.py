@@ -2,11 +2,11 @@
 
 Every statement is one autocommitted round trip; the claim reads the recipient's gate facts
 (suppression, recent sends) in its own statement, so the hot path is two statements: claim,
-then finish. Claims waiting at the same moment share one statement, and so do finishes (group
-commit, `rounds.py`: with none in flight, a call goes at once; while one is written, the next
-gather behind it). A round of claims was half the server time of its claims one by one (one
-call, one commit) and, under load, a batch's claims no longer queue for the pool's
-connections one statement each.
+then finish. Claims waiting at the same moment share one statement, and so do finishes
+(group commit, `services/common/rounds.py`: with none in flight, a call goes at once; while
+one is written, the next gather behind it). A round of claims was half the server time of its
+claims one by one (one call, one commit) and, under load, a batch's claims no longer queue for
+the pool's connections one statement each.
 
 Claims to one customer are serialised. Two claims at the same instant (two locations of a
 company: different partitions, often different workers) would each read the facts before the
@@ -63,9 +63,9 @@ from schemas.base import Channel
 from schemas.events import TouchPointCommand
 from services.common.domain.consent import ConsentRecord, from_evidence
 from services.common.errors import InfrastructureError
+from services.common.rounds import Rounds, Waiting, settle
 from services.outbound.adapters import metrics
 from services.outbound.adapters.pg_pool import LOCK_TIMEOUT, connection
-from services.outbound.adapters.rounds import Rounds, Waiting, settle
 from services.outbound.domain.model import (
     CAP_STATUSES,
     AlreadyClaimed,

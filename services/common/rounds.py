@@ -1,4 +1,4 @@
-"""Group commit for the ledger's statements: the calls waiting at the same moment go in one
+"""Group commit for statements: the calls waiting at the same moment go in one
 round (one statement, one commit), and each caller still gets its own answer.
 
 With no round in flight a call goes at once (a round of one); while a round is written, the

@@ -1,4 +1,4 @@
-"""Group commit (`services.outbound.adapters.rounds`): calls waiting at the same moment share a
+"""Group commit (`services.common.rounds`): calls waiting at the same moment share a
 round, a key is at most once in a round, and each caller gets its own answer."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from services.outbound.adapters.rounds import Rounds, Waiting, settle
+from services.common.rounds import Rounds, Waiting, settle
 
 
 class Writer:
