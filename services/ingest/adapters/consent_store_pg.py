@@ -27,6 +27,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.domain.consent import ConsentRecord
+from services.ingest.adapters.pg_connection import OwnConnection
 from services.ingest.errors import Unavailable
 
 _KEY = ("company_id", "channel", "contact")
@@ -142,19 +143,15 @@ def rounds(rows: Sequence[Row]) -> list[list[Row]]:
 
 
 class PostgresConsentStore:
-    """Writes on a connection of its own, opened at the first record and kept (a pooled one
-    cost a ping at checkout and a rollback at return, two more round trips per batch); close
-    it with `close()`."""
+    """Writes on a connection of its own (`OwnConnection`), opened at the first record and
+    kept; close it with `close()`."""
 
     def __init__(
         self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH, timeout: float = 10.0
     ) -> None:
-        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        self._conn = OwnConnection(engine, timeout=timeout)
         self._timeout = timeout
         self._max_batch = max_batch
-        self._conn: psycopg.AsyncConnection[Any] | None = None
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         #: transactions committed, and calls they carried (tests read them)
@@ -173,32 +170,14 @@ class PostgresConsentStore:
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.wait([self._writer], timeout=self._timeout)
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = None
-            millis = int(self._timeout * 1000)
-            conn = await asyncio.wait_for(
-                psycopg.AsyncConnection.connect(
-                    self._conninfo,
-                    autocommit=True,
-                    connect_timeout=max(1, int(self._timeout)),
-                    options=f"-c statement_timeout={millis}",
-                ),
-                self._timeout,
-            )
-            self._conn = conn
-        return self._conn
+        await self._conn.close()
 
     async def _drain(self) -> None:
         """Write until nothing waits, a batch at a time."""
         try:
             while self._waiting:
                 try:
-                    conn = await self._connection()
+                    conn = await self._conn.get()
                 except (psycopg.Error, OSError, TimeoutError) as exc:  # no connection: all fail
                     batch, self._waiting = self._waiting, []
                     _settle(batch, Unavailable(f"consent store: {exc.__class__.__name__}"))
