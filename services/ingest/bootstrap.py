@@ -23,6 +23,7 @@ from services.common.settings import CommonSettings
 from services.ingest.adapters.backfill_cursors_pg import PostgresBackfillCursors
 from services.ingest.adapters.consent_store_pg import PostgresConsentStore
 from services.ingest.adapters.customer_cache import CachedCustomers
+from services.ingest.adapters.customer_locations_pg import PostgresCustomerLocations
 from services.ingest.adapters.dashboard_pg import PostgresDashboardReads
 from services.ingest.adapters.lag_probe import LagProbe, LagReader
 from services.ingest.adapters.lead_directory_pg import PostgresLeadDirectory
@@ -147,14 +148,14 @@ async def _closing(
     engine: AsyncEngine,
     producer: KafkaProducer,
     client: ShopmonkeyClient,
-    consents: PostgresConsentStore | None = None,
+    *stores: PostgresConsentStore | PostgresCustomerLocations,
 ) -> AsyncIterator[None]:
     """Close what a builder opened, the newest first, however its block ends."""
     try:
         yield
     finally:
-        if consents is not None:
-            await consents.close()
+        for store in reversed(stores):
+            await store.close()
         await client.close()
         await asyncio.to_thread(producer.close)
         await engine.dispose()
@@ -273,7 +274,8 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
     consents = PostgresConsentStore(engine)
-    async with _closing(engine, producer, client, consents):
+    locations = PostgresCustomerLocations(engine)
+    async with _closing(engine, producer, client, consents, locations):
         tenants = await _tenants(settings, engine, listen=True).start()
         try:
             publisher = KafkaEventPublisher(
@@ -303,6 +305,7 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
                     seen_events=seen_events,
                     consents=consents,
                     tenants=tenants,
+                    locations=locations,
                 ),
                 website=WebsiteLeads(
                     tenants=tenants,
@@ -351,7 +354,8 @@ async def build_poller(
         retry=retry or Retries(),
     ).start()
     consents = PostgresConsentStore(engine)
-    async with _closing(engine, producer, client, consents):
+    locations = PostgresCustomerLocations(engine)
+    async with _closing(engine, producer, client, consents, locations):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -373,6 +377,7 @@ async def build_poller(
             ),
             consents=consents,
             services=ShopmonkeyOrderServices(client, retry=retry or Retries()),
+            locations=locations,
             publisher=publisher,
             cursors=PostgresCursors(engine),
             config=poller_config(settings, only=only),
@@ -395,7 +400,8 @@ async def build_backfill(
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
     consents = PostgresConsentStore(engine)
-    async with _closing(engine, producer, client, consents):
+    locations = PostgresCustomerLocations(engine)
+    async with _closing(engine, producer, client, consents, locations):
         company = await PostgresTenants(engine, box=settings.secret_box, ttl=0).company_of(
             tenant_id
         )
@@ -413,6 +419,7 @@ async def build_backfill(
             ),
             consents=consents,
             services=ShopmonkeyOrderServices(client, retry=Retries()),
+            locations=locations,
             publisher=KafkaEventPublisher(
                 producer, topic=settings.topics.order_events, timeout=60.0
             ),

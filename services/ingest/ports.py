@@ -87,6 +87,23 @@ class ConsentStore(Protocol):
         ...
 
 
+class CustomerLocations(Protocol):
+    """Where each company's customers have had orders (the locations to tell of a new one)."""
+
+    def known(self, company_id: str, customer_id: str, tenant_id: uuid.UUID) -> bool:
+        """Whether this process already recorded that visit (no need to record it again)."""
+        ...
+
+    async def visit(
+        self, company_id: str, customer_id: str, tenant_id: uuid.UUID
+    ) -> frozenset[uuid.UUID]:
+        """Record that the customer has an order at `tenant_id`, committed before this returns,
+        and return every location where they have had one (this one too). Two visits of one
+        customer at once are serialised: the later one's answer holds the earlier one's
+        location. Raises Unavailable."""
+        ...
+
+
 class RecordSource(Protocol):
     async def list_records(
         self,

@@ -357,6 +357,18 @@ class SourceConsent(Base):
     )
 
 
+class CustomerLocation(Base):
+    """The locations (tenants) where a company's Shopmonkey customer has had orders (0016),
+    kept by ingest: a new order of the customer is told to those others only."""
+
+    __tablename__ = "customer_locations"
+
+    company_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+
 class Operator(Base):
     """Someone who may sign in to the dashboard: `hq` sees every location, `location` only
     its `operator_tenants`. Credentials are argon2 hashes (a password for the sign-in page, or

@@ -42,6 +42,7 @@ from services.ingest.errors import BackfillError, InvalidPayload
 from services.ingest.ports import (
     BackfillCursors,
     ConsentStore,
+    CustomerLocations,
     CustomerSource,
     EventPublisher,
     OrderServices,
@@ -50,6 +51,7 @@ from services.ingest.service_layer.order_events import (
     demo_admits,
     polled_drafts,
     refused,
+    told_elsewhere,
     unrouted,
 )
 from services.ingest.service_layer.record_reader import Keyset, RecordReader
@@ -75,9 +77,13 @@ class Backfill:
         fetch_concurrency: int = 4,
         consents: ConsentStore | None = None,
         services: OrderServices | None = None,
+        locations: CustomerLocations | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """`locations`: where the company's customers have had orders; each backfilled order
+        is recorded there (a later order elsewhere tells this location), nobody is told."""
         self._consents = consents
+        self._locations = locations
         self._services = services
         if not company.shopmonkey_api_key:
             raise BackfillError(f"company {company.id} of tenant {tenant.id} has no API key")
@@ -152,6 +158,7 @@ class Backfill:
         if not demo_admits(event, demo_mode=self._demo, whitelist=self._whitelist):
             self.dropped += 1
             return None
+        await told_elsewhere(self.company, [event], self._locations, tell=False)
         return event
 
     def _check(self, page: Page, lower: datetime) -> None:

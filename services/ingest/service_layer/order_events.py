@@ -28,7 +28,7 @@ from services.ingest.domain.draft import Contact, OrderEventDraft
 from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.routing import Unrouted
 from services.ingest.errors import InvalidPayload, ShopmonkeyRejected
-from services.ingest.ports import ConsentStore, CustomerSource, OrderServices
+from services.ingest.ports import ConsentStore, CustomerLocations, CustomerSource, OrderServices
 from services.ingest.service_layer.consent import keep_consent
 from services.ingest.service_layer.seen_events import SeenEvents
 
@@ -176,23 +176,53 @@ def build_drafts(
     return drafts
 
 
-def told_elsewhere(company: IngestCompany, drafts: list[OrderEventDraft]) -> list[OrderEventDraft]:
+async def told_elsewhere(
+    company: IngestCompany,
+    drafts: list[OrderEventDraft],
+    locations: CustomerLocations | None,
+    *,
+    tell: bool = True,
+) -> list[OrderEventDraft]:
     """`drafts`, and when they are a new order of a known customer or an order reviving
-    declined work, that order told to every other location of the company
-    (`OrderEventDraft.elsewhere`, one event each): a Shopmonkey customer is the company's, so
-    the declined work their earlier orders there left stops when they come back here. Other
-    changes of an order concern its own location only. The webhook path and the poller tell;
-    a backfill of one location does not (history there is that location's own)."""
-    if len(company.tenants) < 2 or len(drafts) != 1 or drafts[0].entity != "order":
+    declined work, that order told to the company's other locations where the customer has had
+    orders (`OrderEventDraft.elsewhere`, one event each): a Shopmonkey customer is the
+    company's, so the declined work their earlier orders there left stops when they come back
+    here. Other changes of an order concern its own location only.
+
+    Every order of a known customer is a visit of `locations` (recorded before its event goes
+    on; once a process for a location it already recorded, unless it is news to tell): that is
+    how a later order elsewhere finds this location. A location the customer never had an
+    order at has no lead of theirs to tell, and is not told (one record a location was the
+    cost of a webhook at a company of many: bench/ingest/README.md). `locations` None (no
+    database: tests, tools): every other location is told. `tell` False (a backfill of one
+    location, whose history is that location's own): recorded, nobody told."""
+    if len(drafts) != 1 or drafts[0].entity != "order":
         return drafts
     draft = drafts[0]
     order = draft.fields["order"]
-    if not draft.fields["customer"]["customer_id"] or order is None:
+    customer_id: str | None = draft.fields["customer"]["customer_id"]
+    if not customer_id or order is None:
         return drafts
-    new = draft.fields["operation"] == Operation.INSERT
-    if not new and not any(line["revived_from"] for line in order["service_lines"]):
+    news = (
+        tell
+        and len(company.tenants) > 1
+        and (
+            draft.fields["operation"] == Operation.INSERT
+            or any(line["revived_from"] for line in order["service_lines"])
+        )
+    )
+    visited: frozenset[uuid.UUID] | None = None
+    if locations is not None and (
+        news or not locations.known(company.id, customer_id, draft.tenant_id)
+    ):
+        visited = await locations.visit(company.id, customer_id, draft.tenant_id)
+    if not news:
         return drafts
-    return drafts + [draft.elsewhere(t.id) for t in company.tenants if t.id != draft.tenant_id]
+    return drafts + [
+        draft.elsewhere(t.id)
+        for t in company.tenants
+        if t.id != draft.tenant_id and (visited is None or t.id in visited)
+    ]
 
 
 async def polled_drafts(

@@ -44,6 +44,7 @@ from services.ingest.domain.routing import Unrouted, route_customer, route_order
 from services.ingest.errors import InvalidPayload, ShopmonkeyRejected, Unavailable
 from services.ingest.ports import (
     ConsentStore,
+    CustomerLocations,
     CustomerSource,
     EventPublisher,
     OrderServices,
@@ -105,9 +106,12 @@ class Poller:
         seen_events: SeenEvents | None = None,
         consents: ConsentStore | None = None,
         services: OrderServices | None = None,
+        locations: CustomerLocations | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """`locations`: where the company's customers have had orders (`told_elsewhere`)."""
         self._consents = consents
+        self._locations = locations
         self._services = services
         self._tenants = tenants
         self._reader = reader
@@ -252,7 +256,7 @@ class Poller:
                 events[0], demo_mode=config.demo_mode, whitelist=config.whitelist
             ):
                 return []  # one customer, one decision for all its tenants' events
-            return told_elsewhere(company, events)
+            return await told_elsewhere(company, events, self._locations)
 
         routed = [(r, to) for r in records if (to := targets(r))]
         built = await asyncio.gather(*(one(r, to) for r, to in routed))

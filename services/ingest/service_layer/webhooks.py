@@ -43,7 +43,13 @@ from services.ingest.domain.routing import (
 )
 from services.ingest.domain.shopmonkey_signatures import verify
 from services.ingest.errors import InvalidPayload, UnsupportedMediaType
-from services.ingest.ports import ConsentStore, CustomerSource, EventPublisher, TenantDirectory
+from services.ingest.ports import (
+    ConsentStore,
+    CustomerLocations,
+    CustomerSource,
+    EventPublisher,
+    TenantDirectory,
+)
 from services.ingest.service_layer.consent import keep_consent
 from services.ingest.service_layer.order_events import (
     build_drafts,
@@ -125,14 +131,17 @@ class WebhookIngest:
         seen_events: SeenEvents,
         consents: ConsentStore | None = None,
         tenants: TenantDirectory | None = None,
+        locations: CustomerLocations | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`tenants`: read again when a delivery names a location its company does not have
         (yet): a location created a moment ago, whose change the directory has not read,
-        must not have its first orders ignored."""
+        must not have its first orders ignored. `locations`: where the company's customers
+        have had orders (`told_elsewhere`)."""
         self._customers = customers
         self._tenants = tenants
         self._consents = consents
+        self._locations = locations
         self._publisher = publisher
         self._config = config
         self._seen_events = seen_events
@@ -207,11 +216,11 @@ class WebhookIngest:
                 facts=facts,
                 adjusted=adjusted,
             )
-            events = told_elsewhere(company, events)
             if not demo_admits(
                 events[0], demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):
                 return Ignored(DROP_REASON, outcome="demo_dropped")
+            events = await told_elsewhere(company, events, self._locations)
             if len(events) == 1:
                 await self._publisher.publish(events[0])
             else:

@@ -52,6 +52,7 @@ async def test_company_global_webhooks_land_each_order_at_its_own_location(
     chain: Simulator,
     provision: ProvisionFn,
     start_ingest: StartIngest,
+    db_engine: AsyncEngine,
 ) -> None:
     company = chain.world.companies[0]
     mapped, unmapped = company.locations[:3], company.locations[3]
@@ -61,8 +62,22 @@ async def test_company_global_webhooks_land_each_order_at_its_own_location(
     assert sender.company_global
     try:
         placed = {}
-        for location in [*mapped, *mapped, unmapped]:
-            order = chain.world.create_order(company, location=location)
+        # each mapped location a new customer; then each location an order of the customer
+        # of the next location (who has been there only): told to that location alone
+        firsts = [
+            chain.world.create_order(company, location=location, email=f"first{i}@example.net")
+            for i, location in enumerate(mapped)
+        ]
+        seconds = [
+            chain.world.create_order(
+                company, location=location, customer_id=firsts[(i + 1) % 3]["customerId"]
+            )
+            for i, location in enumerate(mapped)
+        ]
+        last = chain.world.create_order(company, location=unmapped, email="last@example.net")
+        for order, location in zip(
+            [*firsts, *seconds, last], [*mapped, *mapped, unmapped], strict=True
+        ):
             delivery = await sender.send(
                 company, envelope("order", "INSERT", order), location=location
             )
@@ -86,10 +101,24 @@ async def test_company_global_webhooks_land_each_order_at_its_own_location(
     records = [(k, e) for k, e in everything if ELSEWHERE_EVENT not in e.event_id]
     got = {e.order.order_id: (key, e.tenant_id) for key, e in records if e.order}
     assert len(records) == len(got) == 6  # one record per mapped order, none for the unmapped
-    # each new order told to the company's two other mapped locations, keyed by them
+    # a new order is told to the other locations where its customer has had orders, keyed
+    # by them: the first orders to nobody (new customers), each second one to one location
     told = [(k, e) for k, e in everything if ELSEWHERE_EVENT in e.event_id]
-    assert len(told) == 2 * 6 and all(k == str(e.tenant_id) for k, e in told)
-    assert all(e.tenant_id != got[e.order.order_id][1] for _, e in told if e.order)
+    assert all(k == str(e.tenant_id) for k, e in told)
+    assert sorted((e.order.order_id, e.tenant_id) for _, e in told if e.order) == sorted(
+        (order["id"], mapped[(i + 1) % 3].tenant_id) for i, order in enumerate(seconds)
+    )
+    # where each customer has been, as ingest recorded it (the unmapped location's: nowhere)
+    async with db_engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT customer_id, tenant_ids FROM customer_locations WHERE company_id = :c"),
+            {"c": company.company_id},
+        )
+        visits = {customer: set(tenants) for customer, tenants in rows}
+    assert visits == {
+        firsts[(i + 1) % 3]["customerId"]: {mapped[(i + 1) % 3].tenant_id, location.tenant_id}
+        for i, location in enumerate(mapped)
+    }
     for order_id, (location, _) in placed.items():
         if location is unmapped:
             assert order_id not in got

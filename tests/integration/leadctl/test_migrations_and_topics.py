@@ -33,6 +33,7 @@ TABLES = {
     "suppressions",
     "shopmonkey_companies",
     "company_poll_cursors",
+    "customer_locations",
 }
 
 
@@ -120,6 +121,50 @@ def test_companies_migration_moves_each_companys_key_and_secrets_and_back(scratc
     assert back[a3] == ("key-2", "whsec_Zmlyc3Q= whsec_c2Vjb25k", "standard")
     assert back[b1] == ("key-b", "legacy-secret", "legacy_hmac")
     assert polled[a3] == polled[a1] == "2026-05-01 00:00:00+00"
+
+
+def test_customer_locations_are_seeded_from_the_leads(scratch_db: str) -> None:
+    """0015 → 0016: each company's customer, the locations where the read model has leads of
+    theirs (a lead without a customer id is nobody's); and back down."""
+    config = alembic_config("postgresql+psycopg://" + scratch_db.split("://", 1)[1])
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "0015")
+    a1, a2, b1 = (uuid.uuid4() for _ in range(3))
+    with psycopg.connect(scratch_db) as conn:
+        conn.execute(
+            "INSERT INTO shopmonkey_companies (id, name) VALUES ('co_a', 'A'), ('co_b', 'B')"
+        )
+        for tid, co, loc in ((a1, "co_a", "loc_1"), (a2, "co_a", "loc_2"), (b1, "co_b", "loc_1")):
+            conn.execute(
+                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
+                " VALUES (%s, %s, %s, %s)",
+                (tid, f"{co} {loc}", co, loc),
+            )
+        leads = [
+            (a1, "cus_1"),
+            (a1, "cus_1"),
+            (a2, "cus_1"),
+            (a2, "cus_2"),
+            (b1, "cus_1"),
+            (a1, None),
+        ]
+        for tid, customer in leads:
+            conn.execute(
+                "INSERT INTO leads (lead_id, tenant_id, state, source, version, customer_id,"
+                " created_at, updated_at) VALUES (%s, %s, 'new', 'webhook', 1, %s, now(), now())",
+                (uuid.uuid4(), tid, customer),
+            )
+    command.upgrade(config, "0016")
+    with psycopg.connect(scratch_db) as conn:
+        rows = conn.execute("SELECT company_id, customer_id, tenant_ids FROM customer_locations")
+        seeded = {(co, cus): set(tenants) for co, cus, tenants in rows}
+    assert seeded == {
+        ("co_a", "cus_1"): {a1, a2},
+        ("co_a", "cus_2"): {a2},
+        ("co_b", "cus_1"): {b1},
+    }
+    command.downgrade(config, "0015")
+    assert "customer_locations" not in tables(scratch_db)
 
 
 def test_ledger_refuses_a_second_claim_of_the_same_command(db_url: str) -> None:

@@ -125,6 +125,31 @@ class FakePublisher:
         return [e for e in self.events if ELSEWHERE_EVENT in e.event_id]
 
 
+class FakeLocations:
+    """`CustomerLocations` in memory: where each (company, customer) has had orders; records
+    every visit asked for; `fail`: raised by the next visits."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], set[uuid.UUID]] = {}
+        self.calls: list[tuple[str, str, uuid.UUID]] = []
+        self.fail: Exception | None = None
+        self._known: set[tuple[str, str, uuid.UUID]] = set()
+
+    def known(self, company_id: str, customer_id: str, tenant_id: uuid.UUID) -> bool:
+        return (company_id, customer_id, tenant_id) in self._known
+
+    async def visit(
+        self, company_id: str, customer_id: str, tenant_id: uuid.UUID
+    ) -> frozenset[uuid.UUID]:
+        self.calls.append((company_id, customer_id, tenant_id))
+        if self.fail is not None:
+            raise self.fail
+        tenants = self.rows.setdefault((company_id, customer_id), set())
+        tenants.add(tenant_id)
+        self._known.add((company_id, customer_id, tenant_id))
+        return frozenset(tenants)
+
+
 class FakeCustomers:
     """Serves the simulator world's customers (by company); records calls; can be made to
     fail."""

@@ -17,7 +17,13 @@ from services.ingest.service_layer.webhooks import WebhookConfig, WebhookIngest
 from services.ingest.service_layer.website import WebsiteLeads
 from services.ingest.settings import IngestSettings
 from tests.support.deployment_secrets import LEAD_IDS, UNSUBSCRIBE_SIGNER
-from tests.unit.ingest.support import FakeCustomers, FakePublisher, FakeTenants, company_of
+from tests.unit.ingest.support import (
+    FakeCustomers,
+    FakeLocations,
+    FakePublisher,
+    FakeTenants,
+    company_of,
+)
 from tests.unit.ingest.support_leads import fake_desk
 from tests.unit.ingest.support_operators import FakeOperatorStore, operator_access
 from tests.unit.ingest.support_signals import FakeLeads, FakeStore
@@ -37,6 +43,7 @@ class Harness:
         whitelist: frozenset[str] = frozenset(),
         world: World | None = None,
         tenants: FakeTenants | None = None,
+        locations: FakeLocations | None = None,
     ):
         self.world = world or World(seed=7, tenants=2, demo_emails=("sam@example.com",))
         self.company = self.world.companies[0]
@@ -63,6 +70,7 @@ class Harness:
                 config=config,
                 seen_events=seen_events,
                 tenants=self.tenants,
+                locations=locations,
             ),
             website=WebsiteLeads(
                 tenants=self.tenants,

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from schemas.events import OrderEvent
 from services.common.rate_limiter import RateLimiter
-from services.ingest.domain.draft import OrderEventDraft
+from services.ingest.domain.draft import ELSEWHERE_EVENT, OrderEventDraft
 from services.ingest.domain.model import BackfillPosition, IngestCompany, IngestTenant, Page
 from services.ingest.domain.normalise import iso_z, parse_ts
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
@@ -21,6 +21,7 @@ from services.ingest.errors import BackfillError
 from services.ingest.service_layer.backfill import Backfill
 from services.ingest.service_layer.record_reader import RecordReader
 from tests.support.deployment_secrets import LEAD_IDS
+from tests.unit.ingest.support import FakeLocations
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -99,7 +100,12 @@ class FakeCursors:
 
 
 def _backfill(
-    api: FakeApi, pub: FakePublisher, cursors: FakeCursors, *, siblings: tuple[str, ...] = ()
+    api: FakeApi,
+    pub: FakePublisher,
+    cursors: FakeCursors,
+    *,
+    siblings: tuple[str, ...] = (),
+    locations: FakeLocations | None = None,
 ) -> Backfill:
     """The backfill of location loc_1 of company co_1 (`siblings`: its other locations that
     are tenants here too)."""
@@ -124,6 +130,7 @@ def _backfill(
         cursors=cursors,  # type: ignore[arg-type]
         max_age=timedelta(days=30),
         lead_ids=LEAD_IDS,
+        locations=locations,
         clock=lambda: NOW,
     )
 
@@ -188,6 +195,22 @@ async def test_only_the_locations_own_orders_are_backfilled_whatever_the_api_ans
     )
     assert (after or 0) - (before or 0) == 80
     assert api.locations and set(api.locations) == {"loc_1"}  # asked for, not trusted
+
+
+async def test_a_backfill_records_where_each_customer_has_been_and_tells_nobody() -> None:
+    """History is its location's own: a backfilled order tells no other location, but it is
+    recorded, so a later new order of the customer elsewhere reaches this location's leads."""
+    orders = [_order(i, NOW - timedelta(days=5, minutes=i)) for i in range(6)]
+    for order in orders[3:]:  # returning customers: orders of c0, c1, c2 again
+        order["customerId"] = order["customer"]["id"] = f"c{int(order['id'][6:]) - 3}"
+    pub, locations = FakePublisher(), FakeLocations()
+    backfill = _backfill(
+        FakeApi(orders), pub, FakeCursors(), siblings=("loc_2",), locations=locations
+    )
+    assert (await backfill.run()).status == "done"
+    assert len(pub.events) == 6 and all(ELSEWHERE_EVENT not in e.event_id for e in pub.events)
+    assert locations.rows == {("co_1", f"c{i}"): {backfill.tenant.id} for i in range(3)}
+    assert len(locations.calls) == 3  # a customer's second order here: already recorded
 
 
 async def test_ignored_filter_is_refused() -> None:

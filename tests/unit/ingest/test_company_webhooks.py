@@ -21,8 +21,9 @@ from fakes.shopmonkey.webhooks import envelope
 from schemas.base import lead_id_for_order
 from services.ingest.domain.model import IngestCompany
 from services.ingest.entrypoints.http import create_app
+from services.ingest.errors import Unavailable
 from tests.support.deployment_secrets import LEAD_IDS
-from tests.unit.ingest.support import FakeTenants, company_of, delivery
+from tests.unit.ingest.support import FakeLocations, FakeTenants, company_of, delivery
 from tests.unit.ingest.support_http import Harness, metrics_text
 
 
@@ -30,7 +31,7 @@ class Companies(Harness):
     """`chain`: a company with four locations, three of them tenants here (the fourth is
     `unmapped`); `solo`: another company with one location."""
 
-    def __init__(self) -> None:
+    def __init__(self, locations: FakeLocations | None = None) -> None:
         world = World(seed=11, layout=(4, 1))
         chain, solo = world.companies
         self.lookups: list[str] = []
@@ -39,6 +40,7 @@ class Companies(Harness):
             tenants=CountingTenants(
                 self.lookups, company_of(chain, locations=chain.locations[:3]), company_of(solo)
             ),
+            locations=locations,
         )
         self.chain, self.solo = chain, solo
         self.mapped = chain.locations[:3]
@@ -151,6 +153,104 @@ async def test_an_order_is_told_elsewhere_only_when_new_or_reviving_work(
     lone = h.order(h.solo.locations[0])
     assert (await post(client, company_url(h.solo), h.solo, lone))[0] == 200
     assert len(h.publisher.elsewhere) == len(told)  # a company of one location
+
+
+@pytest.fixture
+async def visits() -> FakeLocations:
+    return FakeLocations()
+
+
+@pytest.fixture
+async def recorded(visits: FakeLocations) -> AsyncIterator[tuple[TestClient, Companies]]:
+    """The company app with a store of where each customer has had orders."""
+    h = Companies(visits)
+    async with TestClient(TestServer(create_app(h.settings, ingest=h.ingest))) as c:
+        yield c, h
+
+
+def told(h: Companies) -> list[tuple[str, uuid.UUID]]:
+    return [(e.order.order_id, e.tenant_id) for e in h.publisher.elsewhere if e.order]
+
+
+async def test_a_new_order_is_told_only_where_its_customer_has_had_orders(
+    recorded: tuple[TestClient, Companies], visits: FakeLocations
+) -> None:
+    """With the store, a new order goes to the locations where its customer has been (each
+    has leads of theirs to tell), not to every location of the company: one record a location
+    was four more records a webhook at a company of five, 199 at a chain of 200."""
+    client, h = recorded
+    first, second, third = h.mapped
+    doc = h.order(first)
+    customer = doc["data"]["customerId"]
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    assert told(h) == []  # a customer new to the company: nobody to tell
+    back = h.order(second, customerId=customer)
+    assert (await post(client, company_url(h.chain), h.chain, back))[0] == 200
+    assert told(h) == [(back["data"]["id"], first.tenant_id)]  # not the third location
+    # a change of an order at the third location records the customer there, tells nobody
+    changed = h.order(third, customerId=customer)
+    changed["operation"] = "UPDATE"
+    assert (await post(client, company_url(h.chain), h.chain, changed))[0] == 200
+    assert len(told(h)) == 1
+    again = h.order(first, customerId=customer)
+    assert (await post(client, company_url(h.chain), h.chain, again))[0] == 200
+    assert sorted(told(h)[1:]) == sorted(
+        (again["data"]["id"], t.tenant_id) for t in (second, third)
+    )
+    key = (h.chain.company_id, customer)
+    assert visits.rows[key] == {first.tenant_id, second.tenant_id, third.tenant_id}
+
+
+async def test_a_recorded_location_is_not_written_again_but_news_always_asks(
+    recorded: tuple[TestClient, Companies], visits: FakeLocations
+) -> None:
+    """The store is asked once a location for an order's later changes (remembered), and on
+    every new order (whose answer must be the current one, another process may have written)."""
+    client, h = recorded
+    here = h.mapped[0]
+    doc = h.order(here)
+    doc["operation"] = "UPDATE"
+    for version in (1, 2, 3):
+        doc["data"]["meta"] = {"version": version}
+        assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    assert len(visits.calls) == 1
+    customer = doc["data"]["customerId"]
+    for _ in range(2):
+        assert (
+            await post(client, company_url(h.chain), h.chain, h.order(here, customerId=customer))
+        )[0] == 200
+    assert len(visits.calls) == 3
+    # an order without a customer asks nothing
+    anonymous = h.order(here, customerId=None, customer=None)
+    assert (await post(client, company_url(h.chain), h.chain, anonymous))[0] == 200
+    assert len(visits.calls) == 3
+    # a company of one location has nobody to tell, but records its customers (for when it
+    # opens a second location)
+    lone = h.order(h.solo.locations[0])
+    assert (await post(client, company_url(h.solo), h.solo, lone))[0] == 200
+    assert visits.calls[3:] == [
+        (h.solo.company_id, lone["data"]["customerId"], h.solo.locations[0].tenant_id)
+    ]
+
+
+async def test_an_order_is_answered_503_while_the_store_is_down_and_taken_on_the_retry(
+    recorded: tuple[TestClient, Companies], visits: FakeLocations
+) -> None:
+    """Where the customer has been is recorded before the order's record goes on: without it
+    a later order elsewhere would not reach this location's leads. Down: 503, nothing in
+    Kafka, and Shopmonkey's retry of the same delivery is taken."""
+    client, h = recorded
+    first, second, _ = h.mapped
+    doc = h.order(first)
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    back = h.order(second, customerId=doc["data"]["customerId"])
+    visits.fail = Unavailable("customer locations: OperationalError")
+    status, answer = await post(client, company_url(h.chain), h.chain, back)
+    assert status == 503, answer
+    assert [e.order.order_id for e in h.publisher.own if e.order] == [doc["data"]["id"]]
+    visits.fail = None
+    assert (await post(client, company_url(h.chain), h.chain, back))[0] == 200
+    assert told(h) == [(back["data"]["id"], first.tenant_id)]
 
 
 async def test_an_order_of_a_location_without_tenant_is_ignored_and_counted(

@@ -21,6 +21,7 @@ from tests.support.deployment_secrets import LEAD_IDS
 from tests.unit.ingest.support import (
     FakeCursors,
     FakeCustomers,
+    FakeLocations,
     FakeOrderSource,
     FakePublisher,
     FakeTenants,
@@ -59,7 +60,7 @@ class Rig:
         self.config = PollerConfig(**{"lead_ids": LEAD_IDS, "tables": ("order",), **config})  # type: ignore[arg-type]
         self.poller = self.new_poller()
 
-    def new_poller(self) -> Poller:
+    def new_poller(self, locations: FakeLocations | None = None) -> Poller:
         """A fresh process: new reader state and empty memory; the cursors persist."""
         return Poller(
             tenants=self.tenants,
@@ -69,6 +70,7 @@ class Rig:
             cursors=self.cursors,
             config=self.config,
             seen_events=SeenEvents(),
+            locations=locations,
         )
 
     def seed(
@@ -297,6 +299,32 @@ def unrouted(source: str, reason: str) -> float:
         "ingest_unrouted_records_total", {"source": source, "reason": reason}
     )
     return value or 0.0
+
+
+async def test_a_polled_new_order_is_told_only_where_its_customer_has_had_orders() -> None:
+    """The poller, like the webhook path, tells a new order of a known customer to the
+    locations where the customer has been, recorded as orders come (by either path)."""
+    rig = Rig(layout=(3,))
+    locations = FakeLocations()
+    rig.poller = rig.new_poller(locations)
+    chain = rig.world.companies[0]
+    first, second, third = chain.locations
+    earlier = datetime.now(UTC) - timedelta(minutes=10)
+    order = rig.world.create_order(
+        chain, location=first, email="back@example.net", created_at=earlier
+    )
+    await rig.poller.poll_all()
+    assert rig.publisher.elsewhere == []
+    back = rig.world.create_order(chain, location=second, customer_id=order["customerId"])
+    await rig.poller.poll_all()
+    assert [(e.order.order_id, e.tenant_id) for e in rig.publisher.elsewhere if e.order] == [
+        (back["id"], first.tenant_id)
+    ]
+    assert locations.rows[(chain.company_id, order["customerId"])] == {
+        first.tenant_id,
+        second.tenant_id,
+    }
+    assert third.tenant_id not in {e.tenant_id for e in rig.publisher.elsewhere}
 
 
 @pytest.mark.parametrize("location_filter_ignored", [False, True])
