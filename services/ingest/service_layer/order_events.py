@@ -196,21 +196,10 @@ async def told_elsewhere(
     cost of a webhook at a company of many: bench/ingest/README.md). `locations` None (no
     database: tests, tools): every other location is told. `tell` False (a backfill of one
     location, whose history is that location's own): recorded, nobody told."""
-    if len(drafts) != 1 or drafts[0].entity != "order":
+    found = _customer_order(company, drafts, tell=tell)
+    if found is None:
         return drafts
-    draft = drafts[0]
-    order = draft.fields["order"]
-    customer_id: str | None = draft.fields["customer"]["customer_id"]
-    if not customer_id or order is None:
-        return drafts
-    news = (
-        tell
-        and len(company.tenants) > 1
-        and (
-            draft.fields["operation"] == Operation.INSERT
-            or any(line["revived_from"] for line in order["service_lines"])
-        )
-    )
+    draft, customer_id, news = found
     visited: frozenset[uuid.UUID] | None = None
     if locations is not None and (
         news or not locations.known(company.id, customer_id, draft.tenant_id)
@@ -223,6 +212,40 @@ async def told_elsewhere(
         for t in company.tenants
         if t.id != draft.tenant_id and (visited is None or t.id in visited)
     ]
+
+
+def asks_locations(
+    company: IngestCompany, drafts: list[OrderEventDraft], locations: CustomerLocations | None
+) -> bool:
+    """Whether `told_elsewhere` would wait for `locations` (else it returns at once)."""
+    found = _customer_order(company, drafts, tell=True)
+    if found is None or locations is None:
+        return False
+    draft, customer_id, news = found
+    return news or not locations.known(company.id, customer_id, draft.tenant_id)
+
+
+def _customer_order(
+    company: IngestCompany, drafts: list[OrderEventDraft], *, tell: bool
+) -> tuple[OrderEventDraft, str, bool] | None:
+    """The order event of a known customer among `drafts`, its customer, and whether it is
+    news for the company's other locations; None when `drafts` are no such event."""
+    if len(drafts) != 1 or drafts[0].entity != "order":
+        return None
+    draft = drafts[0]
+    order = draft.fields["order"]
+    customer_id: str | None = draft.fields["customer"]["customer_id"]
+    if not customer_id or order is None:
+        return None
+    news = (
+        tell
+        and len(company.tenants) > 1
+        and (
+            draft.fields["operation"] == Operation.INSERT
+            or any(line["revived_from"] for line in order["service_lines"])
+        )
+    )
+    return draft, customer_id, news
 
 
 async def polled_drafts(

@@ -52,6 +52,7 @@ from services.ingest.ports import (
 )
 from services.ingest.service_layer.consent import keep_consent
 from services.ingest.service_layer.order_events import (
+    asks_locations,
     build_drafts,
     complete_contact,
     demo_admits,
@@ -220,17 +221,43 @@ class WebhookIngest:
                 events[0], demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):
                 return Ignored(DROP_REASON, outcome="demo_dropped")
-            events = await told_elsewhere(company, events, self._locations)
-            if len(events) == 1:
-                await self._publisher.publish(events[0])
-            else:
-                await _publish_all(self._publisher, events)
+            if asks_locations(company, events, self._locations):
+                events = await self._with_locations(company, events)
+            else:  # nothing to wait for: told (without a store, every location) or not
+                events = await told_elsewhere(company, events, self._locations)
+                if len(events) == 1:
+                    await self._publisher.publish(events[0])
+                else:
+                    await _publish_all(self._publisher, events)
             lead_id = events[0].lead_id
             self._seen_events.add(event_id, lead_id)
         finally:
             self._seen_events.end(event_id)
         log.debug("ingested %s", event_id, extra={"tenant_id": events[0].tenant_id})
         return Accepted(event_id, lead_id)
+
+    async def _with_locations(
+        self, company: IngestCompany, events: list[OrderEventDraft]
+    ) -> list[OrderEventDraft]:
+        """Publish the order's event while its customer's visit is recorded (the record's way
+        to the sequencer does not wait for PostgreSQL), then tell the other locations the
+        answer names. The answer waits for both: a failure of either is a 5xx, and the retry
+        records and publishes again (the event once, by its id)."""
+        own = asyncio.ensure_future(self._publisher.publish(events[0]))
+        try:
+            told = await told_elsewhere(company, events, self._locations)
+        except BaseException:
+            own.add_done_callback(_retrieved)  # goes on alone; its outcome is this one's 5xx
+            raise
+        await own
+        if len(told) > 1:
+            await _publish_all(self._publisher, told[1:])
+        return told
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 async def _publish_all(publisher: EventPublisher, events: list[OrderEventDraft]) -> None:

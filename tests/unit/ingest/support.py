@@ -127,12 +127,14 @@ class FakePublisher:
 
 class FakeLocations:
     """`CustomerLocations` in memory: where each (company, customer) has had orders; records
-    every visit asked for; `fail`: raised by the next visits."""
+    every visit asked for; `fail`: raised by the next visits; `hold`: what they wait for."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], set[uuid.UUID]] = {}
         self.calls: list[tuple[str, str, uuid.UUID]] = []
         self.fail: Exception | None = None
+        #: visits wait for it when set
+        self.hold: asyncio.Event | None = None
         self._known: set[tuple[str, str, uuid.UUID]] = set()
 
     def known(self, company_id: str, customer_id: str, tenant_id: uuid.UUID) -> bool:
@@ -142,6 +144,8 @@ class FakeLocations:
         self, company_id: str, customer_id: str, tenant_id: uuid.UUID
     ) -> frozenset[uuid.UUID]:
         self.calls.append((company_id, customer_id, tenant_id))
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail is not None:
             raise self.fail
         tenants = self.rows.setdefault((company_id, customer_id), set())

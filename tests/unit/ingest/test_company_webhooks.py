@@ -7,6 +7,7 @@ another company's records, unknown or huge company ids, odd location ids, replay
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 import uuid
@@ -236,9 +237,10 @@ async def test_a_recorded_location_is_not_written_again_but_news_always_asks(
 async def test_an_order_is_answered_503_while_the_store_is_down_and_taken_on_the_retry(
     recorded: tuple[TestClient, Companies], visits: FakeLocations
 ) -> None:
-    """Where the customer has been is recorded before the order's record goes on: without it
-    a later order elsewhere would not reach this location's leads. Down: 503, nothing in
-    Kafka, and Shopmonkey's retry of the same delivery is taken."""
+    """Where the customer has been is recorded before the order is answered (its record goes
+    on meanwhile): without it a later order elsewhere would not reach this location's leads.
+    Down: 503, nobody told, and Shopmonkey's retry of the same delivery records it and tells
+    (the order's own event again, by the same id: dropped downstream as a duplicate)."""
     client, h = recorded
     first, second, _ = h.mapped
     doc = h.order(first)
@@ -247,9 +249,37 @@ async def test_an_order_is_answered_503_while_the_store_is_down_and_taken_on_the
     visits.fail = Unavailable("customer locations: OperationalError")
     status, answer = await post(client, company_url(h.chain), h.chain, back)
     assert status == 503, answer
-    assert [e.order.order_id for e in h.publisher.own if e.order] == [doc["data"]["id"]]
+    assert told(h) == []
     visits.fail = None
     assert (await post(client, company_url(h.chain), h.chain, back))[0] == 200
+    assert told(h) == [(back["data"]["id"], first.tenant_id)]
+    own = [
+        e.event_id for e in h.publisher.own if e.order and e.order.order_id == back["data"]["id"]
+    ]
+    assert len(own) == 2 and len(set(own)) == 1
+
+
+async def test_the_orders_record_goes_on_while_its_visit_is_recorded(
+    recorded: tuple[TestClient, Companies], visits: FakeLocations
+) -> None:
+    """The order's way to the sequencer does not wait for PostgreSQL: its record is published
+    while the visit is asked; the answer (and the other locations' records) after it."""
+    client, h = recorded
+    first, second, _ = h.mapped
+    doc = h.order(first)
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    back = h.order(second, customerId=doc["data"]["customerId"])
+    visits.hold = asyncio.Event()
+    answer = asyncio.create_task(post(client, company_url(h.chain), h.chain, back))
+    for _ in range(200):
+        if any(e.order and e.order.order_id == back["data"]["id"] for e in h.publisher.own):
+            break
+        await asyncio.sleep(0.005)
+    else:
+        raise AssertionError("the order's record waited for the visit")
+    assert not answer.done() and told(h) == []
+    visits.hold.set()
+    assert (await answer)[0] == 200
     assert told(h) == [(back["data"]["id"], first.tenant_id)]
 
 
