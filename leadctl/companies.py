@@ -167,3 +167,42 @@ def companies_list() -> None:
             )
 
     asyncio.run(go())
+
+
+@companies.command("customer-locations")
+@click.option(
+    "--company",
+    "company_ids",
+    multiple=True,
+    help="Only this Shopmonkey company (repeatable); default: every company.",
+)
+def companies_customer_locations(company_ids: tuple[str, ...]) -> None:
+    """Merge where each customer has leads (the lead read model) into `customer_locations`,
+    which tells ingest the locations to tell of a customer's new order. Migration 0016 seeds
+    it; run this once after ingest was upgraded and the sequencer has caught up, for the orders
+    taken in between. Adds locations, never removes one; safe to run again."""
+    from services.common.db.companies import list_companies
+    from services.common.db.engine import async_engine
+    from services.ingest.adapters.customer_locations_pg import merge_from_leads
+
+    settings = load_settings(CommonSettings)
+
+    async def go() -> None:
+        engine = async_engine(settings.sqlalchemy_url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                known = [c.id for c in await list_companies(conn)]
+            conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        finally:
+            await engine.dispose()
+        unknown = sorted(set(company_ids) - set(known))
+        if unknown:
+            raise click.ClickException(f"no such company: {', '.join(unknown)}")
+        chosen = list(company_ids) or known
+        total = 0
+        async for company_id, gained in merge_from_leads(conninfo, chosen):
+            total += gained
+            click.echo(f"{company_id}: {gained} customers gained a location")
+        click.echo(f"{len(chosen)} companies, {total} customers gained a location")
+
+    asyncio.run(go())

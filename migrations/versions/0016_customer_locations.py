@@ -5,7 +5,10 @@ of the company: one record a location was 4 extra records a webhook at a company
 199 at a chain of 200.
 
 One row per company and customer: the tenants (locations) it has had orders at. Seeded from
-the lead read model (the leads that carry a Shopmonkey customer id).
+the lead read model (the leads that carry a Shopmonkey customer id). Orders the ingest of before
+takes after this, and those the projection had not written yet, are merged by
+`leadctl companies customer-locations`, run once the new ingest is deployed and the sequencer
+has caught up.
 
 Revision ID: 0016
 Revises: 0015

@@ -5,7 +5,8 @@ With no round in flight a call goes at once (a round of one); while a round is w
 calls that arrive gather behind it and go in the next. Nothing waits for a timer, so at low
 load a call costs what it did alone, and under load a round costs one round trip and one
 commit for many calls. A key (a command) is at most once in a round: a second call for it
-waits for the next round and sees what the first one did.
+waits for the next round and sees what the first one did (`key` None: no such limit, the
+write merges what it must).
 
 `write` takes a round and answers every future of it (`settle` helps it answer from one
 result a call); if it raises, the calls it left unanswered get its exception (the callers'
@@ -32,7 +33,7 @@ class Rounds(Generic[T, R]):
         self,
         write: Callable[[list[Waiting[T, R]]], Awaitable[None]],
         *,
-        key: Callable[[T], Hashable],
+        key: Callable[[T], Hashable] | None,
         max_size: int,
         name: str,
         skip_abandoned: bool = False,
@@ -54,6 +55,11 @@ class Rounds(Generic[T, R]):
             self._writer = asyncio.create_task(self._rounds(), name=self._name)
         return await done  # a caller that goes away cancels its future, not the round
 
+    async def idle(self) -> None:
+        """Wait until no round is being written or waits (its outcome is its callers')."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
     async def _rounds(self) -> None:
         """Write the waiting calls, a round at a time, until none waits."""
         round_: list[Waiting[T, R]] = []
@@ -63,11 +69,12 @@ class Rounds(Generic[T, R]):
                 for waiting in self._waiting:
                     if self._skip_abandoned and waiting[1].done():
                         continue
-                    key = self._key(waiting[0])
-                    if key in seen or len(round_) >= self.max_size:
+                    key = None if self._key is None else self._key(waiting[0])
+                    if len(round_) >= self.max_size or (key is not None and key in seen):
                         later.append(waiting)
                     else:
-                        seen.add(key)
+                        if key is not None:
+                            seen.add(key)
                         round_.append(waiting)
                 self._waiting = later
                 if round_:

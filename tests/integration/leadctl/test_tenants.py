@@ -206,3 +206,47 @@ def test_secrets_rotate_re_encrypts_every_company_under_the_newest_key(db_url: s
     missing = leadctl(db_url, "secrets", "rotate", SECRETS_ENCRYPTION_KEYS=new_key())
     assert missing.returncode == 1 and "SECRETS_ENCRYPTION_KEYS" in missing.stderr
     assert BOX.decrypt(_stored(db_url, company)[0]) == "sm-rotated"  # nothing half-done
+
+
+def test_customer_locations_are_merged_from_the_leads_again_after_a_rollout(db_url: str) -> None:
+    """`leadctl companies customer-locations`: the locations where the read model has leads
+    of each customer are added to what ingest recorded (never removed); a second run adds
+    nothing; an unknown company is refused by name."""
+    import psycopg
+
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    a, b, c = (uuid.uuid4() for _ in range(3))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO shopmonkey_companies (id, name) VALUES (%s, 'A')", (company,))
+        for tid, loc in ((a, "loc_a"), (b, "loc_b"), (c, "loc_c")):
+            conn.execute(
+                "INSERT INTO tenants (id, name, shopmonkey_company_id, shopmonkey_location_id)"
+                " VALUES (%s, %s, %s, %s)",
+                (tid, loc, company, f"{loc}_{company}"),
+            )
+        for tid, customer in ((a, "cus_1"), (b, "cus_1"), (b, "cus_2"), (c, None)):
+            conn.execute(
+                "INSERT INTO leads (lead_id, tenant_id, state, source, version, customer_id,"
+                " created_at, updated_at) VALUES (%s, %s, 'new', 'webhook', 1, %s, now(), now())",
+                (uuid.uuid4(), tid, customer),
+            )
+        # what ingest recorded meanwhile: cus_1 at c (no lead projected yet), cus_2 at b
+        conn.execute(
+            "INSERT INTO customer_locations (company_id, customer_id, tenant_ids) VALUES"
+            " (%s, 'cus_1', ARRAY[%s]::uuid[]), (%s, 'cus_2', ARRAY[%s]::uuid[])",
+            (company, c, company, b),
+        )
+    done = leadctl(db_url, "companies", "customer-locations", "--company", company)
+    assert done.returncode == 0, done.stderr
+    assert f"{company}: 1 customers gained a location" in done.stdout
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT customer_id, tenant_ids FROM customer_locations WHERE company_id = %s",
+            (company,),
+        )
+        merged = {customer: set(tenants) for customer, tenants in rows}
+    assert merged == {"cus_1": {a, b, c}, "cus_2": {b}}
+    again = leadctl(db_url, "companies", "customer-locations", "--company", company)
+    assert again.returncode == 0 and f"{company}: 0 customers gained" in again.stdout
+    unknown = leadctl(db_url, "companies", "customer-locations", "--company", "co_nobody")
+    assert unknown.returncode != 0 and "no such company: co_nobody" in unknown.stderr

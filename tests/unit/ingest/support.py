@@ -144,6 +144,7 @@ class FakeLocations:
         self, company_id: str, customer_id: str, tenant_id: uuid.UUID
     ) -> frozenset[uuid.UUID]:
         self.calls.append((company_id, customer_id, tenant_id))
+        await asyncio.sleep(0)  # a round trip's suspension, however short
         if self.hold is not None:
             await self.hold.wait()
         if self.fail is not None:
