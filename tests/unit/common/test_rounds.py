@@ -158,3 +158,20 @@ async def test_a_cancelled_writer_cancels_the_calls_waiting_behind_its_round() -
     rounds._writer.cancel()
     got = await asyncio.gather(in_round, behind, return_exceptions=True)
     assert all(isinstance(g, asyncio.CancelledError) for g in got)
+
+
+async def test_without_a_key_equal_calls_share_a_round_and_idle_waits_for_the_writer() -> None:
+    """`key=None`: the write merges what it must (customer visits), so nothing is deferred; and
+    `idle()` returns once no round is written or waits (a store's close)."""
+    writer = Writer()
+    rounds: Rounds[str, str] = Rounds(writer.write, key=None, max_size=64, name="test")
+    writer.gate.clear()
+    calls = [asyncio.ensure_future(rounds.submit(x)) for x in ("a", "a", "ab")]
+    await asyncio.sleep(0.01)
+    idle = asyncio.ensure_future(rounds.idle())
+    await asyncio.sleep(0.01)
+    assert not idle.done()
+    writer.gate.set()
+    await idle
+    assert all(c.done() for c in calls) and writer.rounds == [["a", "a", "ab"]]
+    await rounds.idle()  # nothing in flight: at once
