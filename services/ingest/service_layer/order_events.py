@@ -189,9 +189,10 @@ async def told_elsewhere(
     company's, so the declined work their earlier orders there left stops when they come back
     here. Other changes of an order concern its own location only.
 
-    Every order of a known customer is a visit of `locations` (recorded before its event goes
-    on; once a process for a location it already recorded, unless it is news to tell): that is
-    how a later order elsewhere finds this location. A location the customer never had an
+    Every order of a known customer is a visit of `locations` (committed before the webhook is
+    answered, or before a poll or backfill publishes the order; once a process for a location
+    it already recorded, unless it is news to tell): that is how a later order elsewhere finds
+    this location. A location the customer never had an
     order at has no lead of theirs to tell, and is not told (one record a location was the
     cost of a webhook at a company of many: bench/ingest/README.md). `locations` None (no
     database: tests, tools): every other location is told. `tell` False (a backfill of one

@@ -10,8 +10,10 @@ company (one event each, same `event_id`). An appointment without `orderId` belo
 (202 "ignored", with the reason); one with it is its order's lead's event (the order's
 `lead_id`). No Shopmonkey read but the customer look-up: an order's service lines are those
 its body embeds (none: empty; the poller reads them for invoiced orders). The
-answer is `Accepted` only after Kafka acknowledged every record, and after the consent a
-customer record carries is committed to PostgreSQL (`service_layer.consent`).
+answer is `Accepted` only after Kafka acknowledged every record, after the consent a
+customer record carries is committed to PostgreSQL (`service_layer.consent`), and after an
+order's customer is recorded at its location (`told_elsewhere`: published meanwhile, the
+order's record does not wait for it).
 """
 
 from __future__ import annotations
