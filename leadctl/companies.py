@@ -192,7 +192,6 @@ def companies_customer_locations(company_ids: tuple[str, ...]) -> None:
         try:
             async with engine.connect() as conn:
                 known = [c.id for c in await list_companies(conn)]
-            conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         finally:
             await engine.dispose()
         unknown = sorted(set(company_ids) - set(known))
@@ -200,7 +199,7 @@ def companies_customer_locations(company_ids: tuple[str, ...]) -> None:
             raise click.ClickException(f"no such company: {', '.join(unknown)}")
         chosen = list(company_ids) or known
         total = 0
-        async for company_id, gained in merge_from_leads(conninfo, chosen):
+        async for company_id, gained in merge_from_leads(settings.libpq_url, chosen):
             total += gained
             click.echo(f"{company_id}: {gained} customers gained a location")
         click.echo(f"{len(chosen)} companies, {total} customers gained a location")

@@ -127,6 +127,8 @@ class PostgresCustomerLocations:
         await self._conn.close()
 
     async def _write(self, round_: list[Waiting[Visit, frozenset[uuid.UUID]]]) -> None:
+        """Write a round and answer it; a failure raised here is every unanswered call's
+        (`Rounds`)."""
         customers: dict[tuple[str, str], dict[str, None]] = {}
         for (company_id, customer_id, tenant_id), _ in round_:
             customers.setdefault((company_id, customer_id), {})[str(tenant_id)] = None
@@ -141,32 +143,26 @@ class PostgresCustomerLocations:
                 (c, k): tenants for c, k, tenants in await cursor.fetchall()
             }
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            if len(round_) > 1:  # one visit's data refused: the others must not fail with it
-                for one in round_:
-                    await self._write([one])
-                return
-            _fail(round_, Unavailable(f"customer locations: {exc.__class__.__name__}"))
+            if len(round_) == 1:
+                raise Unavailable(f"customer locations: {exc.__class__.__name__}") from exc
+            for one in round_:  # one visit's data refused: the others must not fail with it
+                await self._written_alone(one)
             return
         except (psycopg.Error, OSError, TimeoutError) as exc:
-            _fail(round_, Unavailable(f"customer locations: {exc.__class__.__name__}"))
             await self._conn.close()  # the next round opens a new one
-            return
+            raise Unavailable(f"customer locations: {exc.__class__.__name__}") from exc
         except BaseException:
             await self._conn.close()  # cancelled mid-statement: its state is unknown
             raise
         self.statements += 1
         self.visits += len(round_)
-        for visit, done in round_:
-            if done.done():
-                continue
-            tenants = found.get((visit[0], visit[1]))
-            if tenants is None:  # cannot happen: every row of the statement is returned
-                done.set_exception(Unavailable("customer locations: a visit was not returned"))
-            else:
-                done.set_result(frozenset(tenants))
+        for (company_id, customer_id, _), done in round_:
+            if not done.done():  # every row of the statement is returned
+                done.set_result(frozenset(found[(company_id, customer_id)]))
 
-
-def _fail(round_: list[Waiting[Visit, frozenset[uuid.UUID]]], error: Exception) -> None:
-    for _, done in round_:
-        if not done.done():
-            done.set_exception(error)
+    async def _written_alone(self, one: Waiting[Visit, frozenset[uuid.UUID]]) -> None:
+        try:
+            await self._write([one])
+        except Unavailable as exc:
+            if not one[1].done():
+                one[1].set_exception(exc)

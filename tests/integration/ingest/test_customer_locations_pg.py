@@ -155,3 +155,18 @@ async def test_close_lets_the_round_in_flight_finish_and_refuses_later_visits(
     with pytest.raises(Unavailable, match="closed"):
         await store.visit(co, "cus_late", a)
     assert store._conn._conn is None  # nothing reopened
+
+
+async def test_a_visit_postgresql_refuses_fails_alone_and_its_round_is_answered(
+    db_engine: Any, stores: Any
+) -> None:
+    """A customer id over its column (what ingest's bounds keep out, should a caller not) is
+    refused on its own; the visits sharing its round are recorded and answered."""
+    store = stores(db_engine)
+    co, a = company(), uuid.uuid4()
+    results = await asyncio.gather(
+        store.visit(co, "cus_ok", a), store.visit(co, "x" * 101, a), return_exceptions=True
+    )
+    assert results[0] == {a}
+    assert isinstance(results[1], Unavailable) and "StringDataRightTruncation" in str(results[1])
+    assert await store.visit(co, "cus_ok2", a) == {a}  # the connection still serves
