@@ -234,6 +234,22 @@ async def test_a_recorded_location_is_not_written_again_but_news_always_asks(
     ]
 
 
+async def test_a_delivery_twice_records_one_visit_and_tells_once(
+    recorded: tuple[TestClient, Companies], visits: FakeLocations
+) -> None:
+    """Shopmonkey (or a replay of a captured request) delivers the same order twice: the
+    second is a duplicate before any store is asked, and nobody is told again."""
+    client, h = recorded
+    first, second, _ = h.mapped
+    doc = h.order(first)
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    back = h.order(second, customerId=doc["data"]["customerId"])
+    for _ in range(2):
+        assert (await post(client, company_url(h.chain), h.chain, back))[0] == 200
+    assert len(visits.calls) == 2
+    assert told(h) == [(back["data"]["id"], first.tenant_id)]
+
+
 async def test_an_order_is_answered_503_while_the_store_is_down_and_taken_on_the_retry(
     recorded: tuple[TestClient, Companies], visits: FakeLocations
 ) -> None:
