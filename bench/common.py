@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,17 @@ def delete_topics_where(bootstrap: str, keep: Callable[[str], bool]) -> list[str
                 except Exception as exc:  # reported; the others still go
                     failed.append(name)
                     print(f"topic {name} not deleted: {exc}", flush=True)
+            # the controller has committed the deletions; a broker's metadata shows them a
+            # moment later (under load, after the caller had listed the topics again)
+            deadline = time.monotonic() + 30
+            gone = set(names) - set(failed)
+            while gone & set(admin.list_topics(timeout=10).topics):
+                if time.monotonic() > deadline:
+                    left = sorted(gone & set(admin.list_topics(timeout=10).topics))
+                    failed.extend(left)
+                    print(f"topics still listed 30 s after their deletion: {left}", flush=True)
+                    break
+                time.sleep(0.1)
     except Exception as exc:  # no broker: nothing to clean
         print(f"topic cleanup skipped: {exc}", flush=True)
     return failed
