@@ -103,11 +103,15 @@ def _keep_false(column: str) -> str:
 #: One statement for a round of rows, passed as one JSON array (`jsonb_to_recordset` makes the
 #: rows): one parameter, encoded by orjson, where typed arrays cost psycopg a Python call per
 #: value; its plan prepared once per connection. Written as SQL, not built with SQLAlchemy per
-#: call, which cost more CPU than the rest of a webhook.
+#: call, which cost more CPU than the rest of a webhook. The rows go in the order of their key:
+#: batches of two processes (the poller and a webhook process, two replicas) over the same
+#: contacts lock them in one order and never deadlock (in arrival order they did, and PostgreSQL
+#: failed a whole batch).
 UPSERT = (
     f"INSERT INTO source_consent ({', '.join(c for c, _ in _COLUMNS)}) "
     f"SELECT {', '.join(c for c, _ in _COLUMNS)} FROM jsonb_to_recordset(%s::jsonb) "
     f"AS r({', '.join(f'{c} {t}' for c, t in _COLUMNS)}) "
+    f"ORDER BY {', '.join(_KEY)} "
     f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET "
     + ", ".join(
         [

@@ -169,6 +169,26 @@ async def test_concurrent_calls_share_a_commit_and_each_returns_once_committed(
     assert store.commits <= 3, store.commits
 
 
+async def test_batches_of_two_processes_over_the_same_contacts_never_deadlock(
+    db_engine: Any, stores: Any
+) -> None:
+    """The poller and a webhook process (or two ingest replicas) commit batches over the same
+    contacts in whatever order their records came. Rows locked in the order of their key: no
+    two batches wait on each other (in arrival order, opposite orders deadlocked, and
+    PostgreSQL failed a whole batch: every webhook of it answered 5xx)."""
+    one, other = stores(db_engine), stores(db_engine)
+    company = f"co_{uuid.uuid4().hex[:8]}"
+    phones = [f"+1202558{i:04d}" for i in range(2000)]  # statements long enough to overlap
+    await one.record(company, [_sms(p, AT, "k0") for p in phones])  # the rows exist
+    for n in range(1, 6):
+        later = AT + timedelta(minutes=n)
+        await asyncio.gather(
+            one.record(company, [_sms(p, later, f"a{n}") for p in phones]),
+            other.record(company, [_sms(p, later, f"b{n}") for p in reversed(phones)]),
+        )
+    assert (one.commits, other.commits) == (6, 5)
+
+
 async def test_a_contact_twice_in_one_batch_is_stored_as_one_call_after_the_other(
     db_engine: Any, stores: Any
 ) -> None:
