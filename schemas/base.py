@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 # Fixed namespace of the deterministic ids derived from ids that are secret already (command
@@ -113,7 +114,14 @@ class Event(BaseModel):
     topic: ClassVar[str] = ""
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json(exclude_none=False).encode()
+        """Byte for byte what `model_dump_json` writes (property-tested for every contract), at
+        a fraction of its cost: orjson over the fields in the model's order, a nested contract
+        as its own fields. Every order event, command, lead change and outcome is serialised
+        once (bench/sequencer/domain.py: pydantic's writer was a tenth of a sequencer event)."""
+        try:
+            return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z, default=fields_of)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits: pydantic writes those
+            return self.model_dump_json().encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> Self:
@@ -122,6 +130,14 @@ class Event(BaseModel):
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         return cls.model_json_schema(mode="serialization")
+
+
+def fields_of(value: Any) -> dict[str, Any]:
+    """A nested contract as its fields (orjson's `default` in `Event.to_bytes`); anything
+    else is no contract, and `to_bytes` leaves it to pydantic."""
+    if isinstance(value, Event):
+        return value.__dict__
+    raise TypeError(f"{type(value).__name__} is not a contract")
 
 
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes

@@ -6,7 +6,6 @@ import uuid
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-import orjson
 from pydantic import Field
 
 from schemas import bounds
@@ -135,25 +134,6 @@ class OrderEvent(Event):
     plan_touchpoints: bool = True  # False for history too old to nurture (backfill)
     #: entity "appointment": the appointment (its `lead_id` is its order's lead)
     appointment: Appointment | None = None
-
-    def to_bytes(self) -> bytes:
-        """Byte for byte what `model_dump_json` writes (property-tested), at a third of its
-        cost: every webhook and poll serialises one. Field order is the model's."""
-        fields = self.__dict__.copy()
-        if self.order is not None:
-            fields["order"] = self.order.__dict__
-        fields["customer"] = self.customer.__dict__
-        try:
-            return orjson.dumps(fields, option=orjson.OPT_UTC_Z, default=_fields_of)
-        except orjson.JSONEncodeError:  # an integer beyond 64 bits: pydantic writes those
-            return super().to_bytes()
-
-
-def _fields_of(value: Any) -> dict[str, Any]:
-    """A nested contract (a service line, an appointment) as its fields, for `to_bytes`."""
-    if isinstance(value, Event):
-        return value.__dict__
-    raise TypeError(f"{type(value).__name__} is not a contract")
 
 
 class Recipient(Event):
