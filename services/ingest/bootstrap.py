@@ -25,6 +25,7 @@ from services.ingest.adapters.consent_store_pg import PostgresConsentStore
 from services.ingest.adapters.customer_cache import CachedCustomers
 from services.ingest.adapters.customer_locations_pg import PostgresCustomerLocations
 from services.ingest.adapters.dashboard_pg import PostgresDashboardReads
+from services.ingest.adapters.ingest_writes_pg import IngestWrites
 from services.ingest.adapters.lag_probe import LagProbe, LagReader
 from services.ingest.adapters.lead_directory_pg import PostgresLeadDirectory
 from services.ingest.adapters.lead_reader_pg import PostgresLeadReader
@@ -148,7 +149,7 @@ async def _closing(
     engine: AsyncEngine,
     producer: KafkaProducer,
     client: ShopmonkeyClient,
-    *stores: PostgresConsentStore | PostgresCustomerLocations,
+    *stores: IngestWrites,
 ) -> AsyncIterator[None]:
     """Close what a builder opened, the newest first, however its block ends."""
     try:
@@ -273,9 +274,9 @@ async def build_ingest(settings: IngestSettings) -> AsyncIterator[Ingest]:
     client = await ShopmonkeyClient(
         settings.shopmonkey_api_base_url, timeout=settings.shopmonkey_timeout_seconds
     ).start()
-    consents = PostgresConsentStore(engine)
-    locations = PostgresCustomerLocations(engine)
-    async with _closing(engine, producer, client, consents, locations):
+    writes = IngestWrites(engine)  # consent and visits: one group commit
+    consents, locations = PostgresConsentStore(writes), PostgresCustomerLocations(writes)
+    async with _closing(engine, producer, client, writes):
         tenants = await _tenants(settings, engine, listen=True).start()
         try:
             publisher = KafkaEventPublisher(
@@ -353,9 +354,9 @@ async def build_poller(
         timeout=settings.shopmonkey_timeout_seconds,
         retry=retry or Retries(),
     ).start()
-    consents = PostgresConsentStore(engine)
-    locations = PostgresCustomerLocations(engine)
-    async with _closing(engine, producer, client, consents, locations):
+    writes = IngestWrites(engine)  # consent and visits: one group commit
+    consents, locations = PostgresConsentStore(writes), PostgresCustomerLocations(writes)
+    async with _closing(engine, producer, client, writes):
         tenants = _tenants(settings, engine)
         publisher = KafkaEventPublisher(
             producer,
@@ -399,9 +400,9 @@ async def build_backfill(
         timeout=settings.shopmonkey_timeout_seconds,
         limiter=RateLimiter.per_minute(settings.backfill_requests_per_minute),
     ).start()
-    consents = PostgresConsentStore(engine)
-    locations = PostgresCustomerLocations(engine)
-    async with _closing(engine, producer, client, consents, locations):
+    writes = IngestWrites(engine)  # consent and visits: one group commit
+    consents, locations = PostgresConsentStore(writes), PostgresCustomerLocations(writes)
+    async with _closing(engine, producer, client, writes):
         company = await PostgresTenants(engine, box=settings.secret_box, ttl=0).company_of(
             tenant_id
         )

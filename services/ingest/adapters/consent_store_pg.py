@@ -6,29 +6,25 @@ The upsert is `services.common.domain.consent.merge` in SQL (a unit-tested twin)
 record changes nothing; a newer one replaces the row, except that an absent flag never lifts a
 recorded False, and an absent line type or channel preference keeps the recorded one.
 
-Group commit: the records of every call waiting at that moment go in one statement (one round
-trip, one commit, one fsync for the batch), and each call returns once its batch is committed.
-With nothing in flight a call writes at once; while a batch commits, the next calls gather
-behind it (adaptive batching, no linger). One transaction per webhook held ingest to a few
-hundred webhooks a second (bench/ingest). A contact twice in one batch goes in a later
-statement of the same transaction, in arrival order, so the stored row is what one call after
-the other would have stored (`merge` is not associative: a batch must not pre-merge). A row
-PostgreSQL refuses fails only its own call.
+Group commit: the store writes through the process's `IngestWrites` (`ingest_writes_pg`), so
+the records of every call waiting at that moment, and the customer visits waiting with them,
+go in one statement (one round trip, one commit, one fsync), and each call returns once its
+round is committed. One transaction per webhook held ingest to a few hundred webhooks a second
+(bench/ingest). A contact twice in one round goes in a later statement of the same
+transaction, in arrival order (`rounds`), so the stored row is what one call after the other
+would have stored (`merge` is not associative: a round must not pre-merge). A row PostgreSQL
+refuses fails only its own call.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from typing import Any
-
-import orjson
-import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING, Any
 
 from services.common.domain.consent import ConsentRecord
-from services.ingest.adapters.pg_connection import OwnConnection
-from services.ingest.errors import Unavailable
+
+if TYPE_CHECKING:
+    from services.ingest.adapters.ingest_writes_pg import IngestWrites
 
 _KEY = ("company_id", "channel", "contact")
 _REPLACED = (
@@ -40,11 +36,7 @@ _REPLACED = (
     "changed_at",
     "event_key",
 )
-#: At most this many calls share one transaction.
-MAX_BATCH = 256
-
 Row = dict[str, Any]
-Waiting = tuple[list[Row], "asyncio.Future[None]"]
 
 
 def _text(value: str | None, limit: int) -> str | None:
@@ -127,10 +119,6 @@ UPSERT = (
 )
 
 
-def _param(rows: Sequence[Row]) -> tuple[str]:
-    return (orjson.dumps(rows).decode(),)
-
-
 def rounds(rows: Sequence[Row]) -> list[list[Row]]:
     """The rows as statements ON CONFLICT can take: a contact at most once in each, a contact's
     rows in arrival order across them (the n-th row of a contact goes in round n)."""
@@ -147,86 +135,24 @@ def rounds(rows: Sequence[Row]) -> list[list[Row]]:
 
 
 class PostgresConsentStore:
-    """Writes on a connection of its own (`OwnConnection`), opened at the first record and
-    kept; close it with `close()`."""
+    """On `writes`, shared with the process's customer visits; `close()` closes it."""
 
-    def __init__(
-        self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH, timeout: float = 10.0
-    ) -> None:
-        self._conn = OwnConnection(engine, timeout=timeout)
-        self._timeout = timeout
-        self._max_batch = max_batch
-        self._waiting: list[Waiting] = []
-        self._writer: asyncio.Task[None] | None = None
-        #: transactions committed, and calls they carried (tests read them)
-        self.commits = 0
-        self.calls = 0
+    def __init__(self, writes: IngestWrites) -> None:
+        self._writes = writes
 
     async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
-        if not records:
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(([_row(company_id, r) for r in records], done))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._drain(), name="consent-writer")
-        await done  # a caller that goes away cancels its future only, never the batch
+        if records:
+            await self._writes.keep([_row(company_id, r) for r in records])
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.wait([self._writer], timeout=self._timeout)
-        await self._conn.close()
+        await self._writes.close()
 
-    async def _drain(self) -> None:
-        """Write until nothing waits, a batch at a time."""
-        try:
-            while self._waiting:
-                try:
-                    conn = await self._conn.get()
-                except (psycopg.Error, OSError, TimeoutError) as exc:  # no connection: all fail
-                    batch, self._waiting = self._waiting, []
-                    _settle(batch, Unavailable(f"consent store: {exc.__class__.__name__}"))
-                    continue
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-                await self._write(conn, batch)
-        finally:
-            self._writer = None
-            batch, self._waiting = self._waiting, []
-            _settle(batch, Unavailable("consent store: closing"))  # only when cancelled
+    @property
+    def commits(self) -> int:
+        """Transactions its writer committed (tests read them)."""
+        return self._writes.commits
 
-    async def _write(self, conn: psycopg.AsyncConnection[Any], batch: list[Waiting]) -> None:
-        statements = rounds([row for rows, _ in batch for row in rows])
-        try:
-            if len(statements) == 1:  # nearly always: one round trip, autocommit
-                await conn.execute(UPSERT, _param(statements[0]), prepare=True)
-            else:  # a contact twice: its rounds in one transaction, sent in one round trip
-                async with conn.pipeline(), conn.transaction():
-                    for statement_rows in statements:
-                        await conn.execute(UPSERT, _param(statement_rows), prepare=True)
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            if len(batch) > 1:  # one call's rows refused: the others must not fail with it
-                for one in batch:
-                    await self._write(conn, [one])
-                return
-            _settle(batch, Unavailable(f"consent store: {exc.__class__.__name__}"))
-        except (psycopg.Error, OSError) as exc:
-            _settle(batch, Unavailable(f"consent store: {exc.__class__.__name__}"))
-            await conn.close()  # the next batch opens a new one
-        except BaseException as exc:
-            _settle(batch, Unavailable(f"consent store: {exc.__class__.__name__}"))
-            await conn.close()  # cancelled mid-statement: its state is unknown
-            raise
-        else:
-            self.commits += 1
-            self.calls += len(batch)
-            _settle(batch, None)
-
-
-def _settle(batch: list[Waiting], error: Exception | None) -> None:
-    for _, done in batch:
-        if done.done():
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
+    @property
+    def calls(self) -> int:
+        """Consent calls those carried."""
+        return self._writes.consent_calls

@@ -7,33 +7,27 @@ one customer at once are serialised: the later one returns the earlier one's loc
 (a plain read beside the write could miss it). The row is written even when the location is
 already in it, for that lock and that answer.
 
-Group commit (`services.common.rounds`): the visits waiting at the same moment go in one
-statement on the store's own connection. Visits of one customer in a round are one row of it
-(ON CONFLICT cannot touch a row twice a statement), answered alike; the rows go in the order of
-their key, so rounds of two processes lock their customers in one order and never deadlock.
+Group commit: the store writes through the process's `IngestWrites` (`ingest_writes_pg`), so
+the visits waiting at the same moment, and the consent records waiting with them, go in one
+statement. Visits of one customer in a round are one row of it (ON CONFLICT cannot touch a row
+twice a statement), answered alike; the rows go in the order of their key, so rounds of two
+processes lock their customers in one order and never deadlock.
 The visits this process has recorded are remembered (`known`, bounded), so an order's later
 changes at a location already recorded need no write.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
-import orjson
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.rounds import Rounds, Waiting
-from services.ingest.adapters.pg_connection import OwnConnection
-from services.ingest.errors import Unavailable
+if TYPE_CHECKING:
+    from services.ingest.adapters.ingest_writes_pg import IngestWrites
 
-#: At most this many visits share a statement.
-MAX_ROUND = 256
 #: Visits (company, customer, location) this process remembers having recorded.
 KNOWN_VISITS = 100_000
 
@@ -80,27 +74,12 @@ async def merge_from_leads(conninfo: str, company_ids: list[str]) -> AsyncIterat
 
 
 class PostgresCustomerLocations:
-    """Close it with `close()`."""
+    """On `writes`, shared with the process's consent store; `close()` closes it."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        *,
-        max_round: int = MAX_ROUND,
-        known: int = KNOWN_VISITS,
-        timeout: float = 10.0,
-    ) -> None:
-        self._conn = OwnConnection(engine, timeout=timeout)
-        self._rounds: Rounds[Visit, frozenset[uuid.UUID]] = Rounds(
-            self._write, key=None, max_size=max_round, name="customer-visits"
-        )
+    def __init__(self, writes: IngestWrites, *, known: int = KNOWN_VISITS) -> None:
+        self._writes = writes
         self._known: OrderedDict[Visit, None] = OrderedDict()
         self._known_size = known
-        self._timeout = timeout
-        self._closed = False
-        #: statements written, and visits they carried (tests read them)
-        self.statements = 0
-        self.visits = 0
 
     def known(self, company_id: str, customer_id: str, tenant_id: uuid.UUID) -> bool:
         return (company_id, customer_id, tenant_id) in self._known
@@ -108,10 +87,8 @@ class PostgresCustomerLocations:
     async def visit(
         self, company_id: str, customer_id: str, tenant_id: uuid.UUID
     ) -> frozenset[uuid.UUID]:
-        if self._closed:
-            raise Unavailable("customer locations: closed")
         visit = (company_id, customer_id, tenant_id)
-        tenants = await self._rounds.submit(visit)
+        tenants = await self._writes.visit(visit)
         self._known[visit] = None
         self._known.move_to_end(visit)
         if len(self._known) > self._known_size:
@@ -119,50 +96,15 @@ class PostgresCustomerLocations:
         return tenants
 
     async def close(self) -> None:
-        """Let the rounds in flight finish (at most the timeout), then close the connection."""
-        self._closed = True
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._timeout):
-                await self._rounds.idle()
-        await self._conn.close()
+        """Let the round in flight finish (at most the writer's timeout), then close."""
+        await self._writes.close()
 
-    async def _write(self, round_: list[Waiting[Visit, frozenset[uuid.UUID]]]) -> None:
-        """Write a round and answer it; a failure raised here is every unanswered call's
-        (`Rounds`)."""
-        customers: dict[tuple[str, str], dict[str, None]] = {}
-        for (company_id, customer_id, tenant_id), _ in round_:
-            customers.setdefault((company_id, customer_id), {})[str(tenant_id)] = None
-        rows = [
-            {"company_id": c, "customer_id": k, "tenant_ids": list(tenants)}
-            for (c, k), tenants in customers.items()
-        ]
-        try:
-            conn = await self._conn.get()
-            cursor = await conn.execute(VISIT, (orjson.dumps(rows).decode(),), prepare=True)
-            found: dict[tuple[str, str], list[Any]] = {
-                (c, k): tenants for c, k, tenants in await cursor.fetchall()
-            }
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            if len(round_) == 1:
-                raise Unavailable(f"customer locations: {exc.__class__.__name__}") from exc
-            for one in round_:  # one visit's data refused: the others must not fail with it
-                await self._written_alone(one)
-            return
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            await self._conn.close()  # the next round opens a new one
-            raise Unavailable(f"customer locations: {exc.__class__.__name__}") from exc
-        except BaseException:
-            await self._conn.close()  # cancelled mid-statement: its state is unknown
-            raise
-        self.statements += 1
-        self.visits += len(round_)
-        for (company_id, customer_id, _), done in round_:
-            if not done.done():  # every row of the statement is returned
-                done.set_result(frozenset(found[(company_id, customer_id)]))
+    @property
+    def statements(self) -> int:
+        """Transactions its writer committed (tests read them)."""
+        return self._writes.commits
 
-    async def _written_alone(self, one: Waiting[Visit, frozenset[uuid.UUID]]) -> None:
-        try:
-            await self._write([one])
-        except Unavailable as exc:
-            if not one[1].done():
-                one[1].set_exception(exc)
+    @property
+    def visits(self) -> int:
+        """Visits those carried."""
+        return self._writes.visits

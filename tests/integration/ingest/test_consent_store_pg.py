@@ -17,6 +17,7 @@ from sqlalchemy import text
 from schemas.base import Channel
 from services.common.domain.consent import ConsentRecord, merge
 from services.ingest.adapters.consent_store_pg import PostgresConsentStore, rounds
+from services.ingest.adapters.ingest_writes_pg import IngestWrites
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -27,7 +28,7 @@ async def stores() -> AsyncIterator[Callable[[Any], PostgresConsentStore]]:
     made: list[PostgresConsentStore] = []
 
     def make(engine: Any) -> PostgresConsentStore:
-        made.append(PostgresConsentStore(engine))
+        made.append(PostgresConsentStore(IngestWrites(engine)))
         return made[-1]
 
     yield make

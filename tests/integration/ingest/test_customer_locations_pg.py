@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from services.ingest.adapters.customer_locations_pg import PostgresCustomerLocations
+from services.ingest.adapters.customer_locations_pg import KNOWN_VISITS, PostgresCustomerLocations
+from services.ingest.adapters.ingest_writes_pg import MAX_ROUND, IngestWrites
 from services.ingest.errors import Unavailable
 
 
@@ -24,8 +25,11 @@ async def stores() -> AsyncIterator[Callable[..., PostgresCustomerLocations]]:
     closed after it."""
     made: list[PostgresCustomerLocations] = []
 
-    def make(engine: Any, **kw: Any) -> PostgresCustomerLocations:
-        made.append(PostgresCustomerLocations(engine, **kw))
+    def make(
+        engine: Any, *, max_round: int = MAX_ROUND, known: int = KNOWN_VISITS
+    ) -> PostgresCustomerLocations:
+        writes = IngestWrites(engine, max_round=max_round)
+        made.append(PostgresCustomerLocations(writes, known=known))
         return made[-1]
 
     yield make
@@ -123,7 +127,7 @@ async def test_a_lost_connection_fails_its_round_and_the_next_visit_reconnects(
     store = stores(db_engine)
     co, a = company(), uuid.uuid4()
     await store.visit(co, "cus_1", a)
-    pid = store._conn._conn.info.backend_pid  # type: ignore[union-attr]
+    pid = store._writes._conn._conn.info.backend_pid  # type: ignore[union-attr]
     async with db_engine.connect() as conn:
         await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         await conn.commit()
@@ -154,7 +158,7 @@ async def test_close_lets_the_round_in_flight_finish_and_refuses_later_visits(
     assert [await p for p in pending] == [{a}] * 20
     with pytest.raises(Unavailable, match="closed"):
         await store.visit(co, "cus_late", a)
-    assert store._conn._conn is None  # nothing reopened
+    assert store._writes._conn._conn is None  # nothing reopened
 
 
 async def test_a_visit_postgresql_refuses_fails_alone_and_its_round_is_answered(

@@ -1,0 +1,195 @@
+"""What ingest commits before it answers a webhook or publishes a poll, on one connection in
+one group commit: the consent a record carries (`source_consent`, `consent_store_pg`) and a
+customer's visit of a location (`customer_locations`, `customer_locations_pg`).
+
+Every webhook of an order wrote both, in two group commits of their own: two statements, two
+commits and twice psycopg's per-statement work a round, the largest cost ingest had left
+(bench/ingest/README.md). Here the calls of both kinds waiting at the same moment share a round
+(`services.common.rounds`): one statement, one commit. Nothing waits for the other kind: with
+nothing in flight a call goes at once, alone, as before.
+
+One round is one statement when no contact is twice in it, nearly always: the consent upsert
+as a data-modifying CTE the visits' upsert reads first (its result is an InitPlan, evaluated
+before the first visit row), so the rows are locked consent first, then customers, each in the
+order of its key. Every round of every process locks in that order and none waits on another
+in a cycle (two processes committing rounds over the same customers in opposite orders
+deadlocked, and PostgreSQL failed a whole round). A contact twice in a round goes in later
+statements of the same transaction, in arrival order (`consent_store_pg.rounds`: `merge` is
+not associative), the visits after them.
+
+A row PostgreSQL refuses fails only its own call: the round is written again one call at a
+time. A lost connection fails the round (`Unavailable`) and the next one reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.rounds import Rounds, Waiting
+from services.ingest.adapters.consent_store_pg import UPSERT, Row, rounds
+from services.ingest.adapters.customer_locations_pg import VISIT
+from services.ingest.adapters.pg_connection import OwnConnection
+from services.ingest.errors import Unavailable
+
+#: At most this many calls share a round.
+MAX_ROUND = 256
+
+Visit = tuple[str, str, uuid.UUID]
+Locations = frozenset[uuid.UUID]
+
+#: Consent and visits in one statement: the consent upsert runs to completion before the first
+#: visit row (an uncorrelated scalar subquery is an InitPlan), so locks go consent, then
+#: customers.
+KEEP_AND_VISIT = f"WITH kept AS ({UPSERT} RETURNING 1) " + VISIT.replace(
+    " ORDER BY r.company_id", " WHERE (SELECT count(*) FROM kept) >= 0 ORDER BY r.company_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """A consent call: its rows (`consent_store_pg._row`)."""
+
+    rows: list[Row]
+
+
+Call = Keep | Visit
+
+
+class IngestWrites:
+    """The writer both stores of a process share (`PostgresConsentStore`,
+    `PostgresCustomerLocations`). Close it with `close()`: the round in flight finishes (at
+    most the timeout) and later calls are refused."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, max_round: int = MAX_ROUND, timeout: float = 10.0
+    ) -> None:
+        self._conn = OwnConnection(engine, timeout=timeout)
+        self._rounds: Rounds[Call, Locations | None] = Rounds(
+            self._write, key=None, max_size=max_round, name="ingest-writes"
+        )
+        self._timeout = timeout
+        self._closed = False
+        #: transactions committed, and the consent calls and visits they carried (tests)
+        self.commits = 0
+        self.consent_calls = 0
+        self.visits = 0
+
+    async def keep(self, rows: list[Row]) -> None:
+        """Commit consent rows (`ConsentStore.record`)."""
+        if self._closed:
+            raise Unavailable("consent store: closed")
+        await self._rounds.submit(Keep(rows))
+
+    async def visit(self, visit: Visit) -> Locations:
+        """Commit a visit and answer the customer's locations (`CustomerLocations.visit`)."""
+        if self._closed:
+            raise Unavailable("customer locations: closed")
+        found = await self._rounds.submit(visit)
+        assert found is not None
+        return found
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timeout):
+                await self._rounds.idle()
+        await self._conn.close()
+
+    async def _write(self, round_: list[Waiting[Call, Locations | None]]) -> None:
+        """Write a round and answer it; a failure raised here is every unanswered call's
+        (`Rounds`)."""
+        consent = rounds([row for call, _ in round_ if isinstance(call, Keep) for row in call.rows])
+        customers: dict[tuple[str, str], dict[str, None]] = {}
+        for call, _ in round_:
+            if not isinstance(call, Keep):
+                company_id, customer_id, tenant_id = call
+                customers.setdefault((company_id, customer_id), {})[str(tenant_id)] = None
+        visits = [
+            {"company_id": c, "customer_id": k, "tenant_ids": list(tenants)}
+            for (c, k), tenants in customers.items()
+        ]
+        try:
+            conn = await self._conn.get()
+            found = await _execute(conn, consent, visits)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            if len(round_) == 1:
+                raise Unavailable(f"{_what(round_)}: {exc.__class__.__name__}") from exc
+            for one in round_:  # one call's data refused: the others must not fail with it
+                await self._written_alone(one)
+            return
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            await self._conn.close()  # the next round opens a new one
+            raise Unavailable(f"{_what(round_)}: {exc.__class__.__name__}") from exc
+        except BaseException:
+            await self._conn.close()  # cancelled mid-statement: its state is unknown
+            raise
+        self.commits += 1
+        for call, done in round_:
+            if isinstance(call, Keep):
+                self.consent_calls += 1
+                if not done.done():
+                    done.set_result(None)
+            else:
+                self.visits += 1
+                if not done.done():  # every row of the statement is returned
+                    done.set_result(frozenset(found[call[:2]]))
+
+    async def _written_alone(self, one: Waiting[Call, Locations | None]) -> None:
+        try:
+            await self._write([one])
+        except Unavailable as exc:
+            if not one[1].done():
+                one[1].set_exception(exc)
+
+
+def _what(round_: list[Waiting[Call, Locations | None]]) -> str:
+    """The stores a round wrote for, as its failure names them."""
+    kinds = {isinstance(call, Keep) for call, _ in round_}
+    return " and ".join(name for keep, name in _NAMES if keep in kinds)
+
+
+_NAMES = ((True, "consent store"), (False, "customer locations"))
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    """One parameter for a statement's rows (`jsonb_to_recordset`), encoded by orjson."""
+    return orjson.dumps(rows).decode()
+
+
+async def _execute(
+    conn: psycopg.AsyncConnection[Any], consent: list[list[Row]], visits: list[dict[str, Any]]
+) -> dict[tuple[str, str], list[Any]]:
+    """Write a round: its consent statements (`rounds`) and its visits; the customers' rows
+    as they now are."""
+    if len(consent) > 1:  # a contact twice: in arrival order, one transaction, one round trip
+        async with conn.pipeline(), conn.transaction():
+            for rows in consent:
+                await conn.execute(UPSERT, (_json(rows),), prepare=True)
+            if not visits:
+                return {}
+            cursor = await conn.execute(VISIT, (_json(visits),), prepare=True)
+            answer = await cursor.fetchall()
+    elif consent and visits:
+        cursor = await conn.execute(
+            KEEP_AND_VISIT, (_json(consent[0]), _json(visits)), prepare=True
+        )
+        answer = await cursor.fetchall()
+    elif visits:
+        cursor = await conn.execute(VISIT, (_json(visits),), prepare=True)
+        answer = await cursor.fetchall()
+    elif consent:
+        await conn.execute(UPSERT, (_json(consent[0]),), prepare=True)
+        return {}
+    else:
+        return {}
+    return {(c, k): tenants for c, k, tenants in answer}
