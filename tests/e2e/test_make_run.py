@@ -131,7 +131,8 @@ def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     import psycopg
 
     with psycopg.connect(BASE_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        for name in (db, f"{db}_test"):  # infra/postgres.sh makes <db>_test beside <db>
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_make_run_reaches_first_touch_point_and_stops_cleanly(
