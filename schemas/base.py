@@ -119,9 +119,9 @@ class Event(BaseModel):
         as its own fields. Every order event, command, lead change and outcome is serialised
         once (bench/sequencer/domain.py: pydantic's writer was a tenth of a sequencer event)."""
         try:
-            return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z, default=fields_of)
-        except orjson.JSONEncodeError:  # an integer beyond 64 bits: pydantic writes those
-            return self.model_dump_json().encode()
+            return orjson.dumps(self.__dict__, option=_OPTIONS, default=fields_of)
+        except orjson.JSONEncodeError:  # what orjson will not write (an integer beyond 64
+            return self.model_dump_json().encode()  # bits, a dataclass): pydantic's own
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> Self:
@@ -130,6 +130,11 @@ class Event(BaseModel):
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         return cls.model_json_schema(mode="serialization")
+
+
+#: UTC as "Z" (pydantic's form); dataclasses to `default`, which leaves them to pydantic (orjson
+#: would drop their private fields, pydantic keeps them).
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def fields_of(value: Any) -> dict[str, Any]:

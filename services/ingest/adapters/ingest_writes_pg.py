@@ -48,8 +48,11 @@ Locations = frozenset[uuid.UUID]
 #: Consent and visits in one statement: the consent upsert runs to completion before the first
 #: visit row (an uncorrelated scalar subquery is an InitPlan), so locks go consent, then
 #: customers.
+_ORDER = " ORDER BY r.company_id"
+if VISIT.count(_ORDER) != 1:  # the gate below must not silently go missing
+    raise RuntimeError("customer_locations_pg.VISIT: expected one ORDER BY r.company_id")
 KEEP_AND_VISIT = f"WITH kept AS ({UPSERT} RETURNING 1) " + VISIT.replace(
-    " ORDER BY r.company_id", " WHERE (SELECT count(*) FROM kept) >= 0 ORDER BY r.company_id"
+    _ORDER, " WHERE (SELECT count(*) FROM kept) >= 0" + _ORDER
 )
 
 
@@ -77,6 +80,7 @@ class IngestWrites:
         )
         self._timeout = timeout
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
         #: transactions committed, and the consent calls and visits they carried (tests)
         self.commits = 0
         self.consent_calls = 0
@@ -97,13 +101,19 @@ class IngestWrites:
         return found
 
     async def close(self) -> None:
-        if self._closed:
-            return
+        """Refuse later calls, let the round in flight finish (at most the timeout), then close
+        the connection for good: a round still waiting after that fails (`Unavailable`)
+        instead of opening another. Every caller waits for the one closing."""
         self._closed = True
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._timeout):
                 await self._rounds.idle()
-        await self._conn.close()
+        await self._conn.close(final=True)
 
     async def _write(self, round_: list[Waiting[Call, Locations | None]]) -> None:
         """Write a round and answer it; a failure raised here is every unanswered call's
@@ -119,9 +129,12 @@ class IngestWrites:
             for (c, k), tenants in customers.items()
         ]
         try:
+            # encoded first: a value JSON cannot carry (a lone surrogate in an id) is refused
+            # data, like a row PostgreSQL refuses, and fails only its own call
+            consent_json, visits_json = [_json(rows) for rows in consent], _json(visits)
             conn = await self._conn.get()
-            found = await _execute(conn, consent, visits)
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            found = await _execute(conn, consent_json, visits_json if visits else None)
+        except (psycopg.DataError, psycopg.IntegrityError, orjson.JSONEncodeError) as exc:
             if len(round_) == 1:
                 raise Unavailable(f"{_what(round_)}: {exc.__class__.__name__}") from exc
             for one in round_:  # one call's data refused: the others must not fail with it
@@ -167,28 +180,26 @@ def _json(rows: list[dict[str, Any]]) -> str:
 
 
 async def _execute(
-    conn: psycopg.AsyncConnection[Any], consent: list[list[Row]], visits: list[dict[str, Any]]
+    conn: psycopg.AsyncConnection[Any], consent: list[str], visits: str | None
 ) -> dict[tuple[str, str], list[Any]]:
-    """Write a round: its consent statements (`rounds`) and its visits; the customers' rows
-    as they now are."""
+    """Write a round: its consent statements (`rounds`, each its rows as JSON) and its visits;
+    the customers' rows as they now are."""
     if len(consent) > 1:  # a contact twice: in arrival order, one transaction, one round trip
         async with conn.pipeline(), conn.transaction():
             for rows in consent:
-                await conn.execute(UPSERT, (_json(rows),), prepare=True)
-            if not visits:
+                await conn.execute(UPSERT, (rows,), prepare=True)
+            if visits is None:
                 return {}
-            cursor = await conn.execute(VISIT, (_json(visits),), prepare=True)
+            cursor = await conn.execute(VISIT, (visits,), prepare=True)
             answer = await cursor.fetchall()
-    elif consent and visits:
-        cursor = await conn.execute(
-            KEEP_AND_VISIT, (_json(consent[0]), _json(visits)), prepare=True
-        )
+    elif consent and visits is not None:
+        cursor = await conn.execute(KEEP_AND_VISIT, (consent[0], visits), prepare=True)
         answer = await cursor.fetchall()
-    elif visits:
-        cursor = await conn.execute(VISIT, (_json(visits),), prepare=True)
+    elif visits is not None:
+        cursor = await conn.execute(VISIT, (visits,), prepare=True)
         answer = await cursor.fetchall()
     elif consent:
-        await conn.execute(UPSERT, (_json(consent[0]),), prepare=True)
+        await conn.execute(UPSERT, (consent[0],), prepare=True)
         return {}
     else:
         return {}

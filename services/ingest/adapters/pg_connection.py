@@ -19,9 +19,13 @@ class OwnConnection:
         )
         self._timeout = timeout
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._final = False
 
     async def get(self) -> psycopg.AsyncConnection[Any]:
-        """The connection, opened if need be; raises psycopg.Error, OSError or TimeoutError."""
+        """The connection, opened if need be; raises psycopg.Error, OSError or TimeoutError
+        (an OperationalError once closed for good)."""
+        if self._final:
+            raise psycopg.OperationalError("the store's connection is closed for good")
         if self._conn is None or self._conn.closed:
             self._conn = None
             millis = int(self._timeout * 1000)
@@ -37,7 +41,9 @@ class OwnConnection:
             self._conn = conn
         return self._conn
 
-    async def close(self) -> None:
+    async def close(self, *, final: bool = False) -> None:
+        """Close the connection; the next `get` opens another, unless `final`."""
+        self._final = self._final or final
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

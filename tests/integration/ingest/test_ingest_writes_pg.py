@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -18,6 +19,7 @@ from services.common.domain.consent import ConsentRecord
 from services.ingest.adapters.consent_store_pg import PostgresConsentStore
 from services.ingest.adapters.customer_locations_pg import PostgresCustomerLocations
 from services.ingest.adapters.ingest_writes_pg import IngestWrites
+from services.ingest.errors import Unavailable
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -138,3 +140,54 @@ async def test_a_closed_writer_refuses_both_kinds_of_call(db_engine: Any, proces
         await consents.record("co", [_sms("+12025560003", AT, "k")])
     with pytest.raises(Exception, match="customer locations: closed"):
         await locations.visit("co", "cus_1", uuid.uuid4())
+
+
+async def test_an_id_json_cannot_carry_fails_only_its_visit(db_engine: Any, process: Any) -> None:
+    """A customer id with a lone surrogate (a webhook's JSON may carry one): its visit is
+    refused alone, and the consent records sharing its round are committed."""
+    _, consents, locations = process(db_engine)
+    company, here = f"co_{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    results = await asyncio.gather(
+        consents.record(company, [_sms("+12025560011", AT, "first")]),  # alone: nothing waits
+        consents.record(company, [_sms("+12025560012", AT, "shared")]),
+        locations.visit(company, "cus_\ud800", here),
+        locations.visit(company, "cus_ok", here),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == [
+        "NoneType",
+        "NoneType",
+        "Unavailable",
+        "frozenset",
+    ]
+    assert "customer locations" in str(results[2])
+    assert set(await _consent_rows(db_engine, company)) == {"+12025560011", "+12025560012"}
+
+
+async def test_closing_waits_for_the_round_in_flight_then_refuses_to_reopen(
+    db_engine: Any, process: Any, db_url: str
+) -> None:
+    """A second close waits for the first. A round that outlives the close's wait (1 s here,
+    also each statement's limit) fails, and a round still queued behind it fails too instead
+    of opening a connection nobody would close. Rounds of one call each, all held back by a
+    row lock but the last."""
+    writes, _, locations = process(db_engine, timeout=1.0, max_round=1)
+    company, a, b = f"co_{uuid.uuid4().hex[:8]}", uuid.uuid4(), uuid.uuid4()
+    await locations.visit(company, "cus_1", a)  # the row exists
+    async with await psycopg.AsyncConnection.connect(db_url) as holder, holder.transaction():
+        await holder.execute(
+            "SELECT 1 FROM customer_locations WHERE company_id = %s FOR UPDATE", (company,)
+        )
+        calls = []
+        for customer, tenant in (("cus_1", b), ("cus_1", a), ("cus_3", a)):
+            calls.append(asyncio.create_task(locations.visit(company, customer, tenant)))
+            await asyncio.sleep(0.05)
+        first, second = asyncio.create_task(writes.close()), asyncio.create_task(writes.close())
+        await asyncio.sleep(0.2)
+        assert not first.done() and not second.done()  # both wait for the round in flight
+        await asyncio.gather(first, second)
+    # the first timed out on the lock, the second was closed under, the third never opened one
+    for call in calls:
+        with pytest.raises(Unavailable):
+            await call
+    assert writes._conn._conn is None

@@ -3,6 +3,7 @@ raise ContractError with a reason (the DLQ path)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import uuid
@@ -268,6 +269,32 @@ def test_every_contracts_bytes_are_what_pydantic_writes(event: Any) -> None:
     go to pydantic itself), and read back to the same record."""
     assert event.to_bytes() == event.model_dump_json().encode()
     assert type(event).from_bytes(event.to_bytes()) == event
+
+
+def test_what_orjson_would_write_differently_goes_to_pydantic() -> None:
+    """A context value orjson would write unlike pydantic (a dataclass: orjson leaves out its
+    private fields) or not at all (an integer beyond 64 bits) is written by pydantic."""
+
+    @dataclasses.dataclass
+    class Facts:
+        kind: str
+        _private: int = 1
+
+    for context, written in (({"facts": Facts("declined")}, b'"_private":1'), ({"n": 2**70}, b"")):
+        command = TouchPointCommand(
+            command_id=uuid.uuid4(),
+            tenant_id=TENANT,
+            lead_id=uuid.uuid4(),
+            step_index=0,
+            channel=Channel.EMAIL,
+            template="t",
+            due_at=datetime(2026, 1, 1, tzinfo=UTC),
+            issued_at=datetime(2026, 1, 1, tzinfo=UTC),
+            recipient=Recipient(email="a@example.com"),
+            context=context,
+        )
+        assert command.to_bytes() == command.model_dump_json().encode()
+        assert written in command.to_bytes()
 
 
 def _order_event() -> OrderEvent:
