@@ -70,8 +70,10 @@ def test_the_sequencer_command_declares_them_before_it_runs_the_worker(
 
     monkeypatch.setattr(cli, "declare_internal_topics", lambda s: steps.append("declare"))
     monkeypatch.setattr(cli, "build", lambda settings, projection: Worker())
+    # the worker's uvloop policy, not this test process's (it would outlive the test)
+    monkeypatch.setattr(cli, "use_fast_event_loop", lambda: steps.append("uvloop"))
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", f"t{uuid.uuid4().hex[:10]}.")
     result = CliRunner().invoke(cli.sequencer, [])
     assert result.exit_code == 0, result.output
-    assert steps == ["declare", "run"]
+    assert steps == ["declare", "uvloop", "run"]

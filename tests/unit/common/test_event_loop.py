@@ -17,7 +17,10 @@ from services.common.event_loop import use_fast_event_loop
 
 @pytest.fixture
 def restore_policy() -> Iterator[None]:
+    """asyncio's default policy for the test (whatever an earlier test in this process left),
+    the policy before it afterwards."""
     before = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(None)
     try:
         yield
     finally:
