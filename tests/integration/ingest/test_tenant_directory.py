@@ -80,12 +80,51 @@ async def directory(sa_url: str, db_url: str) -> AsyncIterator[tuple[PostgresTen
     await engine.dispose()
 
 
+@pytest.fixture
+async def private_directory() -> AsyncIterator[tuple[PostgresTenants, Statements, Any]]:
+    """A directory over a database of its own, migrated: no other test's tenant changes (and
+    their notifications, each a reload) reach it, so its statements can be counted."""
+    from alembic import command
+
+    from leadctl.provision import alembic_config
+
+    name = f"lo_dir_{uuid.uuid4().hex[:8]}"
+    url = TEST_DB_URL.rsplit("/", 1)[0] + "/" + name
+    _fresh_database(url)
+    sa = "postgresql+psycopg://" + url.split("://", 1)[1]
+    config = alembic_config(sa)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    engine = async_engine(sa, pool_size=2)
+    statements = Statements(engine)
+    tenants = await PostgresTenants(engine, box=BOX, ttl=300.0, listen_url=url).start()
+    try:
+        yield tenants, statements, engine
+    finally:
+        await tenants.close()
+        await engine.dispose()
+        with psycopg.connect(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
+            c.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 async def test_known_and_unknown_callers_are_answered_without_a_query_each(
-    directory: tuple[PostgresTenants, Statements], make_tenant: Any
+    private_directory: tuple[PostgresTenants, Statements, Any],
 ) -> None:
-    tenants, statements = directory
-    tenant, website_key = await make_tenant(webhook_secret="whsec_" + "A" * 43)
-    company = await eventually(lambda: tenants.company_of(tenant.id))
+    """On a database of its own: the shared test database's notifications of other tests'
+    locations are reloads too, and made the count fail once under a parallel run."""
+    from services.common.db.tenants import add_tenant
+
+    tenants, statements, engine = private_directory
+    async with engine.begin() as conn:
+        await add_company(
+            conn, box=BOX, company_id="co_1", name="Co", webhook_secret="whsec_" + "A" * 43
+        )
+        tenant, website_key = await add_tenant(
+            conn, name="Loc", company_id="co_1", location_id="loc_1"
+        )
+    company: Any = await eventually(lambda: tenants.company_of(tenant.id))
     assert company is not None and tenant.id in company.by_id
     before = statements.count
     for _ in range(1000):
