@@ -164,6 +164,17 @@ def cpu_used(
     return used
 
 
+#: Orders posted at 5/s before the measured ones.
+WARM_ORDERS = 5
+#: Linux's limit on one environment variable, "NAME=value" (MAX_ARG_STRLEN, 32 pages).
+MAX_ENV_VALUE = 131_072
+
+
+def customer_emails(count: int) -> list[str]:
+    """The distinct whitelisted addresses of the run's customers, one an order."""
+    return [f"jane.{i}@example.net" for i in range(count)]
+
+
 def start(code: Path, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -317,9 +328,9 @@ def run_stack(code: Path, args: Any, logs: Path) -> tuple[Segments, Cpu]:
     tenants = add_tenants(
         db, args.tenants, per_company=args.per_company, timezone=tz_at_local_hour(12)
     )
-    warm, n = 5, args.orders
+    warm, n = WARM_ORDERS, args.orders
     requests = webhook_requests(tenants, warm + n)
-    emails = [f"jane.{i}@example.net" for i in range(warm + n)]
+    emails = customer_emails(warm + n)
     ensure_topics(KAFKA, partitions=PARTITIONS, names=topics.with_dlqs())
     sg, ingest, admin, seq, out = (free_port() for _ in range(5))
     env = (
@@ -526,6 +537,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.per_company < 1:
         parser.error("--per-company must be at least 1")
+    whitelist = len("LEAD_EMAIL_WHITELIST=" + ",".join(customer_emails(WARM_ORDERS + args.orders)))
+    if whitelist >= MAX_ENV_VALUE:  # Popen would fail with "Argument list too long"
+        parser.error(
+            f"--orders {args.orders}: their {args.orders:,} whitelisted addresses are one "
+            f"environment variable of {whitelist:,} bytes, over Linux's {MAX_ENV_VALUE:,} a "
+            "variable; measure fewer orders (--repeat runs more)"
+        )
     use_fast_event_loop()  # the client, as the services: its CPU shares the machine's two cores
     logs = ROOT / ".local" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
