@@ -80,10 +80,8 @@ async def directory(sa_url: str, db_url: str) -> AsyncIterator[tuple[PostgresTen
     await engine.dispose()
 
 
-@pytest.fixture
-async def private_directory() -> AsyncIterator[tuple[PostgresTenants, Statements, Any]]:
-    """A directory over a database of its own, migrated: no other test's tenant changes (and
-    their notifications, each a reload) reach it, so its statements can be counted."""
+def _private_database() -> tuple[str, str, str]:
+    """A database of its own, migrated to head: its name, libpq URL and SQLAlchemy URL."""
     from alembic import command
 
     from leadctl.provision import alembic_config
@@ -95,6 +93,19 @@ async def private_directory() -> AsyncIterator[tuple[PostgresTenants, Statements
     config = alembic_config(sa)
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
+    return name, url, sa
+
+
+def _drop_database(name: str) -> None:
+    with psycopg.connect(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def private_directory() -> AsyncIterator[tuple[PostgresTenants, Statements, Any]]:
+    """A directory over a database of its own, migrated: no other test's tenant changes (and
+    their notifications, each a reload) reach it, so its statements can be counted."""
+    name, url, sa = _private_database()
     engine = async_engine(sa, pool_size=2)
     statements = Statements(engine)
     tenants = await PostgresTenants(engine, box=BOX, ttl=300.0, listen_url=url).start()
@@ -103,10 +114,7 @@ async def private_directory() -> AsyncIterator[tuple[PostgresTenants, Statements
     finally:
         await tenants.close()
         await engine.dispose()
-        with psycopg.connect(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
-            c.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _drop_database(name)
 
 
 async def test_known_and_unknown_callers_are_answered_without_a_query_each(
@@ -225,17 +233,7 @@ async def _known(tenants: PostgresTenants, tenant_id: uuid.UUID) -> bool:
 
 async def test_known_companies_are_served_while_postgresql_is_unreachable() -> None:
     """A private database that disappears under the directory (as an outage would)."""
-    from alembic import command
-
-    from leadctl.provision import alembic_config
-
-    name = f"lo_dir_{uuid.uuid4().hex[:8]}"
-    url = TEST_DB_URL.rsplit("/", 1)[0] + "/" + name
-    _fresh_database(url)
-    sa = "postgresql+psycopg://" + url.split("://", 1)[1]
-    config = alembic_config(sa)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    name, _, sa = _private_database()
     engine = async_engine(sa, pool_size=1)
     try:
         # a deployment with no location yet: its empty directory is a directory, not a reason
@@ -273,10 +271,7 @@ async def test_known_companies_are_served_while_postgresql_is_unreachable() -> N
         await tenants.close()
     finally:
         await engine.dispose()
-        with psycopg.connect(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
-            c.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _drop_database(name)
 
 
 async def test_a_miss_is_never_answered_by_a_load_that_read_before_the_change(
