@@ -2,11 +2,11 @@
 one group commit: the consent a record carries (`source_consent`, `consent_store_pg`) and a
 customer's visit of a location (`customer_locations`, `customer_locations_pg`).
 
-Every webhook of an order wrote both, in two group commits of their own: two statements, two
-commits and twice psycopg's per-statement work a round, the largest cost ingest had left
-(bench/ingest/README.md). Here the calls of both kinds waiting at the same moment share a round
-(`services.common.rounds`): one statement, one commit. Nothing waits for the other kind: with
-nothing in flight a call goes at once, alone, as before.
+The calls of both kinds waiting at the same moment share a round (`services.common.rounds`):
+one statement, one commit, where two stores of their own wrote two. Nothing waits for the other
+kind: with nothing in flight a call goes at once, alone. On this machine's bench/ingest a round
+is nearly always one call (the event loop, not PostgreSQL, is the slower side), so it measured
+neutral there (bench/ingest/README.md); it halves the statements when commits are slow.
 
 One round is one statement when no contact is twice in it, nearly always: the consent upsert
 as a data-modifying CTE the visits' upsert reads first (its result is an InitPlan, evaluated
@@ -35,14 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.rounds import Rounds, Waiting
 from services.ingest.adapters.consent_store_pg import UPSERT, Row, rounds
-from services.ingest.adapters.customer_locations_pg import VISIT
+from services.ingest.adapters.customer_locations_pg import VISIT, Visit
 from services.ingest.adapters.pg_connection import OwnConnection
 from services.ingest.errors import Unavailable
 
 #: At most this many calls share a round.
 MAX_ROUND = 256
 
-Visit = tuple[str, str, uuid.UUID]
 Locations = frozenset[uuid.UUID]
 
 #: Consent and visits in one statement: the consent upsert runs to completion before the first
