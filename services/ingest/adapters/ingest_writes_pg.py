@@ -4,9 +4,9 @@ customer's visit of a location (`customer_locations`, `customer_locations_pg`).
 
 The calls of both kinds waiting at the same moment share a round (`services.common.rounds`):
 one statement, one commit, where two stores of their own wrote two. Nothing waits for the other
-kind: with nothing in flight a call goes at once, alone. On this machine's bench/ingest a round
-is nearly always one call (the event loop, not PostgreSQL, is the slower side), so it measured
-neutral there (bench/ingest/README.md); it halves the statements when commits are slow.
+kind: with nothing in flight a call goes at once, alone. Under bench/ingest's load a round
+carries about nine calls, of both kinds; halving the statements measured within that bench's
+noise (bench/ingest/README.md).
 
 One round is one statement when no contact is twice in it, nearly always: the consent upsert
 as a data-modifying CTE the visits' upsert reads first (its result is an InitPlan, evaluated
