@@ -51,7 +51,8 @@ def _text(value: str | None, limit: int) -> str | None:
     return value.replace("\x00", "")[:limit]
 
 
-def _row(company_id: str, record: ConsentRecord) -> Row:
+def consent_row(company_id: str, record: ConsentRecord) -> Row:
+    """A record as the upsert's JSON row (`UPSERT`)."""
     return {
         "company_id": _text(company_id, 100),
         "channel": record.channel.value,
@@ -142,7 +143,7 @@ class PostgresConsentStore:
 
     async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
         if records:
-            await self._writes.keep([_row(company_id, r) for r in records])
+            await self._writes.keep([consent_row(company_id, r) for r in records])
 
     async def close(self) -> None:
         await self._writes.close()

@@ -57,7 +57,7 @@ KEEP_AND_VISIT = f"WITH kept AS ({UPSERT} RETURNING 1) " + VISIT.replace(
 
 @dataclass(frozen=True, slots=True)
 class Keep:
-    """A consent call: its rows (`consent_store_pg._row`)."""
+    """A consent call: its rows (`consent_store_pg.consent_row`)."""
 
     rows: list[Row]
 

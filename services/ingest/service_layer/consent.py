@@ -17,10 +17,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.common.domain.consent import ConsentRecord
 from services.ingest.domain.consent import consent_of_customer, consent_of_order
 from services.ingest.domain.model import IngestCompany
 from services.ingest.domain.normalise import facts_of, polled_operation
 from services.ingest.ports import ConsentStore, CustomerSource
+
+
+def consent_records(
+    table: str, data: dict[str, Any], *, event_key: str, now: datetime
+) -> list[ConsentRecord]:
+    """The consent of a customer record, or of an order's embedded customer."""
+    if table == "customer":
+        return consent_of_customer(data, event_key=event_key, now=now)
+    return consent_of_order(data, event_key=event_key, now=now)
 
 
 async def keep_consent(
@@ -35,10 +45,7 @@ async def keep_consent(
     """Record the consent of a customer record, or of an order's embedded customer."""
     if store is None:
         return
-    if table == "customer":
-        records = consent_of_customer(data, event_key=event_key, now=now)
-    else:
-        records = consent_of_order(data, event_key=event_key, now=now)
+    records = consent_records(table, data, event_key=event_key, now=now)
     if records:
         await store.record(company.id, records)
 
