@@ -66,9 +66,9 @@ class Locations:
         return False
 
     async def visit(
-        self, company_id: str, customer_id: str, tenant_id: uuid.UUID
+        self, company_id: str, customer_id: str, tenant_id: uuid.UUID, consent: Any = ()
     ) -> frozenset[uuid.UUID]:
-        await asyncio.sleep(0)  # the commit's
+        await asyncio.sleep(0)  # the commit's (with the consent, when it is given)
         return frozenset((tenant_id,))
 
 

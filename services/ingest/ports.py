@@ -95,12 +95,18 @@ class CustomerLocations(Protocol):
         ...
 
     async def visit(
-        self, company_id: str, customer_id: str, tenant_id: uuid.UUID
+        self,
+        company_id: str,
+        customer_id: str,
+        tenant_id: uuid.UUID,
+        *,
+        consent: Sequence[ConsentRecord] = (),
     ) -> frozenset[uuid.UUID]:
         """Record that the customer has an order at `tenant_id`, committed before this returns,
         and return every location where they have had one (this one too). Two visits of one
         customer at once are serialised: the later one's answer holds the earlier one's
-        location. Raises Unavailable."""
+        location. `consent`: records kept as `ConsentStore.record` keeps them, in the same
+        commit (the order's own, so one round trip commits both). Raises Unavailable."""
         ...
 
 

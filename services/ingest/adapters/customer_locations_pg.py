@@ -9,9 +9,10 @@ already in it, for that lock and that answer.
 
 Group commit: the store writes through the process's `IngestWrites` (`ingest_writes_pg`), so
 the visits waiting at the same moment, and the consent records waiting with them, go in one
-statement. Visits of one customer in a round are one row of it (ON CONFLICT cannot touch a row
-twice a statement), answered alike; the rows go in the order of their key, so rounds of two
-processes lock their customers in one order and never deadlock.
+statement; a visit may carry its order's consent records itself (one call, one commit).
+Visits of one customer in a round are one row of it (ON CONFLICT cannot touch a row twice a
+statement), answered alike; the rows go in the order of their key, so rounds of two processes
+lock their customers in one order and never deadlock.
 The visits this process has recorded are remembered (`known`, bounded), so an order's later
 changes at a location already recorded need no write.
 """
@@ -20,10 +21,13 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import psycopg
+
+from services.common.domain.consent import ConsentRecord
+from services.ingest.adapters.consent_store_pg import consent_row
 
 if TYPE_CHECKING:
     from services.ingest.adapters.ingest_writes_pg import IngestWrites
@@ -85,10 +89,16 @@ class PostgresCustomerLocations:
         return (company_id, customer_id, tenant_id) in self._known
 
     async def visit(
-        self, company_id: str, customer_id: str, tenant_id: uuid.UUID
+        self,
+        company_id: str,
+        customer_id: str,
+        tenant_id: uuid.UUID,
+        *,
+        consent: Sequence[ConsentRecord] = (),
     ) -> frozenset[uuid.UUID]:
         visit = (company_id, customer_id, tenant_id)
-        tenants = await self._writes.visit(visit)
+        rows = [consent_row(company_id, r) for r in consent]
+        tenants = await self._writes.visit(visit, rows)
         self._known[visit] = None
         self._known.move_to_end(visit)
         if len(self._known) > self._known_size:

@@ -3,7 +3,9 @@ one group commit: the consent a record carries (`source_consent`, `consent_store
 customer's visit of a location (`customer_locations`, `customer_locations_pg`).
 
 The calls of both kinds waiting at the same moment share a round (`services.common.rounds`):
-one statement, one commit, where two stores of their own wrote two. Nothing waits for the other
+one statement, one commit, where two stores of their own wrote two. A visit may carry its
+order's consent rows (`KeptVisit`): one call for both, so a webhook waits for one round, not
+two in turn, even when nothing else is waiting. Nothing waits for the other
 kind: with nothing in flight a call goes at once, alone. Under bench/ingest's load a round
 carries about nine calls, of both kinds; halving the statements measured within that bench's
 noise (bench/ingest/README.md).
@@ -62,7 +64,15 @@ class Keep:
     rows: list[Row]
 
 
-Call = Keep | Visit
+@dataclass(frozen=True, slots=True)
+class KeptVisit:
+    """A visit and its order's consent rows, committed together: one call."""
+
+    visit: Visit
+    rows: list[Row]
+
+
+Call = Keep | Visit | KeptVisit
 
 
 class IngestWrites:
@@ -91,11 +101,12 @@ class IngestWrites:
             raise Unavailable("consent store: closed")
         await self._rounds.submit(Keep(rows))
 
-    async def visit(self, visit: Visit) -> Locations:
-        """Commit a visit and answer the customer's locations (`CustomerLocations.visit`)."""
+    async def visit(self, visit: Visit, consent: list[Row] | None = None) -> Locations:
+        """Commit a visit, and `consent` rows with it, and answer the customer's locations
+        (`CustomerLocations.visit`)."""
         if self._closed:
             raise Unavailable("customer locations: closed")
-        found = await self._rounds.submit(visit)
+        found = await self._rounds.submit(KeptVisit(visit, consent) if consent else visit)
         assert found is not None
         return found
 
@@ -117,11 +128,13 @@ class IngestWrites:
     async def _write(self, round_: list[Waiting[Call, Locations | None]]) -> None:
         """Write a round and answer it; a failure raised here is every unanswered call's
         (`Rounds`)."""
-        consent = rounds([row for call, _ in round_ if isinstance(call, Keep) for row in call.rows])
+        consent = rounds(
+            [row for call, _ in round_ if not isinstance(call, tuple) for row in call.rows]
+        )
         customers: dict[tuple[str, str], dict[str, None]] = {}
         for call, _ in round_:
             if not isinstance(call, Keep):
-                company_id, customer_id, tenant_id = call
+                company_id, customer_id, tenant_id = _visit(call)
                 customers.setdefault((company_id, customer_id), {})[str(tenant_id)] = None
         visits = [
             {"company_id": c, "customer_id": k, "tenant_ids": list(tenants)}
@@ -153,8 +166,10 @@ class IngestWrites:
                     done.set_result(None)
             else:
                 self.visits += 1
+                if isinstance(call, KeptVisit):
+                    self.consent_calls += 1
                 if not done.done():  # every row of the statement is returned
-                    done.set_result(frozenset(found[call[:2]]))
+                    done.set_result(frozenset(found[_visit(call)[:2]]))
 
     async def _written_alone(self, one: Waiting[Call, Locations | None]) -> None:
         try:
@@ -164,9 +179,15 @@ class IngestWrites:
                 one[1].set_exception(exc)
 
 
+def _visit(call: Visit | KeptVisit) -> Visit:
+    return call.visit if isinstance(call, KeptVisit) else call
+
+
 def _what(round_: list[Waiting[Call, Locations | None]]) -> str:
     """The stores a round wrote for, as its failure names them."""
-    kinds = {isinstance(call, Keep) for call, _ in round_}
+    kinds: set[bool] = set()
+    for call, _ in round_:
+        kinds.update((True, False) if isinstance(call, KeptVisit) else (isinstance(call, Keep),))
     return " and ".join(name for keep, name in _NAMES if keep in kinds)
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from schemas import bounds
 from schemas.base import LeadIdKey
 from schemas.events import Operation, OrderEvent, OrderSource
+from services.common.domain.consent import ConsentRecord
 from services.common.masking import mask_email
 from services.ingest.adapters.metrics import (
     DEMO_DROPPED,
@@ -182,6 +184,7 @@ async def told_elsewhere(
     locations: CustomerLocations | None,
     *,
     tell: bool = True,
+    consent: Sequence[ConsentRecord] = (),
 ) -> list[OrderEventDraft]:
     """`drafts`, and when they are a new order of a known customer or an order reviving
     declined work, that order told to the company's other locations where the customer has had
@@ -196,16 +199,22 @@ async def told_elsewhere(
     order at has no lead of theirs to tell, and is not told (one record a location was the
     cost of a webhook at a company of many: bench/ingest/README.md). `locations` None (no
     database: tests, tools): every other location is told. `tell` False (a backfill of one
-    location, whose history is that location's own): recorded, nobody told."""
+    location, whose history is that location's own): recorded, nobody told. `consent`: the
+    order's consent records, committed with the visit; only where `asks_locations` (else this
+    raises, having committed nothing)."""
     found = _customer_order(company, drafts, tell=tell)
     if found is None:
+        if consent:
+            raise RuntimeError(_NO_VISIT)
         return drafts
     draft, customer_id, news = found
     visited: frozenset[uuid.UUID] | None = None
     if locations is not None and (
         news or not locations.known(company.id, customer_id, draft.tenant_id)
     ):
-        visited = await locations.visit(company.id, customer_id, draft.tenant_id)
+        visited = await locations.visit(company.id, customer_id, draft.tenant_id, consent=consent)
+    elif consent:
+        raise RuntimeError(_NO_VISIT)
     if not news:
         return drafts
     return drafts + [
@@ -213,6 +222,9 @@ async def told_elsewhere(
         for t in company.tenants
         if t.id != draft.tenant_id and (visited is None or t.id in visited)
     ]
+
+
+_NO_VISIT = "told_elsewhere: consent to commit with a visit, but no visit is asked"
 
 
 def asks_locations(

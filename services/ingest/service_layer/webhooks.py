@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,10 +31,11 @@ import orjson
 
 from schemas.base import LeadIdKey
 from schemas.events import OrderSource
+from services.common.domain.consent import ConsentRecord
 from services.ingest.domain import normalise
 from services.ingest.domain.demo_mode import DROP_REASON
 from services.ingest.domain.draft import OrderEventDraft
-from services.ingest.domain.envelope import parse_envelope
+from services.ingest.domain.envelope import Envelope, parse_envelope
 from services.ingest.domain.model import IngestCompany, IngestTenant
 from services.ingest.domain.routing import (
     NO_TENANTS,
@@ -52,7 +53,7 @@ from services.ingest.ports import (
     EventPublisher,
     TenantDirectory,
 )
-from services.ingest.service_layer.consent import keep_consent
+from services.ingest.service_layer.consent import consent_records
 from services.ingest.service_layer.order_events import (
     asks_locations,
     build_drafts,
@@ -193,44 +194,29 @@ class WebhookIngest:
         if seen:
             return Accepted(event_id, lead_id, duplicate=True)
         try:
+            # committed before Kafka and the answer (the gate reads it on the next touch), and
+            # whatever becomes of the record's event: with the order's visit when there is one
+            consent: Sequence[ConsentRecord] = ()
             if self._consents is not None and (table == "customer" or "customer" in envelope.data):
-                # committed before Kafka and the answer: the gate reads it on the next touch
-                await keep_consent(
-                    self._consents,
-                    company,
-                    table,
-                    envelope.data,
-                    event_key=event_id,
-                    now=datetime.fromtimestamp(now, UTC),
+                consent = consent_records(
+                    table, envelope.data, event_key=event_id, now=datetime.fromtimestamp(now, UTC)
                 )
-            adjusted: normalise.Adjusted = []
-            contact = known_contact(table, envelope.data, adjusted)
-            if needs_lookup(company, contact):
-                contact = await complete_contact(company, table, contact, self._customers, adjusted)
-            events = build_drafts(
-                targets,
-                table,
-                envelope.data,
-                operation=envelope.operation,
-                source=OrderSource.WEBHOOK,
-                contact=contact,
-                now=datetime.fromtimestamp(now, UTC),
-                ids=self._config.lead_ids,
-                facts=facts,
-                adjusted=adjusted,
-            )
+            try:
+                events = await self._drafts(company, targets, envelope, facts, now)
+            except Exception:  # a refused record (4xx) or a failed look-up (5xx)
+                await self._keep(company, consent)
+                raise
             if not demo_admits(
                 events[0], demo_mode=self._config.demo_mode, whitelist=self._config.whitelist
             ):
+                await self._keep(company, consent)
                 return Ignored(DROP_REASON, outcome="demo_dropped")
             if asks_locations(company, events, self._locations):
-                events = await self._with_locations(company, events)
+                events = await self._with_locations(company, events, consent)
             else:  # nothing to wait for: told (without a store, every location) or not
+                await self._keep(company, consent)
                 events = await told_elsewhere(company, events, self._locations)
-                if len(events) == 1:
-                    await self._publisher.publish(events[0])
-                else:
-                    await _publish_all(self._publisher, events)
+                await _publish(self._publisher, events)
             lead_id = events[0].lead_id
             self._seen_events.add(event_id, lead_id)
         finally:
@@ -238,13 +224,55 @@ class WebhookIngest:
         log.debug("ingested %s", event_id, extra={"tenant_id": events[0].tenant_id})
         return Accepted(event_id, lead_id)
 
-    async def _with_locations(
-        self, company: IngestCompany, events: list[OrderEventDraft]
+    async def _drafts(
+        self,
+        company: IngestCompany,
+        targets: tuple[IngestTenant, ...],
+        envelope: Envelope,
+        facts: normalise.Facts,
+        now: float,
     ) -> list[OrderEventDraft]:
-        """Publish the order's event while its customer's visit is recorded (the record's way
-        to the sequencer does not wait for PostgreSQL), then tell the other locations the
-        answer names. The answer waits for both: a failure of either is a 5xx, and the retry
-        records and publishes again (the event once, by its id)."""
+        table, data = envelope.table, envelope.data
+        adjusted: normalise.Adjusted = []
+        contact = known_contact(table, data, adjusted)
+        if needs_lookup(company, contact):
+            contact = await complete_contact(company, table, contact, self._customers, adjusted)
+        return build_drafts(
+            targets,
+            table,
+            data,
+            operation=envelope.operation,
+            source=OrderSource.WEBHOOK,
+            contact=contact,
+            now=datetime.fromtimestamp(now, UTC),
+            ids=self._config.lead_ids,
+            facts=facts,
+            adjusted=adjusted,
+        )
+
+    async def _keep(self, company: IngestCompany, consent: Sequence[ConsentRecord]) -> None:
+        if consent:
+            assert self._consents is not None  # records only come with a store
+            await self._consents.record(company.id, consent)
+
+    async def _with_locations(
+        self,
+        company: IngestCompany,
+        events: list[OrderEventDraft],
+        consent: Sequence[ConsentRecord],
+    ) -> list[OrderEventDraft]:
+        """Record the customer's visit and tell the other locations the answer names; the
+        answer waits for the visit and every record. A failure of either is a 5xx, and the
+        retry records and publishes again (the event once, by its id).
+
+        With `consent`, it is committed with the visit (one round trip, where the consent
+        and then the visit were two in turn) and every record is published after it. Without,
+        the order's event is published while the visit is recorded (its way to the sequencer
+        does not wait for PostgreSQL)."""
+        if consent:
+            told = await told_elsewhere(company, events, self._locations, consent=consent)
+            await _publish(self._publisher, told)
+            return told
         own = asyncio.ensure_future(self._publisher.publish(events[0]))
         try:
             told = await told_elsewhere(company, events, self._locations)
@@ -260,6 +288,14 @@ class WebhookIngest:
 def _retrieved(done: asyncio.Future[None]) -> None:
     if not done.cancelled():
         done.exception()
+
+
+async def _publish(publisher: EventPublisher, events: list[OrderEventDraft]) -> None:
+    """`_publish_all`, without its task when there is one event."""
+    if len(events) == 1:
+        await publisher.publish(events[0])
+    else:
+        await _publish_all(publisher, events)
 
 
 async def _publish_all(publisher: EventPublisher, events: list[OrderEventDraft]) -> None:

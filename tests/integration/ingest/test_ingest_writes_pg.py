@@ -1,6 +1,7 @@
 """`IngestWrites` on PostgreSQL: consent records and customer visits waiting at the same moment
-share one transaction; rounds of two processes over the same contacts and customers, of any
-shape, never deadlock; a row PostgreSQL refuses fails only its own call."""
+share one transaction, and a visit carrying its order's consent commits both at once; rounds of
+two processes over the same contacts and customers, of any shape, never deadlock; a row
+PostgreSQL refuses fails only its own call."""
 
 from __future__ import annotations
 
@@ -131,6 +132,59 @@ async def test_a_refused_consent_row_fails_only_its_call_and_the_visits_are_answ
         "+12025560001": "first",
         "+12025560002": "good",
     }
+
+
+async def test_a_visit_carrying_its_orders_consent_commits_both_at_once(
+    db_engine: Any, process: Any
+) -> None:
+    """A webhook's order: its visit carries the order's consent records, so one round trip
+    commits both even with nothing else waiting (two in turn before); with other calls
+    waiting, in their round like theirs."""
+    writes, consents, locations = process(db_engine)
+    company, here, there = f"co_{uuid.uuid4().hex[:8]}", uuid.uuid4(), uuid.uuid4()
+    await locations.visit(company, "cus_1", there)
+    assert writes.commits == 1
+    found = await locations.visit(
+        company, "cus_1", here, consent=[_sms("+12025560021", AT, "order-1")]
+    )
+    assert found == frozenset({here, there})
+    assert (writes.commits, writes.consent_calls, writes.visits) == (2, 1, 2)
+    assert await _consent_rows(db_engine, company) == {"+12025560021": "order-1"}
+    answers = await asyncio.gather(
+        locations.visit(company, "cus_2", here, consent=[_sms("+12025560022", AT, "order-2")]),
+        consents.record(company, [_sms("+12025560023", AT, "customer-3")]),
+        locations.visit(company, "cus_3", here, consent=[_sms("+12025560024", AT, "order-3")]),
+    )
+    assert answers == [frozenset({here}), None, frozenset({here})]
+    assert (writes.commits, writes.consent_calls, writes.visits) == (3, 4, 4)
+    assert len(await _consent_rows(db_engine, company)) == 4
+
+
+async def test_a_refused_consent_row_fails_its_visit_alone(db_engine: Any, process: Any) -> None:
+    """A visit whose consent rows the table refuses fails as a whole (its order is answered
+    5xx, retried, nothing published): neither its consent nor its visit is committed, and the
+    round's other calls are."""
+    _, consents, locations = process(db_engine)
+    company, here = f"co_{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    bad = _sms("+12025569998", AT, "bad", opted_in=True, preferred="fax")
+    results = await asyncio.gather(
+        consents.record(company, [_sms("+12025560031", AT, "first")]),  # alone: nothing waits
+        locations.visit(company, "cus_bad", here, consent=[bad]),
+        locations.visit(company, "cus_ok", here, consent=[_sms("+12025560032", AT, "ok")]),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["NoneType", "Unavailable", "frozenset"]
+    assert str(results[1]) == "consent store and customer locations: CheckViolation"
+    assert await _consent_rows(db_engine, company) == {
+        "+12025560031": "first",
+        "+12025560032": "ok",
+    }
+    async with db_engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT customer_id FROM customer_locations WHERE company_id = :c"),
+            {"c": company},
+        )
+        assert [r for (r,) in rows] == ["cus_ok"]
 
 
 async def test_a_closed_writer_refuses_both_kinds_of_call(db_engine: Any, process: Any) -> None:

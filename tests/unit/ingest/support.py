@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from fakes.shopmonkey.data import Company, Location, World
 from fakes.shopmonkey.query import matches, order_records
 from fakes.shopmonkey.webhooks import signed_headers
 from schemas.events import OrderEvent
+from services.common.domain.consent import ConsentRecord
 from services.ingest.domain.draft import ELSEWHERE_EVENT, OrderEventDraft
 from services.ingest.domain.model import IngestCompany, IngestTenant, Page
 from services.ingest.domain.shopmonkey_signatures import WebhookKeys
@@ -125,6 +127,24 @@ class FakePublisher:
         return [e for e in self.events if ELSEWHERE_EVENT in e.event_id]
 
 
+class FakeConsents:
+    """`ConsentStore` in memory: the calls committed (company, records); `fail`: raised by the
+    next calls; `hold`: what they wait for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[ConsentRecord]]] = []
+        self.fail: Exception | None = None
+        self.hold: asyncio.Event | None = None
+
+    async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
+        await asyncio.sleep(0)  # a round trip's suspension, however short
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append((company_id, list(records)))
+
+
 class FakeLocations:
     """`CustomerLocations` in memory: where each (company, customer) has had orders; records
     every visit asked for; `fail`: raised by the next visits; `hold`: what they wait for."""
@@ -132,6 +152,8 @@ class FakeLocations:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], set[uuid.UUID]] = {}
         self.calls: list[tuple[str, str, uuid.UUID]] = []
+        #: the consent records each committed visit carried
+        self.consent: list[list[ConsentRecord]] = []
         self.fail: Exception | None = None
         #: visits wait for it when set
         self.hold: asyncio.Event | None = None
@@ -141,7 +163,12 @@ class FakeLocations:
         return (company_id, customer_id, tenant_id) in self._known
 
     async def visit(
-        self, company_id: str, customer_id: str, tenant_id: uuid.UUID
+        self,
+        company_id: str,
+        customer_id: str,
+        tenant_id: uuid.UUID,
+        *,
+        consent: Sequence[ConsentRecord] = (),
     ) -> frozenset[uuid.UUID]:
         self.calls.append((company_id, customer_id, tenant_id))
         await asyncio.sleep(0)  # a round trip's suspension, however short
@@ -149,6 +176,7 @@ class FakeLocations:
             await self.hold.wait()
         if self.fail is not None:
             raise self.fail
+        self.consent.append(list(consent))
         tenants = self.rows.setdefault((company_id, customer_id), set())
         tenants.add(tenant_id)
         self._known.add((company_id, customer_id, tenant_id))

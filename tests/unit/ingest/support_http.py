@@ -18,6 +18,7 @@ from services.ingest.service_layer.website import WebsiteLeads
 from services.ingest.settings import IngestSettings
 from tests.support.deployment_secrets import LEAD_IDS, UNSUBSCRIBE_SIGNER
 from tests.unit.ingest.support import (
+    FakeConsents,
     FakeCustomers,
     FakeLocations,
     FakePublisher,
@@ -44,6 +45,7 @@ class Harness:
         world: World | None = None,
         tenants: FakeTenants | None = None,
         locations: FakeLocations | None = None,
+        consents: FakeConsents | None = None,
     ):
         self.world = world or World(seed=7, tenants=2, demo_emails=("sam@example.com",))
         self.company = self.world.companies[0]
@@ -71,6 +73,7 @@ class Harness:
                 seen_events=seen_events,
                 tenants=self.tenants,
                 locations=locations,
+                consents=consents,
             ),
             website=WebsiteLeads(
                 tenants=self.tenants,

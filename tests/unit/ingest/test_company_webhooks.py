@@ -12,6 +12,7 @@ import copy
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,12 +20,20 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from fakes.shopmonkey.data import Company, Location, World
 from fakes.shopmonkey.webhooks import envelope
-from schemas.base import lead_id_for_order
+from schemas.base import Channel, lead_id_for_order
+from services.common.domain.consent import ConsentRecord
 from services.ingest.domain.model import IngestCompany
 from services.ingest.entrypoints.http import create_app
 from services.ingest.errors import Unavailable
+from services.ingest.service_layer.order_events import told_elsewhere
 from tests.support.deployment_secrets import LEAD_IDS
-from tests.unit.ingest.support import FakeLocations, FakeTenants, company_of, delivery
+from tests.unit.ingest.support import (
+    FakeConsents,
+    FakeLocations,
+    FakeTenants,
+    company_of,
+    delivery,
+)
 from tests.unit.ingest.support_http import Harness, metrics_text
 
 
@@ -32,7 +41,9 @@ class Companies(Harness):
     """`chain`: a company with four locations, three of them tenants here (the fourth is
     `unmapped`); `solo`: another company with one location."""
 
-    def __init__(self, locations: FakeLocations | None = None) -> None:
+    def __init__(
+        self, locations: FakeLocations | None = None, consents: FakeConsents | None = None
+    ) -> None:
         world = World(seed=11, layout=(4, 1))
         chain, solo = world.companies
         self.lookups: list[str] = []
@@ -42,6 +53,7 @@ class Companies(Harness):
                 self.lookups, company_of(chain, locations=chain.locations[:3]), company_of(solo)
             ),
             locations=locations,
+            consents=consents,
         )
         self.chain, self.solo = chain, solo
         self.mapped = chain.locations[:3]
@@ -297,6 +309,144 @@ async def test_the_orders_record_goes_on_while_its_visit_is_recorded(
     visits.hold.set()
     assert (await answer)[0] == 200
     assert told(h) == [(back["data"]["id"], first.tenant_id)]
+
+
+def with_customer(doc: dict[str, Any], n: int = 1) -> dict[str, Any]:
+    """`doc` with its customer embedded, as Shopmonkey's order webhooks carry it: an email
+    and a mobile, both opted in."""
+    doc["data"]["customer"] = {
+        "id": doc["data"]["customerId"],
+        "firstName": "Pat",
+        "lastName": "Lee",
+        "emails": [{"email": f"pat{n}@example.com", "primary": True, "subscribed": True}],
+        "phoneNumbers": [
+            {"number": f"+1202555{n:04d}", "primary": True, "optIn": True, "type": "Mobile"}
+        ],
+    }
+    return doc
+
+
+@pytest.fixture
+async def consents() -> FakeConsents:
+    return FakeConsents()
+
+
+@pytest.fixture
+async def kept(
+    visits: FakeLocations, consents: FakeConsents
+) -> AsyncIterator[tuple[TestClient, Companies]]:
+    """The company app with both stores: where customers have had orders, and consent."""
+    h = Companies(visits, consents)
+    async with TestClient(TestServer(create_app(h.settings, ingest=h.ingest))) as c:
+        yield c, h
+
+
+def published(h: Companies, doc: dict[str, Any]) -> bool:
+    return any(e.order and e.order.order_id == doc["data"]["id"] for e in h.publisher.events)
+
+
+async def test_an_orders_consent_is_committed_with_its_visit_before_anything_is_published(
+    kept: tuple[TestClient, Companies], visits: FakeLocations, consents: FakeConsents
+) -> None:
+    """An order whose visit is recorded carries its customer's consent into the visit's
+    commit: one round trip where the consent and then the visit were two in turn. Nothing of
+    the order is published before that commit (the gate reads the consent on the next touch):
+    the order's record waits for it, as it waited for the consent's own commit before."""
+    client, h = kept
+    first, second, _ = h.mapped
+    doc = with_customer(h.order(first))
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    assert consents.calls == []  # no commit of its own
+    assert [sorted(r.contact for r in records) for records in visits.consent] == [
+        ["+12025550001", "pat1@example.com"]
+    ]
+    back = with_customer(h.order(second, customerId=doc["data"]["customerId"]), 2)
+    visits.hold = asyncio.Event()
+    answer = asyncio.create_task(post(client, company_url(h.chain), h.chain, back))
+    for _ in range(200):
+        if len(visits.calls) == 2:
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    assert not published(h, back) and not answer.done()
+    visits.hold.set()
+    assert (await answer)[0] == 200
+    assert published(h, back) and told(h) == [(back["data"]["id"], first.tenant_id)]
+    assert consents.calls == [] and len(visits.consent) == 2
+
+
+async def test_an_order_whose_visit_and_consent_fail_is_503_and_nothing_is_published(
+    kept: tuple[TestClient, Companies], visits: FakeLocations, consents: FakeConsents
+) -> None:
+    """The one commit fails: 503, nothing of the order published, nothing committed; the
+    retry commits both and publishes."""
+    client, h = kept
+    doc = with_customer(h.order(h.mapped[0]))
+    visits.fail = Unavailable("consent store and customer locations: OperationalError")
+    status, answer = await post(client, company_url(h.chain), h.chain, doc)
+    assert status == 503, answer
+    assert not published(h, doc) and visits.consent == [] and consents.calls == []
+    visits.fail = None
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    assert published(h, doc) and len(visits.consent) == 1 and visits.consent[0]
+
+
+async def test_consent_of_an_order_that_records_no_visit_is_committed_alone_first(
+    kept: tuple[TestClient, Companies], visits: FakeLocations, consents: FakeConsents
+) -> None:
+    """A later change of an order at a location already recorded asks no visit: its consent
+    is committed on its own, and the record waits for that commit."""
+    client, h = kept
+    doc = with_customer(h.order(h.mapped[0]))
+    assert (await post(client, company_url(h.chain), h.chain, doc))[0] == 200
+    doc["operation"] = "UPDATE"
+    doc["data"]["meta"] = {"version": 2}
+    doc["data"]["customer"]["phoneNumbers"][0]["optIn"] = False  # a STOP recorded at the shop
+    consents.hold = asyncio.Event()
+    before = len(h.publisher.events)
+    answer = asyncio.create_task(post(client, company_url(h.chain), h.chain, doc))
+    await asyncio.sleep(0.05)
+    assert len(h.publisher.events) == before and not answer.done()
+    consents.hold.set()
+    assert (await answer)[0] == 200
+    assert len(h.publisher.events) == before + 1 and len(visits.calls) == 1
+    [(company, records)] = consents.calls
+    assert company == h.chain.company_id
+    assert {r.contact: r.opted_in for r in records}["+12025550001"] is False
+
+
+async def test_a_refused_orders_consent_is_still_committed(
+    kept: tuple[TestClient, Companies], visits: FakeLocations, consents: FakeConsents
+) -> None:
+    """An order refused once its consent was read (400: its customer's id holds a NUL) still
+    keeps that consent, as it did when the consent went first: a STOP the shop recorded counts
+    whatever becomes of the order."""
+    client, h = kept
+    doc = with_customer(h.order(h.mapped[0]))
+    doc["data"]["customer"]["id"] = "cus\x00tomer"
+    doc["data"]["customer"]["phoneNumbers"][0]["optIn"] = False
+    status, answer = await post(client, company_url(h.chain), h.chain, doc)
+    assert status == 400, answer
+    assert not published(h, doc) and visits.calls == []
+    [(company, records)] = consents.calls
+    assert company == h.chain.company_id
+    assert {r.contact: r.opted_in for r in records} == {
+        "pat1@example.com": True,
+        "+12025550001": False,
+    }
+
+
+async def test_consent_is_never_given_to_a_call_that_records_no_visit(h: Companies) -> None:
+    """`told_elsewhere` commits consent only with a visit: asked to carry it where it records
+    none (the caller's mistake), it raises before committing anything, instead of dropping it
+    silently."""
+    visits = FakeLocations()
+    company = await h.tenants.company(h.chain.company_id)
+    assert company is not None
+    record = ConsentRecord(Channel.SMS, "+12025550001", "shopmonkey", datetime.now(UTC), "k")
+    with pytest.raises(RuntimeError, match="no visit is asked"):
+        await told_elsewhere(company, [], visits, consent=[record])
+    assert visits.calls == [] and visits.consent == []
 
 
 async def test_an_order_of_a_location_without_tenant_is_ignored_and_counted(

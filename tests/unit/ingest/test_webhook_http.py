@@ -17,7 +17,7 @@ from schemas.base import lead_id_for_order
 from services.ingest.entrypoints.admin import create_admin_app
 from services.ingest.entrypoints.http import create_app
 from tests.support.deployment_secrets import LEAD_IDS
-from tests.unit.ingest.support import company_of, delivery, unavailable
+from tests.unit.ingest.support import FakeConsents, company_of, delivery, unavailable
 from tests.unit.ingest.support_http import WEBSITE_KEY, Harness, metrics_text
 
 
@@ -324,6 +324,25 @@ async def test_demo_mode_drops_customers_outside_the_whitelist() -> None:
         assert kept and dropped  # the seeded world has both kinds
         assert len(h.publisher.events) == kept
         assert {e.customer.email for e in h.publisher.events} == {"sam@example.com"}
+
+
+async def test_demo_mode_keeps_the_consent_of_the_orders_it_drops() -> None:
+    """Demo mode drops the event of a customer outside the whitelist, not the consent their
+    record carries: every order's embedded customer is committed, dropped or not."""
+    consents = FakeConsents()
+    h = Harness(demo_mode=True, whitelist=frozenset({"sam@example.com"}), consents=consents)
+    async with TestClient(TestServer(create_app(h.settings, ingest=h.ingest))) as client:
+        answers = []
+        for _ in range(12):
+            doc = h.order_doc()
+            doc["data"]["customer"] = h.company.customers[doc["data"]["customerId"]]
+            headers, body = delivery(h.company, doc)
+            resp = await client.post(url(h), data=body, headers=headers)
+            answers.append(resp.status)
+    assert 200 in answers and 202 in answers  # the seeded world has both kinds
+    assert len(consents.calls) == 12
+    emails = [c.contact for _, records in consents.calls for c in records if "@" in c.contact]
+    assert "sam@example.com" in emails and len(set(emails)) > 1
 
 
 async def test_website_lead_with_the_tenant_key(client: TestClient, harness: Harness) -> None:
