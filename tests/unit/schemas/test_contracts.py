@@ -19,6 +19,7 @@ from schemas import (
     Channel,
     OrderEvent,
     TouchPointCommand,
+    bounds,
     command_id_for,
     lead_id_for_form,
     lead_id_for_order,
@@ -111,6 +112,8 @@ def test_fast_id_equals_uuid5_for_every_name(name: str) -> None:
 
 
 _texts = st.none() | st.text(max_size=40)
+#: a phone as its contract bounds it (`bounds.PHONE`, 32): `_texts` went over it now and then
+_phones = st.none() | st.text(max_size=bounds.PHONE)
 _moments = st.datetimes(
     min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones()
 )
@@ -160,9 +163,7 @@ _order_events = st.builds(
         shopmonkey_reminder=st.booleans(),
         version=st.none() | st.integers(min_value=0, max_value=2**70),
     ),
-    customer=st.builds(
-        Customer, email=_texts, phone=st.none() | st.text(max_size=32), first_name=_texts
-    ),
+    customer=st.builds(Customer, email=_texts, phone=_phones, first_name=_texts),
     service_of_interest=_texts,
     plan_touchpoints=st.booleans(),
 )
@@ -189,7 +190,7 @@ _customers = st.builds(
     Customer,
     customer_id=st.none() | st.text(min_size=1, max_size=20),
     email=_texts,
-    phone=st.none() | st.text(max_size=32),
+    phone=_phones,
     first_name=_texts,
     preferred=st.sampled_from([None, "sms", "email", "all"]),
 )
@@ -203,7 +204,7 @@ _commands = st.builds(
     template=st.text(min_size=1, max_size=40),
     due_at=_moments,
     issued_at=_moments,
-    recipient=st.builds(Recipient, email=_texts, phone=_texts, first_name=_texts),
+    recipient=st.builds(Recipient, email=_texts, phone=_phones, first_name=_texts),
     context=st.dictionaries(st.text(max_size=12), _json_values, max_size=5),
     record_only=st.booleans(),
     campaign=_texts,
