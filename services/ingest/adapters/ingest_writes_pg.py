@@ -4,7 +4,7 @@ customer's visit of a location (`customer_locations`, `customer_locations_pg`).
 
 The calls of both kinds waiting at the same moment share a round (`services.common.rounds`):
 one statement, one commit, where two stores of their own wrote two. A visit may carry its
-order's consent rows (`KeptVisit`): one call for both, so a webhook waits for one round, not
+order's consent rows (one `Call` for both), so a webhook waits for one round, not
 two in turn, even when nothing else is waiting. Nothing waits for the other
 kind: with nothing in flight a call goes at once, alone. Under bench/ingest's load a round
 carries about nine calls, of both kinds; halving the statements measured within that bench's
@@ -58,21 +58,12 @@ KEEP_AND_VISIT = f"WITH kept AS ({UPSERT} RETURNING 1) " + VISIT.replace(
 
 
 @dataclass(frozen=True, slots=True)
-class Keep:
-    """A consent call: its rows (`consent_store_pg.consent_row`)."""
+class Call:
+    """One caller's writes, committed together: consent rows (`consent_store_pg.consent_row`),
+    a visit, or both (an order's visit and its customer's consent)."""
 
     rows: list[Row]
-
-
-@dataclass(frozen=True, slots=True)
-class KeptVisit:
-    """A visit and its order's consent rows, committed together: one call."""
-
-    visit: Visit
-    rows: list[Row]
-
-
-Call = Keep | Visit | KeptVisit
+    visit: Visit | None = None
 
 
 class IngestWrites:
@@ -99,14 +90,14 @@ class IngestWrites:
         """Commit consent rows (`ConsentStore.record`)."""
         if self._closed:
             raise Unavailable("consent store: closed")
-        await self._rounds.submit(Keep(rows))
+        await self._rounds.submit(Call(rows))
 
     async def visit(self, visit: Visit, consent: list[Row] | None = None) -> Locations:
         """Commit a visit, and `consent` rows with it, and answer the customer's locations
         (`CustomerLocations.visit`)."""
         if self._closed:
             raise Unavailable("customer locations: closed")
-        found = await self._rounds.submit(KeptVisit(visit, consent) if consent else visit)
+        found = await self._rounds.submit(Call(consent or [], visit))
         assert found is not None
         return found
 
@@ -128,13 +119,11 @@ class IngestWrites:
     async def _write(self, round_: list[Waiting[Call, Locations | None]]) -> None:
         """Write a round and answer it; a failure raised here is every unanswered call's
         (`Rounds`)."""
-        consent = rounds(
-            [row for call, _ in round_ if not isinstance(call, tuple) for row in call.rows]
-        )
+        consent = rounds([row for call, _ in round_ for row in call.rows])
         customers: dict[tuple[str, str], dict[str, None]] = {}
         for call, _ in round_:
-            if not isinstance(call, Keep):
-                company_id, customer_id, tenant_id = _visit(call)
+            if call.visit is not None:
+                company_id, customer_id, tenant_id = call.visit
                 customers.setdefault((company_id, customer_id), {})[str(tenant_id)] = None
         visits = [
             {"company_id": c, "customer_id": k, "tenant_ids": list(tenants)}
@@ -160,16 +149,14 @@ class IngestWrites:
             raise
         self.commits += 1
         for call, done in round_:
-            if isinstance(call, Keep):
-                self.consent_calls += 1
+            self.consent_calls += bool(call.rows)
+            if call.visit is None:
                 if not done.done():
                     done.set_result(None)
             else:
                 self.visits += 1
-                if isinstance(call, KeptVisit):
-                    self.consent_calls += 1
                 if not done.done():  # every row of the statement is returned
-                    done.set_result(frozenset(found[_visit(call)[:2]]))
+                    done.set_result(frozenset(found[call.visit[:2]]))
 
     async def _written_alone(self, one: Waiting[Call, Locations | None]) -> None:
         try:
@@ -179,19 +166,14 @@ class IngestWrites:
                 one[1].set_exception(exc)
 
 
-def _visit(call: Visit | KeptVisit) -> Visit:
-    return call.visit if isinstance(call, KeptVisit) else call
-
-
 def _what(round_: list[Waiting[Call, Locations | None]]) -> str:
     """The stores a round wrote for, as its failure names them."""
-    kinds: set[bool] = set()
-    for call, _ in round_:
-        kinds.update((True, False) if isinstance(call, KeptVisit) else (isinstance(call, Keep),))
-    return " and ".join(name for keep, name in _NAMES if keep in kinds)
-
-
-_NAMES = ((True, "consent store"), (False, "customer locations"))
+    names = []
+    if any(call.rows for call, _ in round_):
+        names.append("consent store")
+    if any(call.visit is not None for call, _ in round_):
+        names.append("customer locations")
+    return " and ".join(names)
 
 
 def _json(rows: list[dict[str, Any]]) -> str:

@@ -203,18 +203,15 @@ async def told_elsewhere(
     order's consent records, committed with the visit; only where `asks_locations` (else this
     raises, having committed nothing)."""
     found = _customer_order(company, drafts, tell=tell)
+    asked = _asks(company, found, locations)
+    if consent and not asked:
+        raise RuntimeError("told_elsewhere: consent to commit with a visit, but no visit is asked")
     if found is None:
-        if consent:
-            raise RuntimeError(_NO_VISIT)
         return drafts
     draft, customer_id, news = found
     visited: frozenset[uuid.UUID] | None = None
-    if locations is not None and (
-        news or not locations.known(company.id, customer_id, draft.tenant_id)
-    ):
+    if asked and locations is not None:
         visited = await locations.visit(company.id, customer_id, draft.tenant_id, consent=consent)
-    elif consent:
-        raise RuntimeError(_NO_VISIT)
     if not news:
         return drafts
     return drafts + [
@@ -224,14 +221,20 @@ async def told_elsewhere(
     ]
 
 
-_NO_VISIT = "told_elsewhere: consent to commit with a visit, but no visit is asked"
-
-
 def asks_locations(
     company: IngestCompany, drafts: list[OrderEventDraft], locations: CustomerLocations | None
 ) -> bool:
     """Whether `told_elsewhere` would wait for `locations` (else it returns at once)."""
-    found = _customer_order(company, drafts, tell=True)
+    return _asks(company, _customer_order(company, drafts, tell=True), locations)
+
+
+def _asks(
+    company: IngestCompany,
+    found: tuple[OrderEventDraft, str, bool] | None,
+    locations: CustomerLocations | None,
+) -> bool:
+    """Whether the customer order `found` (`_customer_order`) is a visit to record: news, or
+    a location this process has not recorded yet."""
     if found is None or locations is None:
         return False
     draft, customer_id, news = found

@@ -127,36 +127,44 @@ class FakePublisher:
         return [e for e in self.events if ELSEWHERE_EVENT in e.event_id]
 
 
-class FakeConsents:
-    """`ConsentStore` in memory: the calls committed (company, records); `fail`: raised by the
-    next calls; `hold`: what they wait for."""
+class _StorePort:
+    """A store's round trip in memory: one suspension, however short; `hold`: what calls wait
+    for when set; `fail`: raised by the next calls."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, list[ConsentRecord]]] = []
         self.fail: Exception | None = None
         self.hold: asyncio.Event | None = None
 
-    async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
-        await asyncio.sleep(0)  # a round trip's suspension, however short
+    async def _round_trip(self) -> None:
+        await asyncio.sleep(0)
         if self.hold is not None:
             await self.hold.wait()
         if self.fail is not None:
             raise self.fail
+
+
+class FakeConsents(_StorePort):
+    """`ConsentStore` in memory: the calls committed (company, records)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, list[ConsentRecord]]] = []
+
+    async def record(self, company_id: str, records: Sequence[ConsentRecord]) -> None:
+        await self._round_trip()
         self.calls.append((company_id, list(records)))
 
 
-class FakeLocations:
+class FakeLocations(_StorePort):
     """`CustomerLocations` in memory: where each (company, customer) has had orders; records
-    every visit asked for; `fail`: raised by the next visits; `hold`: what they wait for."""
+    every visit asked for."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.rows: dict[tuple[str, str], set[uuid.UUID]] = {}
         self.calls: list[tuple[str, str, uuid.UUID]] = []
         #: the consent records each committed visit carried
         self.consent: list[list[ConsentRecord]] = []
-        self.fail: Exception | None = None
-        #: visits wait for it when set
-        self.hold: asyncio.Event | None = None
         self._known: set[tuple[str, str, uuid.UUID]] = set()
 
     def known(self, company_id: str, customer_id: str, tenant_id: uuid.UUID) -> bool:
@@ -171,11 +179,7 @@ class FakeLocations:
         consent: Sequence[ConsentRecord] = (),
     ) -> frozenset[uuid.UUID]:
         self.calls.append((company_id, customer_id, tenant_id))
-        await asyncio.sleep(0)  # a round trip's suspension, however short
-        if self.hold is not None:
-            await self.hold.wait()
-        if self.fail is not None:
-            raise self.fail
+        await self._round_trip()
         self.consent.append(list(consent))
         tenants = self.rows.setdefault((company_id, customer_id), set())
         tenants.add(tenant_id)
