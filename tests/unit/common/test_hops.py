@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from services.common.domain import hops
 
 
@@ -52,4 +54,22 @@ def test_stamps_go_to_the_current_trace_of_each_task_and_nowhere_without_one() -
         [("hop.webhook_received", b"1"), ("hop.sequencer_decided", b"2")],
         [("hop.webhook_received", b"100"), ("hop.sequencer_decided", b"101")],
     ]
+    assert hops.current() is None
+
+
+def test_tracing_gives_back_the_outer_trace_when_its_block_raises() -> None:
+    outer = hops.Trace({hops.WEBHOOK_RECEIVED: 1})
+    with hops.tracing(outer) as entered:
+        assert entered is outer and hops.current() is outer
+        seen: list[hops.Trace | None] = []
+
+        def fails() -> None:
+            with hops.tracing(None):
+                seen.append(hops.current())
+                raise ValueError("a record that fails")
+
+        with pytest.raises(ValueError, match="a record that fails"):
+            fails()
+        assert seen == [None]
+        assert hops.current() is outer  # the next record is not traced as the failed one
     assert hops.current() is None
