@@ -38,19 +38,40 @@ not see a gap after a committed offset 0). Resuming now keeps the records fetche
 current generation of the group; only those of an earlier generation (partitions that may be
 gone) are dropped, as Faust does. A record kept and also read again after the seek is handled
 twice: at least once, and handling a record again changes nothing.
+
+Handing a fetched record to the streams. Faust's drain loop hands each record over with
+`wait_first(callback(record), suspend_flow.wait())`: four tasks a record (the callback, the
+suspend flag's, the service's stopped and crashed flags'), an `asyncio.wait`, three
+cancellations; so that a callback waiting on flow control or a full queue gives way when a
+rebalance suspends the flow. Almost every callback waits on nothing: it decodes the record
+and puts it in a queue. Here the callback runs at once, up to its first wait, and only a
+callback that does wait goes on in Faust's race (`run_until_it_waits`). Same records, same
+order, same race where there is one; the worker's loop spent ~18 % of its time on those
+tasks (py-spy, bench/sequencer/README.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
-from typing import Any
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Generator,
+    Mapping,
+)
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.auth import CredentialsT
+from mode import Service, ServiceT
 from mode.utils.queues import FlowControlEvent
 
 from services.common.kafka.connection import KafkaConnection
@@ -192,6 +213,50 @@ class FetchGuard:
         return expected
 
 
+def run_until_it_waits(awaitable: Awaitable[Any]) -> Awaitable[Any] | None:
+    """Run a coroutine at once, up to its first wait: None if it finished without waiting
+    (its result dropped, as Faust's drain loop drops its callbacks'), else an awaitable that
+    goes on with it from that wait. What it raises before it waits is raised here. Any other
+    awaitable is returned as it is, to be awaited."""
+    if not isinstance(awaitable, Coroutine):
+        return awaitable
+    try:
+        waiting = awaitable.send(None)
+    except StopIteration:
+        return None
+    return _GoOn(awaitable, waiting)
+
+
+class _GoOn:
+    """Awaiting this goes on with `coro`, which yielded `waiting` (what it waits for) to the
+    event loop when it was first run: as `await coro` would have, from there on."""
+
+    __slots__ = ("_coro", "_waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        self._coro = coro
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, waiting = self._coro, self._waiting
+        while True:
+            try:
+                sent = yield waiting
+            except GeneratorExit:  # closed: close the coroutine too, as `yield from` does
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown into the awaiting task (e.g. cancelled)
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                waiting = coro.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
 class Consumer(faust_aiokafka.Consumer):
     guard: FetchGuard | None = None
 
@@ -238,6 +303,70 @@ class Consumer(faust_aiokafka.Consumer):
                     await self.seek(tp, target)
                     continue
             yield tp, message
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        """Faust's drain loop (faust-streaming, the version in uv.lock), line for line but for
+        how a record is handed over: its callback runs at once and races the suspended flow
+        only when it waits (module docstring)."""
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                # Faust: sometimes getmany is called in a loop never releasing the event loop
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            waiting = run_until_it_waits(callback(message))
+                            if waiting is not None:  # flow control, a full queue: Faust's race
+                                await self.wait_first(waiting, self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                        else:
+                            log.debug("dropped message at offset %d of %s", offset, tp)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
 
 
 class Transport(faust_aiokafka.Transport):
