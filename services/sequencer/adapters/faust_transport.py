@@ -217,7 +217,12 @@ def run_until_it_waits(awaitable: Awaitable[Any]) -> Awaitable[Any] | None:
     """Run a coroutine at once, up to its first wait: None if it finished without waiting
     (its result dropped, as Faust's drain loop drops its callbacks'), else an awaitable that
     goes on with it from that wait. What it raises before it waits is raised here. Any other
-    awaitable is returned as it is, to be awaited."""
+    awaitable is returned as it is, to be awaited.
+
+    Up to its first wait the coroutine runs in the caller's task and context, after it in
+    the task that awaits the rest: only for coroutines that neither look at their task
+    (`asyncio.timeout`, task groups) nor set a context variable before that wait and reset
+    it after. Faust's conductor callback does neither (it decodes and queues)."""
     if not isinstance(awaitable, Coroutine):
         return awaitable
     try:
