@@ -46,7 +46,7 @@ cancellations; so that a callback waiting on flow control or a full queue gives 
 rebalance suspends the flow. Almost every callback waits on nothing: it decodes the record
 and puts it in a queue. Here the callback runs at once, up to its first wait, and only a
 callback that does wait goes on in Faust's race (`run_until_it_waits`). Same records, same
-order, same race where there is one; the worker's loop spent ~18 % of its time on those
+order, same race where there is one; the worker's loop spent ~15 % of its time on those
 tasks (py-spy, bench/sequencer/README.md).
 """
 
