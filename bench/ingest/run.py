@@ -193,15 +193,10 @@ async def sustained_window(server: Server, seconds: float) -> None:
     """One closed-loop window at the server's SUSTAINED_CONNECTIONS, with its CPU time and
     context switches (all its threads) over it, and the share of its core it used."""
     reqs = server.take(int(seconds * WINDOW_SUPPLY_PER_S[server.kind]))
+    connections = SUSTAINED_CONNECTIONS[server.kind]
     cpu_before, switches_before = cpu_seconds(server.proc.pid), context_switches(server.proc.pid)
     result = server.count(
-        await closed_loop(
-            "127.0.0.1",
-            server.port,
-            reqs,
-            duration=seconds,
-            connections=SUSTAINED_CONNECTIONS[server.kind],
-        )
+        await closed_loop("127.0.0.1", server.port, reqs, duration=seconds, connections=connections)
     )
     cpu = cpu_seconds(server.proc.pid) - cpu_before
     switches = context_switches(server.proc.pid) - switches_before
@@ -210,7 +205,7 @@ async def sustained_window(server: Server, seconds: float) -> None:
             "req_per_s": round(result.rate, 1),
             "requests": result.sent,
             "cpu_us_per_request": round(cpu / max(1, result.sent) * 1e6, 1),
-            "connections": SUSTAINED_CONNECTIONS[server.kind],
+            "connections": connections,
             "core_busy": round(cpu / seconds, 3),
             "context_switches_per_request": round(switches / max(1, result.sent), 2),
             "exhausted": result.sent >= len(reqs),
