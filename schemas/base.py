@@ -172,6 +172,34 @@ MIN_ID_SECRET_BYTES = 32
 _V8_SET = (8 << 76) | (0x8000 << 48)  # version 8 (RFC 9562, custom), RFC 4122 variant
 
 
+class HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, with the key's inner and outer pads hashed once:
+    each message then costs two hash copies instead of setting up a keyed HMAC, half of
+    `hmac.digest`'s cost (tested equal to `hmac`)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        block = hashlib.sha256().block_size
+        if len(key) > block:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, *parts: bytes) -> bytes:
+        inner = self._inner.copy()
+        for part in parts:
+            inner.update(part)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
 class LeadIdKey:
     """The deployment secret (`ID_SECRET`) lead ids are derived under: the first 122 bits of
     HMAC-SHA256(secret, name) as a version-8 UUID. The same order gives the same id on every
