@@ -84,6 +84,18 @@ def test_ids_are_deterministic_and_distinct() -> None:
     assert a.version == 8 and a.variant == uuid.RFC_4122
 
 
+@given(st.binary(min_size=32, max_size=200), st.text(max_size=300))
+def test_a_lead_id_is_the_hmac_of_its_name_under_any_secret(secret: bytes, name: str) -> None:
+    """The pads are hashed once per key (`HmacSha256`): the id is still HMAC-SHA256 of the name
+    under the secret, for secrets shorter and longer than SHA-256's 64-byte block."""
+    from schemas.base import LeadIdKey
+
+    got = LeadIdKey(secret).derive(name)
+    digest = hmac.digest(secret, name.encode(), "sha256")
+    assert got.bytes[:6] == digest[:6] and got.bytes[10:] == digest[10:16]
+    assert got.version == 8 and got.variant == uuid.RFC_4122
+
+
 def test_lead_ids_cannot_be_computed_without_the_secret() -> None:
     """The old scheme (UUIDv5 under the namespace in the source) no longer gives the id, nor
     does another deployment's secret."""
